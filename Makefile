@@ -1,0 +1,53 @@
+# The front door. Every target bootstraps the environment (.venv, from uv.lock) when missing.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+STAMP := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' -f1)
+BENCH_STAMP := $(VENV)/.bench-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export MPLBACKEND := Agg
+export PYTHONWARNINGS := ignore::DeprecationWarning
+
+.PHONY: help env run test lab ui bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	@echo "uv not found: installing it into .tools/ with pip"
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+$(STAMP): | $(UV)
+	$(UV) sync --locked
+	@rm -f $(VENV)/.synced-* && touch $(STAMP)
+
+env: $(STAMP) ## create or update .venv from uv.lock
+
+run: $(STAMP) ## the refresh on the bundled CDNOW data (notebooks -> reports/runs/, MLflow -> mlruns/)
+	$(VENV)/bin/urm refresh --dataset cdnow
+
+test: $(STAMP) ## the test suite (unit, property, data, notebook and end-to-end tests)
+	$(VENV)/bin/python -m pytest
+
+lab: $(STAMP) ## JupyterLab on notebooks/ with the urm-models kernel registered
+	$(VENV)/bin/python -c "from urm_models.pipeline import ensure_kernel; ensure_kernel()"
+	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 --notebook-dir notebooks
+
+ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 against the project's store
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --workers 1 \
+	  --backend-store-uri "$$($(VENV)/bin/python -c 'from urm_models.tracking import tracking_uri; print(tracking_uri())')"
+
+$(BENCH_STAMP): | $(UV)
+	$(UV) sync --locked --group bench
+	@rm -f $(VENV)/.bench-* $(VENV)/.synced-* && touch $(BENCH_STAMP) $(STAMP)
+
+bench: $(BENCH_STAMP) ## benchmarks; results go to docs/benchmarks.md by hand, with this command
+	$(VENV)/bin/python benchmarks/run.py
+
+clean: ## remove run outputs (reports, mlruns, predictions, quarantine); keeps .venv
+	rm -rf reports mlruns data/predictions data/quarantine

@@ -1,0 +1,105 @@
+"""The ``urm`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+EX_TEMPFAIL = 75  # sysexits: "try again later" (another refresh holds the lock)
+
+
+def _load_config(path: str | None) -> dict:
+    if not path:
+        return {}
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise SystemExit(f"urm: config file {p} not found")
+    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise SystemExit(f"urm: config file {p} must hold a mapping of parameter: value")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _cmd_refresh(args) -> int:
+    from .pipeline import DEFAULT_PARAMS, RefreshError, RefreshLocked, refresh
+
+    params = _load_config(args.config)
+    for key in DEFAULT_PARAMS:
+        val = getattr(args, key, None)
+        if val is not None:
+            params[key] = val
+    unknown = set(params) - set(DEFAULT_PARAMS)
+    if unknown:
+        print(f"urm refresh: unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}",
+              file=sys.stderr)
+        return 2
+    notebooks = args.notebooks.split(",") if args.notebooks else None
+    try:
+        manifest = refresh(params, notebooks=notebooks, run_id=args.run_id,
+                           progress=not args.quiet)
+    except RefreshLocked as exc:
+        print(f"urm refresh: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
+    except RefreshError as exc:
+        print(f"urm refresh: {exc}", file=sys.stderr)
+        return 1
+    print(f"refresh {manifest['run_id']}: {manifest['status']} in {manifest['seconds']:.1f}s; "
+          f"reports in reports/runs/{manifest['run_id']}/")
+    return 0
+
+
+def _cmd_kpis(args) -> int:
+    from . import datasets, features
+
+    tx = datasets.load_dataset(args.dataset) if args.path is None else \
+        datasets.load_transactions(args.path)
+    if "ts" not in tx:
+        print(f"urm kpis: {args.dataset} is not a transactions data set", file=sys.stderr)
+        return 2
+    table = features.kpis(tx, freq=args.freq, cutoff=args.cutoff, by=args.by)
+    sys.stdout.write(table.to_csv(float_format="%.6g"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="urm", description="urm-models: user relationship management models")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("refresh", help="run the notebooks in order with papermill")
+    r.add_argument("--config", help="YAML file of parameters (command-line flags win)")
+    r.add_argument("--dataset", help="shipped data set: cdnow, cdnow_sample or telco")
+    r.add_argument("--cutoff", help="calibration cut-off date (inclusive)")
+    r.add_argument("--holdout-end", dest="holdout_end", help="last day of the holdout period")
+    r.add_argument("--freq", choices=["D", "W", "M"])
+    r.add_argument("--seed", type=int)
+    r.add_argument("--fast", action="store_const", const=True, help="small fits, for tests")
+    r.add_argument("--notebooks", help="comma-separated subset, in order (default: all)")
+    r.add_argument("--run-id", dest="run_id")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_refresh)
+
+    k = sub.add_parser("kpis", help="print relationship KPIs per period as CSV")
+    k.add_argument("--dataset", default="cdnow")
+    k.add_argument("--path", help="your own transactions file (CSV or Parquet, canonical columns)")
+    k.add_argument("--freq", default="M", choices=["D", "W", "M"])
+    k.add_argument("--cutoff")
+    k.add_argument("--by", choices=["cohort"])
+    k.set_defaults(func=_cmd_kpis)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .validation import DataValidationError
+
+    try:
+        return args.func(args)
+    except DataValidationError as exc:
+        print(f"urm {args.command}: invalid input:\n{exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

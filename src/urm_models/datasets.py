@@ -1,0 +1,250 @@
+"""Loaders for the shipped real data sets and for a user's own files, plus simulators.
+
+Every loader returns a canonical table (ARCHITECTURE.md, "The data contract") that has passed
+validation (:mod:`urm_models.validation`); ``df.attrs["validation"]`` holds the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from . import paths
+from .simulate import simulate_transactions  # noqa: F401  (part of this module's surface)
+from .validation import (
+    DataValidationError,
+    Errors,
+    RawTable,
+    _blank,
+    _check,
+    parse_id,
+    parse_number,
+    raw_from_frame,
+    read_raw,
+    run_schema,
+    validate_table,
+)
+
+__all__ = [
+    "DataValidationError", "load_cdnow", "load_telco", "load_transactions", "load_users",
+    "load_subscriptions", "load_feedback", "validate", "simulate_transactions", "fingerprint",
+    "file_sha256", "DATASETS",
+]
+
+CDNOW_MASTER = "CDNOW_master.txt"
+CDNOW_SAMPLE = "CDNOW_sample.txt"
+TELCO = "telco_churn.csv"
+
+#: name -> (file, kind): the shipped data sets, as the refresh and notebooks name them.
+DATASETS = {
+    "cdnow": (CDNOW_MASTER, "transactions"),
+    "cdnow_sample": (CDNOW_SAMPLE, "transactions"),
+    "telco": (TELCO, "customers"),
+}
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    """A short content hash of a DataFrame (values and column names, not the index)."""
+    h = hashlib.sha256()
+    h.update(",".join(map(str, df.columns)).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- generic loaders
+
+
+def load_table(path: str | Path, table: str, *, columns: dict[str, str] | None = None,
+               errors: Errors = "raise", sep: str | None = None, encoding: str = "utf-8",
+               date_format: str | None = None, tz: str | None = None, as_of=None,
+               returns: Literal["reject", "keep"] = "reject",
+               duplicates: Literal["reject", "keep"] = "reject",
+               quarantine_dir: str | Path | None = None) -> pd.DataFrame:
+    """Load a user's CSV or Parquet file as one of the canonical tables.
+
+    See :func:`urm_models.validation.validate_table` for the parameters.
+    """
+    raw = read_raw(path, sep=sep, encoding=encoding, errors=errors)
+    return validate_table(raw, table, columns=columns, errors=errors, date_format=date_format,
+                          tz=tz, as_of=as_of, returns=returns, duplicates=duplicates,
+                          quarantine_dir=quarantine_dir)
+
+
+def load_transactions(path: str | Path, columns: dict[str, str] | None = None, **kwargs) -> pd.DataFrame:
+    """Load transactions (``user_id``, ``ts``, ``amount``; optional ``channel``, ``category``).
+
+    Examples
+    --------
+    >>> tx = load_transactions("orders.csv", columns={"user_id": "customer", "ts": "order_date",
+    ...                        "amount": "total"}, date_format="%d/%m/%Y", tz="Europe/Berlin")
+    """
+    return load_table(path, "transactions", columns=columns, **kwargs)
+
+
+def load_users(path: str | Path, columns: dict[str, str] | None = None, **kwargs) -> pd.DataFrame:
+    return load_table(path, "users", columns=columns, **kwargs)
+
+
+def load_subscriptions(path: str | Path, columns: dict[str, str] | None = None, **kwargs) -> pd.DataFrame:
+    return load_table(path, "subscriptions", columns=columns, **kwargs)
+
+
+def load_feedback(path: str | Path, columns: dict[str, str] | None = None, **kwargs) -> pd.DataFrame:
+    return load_table(path, "feedback", columns=columns, **kwargs)
+
+
+def validate(df: pd.DataFrame, table: str, *, name: str = "<DataFrame>", **kwargs) -> pd.DataFrame:
+    """Validate an in-memory DataFrame against a canonical table's contract."""
+    return validate_table(raw_from_frame(df, name), table, **kwargs)
+
+
+# --------------------------------------------------------------------------- CDNOW
+
+
+def load_cdnow(sample: bool = False, *, path: str | Path | None = None) -> pd.DataFrame:
+    """CDNOW transactions (Fader & Hardie): canonical ``user_id, ts, amount`` plus ``quantity``.
+
+    ``sample=True`` loads the 1/10th sample (2,357 customers); otherwise the master file
+    (23,570 customers). ``user_id`` is the master file's customer id in both. The files have
+    no order id; 255 master rows are exact copies of another row (same customer, day, number of
+    CDs and value): they are kept as separate orders, as in the published analyses.
+    """
+    if path is None:
+        path = paths.raw_data_dir() / (CDNOW_SAMPLE if sample else CDNOW_MASTER)
+    if sample:
+        raw = read_raw(path, sep=r"\s+", header=False,
+                       names=["customer_id", "sample_id", "date", "number_of_cds", "dollar_value"])
+    else:
+        raw = read_raw(path, sep=r"\s+")
+    tx = validate_table(raw, "transactions",
+                        columns={"user_id": "customer_id", "ts": "date", "amount": "dollar_value",
+                                 "quantity": "number_of_cds"},
+                        date_format="%Y%m%d", duplicates="keep")
+    report = tx.attrs["validation"]
+    tx["quantity"] = pd.to_numeric(tx["quantity"]).astype("int64")
+    tx = tx[["user_id", "ts", "amount", "quantity"]]
+    tx.attrs["validation"] = report
+    return tx
+
+
+# --------------------------------------------------------------------------- Telco
+
+TELCO_CATEGORICAL = [
+    "gender", "partner", "dependents", "phoneservice", "multiplelines", "internetservice",
+    "onlinesecurity", "onlinebackup", "deviceprotection", "techsupport", "streamingtv",
+    "streamingmovies", "contract", "paperlessbilling", "paymentmethod",
+]
+TELCO_NUMERIC = ["seniorcitizen", "monthlycharges", "totalcharges"]
+_YES = {"yes": 1, "no": 0, "1": 1, "0": 0, "true": 1, "false": 0}
+
+
+def load_telco(path: str | Path | None = None, *, errors: Errors = "raise",
+               quarantine_dir: str | Path | None = None) -> pd.DataFrame:
+    """IBM Telco customer churn: one row per customer.
+
+    Columns: ``user_id``, the categorical attributes (strings), ``seniorcitizen`` (0/1),
+    ``monthlycharges``, ``totalcharges`` (floats), ``tenure`` (whole months) and ``churn`` (0/1).
+
+    ``totalcharges`` is blank on the rows with ``tenure == 0``: those customers have not been
+    billed yet, so it is set to 0.0 there. A blank on any other row is an error. A customer id
+    that appears twice is rejected (the copy would land in two CV folds and leak).
+    """
+    path = Path(path) if path is not None else paths.raw_data_dir() / TELCO
+    raw = read_raw(path, sep=",", errors=errors)
+    raw.frame.columns = [c.lower() for c in raw.frame.columns]
+    return _validate_telco(raw, errors=errors, quarantine_dir=quarantine_dir)
+
+
+def _validate_telco(raw: RawTable, *, errors: Errors, quarantine_dir) -> pd.DataFrame:
+    f = raw.frame
+    source = raw.source
+    required = ["customerid", "tenure", "churn", *TELCO_CATEGORICAL, *TELCO_NUMERIC]
+    missing = [c for c in required if c not in f.columns]
+    if missing:
+        raise DataValidationError(
+            f"{source}: Telco table: missing required column(s) {missing}; the file has "
+            f"{list(f.columns)}", source=source,
+            failures=pd.DataFrame([{"column": c, "check": "column_present", "n_rows": len(f)}
+                                   for c in missing]))
+    typed = pd.DataFrame(index=f.index)
+    typed["user_id"] = parse_id(f["customerid"])
+    for c in TELCO_CATEGORICAL:
+        typed[c] = f[c].where(~_blank(f[c]), None).astype(object)
+    tenure = parse_number(f["tenure"])
+    typed["tenure"] = tenure
+    for c in TELCO_NUMERIC:
+        typed[c] = parse_number(f[c])
+    churn_txt = f["churn"].astype("string").str.strip().str.lower()
+    typed["churn"] = churn_txt.map(_YES).astype(float)
+
+    def not_missing(col):
+        b = _blank(f[col])
+        return _check(lambda s, b=b: ~b.reindex(s.index), "not_missing")
+
+    def numeric(col):
+        b = _blank(f[col])
+        return _check(lambda s, b=b: ~(s.isna() & ~b) & ~np.isinf(s.fillna(0.0)), "numeric_finite")
+
+    tc_blank = _blank(f["totalcharges"])
+    schema = pa.DataFrameSchema(
+        {
+            "user_id": pa.Column(nullable=True, checks=[not_missing("customerid")]),
+            **{c: pa.Column(nullable=True, checks=[not_missing(c)]) for c in TELCO_CATEGORICAL},
+            "tenure": pa.Column(nullable=True, checks=[
+                not_missing("tenure"), numeric("tenure"),
+                _check(lambda s: ~(s < 0) & ~((s % 1) > 0), "whole_months_at_least_0")]),
+            "seniorcitizen": pa.Column(nullable=True, checks=[
+                not_missing("seniorcitizen"), _check(lambda s: s.isna() | s.isin([0, 1]), "is_0_or_1")]),
+            "monthlycharges": pa.Column(nullable=True, checks=[
+                not_missing("monthlycharges"), numeric("monthlycharges"),
+                _check(lambda s: ~(s < 0), "non_negative")]),
+            "totalcharges": pa.Column(nullable=True, checks=[
+                numeric("totalcharges"), _check(lambda s: ~(s < 0), "non_negative"),
+                _check(lambda s: ~(tc_blank.reindex(s.index) & (tenure.reindex(s.index) != 0)),
+                       "blank_only_when_tenure_0")]),
+            "churn": pa.Column(nullable=True, checks=[
+                _check(lambda s: s.notna(), "is_yes_or_no")]),
+        },
+        checks=[pa.Check(lambda d: ~(d["user_id"].notna() & d["user_id"].duplicated()),
+                         name="unique_user_id (is a second file, e.g. test.csv, concatenated?)")],
+    )
+    mapping = {"user_id": "customerid"}
+    out = run_schema(raw, "telco", typed, schema, mapping, errors=errors,
+                     quarantine_dir=quarantine_dir)
+    report = out.attrs["validation"]
+    never_billed = out["tenure"] == 0
+    out.loc[never_billed & out["totalcharges"].isna(), "totalcharges"] = 0.0
+    out["tenure"] = out["tenure"].astype("int64")
+    out["seniorcitizen"] = out["seniorcitizen"].astype("int64")
+    out["churn"] = out["churn"].astype("int64")
+    cols = ["user_id", "gender", "seniorcitizen", "partner", "dependents", "phoneservice",
+            "multiplelines", "internetservice", "onlinesecurity", "onlinebackup",
+            "deviceprotection", "techsupport", "streamingtv", "streamingmovies", "contract",
+            "paperlessbilling", "paymentmethod", "monthlycharges", "totalcharges", "tenure", "churn"]
+    out = out[cols]
+    out.attrs["validation"] = report
+    return out
+
+
+def load_dataset(name: str) -> pd.DataFrame:
+    """Load a shipped data set by name: ``cdnow``, ``cdnow_sample`` or ``telco``."""
+    if name == "cdnow":
+        return load_cdnow(sample=False)
+    if name == "cdnow_sample":
+        return load_cdnow(sample=True)
+    if name == "telco":
+        return load_telco()
+    raise ValueError(f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)}")

@@ -1,0 +1,59 @@
+"""Plots as matplotlib Figures (object API: no pyplot state, never ``plt.show()``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def cohort_heatmap(retention: pd.DataFrame, title: str = "Cohort retention") -> Figure:
+    """Heat map of a :func:`urm_models.features.cohort_retention` matrix (shares)."""
+    fig = Figure(figsize=(max(6, 0.45 * retention.shape[1] + 2), max(3, 0.35 * retention.shape[0] + 1.5)))
+    ax = fig.add_subplot()
+    data = retention.to_numpy(dtype=float)
+    im = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap="viridis", vmin=0,
+                   vmax=np.nanmax(data[:, 1:]) if data.shape[1] > 1 else 1)
+    ax.set_xticks(range(retention.shape[1]), [str(c) for c in retention.columns])
+    ax.set_yticks(range(retention.shape[0]), [str(i) for i in retention.index])
+    ax.set_xlabel(f"{retention.columns.name or 'period'}s since first purchase")
+    ax.set_ylabel("cohort")
+    ax.set_title(title)
+    if data.size <= 400:
+        for (i, j), v in np.ndenumerate(data):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.0%}", ha="center", va="center", fontsize=7,
+                        color="white" if v < 0.6 * np.nanmax(data[:, 1:] if data.shape[1] > 1 else data) else "black")
+    fig.colorbar(im, ax=ax, label="active share")
+    fig.tight_layout()
+    return fig
+
+
+def kpi_trends(kpis: pd.DataFrame, columns=("active_users", "retention_rate", "repeat_purchase_rate",
+                                             "revenue_per_user")) -> Figure:
+    """One small panel per KPI over periods (a :func:`urm_models.features.kpis` table)."""
+    columns = [c for c in columns if c in kpis.columns]
+    fig = Figure(figsize=(10, 2.4 * ((len(columns) + 1) // 2)))
+    axes = fig.subplots((len(columns) + 1) // 2, 2, squeeze=False).ravel()
+    x = np.arange(len(kpis))
+    for ax, col in zip(axes, columns):
+        ax.plot(x, kpis[col].to_numpy(dtype=float), marker="o", ms=3)
+        ax.set_title(col.replace("_", " "))
+        step = max(1, len(x) // 8)
+        ax.set_xticks(x[::step], [str(i) for i in kpis.index[::step]], rotation=30, fontsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(columns):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def histogram(values, bins: int = 30, title: str = "", xlabel: str = "") -> Figure:
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    ax.hist(np.asarray(values, dtype=float), bins=bins, color="steelblue", edgecolor="white")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("users")
+    fig.tight_layout()
+    return fig

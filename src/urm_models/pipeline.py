@@ -1,0 +1,212 @@
+"""The refresh: execute the parameterised notebooks in order with papermill.
+
+Each executed notebook is kept under ``reports/runs/<run-id>/`` with a ``manifest.json``
+(parameters, git commit, per-notebook status and duration). A failing cell stops the refresh,
+keeps the failed notebook and raises :class:`RefreshError` naming the notebook and the cell.
+A lock file makes a second concurrent refresh refuse instead of racing the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from . import paths
+from .io import write_text
+
+log = logging.getLogger(__name__)
+
+KERNEL_NAME = "urm-models"
+#: The refresh order. Notebooks that are not there yet are added by the issues that build them.
+NOTEBOOKS = ["01_explore_data"]
+DEFAULT_PARAMS = {
+    "dataset": "cdnow",
+    "cutoff": "1997-09-30",
+    "holdout_end": "1998-06-30",
+    "freq": "W",
+    "seed": 0,
+    "fast": False,
+}
+
+
+class RefreshError(RuntimeError):
+    """A refresh step failed; the message names the notebook and cell."""
+
+
+class RefreshLocked(RefreshError):
+    """Another refresh holds the lock."""
+
+
+def ensure_kernel() -> str:
+    """Register the ``urm-models`` kernel (this environment's Python) inside the environment."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return KERNEL_NAME
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name=f"urm-models (Python {sys.version_info.major}."
+            f"{sys.version_info.minor})", prefix=sys.prefix)
+    return KERNEL_NAME
+
+
+@contextlib.contextmanager
+def refresh_lock(path: Path | None = None) -> Iterator[Path]:
+    """Hold an exclusive, non-blocking lock for the duration of a refresh."""
+    path = path or paths.reports_dir() / ".refresh.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise RefreshLocked(
+                f"another refresh is running ({holder}); lock file {path}. Wait for it to "
+                f"finish; the lock is released when that process exits.") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}, started {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
+        fh.flush()
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            fh.seek(0)
+            fh.truncate()
+        fh.close()  # closing releases the lock
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def notebook_parameters(path: Path) -> dict:
+    """The names and defaults declared in a notebook's ``parameters`` cell."""
+    import papermill as pm
+
+    return {k: v.get("default") for k, v in pm.inspect_notebook(str(path)).items()}
+
+
+def run_notebook(name: str, params: Mapping, out_dir: Path, *, progress: bool = True,
+                 notebooks_dir: Path | None = None) -> dict:
+    """Execute one notebook; return its manifest entry. Raises RefreshError on a failing cell."""
+    import papermill as pm
+
+    src = (notebooks_dir or paths.notebooks_dir()) / f"{name}.ipynb"
+    if not src.is_file():
+        raise RefreshError(f"notebook {src} not found")
+    declared = notebook_parameters(src)
+    passed = {k: v for k, v in params.items() if k in declared}
+    out = out_dir / f"{name}.ipynb"
+    t0 = time.perf_counter()
+    entry = {"notebook": name, "output": str(out), "parameters": passed}
+    with _env(URM_NOTEBOOK=f"notebooks/{name}.ipynb"):
+        try:
+            pm.execute_notebook(str(src), str(out), parameters=passed, kernel_name=ensure_kernel(),
+                                progress_bar=progress, cwd=str(paths.project_root()),
+                                log_output=False)
+        except pm.PapermillExecutionError as exc:
+            entry.update(status="failed", seconds=round(time.perf_counter() - t0, 2),
+                         error=f"{exc.ename}: {exc.evalue}")
+            first_line = exc.source.strip().splitlines()[0] if exc.source.strip() else ""
+            src_cell = _source_cell_index(out, exc.cell_index)
+            entry["failed_cell"] = src_cell
+            err = RefreshError(
+                f"notebook {name}.ipynb failed in cell {src_cell} (counting from 0; execution "
+                f"count {exc.exec_count}): {exc.ename}: {exc.evalue}\n  cell source: "
+                f"{first_line} ...\n  the executed notebook is kept at {out}")
+            err.entry = entry
+            raise err from exc
+    entry.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
+    return entry
+
+
+def _source_cell_index(executed: Path, index: int) -> int:
+    """Map a cell index of the executed copy back to the source notebook.
+
+    papermill inserts an ``injected-parameters`` cell after the ``parameters`` cell.
+    """
+    import nbformat
+
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except (OSError, ValueError):
+        return index
+    for i, cell in enumerate(nb.cells):
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            return index - 1 if i < index else index
+    return index
+
+
+def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = None,
+            run_id: str | None = None, progress: bool = True,
+            notebooks_dir: Path | None = None) -> dict:
+    """Run the notebooks in order; return the run manifest (also written to the run folder)."""
+    from .tracking import git_commit
+
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    names = list(notebooks or NOTEBOOKS)
+    run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"
+    out_dir = paths.reports_dir() / "runs" / run_id
+    manifest = {"run_id": run_id, "parameters": p, "git_commit": git_commit(),
+                "started": dt.datetime.now().isoformat(timespec="seconds"), "notebooks": [],
+                "status": "running"}
+    with refresh_lock():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        mpath = out_dir / "manifest.json"
+        t0 = time.perf_counter()
+        with _env(URM_REFRESH_ID=run_id):
+            try:
+                bar = _progress(names, progress)
+                for name in bar:
+                    if hasattr(bar, "set_description"):
+                        bar.set_description(name)
+                    manifest["notebooks"].append(
+                        run_notebook(name, p, out_dir, progress=False, notebooks_dir=notebooks_dir))
+            except RefreshError as exc:
+                manifest.update(status="failed", error=str(exc))
+                manifest["notebooks"].append(getattr(exc, "entry", {"notebook": name,
+                                                                     "status": "failed"}))
+                raise
+            finally:
+                manifest["seconds"] = round(time.perf_counter() - t0, 2)
+                manifest["ended"] = dt.datetime.now().isoformat(timespec="seconds")
+                if manifest["status"] == "running":
+                    manifest["status"] = "ok" if len(manifest["notebooks"]) == len(names) else "failed"
+                write_text(json.dumps(manifest, indent=2, default=str), mpath)
+    log.info("refresh %s finished in %.1fs; reports in %s", run_id, manifest["seconds"], out_dir)
+    return manifest
+
+
+def _progress(names: list[str], enabled: bool):
+    if not enabled:
+        return names
+    from tqdm.auto import tqdm
+
+    return tqdm(names, unit="notebook", file=sys.stderr)

@@ -1,0 +1,164 @@
+"""MLflow in one place: which store, which experiments, and what every run records.
+
+The store is SQLite inside ``mlruns/`` (``mlruns/mlflow.db``) with artifacts under
+``mlruns/artifacts/``: MLflow 3 refuses the plain ``./mlruns`` file store unless told
+otherwise, and SQLite also carries the model registry. ``MLFLOW_TRACKING_URI`` overrides it
+(a team server). Every run made through :func:`start_run` is tagged with the git commit, the
+notebook it came from and, through :func:`log_dataset`, the fingerprint of the data it saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from . import paths
+
+log = logging.getLogger(__name__)
+
+#: One experiment per model family.
+EXPERIMENTS = {
+    "churn": "urm-churn",
+    "survival": "urm-survival",
+    "clv": "urm-clv",
+    "kpis": "urm-kpis",
+}
+
+
+def default_tracking_uri() -> str:
+    """The project's own store: SQLite at ``mlruns/mlflow.db``."""
+    d = paths.mlruns_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{d / 'mlflow.db'}"
+
+
+def tracking_uri() -> str:
+    """The tracking store in use: ``MLFLOW_TRACKING_URI`` if set, else ``mlruns/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def artifact_root() -> str:
+    return (paths.mlruns_dir() / "artifacts").as_uri()
+
+
+def _uses_local_store() -> bool:
+    # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI itself, so compare, don't test presence
+    return tracking_uri() == default_tracking_uri()
+
+
+def configure() -> str:
+    """Point MLflow at the project's store; return the URI."""
+    import mlflow
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def ensure_experiment(name: str) -> str:
+    """The id of experiment ``name``, created (with artifacts under mlruns/) if missing."""
+    import mlflow
+
+    configure()
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    kwargs = {}
+    if _uses_local_store():
+        kwargs["artifact_location"] = f"{artifact_root()}/{name}"
+    try:
+        return client.create_experiment(name, **kwargs)
+    except Exception:  # created meanwhile by a concurrent process
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def git_commit() -> str:
+    """HEAD of the source checkout, with ``-dirty`` when tracked files changed; ``unknown`` else."""
+    root = paths.source_root()
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@contextlib.contextmanager
+def start_run(experiment: str, *, run_name: str | None = None,
+              params: Mapping | None = None, tags: Mapping | None = None,
+              notebook: str | None = None) -> Iterator:
+    """Start an MLflow run in ``experiment`` that records params, git commit and notebook.
+
+    ``notebook`` defaults to ``URM_NOTEBOOK``, which the refresh sets for each notebook it runs.
+    """
+    import mlflow
+
+    exp_id = ensure_experiment(EXPERIMENTS.get(experiment, experiment))
+    nb = notebook or os.environ.get("URM_NOTEBOOK", "")
+    commit = git_commit()
+    all_tags = {"git_commit": commit, "mlflow.source.git.commit": commit.removesuffix("-dirty")}
+    if nb:
+        all_tags.update({"notebook": nb, "mlflow.source.name": nb, "mlflow.source.type": "NOTEBOOK"})
+    if os.environ.get("URM_REFRESH_ID"):
+        all_tags["refresh_id"] = os.environ["URM_REFRESH_ID"]
+    all_tags.update({k: str(v) for k, v in (tags or {}).items()})
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=all_tags) as run:
+        if params:
+            mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
+        yield run
+
+
+def log_dataset(df: pd.DataFrame, *, name: str, source: str | Path | None = None,
+                context: str = "training", targets: str | None = None) -> str:
+    """Log ``df`` as an ``mlflow.data`` input of the active run; return its fingerprint."""
+    import mlflow
+
+    from .datasets import fingerprint
+
+    digest = fingerprint(df)
+    ds = mlflow.data.from_pandas(df, source=str(source) if source else None, name=name,
+                                 digest=digest, targets=targets)
+    mlflow.log_input(ds, context=context)
+    mlflow.set_tag(f"data_fingerprint.{name}", digest)
+    return digest
+
+
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    import math
+
+    import mlflow
+
+    clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+    mlflow.log_metrics(clean)
+
+
+def log_figures(figures: Mapping[str, object]) -> None:
+    import mlflow
+
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"figures/{name}.png")
+
+
+def log_table(df: pd.DataFrame, name: str) -> None:
+    """Log a DataFrame as a CSV artifact under ``tables/``."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / f"{name}.csv"
+        df.to_csv(p)
+        mlflow.log_artifact(str(p), artifact_path="tables")

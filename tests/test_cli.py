@@ -1,0 +1,35 @@
+"""The urm command: real subprocesses, clear errors, no tracebacks."""
+
+import subprocess
+import sys
+
+import pandas as pd
+
+
+def urm(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "urm_models.cli", *args], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_kpis_on_shipped_data():
+    out = urm("kpis", "--dataset", "cdnow_sample")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("period,active_users,new_users")
+    assert len(lines) == 1 + 18
+
+
+def test_bad_file_is_a_clear_error_not_a_traceback(tmp_path):
+    p = tmp_path / "mine.csv"
+    p.write_text("user_id,ts,amount\nu1,2024-01-01,ten\n")
+    out = urm("kpis", "--path", str(p))
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert str(p) in out.stderr and "column amount" in out.stderr and "1 rows" in out.stderr
+
+
+def test_refresh_rejects_unknown_config_keys(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset: cdnow_sample\nbogus: 1\n")
+    out = urm("refresh", "--config", str(cfg))
+    assert out.returncode == 2 and "unknown parameter(s) ['bogus']" in out.stderr

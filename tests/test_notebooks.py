@@ -1,0 +1,100 @@
+"""Notebooks: stored clean, parameterised, and executed for real by papermill in a real kernel."""
+
+import json
+import multiprocessing as mp
+import shutil
+
+import mlflow
+import nbformat
+import pandas as pd
+import pytest
+
+from urm_models import paths, pipeline, tracking
+
+NOTEBOOKS = sorted(paths.notebooks_dir().glob("*.ipynb"))
+
+
+def test_every_refresh_notebook_exists():
+    assert [p.stem for p in NOTEBOOKS if p.stem in pipeline.NOTEBOOKS] == pipeline.NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_without_outputs_and_parameterised(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: outputs stored"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", []), "first code cell must be tagged parameters"
+    assert nb.metadata["kernelspec"]["name"] == pipeline.KERNEL_NAME
+    assert path.stem[:2].isdigit() and path.stem[2] == "_"  # NN_verb_noun
+
+
+@pytest.mark.slow
+def test_refresh_runs_01_explore_data_and_tracks_it(home):
+    manifest = pipeline.refresh({"dataset": "cdnow_sample"}, run_id="t1", progress=False)
+    assert manifest["status"] == "ok"
+    run_dir = home / "reports" / "runs" / "t1"
+    executed = nbformat.read(run_dir / "01_explore_data.ipynb", as_version=4)
+    assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code")
+    saved = json.loads((run_dir / "manifest.json").read_text())
+    assert saved["notebooks"][0]["status"] == "ok" and saved["parameters"]["dataset"] == "cdnow_sample"
+
+    tracking.configure()
+    assert tracking.tracking_uri() == f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    exp = mlflow.get_experiment_by_name("urm-kpis")
+    assert exp.artifact_location.startswith((home / "mlruns").as_uri())
+    runs = mlflow.search_runs([exp.experiment_id], output_format="list")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.params["dataset"] == "cdnow_sample" and run.data.params["freq"] == "W"
+    assert run.data.metrics["n_users"] == 2_357
+    assert run.data.metrics["calibration_repeat_purchases"] == 2_457
+    assert run.data.tags["notebook"] == "notebooks/01_explore_data.ipynb"
+    assert run.data.tags["refresh_id"] == "t1"
+    assert len(run.data.tags["git_commit"]) >= 7
+    assert run.data.tags["data_fingerprint.cdnow_sample"]
+    inputs = run.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.digest == run.data.tags["data_fingerprint.cdnow_sample"]
+    arts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
+    assert "figures/cohort_retention.png" in arts
+
+
+@pytest.mark.slow
+def test_a_failing_cell_names_notebook_and_cell_and_keeps_the_notebook(home, tmp_path):
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    nb = nbformat.read(paths.notebooks_dir() / "01_explore_data.ipynb", as_version=4)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('boom in cell')"))
+    nbformat.write(nb, nbdir / "01_explore_data.ipynb")
+    with pytest.raises(pipeline.RefreshError) as ei:
+        pipeline.refresh({"dataset": "cdnow_sample"}, run_id="bad", progress=False, notebooks_dir=nbdir)
+    msg = str(ei.value)
+    assert "01_explore_data.ipynb failed in cell 3" in msg and "boom in cell" in msg
+    kept = home / "reports" / "runs" / "bad" / "01_explore_data.ipynb"
+    assert kept.is_file() and str(kept) in msg
+    manifest = json.loads((home / "reports" / "runs" / "bad" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["notebooks"][-1]["failed_cell"] == 3
+
+
+def _hold_lock(home, ready, release):
+    import os
+    os.environ["URM_HOME"] = str(home)
+    with pipeline.refresh_lock():
+        ready.set()
+        release.wait(30)
+
+
+def test_a_second_concurrent_refresh_refuses(home):
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(home, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(pipeline.RefreshLocked, match="another refresh is running .pid"):
+            pipeline.refresh({"dataset": "cdnow_sample"}, progress=False)
+    finally:
+        release.set()
+        holder.join(30)
+    assert not (home / "reports" / "runs").exists() or not any((home / "reports" / "runs").iterdir())
