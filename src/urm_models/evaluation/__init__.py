@@ -1,0 +1,1 @@
+"""Evaluation metrics and plots (plots return matplotlib Figures)."""
