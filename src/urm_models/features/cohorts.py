@@ -7,11 +7,10 @@ A user's cohort is the calendar period of their first purchase.
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pandas as pd
 
-from .rfm import _date, _relation
+from .rfm import _date, _relation, connect
 
 _TRUNC = {"D": "day", "W": "week", "M": "month"}
 _STEP = {"D": "INTERVAL 1 DAY", "W": "INTERVAL 7 DAY", "M": "INTERVAL 1 MONTH"}
@@ -60,7 +59,7 @@ LEFT JOIN seconds AS s ON s.user_id = a.user_id"""
 
 
 def _activity(transactions, freq: str, cutoff) -> pd.DataFrame:
-    con = duckdb.connect()
+    con = connect()
     try:
         _relation(con, transactions)
         act = con.execute(activity_sql(freq, cutoff)).df()

@@ -99,6 +99,13 @@ ORDER BY cal.user_id"""
     return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
 
 
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection, quiet (no progress bar in logs and notebooks)."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def _relation(con: duckdb.DuckDBPyConnection, transactions) -> None:
     """Expose ``transactions`` to ``con`` as the view ``transactions``."""
     if isinstance(transactions, (str, Path)):
@@ -138,7 +145,7 @@ def rfm_summary(transactions, cutoff, freq: str = "D", holdout_end=None) -> pd.D
     with a holdout, ``frequency_holdout, monetary_holdout, duration_holdout``.
     """
     sql = rfm_sql(cutoff, freq, holdout_end)
-    con = duckdb.connect()
+    con = connect()
     try:
         _relation(con, transactions)
         out = con.execute(sql).df()

@@ -1,0 +1,151 @@
+"""Benchmarks: `make bench` (or `python benchmarks/run.py [name ...]`).
+
+Every case runs in its own subprocess so that its peak memory (max RSS) is its own; each
+reports wall time and the peak RSS above the process's RSS once the input was loaded, and the
+baseline runs in the same command so that ratios compare like with like. Results are printed
+as Markdown rows and saved to benchmarks/out/<name>.json; copy them into docs/benchmarks.md
+together with the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+OUT = Path(__file__).resolve().parent / "out"
+
+# ----------------------------------------------------------------------------- rfm_summary
+RFM_DATA = OUT / "rfm_10m.parquet"
+RFM_CUTOFF, RFM_FREQ = "2020-12-31", "W"
+# chosen so that 1,000,000 users make ~10,000,000 purchases (T uniform 20-78 weeks)
+RFM_PARAMS = {"r": 1.0, "alpha": 2.3, "a": 1.0, "b": 9.0}
+
+
+RFM_CASES = ("duckdb", "duckdb_parquet", "pandas")
+
+
+def _maxrss_mb() -> float:
+    """Peak RSS of this process image. VmHWM, not getrusage's ru_maxrss: Linux carries
+    ru_maxrss over from the parent across fork+exec, which would hide a child's smaller peak."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rfm_pandas(tx: pd.DataFrame, cutoff: str, freq: str) -> pd.DataFrame:
+    """The baseline: the same summary with a plain pandas groupby."""
+    unit = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}[freq]
+    cut = pd.Timestamp(cutoff)
+    d = tx[["user_id", "ts", "amount"]].assign(d=tx["ts"].dt.normalize())
+    d = d[d["d"] <= cut]
+    days = d.groupby(["user_id", "d"], sort=False)["amount"].sum().reset_index()
+    first = days.groupby("user_id")["d"].transform("min")
+    days["repeat_amount"] = np.where(days["d"] > first, days["amount"], 0.0)
+    g = days.groupby("user_id").agg(n=("d", "size"), first=("d", "min"), last=("d", "max"),
+                                    rep=("repeat_amount", "sum"))
+    out = pd.DataFrame(index=g.index)
+    out["frequency"] = (g["n"] - 1).astype("int64")
+    out["recency"] = (g["last"] - g["first"]).dt.days / unit
+    out["T"] = (cut - g["first"]).dt.days / unit
+    out["monetary"] = np.where(out["frequency"] > 0, g["rep"] / out["frequency"].clip(lower=1), 0.0)
+    return out.sort_index()
+
+
+def _rfm_case(which: str) -> dict:
+    from urm_models import features
+
+    tx = pd.read_parquet(RFM_DATA) if which != "duckdb_parquet" else None
+    n_rows = len(tx) if tx is not None else None
+    base = _maxrss_mb()
+    t0 = time.perf_counter()
+    if which == "duckdb_parquet":  # DuckDB scans the file itself: no pandas copy of the input
+        out = features.rfm_summary(RFM_DATA, cutoff=RFM_CUTOFF, freq=RFM_FREQ)
+    elif which == "duckdb":
+        out = features.rfm_summary(tx, cutoff=RFM_CUTOFF, freq=RFM_FREQ)
+    else:
+        out = rfm_pandas(tx, RFM_CUTOFF, RFM_FREQ)
+    secs = time.perf_counter() - t0
+    out.to_parquet(OUT / f"rfm_result_{which}.parquet")
+    return {"case": which, "seconds": secs, "peak_rss_mb": _maxrss_mb(),
+            "peak_above_input_mb": _maxrss_mb() - base,
+            "rows": n_rows if n_rows is not None else len(pd.read_parquet(RFM_DATA, columns=["amount"])),
+            "users": len(out)}
+
+
+def bench_rfm(repeats: int = 3) -> list[dict]:
+    from urm_models import datasets
+
+    OUT.mkdir(exist_ok=True)
+    if not RFM_DATA.exists():
+        t0 = time.perf_counter()
+        tx = datasets.simulate_transactions(1_000_000, params=RFM_PARAMS, seed=0, cutoff=RFM_CUTOFF)
+        sim = time.perf_counter() - t0
+        print(f"simulated {len(tx):,} transactions for 1,000,000 users in {sim:.1f}s")
+        tx.to_parquet(RFM_DATA)
+        del tx
+    rows = []
+    for rep in range(repeats):
+        for which in RFM_CASES:  # alternate, so drift hits all
+            r = _in_subprocess("rfm_case", which)
+            r["repeat"] = rep
+            rows.append(r)
+            print(f"  rfm_summary {which:7s} {r['seconds']:6.2f}s  peak RSS {r['peak_rss_mb']:7.0f} MB "
+                  f"(+{r['peak_above_input_mb']:.0f} MB above the loaded input)")
+    a = pd.read_parquet(OUT / "rfm_result_duckdb.parquet")
+    b = pd.read_parquet(OUT / "rfm_result_pandas.parquet")
+    pd.testing.assert_frame_equal(a[b.columns], b, check_exact=False, rtol=1e-9)
+    df = pd.DataFrame(rows)
+    med = df.groupby("case")[["seconds", "peak_rss_mb", "peak_above_input_mb"]].median()
+    print("\n| path | rows | users | median wall s | peak RSS MB | peak above input MB |")
+    print("|---|---|---|---|---|---|")
+    for case in RFM_CASES:
+        m = med.loc[case]
+        print(f"| {case} | {rows[0]['rows']:,} | {rows[0]['users']:,} | {m['seconds']:.2f} | "
+              f"{m['peak_rss_mb']:.0f} | {m['peak_above_input_mb']:.0f} |")
+    for case in ("duckdb", "duckdb_parquet"):
+        ratio = med.loc["pandas", "seconds"] / med.loc[case, "seconds"]
+        print(f"\n{case}: {ratio:.1f}x faster than the pandas groupby baseline (same output, checked)")
+    return rows
+
+
+CASES = {"rfm_case": _rfm_case}
+BENCHES = {"rfm": bench_rfm}
+
+
+def _in_subprocess(case: str, arg: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--case", case, arg], capture_output=True,
+                         text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark case {case} {arg} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("names", nargs="*", default=list(BENCHES))
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.case:
+        print(json.dumps(CASES[args.case](*args.names)))
+        return
+    print(f"# {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} cores")
+    for name in args.names:
+        print(f"\n## {name}")
+        rows = BENCHES[name]()
+        (OUT / f"{name}.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
