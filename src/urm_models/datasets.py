@@ -15,7 +15,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from . import paths
-from .simulate import simulate_transactions  # noqa: F401  (part of this module's surface)
+from .simulate import simulate_rfm, simulate_transactions  # noqa: F401  (part of this surface)
 from .validation import (
     DataValidationError,
     Errors,
@@ -32,7 +32,8 @@ from .validation import (
 
 __all__ = [
     "DataValidationError", "load_cdnow", "load_telco", "load_transactions", "load_users",
-    "load_subscriptions", "load_feedback", "validate", "simulate_transactions", "fingerprint",
+    "load_subscriptions", "load_feedback", "validate", "simulate_transactions", "simulate_rfm",
+    "fingerprint",
     "file_sha256", "DATASETS",
 ]
 

@@ -66,6 +66,47 @@ def simulate_transactions(
     Purchases keep their time of day: two can fall on one calendar day, which the BTYD summary
     merges (simulate with a daily ``freq`` or compare on an unmerged summary where that matters).
     """
+    tx, users = _simulate(n_users, model, params, spend, seed, T, holdout, freq)
+    uid, tt, amount = tx
+    ids = users.pop("user_id")
+    unit_ns = UNIT_DAYS[freq] * 86_400e9
+    cut = pd.Timestamp(cutoff).value
+    start_ns = cut - users["T"] * unit_ns
+    ts = (start_ns[uid] + tt * unit_ns).astype("int64").astype("datetime64[ns]")
+    out = pd.DataFrame({"user_id": ids[uid], "ts": ts, "amount": amount})
+    if return_users:
+        return out, pd.DataFrame({"user_id": ids, **users})
+    return out
+
+
+def simulate_rfm(
+    n_users: int,
+    model: Literal["bgnbd", "mbgnbd", "paretonbd"] = "bgnbd",
+    params: dict | None = None,
+    spend: tuple[str, dict] | None = DEFAULT_SPEND,
+    seed: int = 0,
+    T: tuple[float, float] | np.ndarray = (20.0, 78.0),
+) -> pd.DataFrame:
+    """The BTYD summary (``frequency, recency, T, monetary``) of simulated customers, straight
+    from the continuous-time process: no calendar, no merging of same-day purchases, so the
+    summary follows the model exactly (what parameter-recovery tests need).
+    """
+    (uid, tt, amount), users = _simulate(n_users, model, params, spend, seed, T, 0.0, "W")
+    n = int(n_users)
+    counts = np.bincount(uid, minlength=n)
+    last = np.zeros(n)
+    np.maximum.at(last, uid, tt)
+    total = np.bincount(uid, weights=amount, minlength=n)
+    first_pos = np.r_[0, np.cumsum(counts)[:-1]]  # rows are sorted by user, then time
+    first_amount = amount[first_pos]
+    freq = counts - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        monetary = np.where(freq > 0, (total - first_amount) / np.maximum(freq, 1), 0.0)
+    return pd.DataFrame({"frequency": freq.astype("int64"), "recency": last, "T": users["T"],
+                         "monetary": monetary}, index=pd.Index(users["user_id"], name="user_id"))
+
+
+def _simulate(n_users, model, params, spend, seed, T, holdout, freq):
     if model not in DEFAULT_PARAMS:
         raise ValueError(f"model must be one of {sorted(DEFAULT_PARAMS)}, not {model!r}")
     if freq not in UNIT_DAYS:
@@ -132,15 +173,6 @@ def simulate_transactions(
         nu = rng.gamma(sp["q"], 1.0 / sp["v"], n)
         users["nu_"] = nu
         amount = rng.gamma(sp["p"], 1.0 / nu[uid])
-
-    unit_ns = UNIT_DAYS[freq] * 86_400e9
-    cut = pd.Timestamp(cutoff).value
-    start_ns = cut - T_arr * unit_ns
-    ts = (start_ns[uid] + tt * unit_ns).astype("int64").astype("datetime64[ns]")
     width = max(7, len(str(n)))
-    ids = np.array([f"u{i:0{width}d}" for i in range(n)], dtype=object)
-    tx = pd.DataFrame({"user_id": ids[uid], "ts": ts, "amount": amount})
-    if return_users:
-        user_df = pd.DataFrame({"user_id": ids, **users})
-        return tx, user_df
-    return tx
+    users["user_id"] = np.array([f"u{i:0{width}d}" for i in range(n)], dtype=object)
+    return (uid, tt, amount), users
