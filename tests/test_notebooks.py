@@ -31,9 +31,11 @@ def test_stored_without_outputs_and_parameterised(path):
 
 
 @pytest.mark.slow
-def test_refresh_runs_01_explore_data_and_tracks_it(home):
-    manifest = pipeline.refresh({"dataset": "cdnow_sample"}, run_id="t1", progress=False)
+def test_refresh_runs_every_notebook_and_tracks_it(home):
+    manifest = pipeline.refresh({"dataset": "cdnow_sample", "fast": True}, run_id="t1", progress=False)
     assert manifest["status"] == "ok"
+    assert [n["notebook"] for n in manifest["notebooks"]] == pipeline.NOTEBOOKS
+    assert all(n["status"] == "ok" for n in manifest["notebooks"])
     run_dir = home / "reports" / "runs" / "t1"
     executed = nbformat.read(run_dir / "01_explore_data.ipynb", as_version=4)
     assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code")
@@ -58,6 +60,26 @@ def test_refresh_runs_01_explore_data_and_tracks_it(home):
     assert inputs and inputs[0].dataset.digest == run.data.tags["data_fingerprint.cdnow_sample"]
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
     assert "figures/cohort_retention.png" in arts
+
+    # 05_model_clv: one run per fitted model plus the comparison, in urm-clv
+    clv = mlflow.get_experiment_by_name("urm-clv")
+    runs = {r.info.run_name: r for r in mlflow.search_runs([clv.experiment_id], output_format="list")}
+    assert set(runs) == {"BetaGeo-cdnow_sample", "ModifiedBetaGeo-cdnow_sample",
+                         "GammaGamma-cdnow_sample", "comparison-cdnow_sample"}
+    bg = runs["BetaGeo-cdnow_sample"].data
+    assert abs(bg.metrics["log_likelihood"] - (-9582.43)) < 0.01
+    assert abs(bg.metrics["holdout_mean_mae"] - 0.7855) < 1e-3
+    assert bg.tags["notebook"] == "notebooks/05_model_clv.ipynb"
+    cmp_ = runs["comparison-cdnow_sample"].data
+    # the predictor chosen on the validation split beats lifetimes' best holdout MAE (0.7545)
+    assert cmp_.metrics["selected_holdout_mae"] < 0.7545
+
+
+@pytest.mark.slow
+def test_refresh_on_telco_skips_transaction_notebooks(home):
+    manifest = pipeline.refresh({"dataset": "telco", "fast": True}, run_id="tel", progress=False)
+    status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
+    assert status == {"01_explore_data": "ok", "05_model_clv": "skipped"}
 
 
 @pytest.mark.slow

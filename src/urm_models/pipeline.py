@@ -26,8 +26,13 @@ from .io import write_text
 log = logging.getLogger(__name__)
 
 KERNEL_NAME = "urm-models"
-#: The refresh order. Notebooks that are not there yet are added by the issues that build them.
-NOTEBOOKS = ["01_explore_data"]
+#: The refresh order, with the kinds of data set each notebook applies to (datasets.DATASETS).
+#: Notebooks that are not there yet are added by the issues that build them.
+NOTEBOOK_KINDS = {
+    "01_explore_data": ("transactions", "customers"),
+    "05_model_clv": ("transactions",),
+}
+NOTEBOOKS = list(NOTEBOOK_KINDS)
 DEFAULT_PARAMS = {
     "dataset": "cdnow",
     "cutoff": "1997-09-30",
@@ -184,9 +189,14 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
         with _env(URM_REFRESH_ID=run_id):
             try:
                 bar = _progress(names, progress)
+                kind = _dataset_kind(p["dataset"])
                 for name in bar:
                     if hasattr(bar, "set_description"):
                         bar.set_description(name)
+                    if kind not in NOTEBOOK_KINDS.get(name, (kind,)):
+                        manifest["notebooks"].append({"notebook": name, "status": "skipped",
+                                                      "reason": f"not applicable to {kind} data"})
+                        continue
                     manifest["notebooks"].append(
                         run_notebook(name, p, out_dir, progress=False, notebooks_dir=notebooks_dir))
             except RefreshError as exc:
@@ -202,6 +212,14 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                 write_text(json.dumps(manifest, indent=2, default=str), mpath)
     log.info("refresh %s finished in %.1fs; reports in %s", run_id, manifest["seconds"], out_dir)
     return manifest
+
+
+def _dataset_kind(name: str) -> str:
+    from .datasets import DATASETS
+
+    if name not in DATASETS:
+        raise RefreshError(f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)}")
+    return DATASETS[name][1]
 
 
 def _progress(names: list[str], enabled: bool):

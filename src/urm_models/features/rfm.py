@@ -102,7 +102,10 @@ ORDER BY cal.user_id"""
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection, quiet (no progress bar in logs and notebooks)."""
     con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:  # in Jupyter without ipywidgets DuckDB refuses to touch the setting
+        pass
     return con
 
 
@@ -152,6 +155,7 @@ def rfm_summary(transactions, cutoff, freq: str = "D", holdout_end=None) -> pd.D
     finally:
         con.close()
     out = out.set_index("user_id")
+    out.attrs["freq"] = freq  # the time unit of recency/T, read by models and CLV
     out["frequency"] = out["frequency"].astype("int64")
     if "frequency_holdout" in out:
         out["frequency_holdout"] = out["frequency_holdout"].astype("int64")
