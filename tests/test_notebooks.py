@@ -64,7 +64,7 @@ def test_refresh_runs_every_notebook_and_tracks_it(home):
     # 05_model_clv: one run per fitted model plus the comparison, in urm-clv
     clv = mlflow.get_experiment_by_name("urm-clv")
     runs = {r.info.run_name: r for r in mlflow.search_runs([clv.experiment_id], output_format="list")}
-    assert set(runs) == {"BetaGeo-cdnow_sample", "ModifiedBetaGeo-cdnow_sample",
+    assert set(runs) == {"BetaGeo-cdnow_sample", "ModifiedBetaGeo-cdnow_sample", "ParetoNBD-cdnow_sample",
                          "GammaGamma-cdnow_sample", "comparison-cdnow_sample"}
     bg = runs["BetaGeo-cdnow_sample"].data
     assert abs(bg.metrics["log_likelihood"] - (-9582.43)) < 0.01

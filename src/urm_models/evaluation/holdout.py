@@ -40,7 +40,8 @@ def holdout_table(predictions: dict[str, pd.Series], actual: pd.Series) -> pd.Da
 
 #: Predictors considered by :func:`select_on_validation`: (model class name, statistic).
 CANDIDATES = (("BetaGeo", "mean"), ("BetaGeo", "median"),
-              ("ModifiedBetaGeo", "mean"), ("ModifiedBetaGeo", "median"))
+              ("ModifiedBetaGeo", "mean"), ("ModifiedBetaGeo", "median"),
+              ("ParetoNBD", "mean"), ("ParetoNBD", "median"))
 
 
 def predict_purchases(model, statistic: str, t: float, rfm: pd.DataFrame) -> pd.Series:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, polygamma
 
 from ._base import ConvergenceError, MLEModel, unique_rows, unique_rows_with_columns
 
@@ -161,7 +161,7 @@ class _BetaGeoFamily(MLEModel):
         log_aT = np.log(alpha + d.uT)[d.iT]
         log_atx = np.log(alpha + d.utx)[d.itx]
         rx = r + x
-        drop_u = np.maximum(b + ux + k - 1.0, 1e-300)
+        drop_u = np.where(ux + k >= 1, b + ux + k - 1.0, 1.0)  # x + k = 0: masked below
         A3 = -rx * log_aT
         A4 = (np.log(a) - np.log(drop_u))[d.ix] - rx * log_atx
         if k == 0:
@@ -180,6 +180,78 @@ class _BetaGeoFamily(MLEModel):
         g_a += sw4 / a
         g_b -= np.bincount(d.ix, weights=ww4, minlength=ux.size) @ (1.0 / drop_u)
         return float(tot), np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+
+    def _total_hess(self, lp, d, w):
+        """Total log-likelihood, gradient and Hessian w.r.t. the log-parameters, analytically.
+
+        With D = log(exp(A3) + exp(A4)): grad D = w3 grad A3 + w4 grad A4 and
+        hess D = w3 hess A3 + w4 hess A4 + w3 w4 (grad A3 - grad A4)(grad A3 - grad A4)^T.
+        """
+        r, alpha, a, b = theta = np.exp(lp)
+        k = self._k
+        x, ux = d.x, d.ux
+        wx = np.bincount(d.ix, weights=w, minlength=ux.size)
+        W = wx.sum()
+        tri = lambda v: polygamma(1, v)  # noqa: E731
+        lbx = gammaln(b + ux + k) - gammaln(a + b + ux + k)
+        tot = wx @ (gammaln(r + ux) - gammaln(r) + lbx) + W * (r * np.log(alpha) + gammaln(a + b) - gammaln(b))
+        psi_abx = digamma(a + b + ux + k)
+        g = np.array([wx @ digamma(r + ux) - W * digamma(r) + W * np.log(alpha),
+                      W * r / alpha,
+                      W * digamma(a + b) - wx @ psi_abx,
+                      W * (digamma(a + b) - digamma(b)) + wx @ (digamma(b + ux + k) - psi_abx)])
+        t_abx = wx @ tri(a + b + ux + k)
+        H = np.zeros((4, 4))
+        H[0, 0] = wx @ tri(r + ux) - W * tri(r)
+        H[0, 1] = W / alpha
+        H[1, 1] = -W * r / alpha ** 2
+        H[2, 2] = W * tri(a + b) - t_abx
+        H[2, 3] = W * tri(a + b) - t_abx
+        H[3, 3] = W * (tri(a + b) - tri(b)) + wx @ (tri(b + ux + k) - tri(a + b + ux + k))
+
+        inv_aT = (1.0 / (alpha + d.uT))[d.iT]
+        inv_atx = (1.0 / (alpha + d.utx))[d.itx]
+        log_aT = np.log(alpha + d.uT)[d.iT]
+        log_atx = np.log(alpha + d.utx)[d.itx]
+        rx = r + x
+        # 1/(b+x+k-1); zero where x + k = 0 (BG/NBD, x = 0: that term has weight w4 = 0)
+        inv_drop_u = np.where(ux + k >= 1, 1.0 / np.maximum(b + ux + k - 1.0, 1e-300), 0.0)
+        inv_drop = inv_drop_u[d.ix]
+        A3 = -rx * log_aT
+        with np.errstate(divide="ignore"):
+            A4 = (np.log(a) + np.log(inv_drop_u))[d.ix] - rx * log_atx
+        if k == 0:
+            A4 = np.where(d.pos, A4, -np.inf)
+        top = np.maximum(A3, A4)
+        e3, e4 = np.exp(A3 - top), np.exp(A4 - top)
+        s34 = e3 + e4
+        tot += w @ (top + np.log(s34))
+        w3, w4 = e3 / s34, e4 / s34
+        ww3, ww4 = w * w3, w * w4
+        # gradients of A3 and A4 (natural parameters)
+        g3 = (-log_aT, -rx * inv_aT)
+        g4 = (-log_atx, -rx * inv_atx, 1.0 / a, -inv_drop)
+        g[0] += ww3 @ g3[0] + ww4 @ g4[0]
+        g[1] += ww3 @ g3[1] + ww4 @ g4[1]
+        sw4 = ww4.sum()
+        g[2] += sw4 / a
+        g[3] -= ww4 @ inv_drop
+        # w3 hess A3 + w4 hess A4
+        H[0, 1] += -(ww3 @ inv_aT) - (ww4 @ inv_atx)
+        H[1, 1] += (ww3 * rx) @ (inv_aT ** 2) + (ww4 * rx) @ (inv_atx ** 2)
+        H[2, 2] += -sw4 / a ** 2
+        H[3, 3] += ww4 @ inv_drop ** 2
+        # w3 w4 (gA3 - gA4)(gA3 - gA4)^T
+        c = w * w3 * w4
+        delta = (g3[0] - g4[0], g3[1] - g4[1], np.full_like(x, -1.0 / a), inv_drop)
+        for i in range(4):
+            ci = c * delta[i]
+            for j in range(i, 4):
+                H[i, j] += ci @ delta[j]
+        H = np.triu(H) + np.triu(H, 1).T
+        # to log-parameters: d/dphi = theta d/dtheta
+        H_phi = theta[:, None] * H * theta[None, :] + np.diag(theta * g)
+        return float(tot), theta * g, H_phi
 
     # -- predictions ------------------------------------------------------------------
     def _p(self):

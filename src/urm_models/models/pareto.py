@@ -1,0 +1,265 @@
+"""Pareto/NBD (Schmittlein, Morrison & Colombo 1987), by maximum likelihood.
+
+Purchases are Poisson with rate lambda ~ Gamma(r, alpha) while alive; lifetimes are
+exponential with rate mu ~ Gamma(s, beta). With ``x`` repeat purchases, the last at ``t_x``,
+observed for ``T`` (Fader, Hardie & Lee 2005, "A note on deriving the Pareto/NBD model"):
+
+    L = Gamma(r+x) alpha^r beta^s / Gamma(r) * [ (alpha+T)^-(r+x) (beta+T)^-s
+                                                 + s/(r+s+x) * (G(t_x) - G(T)) ]
+    G(u) = 2F1(r+s+x, b; r+s+x+1; z_u) / (m+u)^(r+s+x),   m = max(alpha, beta),
+    (b, z_u) = (s+1, (alpha-beta)/(alpha+u)) if alpha >= beta else (r+x, (beta-alpha)/(beta+u)).
+
+Stability: ``log 2F1(a, b; a+1; z) = (1-b) log(1-z) + log 2F1(1, a+1-b; a+1; z)`` (Euler's
+transformation), whose right-hand 2F1 lies in [1, 1/(1-z)] and never overflows; the difference
+``G(t_x) - G(T)`` is taken in log space with ``expm1``. G depends on (x, t_x) or (x, T) only,
+so it is computed once per distinct pair.
+
+Gradient: analytic in every term except the dependence of the 2F1 on its first two parameters
+(through r and s), which has no closed form; that part is a central difference of the
+log-2F1 in (a, b) with a relative step of 1e-5, per distinct pair (truncation error ~1e-10).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import digamma, gammaln, hyp2f1
+
+from ._base import MLEModel, unique_rows
+from .btyd import _columns, _Purchases
+
+__all__ = ["ParetoNBD"]
+
+
+def hyp2f1_1(b, c, z):
+    """2F1(1, b; c; z) for 0 < b <= c, 0 <= z < 1: a series of positive terms that shrink
+    (ratio z (b+k)/(c+k) < 1), so the value lies in [1, 1/(1-z)].
+
+    scipy's hyp2f1 returns inf for some of these (e.g. 2F1(1, 2; 101; 0.95)); such entries
+    are summed directly.
+    """
+    b, c, z = np.broadcast_arrays(np.asarray(b, float), np.asarray(c, float), np.asarray(z, float))
+    out = np.array(hyp2f1(1.0, b, c, z), dtype=float, ndmin=1).reshape(b.shape)
+    with np.errstate(divide="ignore"):
+        upper = 1.0 / (1.0 - z)
+    bad = ~np.isfinite(out) | (out < 1.0 - 1e-12) | (out > upper * (1 + 1e-9))
+    if bad.any():
+        bb, cc, zz = b[bad], c[bad], z[bad]
+        term = np.ones_like(zz)
+        total = np.ones_like(zz)
+        k = 0
+        active = np.ones(zz.shape, bool)
+        while active.any() and k < 1_000_000:
+            term = np.where(active, term * (bb + k) / (cc + k) * zz, 0.0)
+            total += term
+            active &= term > 1e-17 * total
+            k += 1
+        out[bad] = total
+    return out
+
+
+def log_hyp2f1_a1(a, b, z):
+    """log 2F1(a, b; a+1; z) for z in [0, 1), a > 0, via Euler's transformation."""
+    return (1.0 - b) * np.log1p(-z) + np.log(hyp2f1_1(a + 1.0 - b, a + 1.0, z))
+
+
+def _dlog_hyp2f1_a1(a, b, z):
+    """(value, d/da, d/db, d/dz) of :func:`log_hyp2f1_a1`."""
+    f = log_hyp2f1_a1(a, b, z)
+    ha = 1e-5 * np.maximum(1.0, a)
+    hb = 1e-5 * np.maximum(1.0, b)
+    da = (log_hyp2f1_a1(a + ha, b, z) - log_hyp2f1_a1(a - ha, b, z)) / (2 * ha)
+    db = (log_hyp2f1_a1(a, b + hb, z) - log_hyp2f1_a1(a, b - hb, z)) / (2 * hb)
+    # d/dz 2F1(a,b;c;z) = (a b / c) 2F1(a+1, b+1; c+1; z), with c = a + 1
+    log_num = np.log(a) + np.log(b) - np.log(a + 1.0) + \
+        (-b) * np.log1p(-z) + np.log(hyp2f1_1(a + 1.0 - b, a + 2.0, z))
+    # (Euler again: 2F1(a+1, b+1; a+2; z) = (1-z)^(-b) 2F1(1, a+1-b; a+2; z))
+    dz = np.exp(log_num - f)
+    return f, da, db, dz
+
+
+class _Pairs:
+    """Distinct (x, u) pairs for u = t_x and u = T, with their row indices."""
+
+    def __init__(self, d: _Purchases):
+        (self.x_tx, self.tx), _, self.i_tx = unique_rows(d.x, d.tx)
+        (self.x_T, self.T), _, self.i_T = unique_rows(d.x, d.T)
+
+
+class ParetoNBD(MLEModel):
+    """Pareto/NBD: ``params_`` ``r, alpha, s, beta`` (rates per time unit of the RFM summary).
+
+    Parameters
+    ----------
+    penalizer : float
+        L2 penalty on the log-parameters (see :class:`BetaGeo`).
+    """
+
+    param_names = ("r", "alpha", "s", "beta")
+
+    def fit(self, rfm: pd.DataFrame, weights=None):
+        x, tx, T = _columns(rfm)
+        d = _Purchases(x, tx, T)
+        n = len(x)
+        if weights is not None:
+            w_rows = np.asarray(weights, float)
+            if w_rows.shape != (n,) or (w_rows < 0).any():
+                raise ValueError("weights must be one non-negative number per row")
+            d.w = np.bincount(d.codes, weights=w_rows, minlength=len(d.x))
+            n = float(w_rows.sum())
+        d.pairs = _Pairs(d)
+        self.freq_ = rfm.attrs.get("freq")
+        return self._fit_prepared(d, d.w, n)
+
+    def _initial(self, d):
+        rate = max((d.w @ d.x) / max(d.w @ d.T, 1e-12), 1e-6)
+        scale = max(float(np.average(d.T, weights=d.w)), 1e-3)
+        return np.log([1.0, 1.0 / rate, 1.0, scale])
+
+    # -- likelihood -----------------------------------------------------------------------
+    @staticmethod
+    def _log_G(r, alpha, s, beta, x, u):
+        """log G(u) and its partial derivatives w.r.t. (r, alpha, s, beta), per pair."""
+        a = r + s + x
+        if alpha >= beta:
+            m, b = alpha, s + 1.0
+            z = (alpha - beta) / (alpha + u)
+            dz_dalpha = (u + beta) / (alpha + u) ** 2
+            dz_dbeta = -1.0 / (alpha + u)
+            db_dr, db_ds = 0.0, 1.0
+            dm_dalpha, dm_dbeta = 1.0, 0.0
+        else:
+            m, b = beta, r + x
+            z = (beta - alpha) / (beta + u)
+            dz_dalpha = -1.0 / (beta + u)
+            dz_dbeta = (u + alpha) / (beta + u) ** 2
+            db_dr, db_ds = 1.0, 0.0
+            dm_dalpha, dm_dbeta = 0.0, 1.0
+        f, fa, fb, fz = _dlog_hyp2f1_a1(a, b, z)
+        log_mu = np.log(m + u)
+        lg = f - a * log_mu
+        d_r = fa + fb * db_dr - log_mu
+        d_s = fa + fb * db_ds - log_mu
+        d_alpha = fz * dz_dalpha - a * dm_dalpha / (m + u)
+        d_beta = fz * dz_dbeta - a * dm_dbeta / (m + u)
+        return lg, d_r, d_alpha, d_s, d_beta
+
+    def _loglik_grad(self, lp, d):
+        r, alpha, s, beta = np.exp(lp)
+        if not hasattr(d, "pairs"):
+            d.pairs = _Pairs(d)
+        P = d.pairs
+        x = d.x
+        # G at (x, t_x) and (x, T), per distinct pair, gathered to rows
+        g1 = [v[P.i_tx] if np.ndim(v) else v for v in self._log_G(r, alpha, s, beta, P.x_tx, P.tx)]
+        g2 = [v[P.i_T] if np.ndim(v) else v for v in self._log_G(r, alpha, s, beta, P.x_T, P.T)]
+        lg1, lg2 = g1[0], g2[0]
+        # log(G(t_x) - G(T)); zero (log -inf) when t_x == T
+        with np.errstate(divide="ignore"):
+            diff = lg2 - lg1
+            log_A0 = lg1 + np.log(-np.expm1(np.minimum(diff, 0.0)))
+        # d log A0 = (G1 dlg1 - G2 dlg2) / (G1 - G2) = (dlg1 - e dlg2) / (1 - e), e = G2/G1
+        e = np.exp(np.minimum(diff, 0.0))
+        one_minus_e = -np.expm1(np.minimum(diff, 0.0))
+        safe = one_minus_e > 0
+        denom = np.where(safe, one_minus_e, 1.0)
+        dA0 = [np.where(safe, (g1[j] - e * g2[j]) / denom, 0.0) for j in range(1, 5)]
+
+        rsx = r + s + x
+        A1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        log_aT, log_bT = np.log(alpha + d.T), np.log(beta + d.T)
+        B1 = -(r + x) * log_aT - s * log_bT
+        B2 = np.log(s) - np.log(rsx) + log_A0
+        top = np.maximum(B1, B2)
+        e1, e2 = np.exp(B1 - top), np.exp(B2 - top)
+        tot = e1 + e2
+        ll = A1 + top + np.log(tot)
+        w1, w2 = e1 / tot, e2 / tot
+
+        d_r = (digamma(r + x) - digamma(r) + np.log(alpha)
+               + w1 * (-log_aT) + w2 * (-1.0 / rsx + dA0[0]))
+        d_alpha = r / alpha + w1 * (-(r + x) / (alpha + d.T)) + w2 * dA0[1]
+        d_s = np.log(beta) + w1 * (-log_bT) + w2 * (1.0 / s - 1.0 / rsx + dA0[2])
+        d_beta = s / beta + w1 * (-s / (beta + d.T)) + w2 * dA0[3]
+        grad = np.column_stack([d_r * r, d_alpha * alpha, d_s * s, d_beta * beta])
+        self._last_w1 = w1
+        return ll, grad
+
+    # -- predictions ----------------------------------------------------------------------
+    def _p(self):
+        self._check_fitted()
+        p = self.params_
+        return p["r"], p["alpha"], p["s"], p["beta"]
+
+    def _p_alive(self, x, tx, T):
+        d = _Purchases(x, tx, T)
+        self._loglik_grad(self.log_params_, d)
+        return self._last_w1[d.codes]
+
+    def p_alive(self, rfm: pd.DataFrame) -> pd.Series:
+        """P(alive at T | frequency, recency, T), per user."""
+        x, tx, T = _columns(rfm)
+        return pd.Series(self._p_alive(x, tx, T), index=rfm.index, name="p_alive")
+
+    def _conditional_expected(self, t, x, tx, T):
+        r, alpha, s, beta = self._p()
+        t = np.asarray(t, float)
+        if abs(s - 1.0) < 1e-9:
+            rate = (r + x) * (beta + T) / (alpha + T) * np.log((beta + T + t) / (beta + T))
+        else:
+            rate = ((r + x) * (beta + T)) / ((alpha + T) * (s - 1.0)) * \
+                (1.0 - np.exp((s - 1.0) * (np.log(beta + T) - np.log(beta + T + t))))
+        return rate * self._p_alive(np.atleast_1d(x).astype(float) * np.ones_like(rate),
+                                    np.atleast_1d(tx).astype(float) * np.ones_like(rate),
+                                    np.atleast_1d(T).astype(float) * np.ones_like(rate))
+
+    def conditional_expected_purchases(self, t, rfm: pd.DataFrame) -> pd.Series:
+        """Expected purchases in the next ``t`` periods, per user, given their history."""
+        x, tx, T = _columns(rfm)
+        return pd.Series(self._conditional_expected(t, x, tx, T), index=rfm.index,
+                         name="expected_purchases")
+
+    def expected_purchases(self, t):
+        """Expected purchases of a new customer in their first ``t`` periods."""
+        r, alpha, s, beta = self._p()
+        t = np.asarray(t, float)
+        if abs(s - 1.0) < 1e-9:
+            out = r * beta / alpha * np.log((beta + t) / beta)
+        else:
+            out = r * beta / (alpha * (s - 1.0)) * (1.0 - (beta / (beta + t)) ** (s - 1.0))
+        return float(out) if out.ndim == 0 else out
+
+    def probability_of_purchases(self, n: int, t, rfm: pd.DataFrame) -> pd.Series:
+        """P(exactly ``n`` purchases in the next ``t`` periods | history), per user."""
+        if int(n) != n or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n}")
+        x, tx, T = _columns(rfm)
+        return pd.Series(self._prob_n(int(n), np.asarray(t, float), x, tx, T), index=rfm.index,
+                         name=f"p_{int(n)}_purchases")
+
+    def _prob_n(self, n, t, x, tx, T, nodes: int = 64):
+        """Given alive at T: lambda ~ Gamma(r+x, alpha+T), mu ~ Gamma(s, beta+T). Purchases in
+        (T, T+t]: alive throughout, or dying at T+tau with n purchases before (Gauss-Legendre
+        over tau)."""
+        r, alpha, s, beta = self._p()
+        t = np.broadcast_to(np.asarray(t, float), np.shape(x)).astype(float)
+        rx, aT, bT = r + x, alpha + T, beta + T
+
+        def log_nb(tau):
+            return (gammaln(rx + n) - gammaln(rx) - gammaln(n + 1.0) + rx * (np.log(aT) - np.log(aT + tau))
+                    + (n * (np.log(tau) - np.log(aT + tau)) if n else 0.0))
+
+        alive_through = np.exp(s * (np.log(bT) - np.log(bT + t)) + log_nb(t))
+        gx, gw = np.polynomial.legendre.leggauss(nodes)
+        tau = 0.5 * t[None, :] * (gx[:, None] + 1.0)
+        dens = s * np.exp(s * np.log(bT) - (s + 1.0) * np.log(bT + tau))  # density of death time
+        with np.errstate(divide="ignore"):
+            dying = 0.5 * t * np.sum(gw[:, None] * dens * np.exp(log_nb(tau)), axis=0)
+        alive = self._p_alive(x, tx, T)
+        return alive * (alive_through + dying) + (1.0 - alive) * (n == 0)
+
+    def _log_odds_dead(self, x, tx, T):
+        """log P(dead)/P(alive), for the diagnostics that share BG/NBD's interface."""
+        pa = np.clip(self._p_alive(x, tx, T), 1e-300, 1.0)
+        with np.errstate(divide="ignore"):
+            return np.log1p(-pa) - np.log(pa)
