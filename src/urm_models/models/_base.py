@@ -81,7 +81,7 @@ class MLEModel:
                 if np.isfinite(res2.fun) and res2.fun <= res.fun:
                     res = res2
             lp = res.x
-            grad_norm = float(np.max(np.abs(self._objective(lp, d, w, wsum)[1])))
+            grad_norm = float(np.max(np.abs(res.jac)))  # the optimiser's last gradient
             if not np.all(np.isfinite(lp)) or not np.isfinite(res.fun) or grad_norm > 1e-4:
                 raise ConvergenceError(
                     f"{type(self).__name__}: the fit did not converge ({res.message}; "
@@ -94,9 +94,19 @@ class MLEModel:
                     f"({ {n: float(np.exp(v)) for n, v in zip(self.param_names, lp)} }): the data "
                     f"do not identify the model (too few users, or no repeat purchases?). "
                     f"{self._advice}.")
-            hess = self._hessian(lp, d, w)
+            at_opt = getattr(res, "at_optimum", None)
+            if at_opt is not None and np.array_equal(lp, res.x):
+                hess = -at_opt[2] + 2 * self.penalizer * w.sum() * np.eye(lp.size)
+                self._ll_at_optimum = at_opt[0]
+            else:
+                hess = self._hessian(lp, d, w)
+                self._ll_at_optimum = None
         self._set_fitted(lp, d, w, n_users, hess, res)
         return self
+
+    @staticmethod
+    def _raw_cache(cache, x):
+        return cache[x.tobytes()][3]
 
     def _newton(self, d, w, wsum, x0):
         """Trust-region Newton with the model's analytic Hessian: a handful of passes over
@@ -110,7 +120,7 @@ class MLEModel:
                 tot, g, H = self._total_hess(lp, d, w)
                 pen = self.penalizer
                 cache[key] = (-tot / wsum + pen * (lp @ lp), -g / wsum + 2 * pen * lp,
-                              -H / wsum + 2 * pen * np.eye(lp.size))
+                              -H / wsum + 2 * pen * np.eye(lp.size), (tot, g, H))
             return cache[key]
 
         if len(w) > 50_000 and hasattr(d, "subset"):
@@ -127,6 +137,8 @@ class MLEModel:
             return None
         if not (np.all(np.isfinite(res.x)) and np.isfinite(res.fun)):
             return None
+        last = self._total_hess(res.x, d, w) if res.x.tobytes() not in cache else None
+        res.at_optimum = last or self._raw_cache(cache, res.x)
         return res
 
     def _hessian(self, lp, d, w) -> np.ndarray:
@@ -150,7 +162,9 @@ class MLEModel:
     def _set_fitted(self, lp, d, w, n_users, hess, res):
         self.log_params_ = lp
         self.params_ = dict(zip(self.param_names, np.exp(lp).tolist()))
-        self.log_likelihood_ = float(self._total(lp, d, w)[0])
+        known = getattr(self, "_ll_at_optimum", None)
+        self.log_likelihood_ = float(known if known is not None else self._total(lp, d, w)[0])
+        self.__dict__.pop("_ll_at_optimum", None)
         self.n_users_ = int(n_users)
         k = lp.size
         self.aic_ = 2 * k - 2 * self.log_likelihood_

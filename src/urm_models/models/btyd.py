@@ -33,23 +33,28 @@ def validate_rfm(rfm: pd.DataFrame, columns=("frequency", "recency", "T"), name:
         raise ValueError(f"{name} lacks column(s) {missing}; build it with features.rfm_summary")
     if len(rfm) == 0:
         raise ValueError(f"{name} has no rows")
+    vals = {}
     for c in columns:
-        v = pd.to_numeric(rfm[c], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(v)
-        if bad.any():
-            raise ValueError(f"{name}: column {c!r} has {int(bad.sum())} missing or non-finite rows")
-        if (v < 0).any():
+        col = rfm[c]
+        v = col.to_numpy(dtype=float) if pd.api.types.is_numeric_dtype(col) else \
+            pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+        vals[c] = v
+        # one cheap pass for the common case; count the offenders only when there are some
+        if not (np.isfinite(v).all() and v.min() >= 0):
+            bad = ~np.isfinite(v)
+            if bad.any():
+                raise ValueError(f"{name}: column {c!r} has {int(bad.sum())} missing or non-finite rows")
             raise ValueError(f"{name}: column {c!r} has {int((v < 0).sum())} negative rows")
     if "frequency" in columns:
-        f = rfm["frequency"].to_numpy(dtype=float)
-        if (f % 1 != 0).any():
+        f = vals["frequency"]
+        if not np.array_equal(f, np.floor(f)):
             raise ValueError(f"{name}: column 'frequency' has {int((f % 1 != 0).sum())} non-integer rows")
     if "recency" in columns and "T" in columns:
-        over = rfm["recency"].to_numpy(float) > rfm["T"].to_numpy(float) + 1e-9
+        over = vals["recency"] > vals["T"] + 1e-9
         if over.any():
             raise ValueError(f"{name}: {int(over.sum())} rows have recency > T")
         if "frequency" in columns:
-            odd = (rfm["frequency"].to_numpy(float) == 0) & (rfm["recency"].to_numpy(float) > 0)
+            odd = (vals["frequency"] == 0) & (vals["recency"] > 0)
             if odd.any():
                 raise ValueError(f"{name}: {int(odd.sum())} rows have frequency 0 but recency > 0")
 
