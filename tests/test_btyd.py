@@ -356,3 +356,28 @@ def test_analytic_hessian_matches_finite_differences_of_the_gradient(lp, hist, c
         e[j] = 1e-6
         fd[:, j] = (m._total(lp + e, d, d.w)[1] - m._total(lp - e, d, d.w)[1]) / 2e-6
     np.testing.assert_allclose(H, fd, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(H).max()))
+
+
+def test_sbg_parameter_recovery_200k_customers():
+    # each customer's churn probability theta ~ Beta(alpha, beta); lifetime ~ Geometric(theta)
+    rng = np.random.default_rng(21)
+    alpha, beta, n, periods = 0.704, 1.182, 200_000, 12
+    theta = rng.beta(alpha, beta, n)
+    lifetime = rng.geometric(theta)  # the period in which the customer churns (1, 2, ...)
+    alive = [n] + [int((lifetime > t).sum()) for t in range(1, periods)]
+    s = ShiftedBetaGeometric().fit(alive).summary
+    for k, v in {"alpha": alpha, "beta": beta}.items():
+        assert s.loc[k, "lower_95"] <= v <= s.loc[k, "upper_95"], (k, s.loc[k].to_dict())
+
+
+@settings(max_examples=30, deadline=None)
+@given(pareto_params, st.lists(history_st, min_size=1, max_size=15))
+def test_pareto_p_alive_in_unit_interval(lp, hist):
+    from urm_models.models import ParetoNBD
+
+    x, tx, T = _prepared(hist)
+    rfm = pd.DataFrame({"frequency": x, "recency": tx, "T": T})
+    m = ParetoNBD()._with_params(dict(zip(("r", "alpha", "s", "beta"), np.exp(lp))))
+    pa = m.p_alive(rfm)
+    assert ((pa >= 0) & (pa <= 1)).all()
+    assert np.isfinite(m.conditional_expected_purchases(10.0, rfm)).all()

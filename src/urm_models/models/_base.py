@@ -74,7 +74,7 @@ class MLEModel:
                                         method="L-BFGS-B",
                                         options={"maxiter": self.maxiter, "ftol": self.tol * 1e-3,
                                                  "gtol": 1e-9, "maxcor": 30})
-            if np.max(np.abs(res.jac)) > 1e-7:
+            if np.max(np.abs(res.jac)) > 1e-7:  # (mean log-likelihood per user)
                 # polish with BFGS from the L-BFGS-B point when its gradient is not yet tiny
                 res2 = optimize.minimize(self._objective, res.x, args=(d, w, wsum), jac=True,
                                          method="BFGS", options={"gtol": 1e-8, "maxiter": 200})
@@ -132,7 +132,7 @@ class MLEModel:
                 x0 = warm.x
         try:
             res = optimize.minimize(lambda p: parts(p)[:2], x0, jac=True, hess=lambda p: parts(p)[2],
-                                    method="trust-exact", options={"gtol": 1e-9, "maxiter": 200})
+                                    method="trust-exact", options={"gtol": 1e-8, "maxiter": 200})
         except (ValueError, np.linalg.LinAlgError, FloatingPointError):
             return None
         if not (np.all(np.isfinite(res.x)) and np.isfinite(res.fun)):
@@ -257,6 +257,11 @@ def unique_rows_with_columns(*cols: np.ndarray):
         return _unique_rows_exact(arrays)
     per_col = []
     for a in arr:
+        ai = a.astype(np.int64)
+        if len(a) and ai.min() >= 0 and ai.max() < 100_000 and np.array_equal(ai, a):
+            # small whole numbers (frequency): the value is its own index, no hashing needed
+            per_col.append((np.arange(ai.max() + 1, dtype=float), ai))
+            continue
         codes, uniq = pd.factorize(a, sort=False)
         per_col.append((np.asarray(uniq, dtype=float), codes))
     counts = np.bincount(row_codes, minlength=len(uniq_keys)).astype(float)

@@ -221,7 +221,6 @@ class _BetaGeoFamily(MLEModel):
         rx = r + x
         # 1/(b+x+k-1); zero where x + k = 0 (BG/NBD, x = 0: that term has weight w4 = 0)
         inv_drop_u = np.where(ux + k >= 1, 1.0 / np.maximum(b + ux + k - 1.0, 1e-300), 0.0)
-        inv_drop = inv_drop_u[d.ix]
         A3 = -rx * log_aT
         with np.errstate(divide="ignore"):
             A4 = (np.log(a) + np.log(inv_drop_u))[d.ix] - rx * log_atx
@@ -231,28 +230,39 @@ class _BetaGeoFamily(MLEModel):
         e3, e4 = np.exp(A3 - top), np.exp(A4 - top)
         s34 = e3 + e4
         tot += w @ (top + np.log(s34))
-        w3, w4 = e3 / s34, e4 / s34
+        w3 = e3 / s34
+        w4 = 1.0 - w3
         ww3, ww4 = w * w3, w * w4
-        # gradients of A3 and A4 (natural parameters)
-        g3 = (-log_aT, -rx * inv_aT)
-        g4 = (-log_atx, -rx * inv_atx, 1.0 / a, -inv_drop)
-        g[0] += ww3 @ g3[0] + ww4 @ g4[0]
-        g[1] += ww3 @ g3[1] + ww4 @ g4[1]
-        sw4 = ww4.sum()
+        ww4_x = np.bincount(d.ix, weights=ww4, minlength=ux.size)  # per-x sums of w * w4
+        rinv_aT, rinv_atx = rx * inv_aT, rx * inv_atx
+        # gradient: w3 grad A3 + w4 grad A4
+        g[0] -= ww3 @ log_aT + ww4 @ log_atx
+        g[1] -= ww3 @ rinv_aT + ww4 @ rinv_atx
+        sw4 = ww4_x.sum()
         g[2] += sw4 / a
-        g[3] -= ww4 @ inv_drop
+        g[3] -= ww4_x @ inv_drop_u
         # w3 hess A3 + w4 hess A4
-        H[0, 1] += -(ww3 @ inv_aT) - (ww4 @ inv_atx)
-        H[1, 1] += (ww3 * rx) @ (inv_aT ** 2) + (ww4 * rx) @ (inv_atx ** 2)
-        H[2, 2] += -sw4 / a ** 2
-        H[3, 3] += ww4 @ inv_drop ** 2
-        # w3 w4 (gA3 - gA4)(gA3 - gA4)^T
-        c = w * w3 * w4
-        delta = (g3[0] - g4[0], g3[1] - g4[1], np.full_like(x, -1.0 / a), inv_drop)
-        for i in range(4):
-            ci = c * delta[i]
-            for j in range(i, 4):
-                H[i, j] += ci @ delta[j]
+        H[0, 1] -= ww3 @ inv_aT + ww4 @ inv_atx
+        H[1, 1] += ww3 @ (rinv_aT * inv_aT) + ww4 @ (rinv_atx * inv_atx)
+        H[2, 2] -= sw4 / a ** 2
+        H[3, 3] += ww4_x @ inv_drop_u ** 2
+        # w3 w4 (gA3 - gA4)(gA3 - gA4)^T with gA3 - gA4 = (d0, d1, -1/a, 1/drop(x))
+        c = ww3 * w4
+        d0 = log_atx - log_aT
+        d1 = rinv_atx - rinv_aT
+        cd0, cd1 = c * d0, c * d1
+        c_x = np.bincount(d.ix, weights=c, minlength=ux.size)
+        sc, scd0, scd1 = c_x.sum(), cd0.sum(), cd1.sum()
+        H[0, 0] += cd0 @ d0
+        H[0, 1] += cd0 @ d1
+        H[1, 1] += cd1 @ d1
+        H[0, 2] -= scd0 / a
+        H[1, 2] -= scd1 / a
+        H[2, 2] += sc / a ** 2
+        H[0, 3] += np.bincount(d.ix, weights=cd0, minlength=ux.size) @ inv_drop_u
+        H[1, 3] += np.bincount(d.ix, weights=cd1, minlength=ux.size) @ inv_drop_u
+        H[2, 3] -= (c_x @ inv_drop_u) / a
+        H[3, 3] += c_x @ inv_drop_u ** 2
         H = np.triu(H) + np.triu(H, 1).T
         # to log-parameters: d/dphi = theta d/dtheta
         H_phi = theta[:, None] * H * theta[None, :] + np.diag(theta * g)
