@@ -2,9 +2,11 @@
 
 from ._base import ConvergenceError, NotFittedError
 from .btyd import BetaGeo, GammaGamma, ModifiedBetaGeo, ShiftedBetaGeometric
+from .churn import ChurnClassifier
 from .pareto import ParetoNBD
+from .survival import SurvivalModel, contractual_clv
 
-__all__ = ["BetaGeo", "ModifiedBetaGeo", "ParetoNBD", "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError",
+__all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD", "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError",
            "NotFittedError"]
 
 from .clv import conditional_median_purchases, customer_lifetime_value  # noqa: E402

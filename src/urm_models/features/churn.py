@@ -1,0 +1,118 @@
+"""Non-contractual churn: labels after a cut-off and activity features up to it.
+
+A user known at the cut-off (first purchase on or before it) is *churned* if they make no
+purchase in (cutoff, cutoff + horizon]. Features use only rows on or before the cut-off: the
+SQL filters on the cut-off before anything else, so no later row can reach a feature.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..simulate import UNIT_DAYS
+from .rfm import _date, _relation, connect
+
+
+def churn_labels(transactions, cutoff, horizon: float, freq: str = "W") -> pd.Series:
+    """1 if the user makes no purchase in (cutoff, cutoff + horizon ``freq`` periods], else 0."""
+    if freq not in UNIT_DAYS:
+        raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
+    if horizon <= 0:
+        raise ValueError(f"horizon must be positive, got {horizon}")
+    cut = _date(cutoff, "cutoff")
+    end = cut + pd.Timedelta(days=float(horizon) * UNIT_DAYS[freq])
+    sql = f"""
+    WITH known AS (
+        SELECT CAST(user_id AS VARCHAR) AS user_id FROM transactions
+        WHERE CAST(ts AS DATE) <= DATE '{cut:%Y-%m-%d}' GROUP BY 1
+    ),
+    later AS (
+        SELECT CAST(user_id AS VARCHAR) AS user_id FROM transactions
+        WHERE CAST(ts AS DATE) > DATE '{cut:%Y-%m-%d}' AND CAST(ts AS DATE) <= DATE '{end:%Y-%m-%d}'
+        GROUP BY 1
+    )
+    SELECT known.user_id, CASE WHEN later.user_id IS NULL THEN 1 ELSE 0 END AS churn
+    FROM known LEFT JOIN later ON known.user_id = later.user_id
+    ORDER BY known.user_id"""
+    con = connect()
+    try:
+        _relation(con, transactions)
+        out = con.execute(sql).df()
+    finally:
+        con.close()
+    return out.set_index("user_id")["churn"].astype("int64")
+
+
+def activity_sql(cutoff, freq: str = "W", windows=(4, 13, 26), source: str = "transactions") -> str:
+    if freq not in UNIT_DAYS:
+        raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
+    windows = sorted({int(w) for w in windows})
+    if not windows or windows[0] <= 0:
+        raise ValueError(f"windows must be positive whole numbers of periods, got {windows}")
+    cut = f"DATE '{_date(cutoff, 'cutoff'):%Y-%m-%d}'"
+    unit = repr(float(UNIT_DAYS[freq]))
+    win_cols = []
+    for w in windows:
+        days = int(round(w * UNIT_DAYS[freq]))
+        win_cols.append(f"SUM(CASE WHEN d > {cut} - INTERVAL {days} DAY THEN 1 ELSE 0 END) AS purchases_{w}")
+        win_cols.append(f"SUM(CASE WHEN d > {cut} - INTERVAL {days} DAY THEN amount ELSE 0.0 END) AS spend_{w}")
+    w0 = windows[0]
+    d0 = int(round(w0 * UNIT_DAYS[freq]))
+    win_cols.append(f"SUM(CASE WHEN d > {cut} - INTERVAL {2 * d0} DAY AND d <= {cut} - INTERVAL {d0} DAY "
+                    f"THEN 1 ELSE 0 END) AS purchases_prev_{w0}")
+    return f"""WITH days AS (
+    SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(ts AS DATE) AS d,
+           SUM(CAST(amount AS DOUBLE)) AS amount
+    FROM {source}
+    WHERE CAST(ts AS DATE) <= {cut}
+    GROUP BY CAST(user_id AS VARCHAR), CAST(ts AS DATE)
+),
+gaps AS (
+    SELECT user_id, d, amount,
+           CAST(DATE_DIFF('day', LAG(d) OVER (PARTITION BY user_id ORDER BY d), d) AS DOUBLE) / {unit} AS gap,
+           MIN(d) OVER (PARTITION BY user_id) AS first_d
+    FROM days
+)
+SELECT user_id,
+       CAST(COUNT(*) - 1 AS BIGINT) AS frequency,
+       CAST(DATE_DIFF('day', MIN(d), MAX(d)) AS DOUBLE) / {unit} AS recency,
+       CAST(DATE_DIFF('day', MIN(d), {cut}) AS DOUBLE) / {unit} AS T,
+       CAST(DATE_DIFF('day', MAX(d), {cut}) AS DOUBLE) / {unit} AS time_since_last,
+       CASE WHEN COUNT(*) > 1 THEN SUM(CASE WHEN d > first_d THEN amount ELSE 0.0 END)
+            / CAST(COUNT(*) - 1 AS DOUBLE) ELSE 0.0 END AS monetary,
+       SUM(amount) AS total_spend,
+       SUM(amount) / CAST(COUNT(*) AS DOUBLE) AS avg_spend,
+       AVG(gap) AS gap_mean, STDDEV_SAMP(gap) AS gap_std, MAX(gap) AS gap_max,
+       {(',' + chr(10) + '       ').join(win_cols)}
+FROM gaps
+GROUP BY user_id
+ORDER BY user_id"""
+
+
+def activity_features(transactions, cutoff, freq: str = "W", windows=(4, 13, 26)) -> pd.DataFrame:
+    """Per-user features from the activity on or before ``cutoff`` (all times in ``freq`` units).
+
+    Columns: ``frequency, recency, T`` (= tenure), ``time_since_last, monetary, total_spend,
+    avg_spend``; inter-purchase gaps ``gap_mean, gap_std, gap_max`` (for fewer than 2 or 3
+    purchase days: ``T`` for mean and max, i.e. the wait so far, and 0 for the spread);
+    ``purchases_<w>``, ``spend_<w>`` in each trailing window of ``w`` periods; ``trend``
+    (purchases in the last ``w0`` periods minus the ``w0`` before, ``w0`` the shortest window).
+    """
+    windows = sorted({int(w) for w in windows})
+    con = connect()
+    try:
+        _relation(con, transactions)
+        out = con.execute(activity_sql(cutoff, freq, windows)).df()
+    finally:
+        con.close()
+    out = out.set_index("user_id")
+    w0 = windows[0]
+    out["trend"] = out[f"purchases_{w0}"] - out.pop(f"purchases_prev_{w0}")
+    out["gap_mean"] = out["gap_mean"].fillna(out["T"])
+    out["gap_max"] = out["gap_max"].fillna(out["T"])
+    out["gap_std"] = out["gap_std"].fillna(0.0)
+    for c in out.columns:
+        if c.startswith("purchases_") or c in ("frequency", "trend"):
+            out[c] = out[c].astype("int64")
+    out.attrs["freq"] = freq
+    return out

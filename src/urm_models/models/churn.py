@@ -1,0 +1,436 @@
+"""Churn classifier: a scikit-learn estimator over a DataFrame of mixed columns.
+
+``ChurnClassifier`` wraps a Pipeline (feature engineering, a ColumnTransformer for numeric and
+categorical columns, then a model: XGBoost with early stopping, or a logistic baseline on
+spline-expanded numeric columns), calibrates its probabilities on out-of-fold predictions
+(isotonic or sigmoid, chosen by cross-validated Brier score), and explains each prediction with
+exact tree SHAP contributions (XGBoost's ``pred_contribs``) summed back to the input columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.calibration import _SigmoidCalibration
+from sklearn.compose import ColumnTransformer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["ChurnClassifier", "FeatureEngineer"]
+
+#: Telco-style service columns: a customer's number of services is a strong, simple signal.
+SERVICE_COLUMNS = ("phoneservice", "multiplelines", "onlinesecurity", "onlinebackup",
+                   "deviceprotection", "techsupport", "streamingtv", "streamingmovies")
+
+
+class FeatureEngineer(TransformerMixin, BaseEstimator):
+    """Adds derived columns when their inputs are present (and nothing otherwise).
+
+    * ``n_services``: number of ``Yes`` among the service columns, plus 1 for internet service;
+    * ``charges_ratio``: ``totalcharges / (tenure * monthlycharges)`` (1 when tenure is 0): a
+      customer whose past bills differ from today's charge has changed plan;
+    * ``log_tenure``: ``log1p(tenure)``.
+    """
+
+    def fit(self, X, y=None):
+        self.services_ = [c for c in SERVICE_COLUMNS if c in X.columns]
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def transform(self, X):
+        X = X.copy()
+        if self.services_:
+            yes = sum((X[c].astype(str).str.lower() == "yes").astype(int) for c in self.services_)
+            if "internetservice" in X:
+                yes = yes + (X["internetservice"].astype(str).str.lower() != "no").astype(int)
+            X["n_services"] = yes.astype(float)
+        if {"totalcharges", "tenure", "monthlycharges"} <= set(X.columns):
+            denom = X["tenure"].astype(float) * X["monthlycharges"].astype(float)
+            X["charges_ratio"] = np.where(denom > 0, X["totalcharges"].astype(float) / denom.where(denom > 0, 1.0), 1.0)
+        if "tenure" in X:
+            X["log_tenure"] = np.log1p(X["tenure"].astype(float))
+        return X
+
+    def get_feature_names_out(self, input_features=None):
+        names = list(self.feature_names_in_)
+        if self.services_:
+            names.append("n_services")
+        if {"totalcharges", "tenure", "monthlycharges"} <= set(names):
+            names.append("charges_ratio")
+        if "tenure" in names:
+            names.append("log_tenure")
+        return np.asarray(names, dtype=object)
+
+
+class _XGBEarlyStopping(ClassifierMixin, BaseEstimator):
+    """XGBoost (hist) that picks its number of trees by early stopping on a stratified
+    validation split of its training data, then refits on all of it with that many trees."""
+
+    def __init__(self, n_estimators=2000, learning_rate=0.02, max_depth=3, min_child_weight=5.0,
+                 subsample=0.8, colsample_bytree=0.3, reg_lambda=5.0, scale_pos_weight=1.0,
+                 early_stopping_rounds=100, validation_fraction=0.2, n_bags=5,
+                 monotone_constraints=None, random_state=None):
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.scale_pos_weight = scale_pos_weight
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.n_bags = n_bags
+        self.monotone_constraints = monotone_constraints
+        self.random_state = random_state
+
+    def _xgb(self, n_estimators, seed, **extra):
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(n_estimators=n_estimators, learning_rate=self.learning_rate,
+                             max_depth=self.max_depth, min_child_weight=self.min_child_weight,
+                             subsample=self.subsample, colsample_bytree=self.colsample_bytree,
+                             reg_lambda=self.reg_lambda, scale_pos_weight=self.scale_pos_weight,
+                             tree_method="hist", eval_metric="logloss", n_jobs=1, random_state=seed,
+                             monotone_constraints=self.monotone_constraints, **extra)
+
+    def fit(self, X, y):
+        y = np.asarray(y)
+        base = self.random_state if self.random_state is not None else 0
+        self.models_, self.best_n_estimators_ = [], []
+        for b in range(max(1, int(self.n_bags))):
+            # each bag: its own validation split picks the number of trees, then a refit on all
+            Xtr, Xva, ytr, yva = train_test_split(X, y, test_size=self.validation_fraction,
+                                                  stratify=y, random_state=base + b)
+            probe = self._xgb(self.n_estimators, base + b, early_stopping_rounds=self.early_stopping_rounds)
+            probe.fit(Xtr, ytr, eval_set=[(Xva, yva)], verbose=False)
+            n = int(probe.best_iteration) + 1
+            self.best_n_estimators_.append(n)
+            self.models_.append(self._xgb(n, base + b).fit(X, y))
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def decision_function(self, X):
+        """Mean log-odds over the bags."""
+        return np.mean([m.predict(X, output_margin=True) for m in self.models_], axis=0)
+
+    def predict_proba(self, X):
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X):
+        return (self.decision_function(X) >= 0).astype(int)
+
+    def contributions(self, X) -> np.ndarray:
+        """Exact tree SHAP values of the mean log-odds: (n, n_features + 1), last = bias."""
+        from xgboost import DMatrix
+
+        dm = DMatrix(X)
+        return np.mean([m.get_booster().predict(dm, pred_contribs=True) for m in self.models_], axis=0)
+
+
+class ChurnClassifier(ClassifierMixin, BaseEstimator):
+    """P(churn) from a user table of numeric and categorical columns.
+
+    Parameters
+    ----------
+    model : {"xgboost", "logistic"}
+    calibration : {"auto", "isotonic", "sigmoid", None}
+        Probability calibration fitted on out-of-fold predictions; "auto" picks isotonic,
+        sigmoid or no calibration, whichever has the lowest cross-validated Brier score.
+    class_weight : {None, "balanced"}
+        Re-weight the classes in the model (calibration then maps the scores back to
+        probabilities).
+    feature_engineering : bool
+        Add :class:`FeatureEngineer` columns.
+    n_estimators, learning_rate, max_depth, min_child_weight, subsample, colsample_bytree,
+    reg_lambda, early_stopping_rounds, validation_fraction : XGBoost settings
+        ``n_estimators`` is an upper bound; early stopping on a validation split picks the count.
+    n_bags : int
+        XGBoost models (each with its own validation split and seed) whose log-odds are averaged.
+    monotone : "auto", dict or None
+        Monotone constraints ``{column: +1 | -1}`` on numeric columns; "auto" constrains churn
+        risk to fall with ``tenure`` (and ``log_tenure``) and rise with ``monthlycharges`` when
+        those columns exist.
+    C, n_knots : logistic settings (inverse L2 strength; spline knots per numeric column)
+    cv : int
+        Folds for the out-of-fold predictions that calibration is fitted on.
+    random_state : int or None
+
+    Attributes
+    ----------
+    feature_names_in_, categorical_columns_, numeric_columns_, pipeline_ (fitted on all rows),
+    calibration_method_, calibrator_, feature_importance_ (mean |contribution| per input column),
+    summary (the same table).
+    """
+
+    def __init__(self, model: str = "xgboost", calibration: str | None = "auto",
+                 class_weight: str | None = None, feature_engineering: bool = True,
+                 n_estimators: int = 2000, learning_rate: float = 0.02, max_depth: int = 3,
+                 min_child_weight: float = 5.0, subsample: float = 0.8, colsample_bytree: float = 0.3,
+                 reg_lambda: float = 5.0, early_stopping_rounds: int = 100,
+                 validation_fraction: float = 0.2, n_bags: int = 5, monotone="auto",
+                 C: float = 1.0, n_knots: int = 5, cv: int = 5, random_state: int | None = None):
+        self.model = model
+        self.calibration = calibration
+        self.class_weight = class_weight
+        self.feature_engineering = feature_engineering
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.n_bags = n_bags
+        self.monotone = monotone
+        self.C = C
+        self.n_knots = n_knots
+        self.cv = cv
+        self.random_state = random_state
+
+    # -- input checks ---------------------------------------------------------------------
+    def _check_X(self, X, fitting: bool) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame of user attributes, not {type(X).__name__}")
+        if fitting:
+            for bad in ("user_id", "churn"):
+                if bad in X.columns:
+                    raise ValueError(f"X has column {bad!r}: drop the id and the label before fitting "
+                                     f"(e.g. X = telco.drop(columns=['user_id', 'churn']))")
+            if X.shape[1] == 0:
+                raise ValueError("X has no columns")
+        else:
+            missing = [c for c in self.feature_names_in_ if c not in X.columns]
+            if missing:
+                raise ValueError(f"X lacks column(s) {missing} that the model was fitted on")
+            X = X[list(self.feature_names_in_)]
+        nan = X.isna().sum()
+        nan = nan[nan > 0]
+        if len(nan):
+            detail = ", ".join(f"{c!r} ({n} rows)" for c, n in nan.items())
+            raise ValueError(f"X has missing values in column(s) {detail}; impute or drop them first")
+        if fitting:
+            const = [c for c in X.columns if X[c].nunique(dropna=False) <= 1]
+            if const:
+                raise ValueError(f"X has constant column(s) {const}: they carry no information; drop them")
+        return X
+
+    def _pipeline(self, X: pd.DataFrame, y: np.ndarray) -> Pipeline:
+        steps = []
+        Xe = X
+        if self.feature_engineering:
+            fe = FeatureEngineer().fit(X)
+            steps.append(("features", fe))
+            Xe = fe.transform(X)
+        cats = [c for c in Xe.columns if not pd.api.types.is_numeric_dtype(Xe[c]) or pd.api.types.is_bool_dtype(Xe[c])]
+        nums = [c for c in Xe.columns if c not in cats]
+        onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        if self.model == "xgboost":
+            onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, drop="if_binary")
+            pos = float(np.mean(y))
+            spw = (1 - pos) / pos if self.class_weight == "balanced" else 1.0
+            ct = ColumnTransformer([("num", "passthrough", nums), ("cat", onehot, cats)],
+                                   verbose_feature_names_out=False)
+            mono = self.monotone
+            if mono == "auto":
+                mono = {"tenure": -1, "log_tenure": -1, "monthlycharges": 1}
+            cons = None
+            if mono:
+                names = list(clone(ct).fit(Xe, y).get_feature_names_out())
+                unknown = [c for c in mono if c not in names and self.monotone != "auto"]
+                if unknown:
+                    raise ValueError(f"monotone constraint on column(s) {unknown} not among the numeric features")
+                cons = tuple(int(mono.get(n, 0)) for n in names)
+            est = _XGBEarlyStopping(n_bags=self.n_bags, monotone_constraints=cons,n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+                                    max_depth=self.max_depth, min_child_weight=self.min_child_weight,
+                                    subsample=self.subsample, colsample_bytree=self.colsample_bytree,
+                                    reg_lambda=self.reg_lambda, scale_pos_weight=spw,
+                                    early_stopping_rounds=self.early_stopping_rounds,
+                                    validation_fraction=self.validation_fraction,
+                                    random_state=self.random_state)
+        elif self.model == "logistic":
+            wide = [c for c in nums if Xe[c].nunique() > 10]
+            narrow = [c for c in nums if c not in wide]
+            ct = ColumnTransformer(
+                [("spline", Pipeline([("s", SplineTransformer(n_knots=self.n_knots, degree=3)),
+                                      ("z", StandardScaler())]), wide),
+                 ("num", StandardScaler(), narrow), ("cat", onehot, cats)],
+                verbose_feature_names_out=False)
+            est = LogisticRegression(C=self.C, max_iter=5000, class_weight=self.class_weight)
+        else:
+            raise ValueError(f"model must be 'xgboost' or 'logistic', not {self.model!r}")
+        steps += [("columns", ct), ("model", est)]
+        self._engineered_columns = (nums, cats)
+        return Pipeline(steps)
+
+    # -- fit / predict ----------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y) -> ChurnClassifier:
+        X = self._check_X(X, fitting=True)
+        y = np.asarray(y)
+        if y.shape[0] != len(X):
+            raise ValueError(f"y has {y.shape[0]} rows, X has {len(X)}")
+        if pd.isna(y).any():
+            raise ValueError(f"y has {int(pd.isna(y).sum())} missing labels")
+        classes = np.unique(y)
+        if len(classes) != 2 or not set(classes.tolist()) <= {0, 1}:
+            raise ValueError(f"y must hold both classes 0 and 1; it holds {classes.tolist()}")
+        if self.calibration not in ("auto", "isotonic", "sigmoid", None):
+            raise ValueError(f"calibration must be 'auto', 'isotonic', 'sigmoid' or None, not {self.calibration!r}")
+        y = y.astype(int)
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        self.classes_ = np.array([0, 1])
+        self.categorical_columns_ = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        self.numeric_columns_ = [c for c in X.columns if c not in self.categorical_columns_]
+
+        self.pipeline_ = self._pipeline(X, y).fit(X, y)
+        self.calibration_method_ = None
+        self.calibrator_ = None
+        if self.calibration is not None:
+            oof = self._out_of_fold(X, y)
+            self.oof_uncalibrated_ = oof
+            methods = ["isotonic", "sigmoid"] if self.calibration == "auto" else [self.calibration]
+            scores = {m: self._cv_calibration_brier(m, oof, y) for m in methods}
+            if self.calibration == "auto":
+                # a boosted model fitted on log loss is often calibrated already: keep it as is
+                # unless a calibrator lowers the cross-validated Brier score
+                scores["none"] = float(brier_score_loss(y, oof))
+            self.calibration_scores_ = scores
+            best = min(scores, key=scores.get)
+            if best != "none":
+                self.calibration_method_ = best
+                self.calibrator_ = _make_calibrator(best).fit(oof, y)
+        self._fit_importance(X)
+        return self
+
+    def _out_of_fold(self, X, y) -> np.ndarray:
+        oof = np.zeros(len(y))
+        skf = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
+        for tr, te in skf.split(X, y):
+            p = self._pipeline(X.iloc[tr], y[tr]).fit(X.iloc[tr], y[tr])
+            oof[te] = p.predict_proba(X.iloc[te])[:, 1]
+        return oof
+
+    def _cv_calibration_brier(self, method, oof, y) -> float:
+        skf = StratifiedKFold(5, shuffle=True, random_state=self.random_state)
+        out = np.zeros(len(y))
+        for tr, te in skf.split(oof.reshape(-1, 1), y):
+            out[te] = _make_calibrator(method).fit(oof[tr], y[tr]).predict(oof[te])
+        return brier_score_loss(y, np.clip(out, 0, 1))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "pipeline_")
+        X = self._check_X(X, fitting=False)
+        p = self.pipeline_.predict_proba(X)[:, 1]
+        if self.calibrator_ is not None:
+            p = np.clip(self.calibrator_.predict(p), 0.0, 1.0)
+        return np.column_stack([1.0 - p, p])
+
+    def predict_proba_uncalibrated(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "pipeline_")
+        p = self.pipeline_.predict_proba(self._check_X(X, fitting=False))[:, 1]
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    # -- explanations -----------------------------------------------------------------------
+    def _contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per-user contributions to the (uncalibrated) log-odds, summed per input column;
+        engineered columns keep their own names."""
+        pre = Pipeline(self.pipeline_.steps[:-1])
+        Z = pre.transform(X)
+        names = list(pre.get_feature_names_out())
+        est = self.pipeline_.named_steps["model"]
+        if isinstance(est, _XGBEarlyStopping):
+            contrib = est.contributions(Z)[:, :-1]
+        else:  # linear model: exact contributions relative to the training mean
+            contrib = (Z - self._z_mean) * est.coef_[0]
+        source = [self._source_column(n) for n in names]
+        df = pd.DataFrame(contrib, columns=names, index=X.index)
+        return df.T.groupby(source, sort=False).sum().T
+
+    def _source_column(self, name: str) -> str:
+        """The input (or engineered) column that a transformed feature comes from."""
+        cols = sorted(list(self.feature_names_in_) + ["n_services", "charges_ratio", "log_tenure"],
+                      key=len, reverse=True)
+        for c in cols:
+            if name == c or name.startswith(c + "_") or name.startswith(c + " "):
+                return c
+        return name
+
+    def _fit_importance(self, X):
+        pre = Pipeline(self.pipeline_.steps[:-1])
+        self._z_mean = np.asarray(pre.transform(X)).mean(axis=0)
+        c = self._contributions(X)
+        imp = c.abs().mean().sort_values(ascending=False)
+        self.feature_importance_ = pd.DataFrame({"mean_abs_contribution": imp,
+                                                 "share": imp / imp.sum()})
+        self.feature_importance_.index.name = "column"
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Global importance: mean |contribution to the log-odds| per input column."""
+        check_is_fitted(self, "feature_importance_")
+        return self.feature_importance_
+
+    def explain(self, X: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+        """Each user's top reasons: the columns that push their churn log-odds up the most.
+
+        Returns ``reason_1..top`` (column names) and ``contribution_1..top`` (log-odds), from
+        exact tree SHAP values for XGBoost (coefficient x centred feature for the logistic model).
+        """
+        check_is_fitted(self, "pipeline_")
+        X = self._check_X(X, fitting=False)
+        c = self._contributions(X)
+        vals = c.to_numpy()
+        order = np.argsort(-vals, axis=1)[:, :top]
+        cols = np.asarray(c.columns)
+        out = {}
+        for k in range(order.shape[1]):
+            out[f"reason_{k + 1}"] = cols[order[:, k]]
+            out[f"contribution_{k + 1}"] = vals[np.arange(len(vals)), order[:, k]]
+        return pd.DataFrame(out, index=X.index)
+
+
+def _make_calibrator(method: str):
+    if method == "isotonic":
+        return _Isotonic()
+    return _Sigmoid()
+
+
+class _Isotonic:
+    def fit(self, p, y):
+        self.model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
+        return self
+
+    def predict(self, p):
+        return self.model.predict(p)
+
+
+class _Sigmoid:
+    """Platt scaling on the log-odds of the scores."""
+
+    def fit(self, p, y):
+        self.model = _SigmoidCalibration().fit(_logit(p), y)
+        return self
+
+    def predict(self, p):
+        return self.model.predict(_logit(p))
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, float), 1e-9, 1 - 1e-9)
+    return np.log(p) - np.log1p(-p)
+
+
+_ = clone  # scikit-learn's clone works on ChurnClassifier: all parameters are in __init__
