@@ -6,6 +6,7 @@ import shutil
 
 import mlflow
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -35,7 +36,9 @@ def test_refresh_runs_every_notebook_and_tracks_it(home):
     manifest = pipeline.refresh({"dataset": "cdnow_sample", "fast": True}, run_id="t1", progress=False)
     assert manifest["status"] == "ok"
     assert [n["notebook"] for n in manifest["notebooks"]] == pipeline.NOTEBOOKS
-    assert all(n["status"] == "ok" for n in manifest["notebooks"])
+    status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
+    assert status == {"01_explore_data": "ok", "03_model_churn": "ok", "04_model_survival": "skipped",
+                      "05_model_clv": "ok"}
     run_dir = home / "reports" / "runs" / "t1"
     executed = nbformat.read(run_dir / "01_explore_data.ipynb", as_version=4)
     assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code")
@@ -75,11 +78,35 @@ def test_refresh_runs_every_notebook_and_tracks_it(home):
     assert cmp_.metrics["selected_holdout_mae"] < 0.7545
 
 
+    # 03_model_churn on transactions: the classifier beside the BTYD benchmarks
+    churn = mlflow.get_experiment_by_name("urm-churn")
+    (crun,) = mlflow.search_runs([churn.experiment_id], output_format="list")
+    assert crun.data.metrics["cv_roc_auc"] > 0.7
+
+
 @pytest.mark.slow
-def test_refresh_on_telco_skips_transaction_notebooks(home):
+def test_refresh_on_telco_logs_loadable_models(home):
     manifest = pipeline.refresh({"dataset": "telco", "fast": True}, run_id="tel", progress=False)
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
-    assert status == {"01_explore_data": "ok", "05_model_clv": "skipped"}
+    assert status == {"01_explore_data": "ok", "03_model_churn": "ok", "04_model_survival": "ok",
+                      "05_model_clv": "skipped"}
+    tracking.configure()
+    from urm_models import datasets
+
+    telco = datasets.load_telco()
+    X = telco.drop(columns=["user_id", "churn"]).head(20)
+    exp = mlflow.get_experiment_by_name("urm-churn")
+    (model,) = mlflow.search_logged_models(experiment_ids=[exp.experiment_id], output_format="list")
+    proba = mlflow.pyfunc.load_model(model.model_uri).predict(X)
+    assert proba.shape == (20, 2) and np.allclose(np.asarray(proba).sum(axis=1), 1.0)
+    surv = mlflow.get_experiment_by_name("urm-survival")
+    runs = {r.info.run_name: r for r in mlflow.search_runs([surv.experiment_id], output_format="list")}
+    assert runs["cox-telco"].data.metrics["holdout_concordance"] >= 0.86
+    (smodel,) = mlflow.search_logged_models(experiment_ids=[surv.experiment_id], output_format="list")
+    S = telco[telco.tenure > 0].drop(columns=["user_id", "totalcharges", "churn"]).head(10)
+    out = mlflow.pyfunc.load_model(smodel.model_uri).predict(S)
+    assert list(out.columns) == ["p_churn", "expected_remaining_lifetime"]
+    assert ((out["p_churn"] >= 0) & (out["p_churn"] <= 1)).all()
 
 
 @pytest.mark.slow

@@ -30,6 +30,8 @@ KERNEL_NAME = "urm-models"
 #: Notebooks that are not there yet are added by the issues that build them.
 NOTEBOOK_KINDS = {
     "01_explore_data": ("transactions", "customers"),
+    "03_model_churn": ("transactions", "customers"),
+    "04_model_survival": ("customers",),
     "05_model_clv": ("transactions",),
 }
 NOTEBOOKS = list(NOTEBOOK_KINDS)

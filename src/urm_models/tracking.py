@@ -162,3 +162,57 @@ def log_table(df: pd.DataFrame, name: str) -> None:
         p = Path(d) / f"{name}.csv"
         df.to_csv(p)
         mlflow.log_artifact(str(p), artifact_path="tables")
+
+
+def _pip_requirements() -> list[str]:
+    """Pinned runtime requirements of a logged model (inference by MLflow is slow and
+    cannot see our local package; the package itself travels as code_paths)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = []
+    for dist in ("pandas", "numpy", "scipy", "scikit-learn", "xgboost-cpu", "lifelines", "duckdb",
+                 "pyarrow", "pandera", "sqlglot", "threadpoolctl", "cloudpickle"):
+        try:
+            reqs.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return reqs
+
+
+def _code_paths() -> list[str]:
+    return [str(Path(__file__).resolve().parent)]
+
+
+def log_sklearn_model(model, X_example: pd.DataFrame, name: str = "model",
+                      registered_model_name: str | None = None):
+    """Log a fitted scikit-learn estimator whose pyfunc ``predict`` returns ``predict_proba``,
+    with a signature and an input example; the urm_models package travels with it."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = X_example.head(5)
+    signature = infer_signature(example, model.predict_proba(example))
+    # skops (MLflow's default format) refuses classes of ours such as the XGBoost wrapper
+    return mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=example,
+                                    pyfunc_predict_fn="predict_proba",
+                                    serialization_format="cloudpickle",
+                                    pip_requirements=_pip_requirements(), code_paths=_code_paths(),
+                                    registered_model_name=registered_model_name)
+
+
+def log_survival_model(model, X_example: pd.DataFrame, horizon: float = 12.0, name: str = "model",
+                       registered_model_name: str | None = None):
+    """Log a fitted SurvivalModel as a pyfunc returning, per row, ``p_churn`` within
+    ``horizon`` periods and ``expected_remaining_lifetime`` (both given the current duration)."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from .mlflow_models import SurvivalPyfunc
+
+    wrapper = SurvivalPyfunc(model, horizon)
+    example = X_example.head(5)
+    signature = infer_signature(example, wrapper.predict(None, example))
+    return mlflow.pyfunc.log_model(name=name, python_model=wrapper, signature=signature,
+                                   input_example=example, pip_requirements=_pip_requirements(),
+                                   code_paths=_code_paths(),
+                                   registered_model_name=registered_model_name)
