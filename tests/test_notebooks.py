@@ -102,6 +102,7 @@ def test_refresh_on_telco_logs_loadable_models(home):
     surv = mlflow.get_experiment_by_name("urm-survival")
     runs = {r.info.run_name: r for r in mlflow.search_runs([surv.experiment_id], output_format="list")}
     assert runs["cox-telco"].data.metrics["holdout_concordance"] >= 0.86
+    assert 0 < runs["cox-telco"].data.metrics["holdout_integrated_brier"] < 0.25
     (smodel,) = mlflow.search_logged_models(experiment_ids=[surv.experiment_id], output_format="list")
     S = telco[telco.tenure > 0].drop(columns=["user_id", "totalcharges", "churn"]).head(10)
     out = mlflow.pyfunc.load_model(smodel.model_uri).predict(S)
