@@ -36,7 +36,8 @@ test: $(STAMP) ## the test suite (unit, property, data, notebook and end-to-end 
 
 lab: $(STAMP) ## JupyterLab on notebooks/ with the urm-models kernel registered
 	$(VENV)/bin/python -c "from urm_models.pipeline import ensure_kernel; ensure_kernel()"
-	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 --notebook-dir notebooks
+	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 --notebook-dir notebooks \
+	  $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 against the project's store
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --workers 1 \
