@@ -1,0 +1,178 @@
+"""Segments and tiers: RFM scores and named segments, value tiers, retention targeting.
+
+Rule-based parts of the relationship table; they take and return DataFrames and know no model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["rfm_scores", "SEGMENT_RULES", "rfm_segments", "value_tiers", "tier_report",
+           "DEFAULT_TIER_SHARES", "target_list"]
+
+#: Named segments from R (recency score, 5 = most recent) and FM (mean of the frequency and
+#: monetary scores, rounded up). The first matching rule wins; the default table covers all 25
+#: (R, FM) cells. Override with your own table (same columns) or a CSV file of it.
+SEGMENT_RULES = pd.DataFrame([
+    ("Champions", 4, 5, 4, 5),
+    ("Loyal", 3, 5, 3, 5),
+    ("Potential loyalists", 4, 5, 2, 3),
+    ("New", 5, 5, 1, 1),
+    ("Promising", 4, 4, 1, 1),
+    ("Need attention", 3, 3, 2, 3),
+    ("About to sleep", 3, 3, 1, 2),
+    ("Cannot lose", 1, 2, 5, 5),
+    ("At risk", 1, 2, 3, 4),
+    ("Hibernating", 2, 2, 1, 2),
+    ("Lost", 1, 1, 1, 2),
+], columns=["segment", "r_min", "r_max", "fm_min", "fm_max"])
+
+
+def _quintile(values: pd.Series) -> pd.Series:
+    """Scores 1..5 by quintile of rank, higher values higher. Tied users share a score (the
+    one of their lowest rank), so the scores depend on the values only, not on row order."""
+    rank_min = values.rank(method="min").to_numpy()
+    n = len(values)
+    score = 1 + np.floor(5 * (rank_min - 1) / max(n, 1)).astype("int64")
+    return pd.Series(np.clip(score, 1, 5), index=values.index)
+
+
+def rfm_scores(rfm: pd.DataFrame) -> pd.DataFrame:
+    """R, F, M quintile scores (1-5) and FM = ceil((F + M) / 2).
+
+    Recency here is the time since the last purchase (``time_since_last`` if present, else
+    ``T - recency`` of a BTYD summary): the most recent fifth scores R = 5.
+    """
+    for c in ("frequency", "monetary"):
+        if c not in rfm.columns:
+            raise ValueError(f"rfm lacks column {c!r} (use features.rfm_summary or activity_features)")
+    if "time_since_last" in rfm.columns:
+        since = rfm["time_since_last"].astype(float)
+    elif {"T", "recency"} <= set(rfm.columns):
+        since = rfm["T"].astype(float) - rfm["recency"].astype(float)
+    else:
+        raise ValueError("rfm needs time_since_last, or T and recency")
+    out = pd.DataFrame(index=rfm.index)
+    out["R"] = _quintile(-since)  # less time since the last purchase = more recent = higher
+    out["F"] = _quintile(rfm["frequency"].astype(float))
+    out["M"] = _quintile(rfm["monetary"].astype(float))
+    out["FM"] = np.ceil((out["F"] + out["M"]) / 2).astype("int64")
+    return out
+
+
+def _rules(rules) -> pd.DataFrame:
+    if rules is None:
+        return SEGMENT_RULES
+    if isinstance(rules, (str, Path)):
+        rules = pd.read_csv(rules)
+    need = ["segment", "r_min", "r_max", "fm_min", "fm_max"]
+    missing = [c for c in need if c not in rules.columns]
+    if missing:
+        raise ValueError(f"segment rules lack column(s) {missing}; expected {need}")
+    grid = [(r, fm) for r in range(1, 6) for fm in range(1, 6)]
+    uncovered = [(r, fm) for r, fm in grid if not ((rules.r_min <= r) & (r <= rules.r_max)
+                                                   & (rules.fm_min <= fm) & (fm <= rules.fm_max)).any()]
+    if uncovered:
+        raise ValueError(f"segment rules leave (R, FM) cells {uncovered} without a segment")
+    return rules[need]
+
+
+def rfm_segments(rfm: pd.DataFrame, rules=None) -> pd.DataFrame:
+    """RFM scores plus the named ``segment`` of each user (first matching rule)."""
+    table = _rules(rules)
+    s = rfm_scores(rfm)
+    seg = pd.Series(pd.NA, index=s.index, dtype=object)
+    for row in table.itertuples(index=False):
+        hit = seg.isna() & s["R"].between(row.r_min, row.r_max) & s["FM"].between(row.fm_min, row.fm_max)
+        seg[hit] = row.segment
+    s["segment"] = seg.astype(str)
+    return s
+
+
+DEFAULT_TIER_SHARES = {"platinum": 0.10, "gold": 0.20, "silver": 0.30, "bronze": 0.40}
+
+
+def value_tiers(value: pd.Series, shares: dict | None = None, amounts: dict | None = None) -> pd.Series:
+    """Tier per user from predicted value (e.g. CLV), best tier first.
+
+    ``shares`` (default 10/20/30/40%): the top share of users by value, then the next, ...;
+    counts are cumulative roundings, so each tier is within one user of its share. Ties are
+    broken by the index. ``amounts`` instead: ``{tier: minimum value}``, tested from the
+    highest minimum down; users below every minimum get the last tier.
+    """
+    if shares is not None and amounts is not None:
+        raise ValueError("give shares or amounts, not both")
+    v = value.astype(float)
+    if v.isna().any():
+        raise ValueError(f"value has {int(v.isna().sum())} missing rows")
+    if amounts is not None:
+        ordered = sorted(amounts.items(), key=lambda kv: -kv[1])
+        out = pd.Series(ordered[-1][0], index=v.index, dtype=object)
+        assigned = pd.Series(False, index=v.index)
+        for tier, minimum in ordered:
+            hit = ~assigned & (v >= minimum)
+            out[hit] = tier
+            assigned |= hit
+        return out.rename("tier")
+    shares = dict(shares or DEFAULT_TIER_SHARES)
+    total = sum(shares.values())
+    if not np.isclose(total, 1.0):
+        raise ValueError(f"tier shares must add up to 1, they add up to {total}")
+    order = v.to_frame("v").assign(_id=v.index).sort_values(["v", "_id"], ascending=[False, True],
+                                                            kind="mergesort").index
+    n = len(v)
+    bounds = np.round(np.cumsum(list(shares.values())) * n).astype(int)
+    bounds[-1] = n
+    labels = np.empty(n, dtype=object)
+    start = 0
+    for tier, end in zip(shares, bounds):
+        labels[start:end] = tier
+        start = end
+    return pd.Series(labels, index=order).reindex(v.index).rename("tier")
+
+
+def tier_report(tiers: pd.Series, value: pd.Series) -> pd.DataFrame:
+    """Users and predicted value per tier, with each tier's share of both."""
+    df = pd.DataFrame({"tier": tiers, "value": value.astype(float)})
+    out = df.groupby("tier", sort=False).agg(users=("value", "size"), value=("value", "sum"))
+    out["share_of_users"] = out["users"] / out["users"].sum()
+    out["share_of_value"] = out["value"] / out["value"].sum()
+    return out
+
+
+def target_list(scores: pd.DataFrame, budget: float, cost_per_contact: float,
+                success_rate: float) -> pd.DataFrame:
+    """Whom to contact to maximise the expected value saved within ``budget``.
+
+    Each contact costs ``cost_per_contact`` and saves a user with probability ``success_rate``;
+    saving user i is worth their ``value_at_risk`` (= P(churn) x CLV; computed from ``p_churn``
+    and ``clv`` when the column is absent). With one cost for everyone the optimum is the users
+    with the highest value at risk, as many as the budget pays for, keeping only contacts whose
+    expected saving exceeds their cost.
+
+    Returns the chosen users (highest first) with ``expected_saving`` and ``net``; the totals
+    are in ``.attrs``: ``n_contacted``, ``spend``, ``expected_saving``, ``expected_return``.
+    """
+    if cost_per_contact <= 0 or budget < 0 or not 0 <= success_rate <= 1:
+        raise ValueError("need cost_per_contact > 0, budget >= 0 and success_rate in [0, 1]")
+    if "value_at_risk" in scores.columns:
+        var = scores["value_at_risk"].astype(float)
+    elif {"p_churn", "clv"} <= set(scores.columns):
+        var = scores["p_churn"].astype(float) * scores["clv"].astype(float)
+    else:
+        raise ValueError("scores need value_at_risk, or p_churn and clv")
+    saving = success_rate * var
+    order = saving.to_frame("s").assign(_id=saving.index).sort_values(
+        ["s", "_id"], ascending=[False, True], kind="mergesort").index
+    k_budget = int(np.floor(budget / cost_per_contact + 1e-12))
+    chosen = [u for u in order[:k_budget] if saving[u] > cost_per_contact]
+    out = pd.DataFrame({"value_at_risk": var[chosen], "expected_saving": saving[chosen]})
+    out["net"] = out["expected_saving"] - cost_per_contact
+    spend = len(chosen) * cost_per_contact
+    out.attrs.update(n_contacted=len(chosen), spend=float(spend),
+                     expected_saving=float(out["expected_saving"].sum()),
+                     expected_return=float(out["expected_saving"].sum() - spend))
+    return out

@@ -1,0 +1,103 @@
+"""Segments, tiers and targeting: hand-built cases, CDNOW coverage, brute force."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from urm_models import features
+from urm_models.segments import (SEGMENT_RULES, rfm_scores, rfm_segments, target_list,
+                                 tier_report, value_tiers)
+
+
+def test_default_rules_cover_every_cell_exactly_once_in_order():
+    for r, fm in itertools.product(range(1, 6), range(1, 6)):
+        hits = SEGMENT_RULES[(SEGMENT_RULES.r_min <= r) & (r <= SEGMENT_RULES.r_max)
+                             & (SEGMENT_RULES.fm_min <= fm) & (fm <= SEGMENT_RULES.fm_max)]
+        assert len(hits) >= 1, (r, fm)
+    assert set(SEGMENT_RULES.segment) == {"Champions", "Loyal", "Potential loyalists", "New", "Promising",
+                                          "Need attention", "About to sleep", "At risk", "Cannot lose",
+                                          "Hibernating", "Lost"}
+
+
+def test_scores_hand_built():
+    rfm = pd.DataFrame({"frequency": [0, 0, 1, 3, 10], "monetary": [0, 0, 5, 20, 50.0],
+                        "time_since_last": [40, 30, 20, 10, 0.0]}, index=list("abcde"))
+    s = rfm_scores(rfm)
+    assert list(s["R"]) == [1, 2, 3, 4, 5]          # most recent = 5
+    assert list(s["F"]) == [1, 1, 3, 4, 5]          # the two zeros tie and share the score
+    assert list(s["FM"]) == [1, 1, 3, 4, 5]
+    seg = rfm_segments(rfm)["segment"]
+    assert seg["e"] == "Champions" and seg["a"] == "Lost" and seg["c"] == "Loyal"
+
+
+def test_scores_do_not_depend_on_row_order(cdnow_sample):
+    rfm = features.rfm_summary(cdnow_sample, "1997-09-30", freq="W")
+    a = rfm_segments(rfm)
+    b = rfm_segments(rfm.sample(frac=1, random_state=3)).reindex(a.index)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_every_cdnow_user_gets_exactly_one_segment(cdnow_master):
+    rfm = features.rfm_summary(cdnow_master, "1997-09-30", freq="W")
+    seg = rfm_segments(rfm)
+    assert len(seg) == 23_570 and seg["segment"].isin(SEGMENT_RULES.segment).all()
+
+
+def test_rules_override_and_gaps(tmp_path):
+    p = tmp_path / "rules.csv"
+    SEGMENT_RULES.iloc[:-1].to_csv(p, index=False)  # drop "Lost": (1, 1) and (1, 2) uncovered
+    rfm = pd.DataFrame({"frequency": [1, 2], "monetary": [1, 2.0], "time_since_last": [1, 2.0]})
+    with pytest.raises(ValueError, match=r"\(1, 1\), \(1, 2\)"):
+        rfm_segments(rfm, rules=p)
+    mine = pd.DataFrame([("Everyone", 1, 5, 1, 5)], columns=SEGMENT_RULES.columns)
+    assert set(rfm_segments(rfm, rules=mine)["segment"]) == {"Everyone"}
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 400), st.integers(0, 10_000))
+def test_tier_shares_within_one_user(n, seed):
+    v = pd.Series(np.random.default_rng(seed).gamma(0.5, 10, n), index=[f"u{i}" for i in range(n)])
+    t = value_tiers(v)
+    counts = t.value_counts()
+    cum = 0
+    for tier, share in {"platinum": .1, "gold": .2, "silver": .3, "bronze": .4}.items():
+        cum_expected = (cum + share) * n
+        cum += share
+        got = sum(counts.get(k, 0) for k in list(["platinum", "gold", "silver", "bronze"])[
+            :list(["platinum", "gold", "silver", "bronze"]).index(tier) + 1])
+        assert abs(got - cum_expected) <= 1
+        assert abs(counts.get(tier, 0) - share * n) <= 1
+    # higher tiers hold higher values
+    order = {"platinum": 0, "gold": 1, "silver": 2, "bronze": 3}
+    ranks = t.map(order)
+    assert all(v[ranks == i].min() >= v[ranks == i + 1].max() for i in range(3)
+               if (ranks == i).any() and (ranks == i + 1).any())
+
+
+def test_tiers_by_amount_and_report():
+    v = pd.Series([500.0, 150, 60, 5], index=list("abcd"))
+    t = value_tiers(v, amounts={"platinum": 400, "gold": 100, "silver": 50, "bronze": 0})
+    assert list(t) == ["platinum", "gold", "silver", "bronze"]
+    rep = tier_report(t, v)
+    assert rep.loc["platinum", "share_of_value"] == pytest.approx(500 / 715)
+    with pytest.raises(ValueError, match="add up to 1"):
+        value_tiers(v, shares={"a": .5, "b": .4})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.floats(0, 1000), min_size=1, max_size=8), st.floats(0, 50), st.floats(0.5, 20),
+       st.floats(0, 1))
+def test_target_list_matches_brute_force_and_respects_budget(values, budget, cost, success):
+    scores = pd.DataFrame({"value_at_risk": values}, index=[f"u{i}" for i in range(len(values))])
+    chosen = target_list(scores, budget=budget, cost_per_contact=cost, success_rate=success)
+    assert chosen.attrs["spend"] <= budget + 1e-9
+    best = 0.0
+    for k in range(len(values) + 1):
+        for subset in itertools.combinations(range(len(values)), k):
+            if k * cost <= budget + 1e-9:
+                best = max(best, sum(success * values[i] - cost for i in subset))
+    assert chosen.attrs["expected_return"] == pytest.approx(best, rel=1e-9, abs=1e-9)
