@@ -101,3 +101,28 @@ def test_target_list_matches_brute_force_and_respects_budget(values, budget, cos
             if k * cost <= budget + 1e-9:
                 best = max(best, sum(success * values[i] - cost for i in subset))
     assert chosen.attrs["expected_return"] == pytest.approx(best, rel=1e-9, abs=1e-9)
+
+
+def test_transitions_hand_built():
+    from urm_models.segments import transitions
+
+    before = pd.Series({"a": "gold", "b": "gold", "c": "bronze", "d": "platinum"})
+    after = pd.Series({"a": "platinum", "b": "bronze", "c": "bronze", "e": "gold"})
+    t = transitions(before, after, order=["platinum", "gold", "silver", "bronze"])
+    c = t["counts"]
+    assert c.to_numpy().sum() == 5  # a, b, c, d, e
+    assert c.loc["gold", "platinum"] == 1 and c.loc["gold", "bronze"] == 1
+    assert c.loc["bronze", "bronze"] == 1 and c.loc["platinum", "(none)"] == 1 and c.loc["(none)", "gold"] == 1
+    assert t["upgraded"] == ["a"] and t["downgraded"] == ["b"]
+    assert t["stability"] == pytest.approx(1 / 3)  # of a, b, c only c kept its tier
+    assert t["shares"].loc["gold"].sum() == pytest.approx(1.0)
+
+
+def test_cdnow_segment_transitions_sum_to_the_users(cdnow_master):
+    from urm_models.segments import transitions
+
+    s1 = rfm_segments(features.rfm_summary(cdnow_master, "1997-09-30", freq="W"))["segment"]
+    s2 = rfm_segments(features.rfm_summary(cdnow_master, "1997-12-31", freq="W"))["segment"]
+    t = transitions(s1, s2, order=list(SEGMENT_RULES.segment))
+    assert t["counts"].to_numpy().sum() == 23_570
+    assert 0 < t["stability"] < 1
