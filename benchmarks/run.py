@@ -162,7 +162,7 @@ def _btyd_case(which: str) -> dict:
             params = fit(rfm)
             times.append(time.perf_counter() - t0)
         out.update(seconds=float(np.median(times)), first=times[0], times=times, params=params,
-                   ll=_our_bg_ll(params, rfm))
+                   ll=_our_ll("BetaGeo", params, rfm))
     elif which == "urm_clv":
         from urm_models.models import BetaGeo, GammaGamma, customer_lifetime_value
 
@@ -193,15 +193,17 @@ def _btyd_case(which: str) -> dict:
     return out
 
 
-def _our_bg_ll(params: dict, rfm: pd.DataFrame) -> float:
-    """Total BG/NBD log-likelihood at ``params`` with our implementation (one yardstick)."""
-    from urm_models.models import BetaGeo
+def _our_ll(model: str, params: dict, rfm: pd.DataFrame) -> float:
+    """Total log-likelihood at ``params`` with our implementation of ``model`` (a class name in
+    urm_models.models): one yardstick for both fitters' optima."""
+    from urm_models import models
     from urm_models.models.btyd import _Purchases
 
+    model_cls = getattr(models, model)
     d = _Purchases(rfm["frequency"].to_numpy(float), rfm["recency"].to_numpy(float),
                    rfm["T"].to_numpy(float))
-    lp = np.log([params[k] for k in ("r", "alpha", "a", "b")])
-    return float(d.w @ BetaGeo()._loglik_grad(lp, d)[0])
+    lp = np.log([params[k] for k in model_cls.param_names])
+    return float(d.w @ model_cls()._loglik_grad(lp, d)[0])
 
 
 def bench_btyd(repeats: int = 3) -> list[dict]:
@@ -259,20 +261,10 @@ def _pareto_case(which: str) -> dict:
 
         lm = ParetoNBDFitter().fit(rfm["frequency"], rfm["recency"], rfm["T"])
         params = {k: float(lm.params_[k]) for k in ("r", "alpha", "s", "beta")}
-    out.update(seconds=time.perf_counter() - t0, params=params, ll=_our_pareto_ll(params, rfm))
+    out.update(seconds=time.perf_counter() - t0, params=params, ll=_our_ll("ParetoNBD", params, rfm))
     out["peak_rss_mb"] = _maxrss_mb()
     out["peak_above_input_mb"] = out["peak_rss_mb"] - base
     return out
-
-
-def _our_pareto_ll(params: dict, rfm: pd.DataFrame) -> float:
-    from urm_models.models import ParetoNBD
-    from urm_models.models.btyd import _Purchases
-
-    d = _Purchases(rfm["frequency"].to_numpy(float), rfm["recency"].to_numpy(float),
-                   rfm["T"].to_numpy(float))
-    lp = np.log([params[k] for k in ("r", "alpha", "s", "beta")])
-    return float(d.w @ ParetoNBD()._loglik_grad(lp, d)[0])
 
 
 def bench_pareto(repeats: int = 3) -> list[dict]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..simulate import UNIT_DAYS
-from .rfm import _date, _relation, connect
+from .rfm import _date, _relation, connect, days_cte
 
 
 def churn_labels(transactions, cutoff, horizon: float, freq: str = "W") -> pd.Series:
@@ -60,13 +60,7 @@ def activity_sql(cutoff, freq: str = "W", windows=(4, 13, 26), source: str = "tr
     d0 = int(round(w0 * UNIT_DAYS[freq]))
     win_cols.append(f"SUM(CASE WHEN d > {cut} - INTERVAL {2 * d0} DAY AND d <= {cut} - INTERVAL {d0} DAY "
                     f"THEN 1 ELSE 0 END) AS purchases_prev_{w0}")
-    return f"""WITH days AS (
-    SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(ts AS DATE) AS d,
-           SUM(CAST(amount AS DOUBLE)) AS amount
-    FROM {source}
-    WHERE CAST(ts AS DATE) <= {cut}
-    GROUP BY CAST(user_id AS VARCHAR), CAST(ts AS DATE)
-),
+    return f"""WITH {days_cte(source, cut)},
 gaps AS (
     SELECT user_id, d, amount,
            CAST(DATE_DIFF('day', LAG(d) OVER (PARTITION BY user_id ORDER BY d), d) AS DOUBLE) / {unit} AS gap,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .rfm import _date, _relation, connect
+from .rfm import _date, _relation, connect, days_cte
 
 _TRUNC = {"D": "day", "W": "week", "M": "month"}
 _STEP = {"D": "INTERVAL 1 DAY", "W": "INTERVAL 7 DAY", "M": "INTERVAL 1 MONTH"}
@@ -23,13 +23,8 @@ def activity_sql(freq: str = "M", cutoff=None, source: str = "transactions",
     if freq not in _TRUNC:
         raise ValueError(f"freq must be one of {sorted(_TRUNC)}, not {freq!r}")
     u = _TRUNC[freq]
-    where = f"WHERE CAST(ts AS DATE) <= DATE '{_date(cutoff, 'cutoff'):%Y-%m-%d}'" if cutoff is not None else ""
-    sql = f"""WITH days AS (
-    SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(ts AS DATE) AS d,
-           SUM(CAST(amount AS DOUBLE)) AS amount
-    FROM {source} {where}
-    GROUP BY CAST(user_id AS VARCHAR), CAST(ts AS DATE)
-),
+    last = f"DATE '{_date(cutoff, 'cutoff'):%Y-%m-%d}'" if cutoff is not None else None
+    sql = f"""WITH {days_cte(source, last)},
 act AS (
     SELECT user_id, CAST(DATE_TRUNC('{u}', d) AS DATE) AS period, SUM(amount) AS revenue,
            COUNT(*) AS purchase_days

@@ -38,6 +38,18 @@ def _date(value, name: str) -> pd.Timestamp:
     return ts.normalize()
 
 
+def days_cte(source: str, last_day_sql: str | None) -> str:
+    """``days``: one row per user and calendar day (same-day purchases merged, amounts summed),
+    up to ``last_day_sql`` (a SQL date expression) when given. Shared by every feature query."""
+    where = f"\n    WHERE CAST(ts AS DATE) <= {last_day_sql}" if last_day_sql else ""
+    return f"""days AS (
+    SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(ts AS DATE) AS d,
+           SUM(CAST(amount AS DOUBLE)) AS amount
+    FROM {source}{where}
+    GROUP BY CAST(user_id AS VARCHAR), CAST(ts AS DATE)
+)"""
+
+
 def rfm_sql(cutoff, freq: str = "D", holdout_end=None, source: str = "transactions",
             dialect: str = "duckdb") -> str:
     """The SQL that computes :func:`rfm_summary` from a table ``source(user_id, ts, amount)``.
@@ -67,13 +79,7 @@ holdout AS (
     CASE WHEN h.n_days > 0 THEN h.amount / CAST(h.n_days AS DOUBLE) ELSE 0.0 END AS monetary_holdout,
     CAST(DATE_DIFF('day', {c}, {e}) AS DOUBLE) / {unit} AS duration_holdout"""
         holdout_join = "\nLEFT JOIN holdout AS h ON h.user_id = cal.user_id"
-    sql = f"""WITH days AS (
-    SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(ts AS DATE) AS d,
-           SUM(CAST(amount AS DOUBLE)) AS amount
-    FROM {source}
-    WHERE CAST(ts AS DATE) <= {e}
-    GROUP BY CAST(user_id AS VARCHAR), CAST(ts AS DATE)
-),
+    sql = f"""WITH {days_cte(source, e)},
 firsts AS (
     SELECT user_id, MIN(d) AS first_d FROM days WHERE d <= {c} GROUP BY user_id
 ),

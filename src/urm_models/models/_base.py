@@ -282,9 +282,3 @@ def _unique_rows_exact(arrays):
     arr = [u[i] for u, i in per_col]
     counts = np.bincount(row_codes, minlength=len(uniq_keys)).astype(float)
     return arr, counts, row_codes, per_col
-
-
-def distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(unique values, inverse index): compute a term once per distinct value, then gather."""
-    inv, u = pd.factorize(np.asarray(values, dtype=float), sort=False)
-    return np.asarray(u, dtype=float), inv

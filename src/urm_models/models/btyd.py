@@ -76,6 +76,20 @@ class _Purchases:
         return sub
 
 
+def _prepare(rfm, weights):
+    """Distinct histories of ``rfm`` with counts (or summed ``weights``) and the user count."""
+    x, tx, T = _columns(rfm)
+    d = _Purchases(x, tx, T)
+    n = len(x)
+    if weights is not None:
+        w_rows = np.asarray(weights, float)
+        if w_rows.shape != (n,) or (w_rows < 0).any():
+            raise ValueError("weights must be one non-negative number per row")
+        d.w = np.bincount(d.codes, weights=w_rows, minlength=len(d.x))
+        n = float(w_rows.sum())
+    return d, n
+
+
 def _columns(rfm):
     validate_rfm(rfm)
     return (rfm["frequency"].to_numpy(float), rfm["recency"].to_numpy(float),
@@ -93,15 +107,7 @@ class _BetaGeoFamily(MLEModel):
 
         ``weights`` (optional, one per row) count each row as that many users.
         """
-        x, tx, T = _columns(rfm)
-        d = _Purchases(x, tx, T)
-        n = len(x)
-        if weights is not None:
-            w_rows = np.asarray(weights, float)
-            if w_rows.shape != (n,) or (w_rows < 0).any():
-                raise ValueError("weights must be one non-negative number per row")
-            d.w = np.bincount(d.codes, weights=w_rows, minlength=len(d.x))
-            n = float(w_rows.sum())
+        d, n = _prepare(rfm, weights)
         self.freq_ = rfm.attrs.get("freq")
         return self._fit_prepared(d, d.w, n)
 

@@ -269,7 +269,6 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         else:
             raise ValueError(f"model must be 'xgboost' or 'logistic', not {self.model!r}")
         steps += [("columns", ct), ("model", est)]
-        self._engineered_columns = (nums, cats)
         return Pipeline(steps)
 
     # -- fit / predict ----------------------------------------------------------------------
@@ -432,5 +431,3 @@ def _logit(p):
     p = np.clip(np.asarray(p, float), 1e-9, 1 - 1e-9)
     return np.log(p) - np.log1p(-p)
 
-
-_ = clone  # scikit-learn's clone works on ChurnClassifier: all parameters are in __init__

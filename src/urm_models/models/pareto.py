@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln, hyp2f1
 
 from ._base import MLEModel, unique_rows
-from .btyd import _columns, _Purchases
+from .btyd import _columns, _prepare, _Purchases
 
 __all__ = ["ParetoNBD"]
 
@@ -98,15 +98,7 @@ class ParetoNBD(MLEModel):
     param_names = ("r", "alpha", "s", "beta")
 
     def fit(self, rfm: pd.DataFrame, weights=None):
-        x, tx, T = _columns(rfm)
-        d = _Purchases(x, tx, T)
-        n = len(x)
-        if weights is not None:
-            w_rows = np.asarray(weights, float)
-            if w_rows.shape != (n,) or (w_rows < 0).any():
-                raise ValueError("weights must be one non-negative number per row")
-            d.w = np.bincount(d.codes, weights=w_rows, minlength=len(d.x))
-            n = float(w_rows.sum())
+        d, n = _prepare(rfm, weights)
         d.pairs = _Pairs(d)
         self.freq_ = rfm.attrs.get("freq")
         return self._fit_prepared(d, d.w, n)
