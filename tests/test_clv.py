@@ -6,7 +6,7 @@ import pytest
 
 from urm_models import datasets, features
 from urm_models.evaluation import holdout
-from urm_models.models import (BetaGeo, GammaGamma, conditional_median_purchases,
+from urm_models.models import (BetaGeo, CLVScorer, GammaGamma, ParetoNBD, conditional_median_purchases,
                                customer_lifetime_value)
 
 
@@ -87,3 +87,69 @@ def test_selection_never_sees_the_holdout(fitted):
     b = holdout.select_on_validation(pd.concat([early, later]), "1997-09-30")
     assert a[0] == b[0]  # ...changes nothing in the choice
     pd.testing.assert_frame_equal(a[1], b[1])
+
+
+# ----------------------------------------------------------------- expected remaining lifetime
+@pytest.fixture(scope="module")
+def models(fitted):
+    tx, rfm, bg, gg = fitted
+    return {"rfm": rfm, "bg": bg, "gg": gg, "pareto": ParetoNBD().fit(rfm)}
+
+
+def test_bg_remaining_lifetime_matches_direct_integration(models):
+    """The closed form (Pfaff-transformed 2F1) against integrating exp(-lambda p t) over the
+    posterior of p by quadrature and then over t."""
+    from scipy import integrate, stats
+
+    bg = models["bg"]
+    rfm = models["rfm"]
+    r, alpha, a, b = (bg.params_[k] for k in ("r", "alpha", "a", "b"))
+    users = rfm.iloc[[0, 3, 17, 40]]
+    got = bg.expected_remaining_lifetime(users, 52.0)
+    for uid, u in users.iterrows():
+        x, T = u["frequency"], u["T"]
+        alive = bg.p_alive(users.loc[[uid]]).iloc[0]
+
+        def S(t):
+            return integrate.quad(lambda p: stats.beta.pdf(p, a, b + x) * (1 + p * t / (alpha + T)) ** -(r + x),
+                                  0, 1, limit=200)[0]
+
+        assert got[uid] == pytest.approx(alive * integrate.quad(S, 0, 52.0)[0], rel=1e-6)
+
+
+def test_pareto_remaining_lifetime_matches_closed_form(models):
+    pn = models["pareto"]
+    rfm = models["rfm"].head(50)
+    s, beta = pn.params_["s"], pn.params_["beta"]
+    H = 40.0
+    bT = beta + rfm["T"].to_numpy()
+    closed = pn.p_alive(rfm).to_numpy() * bT / (s - 1) * (1 - (bT / (bT + H)) ** (s - 1))
+    assert np.allclose(pn.expected_remaining_lifetime(rfm, H).to_numpy(), closed, rtol=1e-8)
+
+
+def test_remaining_lifetime_is_bounded_and_grows_with_the_horizon(models):
+    bg, rfm = models["bg"], models["rfm"]
+    short, long = bg.expected_remaining_lifetime(rfm, 13.0), bg.expected_remaining_lifetime(rfm, 52.0)
+    assert (short >= 0).all() and (short <= 13.0 + 1e-9).all() and (long >= short - 1e-12).all()
+    # a buyer with a long recent history outlives one whose purchases stopped long ago
+    hist = pd.DataFrame({"frequency": [10.0, 10.0], "recency": [38.0, 5.0], "T": [39.0, 39.0]})
+    lt = bg.expected_remaining_lifetime(hist, 52.0)
+    assert lt.iloc[0] > 5 * lt.iloc[1]
+    with pytest.raises(ValueError, match="horizon"):
+        bg.expected_remaining_lifetime(rfm, 0)
+
+
+def test_clv_scorer_agrees_with_its_parts(models):
+    bg, gg, rfm = models["bg"], models["gg"], models["rfm"]
+    scorer = CLVScorer(bg, gg, rfm_freq="W", horizon=12, freq="M", discount_rate=0.01)
+    out = scorer.predict(rfm)
+    assert list(out.columns) == CLVScorer.columns and out.index.equals(rfm.index)
+    ref = customer_lifetime_value(bg, gg, rfm, horizon=12, freq="M", discount_rate=0.01)
+    assert np.allclose(out["clv"], ref["clv"]) and np.allclose(out["expected_purchases"], ref["expected_purchases"])
+    assert np.allclose(out["p_alive"], bg.p_alive(rfm))
+    weeks = 12 * (365.25 / 12) / 7
+    assert np.allclose(out["p_churn"], bg.probability_of_purchases(0, weeks, rfm))
+    # lifetime in months, within the 12-month horizon
+    assert ((out["expected_remaining_lifetime"] >= 0) & (out["expected_remaining_lifetime"] <= 12 + 1e-9)).all()
+    with pytest.raises(ValueError, match="monetary"):
+        scorer.predict(rfm.drop(columns=["monetary"]))

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from urm_models import features
-from urm_models.segments import (SEGMENT_RULES, rfm_scores, rfm_segments, target_list,
+from urm_models import features, segments
+from urm_models.segments import (PLAYBOOK, SEGMENT_RULES, STAGES, TIERS, lifecycle_stages, recommend_actions, rfm_scores, rfm_segments, target_list,
                                  tier_report, value_tiers)
 
 
@@ -126,3 +126,84 @@ def test_cdnow_segment_transitions_sum_to_the_users(cdnow_master):
     t = transitions(s1, s2, order=list(SEGMENT_RULES.segment))
     assert t["counts"].to_numpy().sum() == 23_570
     assert 0 < t["stability"] < 1
+
+
+# ------------------------------------------------------------------------------- lifecycle
+def test_lifecycle_stages_hand_built():
+    ids = ["new", "lapsed", "back", "risky", "fine", "gone_new"]
+    age = pd.Series([5, 40, 40, 40, 40, 2], index=ids, dtype=float)
+    since = pd.Series([1, 30, 2, 3, 3, 2], index=ids, dtype=float)
+    gap = pd.Series([0, 0, 27, 1, 1, 0], index=ids, dtype=float)
+    risk = pd.Series([0.9, 0.1, 0.9, 0.7, 0.2, 0.1], index=ids)
+    gone = pd.Series([False, False, False, False, False, True], index=ids)
+    stages = lifecycle_stages(age, since_last=since, gap_before_last=gap, lapsed=gone, risk=risk,
+                              period=13, lapse_after=26, at_risk=0.5)
+    # an observed churn is lapsed even when new; new wins over risk; a return after 26+ is reactivated
+    assert stages.to_dict() == {"new": "new", "lapsed": "lapsed", "back": "reactivated", "risky": "at risk",
+                                "fine": "active", "gone_new": "lapsed"}
+    assert set(stages) <= set(STAGES)
+    # rules whose inputs are missing are skipped
+    assert lifecycle_stages(age, period=13, lapse_after=26).tolist() == ["new", "active", "active", "active",
+                                                                          "active", "new"]
+
+
+def test_lifecycle_rejects_bad_settings_and_missing_rows():
+    age = pd.Series([1.0, 2.0], index=["a", "b"])
+    with pytest.raises(ValueError, match="period"):
+        lifecycle_stages(age, period=30, lapse_after=10)
+    with pytest.raises(ValueError, match="at_risk"):
+        lifecycle_stages(age, at_risk=1.5)
+    with pytest.raises(ValueError, match="risk has 1 missing rows"):
+        lifecycle_stages(age, risk=pd.Series([0.1], index=["a"]))
+
+
+# ---------------------------------------------------------------------------------- actions
+def test_default_playbook_covers_every_tier_and_stage_once():
+    pairs = list(zip(PLAYBOOK.tier, PLAYBOOK.lifecycle_stage))
+    assert sorted(pairs) == sorted(itertools.product(TIERS, STAGES))
+    assert PLAYBOOK.priority.between(1, 5).all()
+    row = PLAYBOOK.set_index(["tier", "lifecycle_stage"])
+    assert row.loc[("platinum", "at risk"), "channel"] in ("phone", "account manager")
+    assert row.loc[("bronze", "lapsed"), "action"] == "none"
+
+
+def test_actions_follow_an_overriding_playbook_file(tmp_path):
+    tiers = pd.Series(["gold", "bronze", "gold"], index=["u1", "u2", "u3"])
+    stages = pd.Series(["active", "lapsed", "new"], index=["u1", "u2", "u3"])
+    book = PLAYBOOK.copy()
+    book.loc[(book.tier == "bronze") & (book.lifecycle_stage == "lapsed"), ["action", "channel", "priority"]] = \
+        ["survey", "email", 4]
+    path = tmp_path / "playbook.csv"
+    book.to_csv(path, index=False)
+    out = recommend_actions(tiers, stages, path)
+    assert out.index.tolist() == ["u1", "u2", "u3"]
+    assert out.loc["u2"].tolist() == ["survey", "email", 4]
+    assert out.loc["u1", "recommended_action"] == "loyalty reward"
+    with pytest.raises(ValueError, match=r"no action for 1 users.*gold.*new"):
+        recommend_actions(tiers, stages, book[~((book.tier == "gold") & (book.lifecycle_stage == "new"))])
+    with pytest.raises(ValueError, match="twice"):
+        recommend_actions(tiers, stages, pd.concat([book, book.head(1)]))
+    with pytest.raises(ValueError, match="lacks columns"):
+        recommend_actions(tiers, stages, book.drop(columns=["channel"]))
+
+
+# --------------------------------------------------------------------------------- KPIs
+def test_kpis_by_hand_built():
+    scores = pd.DataFrame({"tier": ["gold", "gold", "bronze", "platinum"], "p_churn": [0.2, 0.4, 0.9, 0.1],
+                           "clv": [10.0, 30.0, 0.0, 60.0]}, index=["a", "b", "c", "d"])
+    churned = pd.Series([0, 1, 1, 0], index=scores.index)
+    feedback = pd.DataFrame({"user_id": ["a", "a", "b", "c", "d"],
+                             "ts": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-01-01", "2024-01-01", "2024-01-01"]),
+                             "score": [2, 10, 9, 5, 7]})
+    out = segments.kpis_by(scores, "tier", churned=churned, revenue=pd.Series([1.0, 1.0, 2.0, 4.0], index=scores.index),
+                           feedback=feedback)
+    assert out.index.tolist() == ["platinum", "gold", "bronze"]  # best tier first
+    gold = out.loc["gold"]
+    assert gold["users"] == 2 and gold["churn_rate"] == pytest.approx(0.3)
+    assert gold["retention_rate"] == pytest.approx(0.7) and gold["observed_churn_rate"] == pytest.approx(0.5)
+    assert gold["avg_clv"] == pytest.approx(20.0) and gold["clv_share"] == pytest.approx(0.4)
+    assert gold["revenue_share"] == pytest.approx(0.25)
+    assert gold["nps"] == pytest.approx(100.0)  # latest scores 10 and 9: both promoters
+    assert out.loc["bronze", "nps"] == pytest.approx(-100.0) and out.loc["platinum", "nps"] == 0.0
+    with pytest.raises(ValueError, match="grouping column"):
+        segments.kpis_by(scores, "cohort")

@@ -57,3 +57,40 @@ def histogram(values, bins: int = 30, title: str = "", xlabel: str = "") -> Figu
     ax.set_ylabel("users")
     fig.tight_layout()
     return fig
+
+
+def transition_heatmap(matrix: pd.DataFrame, title: str = "Transitions", fmt: str = "{:.0%}") -> Figure:
+    """Heat map of a transition matrix from :func:`urm_models.segments.transitions` (rows:
+    label before, columns: label after), e.g. its ``shares`` (``fmt`` percent) or ``counts``
+    (``fmt="{:,.0f}"``)."""
+    data = matrix.to_numpy(dtype=float)
+    fig = Figure(figsize=(max(5, 0.9 * matrix.shape[1] + 2.5), max(3.5, 0.55 * matrix.shape[0] + 1.5)))
+    ax = fig.add_subplot()
+    im = ax.imshow(np.ma.masked_invalid(data), cmap="Blues", aspect="auto", vmin=0)
+    ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=30, ha="right")
+    ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index])
+    ax.set_xlabel(matrix.columns.name or "after")
+    ax.set_ylabel(matrix.index.name or "before")
+    ax.set_title(title)
+    top = np.nanmax(data) if np.isfinite(data).any() else 1.0
+    for (i, j), v in np.ndenumerate(data):
+        if np.isfinite(v):
+            ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=7,
+                    color="white" if v > 0.6 * top else "black")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def bar(values: pd.Series, title: str = "", xlabel: str = "", fmt: str = "{:,.0f}") -> Figure:
+    """Horizontal bars of a Series (largest on top), each labelled with its value."""
+    v = values.astype(float).sort_values()
+    fig = Figure(figsize=(7, max(2.5, 0.35 * len(v) + 1)))
+    ax = fig.add_subplot()
+    ax.barh([str(i) for i in v.index], v.to_numpy(), color="steelblue")
+    for y, x in enumerate(v.to_numpy()):
+        ax.text(x, y, " " + fmt.format(x), va="center", fontsize=7)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    fig.tight_layout()
+    return fig

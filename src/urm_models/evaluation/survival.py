@@ -50,3 +50,41 @@ def integrated_brier_score(model, test: pd.DataFrame, train: pd.DataFrame, times
     S = model.predict_survival(test, times)
     bs = brier_scores(S, test, train, d, e)
     return float(np.trapezoid(bs.to_numpy(), times) / (times[-1] - times[0]))
+
+
+def kaplan_meier_by(df: pd.DataFrame, duration_col: str, event_col: str, by: str,
+                    at=None, title: str | None = None):
+    """Kaplan-Meier survival per group of ``by`` (e.g. tier, contract, cohort).
+
+    Returns ``(figure, table)``: the curves with 95% bands, and per group the number still at
+    risk at each time of ``at`` (default: six evenly spaced times up to the longest duration),
+    the KM survival there and the median survival time (inf if not reached).
+    """
+    from lifelines import KaplanMeierFitter
+    from matplotlib.figure import Figure
+
+    for c in (duration_col, event_col, by):
+        if c not in df.columns:
+            raise ValueError(f"the data lack column {c!r}")
+    dur = pd.to_numeric(df[duration_col]).astype(float)
+    at = np.linspace(0, dur.max(), 7)[:-1].round() if at is None else np.asarray(at, float)
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot()
+    rows = {}
+    groups = df.groupby(by, sort=True, observed=True)
+    for level, g in groups:
+        km = KaplanMeierFitter(label=f"{level} (n={len(g):,})").fit(dur.loc[g.index], g[event_col].astype(int))
+        km.plot_survival_function(ax=ax, ci_show=True)
+        surv = np.asarray(km.survival_function_at_times(at), float)
+        row = {f"at risk t={t:g}": int((dur.loc[g.index] >= t).sum()) for t in at}
+        row.update({f"S(t={t:g})": s for t, s in zip(at, surv)})
+        row["median"] = float(km.median_survival_time_)
+        rows[level] = row
+    ax.set_xlabel(duration_col)
+    ax.set_ylabel("share surviving")
+    ax.set_title(title or f"Kaplan-Meier by {by}")
+    ax.set_ylim(0, 1.02)
+    fig.tight_layout()
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = by
+    return fig, table

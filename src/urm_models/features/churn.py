@@ -77,6 +77,7 @@ SELECT user_id,
        SUM(amount) AS total_spend,
        SUM(amount) / CAST(COUNT(*) AS DOUBLE) AS avg_spend,
        AVG(gap) AS gap_mean, STDDEV_SAMP(gap) AS gap_std, MAX(gap) AS gap_max,
+       ARG_MAX(gap, d) AS gap_last,
        {(',' + chr(10) + '       ').join(win_cols)}
 FROM gaps
 GROUP BY user_id
@@ -88,7 +89,8 @@ def activity_features(transactions, cutoff, freq: str = "W", windows=(4, 13, 26)
 
     Columns: ``frequency, recency, T`` (= tenure), ``time_since_last, monetary, total_spend,
     avg_spend``; inter-purchase gaps ``gap_mean, gap_std, gap_max`` (for fewer than 2 or 3
-    purchase days: ``T`` for mean and max, i.e. the wait so far, and 0 for the spread);
+    purchase days: ``T`` for mean and max, i.e. the wait so far, and 0 for the spread) and
+    ``gap_last``, the wait before the latest purchase (0 for a single purchase day);
     ``purchases_<w>``, ``spend_<w>`` in each trailing window of ``w`` periods; ``trend``
     (purchases in the last ``w0`` periods minus the ``w0`` before, ``w0`` the shortest window).
     """
@@ -105,6 +107,7 @@ def activity_features(transactions, cutoff, freq: str = "W", windows=(4, 13, 26)
     out["gap_mean"] = out["gap_mean"].fillna(out["T"])
     out["gap_max"] = out["gap_max"].fillna(out["T"])
     out["gap_std"] = out["gap_std"].fillna(0.0)
+    out["gap_last"] = out["gap_last"].fillna(0.0)
     for c in out.columns:
         if c.startswith("purchases_") or c in ("frequency", "trend"):
             out[c] = out[c].astype("int64")

@@ -211,3 +211,15 @@ def overview(transactions: pd.DataFrame, rfm: pd.DataFrame | None = None) -> dic
         if "frequency_holdout" in rfm:
             out["holdout_purchases"] = int(rfm["frequency_holdout"].sum())
     return out
+
+
+def cohort_of(age: pd.Series, as_of, freq: str = "W", cohort_freq: str = "M") -> pd.Series:
+    """Acquisition cohort label (``"1997-01"`` for months) of each user from their age at
+    ``as_of`` (BTYD ``T``, in ``freq`` units, as rfm_summary / activity_features return it)."""
+    from ..simulate import UNIT_DAYS
+
+    if freq not in UNIT_DAYS:
+        raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
+    first = _date(as_of, "as_of") - pd.to_timedelta(age.to_numpy(float) * UNIT_DAYS[freq], unit="D")
+    start = pd.DatetimeIndex(first).round("D").to_period(_PANDAS_FREQ[cohort_freq]).start_time
+    return pd.Series(_label(start, cohort_freq), index=age.index, name="cohort")

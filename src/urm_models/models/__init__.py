@@ -9,6 +9,6 @@ from .survival import SurvivalModel, contractual_clv
 __all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD", "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError",
            "NotFittedError"]
 
-from .clv import conditional_median_purchases, customer_lifetime_value  # noqa: E402
+from .clv import CLVScorer, conditional_median_purchases, customer_lifetime_value  # noqa: E402
 
-__all__ += ["customer_lifetime_value", "conditional_median_purchases"]
+__all__ += ["customer_lifetime_value", "conditional_median_purchases", "CLVScorer"]

@@ -96,7 +96,31 @@ def _columns(rfm):
             rfm["T"].to_numpy(float))
 
 
-class _BetaGeoFamily(MLEModel):
+class _Lifetime:
+    """Expected remaining lifetime for purchase models that define ``_alive_curve``."""
+
+    def expected_remaining_lifetime(self, rfm: pd.DataFrame, horizon: float, nodes: int = 32) -> pd.Series:
+        """Expected time each user stays alive within the next ``horizon`` periods (``rfm`` units).
+
+        The restricted mean ``int_0^horizon P(alive at T + t | history) dt`` (Gauss-Legendre
+        over ``t``). Restricted, because BTYD lifetimes have heavy tails: with BG/NBD's ``a < 1``
+        (as on CDNOW) the unrestricted mean is infinite. A user surely dead scores 0, one surely
+        alive throughout scores ``horizon``.
+        """
+        validate_rfm(rfm)
+        if not horizon > 0:
+            raise ValueError(f"horizon must be positive, got {horizon}")
+        (x, tx, T), _, codes = unique_rows(rfm["frequency"].to_numpy(float),
+                                           rfm["recency"].to_numpy(float), rfm["T"].to_numpy(float))
+        gx, gw = np.polynomial.legendre.leggauss(nodes)
+        total = np.zeros_like(x)
+        for node, weight in zip(gx, gw):
+            total += weight * self._alive_curve(0.5 * horizon * (node + 1.0), x, tx, T)
+        return pd.Series(0.5 * horizon * total[codes], index=rfm.index,
+                         name="expected_remaining_lifetime")
+
+
+class _BetaGeoFamily(_Lifetime, MLEModel):
     """BG/NBD and MBG/NBD share everything but a shift: ``k = 0`` (BG) or ``1`` (MBG)."""
 
     param_names = ("r", "alpha", "a", "b")
@@ -305,6 +329,18 @@ class _BetaGeoFamily(MLEModel):
         tail = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + b + k - 1.0 - r, a - 1.0, a + b + x + k - 1.0, z)
         num = (a + b + x + k - 1.0) / (a - 1.0) * (1.0 - tail)
         return num * expit(-self._log_odds_dead(x, tx, T))
+
+    def _alive_curve(self, t, x, tx, T):
+        """P(alive at T + t | history). Given alive at T, lambda ~ Gamma(r+x, alpha+T) and
+        p ~ Beta(a, b+x+k) independently, and the time to dropout is Exponential(lambda p), so
+        E[exp(-lambda p t)] = 2F1(r+x, a; a+b+x+k; -z), z = t / (alpha+T); Pfaff's transformation
+        puts the argument in [0, 1)."""
+        r, alpha, a, b = self._p()
+        k = self._k
+        t = np.asarray(t, float)
+        w = t / (alpha + T + t)
+        stay = np.exp(a * np.log1p(-w)) * hyp2f1(a + b + k - r, a, a + b + x + k, w)
+        return np.clip(stay, 0.0, 1.0) * expit(-self._log_odds_dead(x, tx, T))
 
     def conditional_expected_purchases(self, t, rfm: pd.DataFrame) -> pd.Series:
         """Expected purchases in the next ``t`` periods, per user, given their history."""

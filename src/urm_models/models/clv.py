@@ -102,3 +102,51 @@ def conditional_median_purchases(model, t, rfm: pd.DataFrame, max_n: int = 500) 
         if not undecided.any():
             break
     return pd.Series(med[codes], index=rfm.index, name="median_purchases")
+
+
+
+class CLVScorer:
+    """Per-user purchase, retention and value scores from a fitted purchase model and spend model.
+
+    The object logged to the registry as ``urm-clv``: ``predict(rfm)`` takes an RFM table
+    (``frequency, recency, T, monetary`` in ``rfm_freq`` units, as ``features.rfm_summary``
+    returns it) and returns, over the next ``horizon`` periods of ``freq``:
+    ``expected_purchases``, ``p_alive`` (now), ``p_churn`` (= P(no purchase in the horizon)),
+    ``expected_remaining_lifetime`` (restricted to the horizon, in ``freq`` units) and ``clv``.
+
+    Parameters
+    ----------
+    purchase_model : fitted BetaGeo / ModifiedBetaGeo / ParetoNBD
+    spend_model : fitted GammaGamma
+    rfm_freq : time unit of the RFM tables it will score (``"D"``, ``"W"``, ``"M"``)
+    horizon, freq, discount_rate, margin : as in :func:`customer_lifetime_value`
+    """
+
+    columns = ["expected_purchases", "p_alive", "p_churn", "expected_remaining_lifetime", "clv"]
+
+    def __init__(self, purchase_model, spend_model: GammaGamma, rfm_freq: str, horizon: int = 12,
+                 freq: str = "M", discount_rate: float = 0.01, margin: float = 1.0):
+        if rfm_freq not in UNIT_DAYS or freq not in UNIT_DAYS:
+            raise ValueError(f"rfm_freq and freq must be among {sorted(UNIT_DAYS)}")
+        self.purchase_model = purchase_model
+        self.spend_model = spend_model
+        self.rfm_freq = rfm_freq
+        self.horizon = int(horizon)
+        self.freq = freq
+        self.discount_rate = float(discount_rate)
+        self.margin = float(margin)
+
+    def predict(self, rfm: pd.DataFrame) -> pd.DataFrame:
+        validate_rfm(rfm, columns=("frequency", "recency", "T", "monetary"))
+        step = UNIT_DAYS[self.freq] / UNIT_DAYS[self.rfm_freq]
+        h = self.horizon * step  # in rfm units
+        clv = customer_lifetime_value(self.purchase_model, self.spend_model, rfm, self.horizon,
+                                      self.freq, self.discount_rate, self.margin, rfm_freq=self.rfm_freq)
+        out = pd.DataFrame(index=rfm.index)
+        out["expected_purchases"] = clv["expected_purchases"]
+        out["p_alive"] = self.purchase_model.p_alive(rfm).to_numpy()
+        out["p_churn"] = self.purchase_model.probability_of_purchases(0, h, rfm).to_numpy()
+        out["expected_remaining_lifetime"] = (
+            self.purchase_model.expected_remaining_lifetime(rfm, h).to_numpy() / step)
+        out["clv"] = clv["clv"]
+        return out

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln, hyp2f1
 
 from ._base import MLEModel, unique_rows
-from .btyd import _columns, _prepare, _Purchases
+from .btyd import _columns, _Lifetime, _prepare, _Purchases
 
 __all__ = ["ParetoNBD"]
 
@@ -86,7 +86,7 @@ class _Pairs:
         (self.x_T, self.T), _, self.i_T = unique_rows(d.x, d.T)
 
 
-class ParetoNBD(MLEModel):
+class ParetoNBD(_Lifetime, MLEModel):
     """Pareto/NBD: ``params_`` ``r, alpha, s, beta`` (rates per time unit of the RFM summary).
 
     Parameters
@@ -204,6 +204,13 @@ class ParetoNBD(MLEModel):
         return rate * self._p_alive(np.atleast_1d(x).astype(float) * np.ones_like(rate),
                                     np.atleast_1d(tx).astype(float) * np.ones_like(rate),
                                     np.atleast_1d(T).astype(float) * np.ones_like(rate))
+
+    def _alive_curve(self, t, x, tx, T):
+        """P(alive at T + t | history): given alive at T, mu ~ Gamma(s, beta + T) and the
+        exponential lifetime is memoryless, so the survival is ((beta+T) / (beta+T+t))^s."""
+        r, alpha, s, beta = self._p()
+        t = np.asarray(t, float)
+        return np.exp(s * (np.log(beta + T) - np.log(beta + T + t))) * self._p_alive(x, tx, T)
 
     def conditional_expected_purchases(self, t, rfm: pd.DataFrame) -> pd.Series:
         """Expected purchases in the next ``t`` periods, per user, given their history."""

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["rfm_scores", "SEGMENT_RULES", "rfm_segments", "value_tiers", "tier_report",
-           "DEFAULT_TIER_SHARES", "target_list", "transitions"]
+           "DEFAULT_TIER_SHARES", "TIERS", "STAGES", "lifecycle_stages", "PLAYBOOK",
+           "recommend_actions", "kpis_by", "target_list", "transitions"]
 
 #: Named segments from R (recency score, 5 = most recent) and FM (mean of the frequency and
 #: monetary scores, rounded up). The first matching rule wins; the default table covers all 25
@@ -93,6 +94,8 @@ def rfm_segments(rfm: pd.DataFrame, rules=None) -> pd.DataFrame:
 
 
 DEFAULT_TIER_SHARES = {"platinum": 0.10, "gold": 0.20, "silver": 0.30, "bronze": 0.40}
+#: Tiers best first (the order of ``DEFAULT_TIER_SHARES``).
+TIERS = list(DEFAULT_TIER_SHARES)
 
 
 def value_tiers(value: pd.Series, shares: dict | None = None, amounts: dict | None = None) -> pd.Series:
@@ -140,7 +143,7 @@ def tier_report(tiers: pd.Series, value: pd.Series) -> pd.DataFrame:
     out = df.groupby("tier", sort=False).agg(users=("value", "size"), value=("value", "sum"))
     out["share_of_users"] = out["users"] / out["users"].sum()
     out["share_of_value"] = out["value"] / out["value"].sum()
-    return out
+    return out.reindex([t for t in TIERS if t in out.index] + [t for t in out.index if t not in TIERS])
 
 
 def target_list(scores: pd.DataFrame, budget: float, cost_per_contact: float,
@@ -206,4 +209,188 @@ def transitions(before: pd.Series, after: pd.Series, order: list | None = None) 
         known = rb.notna() & ra.notna()
         out["upgraded"] = list(rb.index[known & (ra < rb)])
         out["downgraded"] = list(rb.index[known & (ra > rb)])
+    return out
+
+
+# ------------------------------------------------------------------------------- lifecycle
+#: Lifecycle stages, in the order their rules are tested (the first that applies wins).
+STAGES = ["lapsed", "new", "reactivated", "at risk", "active"]
+
+
+def _series(values, index, name) -> pd.Series | None:
+    if values is None:
+        return None
+    out = pd.Series(values, index=index) if not isinstance(values, pd.Series) else values.reindex(index)
+    if out.isna().any():
+        raise ValueError(f"{name} has {int(out.isna().sum())} missing rows")
+    return out
+
+
+def lifecycle_stages(age: pd.Series, *, since_last=None, gap_before_last=None, lapsed=None,
+                     risk=None, period: float = 13, lapse_after: float = 26,
+                     at_risk: float = 0.5) -> pd.Series:
+    """Lifecycle stage per user; all times in one unit (that of ``age``).
+
+    Rules, first match wins:
+
+    - **lapsed**: ``lapsed`` is true (an observed churn, e.g. a cancelled contract), or no
+      purchase for ``lapse_after`` or more (``since_last >= lapse_after``);
+    - **new**: the first purchase (or the contract start) lies within the last ``period``
+      (``age < period``);
+    - **reactivated**: bought within the last ``period`` after a gap of ``lapse_after`` or more
+      (``gap_before_last``: the wait before the latest purchase);
+    - **at risk**: the churn risk (``risk``: P(churn) or 1 - P(alive)) is ``at_risk`` or more;
+    - **active**: everyone else.
+
+    Parameters
+    ----------
+    age : time since the first purchase (BTYD ``T``) or the contract's tenure, indexed by user
+    since_last, gap_before_last, lapsed, risk : per-user Series (or arrays in ``age``'s order);
+        any of them may be omitted, and its rule is then skipped
+    """
+    if not 0 < period <= lapse_after:
+        raise ValueError(f"need 0 < period <= lapse_after, got period={period}, lapse_after={lapse_after}")
+    if not 0 <= at_risk <= 1:
+        raise ValueError(f"at_risk must be a probability, got {at_risk}")
+    idx = age.index
+    age = _series(age, idx, "age").astype(float)
+    since = _series(since_last, idx, "since_last")
+    gap = _series(gap_before_last, idx, "gap_before_last")
+    gone = _series(lapsed, idx, "lapsed")
+    risk = _series(risk, idx, "risk")
+    out = np.full(len(idx), "active", dtype=object)
+    decided = np.zeros(len(idx), bool)
+
+    def assign(mask, stage):
+        nonlocal decided
+        hit = np.asarray(mask, bool) & ~decided
+        out[hit] = stage
+        decided |= hit
+
+    lapsed_mask = np.zeros(len(idx), bool)
+    if gone is not None:
+        lapsed_mask |= gone.astype(bool).to_numpy()
+    if since is not None:
+        lapsed_mask |= since.to_numpy(float) >= lapse_after
+    assign(lapsed_mask, "lapsed")
+    assign(age.to_numpy() < period, "new")
+    if since is not None and gap is not None:
+        assign((since.to_numpy(float) < period) & (gap.to_numpy(float) >= lapse_after), "reactivated")
+    if risk is not None:
+        assign(risk.to_numpy(float) >= at_risk, "at risk")
+    return pd.Series(out, index=idx, name="lifecycle_stage")
+
+
+# ---------------------------------------------------------------------------------- actions
+#: Default playbook: tier x lifecycle stage -> action, channel, priority (1 = first). The
+#: treatment follows the tier's value and the stage's need: personal service for platinum,
+#: rewards for loyal gold, onboarding education for every new user, win-back spending scaled
+#: to the value a user can bring back (none for lapsed bronze).
+PLAYBOOK = pd.DataFrame([
+    ("platinum", "new", "personal welcome and onboarding call", "account manager", 1),
+    ("platinum", "active", "VIP benefits and early access", "account manager", 2),
+    ("platinum", "at risk", "personal outreach to resolve issues", "phone", 1),
+    ("platinum", "reactivated", "thank-you call and VIP re-onboarding", "phone", 2),
+    ("platinum", "lapsed", "personal win-back offer", "phone", 1),
+    ("gold", "new", "onboarding education series", "email", 2),
+    ("gold", "active", "loyalty reward", "email", 3),
+    ("gold", "at risk", "retention offer", "email and sms", 2),
+    ("gold", "reactivated", "welcome-back loyalty bonus", "email", 3),
+    ("gold", "lapsed", "win-back offer", "email", 2),
+    ("silver", "new", "onboarding education series", "email", 3),
+    ("silver", "active", "cross-sell recommendations", "email", 4),
+    ("silver", "at risk", "re-engagement reminder with a small incentive", "email", 3),
+    ("silver", "reactivated", "welcome-back message", "email", 4),
+    ("silver", "lapsed", "low-cost win-back email", "email", 4),
+    ("bronze", "new", "onboarding education series", "email", 3),
+    ("bronze", "active", "newsletter and self-service content", "email", 5),
+    ("bronze", "at risk", "automated re-engagement email", "email", 4),
+    ("bronze", "reactivated", "automated welcome-back email", "email", 5),
+    ("bronze", "lapsed", "none", "none", 5),
+], columns=["tier", "lifecycle_stage", "action", "channel", "priority"])
+
+
+def _playbook(playbook) -> pd.DataFrame:
+    if playbook is None:
+        return PLAYBOOK
+    if isinstance(playbook, (str, Path)):
+        playbook = pd.read_csv(playbook)
+    need = ["tier", "lifecycle_stage", "action", "channel", "priority"]
+    missing = [c for c in need if c not in playbook.columns]
+    if missing:
+        raise ValueError(f"playbook lacks columns {missing}; it needs {need}")
+    dup = playbook.duplicated(["tier", "lifecycle_stage"])
+    if dup.any():
+        pairs = playbook.loc[dup, ["tier", "lifecycle_stage"]].drop_duplicates().values.tolist()
+        raise ValueError(f"playbook lists {int(dup.sum())} (tier, stage) pairs twice: {pairs[:5]}")
+    return playbook[need]
+
+
+def recommend_actions(tiers: pd.Series, stages: pd.Series, playbook=None) -> pd.DataFrame:
+    """Action, channel and priority per user from the playbook (a DataFrame or a CSV file with
+    columns ``tier, lifecycle_stage, action, channel, priority``; default :data:`PLAYBOOK`).
+    A (tier, stage) pair that the playbook does not cover is an error naming the pairs."""
+    book = _playbook(playbook)
+    df = pd.DataFrame({"tier": tiers, "lifecycle_stage": stages.reindex(tiers.index)})
+    out = df.merge(book, on=["tier", "lifecycle_stage"], how="left", validate="many_to_one")
+    out.index = tiers.index
+    missing = out["action"].isna()
+    if missing.any():
+        pairs = df.loc[missing.to_numpy()].value_counts().head(5)
+        raise ValueError(f"the playbook has no action for {int(missing.sum())} users; uncovered "
+                         f"(tier, stage) pairs: {pairs.to_dict()}")
+    return out[["action", "channel", "priority"]].rename(columns={"action": "recommended_action"})
+
+
+# --------------------------------------------------------------------------------- KPIs
+def kpis_by(scores: pd.DataFrame, by: str, *, churned=None, revenue=None,
+            feedback: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Relationship KPIs per group (``by``: a column of ``scores``, e.g. tier or cohort).
+
+    Columns: ``users``, ``share_of_users``; predicted ``churn_rate`` (mean ``p_churn``) and
+    ``retention_rate`` (1 - it); ``avg_clv``, ``clv_share``; with ``churned`` (observed 0/1
+    per user, e.g. the holdout outcome) the observed ``observed_churn_rate`` and
+    ``observed_retention_rate``; with ``revenue`` (per user) ``revenue_share``; with
+    ``feedback`` (``user_id, ts, score``) the ``nps`` of each group from each user's latest score
+    and ``nps_responses``.
+    """
+    if by not in scores.columns:
+        raise ValueError(f"scores lack the grouping column {by!r}")
+    df = scores[[by]].copy()
+    for col in ("p_churn", "clv"):
+        if col in scores.columns:
+            df[col] = scores[col].astype(float)
+    if churned is not None:
+        df["churned"] = _series(churned, scores.index, "churned").astype(float)
+    if revenue is not None:
+        df["revenue"] = _series(revenue, scores.index, "revenue").astype(float)
+    g = df.groupby(by, sort=False, observed=True)
+    out = pd.DataFrame({"users": g.size()})
+    out["share_of_users"] = out["users"] / out["users"].sum()
+    if "p_churn" in df:
+        out["churn_rate"] = g["p_churn"].mean()
+        out["retention_rate"] = 1.0 - out["churn_rate"]
+    if "churned" in df:
+        out["observed_churn_rate"] = g["churned"].mean()
+        out["observed_retention_rate"] = 1.0 - out["observed_churn_rate"]
+    if "clv" in df:
+        out["avg_clv"] = g["clv"].mean()
+        out["clv_share"] = g["clv"].sum() / df["clv"].sum()
+    if "revenue" in df:
+        out["revenue_share"] = g["revenue"].sum() / df["revenue"].sum()
+    if feedback is not None:
+        from ..features.cohorts import nps
+
+        latest = (feedback.sort_values("ts").groupby("user_id").tail(1).set_index("user_id")["score"])
+        joined = df[[by]].join(latest.rename("score"), how="inner")
+        out["nps"] = pd.Series({k: nps(t) for k, t in joined.groupby(by, observed=True)}, dtype=float)
+        out["nps_responses"] = joined.groupby(by, observed=True).size()
+    if isinstance(scores[by].dtype, pd.CategoricalDtype):
+        out = out.reindex([c for c in scores[by].cat.categories if c in out.index])
+    elif by == "tier":
+        out = out.reindex([t for t in TIERS if t in out.index] + [t for t in out.index if t not in TIERS])
+    elif by == "lifecycle_stage":
+        out = out.reindex([t for t in STAGES if t in out.index] + [t for t in out.index if t not in STAGES])
+    else:
+        out = out.sort_index()
     return out
