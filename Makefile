@@ -28,8 +28,9 @@ $(STAMP): | $(UV)
 
 env: $(STAMP) ## create or update .venv from uv.lock
 
-run: $(STAMP) ## the refresh on the bundled CDNOW data (notebooks -> reports/runs/, MLflow -> mlruns/)
+run: $(STAMP) ## the refresh on the bundled CDNOW and Telco data (reports/runs/, mlruns/, data/predictions/)
 	$(VENV)/bin/urm refresh --dataset cdnow
+	$(VENV)/bin/urm refresh --dataset telco
 
 test: $(STAMP) ## the test suite (unit, property, data, notebook and end-to-end tests)
 	$(VENV)/bin/python -m pytest
@@ -39,9 +40,8 @@ lab: $(STAMP) ## JupyterLab on notebooks/ with the urm-models kernel registered
 	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 --notebook-dir notebooks \
 	  $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 against the project's store
-	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --workers 1 \
-	  --backend-store-uri "$$($(VENV)/bin/python -c 'from urm_models.tracking import tracking_uri; print(tracking_uri())')"
+ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 against the project's store (1 worker, no job runners)
+	$(VENV)/bin/urm ui --host 127.0.0.1 --port 5000
 
 $(BENCH_STAMP): | $(UV)
 	$(UV) sync --locked --group bench

@@ -294,8 +294,89 @@ def bench_pareto(repeats: int = 3) -> list[dict]:
     return rows
 
 
-CASES = {"rfm_case": _rfm_case, "btyd_case": _btyd_case, "pareto_case": _pareto_case}
-BENCHES = {"rfm": bench_rfm, "btyd": bench_btyd, "pareto": bench_pareto}
+# ----------------------------------------------------------------------------- scoring
+SCORING_MODEL = OUT / "scoring_clv_pyfunc"
+SCORING_CASES = ("features", "table", "table_pyfunc")
+
+
+def _scoring_case(which: str) -> dict:
+    """The relationship table of 1M simulated users (10M purchases) at the cut-off: the
+    ``features`` step alone (activity_features: the baseline), the whole table with the CLV
+    model in process (``table``), and the same through the logged MLflow pyfunc, as the refresh
+    loads it (``table_pyfunc``, load time included)."""
+    from urm_models import features, scoring
+
+    tx = pd.read_parquet(RFM_DATA)
+    base = _maxrss_mb()
+    t0 = time.perf_counter()
+    if which == "features":
+        out = features.activity_features(tx, RFM_CUTOFF, freq=RFM_FREQ)
+        extra = {}
+    else:
+        if which == "table":
+            import pickle
+
+            model = pickle.loads((OUT / "scoring_clv_scorer.pkl").read_bytes())
+        else:
+            import mlflow.pyfunc
+
+            model = mlflow.pyfunc.load_model(str(SCORING_MODEL))
+        out = scoring.score_transactions(tx, RFM_CUTOFF, model, freq=RFM_FREQ)
+        extra = {"total_clv": float(out["clv"].sum()), "tiers": out["tier"].value_counts().to_dict(),
+                 "stages": out["lifecycle_stage"].value_counts().to_dict()}
+    secs = time.perf_counter() - t0
+    return {"case": which, "seconds": secs, "users": len(out), "rows": len(tx),
+            "peak_rss_mb": _maxrss_mb(), "peak_above_input_mb": _maxrss_mb() - base, **extra}
+
+
+def bench_scoring(repeats: int = 3) -> list[dict]:
+    import pickle
+    import shutil
+
+    import mlflow.pyfunc
+
+    from urm_models import features
+    from urm_models.mlflow_models import CLVPyfunc
+    from urm_models.models import BetaGeo, CLVScorer, GammaGamma
+
+    if not RFM_DATA.exists():
+        bench_rfm(repeats=0)  # simulates the 10M transactions it shares with the rfm benchmark
+    tx = pd.read_parquet(RFM_DATA)
+    rfm = features.rfm_summary(tx, cutoff=RFM_CUTOFF, freq=RFM_FREQ)
+    t0 = time.perf_counter()
+    scorer = CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq=RFM_FREQ)
+    print(f"BG/NBD + Gamma-Gamma fitted on {len(rfm):,} users in {time.perf_counter() - t0:.1f}s (not timed below)")
+    del tx, rfm
+    (OUT / "scoring_clv_scorer.pkl").write_bytes(pickle.dumps(scorer))
+    shutil.rmtree(SCORING_MODEL, ignore_errors=True)
+    mlflow.pyfunc.save_model(str(SCORING_MODEL), python_model=CLVPyfunc(scorer))
+    rows = []
+    for rep in range(repeats):
+        for which in SCORING_CASES:
+            r = _in_subprocess("scoring_case", which)
+            r["repeat"] = rep
+            rows.append(r)
+            print(f"  {which:12s} {r['seconds']:6.2f}s  peak RSS {r['peak_rss_mb']:7.0f} MB "
+                  f"(+{r['peak_above_input_mb']:.0f} MB above the loaded input)")
+    df = pd.DataFrame(rows)
+    assert df.loc[df.case == "table", "total_clv"].nunique() == 1
+    assert np.isclose(df.loc[df.case == "table", "total_clv"].iloc[0],
+                      df.loc[df.case == "table_pyfunc", "total_clv"].iloc[0])
+    med = df.groupby("case")[["seconds", "peak_rss_mb", "peak_above_input_mb"]].median()
+    print("\n| step | users | purchases | median wall s | peak RSS MB | peak above input MB | x features |")
+    print("|---|---|---|---|---|---|---|")
+    for case in SCORING_CASES:
+        m = med.loc[case]
+        print(f"| {case} | {rows[0]['users']:,} | {rows[0]['rows']:,} | {m['seconds']:.2f} | "
+              f"{m['peak_rss_mb']:.0f} | {m['peak_above_input_mb']:.0f} | "
+              f"{m['seconds'] / med.loc['features', 'seconds']:.2f} |")
+    print(f"tiers {rows[1]['tiers']}\nstages {rows[1]['stages']}")
+    return rows
+
+
+CASES = {"rfm_case": _rfm_case, "btyd_case": _btyd_case, "pareto_case": _pareto_case,
+         "scoring_case": _scoring_case}
+BENCHES = {"rfm": bench_rfm, "btyd": bench_btyd, "pareto": bench_pareto, "scoring": bench_scoring}
 
 
 def _in_subprocess(case: str, arg: str) -> dict:

@@ -2,6 +2,7 @@
 
 import json
 import multiprocessing as mp
+import os
 import shutil
 
 import mlflow
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from urm_models import paths, pipeline, tracking
+from urm_models import paths, pipeline, scoring, tracking
 
 NOTEBOOKS = sorted(paths.notebooks_dir().glob("*.ipynb"))
 
@@ -37,8 +38,8 @@ def test_refresh_runs_every_notebook_and_tracks_it(home):
     assert manifest["status"] == "ok"
     assert [n["notebook"] for n in manifest["notebooks"]] == pipeline.NOTEBOOKS
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
-    assert status == {"01_explore_data": "ok", "03_model_churn": "ok", "04_model_survival": "skipped",
-                      "05_model_clv": "ok"}
+    assert status == {"01_explore_data": "ok", "02_segment_users": "ok", "03_model_churn": "ok",
+                      "04_model_survival": "skipped", "05_model_clv": "ok", "06_score_users": "ok"}
     run_dir = home / "reports" / "runs" / "t1"
     executed = nbformat.read(run_dir / "01_explore_data.ipynb", as_version=4)
     assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code")
@@ -49,9 +50,9 @@ def test_refresh_runs_every_notebook_and_tracks_it(home):
     assert tracking.tracking_uri() == f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
     exp = mlflow.get_experiment_by_name("urm-kpis")
     assert exp.artifact_location.startswith((home / "mlruns").as_uri())
-    runs = mlflow.search_runs([exp.experiment_id], output_format="list")
-    assert len(runs) == 1
-    run = runs[0]
+    runs = {r.info.run_name: r for r in mlflow.search_runs([exp.experiment_id], output_format="list")}
+    assert set(runs) == {"explore-cdnow_sample", "segments-cdnow_sample", "score-cdnow_sample-1997-09-30"}
+    run = runs["explore-cdnow_sample"]
     assert run.data.params["dataset"] == "cdnow_sample" and run.data.params["freq"] == "W"
     assert run.data.metrics["n_users"] == 2_357
     assert run.data.metrics["calibration_repeat_purchases"] == 2_457
@@ -64,18 +65,36 @@ def test_refresh_runs_every_notebook_and_tracks_it(home):
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
     assert "figures/cohort_retention.png" in arts
 
-    # 05_model_clv: one run per fitted model plus the comparison, in urm-clv
+    # 05_model_clv: one run per fitted model plus the registered CLV model, in urm-clv
     clv = mlflow.get_experiment_by_name("urm-clv")
     runs = {r.info.run_name: r for r in mlflow.search_runs([clv.experiment_id], output_format="list")}
     assert set(runs) == {"BetaGeo-cdnow_sample", "ModifiedBetaGeo-cdnow_sample", "ParetoNBD-cdnow_sample",
-                         "GammaGamma-cdnow_sample", "comparison-cdnow_sample"}
+                         "GammaGamma-cdnow_sample", "clv-BetaGeo-cdnow_sample"}
     bg = runs["BetaGeo-cdnow_sample"].data
     assert abs(bg.metrics["log_likelihood"] - (-9582.43)) < 0.01
     assert abs(bg.metrics["holdout_mean_mae"] - 0.7855) < 1e-3
     assert bg.tags["notebook"] == "notebooks/05_model_clv.ipynb"
-    cmp_ = runs["comparison-cdnow_sample"].data
+    cmp_ = runs["clv-BetaGeo-cdnow_sample"].data
     # the predictor chosen on the validation split beats lifetimes' best holdout MAE (0.7545)
     assert cmp_.metrics["selected_holdout_mae"] < 0.7545
+    champ = tracking.champion("clv")
+    assert champ["version"] == "1" and champ["dataset"] == "cdnow_sample"
+    assert champ["run_id"] == runs["clv-BetaGeo-cdnow_sample"].info.run_id
+    assert manifest["models"]["urm-clv"]["version"] == "1"
+
+    # 06_score_users: the table is published with a latest link, and re-scoring the same as-of
+    # date reproduces it (the refresh is idempotent)
+    pred = manifest["predictions"]
+    published = home / "data" / "predictions" / "cdnow_sample" / "1997-09-30" / "user_scores.parquet"
+    assert pred["path"] == str(published) and pred["rows"] == 2_357 and pred["model_versions"] == ["urm-clv/1"]
+    assert (home / "data" / "predictions" / "cdnow_sample" / "latest" / "user_scores.parquet").is_file()
+    table = pd.read_parquet(published)
+    assert list(table.columns) == scoring.COLUMNS and table["user_id"].is_unique
+    assert not (run_dir / "user_scores.parquet").exists()  # the staged copy was moved, not left behind
+    again = pipeline.refresh({"dataset": "cdnow_sample", "fast": True}, notebooks=["06_score_users"],
+                             run_id="t2", progress=False)
+    assert again["predictions"]["path"] == str(published)
+    pd.testing.assert_frame_equal(pd.read_parquet(published), table)
 
 
     # 03_model_churn on transactions: the classifier beside the BTYD benchmarks
@@ -88,17 +107,19 @@ def test_refresh_runs_every_notebook_and_tracks_it(home):
 def test_refresh_on_telco_logs_loadable_models(home):
     manifest = pipeline.refresh({"dataset": "telco", "fast": True}, run_id="tel", progress=False)
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
-    assert status == {"01_explore_data": "ok", "03_model_churn": "ok", "04_model_survival": "ok",
-                      "05_model_clv": "skipped"}
+    assert status == {"01_explore_data": "ok", "02_segment_users": "skipped", "03_model_churn": "ok",
+                      "04_model_survival": "ok", "05_model_clv": "skipped", "06_score_users": "ok"}
     tracking.configure()
     from urm_models import datasets
 
     telco = datasets.load_telco()
     X = telco.drop(columns=["user_id", "churn"]).head(20)
-    exp = mlflow.get_experiment_by_name("urm-churn")
-    (model,) = mlflow.search_logged_models(experiment_ids=[exp.experiment_id], output_format="list")
-    proba = mlflow.pyfunc.load_model(model.model_uri).predict(X)
+    proba = mlflow.pyfunc.load_model("models:/urm-churn@champion").predict(X)
     assert proba.shape == (20, 2) and np.allclose(np.asarray(proba).sum(axis=1), 1.0)
+    assert set(manifest["models"]) == {"urm-churn", "urm-survival"}
+    pred = manifest["predictions"]
+    assert pred["rows"] == len(telco) and pred["as_of"] == f"{pd.Timestamp.today():%Y-%m-%d}"
+    assert pred["model_versions"] == ["urm-churn/1;urm-survival/1"]
     surv = mlflow.get_experiment_by_name("urm-survival")
     runs = {r.info.run_name: r for r in mlflow.search_runs([surv.experiment_id], output_format="list")}
     assert runs["cox-telco"].data.metrics["holdout_concordance"] >= 0.86
@@ -106,25 +127,55 @@ def test_refresh_on_telco_logs_loadable_models(home):
     (smodel,) = mlflow.search_logged_models(experiment_ids=[surv.experiment_id], output_format="list")
     S = telco[telco.tenure > 0].drop(columns=["user_id", "totalcharges", "churn"]).head(10)
     out = mlflow.pyfunc.load_model(smodel.model_uri).predict(S)
-    assert list(out.columns) == ["p_churn", "expected_remaining_lifetime"]
+    assert list(out.columns) == ["p_churn", "expected_remaining_lifetime", "clv"]
     assert ((out["p_churn"] >= 0) & (out["p_churn"] <= 1)).all()
 
 
 @pytest.mark.slow
-def test_a_failing_cell_names_notebook_and_cell_and_keeps_the_notebook(home, tmp_path):
+def test_a_failing_cell_names_notebook_and_cell_and_keeps_previous_predictions(home, tmp_path):
+    from urm_models import datasets, features
+    from urm_models.models import BetaGeo, CLVScorer, GammaGamma
+
+    # a champion and a published table from an earlier refresh
+    rfm = features.rfm_summary(datasets.load_cdnow(sample=True), cutoff="1997-09-30", freq="W")
+    with tracking.start_run("clv", run_name="earlier"):
+        logged = tracking.log_clv_model(CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq="W"), rfm)
+    tracking.register_model(logged.model_uri, "clv", metric_value=1.7, dataset="cdnow_sample")
+    previous = scoring.write_predictions(scoring.score_users("cdnow_sample", "1997-09-30"), "cdnow_sample",
+                                         "1997-09-30")
+    before, latest = previous.read_bytes(), previous.parent.parent / "latest"
+
+    # the scoring notebook fails after it staged its table
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()
-    nb = nbformat.read(paths.notebooks_dir() / "01_explore_data.ipynb", as_version=4)
-    nb.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('boom in cell')"))
-    nbformat.write(nb, nbdir / "01_explore_data.ipynb")
+    nb = nbformat.read(paths.notebooks_dir() / "06_score_users.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('boom in cell')"))
+    nbformat.write(nb, nbdir / "06_score_users.ipynb")
     with pytest.raises(pipeline.RefreshError) as ei:
-        pipeline.refresh({"dataset": "cdnow_sample"}, run_id="bad", progress=False, notebooks_dir=nbdir)
+        pipeline.refresh({"dataset": "cdnow_sample", "fast": True}, notebooks=["06_score_users"], run_id="bad",
+                         progress=False, notebooks_dir=nbdir)
     msg = str(ei.value)
-    assert "01_explore_data.ipynb failed in cell 3" in msg and "boom in cell" in msg
-    kept = home / "reports" / "runs" / "bad" / "01_explore_data.ipynb"
+    cell = len(nb.cells) - 1
+    assert f"06_score_users.ipynb failed in cell {cell}" in msg and "boom in cell" in msg
+    kept = home / "reports" / "runs" / "bad" / "06_score_users.ipynb"
     assert kept.is_file() and str(kept) in msg
     manifest = json.loads((home / "reports" / "runs" / "bad" / "manifest.json").read_text())
-    assert manifest["status"] == "failed" and manifest["notebooks"][-1]["failed_cell"] == 3
+    assert manifest["status"] == "failed" and manifest["notebooks"][-1]["failed_cell"] == cell
+    assert "predictions" not in manifest
+    assert (home / "reports" / "runs" / "bad" / "user_scores.parquet").is_file()  # staged, never published
+    assert previous.read_bytes() == before and os.readlink(latest) == "1997-09-30"
+    assert sorted(p.name for p in previous.parent.iterdir()) == ["user_scores.parquet"]
+
+
+def test_every_parameter_line_is_understood_by_papermill():
+    """papermill skips (with a log line only) an assignment it cannot parse, e.g. one whose
+    comment holds an '=' or quotes: that parameter then silently keeps its default."""
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        cell = next(c for c in nb.cells if c.cell_type == "code")
+        assigned = [line.split("=")[0].strip() for line in cell.source.splitlines()
+                    if line and not line.startswith("#") and "=" in line]
+        assert list(pipeline.notebook_parameters(path)) == assigned, path.name
 
 
 def _hold_lock(home, ready, release):

@@ -65,6 +65,28 @@ def _cmd_kpis(args) -> int:
     return 0
 
 
+def _cmd_ui(args) -> int:
+    import os
+
+    from .tracking import ui_command
+
+    argv, env = ui_command(args.host, args.port)
+    print(f"MLflow UI on http://{args.host}:{args.port} (store {argv[argv.index('--backend-store-uri') + 1]})",
+          file=sys.stderr)
+    os.execve(argv[0], argv, {**os.environ, **env})
+    return 0  # not reached
+
+
+def _cmd_score(args) -> int:
+    from .scoring import score_users, write_predictions
+
+    table = score_users(args.dataset, args.as_of, freq=args.freq)
+    as_of = table["as_of"].iloc[0]
+    path = write_predictions(table, args.dataset, as_of)
+    print(f"{len(table):,} users scored with {table['model_versions'].iloc[0]}: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="urm", description="urm-models: user relationship management models")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--freq", choices=["D", "W", "M"])
     r.add_argument("--seed", type=int)
     r.add_argument("--fast", action="store_const", const=True, help="small fits, for tests")
+    r.add_argument("--as-of", dest="as_of", help="scoring date (default: the cut-off for transactions, "
+                   "today for customer tables)")
     r.add_argument("--notebooks", help="comma-separated subset, in order (default: all)")
     r.add_argument("--run-id", dest="run_id")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -90,6 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--by", choices=["cohort"])
     k.set_defaults(func=_cmd_kpis)
 
+    s = sub.add_parser("score", help="score a data set with the champion models and publish the table")
+    s.add_argument("--dataset", default="cdnow")
+    s.add_argument("--as-of", dest="as_of", help="scoring date (transactions: required)")
+    s.add_argument("--freq", default="W", choices=["D", "W", "M"])
+    s.set_defaults(func=_cmd_score)
+
+    u = sub.add_parser("ui", help="the MLflow UI on the project's store (one worker, no job runners)")
+    u.add_argument("--host", default="127.0.0.1")
+    u.add_argument("--port", type=int, default=5000)
+    u.set_defaults(func=_cmd_ui)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from .validation import DataValidationError
@@ -98,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except DataValidationError as exc:
         print(f"urm {args.command}: invalid input:\n{exc}", file=sys.stderr)
+        return 1
+    except (LookupError, ValueError) as exc:
+        print(f"urm {args.command}: {exc}", file=sys.stderr)
         return 1
 
 

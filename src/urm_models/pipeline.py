@@ -1,9 +1,14 @@
 """The refresh: execute the parameterised notebooks in order with papermill.
 
 Each executed notebook is kept under ``reports/runs/<run-id>/`` with a ``manifest.json``
-(parameters, git commit, per-notebook status and duration). A failing cell stops the refresh,
-keeps the failed notebook and raises :class:`RefreshError` naming the notebook and the cell.
-A lock file makes a second concurrent refresh refuse instead of racing the first.
+(parameters, git commit, per-notebook status and duration, model versions, row counts). A
+failing cell stops the refresh, keeps the failed notebook and raises :class:`RefreshError`
+naming the notebook and the cell. ``06_score_users`` stages the predictions table in the run
+folder; only when every notebook succeeded is it published to
+``data/predictions/<dataset>/<as_of>/user_scores.parquet`` (atomic rename, then the ``latest``
+link), so a failed refresh leaves the previous predictions untouched. Re-running the same
+as-of date replaces that date's table with an identical one: the refresh is idempotent and safe
+to schedule. A lock file makes a second concurrent refresh refuse instead of racing the first.
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ KERNEL_NAME = "urm-models"
 #: Notebooks that are not there yet are added by the issues that build them.
 NOTEBOOK_KINDS = {
     "01_explore_data": ("transactions", "customers"),
+    "02_segment_users": ("transactions",),
     "03_model_churn": ("transactions", "customers"),
     "04_model_survival": ("customers",),
     "05_model_clv": ("transactions",),
+    "06_score_users": ("transactions", "customers"),
 }
+SCORING_NOTEBOOK = "06_score_users"
 NOTEBOOKS = list(NOTEBOOK_KINDS)
 DEFAULT_PARAMS = {
     "dataset": "cdnow",
@@ -42,6 +50,7 @@ DEFAULT_PARAMS = {
     "freq": "W",
     "seed": 0,
     "fast": False,
+    "as_of": "",  # "" = the cut-off for transactions, today for customer tables
 }
 
 
@@ -179,8 +188,12 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
 
     p = {**DEFAULT_PARAMS, **(params or {})}
     names = list(notebooks or NOTEBOOKS)
+    kind = _dataset_kind(p["dataset"])
+    p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{dt.date.today():%Y-%m-%d}")
     run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"
     out_dir = paths.reports_dir() / "runs" / run_id
+    staged = out_dir / "user_scores.parquet"
+    p_scoring = {**p, "output": str(staged)}
     manifest = {"run_id": run_id, "parameters": p, "git_commit": git_commit(),
                 "started": dt.datetime.now().isoformat(timespec="seconds"), "notebooks": [],
                 "status": "running"}
@@ -191,7 +204,6 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
         with _env(URM_REFRESH_ID=run_id):
             try:
                 bar = _progress(names, progress)
-                kind = _dataset_kind(p["dataset"])
                 for name in bar:
                     if hasattr(bar, "set_description"):
                         bar.set_description(name)
@@ -199,8 +211,12 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                         manifest["notebooks"].append({"notebook": name, "status": "skipped",
                                                       "reason": f"not applicable to {kind} data"})
                         continue
-                    manifest["notebooks"].append(
-                        run_notebook(name, p, out_dir, progress=False, notebooks_dir=notebooks_dir))
+                    manifest["notebooks"].append(run_notebook(
+                        name, p_scoring if name == SCORING_NOTEBOOK else p, out_dir, progress=False,
+                        notebooks_dir=notebooks_dir))
+                if SCORING_NOTEBOOK in names:
+                    manifest["predictions"] = publish(staged, p["dataset"], p["as_of"], run_id)
+                manifest["models"] = _champions()
             except RefreshError as exc:
                 manifest.update(status="failed", error=str(exc))
                 manifest["notebooks"].append(getattr(exc, "entry", {"notebook": name,
@@ -214,6 +230,41 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                 write_text(json.dumps(manifest, indent=2, default=str), mpath)
     log.info("refresh %s finished in %.1fs; reports in %s", run_id, manifest["seconds"], out_dir)
     return manifest
+
+
+def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:
+    """Move the staged predictions table into ``data/predictions`` (atomically) and return
+    what the manifest records about it."""
+    import pandas as pd
+
+    from .scoring import write_predictions
+
+    if not staged.is_file():
+        raise RefreshError(f"{SCORING_NOTEBOOK}.ipynb finished but wrote no table at {staged}")
+    try:
+        table = pd.read_parquet(staged)
+        path = write_predictions(table, dataset, as_of, metadata={"run_id": run_id})
+    except (OSError, ValueError) as exc:
+        raise RefreshError(f"publishing the predictions of {staged} failed: {exc}") from exc
+    staged.unlink()
+    return {"path": str(path), "latest": str(path.parent.parent / "latest"), "rows": len(table),
+            "as_of": as_of, "model_versions": sorted(table["model_versions"].dropna().unique().tolist()),
+            "tiers": table["tier"].value_counts().to_dict(),
+            "lifecycle_stages": table["lifecycle_stage"].value_counts().to_dict()}
+
+
+def _champions() -> dict:
+    """The champion version of every registered family (those that exist)."""
+    from .tracking import REGISTERED_MODELS, champion
+
+    out = {}
+    for family in REGISTERED_MODELS:
+        try:
+            info = champion(family)
+        except LookupError:
+            continue
+        out[info["name"]] = {"version": info["version"], "dataset": info["dataset"], "run_id": info["run_id"]}
+    return out
 
 
 def _dataset_kind(name: str) -> str:

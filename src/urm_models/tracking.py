@@ -201,18 +201,140 @@ def log_sklearn_model(model, X_example: pd.DataFrame, name: str = "model",
 
 
 def log_survival_model(model, X_example: pd.DataFrame, horizon: float = 12.0, name: str = "model",
-                       registered_model_name: str | None = None):
+                       registered_model_name: str | None = None, **clv):
     """Log a fitted SurvivalModel as a pyfunc returning, per row, ``p_churn`` within
-    ``horizon`` periods and ``expected_remaining_lifetime`` (both given the current duration)."""
+    ``horizon`` periods and ``expected_remaining_lifetime`` (both given the current duration),
+    and the contractual ``clv`` when ``charge_col`` (and optionally ``clv_horizon``,
+    ``discount_rate``, ``margin``) are given."""
     import mlflow
     from mlflow.models import infer_signature
 
     from .mlflow_models import SurvivalPyfunc
 
-    wrapper = SurvivalPyfunc(model, horizon)
+    wrapper = SurvivalPyfunc(model, horizon, **clv)
     example = X_example.head(5)
     signature = infer_signature(example, wrapper.predict(None, example))
     return mlflow.pyfunc.log_model(name=name, python_model=wrapper, signature=signature,
                                    input_example=example, pip_requirements=_pip_requirements(),
                                    code_paths=_code_paths(),
                                    registered_model_name=registered_model_name)
+
+
+def log_clv_model(scorer, rfm_example: pd.DataFrame, name: str = "model"):
+    """Log a :class:`~urm_models.models.CLVScorer` as a pyfunc that takes an RFM table
+    (``frequency, recency, T, monetary``) and returns expected purchases, P(alive), P(churn),
+    expected remaining lifetime and CLV."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from .mlflow_models import CLVPyfunc
+
+    wrapper = CLVPyfunc(scorer)
+    example = rfm_example[["frequency", "recency", "T", "monetary"]].head(5).reset_index(drop=True)
+    signature = infer_signature(example, wrapper.predict(None, example))
+    return mlflow.pyfunc.log_model(name=name, python_model=wrapper, signature=signature,
+                                   input_example=example, pip_requirements=_pip_requirements(),
+                                   code_paths=_code_paths())
+
+
+# ------------------------------------------------------------------------------ registry
+#: Registered model per family, with the holdout metric that decides promotion.
+REGISTERED_MODELS = {
+    "churn": ("urm-churn", "cv_roc_auc", "higher"),
+    "survival": ("urm-survival", "holdout_concordance", "higher"),
+    "clv": ("urm-clv", "holdout_rmse", "lower"),
+}
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def register_model(model_uri: str, family: str, *, metric_value: float, dataset: str) -> dict:
+    """Register ``model_uri`` as a new version of the family's model and apply the promotion
+    rule: it becomes ``champion`` if there is no champion, if the champion was trained on
+    another data set (its metric is not comparable), or if it beats the champion's holdout
+    metric strictly; otherwise it gets the ``challenger`` alias. Every version is tagged with
+    ``dataset``, the metric and its ``role``. Returns what was decided and why."""
+    import math
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if family not in REGISTERED_MODELS:
+        raise ValueError(f"unknown model family {family!r}; known: {sorted(REGISTERED_MODELS)}")
+    name, metric, direction = REGISTERED_MODELS[family]
+    value = float(metric_value)
+    if not math.isfinite(value):
+        raise ValueError(f"{metric} of the new {name} version is {value}: cannot rank it")
+    configure()
+    client = mlflow.MlflowClient()
+    mv = mlflow.register_model(model_uri, name)
+    version = str(mv.version)
+    for key, val in {"dataset": dataset, "metric": metric, metric: repr(value),
+                     "git_commit": git_commit()}.items():
+        client.set_model_version_tag(name, version, key, val)
+    try:
+        champ = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champ = None
+    if champ is None:
+        promote, reason = True, "no champion yet"
+    elif champ.tags.get("dataset") != dataset:
+        promote, reason = True, (f"champion v{champ.version} was trained on "
+                                 f"{champ.tags.get('dataset')!r}, not {dataset!r}")
+    else:
+        old = float(champ.tags.get(metric, "nan"))
+        better = value > old if direction == "higher" else value < old
+        promote = bool(better) or not math.isfinite(old)
+        reason = (f"{metric} {value:.6g} vs champion v{champ.version} {old:.6g} "
+                  f"({direction} is better)")
+    role = CHAMPION if promote else CHALLENGER
+    client.set_registered_model_alias(name, role, version)
+    client.set_model_version_tag(name, version, "role", role)
+    if promote and champ is not None:
+        client.set_model_version_tag(name, str(champ.version), "role", "retired champion")
+    log.info("%s v%s: %s (%s)", name, version, role, reason)
+    return {"name": name, "version": version, "role": role, "reason": reason,
+            "metric": metric, "value": value}
+
+
+def champion(family_or_name: str) -> dict:
+    """The champion version of a family (``"clv"``) or registered name (``"urm-clv"``):
+    ``name, version, uri, dataset, run_id``. Raises LookupError naming what to run if none."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    name = REGISTERED_MODELS.get(family_or_name, (family_or_name,))[0]
+    configure()
+    try:
+        mv = mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        raise LookupError(f"no '{CHAMPION}' version of {name} in {tracking_uri()}: run the "
+                          f"notebook that fits it (urm refresh) first") from None
+    return {"name": name, "version": str(mv.version), "uri": f"models:/{name}@{CHAMPION}",
+            "dataset": mv.tags.get("dataset"), "run_id": mv.run_id}
+
+
+def load_champion(family_or_name: str):
+    """``(pyfunc model, champion info)`` for ``models:/<name>@champion``, loaded by version so
+    that the info matches the model even if the alias moves meanwhile."""
+    import mlflow
+
+    info = champion(family_or_name)
+    model = mlflow.pyfunc.load_model(f"models:/{info['name']}/{info['version']}")
+    return model, info
+
+
+def ui_command(host: str = "127.0.0.1", port: int = 5000) -> tuple[list[str], dict]:
+    """``(argv, env)`` that start the MLflow UI on the project's store: one web worker and no
+    background job runners (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``): by default MLflow 3.17
+    starts 4 workers and 8 job workers on a SQLite store, 30+ s to come up on a small machine."""
+    import shutil
+    import sys
+
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    exe = str(mlflow_bin) if mlflow_bin.exists() else (shutil.which("mlflow") or "mlflow")
+    uri = tracking_uri()
+    argv = [exe, "ui", "--host", host, "--port", str(int(port)), "--workers", "1",
+            "--backend-store-uri", uri]
+    if _uses_local_store():
+        argv += ["--default-artifact-root", artifact_root()]
+    return argv, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

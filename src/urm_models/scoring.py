@@ -1,0 +1,255 @@
+"""The relationship table: one row per user from the champion models, features and segments.
+
+``score_users(dataset, as_of)`` loads the champion models from the registry (through
+``tracking``) and calls :func:`score_transactions` (non-contractual data: an RFM table scored by
+the ``urm-clv`` model) or :func:`score_customers` (contractual data: the ``urm-churn`` classifier
+and the ``urm-survival`` model). Both take fitted models directly, too, so the same code scores
+from a notebook, a benchmark or a Spark job. :func:`write_predictions` stores the table as
+``data/predictions/<dataset>/<as_of>/user_scores.parquet`` (written to a temporary name and
+renamed into place) and points ``data/predictions/<dataset>/latest`` at it.
+
+Columns (ARCHITECTURE.md): ``user_id, as_of, tier, rfm_segment, lifecycle_stage, p_alive,
+p_churn, expected_purchases, expected_remaining_lifetime, clv, value_at_risk,
+recommended_action``, then ``action_channel, action_priority, cohort, model_versions``.
+Times (``expected_remaining_lifetime``) are in months, restricted to the model's horizon;
+``p_churn`` is the probability of leaving within the horizon (``churn_horizon`` in the table's
+attrs and the Parquet metadata).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import paths, segments
+
+COLUMNS = ["user_id", "as_of", "tier", "rfm_segment", "lifecycle_stage", "p_alive", "p_churn",
+           "expected_purchases", "expected_remaining_lifetime", "clv", "value_at_risk",
+           "recommended_action", "action_channel", "action_priority", "cohort", "model_versions"]
+
+
+def _model_inputs(model, df: pd.DataFrame) -> pd.DataFrame:
+    """The columns a logged model declares in its signature (all of ``df`` otherwise)."""
+    meta = getattr(model, "metadata", None)
+    schema = meta.get_input_schema() if meta is not None else None
+    if schema is None:
+        return df
+    names = schema.input_names()
+    missing = [c for c in names if c not in df.columns]
+    if missing:
+        raise ValueError(f"the model needs columns {missing} that the data lack")
+    return df[names]
+
+
+def _predict_frame(model, X: pd.DataFrame) -> pd.DataFrame:
+    import inspect
+
+    X_in = _model_inputs(model, X).reset_index(drop=True)
+    if "context" in inspect.signature(model.predict).parameters:  # an unlogged mlflow PythonModel
+        out = model.predict(None, X_in)
+    else:
+        out = model.predict(X_in)
+    out = pd.DataFrame(out)
+    out.index = X.index
+    return out
+
+
+def _positive_probability(model, X: pd.DataFrame) -> np.ndarray:
+    """P(class 1) from a fitted classifier or a pyfunc whose predict is predict_proba."""
+    if hasattr(model, "predict_proba"):
+        p = model.predict_proba(X)
+    else:
+        p = model.predict(_model_inputs(model, X).reset_index(drop=True))
+    p = np.asarray(p, float)
+    return p[:, -1] if p.ndim == 2 else p
+
+
+def _finish(table: pd.DataFrame, value_col: str, *, as_of, tier_shares, tier_amounts, playbook,
+            model_versions: str) -> pd.DataFrame:
+    table["tier"] = segments.value_tiers(table[value_col], shares=tier_shares, amounts=tier_amounts)
+    table["value_at_risk"] = table["p_churn"] * table["clv"]
+    actions = segments.recommend_actions(table["tier"], table["lifecycle_stage"], playbook)
+    table["recommended_action"] = actions["recommended_action"]
+    table["action_channel"] = actions["channel"]
+    table["action_priority"] = actions["priority"].astype("int64")
+    table["as_of"] = pd.Timestamp(as_of)
+    table["model_versions"] = model_versions
+    table.index.name = "user_id"
+    out = table.reset_index()
+    out["user_id"] = out["user_id"].astype(str)
+    for c in ("tier", "rfm_segment", "lifecycle_stage", "recommended_action", "action_channel",
+              "cohort", "model_versions"):
+        out[c] = out[c].astype("string")
+    return out[COLUMNS]
+
+
+def score_transactions(transactions: pd.DataFrame, as_of, clv_model, *, freq: str = "W",
+                       model_versions: str = "", tier_shares: Mapping | None = None,
+                       tier_amounts: Mapping | None = None, period: float = 13,
+                       lapse_after: float = 26, at_risk: float = 0.5, rules=None,
+                       playbook=None) -> pd.DataFrame:
+    """The relationship table of a transactions data set at ``as_of``.
+
+    ``clv_model`` scores the RFM table (a :class:`~urm_models.models.CLVScorer` or the logged
+    ``urm-clv`` pyfunc); features use only purchases on or before ``as_of`` in ``freq`` units,
+    which must be the unit the model was fitted in. ``period`` and ``lapse_after`` (in ``freq``
+    units) and ``at_risk`` set the lifecycle rules (:func:`segments.lifecycle_stages`); tiers
+    come from CLV (``tier_shares`` or ``tier_amounts``, default 10/20/30/40%).
+    """
+    from .features import activity_features, cohort_of
+
+    scorer_freq = getattr(getattr(clv_model, "scorer", clv_model), "rfm_freq", None)
+    if scorer_freq is not None and scorer_freq != freq:
+        raise ValueError(f"the CLV model scores RFM tables in {scorer_freq!r} units, not {freq!r}")
+    act = activity_features(transactions, as_of, freq=freq, windows=(int(period),))
+    rfm = act[["frequency", "recency", "T", "monetary"]]
+    scores = _predict_frame(clv_model, rfm)
+    table = scores[["p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv"]].copy()
+    table["rfm_segment"] = segments.rfm_segments(act, rules)["segment"]
+    table["lifecycle_stage"] = segments.lifecycle_stages(
+        act["T"], since_last=act["time_since_last"], gap_before_last=act["gap_last"],
+        risk=table["p_churn"], period=period, lapse_after=lapse_after, at_risk=at_risk)
+    table["cohort"] = cohort_of(act["T"], as_of, freq)
+    out = _finish(table, "clv", as_of=as_of, tier_shares=tier_shares, tier_amounts=tier_amounts,
+                  playbook=playbook, model_versions=model_versions)
+    out.attrs["churn_horizon"] = _horizon_label(clv_model)
+    return out
+
+
+def _horizon_label(clv_model) -> str:
+    scorer = getattr(clv_model, "scorer", clv_model)
+    h, f = getattr(scorer, "horizon", None), getattr(scorer, "freq", None)
+    return f"{h} {f}" if h is not None else ""
+
+
+def score_customers(customers: pd.DataFrame, as_of, churn_model, survival_model, *,
+                    duration_col: str = "tenure", event_col: str = "churn",
+                    model_versions: str = "", tier_shares: Mapping | None = None,
+                    tier_amounts: Mapping | None = None, period: float = 3,
+                    at_risk: float = 0.5, playbook=None) -> pd.DataFrame:
+    """The relationship table of a contractual (customers) data set such as Telco.
+
+    ``churn_model`` gives ``p_churn`` (the classifier, or the logged ``urm-churn`` model);
+    ``survival_model`` (the logged ``urm-survival`` pyfunc, or a SurvivalPyfunc) gives the
+    expected remaining lifetime and the contractual CLV given the tenure reached. Customers whose
+    contract has ended (``event_col`` = 1) are ``lapsed`` with P(alive) 0 and no remaining value;
+    for the others P(alive) is 1 (the contract is observed to be running). There are no
+    purchases, so ``rfm_segment`` and ``expected_purchases`` are missing. New = tenure below
+    ``period`` months.
+    """
+    for c in ("user_id", duration_col, event_col):
+        if c not in customers.columns:
+            raise ValueError(f"customers lack column {c!r}")
+    df = customers.set_index("user_id")
+    churned = df[event_col].astype(int).to_numpy() == 1
+    X = df.drop(columns=[event_col])
+    table = pd.DataFrame(index=df.index)
+    table["p_churn"] = np.where(churned, 1.0, _positive_probability(churn_model, X))
+    surv = _predict_frame(survival_model, X)
+    if "clv" not in surv.columns:
+        raise ValueError("the survival model does not return clv: log it with charge_col")
+    table["p_alive"] = np.where(churned, 0.0, 1.0)
+    table["expected_purchases"] = np.nan
+    table["expected_remaining_lifetime"] = np.where(churned, 0.0, surv["expected_remaining_lifetime"])
+    table["clv"] = np.where(churned, 0.0, surv["clv"])
+    table["rfm_segment"] = pd.NA
+    table["lifecycle_stage"] = segments.lifecycle_stages(
+        df[duration_col].astype(float), lapsed=pd.Series(churned, index=df.index),
+        risk=table["p_churn"], period=period, lapse_after=max(period, 1.0), at_risk=at_risk)
+    band = (df[duration_col].astype(int) // 12) * 12
+    table["cohort"] = [f"tenure {b}-{b + 11} months" for b in band]
+    out = _finish(table, "clv", as_of=as_of, tier_shares=tier_shares, tier_amounts=tier_amounts,
+                  playbook=playbook, model_versions=model_versions)
+    out.attrs["churn_horizon"] = "the churn label's window"
+    return out
+
+
+def score_users(dataset: str, as_of=None, *, freq: str = "W", **options) -> pd.DataFrame:
+    """Score a shipped data set with the champion models of the registry.
+
+    ``as_of`` defaults to today for customer tables; transactions need it (the cut-off).
+    Other keyword arguments go to :func:`score_transactions` / :func:`score_customers`.
+    """
+    from . import datasets, tracking
+
+    kind = datasets.DATASETS[dataset][1] if dataset in datasets.DATASETS else None
+    if kind is None:
+        raise ValueError(f"unknown data set {dataset!r}; shipped ones are {sorted(datasets.DATASETS)}")
+    data = datasets.load_dataset(dataset)
+    if kind == "transactions":
+        if as_of is None:
+            raise ValueError("as_of is required for transactions (the date to score at)")
+        model, info = tracking.load_champion("clv")
+        _check_dataset(info, dataset)
+        return score_transactions(data, as_of, model, freq=freq,
+                                  model_versions=f"{info['name']}/{info['version']}", **options)
+    as_of = as_of or pd.Timestamp.today().normalize()
+    churn, c_info = tracking.load_champion("churn")
+    surv, s_info = tracking.load_champion("survival")
+    for info in (c_info, s_info):
+        _check_dataset(info, dataset)
+    versions = f"{c_info['name']}/{c_info['version']};{s_info['name']}/{s_info['version']}"
+    return score_customers(data, as_of, churn, surv, model_versions=versions, **options)
+
+
+def _check_dataset(info: dict, dataset: str) -> None:
+    trained = info.get("dataset")
+    if trained and trained != dataset and {trained, dataset} != {"cdnow", "cdnow_sample"}:
+        raise ValueError(f"the champion {info['name']} v{info['version']} was trained on "
+                         f"{trained!r}, not {dataset!r}: refresh {dataset!r} first")
+
+
+def predictions_path(dataset: str, as_of) -> Path:
+    return paths.predictions_dir() / dataset / f"{pd.Timestamp(as_of):%Y-%m-%d}" / "user_scores.parquet"
+
+
+def write_predictions(table: pd.DataFrame, dataset: str, as_of, *, metadata: Mapping | None = None) -> Path:
+    """Write the table atomically to ``data/predictions/<dataset>/<as_of>/user_scores.parquet``
+    and point ``data/predictions/<dataset>/latest`` at its folder (an atomic symlink swap)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .io import atomic_path
+
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"the predictions table lacks columns {missing}")
+    n = len(table)
+    dup = int(table["user_id"].duplicated().sum())
+    if dup:
+        raise ValueError(f"the predictions table has {dup} duplicate user_id rows of {n}")
+    path = predictions_path(dataset, as_of)
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    meta = {**(arrow.schema.metadata or {}),
+            b"urm_models": json.dumps({"dataset": dataset, "as_of": f"{pd.Timestamp(as_of):%Y-%m-%d}",
+                                       "rows": n, **table.attrs, **(metadata or {})},
+                                      default=str).encode()}
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow.replace_schema_metadata(meta), tmp)
+    _point_latest(path.parent)
+    return path
+
+
+def _point_latest(folder: Path) -> Path:
+    link = folder.parent / "latest"
+    tmp = folder.parent / f".latest.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(folder.name, target_is_directory=True)
+    os.replace(tmp, link)
+    return link
+
+
+def read_predictions(dataset: str, as_of=None) -> pd.DataFrame:
+    """The predictions table of ``as_of`` (default: ``latest``)."""
+    folder = (paths.predictions_dir() / dataset / "latest") if as_of is None else \
+        predictions_path(dataset, as_of).parent
+    path = folder / "user_scores.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"no predictions at {path}: run `urm refresh --dataset {dataset}`")
+    return pd.read_parquet(path)

@@ -1,0 +1,102 @@
+"""The model registry's promotion rule and the MLflow UI, against a real SQLite store."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import mlflow
+import pytest
+
+from urm_models import datasets, features, tracking
+from urm_models.models import BetaGeo, CLVScorer, GammaGamma
+
+
+@pytest.fixture
+def logged_clv(home):
+    """One real CLV model logged to the store of a private home; its URI can be registered repeatedly."""
+    rfm = features.rfm_summary(datasets.load_cdnow(sample=True), cutoff="1997-09-30", freq="W")
+    scorer = CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq="W")
+    with tracking.start_run("clv", run_name="test"):
+        info = tracking.log_clv_model(scorer, rfm)
+    return info.model_uri, rfm, scorer
+
+
+def test_promotion_rule_champion_and_challenger(logged_clv):
+    uri, rfm, scorer = logged_clv
+    with pytest.raises(LookupError, match="no 'champion' version of urm-clv"):
+        tracking.champion("clv")
+    first = tracking.register_model(uri, "clv", metric_value=1.70, dataset="cdnow_sample")
+    assert (first["version"], first["role"], first["reason"]) == ("1", "champion", "no champion yet")
+    worse = tracking.register_model(uri, "clv", metric_value=1.75, dataset="cdnow_sample")  # RMSE: lower wins
+    assert worse["role"] == "challenger" and "vs champion v1" in worse["reason"]
+    same = tracking.register_model(uri, "clv", metric_value=1.70, dataset="cdnow_sample")  # a tie keeps the champion
+    assert same["role"] == "challenger"
+    assert tracking.champion("clv")["version"] == "1"
+    better = tracking.register_model(uri, "clv", metric_value=1.60, dataset="cdnow_sample")
+    assert better["role"] == "champion" and tracking.champion("urm-clv")["version"] == better["version"]
+    client = mlflow.MlflowClient()
+    assert client.get_model_version("urm-clv", "1").tags["role"] == "retired champion"
+    assert str(client.get_model_version_by_alias("urm-clv", "challenger").version) == same["version"]
+    assert client.get_model_version("urm-clv", better["version"]).tags["dataset"] == "cdnow_sample"
+    other = tracking.register_model(uri, "clv", metric_value=9.9, dataset="mydata")
+    assert other["role"] == "champion" and "trained on 'cdnow_sample'" in other["reason"]
+    with pytest.raises(ValueError, match="cannot rank"):
+        tracking.register_model(uri, "clv", metric_value=float("nan"), dataset="mydata")
+    with pytest.raises(ValueError, match="unknown model family"):
+        tracking.register_model(uri, "nps", metric_value=1.0, dataset="mydata")
+    model, info = tracking.load_champion("clv")
+    assert info["version"] == other["version"] and info["uri"] == "models:/urm-clv@champion"
+    out = model.predict(rfm[["frequency", "recency", "T", "monetary"]].head(20).reset_index(drop=True))
+    expected = scorer.predict(rfm.head(20))
+    assert list(out.columns) == CLVScorer.columns
+    assert (abs(out["clv"].to_numpy() - expected["clv"].to_numpy()) < 1e-9).all()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+@pytest.mark.slow
+def test_ui_serves_experiments_and_registered_models_over_rest(logged_clv):
+    uri, _, _ = logged_clv
+    tracking.register_model(uri, "clv", metric_value=1.7, dataset="cdnow_sample")
+    port = _free_port()
+    argv, env = tracking.ui_command("127.0.0.1", port)
+    assert "--workers" in argv and argv[argv.index("--workers") + 1] == "1"
+    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                exps = _get(f"{base}/experiments/search?max_results=100")
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"mlflow ui exited: {proc.stderr.read().decode()[-2000:]}")
+                if time.monotonic() > deadline:
+                    pytest.fail("mlflow ui did not answer within 180 s")
+                time.sleep(0.5)
+        assert "urm-clv" in {e["name"] for e in exps["experiments"]}
+        models = _get(f"{base}/registered-models/search")["registered_models"]
+        (clv,) = [m for m in models if m["name"] == "urm-clv"]
+        assert {"alias": "champion", "version": "1"} in clv["aliases"]
+        # no background job runner was started beside the single web worker
+        children = subprocess.run(["pgrep", "-g", str(os.getpgid(proc.pid)), "-a"], capture_output=True,
+                                  text=True).stdout
+        assert "huey" not in children
+    finally:
+        os.killpg(os.getpgid(proc.pid), signal.SIGTERM)
+        proc.wait(30)
