@@ -374,9 +374,73 @@ def bench_scoring(repeats: int = 3) -> list[dict]:
     return rows
 
 
+# ----------------------------------------------------------------------------- refresh
+def _cell_kind(source: str) -> str:
+    """Where a cell's time goes: model fitting and evaluation, MLflow I/O, imports, or the rest
+    (loading data, features, tables and plots). A cell that fits and logs counts as fitting."""
+    if any(k in source for k in (".fit(", "cross_validate(", "select_on_validation(",
+                                 "customer_lifetime_value(", "score_users(")):
+        return "model fitting and scoring"
+    if "tracking." in source:
+        return "MLflow I/O"
+    if source.lstrip().startswith(("%matplotlib", "import", "from")) and "load_dataset" not in source:
+        return "imports"
+    return "data, features, tables, plots"
+
+
+def bench_refresh(dataset: str = "cdnow") -> list[dict]:
+    """``make run``'s first step, ``urm refresh --dataset cdnow``, in a fresh project home; the
+    wall time split by papermill's per-cell durations into kernel start-up (notebook time not
+    spent in any cell), imports, MLflow I/O, model fitting and the rest."""
+    import subprocess
+    import tempfile
+
+    import nbformat
+
+    home = Path(tempfile.mkdtemp(prefix="urm-bench-refresh-"))
+    env = {**os.environ, "URM_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    urm = Path(sys.executable).parent / "urm"
+    t0 = time.perf_counter()
+    subprocess.run([str(urm), "refresh", "--dataset", dataset, "--run-id", "bench", "--quiet"], env=env,
+                   check=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    manifest = json.loads((home / "reports" / "runs" / "bench" / "manifest.json").read_text())
+    rows, totals = [], {}
+    for entry in manifest["notebooks"]:
+        if entry["status"] != "ok":
+            continue
+        nb = nbformat.read(entry["output"], as_version=4)
+        spent = {}
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            kind = _cell_kind(cell.source)
+            spent[kind] = spent.get(kind, 0.0) + float(cell.metadata.get("papermill", {}).get("duration") or 0.0)
+        spent["kernel start-up and papermill"] = entry["seconds"] - sum(spent.values())
+        rows.append({"notebook": entry["notebook"], "seconds": entry["seconds"], **spent})
+        for k, v in spent.items():
+            totals[k] = totals.get(k, 0.0) + v
+    totals["refresh outside notebooks (lock, publish, manifest, CLI start)"] = wall - sum(r["seconds"] for r in rows)
+    print(f"`urm refresh --dataset {dataset}`: {wall:.1f} s wall, {len(rows)} notebooks "
+          f"({manifest['predictions']['rows']:,} users scored)")
+    print("\n| notebook | seconds | " + " | ".join(k for k in totals if not k.startswith("refresh")) + " |")
+    print("|---|---|" + "---|" * (len(totals) - 1))
+    for r in rows:
+        print(f"| {r['notebook']} | {r['seconds']:.1f} | " + " | ".join(
+            f"{r.get(k, 0.0):.1f}" for k in totals if not k.startswith("refresh")) + " |")
+    print("\n| where the time went | seconds | share |\n|---|---|---|")
+    for k, v in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"| {k} | {v:.1f} | {v / wall:.1%} |")
+    outside = wall - totals.get("model fitting and scoring", 0.0)
+    print(f"\noutside model fitting and scoring: {outside:.1f} s of {wall:.1f} s ({outside / wall:.1%})")
+    return [{"wall": wall, "totals": totals, "notebooks": rows}]
+
+
 CASES = {"rfm_case": _rfm_case, "btyd_case": _btyd_case, "pareto_case": _pareto_case,
          "scoring_case": _scoring_case}
-BENCHES = {"rfm": bench_rfm, "btyd": bench_btyd, "pareto": bench_pareto, "scoring": bench_scoring}
+BENCHES = {"rfm": bench_rfm, "btyd": bench_btyd, "pareto": bench_pareto, "scoring": bench_scoring,
+           "refresh": bench_refresh}
 
 
 def _in_subprocess(case: str, arg: str) -> dict:

@@ -33,3 +33,12 @@ def test_refresh_rejects_unknown_config_keys(tmp_path):
     cfg.write_text("dataset: cdnow_sample\nbogus: 1\n")
     out = urm("refresh", "--config", str(cfg))
     assert out.returncode == 2 and "unknown parameter(s) ['bogus']" in out.stderr
+
+
+def test_score_without_a_champion_says_what_to_run(home):
+    import os
+
+    out = urm("score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30", env={**os.environ})
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "no 'champion' version of urm-clv" in out.stderr and "urm refresh" in out.stderr
+    assert not (home / "data" / "predictions").exists()

@@ -81,6 +81,16 @@ def test_refresh_runs_every_notebook_and_tracks_it(home):
     assert champ["version"] == "1" and champ["dataset"] == "cdnow_sample"
     assert champ["run_id"] == runs["clv-BetaGeo-cdnow_sample"].info.run_id
     assert manifest["models"]["urm-clv"]["version"] == "1"
+    # the champion is also exported to models/, loadable without the tracking store
+    exported = home / "models" / "urm-clv"
+    assert manifest["models"]["urm-clv"]["exported_to"] == str(exported)
+    assert json.loads((exported / "champion.json").read_text())["version"] == "1"
+    rfm_cols = ["frequency", "recency", "T", "monetary"]
+    from urm_models import datasets, features
+
+    rfm = features.rfm_summary(datasets.load_cdnow(sample=True), cutoff="1997-09-30", freq="W")
+    offline = mlflow.pyfunc.load_model(str(exported)).predict(rfm[rfm_cols].head(5).reset_index(drop=True))
+    assert list(offline.columns) == ["expected_purchases", "p_alive", "p_churn", "expected_remaining_lifetime", "clv"]
 
     # 06_score_users: the table is published with a latest link, and re-scoring the same as-of
     # date reproduces it (the refresh is idempotent)

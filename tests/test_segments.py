@@ -78,6 +78,24 @@ def test_tier_shares_within_one_user(n, seed):
                if (ranks == i).any() and (ranks == i + 1).any())
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=60), st.integers(0, 1000))
+def test_tied_values_split_by_id_whatever_the_row_order(values, seed):
+    v = pd.Series(np.asarray(values, float), index=[f"u{i:03d}" for i in range(len(values))])
+    t = value_tiers(v)
+    # reference: sort by value (high first), then id; cut at the rounded cumulative shares
+    ref_order = sorted(v.index, key=lambda u: (-v[u], u))
+    bounds = np.round(np.cumsum([.1, .2, .3, .4]) * len(v)).astype(int)
+    bounds[-1] = len(v)
+    expected, start = {}, 0
+    for tier, end in zip(["platinum", "gold", "silver", "bronze"], bounds):
+        expected.update({u: tier for u in ref_order[start:end]})
+        start = end
+    assert t.to_dict() == expected
+    shuffled = v.sample(frac=1.0, random_state=seed)
+    assert value_tiers(shuffled).reindex(v.index).equals(t)
+
+
 def test_tiers_by_amount_and_report():
     v = pd.Series([500.0, 150, 60, 5], index=list("abcd"))
     t = value_tiers(v, amounts={"platinum": 400, "gold": 100, "silver": 50, "bronze": 0})

@@ -108,3 +108,24 @@ def test_integrated_brier_score_beats_the_covariate_free_model(cox, split):
     oracle = pd.DataFrame((ev["tenure"].to_numpy()[None, :] > t[:, None]).astype(float), index=t,
                           columns=ev.index)
     assert brier_scores(oracle, ev, train, "tenure", "churn").max() == 0.0
+
+
+def test_kaplan_meier_by_group_with_at_risk_counts():
+    from lifelines import KaplanMeierFitter
+
+    from urm_models.evaluation.survival import kaplan_meier_by
+
+    telco = datasets.load_telco()
+    fig, table = kaplan_meier_by(telco, "tenure", "churn", by="contract", at=[0, 12, 24, 48])
+    assert list(table.index) == ["Month-to-month", "One year", "Two year"]
+    m2m = telco[telco.contract == "Month-to-month"]
+    assert table.loc["Month-to-month", "at risk t=12"] == int((m2m.tenure >= 12).sum())
+    assert table.loc["Two year", "at risk t=0"] == int((telco.contract == "Two year").sum())
+    km = KaplanMeierFitter().fit(m2m.tenure, m2m.churn)
+    assert table.loc["Month-to-month", "S(t=24)"] == pytest.approx(float(km.survival_function_at_times(24).iloc[0]))
+    # month-to-month customers leave fastest: lowest survival at every time after 0
+    for t in (12, 24, 48):
+        assert table[f"S(t={t})"].idxmin() == "Month-to-month"
+    assert len(fig.axes[0].get_lines()) >= 3
+    with pytest.raises(ValueError, match="lack column 'tier'"):
+        kaplan_meier_by(telco, "tenure", "churn", by="tier")

@@ -55,3 +55,8 @@ def reports_dir() -> Path:
 
 def mlruns_dir() -> Path:
     return project_root() / "mlruns"
+
+
+def models_dir() -> Path:
+    """Champion models exported by a refresh (MLflow model format, loadable without the store)."""
+    return project_root() / "models"

@@ -254,8 +254,9 @@ def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:
 
 
 def _champions() -> dict:
-    """The champion version of every registered family (those that exist)."""
-    from .tracking import REGISTERED_MODELS, champion
+    """The champion version of every registered family (those that exist), each exported to
+    ``models/<name>/`` so that consumers can load it without the tracking store."""
+    from .tracking import REGISTERED_MODELS, champion, export_champion
 
     out = {}
     for family in REGISTERED_MODELS:
@@ -263,7 +264,13 @@ def _champions() -> dict:
             info = champion(family)
         except LookupError:
             continue
-        out[info["name"]] = {"version": info["version"], "dataset": info["dataset"], "run_id": info["run_id"]}
+        try:
+            exported = str(export_champion(family))
+        except Exception as exc:  # the predictions are published already; say so, don't fail
+            log.warning("could not export %s v%s: %s", info["name"], info["version"], exc)
+            exported = None
+        out[info["name"]] = {"version": info["version"], "dataset": info["dataset"], "run_id": info["run_id"],
+                             "exported_to": exported}
     return out
 
 

@@ -338,3 +338,33 @@ def ui_command(host: str = "127.0.0.1", port: int = 5000) -> tuple[list[str], di
     if _uses_local_store():
         argv += ["--default-artifact-root", artifact_root()]
     return argv, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
+    """Copy the champion's MLflow model to ``models/<name>/`` (or ``dest``), so that a consumer
+    can ``mlflow.pyfunc.load_model`` it without the tracking store. The folder is replaced in
+    one rename; a ``champion.json`` beside MLmodel says which version it is."""
+    import json
+    import shutil
+    import tempfile
+
+    import mlflow
+
+    info = champion(family_or_name)
+    dest = Path(dest) if dest else paths.models_dir() / info["name"]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{info['name']}/{info['version']}",
+                                            dst_path=str(tmp))
+        (tmp / "champion.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        old = dest.with_name(f".{dest.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if dest.exists():
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

@@ -222,4 +222,6 @@ def cohort_of(age: pd.Series, as_of, freq: str = "W", cohort_freq: str = "M") ->
         raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
     first = _date(as_of, "as_of") - pd.to_timedelta(age.to_numpy(float) * UNIT_DAYS[freq], unit="D")
     start = pd.DatetimeIndex(first).round("D").to_period(_PANDAS_FREQ[cohort_freq]).start_time
-    return pd.Series(_label(start, cohort_freq), index=age.index, name="cohort")
+    codes, uniques = pd.factorize(start)  # format each distinct period once, not every user
+    return pd.Series(np.asarray(_label(uniques, cohort_freq), dtype=object)[codes], index=age.index,
+                     name="cohort")

@@ -99,7 +99,7 @@ def _columns(rfm):
 class _Lifetime:
     """Expected remaining lifetime for purchase models that define ``_alive_curve``."""
 
-    def expected_remaining_lifetime(self, rfm: pd.DataFrame, horizon: float, nodes: int = 32) -> pd.Series:
+    def expected_remaining_lifetime(self, rfm: pd.DataFrame, horizon: float, nodes: int = 16) -> pd.Series:
         """Expected time each user stays alive within the next ``horizon`` periods (``rfm`` units).
 
         The restricted mean ``int_0^horizon P(alive at T + t | history) dt`` (Gauss-Legendre

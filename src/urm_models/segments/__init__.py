@@ -124,17 +124,25 @@ def value_tiers(value: pd.Series, shares: dict | None = None, amounts: dict | No
     total = sum(shares.values())
     if not np.isclose(total, 1.0):
         raise ValueError(f"tier shares must add up to 1, they add up to {total}")
-    order = v.to_frame("v").assign(_id=v.index).sort_values(["v", "_id"], ascending=[False, True],
-                                                            kind="mergesort").index
     n = len(v)
     bounds = np.round(np.cumsum(list(shares.values())) * n).astype(int)
     bounds[-1] = n
+    neg = -v.to_numpy()
+    order = np.argsort(neg, kind="stable")
+    ranked = neg[order]
+    for b in bounds[:-1]:
+        # users tied across a tier boundary are ordered by id, so that the split never depends
+        # on row order (ties elsewhere land in one tier whatever their order)
+        if 0 < b < n and ranked[b - 1] == ranked[b]:
+            lo, hi = np.searchsorted(ranked, ranked[b], "left"), np.searchsorted(ranked, ranked[b], "right")
+            block = order[lo:hi]
+            order[lo:hi] = block[v.index[block].argsort()]
     labels = np.empty(n, dtype=object)
     start = 0
     for tier, end in zip(shares, bounds):
-        labels[start:end] = tier
+        labels[order[start:end]] = tier
         start = end
-    return pd.Series(labels, index=order).reindex(v.index).rename("tier")
+    return pd.Series(labels, index=v.index, name="tier")
 
 
 def tier_report(tiers: pd.Series, value: pd.Series) -> pd.DataFrame:
