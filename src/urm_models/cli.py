@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # papermill logs every notebook's paths and kernel at INFO; our progress bar and manifest say it
+    logging.getLogger("papermill").setLevel(logging.WARNING)
     from .validation import DataValidationError
 
     try:

@@ -354,9 +354,11 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
     dest = Path(dest) if dest else paths.models_dir() / info["name"]
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; consumers of models/ may be other accounts
     try:
-        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{info['name']}/{info['version']}",
-                                            dst_path=str(tmp))
+        with _env_var("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"):
+            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{info['name']}/{info['version']}",
+                                                dst_path=str(tmp))
         (tmp / "champion.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         old = dest.with_name(f".{dest.name}.old")
         shutil.rmtree(old, ignore_errors=True)
@@ -368,3 +370,16 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+@contextlib.contextmanager
+def _env_var(name: str, value: str) -> Iterator[None]:
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
