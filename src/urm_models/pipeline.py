@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from unittest import mock
 
 from . import paths
 from .io import write_text
@@ -108,20 +109,6 @@ def refresh_lock(path: Path | None = None) -> Iterator[Path]:
         fh.close()  # closing releases the lock
 
 
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def notebook_parameters(path: Path) -> dict:
     """The names and defaults declared in a notebook's ``parameters`` cell."""
     import papermill as pm
@@ -142,7 +129,7 @@ def run_notebook(name: str, params: Mapping, out_dir: Path, *, progress: bool = 
     out = out_dir / f"{name}.ipynb"
     t0 = time.perf_counter()
     entry = {"notebook": name, "output": str(out), "parameters": passed}
-    with _env(URM_NOTEBOOK=f"notebooks/{name}.ipynb"):
+    with mock.patch.dict(os.environ, {"URM_NOTEBOOK": f"notebooks/{name}.ipynb"}):
         try:
             pm.execute_notebook(str(src), str(out), parameters=passed, kernel_name=ensure_kernel(),
                                 progress_bar=progress, cwd=str(paths.project_root()),
@@ -201,7 +188,7 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
         out_dir.mkdir(parents=True, exist_ok=True)
         mpath = out_dir / "manifest.json"
         t0 = time.perf_counter()
-        with _env(URM_REFRESH_ID=run_id):
+        with mock.patch.dict(os.environ, {"URM_REFRESH_ID": run_id}):
             try:
                 bar = _progress(names, progress)
                 for name in bar:

@@ -347,6 +347,7 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
     import json
     import shutil
     import tempfile
+    from unittest import mock
 
     import mlflow
 
@@ -356,7 +357,7 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; consumers of models/ may be other accounts
     try:
-        with _env_var("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"):
+        with mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
             mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{info['name']}/{info['version']}",
                                                 dst_path=str(tmp))
         (tmp / "champion.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
@@ -371,15 +372,3 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
         raise
     return dest
 
-
-@contextlib.contextmanager
-def _env_var(name: str, value: str) -> Iterator[None]:
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old

@@ -64,21 +64,30 @@ def rfm_scores(rfm: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _user_table(table, default: pd.DataFrame, what: str) -> pd.DataFrame:
+    """A rule table given as None (the default), a DataFrame or a CSV path, with the default's
+    columns (in its order) required."""
+    if table is None:
+        return default
+    if isinstance(table, (str, Path)):
+        table = pd.read_csv(table)
+    need = list(default.columns)
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what} lacks columns {missing}; it needs {need}")
+    return table[need]
+
+
 def _rules(rules) -> pd.DataFrame:
     if rules is None:
         return SEGMENT_RULES
-    if isinstance(rules, (str, Path)):
-        rules = pd.read_csv(rules)
-    need = ["segment", "r_min", "r_max", "fm_min", "fm_max"]
-    missing = [c for c in need if c not in rules.columns]
-    if missing:
-        raise ValueError(f"segment rules lack column(s) {missing}; expected {need}")
+    rules = _user_table(rules, SEGMENT_RULES, "the segment rule table")
     grid = [(r, fm) for r in range(1, 6) for fm in range(1, 6)]
     uncovered = [(r, fm) for r, fm in grid if not ((rules.r_min <= r) & (r <= rules.r_max)
                                                    & (rules.fm_min <= fm) & (fm <= rules.fm_max)).any()]
     if uncovered:
         raise ValueError(f"segment rules leave (R, FM) cells {uncovered} without a segment")
-    return rules[need]
+    return rules
 
 
 def rfm_segments(rfm: pd.DataFrame, rules=None) -> pd.DataFrame:
@@ -321,17 +330,12 @@ PLAYBOOK = pd.DataFrame([
 def _playbook(playbook) -> pd.DataFrame:
     if playbook is None:
         return PLAYBOOK
-    if isinstance(playbook, (str, Path)):
-        playbook = pd.read_csv(playbook)
-    need = ["tier", "lifecycle_stage", "action", "channel", "priority"]
-    missing = [c for c in need if c not in playbook.columns]
-    if missing:
-        raise ValueError(f"playbook lacks columns {missing}; it needs {need}")
+    playbook = _user_table(playbook, PLAYBOOK, "the playbook")
     dup = playbook.duplicated(["tier", "lifecycle_stage"])
     if dup.any():
         pairs = playbook.loc[dup, ["tier", "lifecycle_stage"]].drop_duplicates().values.tolist()
         raise ValueError(f"playbook lists {int(dup.sum())} (tier, stage) pairs twice: {pairs[:5]}")
-    return playbook[need]
+    return playbook
 
 
 def recommend_actions(tiers: pd.Series, stages: pd.Series, playbook=None) -> pd.DataFrame:
