@@ -1,8 +1,16 @@
 import os
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# Property tests draw the same examples on every run by default, so that `make test` (and CI)
+# is reproducible; HYPOTHESIS_PROFILE=explore draws new random ones to hunt for fresh failures
+# (pin any it finds with @example).
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture

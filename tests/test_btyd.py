@@ -209,6 +209,7 @@ def _assert_finite_and_fd_gradient(m, lp, d):
 
 @settings(max_examples=50, deadline=None)
 @given(params_st, st.lists(history_st, min_size=1, max_size=20))
+@example((1.0, -1.0, 1.0, 0.0), [(127, 0.0, 0.5)])  # scipy's 2F1 gave nan here (found in CI)
 def test_p_alive_in_unit_interval_and_predictions_finite(lp, hist):
     x, tx, T = _prepared(hist)
     rfm = pd.DataFrame({"frequency": x, "recency": tx, "T": T})
@@ -388,3 +389,26 @@ def test_pareto_p_alive_in_unit_interval(lp, hist):
     pa = m.p_alive(rfm)
     assert ((pa >= 0) & (pa <= 1)).all()
     assert np.isfinite(m.conditional_expected_purchases(10.0, rfm)).all()
+
+
+def test_hyp2f1_falls_back_to_the_series_where_scipy_fails():
+    from scipy.special import hyp2f1 as scipy_hyp2f1
+
+    from urm_models.models._special import hyp2f1, hyp2f1_series
+
+    a, b, c, z = 1 - 4.440892098500626e-16, np.e - 1, np.e + 128, 10 / (np.exp(-1) + 10.5)
+    assert not np.isfinite(scipy_hyp2f1(a, b, c, z))  # the failure being guarded against
+    got = float(hyp2f1(a, b, c, z))
+    # reference: Euler's integral, Gamma(c) / (Gamma(b) Gamma(c-b)) int t^(b-1) (1-t)^(c-b-1) (1-zt)^(-a) dt
+    from scipy import integrate
+    from scipy.special import gammaln
+
+    norm = np.exp(gammaln(c) - gammaln(b) - gammaln(c - b))
+    ref = norm * integrate.quad(lambda t: t ** (b - 1) * (1 - t) ** (c - b - 1) * (1 - z * t) ** -a, 0, 1,
+                                epsabs=0, epsrel=1e-13, limit=200)[0]
+    assert np.isfinite(got) and got == pytest.approx(ref, rel=1e-9)
+    # where scipy works, the series agrees with it
+    args = (np.array([0.3, 2.5, -0.4]), np.array([1.7, 0.2, 3.0]), np.array([4.0, 9.0, 2.5]),
+            np.array([0.1, 0.5, 0.9]))
+    np.testing.assert_allclose(hyp2f1_series(*args), scipy_hyp2f1(*args), rtol=1e-12)
+    np.testing.assert_allclose(hyp2f1(*args), scipy_hyp2f1(*args), rtol=0)

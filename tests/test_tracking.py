@@ -54,6 +54,11 @@ def test_promotion_rule_champion_and_challenger(logged_clv):
     expected = scorer.predict(rfm.head(20))
     assert list(out.columns) == CLVScorer.columns
     assert (abs(out["clv"].to_numpy() - expected["clv"].to_numpy()) < 1e-9).all()
+    # the registered model knows the time unit it was fitted in
+    from urm_models import scoring
+
+    with pytest.raises(ValueError, match="scores RFM tables in 'W' units, not 'D'"):
+        scoring.score_transactions(datasets.load_cdnow(sample=True), "1997-09-30", model, freq="D")
 
 
 def _free_port() -> int:

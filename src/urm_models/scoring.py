@@ -103,7 +103,7 @@ def score_transactions(transactions: pd.DataFrame, as_of, clv_model, *, freq: st
     """
     from .features import activity_features, cohort_of
 
-    scorer_freq = getattr(getattr(clv_model, "scorer", clv_model), "rfm_freq", None)
+    scorer_freq = getattr(_scorer(clv_model), "rfm_freq", None)
     if scorer_freq is not None and scorer_freq != freq:
         raise ValueError(f"the CLV model scores RFM tables in {scorer_freq!r} units, not {freq!r}")
     act = activity_features(transactions, as_of, freq=freq, windows=(int(period),))
@@ -121,8 +121,14 @@ def score_transactions(transactions: pd.DataFrame, as_of, clv_model, *, freq: st
     return out
 
 
+def _scorer(clv_model):
+    """The CLVScorer inside a loaded pyfunc, a CLVPyfunc, or the scorer itself."""
+    inner = clv_model.unwrap_python_model() if hasattr(clv_model, "unwrap_python_model") else clv_model
+    return getattr(inner, "scorer", inner)
+
+
 def _horizon_label(clv_model) -> str:
-    scorer = getattr(clv_model, "scorer", clv_model)
+    scorer = _scorer(clv_model)
     h, f = getattr(scorer, "horizon", None), getattr(scorer, "freq", None)
     return f"{h} {f}" if h is not None else ""
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, polygamma
+from scipy.special import betaln, digamma, expit, gammaln, polygamma
 
 from ._base import ConvergenceError, MLEModel, unique_rows, unique_rows_with_columns
+from ._special import hyp2f1
 
 __all__ = ["BetaGeo", "ModifiedBetaGeo", "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError",
            "validate_rfm"]

@@ -26,6 +26,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln, hyp2f1
 
 from ._base import MLEModel, unique_rows
+from ._special import hyp2f1_series
 from .btyd import _columns, _Lifetime, _prepare, _Purchases
 
 __all__ = ["ParetoNBD"]
@@ -44,17 +45,7 @@ def hyp2f1_1(b, c, z):
         upper = 1.0 / (1.0 - z)
     bad = ~np.isfinite(out) | (out < 1.0 - 1e-12) | (out > upper * (1 + 1e-9))
     if bad.any():
-        bb, cc, zz = b[bad], c[bad], z[bad]
-        term = np.ones_like(zz)
-        total = np.ones_like(zz)
-        k = 0
-        active = np.ones(zz.shape, bool)
-        while active.any() and k < 1_000_000:
-            term = np.where(active, term * (bb + k) / (cc + k) * zz, 0.0)
-            total += term
-            active &= term > 1e-17 * total
-            k += 1
-        out[bad] = total
+        out[bad] = hyp2f1_series(1.0, b[bad], c[bad], z[bad])
     return out
 
 
