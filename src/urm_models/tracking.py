@@ -343,7 +343,8 @@ def ui_command(host: str = "127.0.0.1", port: int = 5000) -> tuple[list[str], di
 def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
     """Copy the champion's MLflow model to ``models/<name>/`` (or ``dest``), so that a consumer
     can ``mlflow.pyfunc.load_model`` it without the tracking store. The folder is replaced in
-    one rename; a ``champion.json`` beside MLmodel says which version it is."""
+    one rename; a ``champion.json`` beside MLmodel says which version it is, and an export of
+    the same version is not copied again."""
     import json
     import shutil
     import tempfile
@@ -353,6 +354,11 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
 
     info = champion(family_or_name)
     dest = Path(dest) if dest else paths.models_dir() / info["name"]
+    try:
+        if json.loads((dest / "champion.json").read_text(encoding="utf-8")) == info:
+            return dest  # every refresh asks; the artifacts only change with the champion
+    except (OSError, ValueError):
+        pass
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; consumers of models/ may be other accounts

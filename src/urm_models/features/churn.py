@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..simulate import UNIT_DAYS
-from .rfm import _date, _relation, connect, days_cte
+from .rfm import _date, days_cte, run_sql
 
 
 def churn_labels(transactions, cutoff, horizon: float, freq: str = "W") -> pd.Series:
@@ -34,13 +34,7 @@ def churn_labels(transactions, cutoff, horizon: float, freq: str = "W") -> pd.Se
     SELECT known.user_id, CASE WHEN later.user_id IS NULL THEN 1 ELSE 0 END AS churn
     FROM known LEFT JOIN later ON known.user_id = later.user_id
     ORDER BY known.user_id"""
-    con = connect()
-    try:
-        _relation(con, transactions)
-        out = con.execute(sql).df()
-    finally:
-        con.close()
-    return out.set_index("user_id")["churn"].astype("int64")
+    return run_sql(transactions, sql).set_index("user_id")["churn"].astype("int64")
 
 
 def activity_sql(cutoff, freq: str = "W", windows=(4, 13, 26), source: str = "transactions") -> str:
@@ -95,13 +89,7 @@ def activity_features(transactions, cutoff, freq: str = "W", windows=(4, 13, 26)
     (purchases in the last ``w0`` periods minus the ``w0`` before, ``w0`` the shortest window).
     """
     windows = sorted({int(w) for w in windows})
-    con = connect()
-    try:
-        _relation(con, transactions)
-        out = con.execute(activity_sql(cutoff, freq, windows)).df()
-    finally:
-        con.close()
-    out = out.set_index("user_id")
+    out = run_sql(transactions, activity_sql(cutoff, freq, windows)).set_index("user_id")
     w0 = windows[0]
     out["trend"] = out[f"purchases_{w0}"] - out.pop(f"purchases_prev_{w0}")
     out["gap_mean"] = out["gap_mean"].fillna(out["T"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .rfm import _date, _relation, connect, days_cte
+from .rfm import _date, days_cte, run_sql
 
 _TRUNC = {"D": "day", "W": "week", "M": "month"}
 _STEP = {"D": "INTERVAL 1 DAY", "W": "INTERVAL 7 DAY", "M": "INTERVAL 1 MONTH"}
@@ -54,12 +54,7 @@ LEFT JOIN seconds AS s ON s.user_id = a.user_id"""
 
 
 def _activity(transactions, freq: str, cutoff) -> pd.DataFrame:
-    con = connect()
-    try:
-        _relation(con, transactions)
-        act = con.execute(activity_sql(freq, cutoff)).df()
-    finally:
-        con.close()
+    act = run_sql(transactions, activity_sql(freq, cutoff))
     for c in ("period", "cohort"):
         act[c] = pd.to_datetime(act[c])
     return act

@@ -134,6 +134,17 @@ def _relation(con: duckdb.DuckDBPyConnection, transactions) -> None:
     con.register("transactions", transactions)  # arrow tables, duckdb relations
 
 
+def run_sql(transactions, sql: str) -> pd.DataFrame:
+    """Run ``sql`` against ``transactions`` (a DataFrame, Parquet path or Arrow table exposed
+    as the view ``transactions``) on a fresh quiet connection; return the result."""
+    con = connect()
+    try:
+        _relation(con, transactions)
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
 def rfm_summary(transactions, cutoff, freq: str = "D", holdout_end=None) -> pd.DataFrame:
     """Per-user BTYD summary at ``cutoff`` (see the module docstring for the conventions).
 
@@ -154,13 +165,7 @@ def rfm_summary(transactions, cutoff, freq: str = "D", holdout_end=None) -> pd.D
     with a holdout, ``frequency_holdout, monetary_holdout, duration_holdout``.
     """
     sql = rfm_sql(cutoff, freq, holdout_end)
-    con = connect()
-    try:
-        _relation(con, transactions)
-        out = con.execute(sql).df()
-    finally:
-        con.close()
-    out = out.set_index("user_id")
+    out = run_sql(transactions, sql).set_index("user_id")
     out.attrs["freq"] = freq  # the time unit of recency/T, read by models and CLV
     out["frequency"] = out["frequency"].astype("int64")
     if "frequency_holdout" in out:
