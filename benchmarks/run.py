@@ -374,6 +374,60 @@ def bench_scoring(repeats: int = 3) -> list[dict]:
     return rows
 
 
+# ----------------------------------------------------------------------------- churn
+CHURN_CASES = ("kept", "refit")
+
+
+def _churn_data(dataset: str):
+    from urm_models import datasets, features
+
+    if dataset == "telco":
+        te = datasets.load_telco()
+        return te.drop(columns=["user_id", "churn"]), te["churn"].to_numpy()
+    tx = datasets.load_cdnow()
+    X = features.activity_features(tx, cutoff="1997-09-30", freq="W")
+    y = features.churn_labels(tx, cutoff="1997-09-30", horizon=39, freq="W").reindex(X.index).to_numpy()
+    return X.loc[:, X.nunique() > 1], y
+
+
+def _churn_case(dataset: str, which: str) -> dict:
+    """The issue's protocol (5-fold stratified CV, seed 0) for the default ChurnClassifier, whose
+    XGBoost bags keep their early-stopped trees (``kept``), against the same estimator refitting
+    each bag on all its training rows (``refit``, the behaviour before 2026-11-22)."""
+    from urm_models.evaluation.classification import cross_validate
+    from urm_models.models import ChurnClassifier
+
+    class Refit(ChurnClassifier):
+        def _pipeline(self, X, y):
+            return super()._pipeline(X, y).set_params(model__refit=True)
+
+    X, y = _churn_data(dataset)
+    est = (ChurnClassifier if which == "kept" else Refit)(random_state=0)
+    t0 = time.perf_counter()
+    res, _ = cross_validate(est, X, y, n_splits=5, seed=0, uncalibrated=True)
+    secs = time.perf_counter() - t0
+    m = res.mean()
+    return {"dataset": dataset, "case": which, "seconds": secs, "users": len(X),
+            "roc_auc": m["roc_auc"], "pr_auc": m["pr_auc"], "brier": m["brier"],
+            "brier_uncalibrated": m["brier_uncalibrated"], "peak_rss_mb": _maxrss_mb()}
+
+
+def bench_churn() -> list[dict]:
+    rows = []
+    print("| data set | users | bags | CV wall s | x kept | ROC-AUC | PR-AUC | Brier | Brier uncalibrated |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for dataset in ("telco", "cdnow"):
+        got = {}
+        for which in CHURN_CASES:
+            r = got[which] = _in_subprocess("churn_case", dataset, which)
+            rows.append(r)
+        for which, r in got.items():
+            print(f"| {dataset} | {r['users']:,} | {which} | {r['seconds']:.1f} | "
+                  f"{r['seconds'] / got['kept']['seconds']:.2f} | {r['roc_auc']:.4f} | {r['pr_auc']:.4f} | "
+                  f"{r['brier']:.5f} | {r['brier_uncalibrated']:.5f} |", flush=True)
+    return rows
+
+
 # ----------------------------------------------------------------------------- refresh
 def _cell_kind(source: str) -> str:
     """Where a cell's time goes: model fitting and evaluation, MLflow I/O, imports, or the rest
@@ -438,16 +492,16 @@ def bench_refresh(dataset: str = "cdnow") -> list[dict]:
 
 
 CASES = {"rfm_case": _rfm_case, "btyd_case": _btyd_case, "pareto_case": _pareto_case,
-         "scoring_case": _scoring_case}
+         "scoring_case": _scoring_case, "churn_case": _churn_case}
 BENCHES = {"rfm": bench_rfm, "btyd": bench_btyd, "pareto": bench_pareto, "scoring": bench_scoring,
-           "refresh": bench_refresh}
+           "churn": bench_churn, "refresh": bench_refresh}
 
 
-def _in_subprocess(case: str, arg: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--case", case, arg], capture_output=True,
+def _in_subprocess(case: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--case", case, *args], capture_output=True,
                          text=True, check=False)
     if out.returncode != 0:
-        raise RuntimeError(f"benchmark case {case} {arg} failed:\n{out.stderr}")
+        raise RuntimeError(f"benchmark case {case} {' '.join(args)} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -110,6 +110,57 @@ def test_estimator_contract_and_explanations(telco):
     assert imp["share"].sum() == pytest.approx(1.0) and imp.index[0] in known
 
 
+def _encoded(X):
+    from sklearn.compose import make_column_selector as sel
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    ct = make_column_transformer((OneHotEncoder(sparse_output=False), sel(dtype_exclude="number")),
+                                 remainder="passthrough")
+    return ct.fit_transform(X)
+
+
+def test_each_bag_keeps_its_trees_up_to_the_best_validation_loss(telco):
+    from sklearn.model_selection import train_test_split
+
+    from urm_models.models.churn import _XGBEarlyStopping
+
+    X, y = telco
+    Z, ys = _encoded(X.iloc[:2000]), y[:2000]
+    est = _XGBEarlyStopping(n_bags=2, learning_rate=0.1, early_stopping_rounds=20, random_state=3).fit(Z, ys)
+    for b, (bst, n) in enumerate(zip(est.boosters_, est.best_n_estimators_)):
+        assert bst.num_boosted_rounds() == n
+        # the same split and seed, trained to the end: its validation loss is lowest at tree n
+        Ztr, Zva, ytr, yva = train_test_split(Z, ys, test_size=0.2, stratify=ys, random_state=3 + b)
+        full = est._xgb(n + 20, 3 + b).fit(Ztr, ytr, eval_set=[(Zva, yva)], verbose=False)
+        losses = full.evals_result()["validation_0"]["logloss"]
+        assert int(np.argmin(losses)) + 1 == n
+    refit = clone(est).set_params(refit=True).fit(Z, ys)
+    assert [b.num_boosted_rounds() for b in refit.boosters_] == est.best_n_estimators_
+    assert not np.allclose(refit.decision_function(Z), est.decision_function(Z))
+
+
+def test_a_model_pickled_before_bags_kept_boosters_still_predicts(telco):
+    import pickle
+
+    from xgboost import XGBClassifier
+
+    from urm_models.models.churn import _XGBEarlyStopping
+
+    X, y = telco
+    Z, ys = _encoded(X.iloc[:800]), y[:800]
+    old = [XGBClassifier(n_estimators=20, max_depth=2, random_state=s).fit(Z, ys) for s in (0, 1)]
+    state = {**_XGBEarlyStopping().get_params(), "models_": old, "best_n_estimators_": [20, 20],
+             "classes_": np.array([0, 1])}
+    del state["refit"]                       # the parameter did not exist then
+    est = _XGBEarlyStopping.__new__(_XGBEarlyStopping)
+    est.__setstate__(state)
+    est = pickle.loads(pickle.dumps(est))
+    expected = np.mean([m.predict(Z, output_margin=True) for m in old], axis=0)
+    np.testing.assert_allclose(est.decision_function(Z), expected, rtol=1e-6)
+    assert est.refit is True and est.contributions(Z).shape == (800, Z.shape[1] + 1)
+
+
 def test_bad_input_names_the_column(telco):
     X, y = telco
     Xs, ys = X.iloc[:600], y[:600]
