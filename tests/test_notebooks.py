@@ -209,3 +209,27 @@ def test_a_second_concurrent_refresh_refuses(home):
         release.set()
         holder.join(30)
     assert not (home / "reports" / "runs").exists() or not any((home / "reports" / "runs").iterdir())
+
+
+def test_the_kernel_listens_on_unix_sockets_not_tcp(home, tmp_path):
+    """A refresh's kernel is not reachable over loopback TCP by other local accounts."""
+    nbdir, out = tmp_path / "nbs", tmp_path / "out"
+    nbdir.mkdir()
+    out.mkdir()
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": pipeline.KERNEL_NAME, "language": "python",
+                                                           "display_name": pipeline.KERNEL_NAME}})
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("from ipykernel.kernelapp import IPKernelApp\n"
+                                          "print(IPKernelApp.instance().transport)")]
+    nbformat.write(nb, nbdir / "99_probe_kernel.ipynb")
+    entry = pipeline.run_notebook("99_probe_kernel", {"x": 2}, out, progress=False, notebooks_dir=nbdir)
+    assert entry["status"] == "ok"
+    executed = nbformat.read(out / "99_probe_kernel.ipynb", as_version=4)
+    assert executed.cells[-1].outputs[0]["text"].strip() == "ipc"
+
+
+def test_a_runtime_folder_too_deep_for_a_socket_path_keeps_tcp(monkeypatch, tmp_path):
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / ("d" * 80)))
+    assert pipeline._kernel_config().KernelManager.transport == "tcp"
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/tmp/rt")
+    assert pipeline._kernel_config().KernelManager.transport == "ipc"

@@ -116,6 +116,19 @@ def notebook_parameters(path: Path) -> dict:
     return {k: v.get("default") for k, v in pm.inspect_notebook(str(path)).items()}
 
 
+def _kernel_config():
+    """The kernel talks to papermill over Unix sockets in the user's Jupyter runtime folder,
+    not over TCP on loopback where any local account can reach it (ipykernel warns about that
+    on every start). A socket path has at most 107 bytes on Linux: under a runtime folder too
+    deep for ``kernel-<uuid>-ipc-<port>`` the kernel stays on TCP."""
+    from jupyter_core.paths import jupyter_runtime_dir
+    from traitlets.config import Config
+
+    longest = Path(jupyter_runtime_dir()) / f"kernel-{'0' * 36}-ipc-65535"
+    transport = "ipc" if len(os.fsencode(longest)) <= 107 else "tcp"
+    return Config({"KernelManager": {"transport": transport}})
+
+
 def run_notebook(name: str, params: Mapping, out_dir: Path, *, progress: bool = True,
                  notebooks_dir: Path | None = None) -> dict:
     """Execute one notebook; return its manifest entry. Raises RefreshError on a failing cell."""
@@ -133,7 +146,7 @@ def run_notebook(name: str, params: Mapping, out_dir: Path, *, progress: bool = 
         try:
             pm.execute_notebook(str(src), str(out), parameters=passed, kernel_name=ensure_kernel(),
                                 progress_bar=progress, cwd=str(paths.project_root()),
-                                log_output=False)
+                                log_output=False, config=_kernel_config())
         except pm.PapermillExecutionError as exc:
             entry.update(status="failed", seconds=round(time.perf_counter() - t0, 2),
                          error=f"{exc.ename}: {exc.evalue}")
