@@ -1,5 +1,6 @@
 """The urm command: real subprocesses, clear errors, no tracebacks."""
 
+import os
 import subprocess
 import sys
 
@@ -42,3 +43,17 @@ def test_score_without_a_champion_says_what_to_run(home):
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "no 'champion' version of urm-clv" in out.stderr and "urm refresh" in out.stderr
     assert not (home / "data" / "predictions").exists()
+
+
+def test_own_file_flags_are_checked_and_mapped(tmp_path):
+    csv = tmp_path / "orders.csv"
+    csv.write_text("customer,order_date,total\nA,02/01/2024,10.0\nA,20/03/2024,5.5\nB,05/01/2024,7.0\n")
+    out = urm("refresh", "--path", str(csv), "--columns", "user_id:customer", "--cutoff", "2024-02-01",
+              env={**os.environ, "URM_HOME": str(tmp_path)})
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "--columns takes canonical=yours pairs" in out.stderr
+    # mapped and parsed, the file is read; the cut-off it needs is named with the data's range
+    out = urm("refresh", "--path", str(csv), "--columns", "user_id=customer,ts=order_date,amount=total",
+              "--date-format", "%d/%m/%Y", env={**os.environ, "URM_HOME": str(tmp_path)})
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "run from 2024-01-02 to 2024-03-20" in out.stderr

@@ -233,3 +233,54 @@ def test_a_runtime_folder_too_deep_for_a_socket_path_keeps_tcp(monkeypatch, tmp_
     assert pipeline._kernel_config().KernelManager.transport == "tcp"
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/tmp/rt")
     assert pipeline._kernel_config().KernelManager.transport == "ipc"
+
+
+def _own_orders(tx: pd.DataFrame, path) -> None:
+    """CDNOW_sample as a shop would export it: its own column names and day-first dates."""
+    out = tx.rename(columns={"user_id": "customer", "amount": "total"})
+    out["order_date"] = out.pop("ts").dt.strftime("%d/%m/%Y")
+    out[["customer", "order_date", "total", "quantity"]].to_csv(path, index=False)
+
+
+OWN_READ = {"columns": {"user_id": "customer", "ts": "order_date", "amount": "total"},
+            "date_format": "%d/%m/%Y", "duplicates": "keep"}
+
+
+@pytest.mark.slow
+def test_refresh_on_your_own_transactions_file(home, tmp_path, cdnow_sample):
+    csv = tmp_path / "shop orders.csv"
+    _own_orders(cdnow_sample, csv)
+    manifest = pipeline.refresh({"path": str(csv), "read": OWN_READ, "cutoff": "1997-09-30", "fast": True},
+                                run_id="own", progress=False)
+    assert manifest["status"] == "ok"
+    status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
+    assert status == {"01_explore_data": "ok", "02_segment_users": "ok", "03_model_churn": "ok",
+                      "04_model_survival": "skipped", "05_model_clv": "ok", "06_score_users": "ok"}
+    p = manifest["parameters"]
+    # named after the file; holdout to the last purchase; 02 compares with 13 weeks earlier
+    assert p["dataset"] == "shop_orders" and p["holdout_end"] == "1998-06-30"
+    assert (p["previous"], p["later"], p["as_of"]) == ("1997-07-01", "", "1997-09-30")
+    table = scoring.read_predictions("shop_orders")
+    assert len(table) == 2_357 and set(table["user_id"]) == set(cdnow_sample["user_id"])
+    assert table["clv"].notna().all() and table["tier"].notna().all()
+    tracking.configure()
+    runs = mlflow.search_runs(experiment_names=["urm-clv"], output_format="list")
+    assert runs and {r.data.params["path"] for r in runs} == {str(csv)}
+    assert tracking.champion("clv")["dataset"] == "shop_orders"
+
+
+def test_own_data_mistakes_are_named_before_any_notebook_runs(home, tmp_path, cdnow_sample):
+    csv = tmp_path / "orders.csv"
+    _own_orders(cdnow_sample.head(300), csv)
+    own = {"path": str(csv), "read": OWN_READ}
+    cases = [({**own}, r"needs a cut-off date \(--cutoff\): the purchases in .*orders.csv run from "
+                       r"1997-01-01 to 199\d-\d\d-\d\d"),
+             ({**own, "cutoff": "2001-01-01"}, "must lie on or after the first purchase and before the end"),
+             ({**own, "cutoff": "1997-09-30", "dataset": "cdnow"}, "'cdnow' is a shipped data set"),
+             ({**own, "cutoff": "1997-09-30", "read": {**OWN_READ, "colums": {}}}, r"unknown reading option\(s\) \['colums'\]"),
+             ({"read": OWN_READ}, "need a path to your own file"),
+             ({**own, "path": str(tmp_path / "nope.csv"), "cutoff": "1997-09-30"}, "nope.csv not found")]
+    for params, message in cases:
+        with pytest.raises(pipeline.RefreshError, match=message):
+            pipeline.refresh(params, progress=False)
+    assert not (home / "reports" / "runs").exists()

@@ -30,8 +30,11 @@ def _cmd_refresh(args) -> int:
     params = _load_config(args.config)
     for key in DEFAULT_PARAMS:
         val = getattr(args, key, None)
-        if val is not None:
+        if val is not None and key != "read":
             params[key] = val
+    read = _read_options(args)
+    if read:
+        params["read"] = {**params.get("read", {}), **read}
     unknown = set(params) - set(DEFAULT_PARAMS)
     if unknown:
         print(f"urm refresh: unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}",
@@ -50,6 +53,23 @@ def _cmd_refresh(args) -> int:
     print(f"refresh {manifest['run_id']}: {manifest['status']} in {manifest['seconds']:.1f}s; "
           f"reports in reports/runs/{manifest['run_id']}/")
     return 0
+
+
+def _read_options(args) -> dict:
+    """How to read your own file, from --columns canonical=yours,... --date-format --tz."""
+    read = {}
+    if getattr(args, "columns", None):
+        pairs = [kv.split("=", 1) for kv in args.columns.split(",") if kv.strip()]
+        bad = [kv for kv in pairs if len(kv) != 2 or not kv[0].strip() or not kv[1].strip()]
+        if bad:
+            raise SystemExit(f"urm: --columns takes canonical=yours pairs separated by commas, "
+                             f"e.g. user_id=customer,ts=order_date,amount=total; got {args.columns!r}")
+        read["columns"] = {k.strip(): v.strip() for k, v in pairs}
+    if getattr(args, "date_format", None):
+        read["date_format"] = args.date_format
+    if getattr(args, "tz", None):
+        read["tz"] = args.tz
+    return read
 
 
 def _cmd_kpis(args) -> int:
@@ -80,11 +100,19 @@ def _cmd_ui(args) -> int:
 def _cmd_score(args) -> int:
     from .scoring import score_users, write_predictions
 
-    table = score_users(args.dataset, args.as_of, freq=args.freq)
+    dataset = args.dataset or (Path(args.path).stem if args.path else "cdnow")
+    table = score_users(dataset, args.as_of, freq=args.freq, path=args.path or "", read=_read_options(args))
     as_of = table["as_of"].iloc[0]
-    path = write_predictions(table, args.dataset, as_of)
+    path = write_predictions(table, dataset, as_of)
     print(f"{len(table):,} users scored with {table['model_versions'].iloc[0]}: {path}")
     return 0
+
+
+def _own_file_arguments(parser) -> None:
+    parser.add_argument("--path", help="your own transactions file (CSV or Parquet) instead of a shipped data set")
+    parser.add_argument("--columns", help="its column names, canonical=yours: user_id=customer,ts=order_date,amount=total")
+    parser.add_argument("--date-format", dest="date_format", help="strftime format of its dates, e.g. %%d/%%m/%%Y")
+    parser.add_argument("--tz", help="time zone of naive timestamps, e.g. Europe/Berlin")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
 
     r = sub.add_parser("refresh", help="run the notebooks in order with papermill")
     r.add_argument("--config", help="YAML file of parameters (command-line flags win)")
-    r.add_argument("--dataset", help="shipped data set: cdnow, cdnow_sample or telco")
+    r.add_argument("--dataset", help="shipped data set: cdnow, cdnow_sample or telco; with --path, "
+                   "the name of yours (default: the file's name)")
+    _own_file_arguments(r)
     r.add_argument("--cutoff", help="calibration cut-off date (inclusive)")
     r.add_argument("--holdout-end", dest="holdout_end", help="last day of the holdout period")
     r.add_argument("--freq", choices=["D", "W", "M"])
@@ -115,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     k.set_defaults(func=_cmd_kpis)
 
     s = sub.add_parser("score", help="score a data set with the champion models and publish the table")
-    s.add_argument("--dataset", default="cdnow")
+    s.add_argument("--dataset", help="shipped data set (default cdnow); with --path, the name of yours")
+    _own_file_arguments(s)
     s.add_argument("--as-of", dest="as_of", help="scoring date (transactions: required)")
     s.add_argument("--freq", default="W", choices=["D", "W", "M"])
     s.set_defaults(func=_cmd_score)

@@ -34,7 +34,7 @@ __all__ = [
     "DataValidationError", "load_cdnow", "load_telco", "load_transactions", "load_users",
     "load_subscriptions", "load_feedback", "validate", "simulate_transactions", "simulate_rfm",
     "fingerprint",
-    "file_sha256", "DATASETS",
+    "file_sha256", "DATASETS", "load_dataset", "dataset_kind",
 ]
 
 CDNOW_MASTER = "CDNOW_master.txt"
@@ -240,12 +240,31 @@ def _validate_telco(raw: RawTable, *, errors: Errors, quarantine_dir) -> pd.Data
     return out
 
 
-def load_dataset(name: str) -> pd.DataFrame:
-    """Load a shipped data set by name: ``cdnow``, ``cdnow_sample`` or ``telco``."""
+def load_dataset(name: str, path: str | Path = "", **read) -> pd.DataFrame:
+    """Load a data set by name: a shipped one (``cdnow``, ``cdnow_sample``, ``telco``), or, with
+    ``path``, your own transactions file under the name you give it; ``read`` goes to
+    :func:`load_transactions` (``columns``, ``date_format``, ``tz``, ``errors``, ...)."""
+    if path:
+        if name in DATASETS:
+            raise ValueError(f"{name!r} is a shipped data set; give the data set in {path} another name")
+        return load_transactions(path, **read)
+    if read:
+        raise ValueError(f"reading options {sorted(read)} need a path to your own file")
     if name == "cdnow":
         return load_cdnow(sample=False)
     if name == "cdnow_sample":
         return load_cdnow(sample=True)
     if name == "telco":
         return load_telco()
-    raise ValueError(f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)}")
+    raise ValueError(f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)} "
+                     "(your own transactions file: pass its path)")
+
+
+def dataset_kind(name: str, path: str | Path = "") -> str:
+    """``"transactions"`` or ``"customers"``: which notebooks and models apply."""
+    if path:
+        return "transactions"
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)} "
+                         "(your own transactions file: pass its path)")
+    return DATASETS[name][1]

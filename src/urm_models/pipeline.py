@@ -52,6 +52,8 @@ DEFAULT_PARAMS = {
     "seed": 0,
     "fast": False,
     "as_of": "",  # "" = the cut-off for transactions, today for customer tables
+    "path": "",   # your own transactions file instead of a shipped data set ...
+    "read": {},   # ... and how to read it (datasets.load_transactions' options)
 }
 
 
@@ -186,9 +188,9 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
     """Run the notebooks in order; return the run manifest (also written to the run folder)."""
     from .tracking import git_commit
 
-    p = {**DEFAULT_PARAMS, **(params or {})}
+    p = _own_data(dict(DEFAULT_PARAMS, **(params or {})), given=params or {})
     names = list(notebooks or NOTEBOOKS)
-    kind = _dataset_kind(p["dataset"])
+    kind = _dataset_kind(p["dataset"], p["path"])
     p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{dt.date.today():%Y-%m-%d}")
     run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"
     out_dir = paths.reports_dir() / "runs" / run_id
@@ -274,12 +276,67 @@ def _champions() -> dict:
     return out
 
 
-def _dataset_kind(name: str) -> str:
-    from .datasets import DATASETS
+def _dataset_kind(name: str, path: str = "") -> str:
+    from .datasets import dataset_kind
 
-    if name not in DATASETS:
-        raise RefreshError(f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)}")
-    return DATASETS[name][1]
+    try:
+        return dataset_kind(name, path)
+    except ValueError as exc:
+        raise RefreshError(str(exc)) from None
+
+
+def _own_data(p: dict, given: Mapping) -> dict:
+    """Parameters for a refresh of your own transactions file (``path``): the data set is named
+    after the file unless ``dataset`` is given; the file is read and validated before any
+    notebook runs; ``cutoff`` must be given and lie inside the data; ``holdout_end`` defaults
+    to the last purchase date, 02's ``previous`` to 13 weeks before the cut-off (``later``:
+    none)."""
+    import inspect
+    import re
+
+    from . import datasets
+
+    if not p["path"]:
+        if p["read"]:
+            raise RefreshError(f"reading options {sorted(p['read'])} need a path to your own file")
+        return p
+    path = Path(p["path"]).expanduser().resolve()
+    known = set(inspect.signature(datasets.load_table).parameters) - {"path", "table"}
+    if not isinstance(p["read"], Mapping) or set(p["read"]) - known:
+        bad = sorted(set(p["read"]) - known) if isinstance(p["read"], Mapping) else p["read"]
+        raise RefreshError(f"unknown reading option(s) {bad} for {path}; known: {sorted(known)}")
+    if "dataset" not in given:
+        p["dataset"] = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)
+    if p["dataset"] in datasets.DATASETS:
+        raise RefreshError(f"{p['dataset']!r} is a shipped data set; name the data set in {path} "
+                           "otherwise (--dataset)")
+    if not path.is_file():
+        raise RefreshError(f"data file {path} not found")
+    tx = datasets.load_dataset(p["dataset"], path, **p["read"])
+    if tx.empty:
+        raise RefreshError(f"{path} holds no valid transactions")
+    ts = tx["ts"].dt.tz_localize(None) if tx["ts"].dt.tz is not None else tx["ts"]
+    first, last = ts.min().normalize(), ts.max().normalize()
+    span = f"the purchases in {path} run from {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+    if "cutoff" not in given:
+        raise RefreshError(f"your own data needs a cut-off date (--cutoff): {span}")
+    holdout_end = _day(given.get("holdout_end") or last)
+    cutoff = _day(p["cutoff"])
+    if not first <= cutoff < holdout_end:
+        raise RefreshError(f"cut-off {cutoff:%Y-%m-%d} must lie on or after the first purchase and "
+                           f"before the end of the holdout ({holdout_end:%Y-%m-%d}): {span}")
+    p.update(path=str(path), holdout_end=f"{holdout_end:%Y-%m-%d}")
+    if "previous" not in given:
+        p["previous"] = f"{cutoff - dt.timedelta(weeks=13):%Y-%m-%d}"
+    if "later" not in given:
+        p["later"] = ""
+    return p
+
+
+def _day(value):
+    import pandas as pd
+
+    return pd.Timestamp(value).normalize()
 
 
 def _progress(names: list[str], enabled: bool):

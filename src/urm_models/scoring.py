@@ -175,18 +175,19 @@ def score_customers(customers: pd.DataFrame, as_of, churn_model, survival_model,
     return out
 
 
-def score_users(dataset: str, as_of=None, *, freq: str = "W", **options) -> pd.DataFrame:
-    """Score a shipped data set with the champion models of the registry.
+def score_users(dataset: str, as_of=None, *, freq: str = "W", path: str | Path = "",
+                read: dict | None = None, **options) -> pd.DataFrame:
+    """Score a data set with the champion models of the registry: a shipped one by name, or
+    your own transactions file (``path``, read with ``read`` as in
+    :func:`urm_models.datasets.load_dataset`) under the name ``dataset``.
 
     ``as_of`` defaults to today for customer tables; transactions need it (the cut-off).
     Other keyword arguments go to :func:`score_transactions` / :func:`score_customers`.
     """
     from . import datasets, tracking
 
-    kind = datasets.DATASETS[dataset][1] if dataset in datasets.DATASETS else None
-    if kind is None:
-        raise ValueError(f"unknown data set {dataset!r}; shipped ones are {sorted(datasets.DATASETS)}")
-    data = datasets.load_dataset(dataset)
+    kind = datasets.dataset_kind(dataset, path)
+    data = datasets.load_dataset(dataset, path, **(read or {}))
     if kind == "transactions":
         if as_of is None:
             raise ValueError("as_of is required for transactions (the date to score at)")
