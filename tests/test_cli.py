@@ -1,5 +1,6 @@
 """The urm command: real subprocesses, clear errors, no tracebacks."""
 
+import io
 import os
 import subprocess
 import sys
@@ -57,3 +58,8 @@ def test_own_file_flags_are_checked_and_mapped(tmp_path):
               "--date-format", "%d/%m/%Y", env={**os.environ, "URM_HOME": str(tmp_path)})
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "run from 2024-01-02 to 2024-03-20" in out.stderr
+    out = urm("kpis", "--path", str(csv), "--columns", "user_id=customer,ts=order_date,amount=total",
+              "--date-format", "%d/%m/%Y", env={**os.environ, "URM_HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    kpis = pd.read_csv(io.StringIO(out.stdout))
+    assert kpis["active_users"].tolist() == [2, 0, 1]       # January: A and B; March: A

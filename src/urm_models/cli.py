@@ -75,10 +75,10 @@ def _read_options(args) -> dict:
 def _cmd_kpis(args) -> int:
     from . import datasets, features
 
-    tx = datasets.load_dataset(args.dataset) if args.path is None else \
-        datasets.load_transactions(args.path)
+    dataset = args.dataset or (Path(args.path).stem if args.path else "cdnow")
+    tx = datasets.load_dataset(dataset, args.path or "", **_read_options(args))
     if "ts" not in tx:
-        print(f"urm kpis: {args.dataset} is not a transactions data set", file=sys.stderr)
+        print(f"urm kpis: {dataset} is not a transactions data set", file=sys.stderr)
         return 2
     table = features.kpis(tx, freq=args.freq, cutoff=args.cutoff, by=args.by)
     sys.stdout.write(table.to_csv(float_format="%.6g"))
@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(func=_cmd_refresh)
 
     k = sub.add_parser("kpis", help="print relationship KPIs per period as CSV")
-    k.add_argument("--dataset", default="cdnow")
-    k.add_argument("--path", help="your own transactions file (CSV or Parquet, canonical columns)")
+    k.add_argument("--dataset", help="shipped data set (default cdnow)")
+    _own_file_arguments(k)
     k.add_argument("--freq", default="M", choices=["D", "W", "M"])
     k.add_argument("--cutoff")
     k.add_argument("--by", choices=["cohort"])
