@@ -250,9 +250,17 @@ OWN_READ = {"columns": {"user_id": "customer", "ts": "order_date", "amount": "to
 def test_refresh_on_your_own_transactions_file(home, tmp_path, cdnow_sample):
     csv = tmp_path / "shop orders.csv"
     _own_orders(cdnow_sample, csv)
-    manifest = pipeline.refresh({"path": str(csv), "read": OWN_READ, "cutoff": "1997-09-30", "fast": True},
+    with open(csv, "a") as fh:
+        fh.write("99999,03/02/1997,not a number,1\n")
+    read = {**OWN_READ, "errors": "quarantine"}
+    manifest = pipeline.refresh({"path": str(csv), "read": read, "cutoff": "1997-09-30", "fast": True},
                                 run_id="own", progress=False)
     assert manifest["status"] == "ok"
+    # read and validated once: one quarantine file; the notebooks read the run's snapshot
+    assert len(list((home / "data" / "quarantine").iterdir())) == 1
+    snapshot = home / "reports" / "runs" / "own" / "transactions.parquet"
+    assert manifest["data"]["source"] == str(csv) and manifest["data"]["snapshot"] == str(snapshot)
+    assert manifest["data"]["rows"] == len(cdnow_sample) and manifest["data"]["validation"]["n_rejected"] == 1
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
     assert status == {"01_explore_data": "ok", "02_segment_users": "ok", "03_model_churn": "ok",
                       "04_model_survival": "skipped", "05_model_clv": "ok", "06_score_users": "ok"}
@@ -265,7 +273,7 @@ def test_refresh_on_your_own_transactions_file(home, tmp_path, cdnow_sample):
     assert table["clv"].notna().all() and table["tier"].notna().all()
     tracking.configure()
     runs = mlflow.search_runs(experiment_names=["urm-clv"], output_format="list")
-    assert runs and {r.data.params["path"] for r in runs} == {str(csv)}
+    assert runs and {r.data.params["path"] for r in runs} == {str(snapshot)}
     assert tracking.champion("clv")["dataset"] == "shop_orders"
 
 
@@ -279,6 +287,7 @@ def test_own_data_mistakes_are_named_before_any_notebook_runs(home, tmp_path, cd
              ({**own, "cutoff": "1997-09-30", "dataset": "cdnow"}, "'cdnow' is a shipped data set"),
              ({**own, "cutoff": "1997-09-30", "read": {**OWN_READ, "colums": {}}}, r"unknown reading option\(s\) \['colums'\]"),
              ({"read": OWN_READ}, "need a path to your own file"),
+             ({**own, "cutoff": "1997-13-45"}, "cutoff '1997-13-45' is not a date"),
              ({**own, "path": str(tmp_path / "nope.csv"), "cutoff": "1997-09-30"}, "nope.csv not found")]
     for params, message in cases:
         with pytest.raises(pipeline.RefreshError, match=message):

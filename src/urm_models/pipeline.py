@@ -188,20 +188,29 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
     """Run the notebooks in order; return the run manifest (also written to the run folder)."""
     from .tracking import git_commit
 
-    p = _own_data(dict(DEFAULT_PARAMS, **(params or {})), given=params or {})
+    p, own = _own_data(dict(DEFAULT_PARAMS, **(params or {})), given=params or {})
     names = list(notebooks or NOTEBOOKS)
     kind = _dataset_kind(p["dataset"], p["path"])
     p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{dt.date.today():%Y-%m-%d}")
     run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"
     out_dir = paths.reports_dir() / "runs" / run_id
     staged = out_dir / "user_scores.parquet"
-    p_scoring = {**p, "output": str(staged)}
     manifest = {"run_id": run_id, "parameters": p, "git_commit": git_commit(),
                 "started": dt.datetime.now().isoformat(timespec="seconds"), "notebooks": [],
                 "status": "running"}
     with refresh_lock():
         out_dir.mkdir(parents=True, exist_ok=True)
         mpath = out_dir / "manifest.json"
+        p_run = dict(p)  # what the notebooks get
+        if own is not None:
+            # every notebook reads the rows validated once here, kept with the run's reports:
+            # one quarantine file, and the same data even if the source file changes meanwhile
+            snapshot = out_dir / "transactions.parquet"
+            own.to_parquet(snapshot, index=False)
+            p_run.update(path=str(snapshot), read={k: v for k, v in p["read"].items() if k in _KEEP_ROWS})
+            manifest["data"] = {"source": p["path"], "snapshot": str(snapshot), "rows": len(own),
+                                "validation": own.attrs.get("validation")}
+        p_scoring = {**p_run, "output": str(staged)}
         t0 = time.perf_counter()
         with mock.patch.dict(os.environ, {"URM_REFRESH_ID": run_id}):
             try:
@@ -214,7 +223,7 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                                                       "reason": f"not applicable to {kind} data"})
                         continue
                     manifest["notebooks"].append(run_notebook(
-                        name, p_scoring if name == SCORING_NOTEBOOK else p, out_dir, progress=False,
+                        name, p_scoring if name == SCORING_NOTEBOOK else p_run, out_dir, progress=False,
                         notebooks_dir=notebooks_dir))
                 if SCORING_NOTEBOOK in names:
                     manifest["predictions"] = publish(staged, p["dataset"], p["as_of"], run_id)
@@ -285,12 +294,16 @@ def _dataset_kind(name: str, path: str = "") -> str:
         raise RefreshError(str(exc)) from None
 
 
-def _own_data(p: dict, given: Mapping) -> dict:
+# validation options that keep rows the default would reject: a snapshot is re-read with them
+_KEEP_ROWS = ("duplicates", "returns")
+
+
+def _own_data(p: dict, given: Mapping):
     """Parameters for a refresh of your own transactions file (``path``): the data set is named
     after the file unless ``dataset`` is given; the file is read and validated before any
     notebook runs; ``cutoff`` must be given and lie inside the data; ``holdout_end`` defaults
     to the last purchase date, 02's ``previous`` to 13 weeks before the cut-off (``later``:
-    none)."""
+    none). Returns the parameters and the validated rows (None for a shipped data set)."""
     import inspect
     import re
 
@@ -299,7 +312,7 @@ def _own_data(p: dict, given: Mapping) -> dict:
     if not p["path"]:
         if p["read"]:
             raise RefreshError(f"reading options {sorted(p['read'])} need a path to your own file")
-        return p
+        return p, None
     path = Path(p["path"]).expanduser().resolve()
     known = set(inspect.signature(datasets.load_table).parameters) - {"path", "table"}
     if not isinstance(p["read"], Mapping) or set(p["read"]) - known:
@@ -320,8 +333,8 @@ def _own_data(p: dict, given: Mapping) -> dict:
     span = f"the purchases in {path} run from {first:%Y-%m-%d} to {last:%Y-%m-%d}"
     if "cutoff" not in given:
         raise RefreshError(f"your own data needs a cut-off date (--cutoff): {span}")
-    holdout_end = _day(given.get("holdout_end") or last)
-    cutoff = _day(p["cutoff"])
+    holdout_end = _day(given.get("holdout_end") or last, "holdout_end")
+    cutoff = _day(p["cutoff"], "cutoff")
     if not first <= cutoff < holdout_end:
         raise RefreshError(f"cut-off {cutoff:%Y-%m-%d} must lie on or after the first purchase and "
                            f"before the end of the holdout ({holdout_end:%Y-%m-%d}): {span}")
@@ -330,13 +343,16 @@ def _own_data(p: dict, given: Mapping) -> dict:
         p["previous"] = f"{cutoff - dt.timedelta(weeks=13):%Y-%m-%d}"
     if "later" not in given:
         p["later"] = ""
-    return p
+    return p, tx
 
 
-def _day(value):
+def _day(value, name: str = "date"):
     import pandas as pd
 
-    return pd.Timestamp(value).normalize()
+    try:
+        return pd.Timestamp(value).normalize()
+    except (ValueError, TypeError):
+        raise RefreshError(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _progress(names: list[str], enabled: bool):
