@@ -95,14 +95,7 @@ def bench_rfm(repeats: int = 3) -> list[dict]:
         print(f"simulated {len(tx):,} transactions for 1,000,000 users in {sim:.1f}s")
         tx.to_parquet(RFM_DATA)
         del tx
-    rows = []
-    for rep in range(repeats):
-        for which in RFM_CASES:  # alternate, so drift hits all
-            r = _in_subprocess("rfm_case", which)
-            r["repeat"] = rep
-            rows.append(r)
-            print(f"  rfm_summary {which:7s} {r['seconds']:6.2f}s  peak RSS {r['peak_rss_mb']:7.0f} MB "
-                  f"(+{r['peak_above_input_mb']:.0f} MB above the loaded input)")
+    rows = _alternate("rfm_case", RFM_CASES, repeats, label="rfm_summary ")
     a = pd.read_parquet(OUT / "rfm_result_duckdb.parquet")
     b = pd.read_parquet(OUT / "rfm_result_pandas.parquet")
     pd.testing.assert_frame_equal(a[b.columns], b, check_exact=False, rtol=1e-9)
@@ -350,14 +343,7 @@ def bench_scoring(repeats: int = 3) -> list[dict]:
     (OUT / "scoring_clv_scorer.pkl").write_bytes(pickle.dumps(scorer))
     shutil.rmtree(SCORING_MODEL, ignore_errors=True)
     mlflow.pyfunc.save_model(str(SCORING_MODEL), python_model=CLVPyfunc(scorer))
-    rows = []
-    for rep in range(repeats):
-        for which in SCORING_CASES:
-            r = _in_subprocess("scoring_case", which)
-            r["repeat"] = rep
-            rows.append(r)
-            print(f"  {which:12s} {r['seconds']:6.2f}s  peak RSS {r['peak_rss_mb']:7.0f} MB "
-                  f"(+{r['peak_above_input_mb']:.0f} MB above the loaded input)")
+    rows = _alternate("scoring_case", SCORING_CASES, repeats)
     df = pd.DataFrame(rows)
     assert df.loc[df.case == "table", "total_clv"].nunique() == 1
     assert np.isclose(df.loc[df.case == "table", "total_clv"].iloc[0],
@@ -495,6 +481,19 @@ CASES = {"rfm_case": _rfm_case, "btyd_case": _btyd_case, "pareto_case": _pareto_
          "scoring_case": _scoring_case, "churn_case": _churn_case}
 BENCHES = {"rfm": bench_rfm, "btyd": bench_btyd, "pareto": bench_pareto, "scoring": bench_scoring,
            "churn": bench_churn, "refresh": bench_refresh}
+
+
+def _alternate(case: str, whiches, repeats: int, label: str = "") -> list[dict]:
+    """Run every case ``repeats`` times, alternating, so that drift hits all; print each run."""
+    rows = []
+    for rep in range(repeats):
+        for which in whiches:
+            r = _in_subprocess(case, which)
+            r["repeat"] = rep
+            rows.append(r)
+            print(f"  {label}{which:12s} {r['seconds']:6.2f}s  peak RSS {r['peak_rss_mb']:7.0f} MB "
+                  f"(+{r['peak_above_input_mb']:.0f} MB above the loaded input)")
+    return rows
 
 
 def _in_subprocess(case: str, *args: str) -> dict:

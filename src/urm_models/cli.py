@@ -58,24 +58,31 @@ def _cmd_refresh(args) -> int:
 def _read_options(args) -> dict:
     """How to read your own file, from --columns canonical=yours,... --date-format --tz."""
     read = {}
-    if getattr(args, "columns", None):
+    if args.columns:
         pairs = [kv.split("=", 1) for kv in args.columns.split(",") if kv.strip()]
         bad = [kv for kv in pairs if len(kv) != 2 or not kv[0].strip() or not kv[1].strip()]
         if bad:
             raise SystemExit(f"urm: --columns takes canonical=yours pairs separated by commas, "
                              f"e.g. user_id=customer,ts=order_date,amount=total; got {args.columns!r}")
         read["columns"] = {k.strip(): v.strip() for k, v in pairs}
-    if getattr(args, "date_format", None):
+    if args.date_format:
         read["date_format"] = args.date_format
-    if getattr(args, "tz", None):
+    if args.tz:
         read["tz"] = args.tz
     return read
+
+
+def _dataset(args) -> str:
+    """--dataset, else your own file's data set name (as the refresh names it), else cdnow."""
+    from .datasets import dataset_name
+
+    return args.dataset or (dataset_name(args.path) if args.path else "cdnow")
 
 
 def _cmd_kpis(args) -> int:
     from . import datasets, features
 
-    dataset = args.dataset or (Path(args.path).stem if args.path else "cdnow")
+    dataset = _dataset(args)
     tx = datasets.load_dataset(dataset, args.path or "", **_read_options(args))
     if "ts" not in tx:
         print(f"urm kpis: {dataset} is not a transactions data set", file=sys.stderr)
@@ -100,7 +107,7 @@ def _cmd_ui(args) -> int:
 def _cmd_score(args) -> int:
     from .scoring import score_users, write_predictions
 
-    dataset = args.dataset or (Path(args.path).stem if args.path else "cdnow")
+    dataset = _dataset(args)
     table = score_users(dataset, args.as_of, freq=args.freq, path=args.path or "", read=_read_options(args))
     as_of = table["as_of"].iloc[0]
     path = write_predictions(table, dataset, as_of)

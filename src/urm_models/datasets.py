@@ -7,6 +7,7 @@ validation (:mod:`urm_models.validation`); ``df.attrs["validation"]`` holds the 
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +35,7 @@ __all__ = [
     "DataValidationError", "load_cdnow", "load_telco", "load_transactions", "load_users",
     "load_subscriptions", "load_feedback", "validate", "simulate_transactions", "simulate_rfm",
     "fingerprint",
-    "file_sha256", "DATASETS", "load_dataset", "dataset_kind",
+    "file_sha256", "DATASETS", "load_dataset", "dataset_name", "dataset_kind",
 ]
 
 CDNOW_MASTER = "CDNOW_master.txt"
@@ -258,6 +259,12 @@ def load_dataset(name: str, path: str | Path = "", **read) -> pd.DataFrame:
         return load_telco()
     raise ValueError(f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)} "
                      "(your own transactions file: pass its path)")
+
+
+def dataset_name(path: str | Path) -> str:
+    """The data set name of your own file: its stem, other characters than letters, digits,
+    ``_``, ``.`` and ``-`` replaced by ``_`` (``shop orders.csv`` -> ``shop_orders``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem)
 
 
 def dataset_kind(name: str, path: str | Path = "") -> str:

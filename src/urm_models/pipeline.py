@@ -305,7 +305,6 @@ def _own_data(p: dict, given: Mapping):
     to the last purchase date, 02's ``previous`` to 13 weeks before the cut-off (``later``:
     none). Returns the parameters and the validated rows (None for a shipped data set)."""
     import inspect
-    import re
 
     from . import datasets
 
@@ -319,7 +318,7 @@ def _own_data(p: dict, given: Mapping):
         bad = sorted(set(p["read"]) - known) if isinstance(p["read"], Mapping) else p["read"]
         raise RefreshError(f"unknown reading option(s) {bad} for {path}; known: {sorted(known)}")
     if "dataset" not in given:
-        p["dataset"] = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)
+        p["dataset"] = datasets.dataset_name(path)
     if p["dataset"] in datasets.DATASETS:
         raise RefreshError(f"{p['dataset']!r} is a shipped data set; name the data set in {path} "
                            "otherwise (--dataset)")
