@@ -174,11 +174,12 @@ def test_column_mapping_date_format_and_time_zone(tmp_path):
     p = write(tmp_path, "Customer;Order date;Total;Shop\n"
                         "A;31/12/2023 23:30;5,00;web\n"
                         "B;01/01/2024 01:15;7;store\n", name="orders.csv")
-    tx = datasets.load_transactions(p, sep=";", date_format="%d/%m/%Y %H:%M",
+    tx = datasets.load_transactions(p, sep=";", date_format="%d/%m/%Y %H:%M", decimal=",",
                                     columns={"user_id": "Customer", "ts": "Order date",
                                              "amount": "Total", "channel": "Shop"})
     assert list(tx["user_id"]) == ["A", "B"]
     assert tx["ts"].iloc[0] == pd.Timestamp("2023-12-31 23:30")
+    assert list(tx["amount"]) == [5.0, 7.0]
     assert list(tx["channel"]) == ["web", "store"]
     # aware timestamps are converted to the given zone (wall clock there)
     p2 = write(tmp_path, "user_id,ts,amount\nA,2024-01-01T00:30:00+00:00,1\nB,2024-01-01T12:00:00Z,2\n",

@@ -1,11 +1,12 @@
 """Loaders for the shipped real data sets and for a user's own files, plus simulators.
 
-Every loader returns a canonical table (ARCHITECTURE.md, "The data contract") that has passed
-validation (:mod:`urm_models.validation`); ``df.attrs["validation"]`` holds the report.
+Every loader returns a canonical table (docs/architecture.md, "The data contract") that has
+passed validation (:mod:`urm_models.validation`); ``df.attrs["validation"]`` holds the report.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from pathlib import Path
@@ -17,16 +18,16 @@ import pandera.pandas as pa
 
 from . import paths
 from .simulate import simulate_rfm, simulate_transactions  # noqa: F401  (part of this surface)
+from .parsing import blank as _blank
+from .parsing import ConventionError, parse_id, parse_number
+from .reading import RawTable, raw_from_frame, read_raw
 from .validation import (
+    MAX_AMOUNT,
+    MIN_DATE,
     DataValidationError,
     Errors,
-    RawTable,
-    _blank,
     _check,
-    parse_id,
-    parse_number,
-    raw_from_frame,
-    read_raw,
+    _erased_rows,
     run_schema,
     validate_table,
 )
@@ -71,18 +72,27 @@ def fingerprint(df: pd.DataFrame) -> str:
 
 def load_table(path: str | Path, table: str, *, columns: dict[str, str] | None = None,
                errors: Errors = "raise", sep: str | None = None, encoding: str = "utf-8",
-               date_format: str | None = None, tz: str | None = None, as_of=None,
+               date_format: str | None = None, tz: str | None = None,
+               dst: Literal["reject", "shift"] = "reject", decimal: str = ".",
+               thousands: str | None = None, currency: str | None = None,
+               max_amount: float = MAX_AMOUNT, min_date=MIN_DATE, as_of=None,
                returns: Literal["reject", "keep"] = "reject",
                duplicates: Literal["reject", "keep"] = "reject",
-               quarantine_dir: str | Path | None = None) -> pd.DataFrame:
-    """Load a user's CSV or Parquet file as one of the canonical tables.
+               quarantine_dir: str | Path | None = None, dataset: str | None = None) -> pd.DataFrame:
+    """Load a user's CSV (``.csv``, ``.tsv``, ``.txt``; plain or ``.gz``/``.bz2``/``.xz``/``.zst``)
+    or Parquet file as one of the canonical tables.
 
-    See :func:`urm_models.validation.validate_table` for the parameters.
+    ``sep`` and ``encoding`` are how to read the file (:func:`urm_models.reading.read_raw`);
+    the other parameters, how to parse and check it
+    (:func:`urm_models.validation.validate_table`). ``dataset`` (default: the file's data set
+    name) scopes erasures made with ``urm forget --dataset``.
     """
     raw = read_raw(path, sep=sep, encoding=encoding, errors=errors)
     return validate_table(raw, table, columns=columns, errors=errors, date_format=date_format,
-                          tz=tz, as_of=as_of, returns=returns, duplicates=duplicates,
-                          quarantine_dir=quarantine_dir)
+                          tz=tz, dst=dst, decimal=decimal, thousands=thousands, currency=currency,
+                          max_amount=max_amount, min_date=min_date, as_of=as_of, returns=returns,
+                          duplicates=duplicates, quarantine_dir=quarantine_dir,
+                          dataset=dataset or dataset_name(path))
 
 
 def load_transactions(path: str | Path, columns: dict[str, str] | None = None, **kwargs) -> pd.DataFrame:
@@ -91,7 +101,10 @@ def load_transactions(path: str | Path, columns: dict[str, str] | None = None, *
     Examples
     --------
     >>> tx = load_transactions("orders.csv", columns={"user_id": "customer", "ts": "order_date",
-    ...                        "amount": "total"}, date_format="%d/%m/%Y", tz="Europe/Berlin")
+    ...                        "amount": "total"}, date_format="%d/%m/%Y", tz="Europe/Berlin",
+    ...                        decimal=",")
+
+    See :func:`load_table` for the options.
     """
     return load_table(path, "transactions", columns=columns, **kwargs)
 
@@ -134,7 +147,8 @@ def load_cdnow(sample: bool = False, *, path: str | Path | None = None) -> pd.Da
     tx = validate_table(raw, "transactions",
                         columns={"user_id": "customer_id", "ts": "date", "amount": "dollar_value",
                                  "quantity": "number_of_cds"},
-                        date_format="%Y%m%d", duplicates="keep")
+                        date_format="%Y%m%d", duplicates="keep",
+                        dataset="cdnow_sample" if sample else "cdnow")
     report = tx.attrs["validation"]
     tx["quantity"] = pd.to_numeric(tx["quantity"]).astype("int64")
     tx = tx[["user_id", "ts", "amount", "quantity"]]
@@ -166,13 +180,24 @@ def load_telco(path: str | Path | None = None, *, errors: Errors = "raise",
     """
     path = Path(path) if path is not None else paths.raw_data_dir() / TELCO
     raw = read_raw(path, sep=",", errors=errors)
-    raw.frame.columns = [c.lower() for c in raw.frame.columns]
+    lowered = [c.lower() for c in raw.frame.columns]
+    dup = sorted({c for c in lowered if lowered.count(c) > 1})
+    if dup:
+        raise DataValidationError(f"{path}: column name(s) {dup} appear twice once lower-cased; rename "
+                                  "one of each", source=str(path))
+    raw.frame.columns = lowered
     return _validate_telco(raw, errors=errors, quarantine_dir=quarantine_dir)
 
 
 def _validate_telco(raw: RawTable, *, errors: Errors, quarantine_dir) -> pd.DataFrame:
-    f = raw.frame
     source = raw.source
+    gone = np.zeros(len(raw.frame), dtype=bool)
+    if "customerid" in raw.frame.columns:
+        gone = _erased_rows(parse_id(raw.frame["customerid"])[0], "telco").to_numpy()
+        if gone.any():
+            raw = dataclasses.replace(raw, frame=raw.frame[~gone],
+                                      lines=raw.lines[~gone] if raw.lines is not None else None)
+    f = raw.frame
     required = ["customerid", "tenure", "churn", *TELCO_CATEGORICAL, *TELCO_NUMERIC]
     missing = [c for c in required if c not in f.columns]
     if missing:
@@ -182,13 +207,20 @@ def _validate_telco(raw: RawTable, *, errors: Errors, quarantine_dir) -> pd.Data
             failures=pd.DataFrame([{"column": c, "check": "column_present", "n_rows": len(f)}
                                    for c in missing]))
     typed = pd.DataFrame(index=f.index)
-    typed["user_id"] = parse_id(f["customerid"])
+    typed["user_id"] = parse_id(f["customerid"])[0]
     for c in TELCO_CATEGORICAL:
         typed[c] = f[c].where(~_blank(f[c]), None).astype(object)
-    tenure = parse_number(f["tenure"])
+    def number(col):
+        try:
+            return parse_number(f[col])
+        except ConventionError as exc:
+            raise DataValidationError(f"{source}: column {col}: {exc.n_rows:,} rows: {exc}",
+                                      source=source) from None
+
+    tenure = number("tenure")
     typed["tenure"] = tenure
     for c in TELCO_NUMERIC:
-        typed[c] = parse_number(f[c])
+        typed[c] = number(c)
     churn_txt = f["churn"].astype("string").str.strip().str.lower()
     typed["churn"] = churn_txt.map(_YES).astype(float)
 
@@ -227,6 +259,9 @@ def _validate_telco(raw: RawTable, *, errors: Errors, quarantine_dir) -> pd.Data
     out = run_schema(raw, "telco", typed, schema, mapping, errors=errors,
                      quarantine_dir=quarantine_dir)
     report = out.attrs["validation"]
+    if gone.any():
+        report["n_erased"] += int(gone.sum())
+        report["n_input"] += int(gone.sum())
     never_billed = out["tenure"] == 0
     out.loc[never_billed & out["totalcharges"].isna(), "totalcharges"] = 0.0
     out["tenure"] = out["tenure"].astype("int64")

@@ -1,8 +1,9 @@
 """The data contract, enforced at the boundary.
 
-Every table that enters the project passes through :func:`validate_table`: raw columns are
-mapped onto the canonical names of ARCHITECTURE.md, parsed, and checked with a pandera
-schema. Two modes:
+Every table that enters the project passes through :func:`validate_table`: a file read by
+:mod:`urm_models.reading` (cells as written), its columns mapped onto the canonical names of
+``docs/architecture.md`` ("The data contract"), parsed by :mod:`urm_models.parsing` (one
+convention per column, never guessed), and checked with a pandera schema. Two modes:
 
 * ``errors="raise"`` (default): any bad row raises one :class:`DataValidationError` that names
   the file, each failing column and check, how many rows fail it and up to five examples.
@@ -10,17 +11,19 @@ schema. Two modes:
   reasons it was rejected, to ``data/quarantine/`` and the counts are returned in a
   :class:`ValidationReport` (also in ``df.attrs["validation"]``) and logged. No row is dropped
   without a trace.
+
+A column that can only be read by guessing a convention (decimal comma, day-first dates,
+mixed UTC offsets) fails as a whole in both modes, with the option that settles it. Rows of
+users erased with ``urm forget`` are dropped before anything else and counted (``n_erased``).
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,14 +32,19 @@ import pandera.pandas as pa
 from . import paths
 from .io import write_csv
 
+if TYPE_CHECKING:
+    from .reading import RawTable
+
 log = logging.getLogger(__name__)
 
 Errors = Literal["raise", "quarantine"]
 MAX_EXAMPLES = 5
-_NAN_LITERALS = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
-_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
-CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".dat"}
-PARQUET_SUFFIXES = {".parquet", ".pq"}
+#: Default bound on the magnitude of an amount or price (in the data's currency): larger values
+#: are rejected rows, not numbers that overflow a model three notebooks later.
+MAX_AMOUNT = 1e9
+#: Default floor of event dates: earlier ones are rejected rows (an unset date field exported as
+#: 1900-01-01 or 0001-01-01 is not a purchase).
+MIN_DATE = "1970-01-01"
 
 
 class DataValidationError(ValueError):
@@ -51,7 +59,7 @@ class DataValidationError(ValueError):
 
 @dataclass
 class ValidationReport:
-    """What validation did to one input: counts in, out and rejected, and why.
+    """What validation did to one input: counts in, out, rejected and erased, and why.
 
     Loaders put ``report.to_dict()`` in ``df.attrs["validation"]``.
     """
@@ -63,11 +71,12 @@ class ValidationReport:
     n_rejected: int
     failures: pd.DataFrame = field(repr=False)  # column, check, n_rows, examples
     quarantine_path: Path | None = None
+    n_erased: int = 0
 
     def to_dict(self) -> dict:
         return {
             "source": self.source, "table": self.table, "n_input": self.n_input,
-            "n_valid": self.n_valid, "n_rejected": self.n_rejected,
+            "n_valid": self.n_valid, "n_rejected": self.n_rejected, "n_erased": self.n_erased,
             "quarantine_path": str(self.quarantine_path) if self.quarantine_path else None,
             "failures": self.failures.to_dict("records"),
         }
@@ -82,13 +91,14 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     event_time: bool = False  # checked against ``as_of`` (no dates in the future)
+    amount: bool = False      # bounded by ``max_amount``
 
 
 TABLES: dict[str, tuple[Field, ...]] = {
     "transactions": (
         Field("user_id", "id"),
         Field("ts", "datetime", event_time=True),
-        Field("amount", "number", minimum=0.0),
+        Field("amount", "number", minimum=0.0, amount=True),
         Field("channel", "text", required=False, nullable=True),
         Field("category", "text", required=False, nullable=True),
     ),
@@ -100,7 +110,7 @@ TABLES: dict[str, tuple[Field, ...]] = {
         Field("user_id", "id"),
         Field("start_ts", "datetime", event_time=True),
         Field("end_ts", "datetime", nullable=True),
-        Field("price", "number", minimum=0.0),
+        Field("price", "number", minimum=0.0, amount=True),
         Field("plan", "text", required=False, nullable=True),
     ),
     "feedback": (
@@ -110,201 +120,6 @@ TABLES: dict[str, tuple[Field, ...]] = {
         Field("text", "text", required=False, nullable=True),
     ),
 }
-
-
-# --------------------------------------------------------------------------- reading
-
-
-@dataclass
-class RawTable:
-    """A file read with every cell as written (strings for CSV), before any parsing."""
-
-    source: str
-    frame: pd.DataFrame
-    fmt: Literal["csv", "parquet", "frame"]
-    rejected_lines: list[tuple[int, str]] = field(default_factory=list)  # (line, text)
-
-    def location(self, index) -> str:
-        if self.fmt == "csv":
-            return f"line {int(index) + 2}"  # header is line 1
-        return f"row {index}"
-
-
-def _sniff_format(path: Path) -> Literal["csv", "parquet"]:
-    with open(path, "rb") as fh:
-        head = fh.read(8192)
-    suffixes = [s.lower() for s in path.suffixes]
-    compressed = bool(suffixes) and suffixes[-1] in {".gz", ".bz2", ".zip", ".xz", ".zst"}
-    suffix = suffixes[-2] if compressed and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
-    if head.startswith(b"PAR1"):
-        if suffix in CSV_SUFFIXES:
-            raise DataValidationError(
-                f"{path}: the file is named like a CSV but its bytes are Parquet; rename it to "
-                f"{path.stem}.parquet", source=str(path))
-        return "parquet"
-    if suffix in PARQUET_SUFFIXES:
-        raise DataValidationError(
-            f"{path}: not a Parquet file (it does not start with the Parquet magic bytes 'PAR1')",
-            source=str(path))
-    if compressed:
-        return "csv"
-    looks_binary = b"\x00" in head or head.startswith((b"PK\x03\x04", b"\x89PNG", b"%PDF", b"\x1f\x8b"))
-    if looks_binary:
-        raise DataValidationError(
-            f"{path}: not a CSV or Parquet file (binary content: zip/xlsx, image, PDF or "
-            f"compressed bytes). Export it as CSV (UTF-8) or Parquet.", source=str(path))
-    if suffix not in CSV_SUFFIXES:
-        raise DataValidationError(
-            f"{path}: unsupported file type {suffix or '(no extension)'!r}; give a CSV "
-            f"({', '.join(sorted(CSV_SUFFIXES))}) or Parquet ({', '.join(sorted(PARQUET_SUFFIXES))}) "
-            f"file", source=str(path))
-    return "csv"
-
-
-def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8",
-             errors: Errors = "raise", header: bool = True,
-             names: list[str] | None = None) -> RawTable:
-    """Read a CSV or Parquet file without interpreting any value.
-
-    CSV cells are kept as strings (empty cells become missing), so that parsing failures can
-    be reported with the text the file actually holds.
-    """
-    path = Path(path)
-    source = str(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.is_dir():
-        raise DataValidationError(f"{path}: is a directory, not a CSV or Parquet file", source=source)
-    if path.stat().st_size == 0:
-        raise DataValidationError(f"{path}: the file is empty (0 bytes), no rows to load", source=source)
-    fmt = _sniff_format(path)
-    if fmt == "parquet":
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise DataValidationError(f"{path}: cannot read as Parquet: {exc}", source=source) from exc
-        frame = frame.reset_index(drop=True)
-        if frame.empty:
-            raise DataValidationError(f"{path}: the file has a header but no rows", source=source)
-        return RawTable(source, frame, "parquet")
-
-    data = path.read_bytes()
-    if path.suffix.lower() in {".gz", ".bz2", ".xz", ".zip", ".zst"}:
-        import pandas.io.common as pic  # decompress with pandas' own handlers
-        with pic.get_handle(path, "rb", compression="infer") as h:
-            data = h.handle.read()
-    rejected: list[tuple[int, str]] = []
-    keep_line_numbers: list[int] | None = None
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError:
-        good, keep_line_numbers = [], []
-        for number, line in enumerate(data.splitlines(keepends=True), start=1):
-            try:
-                good.append(line.decode(encoding))
-                keep_line_numbers.append(number)
-            except UnicodeDecodeError as exc:
-                rejected.append((number, f"{line.rstrip()!r} ({exc.reason} at byte {exc.start})"))
-        if errors == "raise" or (header and 1 in {n for n, _ in rejected}):
-            examples = "; ".join(f"line {n}: {t}" for n, t in rejected[:MAX_EXAMPLES])
-            raise DataValidationError(
-                f"{path}: {len(rejected)} line(s) are not valid {encoding} text, e.g. {examples}. "
-                f"Pass encoding='latin-1' (or the file's real encoding), or errors='quarantine' "
-                f"to set these lines aside.", source=source,
-                failures=pd.DataFrame([{"column": "(line)", "check": f"{encoding}_text",
-                                        "n_rows": len(rejected)}]))
-        text = "".join(good)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if not text.strip():
-        raise DataValidationError(f"{path}: the file holds no data (only whitespace)", source=source)
-    read_kw = dict(dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True)
-    try:
-        if sep is None:
-            frame = pd.read_csv(io.StringIO(text), sep=None, engine="python",
-                                header=0 if header else None, names=names, **read_kw)
-        else:
-            engine = "c" if (len(sep) == 1 or sep == r"\s+") else "python"
-            frame = pd.read_csv(io.StringIO(text), sep=sep, engine=engine,
-                                header=0 if header else None, names=names, **read_kw)
-    except pd.errors.EmptyDataError as exc:
-        raise DataValidationError(f"{path}: the file holds no data", source=source) from exc
-    except (pd.errors.ParserError, csv_error()) as exc:
-        raise DataValidationError(f"{path}: cannot parse as CSV: {exc}", source=source) from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if frame.empty:
-        raise DataValidationError(f"{path}: the file has a header but no rows", source=source)
-    raw = RawTable(source, frame, "csv", rejected)
-    if keep_line_numbers is not None and rejected:
-        # Re-index rows by their original line so that reports point at the right place.
-        data_lines = keep_line_numbers[1:] if header else keep_line_numbers
-        if len(data_lines) == len(frame):
-            frame.index = pd.Index([n - 2 for n in data_lines])
-    return raw
-
-
-def csv_error():
-    import csv
-    return csv.Error
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def _blank(s: pd.Series) -> pd.Series:
-    if s.dtype == object or pd.api.types.is_string_dtype(s):
-        return s.isna() | (s.astype("string").str.strip() == "")
-    return s.isna()
-
-
-def parse_id(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_float_dtype(s):
-        # ids read as floats by an upstream tool: 17.0 -> "17"
-        out = s.map(lambda v: None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
-    else:
-        out = s.astype("string").str.strip()
-    out = out.astype(object)
-    out[_blank(s).to_numpy()] = None
-    return out
-
-
-def parse_datetime(s: pd.Series, *, date_format: str | None = None, tz: str | None = None) -> pd.Series:
-    """Parse to naive wall-clock timestamps.
-
-    Aware values (an offset in the text, or a tz-aware column) are converted to ``tz`` (UTC
-    when ``tz`` is None) and the zone dropped; naive values are taken to be in ``tz`` already.
-    """
-    if pd.api.types.is_datetime64_any_dtype(s):
-        if getattr(s.dt, "tz", None) is not None:
-            return s.dt.tz_convert(tz or "UTC").dt.tz_localize(None)
-        return s.astype("datetime64[ns]")
-    text = s.astype("string").str.strip()
-    fmt = date_format
-    if fmt is None:
-        fmt = "ISO8601" if text.dropna().head(100).str.match(r"^\d{4}-\d{2}-\d{2}").all() else "mixed"
-    parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
-    aware = text.str.contains(_TZ_SUFFIX, na=False).to_numpy()
-    out = parsed.dt.tz_localize(None)  # naive values: wall clock as written
-    if aware.any():
-        conv = parsed.dt.tz_convert(tz or "UTC").dt.tz_localize(None)
-        out = out.where(~aware, conv)
-    return out.astype("datetime64[ns]")
-
-
-def parse_number(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-        return s.astype(float)
-    text = s.astype("string").str.strip().str.replace(",", "", regex=False)
-    return pd.to_numeric(text, errors="coerce").astype(float)
-
-
-def _nan_literal(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(s):
-        return pd.Series(np.isnan(s.astype(float)) & s.notna(), index=s.index)
-    return s.astype("string").str.strip().str.lower().isin(_NAN_LITERALS).fillna(False).astype(bool)
-
-
-# --------------------------------------------------------------------------- validation
 
 
 def _check(fn, name: str, **kw) -> pa.Check:
@@ -319,10 +134,17 @@ def validate_table(
     errors: Errors = "raise",
     date_format: str | None = None,
     tz: str | None = None,
+    dst: Literal["reject", "shift"] = "reject",
+    decimal: str = ".",
+    thousands: str | None = None,
+    currency: str | None = None,
+    max_amount: float = MAX_AMOUNT,
+    min_date=MIN_DATE,
     as_of=None,
     returns: Literal["reject", "keep"] = "reject",
     duplicates: Literal["reject", "keep"] = "reject",
     quarantine_dir: str | Path | None = None,
+    dataset: str | None = None,
     extra_fields: tuple[Field, ...] = (),
 ) -> pd.DataFrame:
     """Map, parse and check one raw table; return the canonical table of the valid rows.
@@ -330,16 +152,31 @@ def validate_table(
     Parameters
     ----------
     raw : RawTable
-        From :func:`read_raw`, or :func:`raw_from_frame` for an in-memory DataFrame.
+        From :func:`urm_models.reading.read_raw`, or ``raw_from_frame`` for a DataFrame.
     table : {"transactions", "users", "subscriptions", "feedback"}
     columns : dict, optional
         ``{canonical_name: name_in_file}`` for columns whose names differ. Mapped columns that
-        are not part of the contract are kept as extra attributes.
+        are not part of the contract are kept as extra attributes. One file column cannot be
+        mapped twice.
     errors : {"raise", "quarantine"}
     date_format : str, optional
-        strptime format of the date columns (e.g. ``"%d/%m/%Y"``); inferred when omitted.
+        strptime format of the date columns (e.g. ``"%d/%m/%Y"``), or ``"excel"`` for Excel
+        serial day numbers. Without it one layout is inferred for the whole column, or the
+        column is refused (:mod:`urm_models.parsing`).
     tz : str, optional
-        Time zone that timestamps are expressed in (see :func:`parse_datetime`).
+        IANA zone: naive times are local times there, times with an offset are converted to it.
+        Required when a column mixes offsets, or offsets and naive times.
+    dst : {"reject", "shift"}
+        Local times in a DST gap or fold of ``tz``: rejected rows (default) or resolved
+        (gap: moved to its end; fold: the first occurrence).
+    decimal, thousands, currency : str
+        The number convention of amount columns: ``decimal="."`` or ``","``, an optional
+        ``thousands`` separator, a currency symbol or code to remove. Values that fit another
+        convention fail the column.
+    max_amount : float
+        Amounts and prices above this magnitude are rejected rows (default 1e9).
+    min_date : date-like
+        Event dates before it are rejected rows (default 1970-01-01).
     as_of : date-like, optional
         When the extract was taken: event timestamps after it are in the future and
         rejected. Defaults to now.
@@ -348,20 +185,33 @@ def validate_table(
     duplicates : {"reject", "keep"}
         Exact duplicate rows: reject all but the first, or keep them (for files without an
         order id, where two identical orders on one day are real).
+    dataset : str, optional
+        The data set's name, for erasures scoped to it (``urm forget --dataset``).
     """
+    from .parsing import ConventionError, blank, parse_datetime, parse_id, parse_number
+
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; expected one of {sorted(TABLES)}")
     if errors not in ("raise", "quarantine"):
         raise ValueError(f"errors must be 'raise' or 'quarantine', not {errors!r}")
+    if not (max_amount > 0):
+        raise ValueError(f"max_amount must be positive, not {max_amount!r}")
     source = raw.source
     fields = TABLES[table] + tuple(extra_fields)
     columns = dict(columns or {})
     frame = raw.frame
+    twice = {c for c in columns.values() if list(columns.values()).count(c) > 1}
+    if twice:
+        names = {c: [k for k, v in columns.items() if v == c] for c in twice}
+        raise DataValidationError(
+            f"{source}: the column mapping names the same file column twice: "
+            + "; ".join(f"{c!r} for {', '.join(map(repr, ks))}" for c, ks in names.items())
+            + ". Map each canonical column to its own file column.", source=source)
     # canonical name -> column in the file
     mapping: dict[str, str] = {}
     for f in fields:
         src = columns.get(f.name, f.name)
-        if src in frame.columns:
+        if src in frame.columns and (f.name in columns or src not in columns.values()):
             mapping[f.name] = src
     missing = [f"{f.name!r}" + (f" (mapped from {columns[f.name]!r})" if f.name in columns else "")
                for f in fields if f.required and f.name not in mapping]
@@ -380,44 +230,72 @@ def validate_table(
                                    for m in missing]))
     extra_cols = {c: s for c, s in columns.items() if c not in mapping and s in frame.columns}
 
+    ids, bad_ids = parse_id(frame[mapping["user_id"]])
+    erased = _erased_rows(ids, dataset)
+    n_erased = int(erased.sum())
+    if n_erased:
+        keep = ~erased.to_numpy()
+        frame, ids, bad_ids = frame[keep], ids[keep], bad_ids[keep]
+        raw = _subset(raw, keep)
+
     as_of_ts = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(datetime.now())
+    floor = pd.Timestamp(min_date) if min_date is not None else None
     typed = pd.DataFrame(index=frame.index)
     col_schemas: dict[str, pa.Column] = {}
     for f in fields:
         if f.name not in mapping:
             continue
-        rawcol = frame[mapping[f.name]]
-        blank = _blank(rawcol)
+        file_col = mapping[f.name]
+        rawcol = frame[file_col]
+        is_blank = blank(rawcol)
         checks = []
         if not f.nullable:
-            checks.append(_check(lambda s, b=blank: ~b.reindex(s.index), "not_missing"))
-        if f.kind == "id":
-            typed[f.name] = parse_id(rawcol)
-        elif f.kind == "text":
-            typed[f.name] = rawcol.where(~blank, None).astype(object)
-        elif f.kind == "datetime":
-            val = parse_datetime(rawcol, date_format=date_format, tz=tz)
-            typed[f.name] = val
-            fmt_txt = f" (format {date_format!r})" if date_format else ""
-            checks.append(_check(lambda s, b=blank: ~(s.isna() & ~b.reindex(s.index)),
-                                 f"parseable_datetime{fmt_txt}"))
-            if f.event_time:
-                checks.append(_check(lambda s, t=as_of_ts: ~(s > t),
-                                     f"not_after_as_of ({as_of_ts:%Y-%m-%d %H:%M})"))
-        elif f.kind == "number":
-            val = parse_number(rawcol)
-            typed[f.name] = val
-            lit = _nan_literal(rawcol)
-            checks.append(_check(lambda s, b=blank, l=lit: ~(s.isna() & ~b & ~l), "numeric"))
-            checks.append(_check(lambda s, l=lit: ~(l | np.isinf(s.fillna(0.0))), "finite"))
-            lo = f.minimum
-            if table == "transactions" and f.name == "amount" and returns == "keep":
-                lo = None
-            if lo is not None:
-                checks.append(_check(lambda s, lo=lo: ~(s < lo), f"at_least_{lo:g}"
-                                     if lo else "non_negative"))
-            if f.maximum is not None:
-                checks.append(_check(lambda s, hi=f.maximum: ~(s > hi), f"at_most_{f.maximum:g}"))
+            checks.append(_mask_check(is_blank, "not_missing"))
+        try:
+            if f.kind == "id":
+                typed[f.name] = ids
+                checks.append(_mask_check(bad_ids, "whole_number_id (a fractional or too large float)"))
+            elif f.kind == "text":
+                typed[f.name] = rawcol.where(~is_blank, None).astype(object)
+            elif f.kind == "datetime":
+                parsed = parse_datetime(rawcol, date_format=date_format, tz=tz, dst=dst)
+                val = parsed.values
+                typed[f.name] = val
+                fmt_txt = f" (format {date_format!r})" if date_format else ""
+                checks.append(_mask_check(val.isna() & ~is_blank & ~parsed.dst_gap & ~parsed.dst_fold,
+                                          f"parseable_datetime{fmt_txt}"))
+                if parsed.dst_gap.any():
+                    checks.append(_mask_check(parsed.dst_gap, f"exists_in_{tz} (a local time in a DST gap; "
+                                                              "dst='shift' moves it to the gap's end)"))
+                if parsed.dst_fold.any():
+                    checks.append(_mask_check(parsed.dst_fold, f"unambiguous_in_{tz} (a local time in a DST "
+                                                               "fold; dst='shift' takes the first occurrence)"))
+                if floor is not None and not (f.nullable and f.name == "end_ts"):
+                    checks.append(_mask_check(val < floor, f"not_before_{floor:%Y-%m-%d}"))
+                if f.event_time:
+                    checks.append(_mask_check(val > as_of_ts, f"not_after_as_of ({as_of_ts:%Y-%m-%d %H:%M})"))
+            elif f.kind == "number":
+                val = parse_number(rawcol, decimal=decimal, thousands=thousands, currency=currency)
+                typed[f.name] = val
+                checks.append(_mask_check(val.isna() & ~is_blank & ~_literal_nan(rawcol), "numeric"))
+                checks.append(_mask_check(_literal_nan(rawcol) | np.isinf(val.fillna(0.0)), "finite"))
+                lo = f.minimum
+                if table == "transactions" and f.name == "amount" and returns == "keep":
+                    lo = None
+                if lo is not None:
+                    checks.append(_mask_check(val < lo, f"at_least_{lo:g}" if lo else "non_negative"))
+                if f.maximum is not None:
+                    checks.append(_mask_check(val > f.maximum, f"at_most_{f.maximum:g}"))
+                if f.amount:
+                    checks.append(_mask_check(np.isfinite(val) & (val.abs() > max_amount),
+                                              f"magnitude_at_most_{max_amount:g} (max_amount)"))
+        except ConventionError as exc:
+            shown = f.name if file_col == f.name else f"{f.name} (file column {file_col!r})"
+            raise DataValidationError(
+                f"{source}: column {shown}: {exc.n_rows:,} of {len(frame):,} rows cannot be read "
+                f"without guessing ({exc.check}): {exc}", source=source,
+                failures=pd.DataFrame([{"column": f.name, "check": exc.check, "n_rows": exc.n_rows,
+                                        "option": exc.option}])) from None
         col_schemas[f.name] = pa.Column(nullable=True, checks=checks, required=True)
     for name, src in extra_cols.items():
         typed[name] = frame[src]
@@ -433,25 +311,77 @@ def validate_table(
         frame_checks.append(pa.Check(lambda d: ~(d["end_ts"] < d["start_ts"]), name="end_ts_not_before_start_ts"))
 
     schema = pa.DataFrameSchema(col_schemas, checks=frame_checks, strict=False, coerce=False)
-    return run_schema(raw, table, typed, schema, mapping, errors=errors, quarantine_dir=quarantine_dir)
+    out = run_schema(raw, table, typed, schema, mapping, errors=errors, quarantine_dir=quarantine_dir,
+                     dataset=dataset)
+    if n_erased:
+        out.attrs["validation"]["n_erased"] += n_erased
+        out.attrs["validation"]["n_input"] += n_erased
+    return out
+
+
+def _mask_check(mask: pd.Series, name: str) -> pa.Check:
+    """A row-level check that fails where ``mask`` (aligned with the table) is True."""
+    m = mask.fillna(False).astype(bool) if hasattr(mask, "fillna") else mask
+    return _check(lambda s, m=m: ~m.reindex(s.index, fill_value=False), name)
+
+
+def _literal_nan(s: pd.Series) -> pd.Series:
+    """Cells that spell a NaN or an infinity (``nan``, ``-inf``, ``Infinity``, ...)."""
+    if pd.api.types.is_numeric_dtype(s):
+        return pd.Series(np.isnan(s.astype(float)) & s.notna(), index=s.index)
+    codes, uniques = pd.factorize(s, sort=False)
+    hit = np.array([isinstance(v, str) and v.strip().lower() in _NAN_LITERALS for v in uniques] + [False])
+    return pd.Series(hit[codes], index=s.index)
+
+
+_NAN_LITERALS = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
+
+def _erased_rows(ids: pd.Series, dataset: str | None) -> pd.Series:
+    """Rows whose user was erased (``urm forget``) globally or in ``dataset``."""
+    from . import erasure
+
+    gone = erasure.erased_pseudonyms(dataset)
+    if not gone:
+        return pd.Series(False, index=ids.index)
+    from .privacy import pseudonym_map
+
+    present = ids.notna()
+    hit = pd.Series(False, index=ids.index)
+    hit[present] = pseudonym_map(ids[present]).isin(gone).to_numpy()
+    return hit
+
+
+def _subset(raw: RawTable, keep: np.ndarray) -> RawTable:
+    import dataclasses
+
+    lines = raw.lines[keep] if raw.lines is not None else None
+    return dataclasses.replace(raw, frame=raw.frame[keep], lines=lines)
 
 
 def run_schema(raw: RawTable, table: str, typed: pd.DataFrame, schema: pa.DataFrameSchema,
                mapping: dict[str, str], *, errors: Errors = "raise",
-               quarantine_dir=None) -> pd.DataFrame:
+               quarantine_dir=None, dataset: str | None = None) -> pd.DataFrame:
     """Validate ``typed`` (parsed from ``raw``, same index) with ``schema``; raise or quarantine.
 
     ``mapping`` maps canonical column names to the file's column names, for the examples.
     """
     failures = _failure_cases(schema, typed)
     return _finish(raw, table, typed, failures, errors=errors, quarantine_dir=quarantine_dir,
-                   column_sources=mapping)
+                   column_sources=mapping, dataset=dataset)
 
 
 def _failure_cases(schema: pa.DataFrameSchema, typed: pd.DataFrame) -> pd.DataFrame:
     """Run the pandera schema; return (column, check, index) of every failure."""
+    import warnings
+
     try:
-        schema.validate(typed, lazy=True)
+        with warnings.catch_warnings():
+            # pandera's own error formatter concatenates failure cases that are all missing
+            # (e.g. the blank ids a not_missing check reports) and pandas warns about it: the
+            # warning is about pandera's internals, the failures it reports are complete
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"pandera\.")
+            schema.validate(typed, lazy=True)
     except pa.errors.SchemaErrors as exc:
         fc = exc.failure_cases
         broken = fc[fc["index"].isna()]
@@ -477,9 +407,10 @@ def _example(raw: RawTable, idx, column: str, mapping_col: str | None) -> str:
 
 def _finish(raw: RawTable, table: str, typed: pd.DataFrame, fc: pd.DataFrame, *,
             errors: Errors, quarantine_dir, column_sources: dict[str, str] | None = None,
-            ) -> pd.DataFrame:
+            dataset: str | None = None) -> pd.DataFrame:
     source = raw.source
-    n_lines_rejected = len(raw.rejected_lines)
+    rejected_lines, n_lines_erased = _drop_erased_lines(raw, dataset)
+    n_lines_rejected = len(rejected_lines)
     n_input = len(typed) + n_lines_rejected
     summary_rows = []
     # map canonical column back to the file's column, for examples
@@ -490,9 +421,10 @@ def _finish(raw: RawTable, table: str, typed: pd.DataFrame, fc: pd.DataFrame, *,
         examples = [_example(raw, i, col, src) for i in idx[:MAX_EXAMPLES]]
         summary_rows.append({"column": col if src in (None, col) else f"{col} (file column {src!r})",
                              "check": check, "n_rows": len(idx), "examples": examples})
-    if n_lines_rejected:
-        summary_rows.append({"column": "(line)", "check": "utf-8 text", "n_rows": n_lines_rejected,
-                             "examples": [f"line {n}: {t}" for n, t in raw.rejected_lines[:MAX_EXAMPLES]]})
+    for why in dict.fromkeys(r.split(":")[0].split(" (")[0] for _, _, r in rejected_lines):
+        these = [(n, t, r) for n, t, r in rejected_lines if r.split(":")[0].split(" (")[0] == why]
+        summary_rows.append({"column": "(line)", "check": why, "n_rows": len(these),
+                             "examples": [f"line {n}: {t} ({r})" for n, t, r in these[:MAX_EXAMPLES]]})
     failures = pd.DataFrame(summary_rows, columns=["column", "check", "n_rows", "examples"])
     bad_index = pd.Index(fc["index"].unique()) if len(fc) else pd.Index([])
     n_bad_rows = len(bad_index) + n_lines_rejected
@@ -515,11 +447,13 @@ def _finish(raw: RawTable, table: str, typed: pd.DataFrame, fc: pd.DataFrame, *,
         rejected = raw.frame.loc[bad_index].copy()
         rejected = rejected.astype(object)
         rejected.insert(0, "_location", [raw.location(i) for i in rejected.index])
+        rejected.insert(1, "_user_id", typed["user_id"].reindex(rejected.index).to_numpy()
+                        if "user_id" in typed else None)
         rejected["_reasons"] = reasons.reindex(rejected.index).to_numpy()
         if n_lines_rejected:
-            extra = pd.DataFrame({"_location": [f"line {n}" for n, _ in raw.rejected_lines],
-                                  "_reasons": ["(line): not utf-8 text"] * n_lines_rejected,
-                                  "_raw_line": [t for _, t in raw.rejected_lines]})
+            extra = pd.DataFrame({"_location": [f"line {n}" for n, _, _ in rejected_lines],
+                                  "_reasons": [f"(line): {r}" for _, _, r in rejected_lines],
+                                  "_raw_line": [t for _, t, _ in rejected_lines]})
             rejected = pd.concat([rejected, extra], ignore_index=True)
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
         stem = Path(source).name.replace(".", "_") if raw.fmt != "frame" else "frame"
@@ -527,12 +461,33 @@ def _finish(raw: RawTable, table: str, typed: pd.DataFrame, fc: pd.DataFrame, *,
         write_csv(rejected, qpath, index=False)
         log.warning("%s: quarantined %d of %d rows to %s (%s)", source, n_bad_rows, n_input, qpath,
                     ", ".join(f"{r['column']}/{r['check']}: {r['n_rows']}" for r in summary_rows))
-    report = ValidationReport(source=source, table=table, n_input=n_input, n_valid=len(valid),
-                              n_rejected=n_bad_rows, failures=failures, quarantine_path=qpath)
+    report = ValidationReport(source=source, table=table, n_input=n_input + n_lines_erased,
+                              n_valid=len(valid), n_rejected=n_bad_rows, failures=failures,
+                              quarantine_path=qpath, n_erased=n_lines_erased)
     valid = valid.reset_index(drop=True)
     valid.attrs["validation"] = report.to_dict()  # JSON-safe: attrs travel into Parquet metadata
     return valid
 
 
-def raw_from_frame(df: pd.DataFrame, name: str = "<DataFrame>") -> RawTable:
-    return RawTable(name, df.reset_index(drop=True), "frame")
+def _drop_erased_lines(raw: RawTable, dataset: str | None) -> tuple[list, int]:
+    """Rejected raw lines (undecodable, ragged) that hold an erased user's id as one of their
+    fields are dropped, never quarantined: ``(kept lines, number dropped)``."""
+    lines = list(raw.rejected_lines)
+    if not lines:
+        return lines, 0
+    from . import erasure
+
+    gone = erasure.erased_pseudonyms(dataset)
+    if not gone:
+        return lines, 0
+    import re
+
+    from .privacy import pseudonymize
+
+    kept = []
+    for n, text, why in lines:
+        fields = [f.strip().strip("'\"").strip() for f in re.split(r"[,;\t|\s]", text) if f.strip()]
+        if set(pseudonymize(fields)) & gone:
+            continue
+        kept.append((n, text, why))
+    return kept, len(lines) - len(kept)

@@ -1,0 +1,590 @@
+"""Turning the text of a cell into an id, a number or a timestamp, without guessing.
+
+Each parser returns the parsed values (missing where a cell is blank or cannot be parsed) and
+leaves the row-level checks (not missing, parseable, finite, in range) to the validator. A
+column that can only be read by guessing a convention is refused as a whole with
+:class:`ConventionError`, which the validator turns into a ``DataValidationError`` naming the
+file, the column, the number of rows and the option that settles it.
+
+**Ids** stay strings exactly as written, after removing surrounding whitespace (``str.strip``:
+spaces, tabs, non-breaking spaces); leading zeros are kept. Integer columns (Parquet) become
+their decimal digits; a floating-point id is accepted only when it is a whole number below
+2**53 (``17.0`` -> ``"17"``).
+
+**Numbers** follow one convention per column: ``decimal`` (``"."`` default, or ``","``) and an
+optional ``thousands`` separator (``,`` ``.`` space, ``'``, non-breaking space). A value that does
+not fit the chosen convention but fits another one (``12,50`` under ``decimal="."``) fails the
+whole column; a value that fits none (``ten``, ``12.3.4``) is an unparseable row. ``currency``
+(e.g. ``"€"`` or ``"USD"``) is removed when it leads or trails a value; any other symbol makes the
+value unparseable. Nothing else is stripped.
+
+**Dates** without ``date_format``: every value must have the same layout (ISO ``2024-01-05``,
+compact ``20240105``, ``05/01/2024``-style with ``/ . -``, or ``05 Jan 2024`` / ``Jan 5, 2024``),
+optionally followed by a time and an offset. Day-first and month-first are never guessed: if any
+value reads as two different dates (``05/01/2024``) the column is refused with both readings and
+the ``date_format`` that fits every value. Two-digit years and numbers (Excel serial days) are
+refused with the option that reads them (``date_format="%d/%m/%y"``, ``date_format="excel"``).
+
+**Time zones** (the result is always a naive wall-clock time):
+
+* ``tz`` given: naive values are local times in ``tz``; values with an offset are converted to
+  ``tz``. A local time that does not exist (DST gap) or exists twice (DST fold) in ``tz`` is
+  rejected with its row named (``dst="reject"``, default) or, with ``dst="shift"``, moved
+  forward to the end of the gap / read as the first occurrence.
+* ``tz`` not given: naive values are taken as written; values that all carry the same offset
+  are taken as written at that offset; several offsets, or offsets mixed with naive values, are
+  refused: ``tz=`` must say which zone to convert to.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+MAX_EXAMPLES = 5
+#: Options that settle a number convention, most common first.
+DECIMALS = (".", ",")
+THOUSANDS = (None, ",", ".", " ", "'", "\u00a0", "\u202f")
+EXACT_INT_FLOAT = 2 ** 53
+
+
+class ConventionError(ValueError):
+    """A column that cannot be read without guessing a convention; ``option`` settles it."""
+
+    def __init__(self, message: str, *, n_rows: int, option: str, check: str):
+        super().__init__(message)
+        self.n_rows = n_rows
+        self.option = option
+        self.check = check
+
+
+def blank(s: pd.Series) -> pd.Series:
+    """Missing, empty or whitespace-only cells."""
+    if not (s.dtype == object or pd.api.types.is_string_dtype(s)):
+        return s.isna()
+    arr = _as_arrow_text(s)
+    if arr is not None:
+        import pyarrow.compute as pc
+
+        empty = pc.equal(pc.utf8_trim_whitespace(arr), "").fill_null(True)
+        return pd.Series(empty.to_numpy(zero_copy_only=False), index=s.index, dtype=bool)
+    return s.isna() | s.map(lambda v: isinstance(v, str) and not v.strip(), na_action="ignore").fillna(False).astype(bool)
+
+
+def _as_arrow_text(s: pd.Series):
+    """``s`` as an Arrow string array when it holds only strings and missing values, else None."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(s, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return None
+
+
+def _on_unique(s: pd.Series, fn) -> pd.Series:
+    """Apply ``fn`` (Series of unique non-missing values -> Series aligned to it) and map back."""
+    vals = s.dropna()
+    if vals.empty:
+        return pd.Series(np.nan, index=s.index, dtype=float)
+    codes, uniques = pd.factorize(vals, sort=False)
+    out = fn(pd.Series(uniques, dtype=object))
+    mapped = pd.Series(np.asarray(out)[codes], index=vals.index)
+    return mapped.reindex(s.index)
+
+
+# ------------------------------------------------------------------------------------ ids
+
+
+def parse_id(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``(ids, invalid)``: strings (None where blank or invalid) and the rows whose non-blank
+    value is not a usable id (a fractional or too large float)."""
+    invalid = pd.Series(False, index=s.index)
+    if pd.api.types.is_bool_dtype(s):
+        return pd.Series([None] * len(s), index=s.index, dtype=object), s.notna()
+    if pd.api.types.is_integer_dtype(s):
+        out = s.astype("string").astype(object)
+    elif pd.api.types.is_float_dtype(s):
+        v = s.to_numpy(dtype=float)
+        ok = np.isfinite(v) & (np.mod(v, 1) == 0) & (np.abs(v) < EXACT_INT_FLOAT)
+        ok = ok & ~np.isnan(v)
+        out = pd.Series([str(int(x)) if good else None for x, good in zip(v, ok)], index=s.index, dtype=object)
+        invalid = pd.Series(~ok & ~np.isnan(v), index=s.index)
+    else:
+        out = s.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip(),
+                    na_action="ignore").astype(object)
+    out = out.where(~blank(s), None)
+    out[out.isna()] = None
+    return out.astype(object), invalid
+
+
+# -------------------------------------------------------------------------------- numbers
+
+
+def _number_pattern(decimal: str, thousands: str | None) -> re.Pattern:
+    d = re.escape(decimal)
+    plain = rf"(?:\d+(?:{d}\d*)?|{d}\d+)(?:[eE][+-]?\d+)?"
+    if thousands is None:
+        body = plain
+    else:
+        t = re.escape(thousands)
+        body = rf"(?:\d{{1,3}}(?:{t}\d{{3}})+(?:{d}\d*)?|{plain})"
+    return re.compile(rf"^[+-]?{body}$")
+
+
+def _convention_name(decimal: str, thousands: str | None) -> str:
+    return f"decimal={decimal!r}" + (f", thousands={thousands!r}" if thousands else "")
+
+
+def _strip_currency(u: pd.Series, currency: str | None) -> pd.Series:
+    if not currency:
+        return u
+    c = re.escape(currency)
+    # "€12,50", "€ 12,50", "-€12,50", "12,50 €", "12,50€"
+    u = u.str.replace(rf"^([+-]?)\s*{c}\s*", r"\1", regex=True)
+    return u.str.replace(rf"\s*{c}$", "", regex=True)
+
+
+def parse_number(s: pd.Series, *, decimal: str = ".", thousands: str | None = None,
+                 currency: str | None = None) -> pd.Series:
+    """Floats (NaN where blank or unparseable; ``inf``/``nan`` literals as such, for the
+    validator to reject). Raises :class:`ConventionError` when some values fit another
+    decimal/thousands convention than the one chosen."""
+    if decimal not in DECIMALS:
+        raise ValueError(f"decimal must be '.' or ',', not {decimal!r}")
+    if thousands not in THOUSANDS:
+        raise ValueError(f"thousands must be one of {THOUSANDS[1:]} or None, not {thousands!r}")
+    if thousands == decimal:
+        raise ValueError(f"thousands and decimal are both {decimal!r}")
+    if pd.api.types.is_bool_dtype(s):
+        return pd.Series(np.nan, index=s.index, dtype=float)
+    if pd.api.types.is_numeric_dtype(s):
+        return s.astype(float)
+    text = s.where(~blank(s))
+    if text.dropna().map(lambda v: not isinstance(v, str)).any():
+        # Parquet decimals, Python numbers in an object column
+        def conv(v):
+            if isinstance(v, str):
+                return v
+            try:
+                return float(v)
+            except (TypeError, ValueError):
+                return None
+        text = text.map(conv, na_action="ignore")
+        numeric = text.map(lambda v: isinstance(v, float), na_action="ignore").fillna(False).astype(bool)
+        if numeric.all():
+            return text.astype(float)
+    chosen = _number_pattern(decimal, thousands)
+
+    def parse(u: pd.Series) -> pd.Series:
+        num = u.map(lambda v: v if isinstance(v, float) else np.nan)
+        txt = u.map(lambda v: v if isinstance(v, str) else None).astype("string").str.strip()
+        txt = _strip_currency(txt, currency)
+        ok = txt.str.match(chosen).fillna(False).astype(bool)
+        normal = txt.where(ok)
+        if thousands:
+            normal = normal.str.replace(thousands, "", regex=False)
+        normal = normal.str.replace(decimal, ".", regex=False)
+        # float(), not to_numeric: 1e999 is inf (rejected as not finite), not a parse failure
+        val = pd.Series([float(v) if isinstance(v, str) else np.nan for v in normal.astype(object)],
+                        index=normal.index, dtype=float)
+        lit = txt.str.lower().str.fullmatch(r"[+-]?(nan|inf|infinity)").fillna(False).astype(bool)
+        val = val.where(~lit, pd.to_numeric(txt.where(lit).str.lower().str.replace("infinity", "inf"),
+                                            errors="coerce"))
+        return val.where(num.isna(), num)
+
+    values = _on_unique(text, parse)
+    _check_convention(text, values, decimal, thousands, currency)
+    return values.astype(float)
+
+
+def _check_convention(text: pd.Series, values: pd.Series, decimal, thousands, currency) -> None:
+    failed = text.notna() & values.isna()
+    if not failed.any():
+        return
+    cand = text[failed].map(lambda v: v if isinstance(v, str) else None).dropna().astype("string").str.strip()
+    cand = _strip_currency(cand, currency)
+    cand = cand[cand.str.contains(r"\d[,.'\s\u00a0\u202f]\d|^[,.]\d").fillna(False).astype(bool)]
+    others = [(d, t) for d in DECIMALS for t in THOUSANDS if t != d and (d, t) != (decimal, thousands)]
+    fits: dict[tuple, pd.Series] = {}
+    for d, t in others:
+        m = cand.str.match(_number_pattern(d, t)).fillna(False).astype(bool)
+        if m.any():
+            fits[(d, t)] = m
+    if not fits:
+        return
+    mismatched = pd.concat(fits.values(), axis=1).any(axis=1)
+    n = int(mismatched.sum())
+    examples = list(dict.fromkeys(cand[mismatched].tolist()))[:MAX_EXAMPLES]
+    # the option to suggest: the simplest convention that fits the most of these values
+    best = max(fits, key=lambda k: (int(fits[k].sum()), k[1] is None))
+    option = _convention_name(*best)
+    readings = []
+    for ex in examples[:2]:
+        alt = [(d, t) for (d, t) in fits if re.match(_number_pattern(d, t), ex)]
+        by_value = {}
+        for d, t in sorted(alt, key=lambda k: k[1] is not None):
+            by_value.setdefault(_to_float(ex, d, t), _convention_name(d, t))
+        r = ", ".join(f"{v:g} with {name}" for v, name in list(by_value.items())[:2])
+        readings.append(f"{ex!r} ({r})")
+    raise ConventionError(
+        f"{n:,} value(s) do not fit {_convention_name(decimal, thousands)} but do fit another number "
+        f"convention, e.g. {'; '.join(readings)}. Nothing is stripped or guessed: pass {option} "
+        f"(or the convention of the file) to read them.",
+        n_rows=int(text.index.isin(cand[mismatched].index).sum()), option=option,
+        check="number_convention")
+
+
+def _to_float(v: str, decimal: str, thousands: str | None) -> float:
+    if thousands:
+        v = v.replace(thousands, "")
+    return float(v.replace(decimal, "."))
+
+
+# ---------------------------------------------------------------------------------- dates
+
+_ZONE = r"(?:\s*(?P<z>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?))?"
+# a time, optionally followed by a UTC offset (an offset without a time is not a layout)
+_TIME = rf"(?:[T ](?P<H>\d{{1,2}}):(?P<M>\d{{2}})(?::(?P<S>\d{{2}})(?:[.,](?P<f>\d{{1,9}}))?)?{_ZONE})?"
+_MONTH_RE = r"(?P<mon>[A-Za-z]{3,9})\.?"
+_FULL_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september",
+                "october", "november", "december"]
+#: layout name -> (regex, how it is shown to the user)
+LAYOUTS = {
+    "iso": (rf"^(?P<Y>\d{{4}})-(?P<m>\d{{1,2}})-(?P<d>\d{{1,2}}){_TIME}$", "%Y-%m-%d"),
+    "ymd_slash": (rf"^(?P<Y>\d{{4}})/(?P<m>\d{{1,2}})/(?P<d>\d{{1,2}}){_TIME}$", "%Y/%m/%d"),
+    "ymd_dot": (rf"^(?P<Y>\d{{4}})\.(?P<m>\d{{1,2}})\.(?P<d>\d{{1,2}}){_TIME}$", "%Y.%m.%d"),
+    "compact": (rf"^(?P<Y>\d{{4}})(?P<m>\d{{2}})(?P<d>\d{{2}})"
+                rf"(?:T(?P<H>\d{{2}})(?P<M>\d{{2}})(?P<S>\d{{2}})?{_ZONE})?$", "%Y%m%d"),
+    "ab_slash": (rf"^(?P<a>\d{{1,2}})/(?P<b>\d{{1,2}})/(?P<Y>\d{{4}}){_TIME}$", "dd/mm/yyyy or mm/dd/yyyy"),
+    "ab_dot": (rf"^(?P<a>\d{{1,2}})\.(?P<b>\d{{1,2}})\.(?P<Y>\d{{4}}){_TIME}$", "dd.mm.yyyy or mm.dd.yyyy"),
+    "ab_dash": (rf"^(?P<a>\d{{1,2}})-(?P<b>\d{{1,2}})-(?P<Y>\d{{4}}){_TIME}$", "dd-mm-yyyy or mm-dd-yyyy"),
+    "d_mon_y": (rf"^(?P<d>\d{{1,2}})[ -]{_MONTH_RE}[ -](?P<Y>\d{{4}}){_TIME}$", "%d %b %Y"),
+    "mon_d_y": (rf"^{_MONTH_RE} (?P<d>\d{{1,2}}),? (?P<Y>\d{{4}}){_TIME}$", "%b %d, %Y"),
+}
+_TWO_DIGIT_YEAR = re.compile(r"^\d{1,2}([/.-])\d{1,2}\1\d{2}(?:[T ].*)?$")
+_SERIAL = re.compile(r"^\d{1,6}(?:\.\d+)?$")
+_OFFSET_AT_END = r"(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
+
+
+@dataclass
+class ParsedDates:
+    """Naive wall-clock timestamps and the rows a DST rule rejected."""
+
+    values: pd.Series
+    dst_gap: pd.Series
+    dst_fold: pd.Series
+
+
+def _offset_minutes(z: pd.Series) -> pd.Series:
+    """Minutes east of UTC of offset strings (``Z``, ``UTC``, ``+05:00``, ``-0330``, ``+05``);
+    NaN where there is none. Computed once per distinct string."""
+    def one(v):
+        if not isinstance(v, str) or not v:
+            return np.nan
+        v = v.upper()
+        if v in ("Z", "UTC", "GMT"):
+            return 0.0
+        m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})?", v)
+        if not m:
+            return np.nan
+        minutes = int(m.group(2)) * 60 + int(m.group(3) or 0)
+        return float(-minutes if m.group(1) == "-" else minutes)
+    codes, uniques = pd.factorize(z, sort=False)
+    table = np.array([one(v) for v in uniques] + [np.nan])
+    return pd.Series(table[codes], index=z.index)
+
+
+def _arrow_strings(u: pd.Series):
+    import pyarrow as pa
+
+    return pa.array(u.astype(object).where(u.notna(), None).tolist(), type=pa.string())
+
+
+def _int_field(struct, name: str) -> np.ndarray:
+    """An integer group of an ``extract_regex`` result as float (NaN where empty)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = struct.field(name)
+    col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+    return pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False).astype(float)
+
+
+def _assemble(Y, m, d, H=None, M=None, S=None, ns=None) -> np.ndarray:
+    """datetime64[ns] from component arrays (floats, NaN = absent); NaT where invalid."""
+    n = len(Y)
+    zero = np.zeros(n)
+    H = zero if H is None else np.nan_to_num(H, nan=0.0)
+    M = zero if M is None else np.nan_to_num(M, nan=0.0)
+    S = zero if S is None else np.nan_to_num(S, nan=0.0)
+    ns = zero if ns is None else np.nan_to_num(ns, nan=0.0)
+    with np.errstate(invalid="ignore"):
+        ok = (np.isfinite(Y) & np.isfinite(m) & np.isfinite(d) & (Y >= 1678) & (Y <= 2261)
+              & (m >= 1) & (m <= 12) & (d >= 1) & (H <= 23) & (M <= 59) & (S <= 59))
+    Yc, mc, dc = (np.where(ok, x, 1).astype(np.int64) for x in (np.where(ok, Y, 1970), m, d))
+    month = (Yc - 1970) * 12 + (mc - 1)
+    start = month.astype("datetime64[M]").astype("datetime64[D]")
+    length = ((month + 1).astype("datetime64[M]").astype("datetime64[D]") - start).astype(np.int64)
+    ok &= dc <= length
+    day = start + (np.where(ok, dc, 1) - 1).astype("timedelta64[D]")
+    out = (day.astype("datetime64[ns]") + (H.astype(np.int64) * 3600 + M.astype(np.int64) * 60
+                                           + S.astype(np.int64)) * np.timedelta64(1_000_000_000, "ns")
+           + ns.astype(np.int64).astype("timedelta64[ns]"))
+    out[~ok] = np.datetime64("NaT")
+    return out
+
+
+def _layout_of(arr) -> np.ndarray:
+    """The index (into LAYOUTS) of the layout of each value; -1 when it fits none."""
+    import pyarrow.compute as pc
+
+    names = np.full(len(arr), -1)
+    for i, (_, (rx, _)) in enumerate(LAYOUTS.items()):
+        todo = names < 0
+        if not todo.any():
+            break
+        hit = pc.match_substring_regex(arr, rx, ignore_case=True).to_numpy(zero_copy_only=False)
+        hit = np.asarray(hit, dtype=object) == True  # noqa: E712 (nulls are not hits)
+        names[todo & hit] = i
+    return names
+
+
+def _parts(arr, layout: str) -> dict[str, np.ndarray]:
+    import pyarrow.compute as pc
+
+    struct = pc.extract_regex(arr, "(?i)" + LAYOUTS[layout][0])
+    groups = {f.name for f in struct.type}
+    out = {g: _int_field(struct, g) for g in groups if g in ("Y", "m", "d", "a", "b", "H", "M", "S")}
+    if "f" in groups:
+        frac = pc.utf8_rpad(struct.field("f"), 9, "0")
+        out["ns"] = _int_field(pa_struct_like(frac), "f")
+    if "mon" in groups:
+        mon = pd.Series(struct.field("mon").to_numpy(zero_copy_only=False), dtype=object)
+
+        def month(v):
+            v = str(v).lower()
+            for i, name in enumerate(_FULL_MONTHS, start=1):
+                if v == name or (len(v) >= 3 and name.startswith(v)):
+                    return float(i)
+            return np.nan
+        codes, uniques = pd.factorize(mon, sort=False)
+        out["m"] = np.array([month(v) for v in uniques] + [np.nan])[codes]
+    out["z"] = (pd.Series(struct.field("z").to_numpy(zero_copy_only=False), dtype=object)
+                if "z" in groups else pd.Series([None] * len(arr), dtype=object))
+    return out
+
+
+def pa_struct_like(col):
+    """Wrap one string array as a struct with field ``f`` (for :func:`_int_field`)."""
+    import pyarrow as pa
+
+    return pa.StructArray.from_arrays([col], names=["f"])
+
+
+def _examples(values, k=2) -> str:
+    return ", ".join(repr(str(v)) for v in list(dict.fromkeys(values))[:k])
+
+
+def _refuse(message: str, option: str, check: str, mask) -> ConventionError:
+    """A ConventionError whose row count is filled in from ``mask`` over the unique values."""
+    err = ConventionError(message, n_rows=-1, option=option, check=check)
+    err.unique_mask = np.asarray(mask, dtype=bool)
+    return err
+
+
+def _infer(u: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse unique text values with one layout for the column; return (wall-clock naive
+    timestamps as written, offset minutes or NaN). Raise ConventionError if that needs a guess."""
+    arr = _arrow_strings(u)
+    layout_idx = _layout_of(arr)
+    names = list(LAYOUTS)
+    found = layout_idx >= 0
+    if not found.any():
+        _refuse_unknown(u)
+        return pd.Series(pd.NaT, index=u.index, dtype="datetime64[ns]"), pd.Series(np.nan, index=u.index)
+    kinds = list(dict.fromkeys(layout_idx[found].tolist()))
+    if len(kinds) > 1:
+        shown = "; ".join(f"{_examples(u[layout_idx == k], 1)} ({LAYOUTS[names[k]][1]})" for k in kinds[:3])
+        raise _refuse(
+            f"the dates are written in {len(kinds)} different layouts ({shown}): one column, one "
+            f"format. Pass date_format= with the layout of the file; rows in another layout are then "
+            f"rejected.", 'date_format="..."', "one_date_layout", found)
+    layout = names[kinds[0]]
+    p = _parts(arr, layout)
+    if layout.startswith("ab_"):
+        wall = _day_or_month_first(u, p, found, sep={"ab_slash": "/", "ab_dot": ".", "ab_dash": "-"}[layout])
+    else:
+        wall = _assemble(p["Y"], p["m"], p["d"], p.get("H"), p.get("M"), p.get("S"), p.get("ns"))
+    wall = np.where(found, wall, np.datetime64("NaT"))
+    offsets = _offset_minutes(p["z"]).to_numpy()
+    return (pd.Series(wall, index=u.index, dtype="datetime64[ns]"),
+            pd.Series(np.where(found, offsets, np.nan), index=u.index))
+
+
+def _day_or_month_first(u: pd.Series, p: dict, found: np.ndarray, sep: str) -> np.ndarray:
+    rest = (p.get("H"), p.get("M"), p.get("S"), p.get("ns"))
+    day_first = _assemble(p["Y"], p["b"], p["a"], *rest)
+    month_first = _assemble(p["Y"], p["a"], p["b"], *rest)
+    df_ok, mf_ok = ~np.isnat(day_first) & found, ~np.isnat(month_first) & found
+    both = df_ok & mf_ok & (day_first != month_first)
+    only_day, only_month = df_ok & ~mf_ok, mf_ok & ~df_ok
+    if not both.any() and not (only_day.any() and only_month.any()):
+        return np.where(df_ok, day_first, month_first)
+    fmt_d, fmt_m = f"%d{sep}%m{sep}%Y", f"%m{sep}%d{sep}%Y"
+    said = []
+    if both.any():
+        i = int(np.flatnonzero(both)[0])
+        said.append(f"{u.iloc[i]!r} is {pd.Timestamp(day_first[i]):%Y-%m-%d} day-first and "
+                    f"{pd.Timestamp(month_first[i]):%Y-%m-%d} month-first")
+    if only_day.any():
+        said.append(f"{u.iloc[int(np.flatnonzero(only_day)[0])]!r} is a date only day-first")
+    if only_month.any():
+        said.append(f"{u.iloc[int(np.flatnonzero(only_month)[0])]!r} is a date only month-first")
+    if only_day.any() and only_month.any():
+        option = f'date_format="{fmt_d}"'
+        advice = (f"the column mixes both orders: pass the format of the file ({option} or "
+                  f'date_format="{fmt_m}"); the rows in the other order are then rejected')
+        mask = only_day | only_month | both
+    elif only_month.any():
+        option = f'date_format="{fmt_m}"'
+        advice = f"every date fits month-first: pass {option}"
+        mask = both
+    else:
+        option = f'date_format="{fmt_d}"'
+        advice = (f"every date fits day-first: pass {option}" if only_day.any() else
+                  f'pass {option} (day first) or date_format="{fmt_m}" (month first)')
+        mask = both
+    raise _refuse(f"day-first or month-first is not guessed: {'; '.join(said)}. "
+                  f"{advice[0].upper()}{advice[1:]}.", option,
+                  "day_or_month_first", mask)
+
+
+def _refuse_unknown(u: pd.Series) -> None:
+    """No value fits a known layout: say why when the values look like something nameable."""
+    txt = u.astype(str).str.strip()
+    if txt.str.match(_TWO_DIGIT_YEAR).all():
+        raise _refuse(
+            f"the dates have two-digit years ({_examples(txt)}): the century and the day/month order "
+            f"are not guessed. Pass date_format= (e.g. date_format=\"%d/%m/%y\").",
+            'date_format="%d/%m/%y"', "two_digit_year", np.ones(len(u), bool))
+    if txt.str.match(_SERIAL).all():
+        raise _refuse(
+            f"the dates are plain numbers ({_examples(txt)}): Excel serial days, Unix seconds or "
+            f"yyyymmdd are not told apart by guessing. Pass date_format=\"excel\" for Excel serial "
+            f"days or date_format=\"%Y%m%d\".", 'date_format="excel"', "numeric_dates", np.ones(len(u), bool))
+
+
+def _explicit(u: pd.Series, date_format: str) -> tuple[pd.Series, pd.Series]:
+    txt = u.astype("string").str.strip()
+    none = pd.Series(np.nan, index=u.index)
+    if date_format == "excel":
+        num = pd.to_numeric(txt.where(txt.str.match(_SERIAL).fillna(False).astype(bool)), errors="coerce")
+        num = num.where((num >= 1) & (num < 2958466))
+        wall = pd.Timestamp("1899-12-30") + pd.to_timedelta((num * 86_400_000).round(), unit="ms")
+        return pd.Series(wall, index=u.index).astype("datetime64[ns]"), none
+    if "%z" in date_format or "%Z" in date_format:
+        inst = pd.to_datetime(txt, format=date_format, errors="coerce", utc=True)
+        off = _offset_minutes(txt.str.extract(_OFFSET_AT_END, flags=re.IGNORECASE)[0])
+        wall = (inst.dt.tz_localize(None) + pd.to_timedelta(off.fillna(0), unit="min")).where(inst.notna())
+        return wall.astype("datetime64[ns]"), off.where(inst.notna())
+    return pd.to_datetime(txt, format=date_format, errors="coerce").astype("datetime64[ns]"), none
+
+
+def parse_datetime(s: pd.Series, *, date_format: str | None = None, tz: str | None = None,
+                   dst: str = "reject") -> ParsedDates:
+    """Parse a column to naive wall-clock timestamps (see the module's rules)."""
+    if dst not in ("reject", "shift"):
+        raise ValueError(f"dst must be 'reject' or 'shift', not {dst!r}")
+    if tz is not None:
+        _check_tz(tz)
+    none = pd.Series(False, index=s.index)
+    nat = pd.Series(np.nan, index=s.index)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        col_tz = getattr(s.dt, "tz", None)
+        if col_tz is not None:  # aware column: one zone, converted to tz if given
+            wall = s.dt.tz_convert(tz or col_tz).dt.tz_localize(None)
+            return ParsedDates(wall.astype("datetime64[ns]"), none, none)
+        wall = s.astype("datetime64[ns]")
+        return ParsedDates(wall, none, none) if tz is None else _localize(wall, tz, dst)
+    if pd.api.types.is_bool_dtype(s) or (pd.api.types.is_numeric_dtype(s) and date_format != "excel"):
+        raise ConventionError(
+            f"the dates are stored as {s.dtype} values, not text or timestamps: Excel serial days, Unix "
+            f"seconds or yyyymmdd are not told apart by guessing. Pass date_format=\"excel\" for Excel "
+            f"serial days, or store them as text or timestamps.", n_rows=int(s.notna().sum()),
+            option='date_format="excel"', check="numeric_dates")
+    text = s.where(~blank(s)).map(lambda v: v.strip() if isinstance(v, str) else str(v), na_action="ignore")
+    vals = text.dropna()
+    if vals.empty:
+        return ParsedDates(pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]"), none, none)
+    codes, uniques = pd.factorize(vals.astype(str), sort=False)
+    u = pd.Series(uniques, dtype="string")
+    try:
+        wall_u, off_u = _infer(u) if date_format is None else _explicit(u, date_format)
+    except ConventionError as err:
+        if err.n_rows < 0:
+            err.n_rows = int(err.unique_mask[codes].sum())
+        raise
+    wall = pd.Series(wall_u.to_numpy()[codes], index=vals.index).reindex(s.index).astype("datetime64[ns]")
+    off = pd.Series(off_u.to_numpy(dtype=float)[codes], index=vals.index).reindex(s.index)
+    aware_u = wall_u.notna() & off_u.notna()
+    naive_u = wall_u.notna() & off_u.isna()
+    parsed = wall.notna()
+    aware, naive = parsed & off.notna(), parsed & off.isna()
+    if not aware.any():
+        return ParsedDates(wall, none, none) if tz is None else _localize(wall, tz, dst)
+    if tz is None:
+        if naive.any():
+            raise ConventionError(
+                f"{int(aware.sum()):,} timestamp(s) carry a UTC offset (e.g. {_examples(u[aware_u])}) and "
+                f"{int(naive.sum()):,} do not (e.g. {_examples(u[naive_u])}): the zone of the naive ones "
+                f"is not guessed. Pass tz= (e.g. tz=\"UTC\" or tz=\"Europe/Berlin\"): naive times are "
+                f"read in it and the others converted to it.",
+                n_rows=int(aware.sum()), option='tz="..."', check="offsets_mixed_with_naive")
+        distinct = sorted(set(off[aware].tolist()))
+        if len(distinct) > 1:
+            shown = ", ".join(_fmt_offset(m) for m in distinct[:4])
+            raise ConventionError(
+                f"the timestamps carry {len(distinct)} different UTC offsets ({shown}): converting them "
+                f"to one zone is not guessed. Pass tz= (e.g. tz=\"Europe/Berlin\" or tz=\"UTC\"); every "
+                f"timestamp is then converted to it.",
+                n_rows=int(aware.sum()), option='tz="..."', check="one_utc_offset")
+        return ParsedDates(wall, none, none)  # one offset: the wall clock as written at that offset
+    instant = (wall - pd.to_timedelta(off.fillna(0), unit="min")).where(aware)
+    converted = instant.dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)
+    local = _localize(wall.where(naive), tz, dst)
+    out = local.values.where(naive, converted)
+    return ParsedDates(out.astype("datetime64[ns]"), local.dst_gap, local.dst_fold)
+
+
+def _check_tz(tz: str) -> None:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone tz={tz!r}; give an IANA name such as 'Europe/Berlin' or 'UTC'") from None
+
+
+def _fmt_offset(minutes: float) -> str:
+    m = int(minutes)
+    return f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
+
+
+def _localize(wall: pd.Series, tz: str, dst: str) -> ParsedDates:
+    """Check naive local times against ``tz``'s DST transitions (see the module's rules)."""
+    present = wall.notna()
+    none = pd.Series(False, index=wall.index)
+    if not present.any():
+        return ParsedDates(wall, none, none)
+    summer = np.ones(len(wall), dtype=bool)
+    strict = wall.dt.tz_localize(tz, nonexistent="NaT", ambiguous="NaT")
+    first = wall.dt.tz_localize(tz, nonexistent="NaT", ambiguous=summer)
+    gap = present & first.isna()
+    fold = present & strict.isna() & ~gap
+    if dst == "shift" and (gap.any() or fold.any()):
+        fixed = wall.dt.tz_localize(tz, nonexistent="shift_forward", ambiguous=summer).dt.tz_localize(None)
+        return ParsedDates(fixed.where(present).astype("datetime64[ns]"), none, none)
+    return ParsedDates(wall, gap, fold)

@@ -1,0 +1,376 @@
+"""Reading a user's file into a :class:`RawTable`: every cell as written, nothing interpreted.
+
+The readers refuse, with one :class:`~urm_models.validation.DataValidationError` that names the
+file (and the line or column), whatever they could only read by guessing:
+
+* a path that is a symbolic link, or not a regular file (a directory, a FIFO, a device);
+* an empty, whitespace-only or header-only file;
+* bytes that are neither text, Parquet nor one of the supported compressions (``.gz``,
+  ``.bz2``, ``.xz``, ``.zst``, single-member ``.zip`` around a CSV/TSV), and a compressed or
+  Parquet file that is corrupt;
+* a header that splits on more than one of ``,`` ``;`` tab ``|`` (pass ``sep=``);
+* duplicated column names (after trimming surrounding whitespace);
+* rows with more or fewer fields than the header (ragged rows), a stray quote, a NUL byte;
+* lines that are not valid text in ``encoding``.
+
+With ``errors="quarantine"`` ragged rows and undecodable lines are set aside (the validator
+writes them to ``data/quarantine/`` with their line numbers) instead of failing the file.
+Cells are kept as strings; an empty cell is missing. Nothing is stripped here except the header
+names' surrounding whitespace and a UTF-8 byte-order mark.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .validation import DataValidationError, Errors
+
+MAX_EXAMPLES = 5
+CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".dat"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+COMPRESSIONS = {".gz": b"\x1f\x8b", ".bz2": b"BZh", ".xz": b"\xfd7zXZ\x00", ".zst": b"\x28\xb5\x2f\xfd",
+                ".zip": b"PK\x03\x04"}
+#: delimiters told apart from the header line when ``sep`` is not given
+DELIMITERS = (",", ";", "\t", "|")
+WHITESPACE = r"\s+"
+
+
+@dataclass
+class RawTable:
+    """A file read with every cell as written (strings for CSV), before any parsing.
+
+    ``lines`` holds the line of the file where each row starts (CSV), so that reports point at
+    the right place even after blank lines or quoted line breaks. ``rejected_lines`` are lines
+    set aside by the reader in quarantine mode: ``(line, text, reason)``.
+    """
+
+    source: str
+    frame: pd.DataFrame
+    fmt: Literal["csv", "parquet", "frame"]
+    rejected_lines: list[tuple[int, str, str]] = field(default_factory=list)
+    lines: np.ndarray | None = None
+    sep: str | None = None
+
+    def location(self, index) -> str:
+        if self.fmt == "csv":
+            if self.lines is not None:
+                return f"line {int(self.lines[self.frame.index.get_loc(index)])}"
+            return f"line {int(index) + 2}"
+        return f"row {index}"
+
+
+def raw_from_frame(df: pd.DataFrame, name: str = "<DataFrame>") -> RawTable:
+    cols = [str(c) for c in df.columns]
+    dup = sorted({c for c in cols if cols.count(c) > 1})
+    if dup:
+        raise DataValidationError(f"{name}: duplicated column name(s) {dup}: which one is meant cannot "
+                                  "be told; rename them", source=name)
+    return RawTable(name, df.reset_index(drop=True), "frame")
+
+
+def _fail(path, message: str, **kw) -> DataValidationError:
+    return DataValidationError(f"{path}: {message}", source=str(path), **kw)
+
+
+def check_regular_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if it names a regular file itself (not through a symbolic link)."""
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise _fail(path, f"is a symbolic link (to {os.readlink(path)}); give the path of the file "
+                          "itself: links are not followed, so that a link cannot pull another file in")
+    if stat.S_ISDIR(st.st_mode):
+        raise _fail(path, "is a directory, not a CSV or Parquet file")
+    if not stat.S_ISREG(st.st_mode):
+        raise _fail(path, "is not a regular file (a FIFO, socket or device); give a CSV or Parquet file")
+    if st.st_size == 0:
+        raise _fail(path, "the file is empty (0 bytes), no rows to load")
+    return path
+
+
+def _suffixes(path: Path) -> tuple[str, str | None]:
+    """(format suffix, compression suffix or None), lower-case."""
+    sfx = [s.lower() for s in path.suffixes]
+    if sfx and sfx[-1] in COMPRESSIONS:
+        return (sfx[-2] if len(sfx) > 1 else ""), sfx[-1]
+    return (sfx[-1] if sfx else ""), None
+
+
+def _decompress(path: Path, comp: str) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+    import zlib
+
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not head.startswith(COMPRESSIONS[comp]):
+        raise _fail(path, f"named {comp} but its bytes are not {comp[1:]}-compressed; rename it or "
+                          "export it again")
+    try:
+        if comp == ".gz":
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        if comp == ".bz2":
+            with bz2.open(path, "rb") as fh:
+                return fh.read()
+        if comp == ".xz":
+            with lzma.open(path, "rb") as fh:
+                return fh.read()
+        if comp == ".zst":
+            import zstandard
+
+            with open(path, "rb") as fh:
+                return zstandard.ZstdDecompressor().stream_reader(fh).read()
+        with zipfile.ZipFile(path) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                raise _fail(path, f"a zip archive must hold exactly one file, it holds {len(members)}: "
+                                  f"{[m.filename for m in members][:5]}")
+            return zf.read(members[0])
+    except DataValidationError:
+        raise
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        raise _fail(path, f"cannot decompress ({comp[1:]}): {exc}; the file is corrupt or truncated") from exc
+    except Exception as exc:  # zstandard.ZstdError and relatives
+        if type(exc).__module__.startswith("zstandard"):
+            raise _fail(path, f"cannot decompress (zst): {exc}; the file is corrupt or truncated") from exc
+        raise
+
+
+def _format_of(path: Path) -> tuple[Literal["csv", "parquet"], str | None]:
+    fmt_sfx, comp = _suffixes(path)
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    if comp is not None:
+        if fmt_sfx in PARQUET_SUFFIXES:
+            raise _fail(path, "a compressed Parquet file: Parquet compresses its own columns; give "
+                              f"{path.name.removesuffix(comp)} itself")
+        if fmt_sfx not in CSV_SUFFIXES:
+            raise _fail(path, f"unsupported file type {fmt_sfx or '(no extension)'!r} inside {comp}; "
+                              f"give a CSV ({', '.join(sorted(CSV_SUFFIXES))}) compressed as "
+                              f"{', '.join(sorted(COMPRESSIONS))}")
+        return "csv", comp
+    if head.startswith(b"PAR1"):
+        if fmt_sfx in CSV_SUFFIXES:
+            raise _fail(path, f"the file is named like a CSV but its bytes are Parquet; rename it to "
+                              f"{path.stem}.parquet")
+        return "parquet", None
+    if fmt_sfx in PARQUET_SUFFIXES:
+        raise _fail(path, "not a Parquet file (it does not start with the Parquet magic bytes 'PAR1')")
+    for sfx, magic in COMPRESSIONS.items():
+        if head.startswith(magic):
+            raise _fail(path, f"not a CSV or Parquet file: its bytes are {sfx[1:]}-compressed (zip/xlsx "
+                              f"or an archive). Name it {path.name}{sfx} if it is a compressed CSV, or "
+                              "export it as CSV (UTF-8) or Parquet.")
+    if b"\x00" in head or head.startswith((b"\x89PNG", b"%PDF")):
+        raise _fail(path, "not a CSV or Parquet file (binary content: an image, PDF or other binary "
+                          "bytes). Export it as CSV (UTF-8) or Parquet.")
+    if fmt_sfx not in CSV_SUFFIXES:
+        raise _fail(path, f"unsupported file type {fmt_sfx or '(no extension)'!r}; give a CSV "
+                          f"({', '.join(sorted(CSV_SUFFIXES))}, optionally compressed as "
+                          f"{', '.join(sorted(COMPRESSIONS))}) or Parquet "
+                          f"({', '.join(sorted(PARQUET_SUFFIXES))}) file")
+    return "csv", None
+
+
+def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8",
+             errors: Errors = "raise", header: bool = True,
+             names: list[str] | None = None) -> RawTable:
+    """Read a CSV (plain or compressed) or Parquet file without interpreting any value.
+
+    ``sep``: the delimiter; by default ``\\t`` for ``.tsv`` files and otherwise the one of
+    ``, ; \\t |`` that splits the header line (a header that splits on several is refused).
+    ``sep=r"\\s+"`` splits on runs of whitespace (no quoting). ``header=False`` with ``names``
+    reads a file without a header line.
+    """
+    path = check_regular_file(path)
+    fmt, comp = _format_of(path)
+    if fmt == "parquet":
+        return _read_parquet(path)
+    data = _decompress(path, comp) if comp else path.read_bytes()
+    if not data.strip():
+        raise _fail(path, "the file holds no data (only whitespace)" if data else
+                    "the file is empty once decompressed, no rows to load")
+    text, rejected = _decode(path, data, encoding, errors)
+    if sep is None:
+        inner = _suffixes(path)[0]
+        sep = "\t" if inner == ".tsv" else _sniff_delimiter(path, text) if header else ","
+    if sep == WHITESPACE:
+        rows, lines, ragged = _split_whitespace(text)
+    else:
+        rows, lines, ragged = _split_csv(path, text, sep)
+    if not rows or (header and len(rows) == 1 and not ragged):
+        raise _fail(path, "the file has a header but no rows" if rows else "the file holds no data")
+    if header:
+        columns = [c.strip().lstrip("\ufeff").strip() for c in rows[0]]
+        head_line = lines[0]
+        rows, lines = rows[1:], lines[1:]
+        if names is not None:
+            columns = list(names)
+    else:
+        if names is None:
+            raise ValueError("header=False needs names")
+        columns, head_line = list(names), None
+    _check_header(path, columns)
+    width = len(columns)
+    keep = [i for i, r in enumerate(rows) if len(r) == width]
+    bad = [i for i, r in enumerate(rows) if len(r) != width]
+    bad_lines = [(lines[i], sep.join(rows[i]) if sep != WHITESPACE else " ".join(rows[i]),
+                  f"{len(rows[i])} fields where the header has {width}") for i in bad]
+    bad_lines += ragged
+    if bad_lines and errors == "raise":
+        bad_lines.sort()
+        examples = "; ".join(f"line {n}: {t!r} ({why})" for n, t, why in bad_lines[:MAX_EXAMPLES])
+        raise _fail(path, f"{len(bad_lines):,} row(s) do not have the header's {width} fields "
+                          f"(header{' on line ' + str(head_line) if head_line else ''}: "
+                          f"{columns}), e.g. {examples}. A delimiter inside an unquoted value (such "
+                          f"as 1,234.50 in a comma-separated file) does this: quote such values, "
+                          f"pass the right sep=, or errors='quarantine' to set these rows aside.",
+                    failures=pd.DataFrame([{"column": "(line)", "check": "field_count",
+                                            "n_rows": len(bad_lines)}]))
+    rows = [rows[i] for i in keep]
+    line_numbers = np.asarray([lines[i] for i in keep], dtype=np.int64)
+    if not rows:
+        if bad_lines:
+            raise _fail(path, f"none of the {len(bad_lines):,} data row(s) has the header's {width} fields")
+        raise _fail(path, "the file has a header but no rows")
+    # empty cell = missing; whitespace-only cells stay as written
+    cols = [[v if v else None for v in c] for c in zip(*rows)]
+    del rows
+    frame = pd.DataFrame({i: pd.Series(c, dtype=object) for i, c in enumerate(cols)})
+    frame.columns = columns
+    reasons = [(n, t, why) for n, t, why in rejected] + [(n, t, f"ragged row: {why}") for n, t, why in bad_lines]
+    return RawTable(str(path), frame, "csv", sorted(reasons), line_numbers, sep)
+
+
+def _check_header(path: Path, columns: list[str]) -> None:
+    seen: dict[str, list[int]] = {}
+    for i, c in enumerate(columns, start=1):
+        seen.setdefault(c, []).append(i)
+    dup = {c: pos for c, pos in seen.items() if len(pos) > 1}
+    if dup:
+        what = "; ".join(f"{c!r} in columns {', '.join(map(str, pos))}" for c, pos in dup.items())
+        raise _fail(path, f"duplicated column name(s): {what}. Which one is meant cannot be told: "
+                          "rename or drop the copies in the file.",
+                    failures=pd.DataFrame([{"column": c, "check": "unique_column_name", "n_rows": 0}
+                                           for c in dup]))
+
+
+def _decode(path: Path, data: bytes, encoding: str, errors: Errors) -> tuple[str, list]:
+    """The text of the file; undecodable lines become empty lines (kept in ``rejected`` with
+    their number) so that every later line keeps its number."""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        pass
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r}") from None
+    else:
+        return text.removeprefix("\ufeff"), []
+    good, rejected = [], []
+    for number, line in enumerate(data.splitlines(keepends=True), start=1):
+        try:
+            good.append(line.decode(encoding))
+        except UnicodeDecodeError as exc:
+            rejected.append((number, f"{line.rstrip()!r}", f"not {encoding} text ({exc.reason} at byte {exc.start})"))
+            good.append("\n")
+    if errors == "raise" or 1 in {n for n, _, _ in rejected}:
+        examples = "; ".join(f"line {n}: {t} ({why})" for n, t, why in rejected[:MAX_EXAMPLES])
+        raise _fail(path, f"{len(rejected)} line(s) are not valid {encoding} text, e.g. {examples}. "
+                          f"Pass encoding='latin-1' (or the file's real encoding), or errors='quarantine' "
+                          f"to set these lines aside.",
+                    failures=pd.DataFrame([{"column": "(line)", "check": f"{encoding}_text",
+                                            "n_rows": len(rejected)}]))
+    return "".join(good).removeprefix("\ufeff"), rejected
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line
+    return ""
+
+
+def _sniff_delimiter(path: Path, text: str) -> str:
+    head = _first_line(text)
+    splits = {}
+    for d in DELIMITERS:
+        try:
+            fields = next(csv.reader([head], delimiter=d, strict=True), [])
+        except csv.Error:
+            continue
+        if len(fields) > 1:
+            splits[d] = len(fields)
+    if len(splits) > 1:
+        named = ", ".join(f"{d!r} into {n} columns" for d, n in splits.items())
+        raise _fail(path, f"the header line splits on more than one delimiter ({named}): pass sep= "
+                          f"(e.g. sep={next(iter(splits))!r})")
+    return next(iter(splits), ",")
+
+
+def _split_csv(path: Path, text: str, sep: str) -> tuple[list[list[str]], list[int], list]:
+    if len(sep) != 1:
+        raise ValueError(f"sep must be one character or {WHITESPACE!r}, not {sep!r}")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar='"', doublequote=True,
+                        strict=True)
+    rows, lines = [], []
+    last = 0
+    try:
+        for row in reader:
+            start = last + 1
+            last = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            rows.append(row)
+            lines.append(start)
+    except csv.Error as exc:
+        raise _fail(path, f"cannot parse as CSV at line {reader.line_num}: {exc}. A stray or unclosed "
+                          "quote, or a NUL byte, does this.") from None
+    return rows, lines, []
+
+
+def _split_whitespace(text: str) -> tuple[list[list[str]], list[int], list]:
+    rows, lines = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if fields:
+            rows.append(fields)
+            lines.append(number)
+    return rows, lines, []
+
+
+def _read_parquet(path: Path) -> RawTable:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        _check_header(path, [str(n) for n in pf.schema_arrow.names])
+        table = pf.read()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if isinstance(exc, DataValidationError):
+            raise
+        raise _fail(path, f"cannot read as Parquet: {exc}; the file is corrupt or truncated") from exc
+    try:
+        frame = table.to_pandas()
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise _fail(path, f"cannot convert the Parquet columns: {exc}") from exc
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    if frame.empty:
+        raise _fail(path, "the file has a header but no rows")
+    return RawTable(str(path), frame, "parquet")
