@@ -1,9 +1,13 @@
 import os
+import tempfile
 
 import pytest
 from hypothesis import settings
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the pseudonym key of the test session: a key file outside the repository, as in production,
+# but never the user's own ~/.config one
+os.environ.setdefault("URM_PSEUDONYM_KEY_FILE", os.path.join(tempfile.mkdtemp(prefix="urm-key-"), "pseudonym.key"))
 
 # Property tests draw the same examples on every run by default, so that `make test` (and CI)
 # is reproducible; HYPOTHESIS_PROFILE=explore draws new random ones to hunt for fresh failures

@@ -256,11 +256,17 @@ def test_refresh_on_your_own_transactions_file(home, tmp_path, cdnow_sample):
     manifest = pipeline.refresh({"path": str(csv), "read": read, "cutoff": "1997-09-30", "fast": True},
                                 run_id="own", progress=False)
     assert manifest["status"] == "ok"
-    # read and validated once: one quarantine file; the notebooks read the run's snapshot
-    assert len(list((home / "data" / "quarantine").iterdir())) == 1
-    snapshot = home / "reports" / "runs" / "own" / "transactions.parquet"
-    assert manifest["data"]["source"] == str(csv) and manifest["data"]["snapshot"] == str(snapshot)
+    # read and validated once: one quarantine file; the notebooks read the run's snapshot, kept
+    # under data/ (raw rows) and deleted when the run ends
+    assert [p.name.split("-")[0] for p in (home / "data" / "quarantine").iterdir()] == ["shop_orders"]
+    snapshot = home / "data" / "snapshots" / "own" / "transactions.parquet"
+    assert manifest["data"]["source"] == str(csv) and manifest["data"]["snapshot"] is None
+    assert manifest["data"]["snapshot_deleted"] and not snapshot.parent.exists()
+    assert not (home / "reports" / "runs" / "own" / "transactions.parquet").exists()
     assert manifest["data"]["rows"] == len(cdnow_sample) and manifest["data"]["validation"]["n_rejected"] == 1
+    # the manifest under reports/ counts the rejected rows; their values stay in data/quarantine
+    assert "examples" not in manifest["data"]["validation"]["failures"][0]
+    assert "not a number" not in (home / "reports" / "runs" / "own" / "manifest.json").read_text()
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
     assert status == {"01_explore_data": "ok", "02_segment_users": "ok", "03_model_churn": "ok",
                       "04_model_survival": "skipped", "05_model_clv": "ok", "06_score_users": "ok"}

@@ -17,31 +17,36 @@ from urm_models.models import BetaGeo, CLVScorer, GammaGamma
 
 @pytest.fixture
 def logged_clv(home):
-    """One real CLV model logged to the store of a private home; its URI can be registered repeatedly."""
+    """A real CLV model, logged anew (as another run with another parameter) on each call."""
     rfm = features.rfm_summary(datasets.load_cdnow(sample=True), cutoff="1997-09-30", freq="W")
     scorer = CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq="W")
-    with tracking.start_run("clv", run_name="test"):
-        info = tracking.log_clv_model(scorer, rfm)
-    return info.model_uri, rfm, scorer
+    calls = []
+
+    def log(variant=None):
+        calls.append(1)
+        with tracking.start_run("clv", run_name="test", params={"variant": len(calls) if variant is None else variant}):
+            return tracking.log_clv_model(scorer, rfm).model_uri
+    return log, rfm, scorer
 
 
 def test_promotion_rule_champion_and_challenger(logged_clv):
-    uri, rfm, scorer = logged_clv
+    log, rfm, scorer = logged_clv
     with pytest.raises(LookupError, match="no 'champion' version of urm-clv"):
         tracking.champion("clv")
-    first = tracking.register_model(uri, "clv", metric_value=1.70, dataset="cdnow_sample")
+    first = tracking.register_model(log(), "clv", metric_value=1.70, dataset="cdnow_sample")
     assert (first["version"], first["role"], first["reason"]) == ("1", "champion", "no champion yet")
-    worse = tracking.register_model(uri, "clv", metric_value=1.75, dataset="cdnow_sample")  # RMSE: lower wins
+    worse = tracking.register_model(log(), "clv", metric_value=1.75, dataset="cdnow_sample")  # RMSE: lower wins
     assert worse["role"] == "challenger" and "vs champion v1" in worse["reason"]
-    same = tracking.register_model(uri, "clv", metric_value=1.70, dataset="cdnow_sample")  # a tie keeps the champion
+    same = tracking.register_model(log(), "clv", metric_value=1.70, dataset="cdnow_sample")  # a tie keeps the champion
     assert same["role"] == "challenger"
     assert tracking.champion("clv")["version"] == "1"
-    better = tracking.register_model(uri, "clv", metric_value=1.60, dataset="cdnow_sample")
+    better = tracking.register_model(log(), "clv", metric_value=1.60, dataset="cdnow_sample")
     assert better["role"] == "champion" and tracking.champion("urm-clv")["version"] == better["version"]
     client = mlflow.MlflowClient()
     assert client.get_model_version("urm-clv", "1").tags["role"] == "retired champion"
     assert str(client.get_model_version_by_alias("urm-clv", "challenger").version) == same["version"]
     assert client.get_model_version("urm-clv", better["version"]).tags["dataset"] == "cdnow_sample"
+    uri = log()
     other = tracking.register_model(uri, "clv", metric_value=9.9, dataset="mydata")
     assert other["role"] == "champion" and "trained on 'cdnow_sample'" in other["reason"]
     with pytest.raises(ValueError, match="cannot rank"):
@@ -72,10 +77,30 @@ def _get(url: str):
         return json.loads(r.read())
 
 
+def test_an_identical_model_is_not_registered_again(logged_clv):
+    """Same data, parameters and code: a repeated (or killed and rerun) refresh adds no version."""
+    log, _, _ = logged_clv
+    first = tracking.register_model(log(variant="a"), "clv", metric_value=1.70, dataset="cdnow_sample")
+    again = tracking.register_model(log(variant="a"), "clv", metric_value=1.70, dataset="cdnow_sample")
+    assert first["registered"] and not again["registered"]
+    assert (again["version"], again["role"]) == ("1", "champion") and "identical to champion v1" in again["reason"]
+    client = mlflow.MlflowClient()
+    assert [str(v.version) for v in client.search_model_versions("name='urm-clv'")] == ["1"]
+    # another data set's champion in between: the identical version gets the champion back
+    # instead of a duplicate being registered
+    tracking.register_model(log(variant="b"), "clv", metric_value=2.0, dataset="other")
+    back = tracking.register_model(log(variant="a"), "clv", metric_value=1.70, dataset="cdnow_sample")
+    assert (back["version"], back["role"], back["registered"]) == ("1", "champion", False)
+    assert sorted(str(v.version) for v in client.search_model_versions("name='urm-clv'")) == ["1", "2"]
+    # different parameters: a new version
+    new = tracking.register_model(log(variant="c"), "clv", metric_value=1.80, dataset="cdnow_sample")
+    assert new["registered"] and new["version"] == "3" and new["role"] == "challenger"
+
+
 @pytest.mark.slow
 def test_ui_serves_experiments_and_registered_models_over_rest(logged_clv):
-    uri, _, _ = logged_clv
-    tracking.register_model(uri, "clv", metric_value=1.7, dataset="cdnow_sample")
+    log, _, _ = logged_clv
+    tracking.register_model(log(), "clv", metric_value=1.7, dataset="cdnow_sample")
     port = _free_port()
     argv, env = tracking.ui_command("127.0.0.1", port)
     assert "--workers" in argv and argv[argv.index("--workers") + 1] == "1"

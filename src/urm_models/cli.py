@@ -56,7 +56,7 @@ def _cmd_refresh(args) -> int:
 
 
 def _read_options(args) -> dict:
-    """How to read your own file, from --columns canonical=yours,... --date-format --tz."""
+    """How to read your own file, from --columns canonical=yours,... and the reading flags."""
     read = {}
     if args.columns:
         pairs = [kv.split("=", 1) for kv in args.columns.split(",") if kv.strip()]
@@ -65,18 +65,20 @@ def _read_options(args) -> dict:
             raise SystemExit(f"urm: --columns takes canonical=yours pairs separated by commas, "
                              f"e.g. user_id=customer,ts=order_date,amount=total; got {args.columns!r}")
         read["columns"] = {k.strip(): v.strip() for k, v in pairs}
-    if args.date_format:
-        read["date_format"] = args.date_format
-    if args.tz:
-        read["tz"] = args.tz
+    for key in ("date_format", "tz", "dst", "decimal", "thousands", "currency", "sep", "encoding", "errors"):
+        if getattr(args, "sep_value" if key == "sep" else key, None):
+            read[key] = args.sep_value if key == "sep" else getattr(args, key)
     return read
 
 
 def _dataset(args) -> str:
     """--dataset, else your own file's data set name (as the refresh names it), else cdnow."""
     from .datasets import dataset_name
+    from .paths import safe_name
 
-    return args.dataset or (dataset_name(args.path) if args.path else "cdnow")
+    if args.dataset:
+        return safe_name(args.dataset, "data set name (--dataset)")
+    return dataset_name(args.path) if args.path else "cdnow"
 
 
 def _cmd_kpis(args) -> int:
@@ -105,25 +107,80 @@ def _cmd_ui(args) -> int:
 
 
 def _cmd_score(args) -> int:
+    from .io import output_umask
+    from .pipeline import RefreshLocked, refresh_lock
     from .scoring import score_users, write_predictions
 
     dataset = _dataset(args)
-    table = score_users(dataset, args.as_of, freq=args.freq, path=args.path or "", read=_read_options(args))
-    as_of = table["as_of"].iloc[0]
-    path = write_predictions(table, dataset, as_of)
+    try:
+        # the refresh's lock: a score and a refresh never interleave their writes
+        with output_umask(), refresh_lock():
+            table = score_users(dataset, args.as_of, freq=args.freq, path=args.path or "",
+                                read=_read_options(args))
+            as_of = table["as_of"].iloc[0]
+            path = write_predictions(table, dataset, as_of)
+    except RefreshLocked as exc:
+        print(f"urm score: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
     print(f"{len(table):,} users scored with {table['model_versions'].iloc[0]}: {path}")
+    return 0
+
+
+def _cmd_forget(args) -> int:
+    from .erasure import forget
+    from .pipeline import RefreshLocked
+
+    try:
+        done = forget(args.user_ids, dataset=args.dataset)
+    except RefreshLocked as exc:
+        print(f"urm forget: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
+    where = "every data set" if done["dataset"] is None else f"data set {done['dataset']!r}"
+    print(f"erased {done['erased']} user(s) from {where}; logged in {done['log']}")
+    for pseudonym, removed in done["removed"].items():
+        what = ", ".join(f"{k}: {v}" for k, v in removed.items()) or "nothing stored yet"
+        print(f"  {pseudonym}: {what}")
+    return 0
+
+
+def _cmd_prune(args) -> int:
+    from .pipeline import RefreshLocked, prune
+
+    try:
+        done = prune(args.keep)
+    except RefreshLocked as exc:
+        print(f"urm prune: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
+    print(f"removed {len(done['removed'])} run folder(s); kept {len(done['kept'])} newest"
+          + (f" and {len(done['kept_for_latest'])} that a latest table comes from" if done["kept_for_latest"] else ""))
     return 0
 
 
 def _own_file_arguments(parser) -> None:
     parser.add_argument("--path", help="your own transactions file (CSV or Parquet) instead of a shipped data set")
     parser.add_argument("--columns", help="its column names, canonical=yours: user_id=customer,ts=order_date,amount=total")
-    parser.add_argument("--date-format", dest="date_format", help="strftime format of its dates, e.g. %%d/%%m/%%Y")
-    parser.add_argument("--tz", help="time zone of naive timestamps, e.g. Europe/Berlin")
+    parser.add_argument("--date-format", dest="date_format",
+                        help="strptime format of its dates, e.g. %%d/%%m/%%Y, or excel (default: one layout "
+                             "inferred per column; day-/month-first is never guessed)")
+    parser.add_argument("--tz", help="IANA time zone: naive times are read in it, times with an offset "
+                        "converted to it (required when offsets are mixed)")
+    parser.add_argument("--dst", choices=["reject", "shift"],
+                        help="local times in a DST gap or fold: reject the rows (default) or shift them")
+    parser.add_argument("--decimal", choices=[".", ","], help="decimal mark of amounts (default .)")
+    parser.add_argument("--thousands", choices=[",", ".", " ", "'"], help="thousands separator of amounts (default none)")
+    parser.add_argument("--currency", help="currency symbol or code to remove from amounts, e.g. € or USD")
+    parser.add_argument("--sep", dest="sep_value", metavar="SEP",
+                        help="delimiter (default: told from the header; tab for .tsv)")
+    parser.add_argument("--encoding", help="text encoding (default utf-8)")
+    parser.add_argument("--errors", choices=["raise", "quarantine"],
+                        help="bad rows: refuse the file (default) or set them aside in data/quarantine/")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from importlib.metadata import version
+
     parser = argparse.ArgumentParser(prog="urm", description="urm-models: user relationship management models")
+    parser.add_argument("--version", action="version", version=f"urm-models {version('urm-models')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("refresh", help="run the notebooks in order with papermill")
@@ -141,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--notebooks", help="comma-separated subset, in order (default: all)")
     r.add_argument("--run-id", dest="run_id")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--keep-snapshot", dest="keep_snapshot", action="store_const", const=True,
+                   help="keep data/snapshots/<run-id>/, the validated copy of your file (default: deleted)")
     r.set_defaults(func=_cmd_refresh)
 
     k = sub.add_parser("kpis", help="print relationship KPIs per period as CSV")
@@ -158,6 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--freq", default="W", choices=["D", "W", "M"])
     s.set_defaults(func=_cmd_score)
 
+    f = sub.add_parser("forget", help="erase users from every table, report and artifact, and log it (GDPR art. 17)")
+    f.add_argument("user_ids", nargs="+", metavar="USER_ID", help="ids as they appear in the data")
+    f.add_argument("--dataset", help="only this data set (default: every data set)")
+    f.set_defaults(func=_cmd_forget)
+
+    pr = sub.add_parser("prune", help="remove old run folders (reports/runs/) and their snapshots")
+    pr.add_argument("--keep", type=int, required=True, help="how many of the newest runs to keep; the runs "
+                    "that the latest tables come from are always kept")
+    pr.set_defaults(func=_cmd_prune)
+
     u = sub.add_parser("ui", help="the MLflow UI on the project's store (one worker, no job runners)")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
@@ -167,14 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # papermill logs every notebook's paths and kernel at INFO; our progress bar and manifest say it
     logging.getLogger("papermill").setLevel(logging.WARNING)
+    from .erasure import ErasureLogError
+    from .io import output_umask
     from .validation import DataValidationError
 
     try:
-        return args.func(args)
+        with output_umask():
+            return args.func(args)
     except DataValidationError as exc:
         print(f"urm {args.command}: invalid input:\n{exc}", file=sys.stderr)
         return 1
-    except (LookupError, ValueError) as exc:
+    except (LookupError, ValueError, ErasureLogError, FileNotFoundError) as exc:
         print(f"urm {args.command}: {exc}", file=sys.stderr)
         return 1
 

@@ -283,7 +283,7 @@ def load_dataset(name: str, path: str | Path = "", **read) -> pd.DataFrame:
     if path:
         if name in DATASETS:
             raise ValueError(f"{name!r} is a shipped data set; give the data set in {path} another name")
-        return load_transactions(path, **read)
+        return load_transactions(path, **{"dataset": name, **read})
     if read:
         raise ValueError(f"reading options {sorted(read)} need a path to your own file")
     if name == "cdnow":
@@ -297,9 +297,12 @@ def load_dataset(name: str, path: str | Path = "", **read) -> pd.DataFrame:
 
 
 def dataset_name(path: str | Path) -> str:
-    """The data set name of your own file: its stem, other characters than letters, digits,
-    ``_``, ``.`` and ``-`` replaced by ``_`` (``shop orders.csv`` -> ``shop_orders``)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem)
+    """The data set name of your own file: the name before its first suffix, other characters
+    than letters, digits, ``_``, ``.`` and ``-`` replaced by ``_`` (``shop orders.csv.gz`` ->
+    ``shop_orders``); a safe folder name (:func:`urm_models.paths.safe_name`)."""
+    stem = Path(path).name.split(".")[0] or Path(path).stem
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).lstrip("-_") or "data"
+    return paths.safe_name(name[:128], "data set name")
 
 
 def dataset_kind(name: str, path: str | Path = "") -> str:

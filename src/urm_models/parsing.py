@@ -247,8 +247,8 @@ def _to_float(v: str, decimal: str, thousands: str | None) -> float:
 
 _ZONE = r"(?:\s*(?P<z>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?))?"
 # a time, optionally followed by a UTC offset (an offset without a time is not a layout)
-_TIME = rf"(?:[T ](?P<H>\d{{1,2}}):(?P<M>\d{{2}})(?::(?P<S>\d{{2}})(?:[.,](?P<f>\d{{1,9}}))?)?{_ZONE})?"
-_MONTH_RE = r"(?P<mon>[A-Za-z]{3,9})\.?"
+_TIME = rf"(?:[T ](?P<H>\d{{1,2}}):(?P<M>\d{{2}})(?::(?P<S>\d{{2}})(?:\.(?P<f>\d{{1,9}}))?)?{_ZONE})?"
+_MONTH_RE = r"(?P<mon>[A-Za-z]{3,9})"
 _FULL_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september",
                 "october", "november", "december"]
 #: layout name -> (regex, how it is shown to the user)
@@ -364,10 +364,10 @@ def _parts(arr, layout: str) -> dict[str, np.ndarray]:
     if "mon" in groups:
         mon = pd.Series(struct.field("mon").to_numpy(zero_copy_only=False), dtype=object)
 
-        def month(v):
+        def month(v):  # "Jan", "January" (any case); nothing else is read as a month
             v = str(v).lower()
             for i, name in enumerate(_FULL_MONTHS, start=1):
-                if v == name or (len(v) >= 3 and name.startswith(v)):
+                if v in (name, name[:3]):
                     return float(i)
             return np.nan
         codes, uniques = pd.factorize(mon, sort=False)

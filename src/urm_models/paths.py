@@ -8,7 +8,21 @@ another directory, which is how tests and deployments keep their outputs apart.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+#: What a run id or a data set name may be: it becomes a folder name under reports/, data/ and
+#: models/, so no path separators, no "..", nothing hidden.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def safe_name(value: str, what: str = "name") -> str:
+    """``value`` if it is a safe folder name (letters, digits, ``_``, ``.``, ``-``; not starting
+    with ``.`` or ``-``; no ``..``; at most 128 characters), else ValueError naming ``what``."""
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value) or ".." in value:
+        raise ValueError(f"{what} {value!r} is not a safe name: use letters, digits, '_', '-' and '.' "
+                         "(not first), at most 128 characters, no path separators and no '..'")
+    return value
 
 
 def project_root() -> Path:
@@ -43,6 +57,12 @@ def notebooks_dir() -> Path:
 
 def quarantine_dir() -> Path:
     return project_root() / "data" / "quarantine"
+
+
+def snapshots_dir() -> Path:
+    """Each own-data refresh's validated copy of the input, ``<run-id>/transactions.parquet``:
+    raw rows, so under ``data/`` and owner-only; deleted when the run ends unless kept."""
+    return project_root() / "data" / "snapshots"
 
 
 def predictions_dir() -> Path:

@@ -1,14 +1,22 @@
 """The refresh: execute the parameterised notebooks in order with papermill.
 
 Each executed notebook is kept under ``reports/runs/<run-id>/`` with a ``manifest.json``
-(parameters, git commit, per-notebook status and duration, model versions, row counts). A
-failing cell stops the refresh, keeps the failed notebook and raises :class:`RefreshError`
-naming the notebook and the cell. ``06_score_users`` stages the predictions table in the run
-folder; only when every notebook succeeded is it published to
-``data/predictions/<dataset>/<as_of>/user_scores.parquet`` (atomic rename, then the ``latest``
-link), so a failed refresh leaves the previous predictions untouched. Re-running the same
-as-of date replaces that date's table with an identical one: the refresh is idempotent and safe
-to schedule. A lock file makes a second concurrent refresh refuse instead of racing the first.
+(parameters, git commit, per-notebook status and duration, model versions, row counts), written
+when the run starts (``status: "running"``) and again when it ends. A failing cell stops the
+refresh, keeps the failed notebook and raises :class:`RefreshError` naming the notebook and the
+cell. ``06_score_users`` stages the predictions table in the run folder; only when every
+notebook succeeded is it published to ``data/predictions/<dataset>/<as_of>/user_scores.parquet``
+(atomic rename, then the ``latest`` link), so a failed refresh leaves the previous predictions
+untouched. Re-running the same as-of date replaces that date's table with an identical one: the
+refresh is idempotent and safe to schedule. A lock file makes a second concurrent refresh (or
+``urm score``, ``urm forget``, ``urm prune``) refuse instead of racing the first.
+
+A refresh that was killed leaves a run folder whose manifest says ``running``; the next one
+(holding the lock, so nothing else runs) marks it ``killed``, sets the MLflow runs it left
+``RUNNING`` to ``FAILED``, removes its snapshot and the temporary files of interrupted atomic
+writes (:func:`recover`). Own-data runs validate the file once into a snapshot under
+``data/snapshots/<run-id>/`` (raw rows stay under ``data/``), deleted when the run ends unless
+``keep_snapshot``. Outputs follow one file-mode policy (:mod:`urm_models.io`).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,7 +36,7 @@ from pathlib import Path
 from unittest import mock
 
 from . import paths
-from .io import write_text
+from .io import make_dirs, output_umask, write_parquet, write_text
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +63,10 @@ DEFAULT_PARAMS = {
     "as_of": "",  # "" = the cut-off for transactions, today for customer tables
     "path": "",   # your own transactions file instead of a shipped data set ...
     "read": {},   # ... and how to read it (datasets.load_transactions' options)
+    "keep_snapshot": False,  # keep data/snapshots/<run-id>/ (the validated input) after the run
 }
+#: parameters of the refresh itself, not passed to notebooks
+RUN_ONLY = ("keep_snapshot",)
 
 
 class RefreshError(RuntimeError):
@@ -86,7 +98,7 @@ def ensure_kernel() -> str:
 def refresh_lock(path: Path | None = None) -> Iterator[Path]:
     """Hold an exclusive, non-blocking lock for the duration of a refresh."""
     path = path or paths.reports_dir() / ".refresh.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fh = open(path, "a+")
     try:
         try:
@@ -188,59 +200,245 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
     """Run the notebooks in order; return the run manifest (also written to the run folder)."""
     from .tracking import git_commit
 
-    p, own = _own_data(dict(DEFAULT_PARAMS, **(params or {})), given=params or {})
-    names = list(notebooks or NOTEBOOKS)
-    kind = _dataset_kind(p["dataset"], p["path"])
-    p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{dt.date.today():%Y-%m-%d}")
-    run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"
-    out_dir = paths.reports_dir() / "runs" / run_id
-    staged = out_dir / "user_scores.parquet"
-    manifest = {"run_id": run_id, "parameters": p, "git_commit": git_commit(),
-                "started": dt.datetime.now().isoformat(timespec="seconds"), "notebooks": [],
-                "status": "running"}
-    with refresh_lock():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        mpath = out_dir / "manifest.json"
-        p_run = dict(p)  # what the notebooks get
-        if own is not None:
-            # every notebook reads the rows validated once here, kept with the run's reports:
-            # one quarantine file, and the same data even if the source file changes meanwhile
-            snapshot = out_dir / "transactions.parquet"
-            own.to_parquet(snapshot, index=False)
-            p_run.update(path=str(snapshot), read={k: v for k, v in p["read"].items() if k in _KEEP_ROWS})
-            manifest["data"] = {"source": p["path"], "snapshot": str(snapshot), "rows": len(own),
-                                "validation": own.attrs.get("validation")}
-        p_scoring = {**p_run, "output": str(staged)}
-        t0 = time.perf_counter()
-        with mock.patch.dict(os.environ, {"URM_REFRESH_ID": run_id}):
-            try:
-                bar = _progress(names, progress)
-                for name in bar:
-                    if hasattr(bar, "set_description"):
-                        bar.set_description(name)
-                    if kind not in NOTEBOOK_KINDS.get(name, (kind,)):
-                        manifest["notebooks"].append({"notebook": name, "status": "skipped",
-                                                      "reason": f"not applicable to {kind} data"})
-                        continue
-                    manifest["notebooks"].append(run_notebook(
-                        name, p_scoring if name == SCORING_NOTEBOOK else p_run, out_dir, progress=False,
-                        notebooks_dir=notebooks_dir))
-                if SCORING_NOTEBOOK in names:
-                    manifest["predictions"] = publish(staged, p["dataset"], p["as_of"], run_id)
-                manifest["models"] = _champions()
-            except RefreshError as exc:
-                manifest.update(status="failed", error=str(exc))
-                manifest["notebooks"].append(getattr(exc, "entry", {"notebook": name,
-                                                                     "status": "failed"}))
-                raise
-            finally:
-                manifest["seconds"] = round(time.perf_counter() - t0, 2)
-                manifest["ended"] = dt.datetime.now().isoformat(timespec="seconds")
-                if manifest["status"] == "running":
-                    manifest["status"] = "ok" if len(manifest["notebooks"]) == len(names) else "failed"
+    given = dict(params or {})
+    for key in ("dataset",):
+        if key in given:
+            _safe(given[key], "data set name (--dataset)")
+    if run_id is not None:
+        _safe(run_id, "run id (--run-id)")
+    with output_umask():
+        p, own = _own_data(dict(DEFAULT_PARAMS, **given), given=given)
+        names = list(notebooks or NOTEBOOKS)
+        kind = _dataset_kind(p["dataset"], p["path"])
+        p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{dt.date.today():%Y-%m-%d}")
+        run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"
+        _safe(run_id, "run id")
+        out_dir = paths.reports_dir() / "runs" / run_id
+        staged = out_dir / "user_scores.parquet"
+        manifest = {"run_id": run_id, "parameters": p, "git_commit": git_commit(), "pid": os.getpid(),
+                    "started": dt.datetime.now().isoformat(timespec="seconds"), "notebooks": [],
+                    "status": "running"}
+        with refresh_lock():
+            manifest["recovered"] = recover(run_id)
+            make_dirs(out_dir)
+            mpath = out_dir / "manifest.json"
+            write_text(json.dumps(manifest, indent=2, default=str), mpath)
+            p_run = {k: v for k, v in p.items() if k not in RUN_ONLY}  # what the notebooks get
+            snapshot_dir = paths.snapshots_dir() / run_id
+            if own is not None:
+                # every notebook reads the rows validated once here: one quarantine file, and the
+                # same data even if the source file changes meanwhile; raw rows stay under data/
+                snapshot = snapshot_dir / "transactions.parquet"
+                make_dirs(snapshot_dir)
+                write_parquet(own, snapshot, index=False)
+                p_run.update(path=str(snapshot), read={k: v for k, v in p["read"].items() if k in _KEEP_ROWS})
+                manifest["data"] = {"source": p["path"], "snapshot": str(snapshot), "rows": len(own),
+                                    "validation": _without_examples(own.attrs.get("validation"))}
                 write_text(json.dumps(manifest, indent=2, default=str), mpath)
+            p_scoring = {**p_run, "output": str(staged)}
+            t0 = time.perf_counter()
+            name = names[0] if names else ""
+            with mock.patch.dict(os.environ, {"URM_REFRESH_ID": run_id}):
+                try:
+                    bar = _progress(names, progress)
+                    for name in bar:
+                        if hasattr(bar, "set_description"):
+                            bar.set_description(name)
+                        if kind not in NOTEBOOK_KINDS.get(name, (kind,)):
+                            manifest["notebooks"].append({"notebook": name, "status": "skipped",
+                                                          "reason": f"not applicable to {kind} data"})
+                            continue
+                        manifest["notebooks"].append(run_notebook(
+                            name, p_scoring if name == SCORING_NOTEBOOK else p_run, out_dir, progress=False,
+                            notebooks_dir=notebooks_dir))
+                    if SCORING_NOTEBOOK in names:
+                        manifest["predictions"] = publish(staged, p["dataset"], p["as_of"], run_id)
+                    manifest["models"] = _champions()
+                except RefreshError as exc:
+                    manifest.update(status="failed", error=str(exc))
+                    manifest["notebooks"].append(getattr(exc, "entry", {"notebook": name,
+                                                                         "status": "failed"}))
+                    raise
+                finally:
+                    manifest["seconds"] = round(time.perf_counter() - t0, 2)
+                    manifest["ended"] = dt.datetime.now().isoformat(timespec="seconds")
+                    if manifest["status"] == "running":
+                        manifest["status"] = "ok" if len(manifest["notebooks"]) == len(names) else "failed"
+                    if own is not None and not p["keep_snapshot"]:
+                        shutil.rmtree(snapshot_dir, ignore_errors=True)
+                        manifest["data"]["snapshot"] = None
+                        manifest["data"]["snapshot_deleted"] = True
+                    write_text(json.dumps(manifest, indent=2, default=str), mpath)
     log.info("refresh %s finished in %.1fs; reports in %s", run_id, manifest["seconds"], out_dir)
     return manifest
+
+
+def _safe(value, what: str) -> str:
+    try:
+        return paths.safe_name(value, what)
+    except ValueError as exc:
+        raise RefreshError(str(exc)) from None
+
+
+def _without_examples(report: dict | None) -> dict | None:
+    """A validation report without the example values (raw ids and amounts): what the
+    manifest under reports/ may hold. The examples are in the quarantine file under data/."""
+    if not report:
+        return report
+    return {**report, "failures": [{k: v for k, v in f.items() if k != "examples"}
+                                   for f in report.get("failures", [])]}
+
+
+# ------------------------------------------------------------------------------ crash leftovers
+
+def recover(current: str | None = None) -> dict:
+    """Clean up after refreshes that ended without finishing (``kill -9``, a crash, a reboot).
+
+    Call it holding the refresh lock (nothing else is running then). Every run folder whose
+    manifest is missing or says ``running`` (other than ``current``) gets a manifest with
+    ``status: "killed"``; its snapshot is removed unless it asked to keep it; MLflow runs that a
+    refresh left ``RUNNING`` become ``FAILED``; temporary files of interrupted atomic writes are
+    removed. Returns what was done.
+    """
+    done = {"killed_runs": [], "failed_mlflow_runs": [], "removed_tmp": []}
+    runs = paths.reports_dir() / "runs"
+    now = dt.datetime.now().isoformat(timespec="seconds")
+    for folder in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if not folder.is_dir() or folder.name == current:
+            continue
+        mpath = folder / "manifest.json"
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            manifest = {"run_id": folder.name, "status": "running", "notebooks": [],
+                        "note": "the run was stopped before it wrote its manifest"}
+        except ValueError:
+            manifest = {"run_id": folder.name, "status": "running", "notebooks": [],
+                        "note": "the manifest was unreadable"}
+        if manifest.get("status") != "running":
+            continue
+        manifest.update(status="killed", detected=now,
+                        error=f"the refresh ended without finishing (killed or crashed); found by "
+                              f"refresh {current or '(recover)'}")
+        if not (manifest.get("parameters") or {}).get("keep_snapshot"):
+            shutil.rmtree(paths.snapshots_dir() / folder.name, ignore_errors=True)
+        write_text(json.dumps(manifest, indent=2, default=str), mpath)
+        done["killed_runs"].append(folder.name)
+    done["failed_mlflow_runs"] = _fail_orphan_mlflow_runs(current)
+    done["removed_tmp"] = _remove_tmp_files()
+    if any(done.values()):
+        log.info("recovered from earlier runs that did not finish: %s", done)
+    return done
+
+
+def _fail_orphan_mlflow_runs(current: str | None) -> list[str]:
+    """Set to FAILED the MLflow runs a refresh other than ``current`` left RUNNING."""
+    from . import tracking
+
+    local = paths.mlruns_dir() / "mlflow.db"
+    if tracking.tracking_uri() == tracking.default_tracking_uri():
+        if not local.is_file():
+            return []
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(f"file:{local}?mode=ro", uri=True)) as con:
+            try:
+                rows = con.execute(
+                    "SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                    "WHERE r.status = 'RUNNING' AND t.key = 'refresh_id' AND t.value != ?",
+                    (current or "",)).fetchall()
+            except sqlite3.Error:
+                return []
+        ids = [r[0] for r in rows]
+    else:
+        import mlflow
+
+        tracking.configure()
+        found = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                   filter_string="attributes.status = 'RUNNING'")
+        ids = [r.info.run_id for r in found
+               if r.data.tags.get("refresh_id") and r.data.tags["refresh_id"] != current]
+    if ids:
+        import mlflow
+
+        tracking.configure()
+        client = mlflow.MlflowClient()
+        for run_id in ids:
+            client.set_tag(run_id, "urm.recovered_by", current or "recover")
+            client.set_terminated(run_id, "FAILED")
+    return ids
+
+
+def _remove_tmp_files() -> list[str]:
+    """Temporary files and folders of interrupted atomic writes (``.<name>.*.tmp``, the
+    ``.latest.<pid>`` links, half-exported ``models/.<name>.*`` folders)."""
+    import glob
+
+    removed = []
+    roots = [paths.predictions_dir(), paths.quarantine_dir(), paths.snapshots_dir(),
+             paths.reports_dir() / "runs", paths.models_dir()]
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for pattern in ("**/.*.tmp", "**/.latest.*"):
+            for hit in glob.glob(str(root / pattern), recursive=True, include_hidden=True):
+                Path(hit).unlink(missing_ok=True)
+                removed.append(hit)
+        if root == paths.models_dir():
+            for hit in root.glob(".*"):
+                if hit.is_dir():
+                    shutil.rmtree(hit, ignore_errors=True)
+                    removed.append(str(hit))
+    return removed
+
+
+def prune(keep: int) -> dict:
+    """Remove all but the newest ``keep`` run folders under ``reports/runs`` and their
+    snapshots; never a run whose table a ``latest`` link points to. Holds the refresh lock."""
+    if keep < 0:
+        raise ValueError(f"keep must be 0 or more, not {keep}")
+    with output_umask(), refresh_lock():
+        runs = paths.reports_dir() / "runs"
+        folders = [f for f in runs.iterdir() if f.is_dir()] if runs.is_dir() else []
+
+        def started(folder):
+            try:
+                return json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("started") or ""
+            except (OSError, ValueError):
+                return ""
+        folders.sort(key=lambda f: (started(f), f.stat().st_mtime), reverse=True)
+        protected = _published_runs()
+        removed, kept_latest = [], []
+        for folder in folders[keep:]:
+            if folder.name in protected:
+                kept_latest.append(folder.name)
+                continue
+            shutil.rmtree(folder)
+            shutil.rmtree(paths.snapshots_dir() / folder.name, ignore_errors=True)
+            removed.append(folder.name)
+        snaps = paths.snapshots_dir()
+        for orphan in (snaps.iterdir() if snaps.is_dir() else []):
+            if not (runs / orphan.name).exists():
+                shutil.rmtree(orphan, ignore_errors=True)
+                removed.append(f"snapshot {orphan.name}")
+    return {"removed": removed, "kept": [f.name for f in folders[:keep]], "kept_for_latest": kept_latest}
+
+
+def _published_runs() -> set[str]:
+    """Run ids whose table a ``data/predictions/<dataset>/latest`` link points to."""
+    import pyarrow.parquet as pq
+
+    out = set()
+    root = paths.predictions_dir()
+    for latest in root.glob("*/latest") if root.is_dir() else []:
+        try:
+            meta = pq.read_schema(latest / "user_scores.parquet").metadata or {}
+            run = json.loads(meta.get(b"urm_models", b"{}")).get("run_id")
+        except (OSError, ValueError):
+            continue
+        if run:
+            out.add(run)
+    return out
 
 
 def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:

@@ -10,6 +10,8 @@ notebook it came from and, through :func:`log_dataset`, the fingerprint of the d
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -33,8 +35,9 @@ EXPERIMENTS = {
 
 def default_tracking_uri() -> str:
     """The project's own store: SQLite at ``mlruns/mlflow.db``."""
-    d = paths.mlruns_dir()
-    d.mkdir(parents=True, exist_ok=True)
+    from .io import make_dirs
+
+    d = make_dirs(paths.mlruns_dir())
     return f"sqlite:///{d / 'mlflow.db'}"
 
 
@@ -96,6 +99,29 @@ def git_commit() -> str:
         return "unknown"
 
 
+_PACKAGE_HASH: str | None = None
+
+
+def code_version(notebook: str | None = None) -> str:
+    """A hash of the code that produced a run: every source file of the package and, if given,
+    the notebook (a path relative to the source checkout). Unlike the git commit it is exact
+    for uncommitted changes, and the registry uses it to recognise a model already registered."""
+    global _PACKAGE_HASH
+    h = hashlib.sha256()
+    if _PACKAGE_HASH is None:
+        pkg = hashlib.sha256()
+        root = Path(__file__).resolve().parent
+        for f in sorted(root.rglob("*.py")):
+            pkg.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+        _PACKAGE_HASH = pkg.hexdigest()
+    h.update(_PACKAGE_HASH.encode())
+    if notebook:
+        nb = paths.source_root() / notebook
+        if nb.is_file():
+            h.update(nb.read_bytes())
+    return h.hexdigest()[:16]
+
+
 @contextlib.contextmanager
 def start_run(experiment: str, *, run_name: str | None = None,
               params: Mapping | None = None, tags: Mapping | None = None,
@@ -109,7 +135,8 @@ def start_run(experiment: str, *, run_name: str | None = None,
     exp_id = ensure_experiment(EXPERIMENTS.get(experiment, experiment))
     nb = notebook or os.environ.get("URM_NOTEBOOK", "")
     commit = git_commit()
-    all_tags = {"git_commit": commit, "mlflow.source.git.commit": commit.removesuffix("-dirty")}
+    all_tags = {"git_commit": commit, "mlflow.source.git.commit": commit.removesuffix("-dirty"),
+                "code_version": code_version(nb or None)}
     if nb:
         all_tags.update({"notebook": nb, "mlflow.source.name": nb, "mlflow.source.type": "NOTEBOOK"})
     if os.environ.get("URM_REFRESH_ID"):
@@ -158,10 +185,20 @@ def log_table(df: pd.DataFrame, name: str) -> None:
 
     import mlflow
 
+    from .privacy import masked
+
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / f"{name}.csv"
-        df.to_csv(p)
+        masked(df).to_csv(p)  # a user_id column or index is shown as pseudonyms
         mlflow.log_artifact(str(p), artifact_path="tables")
+
+
+def _example(X: pd.DataFrame) -> pd.DataFrame:
+    """Five rows as the model's input example: no index (user ids are not model inputs), and a
+    ``user_id`` column, if a model takes one, pseudonymised."""
+    from .privacy import masked
+
+    return masked(X.head(5).reset_index(drop=True))
 
 
 def _pip_requirements() -> list[str]:
@@ -190,7 +227,7 @@ def log_sklearn_model(model, X_example: pd.DataFrame, name: str = "model",
     import mlflow
     from mlflow.models import infer_signature
 
-    example = X_example.head(5)
+    example = _example(X_example)
     signature = infer_signature(example, model.predict_proba(example))
     # skops (MLflow's default format) refuses classes of ours such as the XGBoost wrapper
     return mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=example,
@@ -212,7 +249,7 @@ def log_survival_model(model, X_example: pd.DataFrame, horizon: float = 12.0, na
     from .mlflow_models import SurvivalPyfunc
 
     wrapper = SurvivalPyfunc(model, horizon, **clv)
-    example = X_example.head(5)
+    example = _example(X_example)
     signature = infer_signature(example, wrapper.predict(None, example))
     return mlflow.pyfunc.log_model(name=name, python_model=wrapper, signature=signature,
                                    input_example=example, pip_requirements=_pip_requirements(),
@@ -247,12 +284,47 @@ REGISTERED_MODELS = {
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
+#: Run parameters that differ between runs of the same model on the same data (a snapshot path
+#: named after the run, the staging path): left out of a model's identity.
+VOLATILE_PARAMS = ("path", "output")
+
+
+def model_identity(run_id: str, family: str, dataset: str) -> str:
+    """What makes two logged models the same: the family, the data set, the run's parameters
+    (but :data:`VOLATILE_PARAMS`), the fingerprints of the data it logged and its code version."""
+    import mlflow
+
+    run = mlflow.MlflowClient().get_run(run_id)
+    blob = json.dumps({
+        "family": family, "dataset": dataset,
+        "params": {k: v for k, v in run.data.params.items() if k not in VOLATILE_PARAMS},
+        "data": {k: v for k, v in run.data.tags.items() if k.startswith("data_fingerprint.")},
+        "code": run.data.tags.get("code_version", ""),
+    }, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _source_run(model_uri: str) -> str:
+    import mlflow
+
+    if model_uri.startswith("runs:/"):
+        return model_uri.removeprefix("runs:/").split("/")[0]
+    if model_uri.startswith("models:/m-"):
+        return mlflow.get_logged_model(model_uri.removeprefix("models:/").split("/")[0]).source_run_id
+    raise ValueError(f"cannot tell which run logged {model_uri!r}: give a runs:/ or models:/m-... URI")
+
+
 def register_model(model_uri: str, family: str, *, metric_value: float, dataset: str) -> dict:
     """Register ``model_uri`` as a new version of the family's model and apply the promotion
     rule: it becomes ``champion`` if there is no champion, if the champion was trained on
     another data set (its metric is not comparable), or if it beats the champion's holdout
     metric strictly; otherwise it gets the ``challenger`` alias. Every version is tagged with
-    ``dataset``, the metric and its ``role``. Returns what was decided and why."""
+    ``dataset``, the metric, its ``role`` and its ``identity`` (:func:`model_identity`).
+
+    A model identical to a registered version (same identity: a repeated or killed-and-rerun
+    refresh) is not registered again: that version gets the promotion rule instead, so a
+    refresh run twice leaves one version per model. Returns what was decided and why
+    (``registered``: whether a new version was created)."""
     import math
 
     import mlflow
@@ -266,15 +338,31 @@ def register_model(model_uri: str, family: str, *, metric_value: float, dataset:
         raise ValueError(f"{metric} of the new {name} version is {value}: cannot rank it")
     configure()
     client = mlflow.MlflowClient()
-    mv = mlflow.register_model(model_uri, name)
-    version = str(mv.version)
-    for key, val in {"dataset": dataset, "metric": metric, metric: repr(value),
-                     "git_commit": git_commit()}.items():
-        client.set_model_version_tag(name, version, key, val)
+    identity = model_identity(_source_run(model_uri), family, dataset)
+    try:
+        same = [mv for mv in client.search_model_versions(f"name='{name}'")
+                if mv.tags.get("identity") == identity]
+    except MlflowException:
+        same = []
+    if same:
+        version = str(max(int(mv.version) for mv in same))
+        registered = False
+    else:
+        mv = mlflow.register_model(model_uri, name)
+        version = str(mv.version)
+        registered = True
+        for key, val in {"dataset": dataset, "metric": metric, metric: repr(value),
+                         "git_commit": git_commit(), "identity": identity}.items():
+            client.set_model_version_tag(name, version, key, val)
     try:
         champ = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         champ = None
+    if champ is not None and str(champ.version) == version:
+        log.info("%s v%s: champion, identical to this model (not registered again)", name, version)
+        return {"name": name, "version": version, "role": CHAMPION, "registered": False,
+                "reason": f"identical to champion v{version} (same data, parameters and code)",
+                "metric": metric, "value": value}
     if champ is None:
         promote, reason = True, "no champion yet"
     elif champ.tags.get("dataset") != dataset:
@@ -286,13 +374,15 @@ def register_model(model_uri: str, family: str, *, metric_value: float, dataset:
         promote = bool(better) or not math.isfinite(old)
         reason = (f"{metric} {value:.6g} vs champion v{champ.version} {old:.6g} "
                   f"({direction} is better)")
+    if not registered:
+        reason += f"; identical to v{version}, not registered again"
     role = CHAMPION if promote else CHALLENGER
     client.set_registered_model_alias(name, role, version)
     client.set_model_version_tag(name, version, "role", role)
     if promote and champ is not None:
         client.set_model_version_tag(name, str(champ.version), "role", "retired champion")
     log.info("%s v%s: %s (%s)", name, version, role, reason)
-    return {"name": name, "version": version, "role": role, "reason": reason,
+    return {"name": name, "version": version, "role": role, "reason": reason, "registered": registered,
             "metric": metric, "value": value}
 
 
@@ -359,9 +449,11 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
             return dest  # every refresh asks; the artifacts only change with the champion
     except (OSError, ValueError):
         pass
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    from .io import dir_mode, make_dirs
+
+    make_dirs(dest.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; consumers of models/ may be other accounts
+    tmp.chmod(dir_mode())  # the output policy (io.py): owner-only unless URM_OUTPUT_ACCESS=group
     try:
         with mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
             mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{info['name']}/{info['version']}",

@@ -19,6 +19,7 @@ users erased with ``urm forget`` are dropped before anything else and counted (`
 
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -457,8 +458,9 @@ def _finish(raw: RawTable, table: str, typed: pd.DataFrame, fc: pd.DataFrame, *,
             rejected = pd.concat([rejected, extra], ignore_index=True)
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
         stem = Path(source).name.replace(".", "_") if raw.fmt != "frame" else "frame"
-        qpath = qdir / f"{table}-{stem}-{stamp}.csv"
-        write_csv(rejected, qpath, index=False)
+        qpath = qdir / f"{dataset or 'unnamed'}-{table}-{stem}-{stamp}.csv"
+        # every field quoted: a lone carriage return inside a value must not split the row
+        write_csv(rejected, qpath, index=False, quoting=csv.QUOTE_ALL)
         log.warning("%s: quarantined %d of %d rows to %s (%s)", source, n_bad_rows, n_input, qpath,
                     ", ".join(f"{r['column']}/{r['check']}: {r['n_rows']}" for r in summary_rows))
     report = ValidationReport(source=source, table=table, n_input=n_input + n_lines_erased,
