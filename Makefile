@@ -32,8 +32,8 @@ run: $(STAMP) ## the refresh on the bundled CDNOW and Telco data (reports/runs/,
 	$(VENV)/bin/urm refresh --dataset cdnow
 	$(VENV)/bin/urm refresh --dataset telco
 
-test: $(STAMP) ## the test suite (unit, property, data, notebook and end-to-end tests)
-	$(VENV)/bin/python -m pytest
+test: $(STAMP) ## the test suite (unit, property, fuzz, data, notebook, reliability and end-to-end tests)
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=10
 
 lab: $(STAMP) ## JupyterLab on notebooks/ with the urm-models kernel registered
 	$(VENV)/bin/python -c "from urm_models.pipeline import ensure_kernel; ensure_kernel()"

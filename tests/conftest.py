@@ -39,3 +39,20 @@ def cdnow_master():
     from urm_models import datasets
 
     return datasets.load_cdnow(sample=False)
+
+
+#: the longest tests (see docs/benchmarks.md), started first so that the xdist workers of
+#: `make test` finish together instead of one waiting for the other
+LONGEST_FIRST = ("test_kill_9_at_random_moments", "test_refresh_runs_every_notebook",
+                 "test_reports_mlflow_and_models_hold_no_raw_id", "test_forget_erases_users_everywhere",
+                 "test_refresh_on_telco", "test_refresh_on_your_own", "test_telco_cross_validated",
+                 "test_pareto_loglik")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        for i, prefix in enumerate(LONGEST_FIRST):
+            if item.name.startswith(prefix):
+                return i
+        return len(LONGEST_FIRST)
+    items.sort(key=rank)  # stable: the rest keep their order

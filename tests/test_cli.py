@@ -63,3 +63,29 @@ def test_own_file_flags_are_checked_and_mapped(tmp_path):
     assert out.returncode == 0, out.stderr
     kpis = pd.read_csv(io.StringIO(out.stdout))
     assert kpis["active_users"].tolist() == [2, 0, 1]       # January: A and B; March: A
+
+
+def test_refresh_of_real_exports_names_the_option_or_reads_them(tmp_path):
+    """The "Why" of issue 11 through `urm refresh --path`: a comma-decimal file stops with the
+    option, a symlink is refused, a .csv.gz is read (up to the cut-off it needs), no traceback."""
+    env = {**os.environ, "URM_HOME": str(tmp_path / "home")}
+    de = tmp_path / "orders.csv"
+    de.write_text("customer;order_date;total\nA;02.01.2024;12,50\nA;20.03.2024;5,00\nB;05.01.2024;7,00\n")
+    cols = ["--columns", "user_id=customer,ts=order_date,amount=total"]
+    out = urm("refresh", "--path", str(de), *cols, "--date-format", "%d.%m.%Y", "--cutoff", "2024-02-01", env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert str(de) in out.stderr and "column amount (file column 'total'): 3 of 3 rows" in out.stderr
+    assert "pass decimal=','" in out.stderr
+    out = urm("refresh", "--path", str(de), *cols, "--date-format", "%d.%m.%Y", "--decimal", ",", env=env)
+    assert out.returncode == 1 and "run from 2024-01-02 to 2024-03-20" in out.stderr  # read: now the cut-off
+    link = tmp_path / "link.csv"
+    link.symlink_to(de)
+    out = urm("refresh", "--path", str(link), *cols, "--decimal", ",", "--cutoff", "2024-02-01", env=env)
+    assert out.returncode == 1 and "is a symbolic link" in out.stderr and "Traceback" not in out.stderr
+    gz = tmp_path / "orders.csv.gz"
+    import gzip
+
+    gz.write_bytes(gzip.compress(de.read_bytes()))
+    out = urm("refresh", "--path", str(gz), *cols, "--date-format", "%d.%m.%Y", "--decimal", ",", env=env)
+    assert out.returncode == 1 and "run from 2024-01-02 to 2024-03-20" in out.stderr
+    assert not (tmp_path / "home" / "data" / "predictions").exists()

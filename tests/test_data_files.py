@@ -11,12 +11,13 @@ SHA256 = {
     "CDNOW_master.txt": "eff6889ed364c5199d6eacbbeb7a6d559971df4406ac876f322c373f00a072ef",
     "CDNOW_sample.txt": "6fae10155c0b0ba363c2c386e30f77990d22328220efd862a5edd1443420d94a",
     "telco_churn.csv": "940dbc020bc7482dd30444b7baec644c91e96bb633bce2fdf9419f0a2ce90ebc",
+    "../examples/orders_de.csv": "e9a76068e72b3ac4a9e71e347ffdeb14771d18fa83cbf30f2e59e2f1d80674c6",
 }
 
 
 @pytest.mark.parametrize("name", sorted(SHA256))
 def test_sha256_matches_data_readme(name):
-    digest = hashlib.sha256((paths.raw_data_dir() / name).read_bytes()).hexdigest()
+    digest = hashlib.sha256((paths.raw_data_dir() / name).resolve().read_bytes()).hexdigest()
     assert digest == SHA256[name]
     assert SHA256[name] in (paths.source_root() / "data" / "README.md").read_text()
 
@@ -59,3 +60,19 @@ def test_load_dataset_names():
     assert set(datasets.DATASETS) == {"cdnow", "cdnow_sample", "telco"}
     with pytest.raises(ValueError, match="unknown data set"):
         datasets.load_dataset("nope")
+
+
+def test_the_german_example_export_is_cdnow_sample_and_needs_its_options(cdnow_sample, home):
+    """data/examples/orders_de.csv (the README's own-data example) is CDNOW_sample as a German
+    shop exports it, plus two broken rows: refused without decimal/date_format, equal with them."""
+    path = paths.source_root() / "data" / "examples" / "orders_de.csv"
+    cols = {"user_id": "customer", "ts": "order_date", "amount": "total"}
+    with pytest.raises(datasets.DataValidationError, match="pass decimal=','") as ei:
+        datasets.load_transactions(path, columns=cols, duplicates="keep")
+    assert 'date_format="%d.%m.%Y"' in str(ei.value)
+    tx = datasets.load_transactions(path, columns=cols, decimal=",", date_format="%d.%m.%Y", tz="Europe/Berlin",
+                                    duplicates="keep", errors="quarantine")
+    rep = tx.attrs["validation"]
+    assert (rep["n_input"], rep["n_valid"], rep["n_rejected"]) == (6_921, 6_919, 2)
+    pd.testing.assert_frame_equal(tx, cdnow_sample.drop(columns="quantity"), check_like=False,
+                                  check_dtype=True, check_exact=False, rtol=0, atol=1e-9)

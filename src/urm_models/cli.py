@@ -242,7 +242,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with output_umask():
-            return args.func(args)
+            code = args.func(args)
+            if args.command in ("score", "forget"):
+                from .pipeline import restrict_outputs
+
+                restrict_outputs()
+            return code
     except DataValidationError as exc:
         print(f"urm {args.command}: invalid input:\n{exc}", file=sys.stderr)
         return 1

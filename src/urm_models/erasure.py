@@ -1,9 +1,11 @@
 """Erasure (GDPR art. 17): ``urm forget`` and the append-only erasure log.
 
-The log, ``data/erasure/erasures.jsonl``, holds one JSON line per erased user: the pseudonym
-(never the id), the data set it applies to (``null``: every data set), the time, the id of the
-pseudonym key, what was removed, and ``prev``: the SHA-256 of the previous line, so that a line
-edited, removed or reordered breaks the chain (:func:`verify_log`). Lines are only ever
+The log, ``data/erasure/erasures.jsonl``, holds one JSON line per erased user: an erasure
+pseudonym (a keyed hash of the id in its own domain, ``e-...``: never the id, and not the
+``p-...`` pseudonym that reports showed, so the log cannot be joined with anything), the data
+set it applies to (``null``: every data set), the time, the id of the pseudonym key, what was
+removed, and ``prev``: the SHA-256 of the previous line, so that a line edited, removed or
+reordered breaks the chain (:func:`verify_log`). Lines are only ever
 appended, through ``O_APPEND``; the file is never rewritten. Every load
 (:func:`urm_models.validation.validate_table`) drops the rows of erased users, so a refresh
 cannot bring them back.
@@ -19,6 +21,7 @@ from pathlib import Path
 from . import paths
 
 GENESIS = "0" * 64
+ERASURE = "erasure"  # the pseudonym domain of the log (privacy.pseudonymize)
 
 
 class ErasureLogError(RuntimeError):
@@ -131,7 +134,8 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
         raise ValueError("give at least one user id, none of them empty")
     if dataset is not None:
         paths.safe_name(dataset, "data set name (--dataset)")
-    pseudos = pseudonymize(ids)
+    pseudos = pseudonymize(ids)            # what reports and notebooks showed
+    tokens = pseudonymize(ids, ERASURE)    # what the log keeps
     when = dt.datetime.now().isoformat(timespec="seconds")
     counts = {u: {} for u in ids}
 
@@ -152,10 +156,10 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
             for i, n in _forget_text_files(root, ids, pseudos).items():
                 add(ids[i], where, n)
         kid = key_id()
-        append_entries([{"pseudonym": p, "dataset": dataset, "time": when, "key_id": kid,
-                         "removed": counts[u]} for u, p in zip(ids, pseudos)])
-    return {"erased": len(ids), "dataset": dataset, "pseudonyms": pseudos,
-            "removed": {p: counts[u] for u, p in zip(ids, pseudos)}, "log": str(log_path())}
+        append_entries([{"pseudonym": t, "dataset": dataset, "time": when, "key_id": kid,
+                         "removed": counts[u]} for u, t in zip(ids, tokens)])
+    return {"erased": len(ids), "dataset": dataset, "pseudonyms": tokens,
+            "removed": {t: counts[u] for u, t in zip(ids, tokens)}, "log": str(log_path())}
 
 
 def _token(value: str):
@@ -166,10 +170,7 @@ def _token(value: str):
 
 def _forget_tables(root: Path, ids: list[str], dataset: str | None, pattern: str) -> dict:
     """Drop the users' rows from Parquet tables ``root/<dataset>/<pattern>`` (metadata kept)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    from .io import atomic_path
 
     n_by_user: dict[str, int] = {}
     if not root.is_dir():

@@ -50,6 +50,26 @@ def output_umask() -> Iterator[int]:
         os.umask(old)
 
 
+def restrict(roots) -> int:
+    """Remove the permission bits the policy does not allow from every file and folder under
+    ``roots`` (links are not followed); returns how many were changed."""
+    allowed = 0o750 if access() == "group" else 0o700
+    changed = 0
+    for root in roots:
+        root = Path(root)
+        if not root.exists() or root.is_symlink():
+            continue
+        for folder, dirs, files in os.walk(root):
+            for p in [Path(folder), *(Path(folder) / f for f in files)]:
+                if p.is_symlink():
+                    continue
+                mode = p.stat().st_mode & 0o777
+                if mode & ~allowed:
+                    os.chmod(p, mode & allowed)
+                    changed += 1
+    return changed
+
+
 def make_dirs(path: str | os.PathLike) -> Path:
     """Create ``path`` and missing parents with the policy's folder mode."""
     path = Path(path)

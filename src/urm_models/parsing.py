@@ -501,7 +501,6 @@ def parse_datetime(s: pd.Series, *, date_format: str | None = None, tz: str | No
     if tz is not None:
         _check_tz(tz)
     none = pd.Series(False, index=s.index)
-    nat = pd.Series(np.nan, index=s.index)
     if pd.api.types.is_datetime64_any_dtype(s):
         col_tz = getattr(s.dt, "tz", None)
         if col_tz is not None:  # aware column: one zone, converted to tz if given

@@ -36,7 +36,7 @@ from pathlib import Path
 from unittest import mock
 
 from . import paths
-from .io import make_dirs, output_umask, write_parquet, write_text
+from .io import make_dirs, output_umask, restrict, write_parquet, write_text
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,7 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                     "status": "running"}
         with refresh_lock():
             manifest["recovered"] = recover(run_id)
+            manifest["data_fingerprint"] = _source_fingerprint(p, own)
             make_dirs(out_dir)
             mpath = out_dir / "manifest.json"
             write_text(json.dumps(manifest, indent=2, default=str), mpath)
@@ -238,7 +239,8 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
             p_scoring = {**p_run, "output": str(staged)}
             t0 = time.perf_counter()
             name = names[0] if names else ""
-            with mock.patch.dict(os.environ, {"URM_REFRESH_ID": run_id}):
+            with mock.patch.dict(os.environ, {"URM_REFRESH_ID": run_id,
+                                              "URM_SOURCE_FINGERPRINT": manifest["data_fingerprint"]}):
                 try:
                     bar = _progress(names, progress)
                     for name in bar:
@@ -269,8 +271,27 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                         manifest["data"]["snapshot"] = None
                         manifest["data"]["snapshot_deleted"] = True
                     write_text(json.dumps(manifest, indent=2, default=str), mpath)
+                    restrict_outputs()
     log.info("refresh %s finished in %.1fs; reports in %s", run_id, manifest["seconds"], out_dir)
     return manifest
+
+
+def _source_fingerprint(p: dict, own) -> str:
+    """The fingerprint of the validated input of the run (after erasures): every MLflow run of
+    the refresh is tagged with it, and the registry recognises a model already registered by
+    it. Features computed from it can differ in the last bits between runs (DuckDB sums in
+    parallel), so their own fingerprints cannot serve."""
+    from . import datasets
+
+    data = own if own is not None else datasets.load_dataset(p["dataset"])
+    return datasets.fingerprint(data)
+
+
+def restrict_outputs() -> None:
+    """Apply the file-mode policy to everything the project writes: what MLflow copies keeps
+    its source's mode (the package's code travels with each model), the umask cannot cover it."""
+    restrict([paths.reports_dir(), paths.mlruns_dir(), paths.models_dir(), paths.predictions_dir(),
+              paths.quarantine_dir(), paths.snapshots_dir(), paths.project_root() / "data" / "erasure"])
 
 
 def _safe(value, what: str) -> str:
@@ -371,24 +392,28 @@ def _fail_orphan_mlflow_runs(current: str | None) -> list[str]:
 
 def _remove_tmp_files() -> list[str]:
     """Temporary files and folders of interrupted atomic writes (``.<name>.*.tmp``, the
-    ``.latest.<pid>`` links, half-exported ``models/.<name>.*`` folders)."""
-    import glob
+    ``.latest.<pid>`` links, half-exported ``models/.<name>.*`` folders). Links are removed,
+    never followed."""
+    import fnmatch
 
     removed = []
     roots = [paths.predictions_dir(), paths.quarantine_dir(), paths.snapshots_dir(),
              paths.reports_dir() / "runs", paths.models_dir()]
     for root in roots:
-        if not root.is_dir():
-            continue
-        for pattern in ("**/.*.tmp", "**/.latest.*"):
-            for hit in glob.glob(str(root / pattern), recursive=True, include_hidden=True):
-                Path(hit).unlink(missing_ok=True)
-                removed.append(hit)
-        if root == paths.models_dir():
-            for hit in root.glob(".*"):
-                if hit.is_dir():
+        for folder, dirs, files in os.walk(root):
+            here = Path(folder)
+            for name in [*files, *dirs]:
+                hit = here / name
+                stale = fnmatch.fnmatch(name, ".*.tmp") or fnmatch.fnmatch(name, ".latest.*") or (
+                    here == paths.models_dir() and name.startswith(".") and hit.is_dir() and not hit.is_symlink())
+                if not stale:
+                    continue
+                if hit.is_dir() and not hit.is_symlink():
                     shutil.rmtree(hit, ignore_errors=True)
-                    removed.append(str(hit))
+                    dirs[:] = [d for d in dirs if d != name]
+                else:
+                    hit.unlink(missing_ok=True)
+                removed.append(str(hit))
     return removed
 
 
@@ -510,7 +535,8 @@ def _own_data(p: dict, given: Mapping):
         if p["read"]:
             raise RefreshError(f"reading options {sorted(p['read'])} need a path to your own file")
         return p, None
-    path = Path(p["path"]).expanduser().resolve()
+    # absolute, not resolved: a symbolic link must reach the reader, which refuses it
+    path = Path(os.path.abspath(Path(p["path"]).expanduser()))
     known = set(inspect.signature(datasets.load_table).parameters) - {"path", "table"}
     if not isinstance(p["read"], Mapping) or set(p["read"]) - known:
         bad = sorted(set(p["read"]) - known) if isinstance(p["read"], Mapping) else p["read"]

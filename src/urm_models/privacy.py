@@ -77,16 +77,21 @@ def key_id() -> str:
     return hashlib.sha256(b"urm-models key id:" + pseudonym_key()).hexdigest()[:12]
 
 
-def pseudonymize(ids: Iterable) -> list[str]:
-    """The pseudonym of each id (ids are compared as the strings the loaders produce)."""
+def pseudonymize(ids: Iterable, domain: str = "") -> list[str]:
+    """The pseudonym of each id (ids are compared as the strings the loaders produce).
+
+    ``domain`` gives another, unlinkable family of pseudonyms from the same key: the erasure
+    log uses ``"erasure"``, so that it cannot be joined with what reports show."""
     key = pseudonym_key()
-    return [PREFIX + hmac.new(key, str(i).encode("utf-8"), hashlib.sha256).hexdigest()[:16] for i in ids]
+    prefix = PREFIX if not domain else f"{domain[0]}-"
+    salt = f"{domain}\0".encode() if domain else b""
+    return [prefix + hmac.new(key, salt + str(i).encode("utf-8"), hashlib.sha256).hexdigest()[:16] for i in ids]
 
 
-def pseudonym_map(ids: pd.Series) -> pd.Series:
+def pseudonym_map(ids: pd.Series, domain: str = "") -> pd.Series:
     """Pseudonyms aligned with ``ids``, computed once per distinct id."""
     codes, uniques = pd.factorize(ids.astype(str), sort=False)
-    return pd.Series(pd.Index(pseudonymize(uniques)).to_numpy()[codes], index=ids.index, dtype=object)
+    return pd.Series(pd.Index(pseudonymize(uniques, domain)).to_numpy()[codes], index=ids.index, dtype=object)
 
 
 def masked(df: pd.DataFrame | pd.Series, column: str = "user_id"):

@@ -8,7 +8,7 @@ from a notebook, a benchmark or a Spark job. :func:`write_predictions` stores th
 ``data/predictions/<dataset>/<as_of>/user_scores.parquet`` (written to a temporary name and
 renamed into place) and points ``data/predictions/<dataset>/latest`` at it.
 
-Columns (ARCHITECTURE.md): ``user_id, as_of, tier, rfm_segment, lifecycle_stage, p_alive,
+Columns (docs/architecture.md, "The predictions table"): ``user_id, as_of, tier, rfm_segment, lifecycle_stage, p_alive,
 p_churn, expected_purchases, expected_remaining_lifetime, clv, value_at_risk,
 recommended_action``, then ``action_channel, action_priority, cohort, model_versions``.
 Times (``expected_remaining_lifetime``) are in months, restricted to the model's horizon;

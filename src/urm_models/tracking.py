@@ -141,6 +141,8 @@ def start_run(experiment: str, *, run_name: str | None = None,
         all_tags.update({"notebook": nb, "mlflow.source.name": nb, "mlflow.source.type": "NOTEBOOK"})
     if os.environ.get("URM_REFRESH_ID"):
         all_tags["refresh_id"] = os.environ["URM_REFRESH_ID"]
+    if os.environ.get("URM_SOURCE_FINGERPRINT"):
+        all_tags["source_fingerprint"] = os.environ["URM_SOURCE_FINGERPRINT"]
     all_tags.update({k: str(v) for k, v in (tags or {}).items()})
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=all_tags) as run:
         if params:
@@ -201,6 +203,21 @@ def _example(X: pd.DataFrame) -> pd.DataFrame:
     return masked(X.head(5).reset_index(drop=True))
 
 
+def _infer_signature(example: pd.DataFrame, output):
+    """``mlflow.models.infer_signature`` without its hint about integer columns: MLflow warns
+    that an integer column could not hold a missing value at scoring time; ours cannot have one
+    (the loaders reject missing values in them), and declaring them double instead would make
+    MLflow refuse int64 input ("can not safely convert int64 to float64") from every caller."""
+    import warnings
+
+    from mlflow.models import infer_signature
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column",
+                                category=UserWarning)
+        return infer_signature(example, output)
+
+
 def _pip_requirements() -> list[str]:
     """Pinned runtime requirements of a logged model (inference by MLflow is slow and
     cannot see our local package; the package itself travels as code_paths)."""
@@ -225,10 +242,8 @@ def log_sklearn_model(model, X_example: pd.DataFrame, name: str = "model",
     """Log a fitted scikit-learn estimator whose pyfunc ``predict`` returns ``predict_proba``,
     with a signature and an input example; the urm_models package travels with it."""
     import mlflow
-    from mlflow.models import infer_signature
-
     example = _example(X_example)
-    signature = infer_signature(example, model.predict_proba(example))
+    signature = _infer_signature(example, model.predict_proba(example))
     # skops (MLflow's default format) refuses classes of ours such as the XGBoost wrapper
     return mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=example,
                                     pyfunc_predict_fn="predict_proba",
@@ -244,13 +259,11 @@ def log_survival_model(model, X_example: pd.DataFrame, horizon: float = 12.0, na
     and the contractual ``clv`` when ``charge_col`` (and optionally ``clv_horizon``,
     ``discount_rate``, ``margin``) are given."""
     import mlflow
-    from mlflow.models import infer_signature
-
     from .mlflow_models import SurvivalPyfunc
 
     wrapper = SurvivalPyfunc(model, horizon, **clv)
     example = _example(X_example)
-    signature = infer_signature(example, wrapper.predict(None, example))
+    signature = _infer_signature(example, wrapper.predict(None, example))
     return mlflow.pyfunc.log_model(name=name, python_model=wrapper, signature=signature,
                                    input_example=example, pip_requirements=_pip_requirements(),
                                    code_paths=_code_paths(),
@@ -262,13 +275,11 @@ def log_clv_model(scorer, rfm_example: pd.DataFrame, name: str = "model"):
     (``frequency, recency, T, monetary``) and returns expected purchases, P(alive), P(churn),
     expected remaining lifetime and CLV."""
     import mlflow
-    from mlflow.models import infer_signature
-
     from .mlflow_models import CLVPyfunc
 
     wrapper = CLVPyfunc(scorer)
     example = rfm_example[["frequency", "recency", "T", "monetary"]].head(5).reset_index(drop=True)
-    signature = infer_signature(example, wrapper.predict(None, example))
+    signature = _infer_signature(example, wrapper.predict(None, example))
     return mlflow.pyfunc.log_model(name=name, python_model=wrapper, signature=signature,
                                    input_example=example, pip_requirements=_pip_requirements(),
                                    code_paths=_code_paths())
@@ -291,15 +302,19 @@ VOLATILE_PARAMS = ("path", "output")
 
 def model_identity(run_id: str, family: str, dataset: str) -> str:
     """What makes two logged models the same: the family, the data set, the run's parameters
-    (but :data:`VOLATILE_PARAMS`), the fingerprints of the data it logged and its code version."""
+    (but :data:`VOLATILE_PARAMS`), the data and its code version. The data is the refresh's
+    validated input (tag ``source_fingerprint``) when the run comes from a refresh, else the
+    fingerprints of the tables the run logged."""
     import mlflow
 
     run = mlflow.MlflowClient().get_run(run_id)
+    tags = run.data.tags
+    data = ({"source": tags["source_fingerprint"]} if tags.get("source_fingerprint") else
+            {k: v for k, v in tags.items() if k.startswith("data_fingerprint.")})
     blob = json.dumps({
         "family": family, "dataset": dataset,
         "params": {k: v for k, v in run.data.params.items() if k not in VOLATILE_PARAMS},
-        "data": {k: v for k, v in run.data.tags.items() if k.startswith("data_fingerprint.")},
-        "code": run.data.tags.get("code_version", ""),
+        "data": data, "code": tags.get("code_version", ""),
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

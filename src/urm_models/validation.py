@@ -243,6 +243,7 @@ def validate_table(
     floor = pd.Timestamp(min_date) if min_date is not None else None
     typed = pd.DataFrame(index=frame.index)
     col_schemas: dict[str, pa.Column] = {}
+    guesses: list[tuple[str, dict]] = []
     for f in fields:
         if f.name not in mapping:
             continue
@@ -292,12 +293,15 @@ def validate_table(
                                               f"magnitude_at_most_{max_amount:g} (max_amount)"))
         except ConventionError as exc:
             shown = f.name if file_col == f.name else f"{f.name} (file column {file_col!r})"
-            raise DataValidationError(
-                f"{source}: column {shown}: {exc.n_rows:,} of {len(frame):,} rows cannot be read "
-                f"without guessing ({exc.check}): {exc}", source=source,
-                failures=pd.DataFrame([{"column": f.name, "check": exc.check, "n_rows": exc.n_rows,
-                                        "option": exc.option}])) from None
+            guesses.append((f"column {shown}: {exc.n_rows:,} of {len(frame):,} rows cannot be read "
+                            f"without guessing ({exc.check}): {exc}",
+                            {"column": f.name, "check": exc.check, "n_rows": exc.n_rows, "option": exc.option}))
+            continue
         col_schemas[f.name] = pa.Column(nullable=True, checks=checks, required=True)
+    if guesses:  # every column that needs an option, in one error
+        raise DataValidationError(
+            f"{source}: " + ("\n  - ".join(["", *(m for m, _ in guesses)]) if len(guesses) > 1 else guesses[0][0]),
+            source=source, failures=pd.DataFrame([g for _, g in guesses]))
     for name, src in extra_cols.items():
         typed[name] = frame[src]
 
@@ -349,7 +353,7 @@ def _erased_rows(ids: pd.Series, dataset: str | None) -> pd.Series:
 
     present = ids.notna()
     hit = pd.Series(False, index=ids.index)
-    hit[present] = pseudonym_map(ids[present]).isin(gone).to_numpy()
+    hit[present] = pseudonym_map(ids[present], erasure.ERASURE).isin(gone).to_numpy()
     return hit
 
 
@@ -489,7 +493,7 @@ def _drop_erased_lines(raw: RawTable, dataset: str | None) -> tuple[list, int]:
     kept = []
     for n, text, why in lines:
         fields = [f.strip().strip("'\"").strip() for f in re.split(r"[,;\t|\s]", text) if f.strip()]
-        if set(pseudonymize(fields)) & gone:
+        if set(pseudonymize(fields, erasure.ERASURE)) & gone:
             continue
         kept.append((n, text, why))
     return kept, len(lines) - len(kept)

@@ -1,14 +1,26 @@
-"""Models: BTYD purchase and spend models, contractual retention, CLV."""
+"""Models: BTYD purchase and spend models, contractual retention, churn classifiers, CLV.
+
+The churn classifier (scikit-learn, XGBoost) and the survival models (lifelines) are imported
+when first used, so that a notebook or job that fits only BTYD models does not pay for them.
+"""
+
+from importlib import import_module
 
 from ._base import ConvergenceError, NotFittedError
 from .btyd import BetaGeo, GammaGamma, ModifiedBetaGeo, ShiftedBetaGeometric
-from .churn import ChurnClassifier
+from .clv import CLVScorer, conditional_median_purchases, customer_lifetime_value
 from .pareto import ParetoNBD
-from .survival import SurvivalModel, contractual_clv
 
-__all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD", "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError",
-           "NotFittedError"]
+_LAZY = {"ChurnClassifier": ".churn", "SurvivalModel": ".survival", "contractual_clv": ".survival"}
 
-from .clv import CLVScorer, conditional_median_purchases, customer_lifetime_value  # noqa: E402
+__all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD",
+           "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError", "NotFittedError",
+           "customer_lifetime_value", "conditional_median_purchases", "CLVScorer"]
 
-__all__ += ["customer_lifetime_value", "conditional_median_purchases", "CLVScorer"]
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,177 @@
+"""The CDNOW refresh end to end in one private home: every notebook tracked in MLflow, nothing
+that others read holds a raw user id, and users erased with ``urm forget`` are gone everywhere
+and stay gone after the next refresh. One file, so that ``make test`` (``--dist loadfile``)
+runs these tests on one worker, in order, around one shared refresh."""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from unittest import mock
+
+import mlflow
+import nbformat
+import pandas as pd
+import pytest
+
+import mentions
+from urm_models import pipeline, privacy, scoring, tracking
+
+
+@contextlib.contextmanager
+def in_home(home):
+    """URM_HOME set to ``home`` for the block (a module-scoped home cannot use monkeypatch)."""
+    with mock.patch.dict(os.environ, {"URM_HOME": str(home)}):
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        yield home
+
+
+@pytest.fixture(scope="module")
+def cdnow_run(tmp_path_factory):
+    """One refresh of cdnow_sample (fast) in a private home, shared by the tests that read it
+    (this file runs on one xdist worker, in order); the erasure test, which changes the home,
+    comes last."""
+    home = tmp_path_factory.mktemp("cdnow_home")
+    with in_home(home):
+        manifest = pipeline.refresh({"dataset": "cdnow_sample", "fast": True}, run_id="t1", progress=False)
+    return home, manifest
+
+
+@pytest.mark.slow
+def test_refresh_runs_every_notebook_and_tracks_it(cdnow_run):
+    home, manifest = cdnow_run
+    with in_home(home):
+        _check_cdnow_refresh(home, manifest)
+
+
+def _check_cdnow_refresh(home, manifest):
+    assert manifest["status"] == "ok"
+    assert [n["notebook"] for n in manifest["notebooks"]] == pipeline.NOTEBOOKS
+    status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
+    assert status == {"01_explore_data": "ok", "02_segment_users": "ok", "03_model_churn": "ok",
+                      "04_model_survival": "skipped", "05_model_clv": "ok", "06_score_users": "ok"}
+    run_dir = home / "reports" / "runs" / "t1"
+    executed = nbformat.read(run_dir / "01_explore_data.ipynb", as_version=4)
+    assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code")
+    saved = json.loads((run_dir / "manifest.json").read_text())
+    assert saved["notebooks"][0]["status"] == "ok" and saved["parameters"]["dataset"] == "cdnow_sample"
+
+    tracking.configure()
+    assert tracking.tracking_uri() == f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    exp = mlflow.get_experiment_by_name("urm-kpis")
+    assert exp.artifact_location.startswith((home / "mlruns").as_uri())
+    runs = {r.info.run_name: r for r in mlflow.search_runs([exp.experiment_id], output_format="list")}
+    assert set(runs) == {"explore-cdnow_sample", "segments-cdnow_sample", "score-cdnow_sample-1997-09-30"}
+    run = runs["explore-cdnow_sample"]
+    assert run.data.params["dataset"] == "cdnow_sample" and run.data.params["freq"] == "W"
+    assert run.data.metrics["n_users"] == 2_357
+    assert run.data.metrics["calibration_repeat_purchases"] == 2_457
+    assert run.data.tags["notebook"] == "notebooks/01_explore_data.ipynb"
+    assert run.data.tags["refresh_id"] == "t1"
+    assert len(run.data.tags["git_commit"]) >= 7
+    assert run.data.tags["data_fingerprint.cdnow_sample"]
+    inputs = run.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.digest == run.data.tags["data_fingerprint.cdnow_sample"]
+    arts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
+    assert "figures/cohort_retention.png" in arts
+
+    # 05_model_clv: one run per fitted model plus the registered CLV model, in urm-clv
+    clv = mlflow.get_experiment_by_name("urm-clv")
+    runs = {r.info.run_name: r for r in mlflow.search_runs([clv.experiment_id], output_format="list")}
+    assert set(runs) == {"BetaGeo-cdnow_sample", "ModifiedBetaGeo-cdnow_sample", "ParetoNBD-cdnow_sample",
+                         "GammaGamma-cdnow_sample", "clv-BetaGeo-cdnow_sample"}
+    bg = runs["BetaGeo-cdnow_sample"].data
+    assert abs(bg.metrics["log_likelihood"] - (-9582.43)) < 0.01
+    assert abs(bg.metrics["holdout_mean_mae"] - 0.7855) < 1e-3
+    assert bg.tags["notebook"] == "notebooks/05_model_clv.ipynb"
+    cmp_ = runs["clv-BetaGeo-cdnow_sample"].data
+    # the predictor chosen on the validation split beats lifetimes' best holdout MAE (0.7545)
+    assert cmp_.metrics["selected_holdout_mae"] < 0.7545
+    champ = tracking.champion("clv")
+    assert champ["version"] == "1" and champ["dataset"] == "cdnow_sample"
+    assert champ["run_id"] == runs["clv-BetaGeo-cdnow_sample"].info.run_id
+    assert manifest["models"]["urm-clv"]["version"] == "1"
+    # the champion is also exported to models/, loadable without the tracking store
+    exported = home / "models" / "urm-clv"
+    assert manifest["models"]["urm-clv"]["exported_to"] == str(exported)
+    assert json.loads((exported / "champion.json").read_text())["version"] == "1"
+    rfm_cols = ["frequency", "recency", "T", "monetary"]
+    from urm_models import datasets, features
+
+    rfm = features.rfm_summary(datasets.load_cdnow(sample=True), cutoff="1997-09-30", freq="W")
+    offline = mlflow.pyfunc.load_model(str(exported)).predict(rfm[rfm_cols].head(5).reset_index(drop=True))
+    assert list(offline.columns) == ["expected_purchases", "p_alive", "p_churn", "expected_remaining_lifetime", "clv"]
+
+    # 06_score_users: the table is published with a latest link, and re-scoring the same as-of
+    # date reproduces it (the refresh is idempotent)
+    pred = manifest["predictions"]
+    published = home / "data" / "predictions" / "cdnow_sample" / "1997-09-30" / "user_scores.parquet"
+    assert pred["path"] == str(published) and pred["rows"] == 2_357 and pred["model_versions"] == ["urm-clv/1"]
+    assert (home / "data" / "predictions" / "cdnow_sample" / "latest" / "user_scores.parquet").is_file()
+    table = pd.read_parquet(published)
+    assert list(table.columns) == scoring.COLUMNS and table["user_id"].is_unique
+    assert not (run_dir / "user_scores.parquet").exists()  # the staged copy was moved, not left behind
+    again = pipeline.refresh({"dataset": "cdnow_sample", "fast": True}, notebooks=["06_score_users"],
+                             run_id="t2", progress=False)
+    assert again["predictions"]["path"] == str(published)
+    pd.testing.assert_frame_equal(pd.read_parquet(published), table)
+
+
+    # 03_model_churn on transactions: the classifier beside the BTYD benchmarks
+    churn = mlflow.get_experiment_by_name("urm-churn")
+    (crun,) = mlflow.search_runs([churn.experiment_id], output_format="list")
+    assert crun.data.metrics["cv_roc_auc"] > 0.7
+
+
+OUTPUTS = ("reports", "mlruns", "models")
+
+
+@pytest.mark.slow
+def test_reports_mlflow_and_models_hold_no_raw_id_and_nothing_is_readable_by_others(cdnow_run, cdnow_sample):
+    home, _ = cdnow_run
+    with in_home(home):
+        # CDNOW's ids are numbers: 10151 is also a count in a KPI table. The zero-padded ones
+        # (00004 ... 09999, 40% of the users) cannot be anything else; Telco's and an own
+        # file's ids are searched in full by the tests below.
+        ids = {u for u in cdnow_sample["user_id"] if u.startswith("0")}
+        assert len(ids) > 900
+        # the search works: the published table (under data/) holds every id ...
+        assert set(mentions.find([home / "data" / "predictions"], ids)) == ids
+        # ... and nothing others read does; notebooks show pseudonyms instead
+        assert mentions.find([home / d for d in OUTPUTS], ids) == {}
+        shown = privacy.pseudonymize(sorted(ids))
+        assert mentions.find([home / "reports"], shown), "the notebooks show no user at all"
+        # one file-mode policy: owner-only (0600 files, 0700 folders) everywhere
+        loose = {p: oct(m) for p, m in mentions.modes([home / d for d in (*OUTPUTS, "data")]).items() if m & 0o077}
+        assert loose == {}
+
+
+@pytest.mark.slow
+def test_forget_erases_users_everywhere_and_a_refresh_does_not_bring_them_back(cdnow_run):
+    home, _ = cdnow_run
+    roots = [home / d for d in ("data", "reports", "models", "mlruns")]
+    with in_home(home):
+        table = scoring.read_predictions("cdnow_sample")
+        top = table.sort_values("clv", ascending=False)["user_id"].iloc[0]   # in 05's top-10 and 06's
+        first = table["user_id"].iloc[0]                                     # in 06's head
+        quiet = table["user_id"].iloc[1234]                                  # only in the tables
+        gone = [top, first, quiet]
+        pseudos = privacy.pseudonymize(gone)
+        before = mentions.find(roots, gone + pseudos)
+        assert set(before) == set(gone) | set(pseudos[:2]), before         # the search finds them
+        out = subprocess.run([sys.executable, "-m", "urm_models.cli", "forget", *gone, "--dataset", "cdnow_sample"],
+                             capture_output=True, text=True, env={**os.environ}, timeout=300)
+        assert out.returncode == 0, out.stderr
+        assert "erased 3 user(s) from data set 'cdnow_sample'" in out.stdout
+        assert mentions.find(roots, gone + pseudos) == {}
+        # the next refresh leaves them out: the load drops them and counts them
+        manifest = pipeline.refresh({"dataset": "cdnow_sample", "fast": True}, run_id="t3", progress=False)
+        assert manifest["status"] == "ok" and manifest["predictions"]["rows"] == 2_357 - 3
+        assert mentions.find(roots, gone + pseudos) == {}
+        log = (home / "data" / "erasure" / "erasures.jsonl").read_text().splitlines()
+        assert len(log) == 3 and all(json.loads(line)["dataset"] == "cdnow_sample" for line in log)
+        assert json.loads(log[0])["removed"]["predictions"] >= 1
+        from urm_models import datasets
+
+        assert datasets.load_cdnow(sample=True).attrs["validation"]["n_erased"] > 0
