@@ -209,31 +209,32 @@ def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8
     if sep is None:
         inner = _suffixes(path)[0]
         sep = "\t" if inner == ".tsv" else _sniff_delimiter(path, text) if header else ","
-    if sep == WHITESPACE:
-        rows, lines, ragged = _split_whitespace(text)
-    else:
-        rows, lines, ragged = _split_csv(path, text, sep)
-    if not rows or (header and len(rows) == 1 and not ragged):
-        raise _fail(path, "the file has a header but no rows" if rows else "the file holds no data")
+    records = _whitespace_records(text) if sep == WHITESPACE else _csv_records(path, text, sep)
     if header:
-        columns = [c.strip().lstrip("\ufeff").strip() for c in rows[0]]
-        head_line = lines[0]
-        rows, lines = rows[1:], lines[1:]
-        if names is not None:
-            columns = list(names)
+        first = next(records, None)
+        if first is None:
+            raise _fail(path, "the file holds no data")
+        head_line, head = first
+        columns = list(names) if names is not None else [c.strip().lstrip("\ufeff").strip() for c in head]
     else:
         if names is None:
             raise ValueError("header=False needs names")
         columns, head_line = list(names), None
     _check_header(path, columns)
     width = len(columns)
-    keep = [i for i, r in enumerate(rows) if len(r) == width]
-    bad = [i for i, r in enumerate(rows) if len(r) != width]
-    bad_lines = [(lines[i], sep.join(rows[i]) if sep != WHITESPACE else " ".join(rows[i]),
-                  f"{len(rows[i])} fields where the header has {width}") for i in bad]
-    bad_lines += ragged
+    # rows go straight into columns (no list per row): memory grows with the cells only
+    cols: list[list] = [[] for _ in range(width)]
+    line_numbers: list[int] = []
+    bad_lines = []
+    joiner = " " if sep == WHITESPACE else sep
+    for number, row in records:
+        if len(row) != width:
+            bad_lines.append((number, joiner.join(row), f"{len(row)} fields where the header has {width}"))
+            continue
+        line_numbers.append(number)
+        for col, v in zip(cols, row):
+            col.append(v or None)  # empty cell = missing; whitespace-only cells stay as written
     if bad_lines and errors == "raise":
-        bad_lines.sort()
         examples = "; ".join(f"line {n}: {t!r} ({why})" for n, t, why in bad_lines[:MAX_EXAMPLES])
         raise _fail(path, f"{len(bad_lines):,} row(s) do not have the header's {width} fields "
                           f"(header{' on line ' + str(head_line) if head_line else ''}: "
@@ -242,19 +243,15 @@ def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8
                           f"pass the right sep=, or errors='quarantine' to set these rows aside.",
                     failures=pd.DataFrame([{"column": "(line)", "check": "field_count",
                                             "n_rows": len(bad_lines)}]))
-    rows = [rows[i] for i in keep]
-    line_numbers = np.asarray([lines[i] for i in keep], dtype=np.int64)
-    if not rows:
+    if not line_numbers:
         if bad_lines:
             raise _fail(path, f"none of the {len(bad_lines):,} data row(s) has the header's {width} fields")
         raise _fail(path, "the file has a header but no rows")
-    # empty cell = missing; whitespace-only cells stay as written
-    cols = [[v if v else None for v in c] for c in zip(*rows)]
-    del rows
     frame = pd.DataFrame({i: pd.Series(c, dtype=object) for i, c in enumerate(cols)})
+    del cols
     frame.columns = columns
     reasons = [(n, t, why) for n, t, why in rejected] + [(n, t, f"ragged row: {why}") for n, t, why in bad_lines]
-    return RawTable(str(path), frame, "csv", sorted(reasons), line_numbers, sep)
+    return RawTable(str(path), frame, "csv", sorted(reasons), np.asarray(line_numbers, dtype=np.int64), sep)
 
 
 def _check_header(path: Path, columns: list[str]) -> None:
@@ -322,35 +319,28 @@ def _sniff_delimiter(path: Path, text: str) -> str:
     return next(iter(splits), ",")
 
 
-def _split_csv(path: Path, text: str, sep: str) -> tuple[list[list[str]], list[int], list]:
+def _csv_records(path: Path, text: str, sep: str):
+    """(line where the record starts, fields) of every non-blank record."""
     if len(sep) != 1:
         raise ValueError(f"sep must be one character or {WHITESPACE!r}, not {sep!r}")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar='"', doublequote=True,
                         strict=True)
-    rows, lines = [], []
     last = 0
     try:
         for row in reader:
-            start = last + 1
-            last = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # blank line
-            rows.append(row)
-            lines.append(start)
+            start, last = last + 1, reader.line_num
+            if row and (len(row) > 1 or row[0].strip()):  # a blank line is no record
+                yield start, row
     except csv.Error as exc:
         raise _fail(path, f"cannot parse as CSV at line {reader.line_num}: {exc}. A stray or unclosed "
                           "quote, or a NUL byte, does this.") from None
-    return rows, lines, []
 
 
-def _split_whitespace(text: str) -> tuple[list[list[str]], list[int], list]:
-    rows, lines = [], []
+def _whitespace_records(text: str):
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if fields:
-            rows.append(fields)
-            lines.append(number)
-    return rows, lines, []
+            yield number, fields
 
 
 def _read_parquet(path: Path) -> RawTable:
