@@ -112,13 +112,17 @@ def test_day_first_dates_are_refused_then_read_with_date_format(tmp_path, orders
                     cdnow_sample)
 
 
-def test_duplicated_header_names_are_refused(tmp_path):
+def test_duplicated_header_names_are_refused_then_named_with_names(tmp_path):
     p = tmp_path / "dup.csv"
-    p.write_text("user_id,ts,amount,amount\nA,2024-01-02,10,12\n")
+    p.write_text("user_id,ts,amount,amount\nA,2024-01-02,10,12\nB,2024-01-03,1,2\n")
     with pytest.raises(DataValidationError) as ei:
         datasets.load_transactions(p)
     msg = str(ei.value)
-    assert str(p) in msg and "duplicated column name(s): 'amount' in columns 3, 4" in msg
+    assert str(p) in msg and "duplicated column name(s): 'amount' in columns 3, 4, over 2 rows" in msg
+    assert "pass names=['user_id', 'ts', 'amount', 'amount_2']" in msg
+    # the first amount column was the net, the second the gross amount: say which one is meant
+    tx = datasets.load_transactions(p, names=["user_id", "ts", "net", "gross"], columns={"amount": "gross"})
+    assert tx["amount"].tolist() == [12.0, 2.0]
     p2 = tmp_path / "dup2.csv"
     p2.write_text("user_id,ts,amount, Amount\nA,2024-01-02,10,12\n")  # distinct names: fine
     assert datasets.load_transactions(p2)["amount"].tolist() == [10.0]

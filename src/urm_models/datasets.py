@@ -72,7 +72,7 @@ def fingerprint(df: pd.DataFrame) -> str:
 
 def load_table(path: str | Path, table: str, *, columns: dict[str, str] | None = None,
                errors: Errors = "raise", sep: str | None = None, encoding: str = "utf-8",
-               date_format: str | None = None, tz: str | None = None,
+               names: list[str] | None = None, date_format: str | None = None, tz: str | None = None,
                dst: Literal["reject", "shift"] = "reject", decimal: str = ".",
                thousands: str | None = None, currency: str | None = None,
                max_amount: float = MAX_AMOUNT, min_date=MIN_DATE, as_of=None,
@@ -82,12 +82,13 @@ def load_table(path: str | Path, table: str, *, columns: dict[str, str] | None =
     """Load a user's CSV (``.csv``, ``.tsv``, ``.txt``; plain or ``.gz``/``.bz2``/``.xz``/``.zst``)
     or Parquet file as one of the canonical tables.
 
-    ``sep`` and ``encoding`` are how to read the file (:func:`urm_models.reading.read_raw`);
+    ``sep``, ``encoding`` and ``names`` (column names instead of the header's) are how to read
+    the file (:func:`urm_models.reading.read_raw`);
     the other parameters, how to parse and check it
     (:func:`urm_models.validation.validate_table`). ``dataset`` (default: the file's data set
     name) scopes erasures made with ``urm forget --dataset``.
     """
-    raw = read_raw(path, sep=sep, encoding=encoding, errors=errors)
+    raw = read_raw(path, sep=sep, encoding=encoding, errors=errors, names=names)
     return validate_table(raw, table, columns=columns, errors=errors, date_format=date_format,
                           tz=tz, dst=dst, decimal=decimal, thousands=thousands, currency=currency,
                           max_amount=max_amount, min_date=min_date, as_of=as_of, returns=returns,

@@ -194,8 +194,9 @@ def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8
 
     ``sep``: the delimiter; by default ``\\t`` for ``.tsv`` files and otherwise the one of
     ``, ; \\t |`` that splits the header line (a header that splits on several is refused).
-    ``sep=r"\\s+"`` splits on runs of whitespace (no quoting). ``header=False`` with ``names``
-    reads a file without a header line.
+    ``sep=r"\\s+"`` splits on runs of whitespace (no quoting). ``names`` replaces the header's
+    column names (e.g. to tell duplicated ones apart); ``header=False`` with ``names`` reads a
+    file without a header line.
     """
     path = check_regular_file(path)
     fmt, comp = _format_of(path)
@@ -216,11 +217,13 @@ def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8
             raise _fail(path, "the file holds no data")
         head_line, head = first
         columns = list(names) if names is not None else [c.strip().lstrip("\ufeff").strip() for c in head]
+        if names is not None and len(names) != len(head):
+            raise _fail(path, f"names= gives {len(names)} column names, the header line has {len(head)} "
+                              f"fields: {head}")
     else:
         if names is None:
             raise ValueError("header=False needs names")
         columns, head_line = list(names), None
-    _check_header(path, columns)
     width = len(columns)
     # rows go straight into columns (no list per row): memory grows with the cells only
     cols: list[list] = [[] for _ in range(width)]
@@ -234,6 +237,7 @@ def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8
         line_numbers.append(number)
         for col, v in zip(cols, row):
             col.append(v or None)  # empty cell = missing; whitespace-only cells stay as written
+    _check_header(path, columns, len(line_numbers) + len(bad_lines))
     if bad_lines and errors == "raise":
         examples = "; ".join(f"line {n}: {t!r} ({why})" for n, t, why in bad_lines[:MAX_EXAMPLES])
         raise _fail(path, f"{len(bad_lines):,} row(s) do not have the header's {width} fields "
@@ -254,17 +258,26 @@ def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8
     return RawTable(str(path), frame, "csv", sorted(reasons), np.asarray(line_numbers, dtype=np.int64), sep)
 
 
-def _check_header(path: Path, columns: list[str]) -> None:
+def _check_header(path: Path, columns: list[str], n_rows: int, parquet: bool = False) -> None:
     seen: dict[str, list[int]] = {}
     for i, c in enumerate(columns, start=1):
         seen.setdefault(c, []).append(i)
     dup = {c: pos for c, pos in seen.items() if len(pos) > 1}
-    if dup:
-        what = "; ".join(f"{c!r} in columns {', '.join(map(str, pos))}" for c, pos in dup.items())
-        raise _fail(path, f"duplicated column name(s): {what}. Which one is meant cannot be told: "
-                          "rename or drop the copies in the file.",
-                    failures=pd.DataFrame([{"column": c, "check": "unique_column_name", "n_rows": 0}
-                                           for c in dup]))
+    if not dup:
+        return
+    what = "; ".join(f"{c!r} in columns {', '.join(map(str, pos))}" for c, pos in dup.items())
+    count: dict[str, int] = {}
+    distinct = []
+    for c in columns:
+        count[c] = count.get(c, 0) + 1
+        distinct.append(c if count[c] == 1 else f"{c}_{count[c]}")
+    fix = ("rename the copies where the file is written" if parquet else
+           f"pass names={distinct!r} to name the columns yourself (the header line is then skipped) "
+           "and map the one you mean with columns=")
+    raise _fail(path, f"duplicated column name(s): {what}, over {n_rows:,} rows. Which one is meant "
+                      f"cannot be told: {fix}.",
+                failures=pd.DataFrame([{"column": c, "check": "unique_column_name", "n_rows": n_rows,
+                                        "option": "names="} for c in dup]))
 
 
 def _decode(path: Path, data: bytes, encoding: str, errors: Errors) -> tuple[str, list]:
@@ -349,7 +362,7 @@ def _read_parquet(path: Path) -> RawTable:
 
     try:
         pf = pq.ParquetFile(path)
-        _check_header(path, [str(n) for n in pf.schema_arrow.names])
+        _check_header(path, [str(n) for n in pf.schema_arrow.names], pf.metadata.num_rows, parquet=True)
         table = pf.read()
     except (pa.ArrowException, OSError, ValueError) as exc:
         if isinstance(exc, DataValidationError):
