@@ -407,7 +407,7 @@ def _example(raw: RawTable, idx, column: str, mapping_col: str | None) -> str:
         row = raw.frame.loc[idx]
         return f"{where}: {', '.join(map(str, row.tolist()))}"
     val = raw.frame.at[idx, mapping_col]
-    return f"{where}: {val!r}"
+    return f"{where}: {'(empty)' if val is None or (isinstance(val, float) and np.isnan(val)) else repr(val)}"
 
 
 def _finish(raw: RawTable, table: str, typed: pd.DataFrame, fc: pd.DataFrame, *,
