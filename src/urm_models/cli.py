@@ -65,7 +65,8 @@ def _read_options(args) -> dict:
             raise SystemExit(f"urm: --columns takes canonical=yours pairs separated by commas, "
                              f"e.g. user_id=customer,ts=order_date,amount=total; got {args.columns!r}")
         read["columns"] = {k.strip(): v.strip() for k, v in pairs}
-    for key in ("date_format", "tz", "dst", "decimal", "thousands", "currency", "sep", "encoding", "errors"):
+    for key in ("date_format", "tz", "dst", "decimal", "thousands", "currency", "sep", "encoding", "errors",
+                "duplicates", "returns"):
         if getattr(args, "sep_value" if key == "sep" else key, None):
             read[key] = args.sep_value if key == "sep" else getattr(args, key)
     return read
@@ -174,6 +175,10 @@ def _own_file_arguments(parser) -> None:
     parser.add_argument("--encoding", help="text encoding (default utf-8)")
     parser.add_argument("--errors", choices=["raise", "quarantine"],
                         help="bad rows: refuse the file (default) or set them aside in data/quarantine/")
+    parser.add_argument("--duplicates", choices=["reject", "keep"],
+                        help="exact duplicate rows: reject (default) or keep (files without an order id)")
+    parser.add_argument("--returns", choices=["reject", "keep"],
+                        help="negative amounts (returns, refunds): reject (default) or keep")
 
 
 def main(argv: list[str] | None = None) -> int:
