@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import lock_holder
 import mentions
 from urm_models import paths, pipeline, scoring, tracking
 
@@ -112,18 +113,10 @@ def test_every_parameter_line_is_understood_by_papermill():
         assert list(pipeline.notebook_parameters(path)) == assigned, path.name
 
 
-def _hold_lock(home, ready, release):
-    import os
-    os.environ["URM_HOME"] = str(home)
-    with pipeline.refresh_lock():
-        ready.set()
-        release.wait(30)
-
-
 def test_a_second_concurrent_refresh_refuses(home):
     ctx = mp.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(home, ready, release))
+    holder = ctx.Process(target=lock_holder.hold_lock, args=(home, ready, release))
     holder.start()
     try:
         assert ready.wait(60)

@@ -18,6 +18,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+import lock_holder
+
 from urm_models import datasets, erasure, io, paths, pipeline, privacy, scoring, tracking
 
 
@@ -229,17 +231,10 @@ def test_prune_keeps_the_newest_runs_and_the_ones_latest_comes_from(home):
     assert "kept 2 newest and 1 that a latest table comes from" in out.stdout
 
 
-def _hold_lock(home, ready, release):
-    os.environ["URM_HOME"] = str(home)
-    with pipeline.refresh_lock():
-        ready.set()
-        release.wait(60)
-
-
 def test_score_forget_and_prune_wait_for_no_refresh_they_refuse_while_one_runs(home):
     ctx = mp.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(home, ready, release))
+    holder = ctx.Process(target=lock_holder.hold_lock, args=(home, ready, release))
     holder.start()
     try:
         assert ready.wait(60)

@@ -67,8 +67,8 @@ def _read_options(args) -> dict:
         read["columns"] = {k.strip(): v.strip() for k, v in pairs}
     for key in ("date_format", "tz", "dst", "decimal", "thousands", "currency", "sep", "encoding", "errors",
                 "duplicates", "returns"):
-        if getattr(args, "sep_value" if key == "sep" else key, None):
-            read[key] = args.sep_value if key == "sep" else getattr(args, key)
+        if getattr(args, key, None):
+            read[key] = getattr(args, key)
     return read
 
 
@@ -170,8 +170,7 @@ def _own_file_arguments(parser) -> None:
     parser.add_argument("--decimal", choices=[".", ","], help="decimal mark of amounts (default .)")
     parser.add_argument("--thousands", choices=[",", ".", " ", "'"], help="thousands separator of amounts (default none)")
     parser.add_argument("--currency", help="currency symbol or code to remove from amounts, e.g. € or USD")
-    parser.add_argument("--sep", dest="sep_value", metavar="SEP",
-                        help="delimiter (default: told from the header; tab for .tsv)")
+    parser.add_argument("--sep", help="delimiter (default: told from the header; tab for .tsv)")
     parser.add_argument("--encoding", help="text encoding (default utf-8)")
     parser.add_argument("--errors", choices=["raise", "quarantine"],
                         help="bad rows: refuse the file (default) or set them aside in data/quarantine/")

@@ -6,7 +6,6 @@ passed validation (:mod:`urm_models.validation`); ``df.attrs["validation"]`` hol
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 from pathlib import Path
@@ -28,6 +27,7 @@ from .validation import (
     Errors,
     _check,
     _erased_rows,
+    _subset,
     run_schema,
     validate_table,
 )
@@ -196,8 +196,7 @@ def _validate_telco(raw: RawTable, *, errors: Errors, quarantine_dir) -> pd.Data
     if "customerid" in raw.frame.columns:
         gone = _erased_rows(parse_id(raw.frame["customerid"])[0], "telco").to_numpy()
         if gone.any():
-            raw = dataclasses.replace(raw, frame=raw.frame[~gone],
-                                      lines=raw.lines[~gone] if raw.lines is not None else None)
+            raw = _subset(raw, ~gone)
     f = raw.frame
     required = ["customerid", "tenure", "churn", *TELCO_CATEGORICAL, *TELCO_NUMERIC]
     missing = [c for c in required if c not in f.columns]

@@ -42,6 +42,11 @@ def _read_lines() -> list[str]:
 
 def verify_log() -> list[dict]:
     """The log's entries, after checking the hash chain; raises ErasureLogError if broken."""
+    return _chain()[0]
+
+
+def _chain() -> tuple[list[dict], str]:
+    """(the log's entries, the hash of its last line), the chain checked."""
     entries, prev = [], GENESIS
     for number, line in enumerate(_read_lines(), start=1):
         try:
@@ -53,7 +58,7 @@ def verify_log() -> list[dict]:
                                   "chain broken): the log was edited, truncated or reordered")
         prev = hashlib.sha256(line.encode("utf-8")).hexdigest()
         entries.append(entry)
-    return entries
+    return entries, prev
 
 
 _CACHE: dict = {}
@@ -85,11 +90,9 @@ def erased_pseudonyms(dataset: str | None = None) -> set[str]:
 
 def append_entries(entries: list[dict]) -> None:
     """Append entries to the log (hash-chained, ``O_APPEND``, fsync'd)."""
-    existing = _read_lines()
-    verify_log()
-    prev = hashlib.sha256(existing[-1].encode("utf-8")).hexdigest() if existing else GENESIS
     from .io import make_dirs
 
+    _, prev = _chain()
     path = log_path()
     make_dirs(path.parent)
     lines = []
@@ -149,11 +152,11 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
                                  ("quarantine", _forget_quarantine(ids, dataset))]:
             for u, n in n_by_user.items():
                 add(u, where, n)
-        for where, root in [("notebook_outputs", paths.reports_dir() / "runs")]:
-            for i, n in _forget_notebooks(root, ids, pseudos, dataset, when).items():
-                add(ids[i], where, n)
+        patterns = _patterns(ids, pseudos)
+        for i, n in _forget_notebooks(paths.reports_dir() / "runs", patterns, dataset, when).items():
+            add(ids[i], "notebook_outputs", n)
         for where, root in [("mlflow_artifacts", paths.mlruns_dir()), ("exported_models", paths.models_dir())]:
-            for i, n in _forget_text_files(root, ids, pseudos).items():
+            for i, n in _forget_text_files(root, patterns).items():
                 add(ids[i], where, n)
         kid = key_id()
         append_entries([{"pseudonym": t, "dataset": dataset, "time": when, "key_id": kid,
@@ -168,10 +171,13 @@ def _token(value: str):
     return re.compile(rf"(?<![\w-]){re.escape(value)}(?![\w-])")
 
 
+def _patterns(ids: list[str], pseudos: list[str]) -> list[tuple[int, object]]:
+    """(index of the user, a pattern of their id or pseudonym as a whole token)."""
+    return [(i, _token(v)) for i, v in enumerate(ids)] + [(i, _token(p)) for i, p in enumerate(pseudos)]
+
+
 def _forget_tables(root: Path, ids: list[str], dataset: str | None, pattern: str) -> dict:
     """Drop the users' rows from Parquet tables ``root/<dataset>/<pattern>`` (metadata kept)."""
-
-
     n_by_user: dict[str, int] = {}
     if not root.is_dir():
         return n_by_user
@@ -255,12 +261,11 @@ def _forget_quarantine(ids: list[str], dataset: str | None) -> dict:
     return out
 
 
-def _forget_notebooks(root: Path, ids, pseudos, dataset, when) -> dict:
+def _forget_notebooks(root: Path, patterns, dataset, when) -> dict:
     """Replace the outputs of executed-notebook cells that show a user's pseudonym (or id)."""
     from .io import write_text
 
     out: dict[int, int] = {}
-    patterns = [(i, _token(v)) for i, v in enumerate(ids)] + [(i, _token(p)) for i, p in enumerate(pseudos)]
     for path in sorted(root.glob("*/*.ipynb")) if root.is_dir() else []:
         if dataset and _run_dataset(path.parent.name) not in (dataset, None):
             continue
@@ -283,7 +288,7 @@ def _forget_notebooks(root: Path, ids, pseudos, dataset, when) -> dict:
     return out
 
 
-def _forget_text_files(root: Path, ids, pseudos) -> dict:
+def _forget_text_files(root: Path, patterns) -> dict:
     """In text files under ``root`` (CSV tables, JSON, HTML ...): drop CSV rows that hold an
     id or pseudonym as a field; replace any other mention with ``[erased]``."""
     import csv
@@ -292,7 +297,6 @@ def _forget_text_files(root: Path, ids, pseudos) -> dict:
     from .io import write_text
 
     out: dict[int, int] = {}
-    patterns = [(i, _token(v)) for i, v in enumerate(ids)] + [(i, _token(p)) for i, p in enumerate(pseudos)]
     for path in sorted(root.rglob("*")) if root.is_dir() else []:
         if not path.is_file() or path.is_symlink() or path.suffix.lower() not in TEXT_SUFFIXES:
             continue

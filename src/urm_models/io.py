@@ -53,7 +53,7 @@ def output_umask() -> Iterator[int]:
 def restrict(roots) -> int:
     """Remove the permission bits the policy does not allow from every file and folder under
     ``roots`` (links are not followed); returns how many were changed."""
-    allowed = 0o750 if access() == "group" else 0o700
+    allowed = dir_mode()  # 0700 or 0750: files keep at most the same bits (an executable stays one)
     changed = 0
     for root in roots:
         root = Path(root)

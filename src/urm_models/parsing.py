@@ -303,12 +303,11 @@ def _arrow_strings(u: pd.Series):
     return pa.array(u.astype(object).where(u.notna(), None).tolist(), type=pa.string())
 
 
-def _int_field(struct, name: str) -> np.ndarray:
-    """An integer group of an ``extract_regex`` result as float (NaN where empty)."""
+def _ints(col) -> np.ndarray:
+    """A string array of digits (a group of an ``extract_regex`` result) as float, NaN where empty."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    col = struct.field(name)
     col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
     return pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False).astype(float)
 
@@ -357,10 +356,9 @@ def _parts(arr, layout: str) -> dict[str, np.ndarray]:
 
     struct = pc.extract_regex(arr, "(?i)" + LAYOUTS[layout][0])
     groups = {f.name for f in struct.type}
-    out = {g: _int_field(struct, g) for g in groups if g in ("Y", "m", "d", "a", "b", "H", "M", "S")}
+    out = {g: _ints(struct.field(g)) for g in groups if g in ("Y", "m", "d", "a", "b", "H", "M", "S")}
     if "f" in groups:
-        frac = pc.utf8_rpad(struct.field("f"), 9, "0")
-        out["ns"] = _int_field(pa_struct_like(frac), "f")
+        out["ns"] = _ints(pc.utf8_rpad(struct.field("f"), 9, "0"))
     if "mon" in groups:
         mon = pd.Series(struct.field("mon").to_numpy(zero_copy_only=False), dtype=object)
 
@@ -375,13 +373,6 @@ def _parts(arr, layout: str) -> dict[str, np.ndarray]:
     out["z"] = (pd.Series(struct.field("z").to_numpy(zero_copy_only=False), dtype=object)
                 if "z" in groups else pd.Series([None] * len(arr), dtype=object))
     return out
-
-
-def pa_struct_like(col):
-    """Wrap one string array as a struct with field ``f`` (for :func:`_int_field`)."""
-    import pyarrow as pa
-
-    return pa.StructArray.from_arrays([col], names=["f"])
 
 
 def _examples(values, k=2) -> str:
@@ -514,11 +505,14 @@ def parse_datetime(s: pd.Series, *, date_format: str | None = None, tz: str | No
             f"seconds or yyyymmdd are not told apart by guessing. Pass date_format=\"excel\" for Excel "
             f"serial days, or store them as text or timestamps.", n_rows=int(s.notna().sum()),
             option='date_format="excel"', check="numeric_dates")
-    text = s.where(~blank(s)).map(lambda v: v.strip() if isinstance(v, str) else str(v), na_action="ignore")
-    vals = text.dropna()
+    vals = s[~blank(s)]
     if vals.empty:
         return ParsedDates(pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]"), none, none)
-    codes, uniques = pd.factorize(vals.astype(str), sort=False)
+    # distinct cells first, then their stripped text (two cells may strip to one value)
+    raw_codes, raw_uniques = pd.factorize(vals, sort=False)
+    stripped = [v.strip() if isinstance(v, str) else str(v) for v in raw_uniques]
+    strip_codes, uniques = pd.factorize(pd.Series(stripped, dtype=object), sort=False)
+    codes = strip_codes[raw_codes]
     u = pd.Series(uniques, dtype="string")
     try:
         wall_u, off_u = _infer(u) if date_format is None else _explicit(u, date_format)

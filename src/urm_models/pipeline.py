@@ -201,18 +201,16 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
     from .tracking import git_commit
 
     given = dict(params or {})
-    for key in ("dataset",):
-        if key in given:
-            _safe(given[key], "data set name (--dataset)")
-    if run_id is not None:
+    if "dataset" in given:
+        _safe(given["dataset"], "data set name (--dataset)")
+    if run_id is not None:  # refused before anything is read or written
         _safe(run_id, "run id (--run-id)")
     with output_umask():
         p, own = _own_data(dict(DEFAULT_PARAMS, **given), given=given)
         names = list(notebooks or NOTEBOOKS)
         kind = _dataset_kind(p["dataset"], p["path"])
         p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{dt.date.today():%Y-%m-%d}")
-        run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"
-        _safe(run_id, "run id")
+        run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"  # a safe data set name
         out_dir = paths.reports_dir() / "runs" / run_id
         staged = out_dir / "user_scores.parquet"
         manifest = {"run_id": run_id, "parameters": p, "git_commit": git_commit(), "pid": os.getpid(),
