@@ -14,7 +14,7 @@ from urm_models.segments import (PLAYBOOK, SEGMENT_RULES, STAGES, TIERS, lifecyc
 
 
 def test_default_rules_cover_every_cell_exactly_once_in_order():
-    for r, fm in itertools.product(range(1, 6), range(1, 6)):
+    for r, fm in itertools.product(range(1, 6), range(0, 6)):  # FM = 0: one-time buyers
         hits = SEGMENT_RULES[(SEGMENT_RULES.r_min <= r) & (r <= SEGMENT_RULES.r_max)
                              & (SEGMENT_RULES.fm_min <= fm) & (fm <= SEGMENT_RULES.fm_max)]
         assert len(hits) >= 1, (r, fm)
@@ -28,10 +28,32 @@ def test_scores_hand_built():
                         "time_since_last": [40, 30, 20, 10, 0.0]}, index=list("abcde"))
     s = rfm_scores(rfm)
     assert list(s["R"]) == [1, 2, 3, 4, 5]          # most recent = 5
-    assert list(s["F"]) == [1, 1, 3, 4, 5]          # the two zeros tie and share the score
-    assert list(s["FM"]) == [1, 1, 3, 4, 5]
+    # F and M are quintiles among the three repeat buyers (ranks 1-3 of 3: scores 1, 2, 4);
+    # the two one-time buyers are a cell of their own
+    assert list(s["F"]) == [0, 0, 1, 2, 4] and list(s["M"]) == [0, 0, 1, 2, 4]
+    assert list(s["FM"]) == [0, 0, 1, 2, 4]
     seg = rfm_segments(rfm)["segment"]
-    assert seg["e"] == "Champions" and seg["a"] == "Lost" and seg["c"] == "Loyal"
+    assert seg.to_dict() == {"a": "Lost", "b": "Hibernating", "c": "Need attention",
+                             "d": "Potential loyalists", "e": "Champions"}
+    # with lapse_after=5, d (10 periods without a purchase) is lapsed: R 4 becomes 3, and it
+    # leaves the recent segment Potential loyalists for Need attention; e (0) keeps R 5
+    capped = rfm_segments(rfm, lapse_after=5)
+    assert list(capped["R"]) == [1, 2, 3, 3, 5]
+    assert capped.loc["d", "segment"] == "Need attention" and capped.loc["e", "segment"] == "Champions"
+
+
+def test_cdnow_master_segments_are_balanced_and_champions_never_lapsed(cdnow_master):
+    """The issue's acceptance: no named segment holds more than a quarter of CDNOW's users, and
+    no Champion is lapsed (no purchase for 26 weeks) at the cut-off or at any quarter end."""
+    for as_of in ("1997-06-30", "1997-09-30", "1997-12-31", "1998-06-30"):
+        act = features.activity_features(cdnow_master, as_of, freq="W")
+        seg = rfm_segments(act, lapse_after=26)
+        shares = seg["segment"].value_counts(normalize=True)
+        assert len(seg) == 23_570 and shares.max() <= 0.25, (as_of, shares.round(3).to_dict())
+        champions = seg["segment"] == "Champions"
+        assert champions.any() and not (act.loc[champions, "time_since_last"] >= 26).any(), as_of
+        lapsed = segments.lifecycle_stages(act["T"], since_last=act["time_since_last"], lapse_after=26) == "lapsed"
+        assert not (lapsed & champions).any()
 
 
 def test_scores_do_not_depend_on_row_order(cdnow_sample):
@@ -49,11 +71,11 @@ def test_every_cdnow_user_gets_exactly_one_segment(cdnow_master):
 
 def test_rules_override_and_gaps(tmp_path):
     p = tmp_path / "rules.csv"
-    SEGMENT_RULES.iloc[:-1].to_csv(p, index=False)  # drop "Lost": (1, 1) and (1, 2) uncovered
+    SEGMENT_RULES.iloc[:-1].to_csv(p, index=False)  # drop "Lost": (1, 0) and (1, 1) uncovered
     rfm = pd.DataFrame({"frequency": [1, 2], "monetary": [1, 2.0], "time_since_last": [1, 2.0]})
-    with pytest.raises(ValueError, match=r"\(1, 1\), \(1, 2\)"):
+    with pytest.raises(ValueError, match=r"\(1, 0\), \(1, 1\)\] without a segment"):
         rfm_segments(rfm, rules=p)
-    mine = pd.DataFrame([("Everyone", 1, 5, 1, 5)], columns=SEGMENT_RULES.columns)
+    mine = pd.DataFrame([("Everyone", 1, 5, 0, 5)], columns=SEGMENT_RULES.columns)
     assert set(rfm_segments(rfm, rules=mine)["segment"]) == {"Everyone"}
 
 

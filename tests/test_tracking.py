@@ -34,9 +34,9 @@ def test_promotion_rule_champion_and_challenger(logged_clv):
     with pytest.raises(LookupError, match="no 'champion' version of urm-clv"):
         tracking.champion("clv")
     first = tracking.register_model(log(), "clv", metric_value=1.70, dataset="cdnow_sample")
-    assert (first["version"], first["role"], first["reason"]) == ("1", "champion", "no champion yet")
+    assert (first["version"], first["role"], first["reason"]) == ("1", "champion", "no champion for 'cdnow_sample' yet")
     worse = tracking.register_model(log(), "clv", metric_value=1.75, dataset="cdnow_sample")  # RMSE: lower wins
-    assert worse["role"] == "challenger" and "vs champion v1" in worse["reason"]
+    assert worse["role"] == "challenger" and "vs 'cdnow_sample' champion v1" in worse["reason"]
     same = tracking.register_model(log(), "clv", metric_value=1.70, dataset="cdnow_sample")  # a tie keeps the champion
     assert same["role"] == "challenger"
     assert tracking.champion("clv")["version"] == "1"
@@ -47,12 +47,21 @@ def test_promotion_rule_champion_and_challenger(logged_clv):
     assert str(client.get_model_version_by_alias("urm-clv", "challenger").version) == same["version"]
     assert client.get_model_version("urm-clv", better["version"]).tags["dataset"] == "cdnow_sample"
     uri = log()
-    other = tracking.register_model(uri, "clv", metric_value=9.9, dataset="mydata")
-    assert other["role"] == "champion" and "trained on 'cdnow_sample'" in other["reason"]
+    other = tracking.register_model(uri, "clv", metric_value=9.9, dataset="my.data")
+    assert other["role"] == "champion" and other["reason"] == "no champion for 'my.data' yet"
+    # each data set keeps its champion; `champion` names the latest promoted one
+    assert tracking.champion("clv", "cdnow_sample")["version"] == better["version"]
+    assert tracking.champion("clv", "cdnow")["version"] == better["version"]  # interchangeable with the sample
+    mine = tracking.champion("clv", "my.data")
+    assert mine["version"] == other["version"] and mine["uri"] == "models:/urm-clv@champion-my_data"
+    with pytest.raises(LookupError, match="for data set 'telco'.*urm refresh --dataset telco"):
+        tracking.champion("clv", "telco")
+    with pytest.raises(LookupError, match="two data set names share the alias"):
+        tracking.champion("clv", "my_data")
     with pytest.raises(ValueError, match="cannot rank"):
-        tracking.register_model(uri, "clv", metric_value=float("nan"), dataset="mydata")
+        tracking.register_model(uri, "clv", metric_value=float("nan"), dataset="my.data")
     with pytest.raises(ValueError, match="unknown model family"):
-        tracking.register_model(uri, "nps", metric_value=1.0, dataset="mydata")
+        tracking.register_model(uri, "nps", metric_value=1.0, dataset="my.data")
     model, info = tracking.load_champion("clv")
     assert info["version"] == other["version"] and info["uri"] == "models:/urm-clv@champion"
     out = model.predict(rfm[["frequency", "recency", "T", "monetary"]].head(20).reset_index(drop=True))

@@ -49,6 +49,17 @@ DATASETS = {
     "cdnow_sample": (CDNOW_SAMPLE, "transactions"),
     "telco": (TELCO, "customers"),
 }
+#: the currency of each shipped data set's amounts (CDNOW: US dollars; Telco: monthly charges in
+#: US dollars); own files say "amount" unless a currency is given
+CURRENCIES = {"cdnow": "USD", "cdnow_sample": "USD", "telco": "USD"}
+
+
+def currency(name: str, path: str | Path = "", given: str | None = None) -> str:
+    """The unit to print amounts in: ``given`` (e.g. the ``currency=`` a file was read with),
+    the shipped data set's currency, or ``"amount"``."""
+    if given:
+        return str(given)
+    return "amount" if path else CURRENCIES.get(name, "amount")
 
 
 def file_sha256(path: str | Path) -> str:

@@ -253,7 +253,7 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                             notebooks_dir=notebooks_dir))
                     if SCORING_NOTEBOOK in names:
                         manifest["predictions"] = publish(staged, p["dataset"], p["as_of"], run_id)
-                    manifest["models"] = _champions()
+                    manifest["models"] = _champions(p["dataset"])
                 except RefreshError as exc:
                     manifest.update(status="failed", error=str(exc))
                     manifest["notebooks"].append(getattr(exc, "entry", {"notebook": name,
@@ -481,19 +481,21 @@ def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:
     staged.unlink()
     return {"path": str(path), "latest": str(path.parent.parent / "latest"), "rows": len(table),
             "as_of": as_of, "model_versions": sorted(table["model_versions"].dropna().unique().tolist()),
+            "p_churn_source": table.attrs.get("p_churn_source"), "churn_horizon": table.attrs.get("churn_horizon"),
             "tiers": table["tier"].value_counts().to_dict(),
             "lifecycle_stages": table["lifecycle_stage"].value_counts().to_dict()}
 
 
-def _champions() -> dict:
-    """The champion version of every registered family (those that exist), each exported to
-    ``models/<name>/`` so that consumers can load it without the tracking store."""
+def _champions(dataset: str) -> dict:
+    """The data set's champion version of every registered family (those that exist); the
+    latest champion of each family is exported to ``models/<name>/`` so that consumers can load
+    it without the tracking store."""
     from .tracking import REGISTERED_MODELS, champion, export_champion
 
     out = {}
     for family in REGISTERED_MODELS:
         try:
-            info = champion(family)
+            info = champion(family, dataset)
         except LookupError:
             continue
         try:

@@ -88,7 +88,8 @@ def _finish(table: pd.DataFrame, value_col: str, *, as_of, tier_shares, tier_amo
     return out[COLUMNS]
 
 
-def score_transactions(transactions: pd.DataFrame, as_of, clv_model, *, freq: str = "W",
+def score_transactions(transactions: pd.DataFrame, as_of, clv_model, *, churn_model=None,
+                       churn_window: str = "", freq: str = "W",
                        model_versions: str = "", tier_shares: Mapping | None = None,
                        tier_amounts: Mapping | None = None, period: float = 13,
                        lapse_after: float = 26, at_risk: float = 0.5, rules=None,
@@ -97,27 +98,35 @@ def score_transactions(transactions: pd.DataFrame, as_of, clv_model, *, freq: st
 
     ``clv_model`` scores the RFM table (a :class:`~urm_models.models.CLVScorer` or the logged
     ``urm-clv`` pyfunc); features use only purchases on or before ``as_of`` in ``freq`` units,
-    which must be the unit the model was fitted in. ``period`` and ``lapse_after`` (in ``freq``
-    units) and ``at_risk`` set the lifecycle rules (:func:`segments.lifecycle_stages`); tiers
-    come from CLV (``tier_shares`` or ``tier_amounts``, default 10/20/30/40%).
+    which must be the unit the model was fitted in. ``p_churn`` comes from ``churn_model`` when
+    given (a shifted-window classifier on the activity features, whose window ``churn_window``
+    says, e.g. ``"13 W"``), else from the CLV model. ``period`` and ``lapse_after`` (in ``freq``
+    units) and ``at_risk`` set the lifecycle rules (:func:`segments.lifecycle_stages`) and the
+    lapse rule of the RFM segments; tiers come from CLV (``tier_shares`` or ``tier_amounts``,
+    default 10/20/30/40%).
     """
     from .features import activity_features, cohort_of
 
     scorer_freq = getattr(_scorer(clv_model), "rfm_freq", None)
     if scorer_freq is not None and scorer_freq != freq:
         raise ValueError(f"the CLV model scores RFM tables in {scorer_freq!r} units, not {freq!r}")
-    act = activity_features(transactions, as_of, freq=freq, windows=(int(period),))
+    act = activity_features(transactions, as_of, freq=freq, windows=(4, 13, 26, int(period)))
     rfm = act[["frequency", "recency", "T", "monetary"]]
     scores = _predict_frame(clv_model, rfm)
     table = scores[["p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv"]].copy()
-    table["rfm_segment"] = segments.rfm_segments(act, rules)["segment"]
+    if churn_model is not None:
+        table["p_churn"] = _positive_probability(churn_model, act)
+    table["rfm_segment"] = segments.rfm_segments(act, rules, lapse_after=lapse_after)["segment"]
     table["lifecycle_stage"] = segments.lifecycle_stages(
         act["T"], since_last=act["time_since_last"], gap_before_last=act["gap_last"],
         risk=table["p_churn"], period=period, lapse_after=lapse_after, at_risk=at_risk)
     table["cohort"] = cohort_of(act["T"], as_of, freq)
     out = _finish(table, "clv", as_of=as_of, tier_shares=tier_shares, tier_amounts=tier_amounts,
                   playbook=playbook, model_versions=model_versions)
-    out.attrs["churn_horizon"] = _horizon_label(clv_model)
+    out.attrs["churn_horizon"] = churn_window if churn_model is not None else _horizon_label(clv_model)
+    scorer = _scorer(clv_model)
+    if getattr(scorer, "horizon", None) is not None:
+        out.attrs["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
     return out
 
 
@@ -129,6 +138,9 @@ def _scorer(clv_model):
 
 def _horizon_label(clv_model) -> str:
     scorer = _scorer(clv_model)
+    window = getattr(scorer, "churn_window", None)
+    if window is not None:
+        return f"{window:g} {scorer.rfm_freq}"
     h, f = getattr(scorer, "horizon", None), getattr(scorer, "freq", None)
     return f"{h} {f}" if h is not None else ""
 
@@ -172,6 +184,9 @@ def score_customers(customers: pd.DataFrame, as_of, churn_model, survival_model,
     out = _finish(table, "clv", as_of=as_of, tier_shares=tier_shares, tier_amounts=tier_amounts,
                   playbook=playbook, model_versions=model_versions)
     out.attrs["churn_horizon"] = "the churn label's window"
+    inner = survival_model.unwrap_python_model() if hasattr(survival_model, "unwrap_python_model") else survival_model
+    if getattr(inner, "clv_horizon", None) is not None:
+        out.attrs["clv_horizon"] = f"{inner.clv_horizon} M"  # Telco's tenure is in months
     return out
 
 
@@ -191,24 +206,40 @@ def score_users(dataset: str, as_of=None, *, freq: str = "W", path: str | Path =
     if kind == "transactions":
         if as_of is None:
             raise ValueError("as_of is required for transactions (the date to score at)")
-        model, info = tracking.load_champion("clv")
-        _check_dataset(info, dataset)
-        return score_transactions(data, as_of, model, freq=freq,
-                                  model_versions=f"{info['name']}/{info['version']}", **options)
+        model, info = _load(tracking, "clv", dataset)
+        versions = f"{info['name']}/{info['version']}"
+        churn, source = None, f"{versions} (P(no purchase) of its purchase model)"
+        try:
+            c_info = tracking.champion("churn", dataset)
+        except LookupError:
+            c_info = None  # no shifted-window classifier for this data set: the CLV model's risk
+        if c_info is not None and c_info["tags"].get("p_churn_source") == "urm-churn":
+            churn, c_info = _load(tracking, "churn", dataset)
+            versions += f";{c_info['name']}/{c_info['version']}"
+            source = f"{c_info['name']}/{c_info['version']} (shifted-window classifier, better on the holdout)"
+        elif c_info is not None:
+            source += f"; it ranked the holdout better than {c_info['name']}/{c_info['version']}"
+        window = (f"{c_info['tags'].get('churn_window')} {c_info['tags'].get('churn_freq')}"
+                  if churn is not None else "")
+        out = score_transactions(data, as_of, model, churn_model=churn, churn_window=window, freq=freq,
+                                 model_versions=versions, **options)
+        out.attrs["p_churn_source"] = source
+        return out
     as_of = as_of or pd.Timestamp.today().normalize()
-    churn, c_info = tracking.load_champion("churn")
-    surv, s_info = tracking.load_champion("survival")
-    for info in (c_info, s_info):
-        _check_dataset(info, dataset)
+    churn, c_info = _load(tracking, "churn", dataset)
+    surv, s_info = _load(tracking, "survival", dataset)
     versions = f"{c_info['name']}/{c_info['version']};{s_info['name']}/{s_info['version']}"
-    return score_customers(data, as_of, churn, surv, model_versions=versions, **options)
+    out = score_customers(data, as_of, churn, surv, model_versions=versions, **options)
+    out.attrs["p_churn_source"] = f"{versions.split(';')[0]} (classifier)"
+    return out
 
 
-def _check_dataset(info: dict, dataset: str) -> None:
-    trained = info.get("dataset")
-    if trained and trained != dataset and {trained, dataset} != {"cdnow", "cdnow_sample"}:
-        raise ValueError(f"the champion {info['name']} v{info['version']} was trained on "
-                         f"{trained!r}, not {dataset!r}: refresh {dataset!r} first")
+def _load(tracking, family: str, dataset: str):
+    """The champion of ``family`` for ``dataset``; a ValueError naming the refresh to run if none."""
+    try:
+        return tracking.load_champion(family, dataset)
+    except LookupError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def predictions_path(dataset: str, as_of) -> Path:

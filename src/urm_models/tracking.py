@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -122,13 +123,23 @@ def code_version(notebook: str | None = None) -> str:
     return h.hexdigest()[:16]
 
 
+def now() -> float:
+    """The time to pass as ``start_run(started=...)``: take it before the fitting a run describes."""
+    import time
+
+    return time.time()
+
+
 @contextlib.contextmanager
 def start_run(experiment: str, *, run_name: str | None = None,
               params: Mapping | None = None, tags: Mapping | None = None,
-              notebook: str | None = None) -> Iterator:
+              notebook: str | None = None, started: float | None = None) -> Iterator:
     """Start an MLflow run in ``experiment`` that records params, git commit and notebook.
 
     ``notebook`` defaults to ``URM_NOTEBOOK``, which the refresh sets for each notebook it runs.
+    ``started`` (seconds since the epoch, :func:`now`) back-dates the run's start to when the
+    fitting it describes began, so that its duration in the MLflow UI is the fitting's and not
+    only the logging's.
     """
     import mlflow
 
@@ -144,7 +155,13 @@ def start_run(experiment: str, *, run_name: str | None = None,
     if os.environ.get("URM_SOURCE_FINGERPRINT"):
         all_tags["source_fingerprint"] = os.environ["URM_SOURCE_FINGERPRINT"]
     all_tags.update({k: str(v) for k, v in (tags or {}).items()})
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=all_tags) as run:
+    run_id = None
+    if started is not None:
+        configure()
+        run_id = mlflow.MlflowClient().create_run(exp_id, start_time=int(started * 1000), tags=all_tags,
+                                                   run_name=run_name).info.run_id
+    with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else exp_id,
+                          run_name=None if run_id else run_name, tags=None if run_id else all_tags) as run:
         if params:
             mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
         yield run
@@ -288,11 +305,19 @@ def log_clv_model(scorer, rfm_example: pd.DataFrame, name: str = "model"):
 # ------------------------------------------------------------------------------ registry
 #: Registered model per family, with the holdout metric that decides promotion.
 REGISTERED_MODELS = {
-    "churn": ("urm-churn", "cv_roc_auc", "higher"),
+    "churn": ("urm-churn", "roc_auc", "higher"),
     "survival": ("urm-survival", "holdout_concordance", "higher"),
     "clv": ("urm-clv", "holdout_rmse", "lower"),
 }
 CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def champion_alias(dataset: str) -> str:
+    """The alias of a data set's champion, ``champion-<dataset>`` (aliases allow letters, digits,
+    ``_`` and ``-``: other characters of a data set name become ``_``). Metrics are comparable
+    only within one data set, so each has its own champion; ``champion`` itself names the most
+    recently promoted one (what ``models:/<name>@champion`` and ``models/`` serve)."""
+    return f"{CHAMPION}-{re.sub(r'[^A-Za-z0-9_-]', '_', dataset)}"
 
 
 #: Run parameters that differ between runs of the same model on the same data (a snapshot path
@@ -329,12 +354,23 @@ def _source_run(model_uri: str) -> str:
     raise ValueError(f"cannot tell which run logged {model_uri!r}: give a runs:/ or models:/m-... URI")
 
 
-def register_model(model_uri: str, family: str, *, metric_value: float, dataset: str) -> dict:
+def _version_by_alias(client, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def register_model(model_uri: str, family: str, *, metric_value: float, dataset: str,
+                   tags: Mapping | None = None) -> dict:
     """Register ``model_uri`` as a new version of the family's model and apply the promotion
-    rule: it becomes ``champion`` if there is no champion, if the champion was trained on
-    another data set (its metric is not comparable), or if it beats the champion's holdout
-    metric strictly; otherwise it gets the ``challenger`` alias. Every version is tagged with
-    ``dataset``, the metric, its ``role`` and its ``identity`` (:func:`model_identity`).
+    rule within its data set: it becomes the data set's champion (alias
+    :func:`champion_alias`, and ``champion``) if the data set has none yet or if it beats that
+    champion's metric strictly; otherwise it gets the ``challenger`` alias. Every version is
+    tagged with ``dataset``, the metric, its ``role``, its ``identity``
+    (:func:`model_identity`) and ``tags``.
 
     A model identical to a registered version (same identity: a repeated or killed-and-rerun
     refresh) is not registered again: that version gets the promotion rule instead, so a
@@ -367,63 +403,92 @@ def register_model(model_uri: str, family: str, *, metric_value: float, dataset:
         version = str(mv.version)
         registered = True
         for key, val in {"dataset": dataset, "metric": metric, metric: repr(value),
-                         "git_commit": git_commit(), "identity": identity}.items():
+                         "git_commit": git_commit(), "identity": identity,
+                         **{k: str(v) for k, v in (tags or {}).items()}}.items():
             client.set_model_version_tag(name, version, key, val)
-    try:
-        champ = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        champ = None
+    alias = champion_alias(dataset)
+    champ = _version_by_alias(client, name, alias)
+    if champ is None:  # a registry from before per-data-set champions
+        glob = _version_by_alias(client, name, CHAMPION)
+        champ = glob if glob is not None and glob.tags.get("dataset") == dataset else None
     if champ is not None and str(champ.version) == version:
+        client.set_registered_model_alias(name, alias, version)
+        client.set_registered_model_alias(name, CHAMPION, version)
         log.info("%s v%s: champion, identical to this model (not registered again)", name, version)
         return {"name": name, "version": version, "role": CHAMPION, "registered": False,
                 "reason": f"identical to champion v{version} (same data, parameters and code)",
                 "metric": metric, "value": value}
     if champ is None:
-        promote, reason = True, "no champion yet"
-    elif champ.tags.get("dataset") != dataset:
-        promote, reason = True, (f"champion v{champ.version} was trained on "
-                                 f"{champ.tags.get('dataset')!r}, not {dataset!r}")
+        promote, reason = True, f"no champion for {dataset!r} yet"
     else:
         old = float(champ.tags.get(metric, "nan"))
         better = value > old if direction == "higher" else value < old
         promote = bool(better) or not math.isfinite(old)
-        reason = (f"{metric} {value:.6g} vs champion v{champ.version} {old:.6g} "
+        reason = (f"{metric} {value:.6g} vs {dataset!r} champion v{champ.version} {old:.6g} "
                   f"({direction} is better)")
     if not registered:
         reason += f"; identical to v{version}, not registered again"
+    if promote:
+        client.set_registered_model_alias(name, alias, version)
+        client.set_registered_model_alias(name, CHAMPION, version)
+        client.set_model_version_tag(name, version, "role", CHAMPION)
+        if champ is not None:
+            client.set_model_version_tag(name, str(champ.version), "role", "retired champion")
+    else:
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        client.set_model_version_tag(name, version, "role", CHALLENGER)
     role = CHAMPION if promote else CHALLENGER
-    client.set_registered_model_alias(name, role, version)
-    client.set_model_version_tag(name, version, "role", role)
-    if promote and champ is not None:
-        client.set_model_version_tag(name, str(champ.version), "role", "retired champion")
     log.info("%s v%s: %s (%s)", name, version, role, reason)
     return {"name": name, "version": version, "role": role, "reason": reason, "registered": registered,
             "metric": metric, "value": value}
 
 
-def champion(family_or_name: str) -> dict:
+#: data sets whose models score each other's tables (CDNOW_sample is a sample of CDNOW)
+INTERCHANGEABLE = ({"cdnow", "cdnow_sample"},)
+
+
+def champion(family_or_name: str, dataset: str | None = None) -> dict:
     """The champion version of a family (``"clv"``) or registered name (``"urm-clv"``):
-    ``name, version, uri, dataset, run_id``. Raises LookupError naming what to run if none."""
+    ``name, version, uri, dataset, run_id, tags``; with ``dataset``, that data set's champion
+    (or, failing that, the latest champion if it was trained on an interchangeable data set).
+    Raises LookupError naming what to run if there is none."""
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     name = REGISTERED_MODELS.get(family_or_name, (family_or_name,))[0]
     configure()
-    try:
-        mv = mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        raise LookupError(f"no '{CHAMPION}' version of {name} in {tracking_uri()}: run the "
-                          f"notebook that fits it (urm refresh) first") from None
-    return {"name": name, "version": str(mv.version), "uri": f"models:/{name}@{CHAMPION}",
-            "dataset": mv.tags.get("dataset"), "run_id": mv.run_id}
+    client = mlflow.MlflowClient()
+    mv, alias = None, CHAMPION
+    if dataset is not None:
+        partners = sorted(set().union(*(p for p in INTERCHANGEABLE if dataset in p)) - {dataset})
+        for ds in [dataset, *partners]:
+            alias = champion_alias(ds)
+            mv = _version_by_alias(client, name, alias)
+            if mv is not None and mv.tags.get("dataset") != ds:
+                raise LookupError(f"{name}@{alias} v{mv.version} was trained on {mv.tags.get('dataset')!r}, "
+                                  f"not {ds!r} (two data set names share the alias): rename one data set")
+            if mv is not None:
+                break
+        if mv is None:  # a registry from before per-data-set champions
+            glob = _version_by_alias(client, name, CHAMPION)
+            if glob is not None and glob.tags.get("dataset") in (dataset, *partners):
+                mv, alias = glob, CHAMPION
+    else:
+        mv = _version_by_alias(client, name, CHAMPION)
+    if mv is None:
+        what = f" for data set {dataset!r}" if dataset else ""
+        run = f"urm refresh --dataset {dataset}" if dataset else "urm refresh"
+        raise LookupError(f"no '{CHAMPION}' version of {name}{what} in {tracking_uri()}: run the "
+                          f"notebook that fits it ({run}) first")
+    return {"name": name, "version": str(mv.version), "uri": f"models:/{name}@{alias}",
+            "dataset": mv.tags.get("dataset"), "run_id": mv.run_id, "tags": dict(mv.tags)}
 
 
-def load_champion(family_or_name: str):
-    """``(pyfunc model, champion info)`` for ``models:/<name>@champion``, loaded by version so
+def load_champion(family_or_name: str, dataset: str | None = None):
+    """``(pyfunc model, champion info)`` for the champion (of ``dataset``), loaded by version so
     that the info matches the model even if the alias moves meanwhile."""
     import mlflow
 
-    info = champion(family_or_name)
+    info = champion(family_or_name, dataset)
     model = mlflow.pyfunc.load_model(f"models:/{info['name']}/{info['version']}")
     return model, info
 

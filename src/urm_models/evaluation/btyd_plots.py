@@ -7,6 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..models.btyd import validate_rfm
+from .plots import UNIT_WORDS, periods
 
 
 def period_transactions(model, rfm: pd.DataFrame, max_frequency: int = 7) -> Figure:
@@ -30,7 +31,7 @@ def period_transactions(model, rfm: pd.DataFrame, max_frequency: int = 7) -> Fig
     ax.set_xticks(idx, [str(k) for k in range(max_frequency)] + [f"{max_frequency}+"])
     ax.set_xlabel("repeat purchases in calibration")
     ax.set_ylabel("customers")
-    ax.set_title("Frequency of repeat purchases")
+    ax.set_title(f"Customers by repeat purchases in calibration: actual vs {type(model).__name__}")
     ax.legend()
     fig.tight_layout()
     return fig
@@ -47,8 +48,10 @@ def calibration_vs_holdout(predictions: dict[str, pd.Series], rfm: pd.DataFrame,
     for name, pred in predictions.items():
         ax.plot(*_by(pred, grp), "--o", ms=3, label=name)
     ax.set_xlabel(f"repeat purchases in calibration ({max_frequency} = {max_frequency}+)")
-    ax.set_ylabel("mean purchases in holdout")
-    ax.set_title("Calibration vs holdout")
+    span = (f" ({rfm['duration_holdout'].iloc[0]:g} periods of the summary)"
+            if "duration_holdout" in rfm.columns and len(rfm) else "")
+    ax.set_ylabel(f"mean repeat purchases in the holdout{span}")
+    ax.set_title("Calibration vs holdout: actual and predicted means")
     ax.legend()
     fig.tight_layout()
     return fig
@@ -59,7 +62,8 @@ def _by(values: pd.Series, groups: pd.Series):
     return m.index.to_numpy(), m.to_numpy()
 
 
-def _matrix(fn, max_frequency: int, max_recency: float, T: float, title: str, label: str) -> Figure:
+def _matrix(fn, max_frequency: int, max_recency: float, T: float, title: str, label: str,
+            unit: str) -> Figure:
     x = np.arange(max_frequency + 1, dtype=float)
     rec = np.linspace(0, max_recency, 40)
     X, R = np.meshgrid(x, rec, indexing="ij")
@@ -69,7 +73,7 @@ def _matrix(fn, max_frequency: int, max_recency: float, T: float, title: str, la
     ax = fig.add_subplot()
     im = ax.imshow(Z, origin="lower", aspect="auto", cmap="viridis",
                    extent=[0, max_recency, -0.5, max_frequency + 0.5])
-    ax.set_xlabel("recency (time of last purchase)")
+    ax.set_xlabel(f"recency: age at the last purchase ({unit} after the first)")
     ax.set_ylabel("frequency (repeat purchases)")
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label=label)
@@ -77,18 +81,23 @@ def _matrix(fn, max_frequency: int, max_recency: float, T: float, title: str, la
     return fig
 
 
-def frequency_recency_matrix(model, T: float, t: float = 1.0, max_frequency: int = 30) -> Figure:
-    """Expected purchases in the next ``t`` periods for a customer observed for ``T``."""
+def frequency_recency_matrix(model, T: float, t: float = 1.0, max_frequency: int = 30,
+                             freq: str = "W") -> Figure:
+    """Expected purchases in the next ``t`` periods (of ``freq``) for a customer whose first
+    purchase was ``T`` periods ago."""
     return _matrix(lambda x, r, TT: model._conditional_expected(t, x, r, TT), max_frequency, T, T,
-                   f"Expected purchases in the next {t:g} periods (T = {T:g})", "expected purchases")
+                   f"{type(model).__name__}: expected purchases in the next {periods(t, freq)}\n"
+                   f"of a customer who first bought {periods(round(T), freq)} ago", "expected purchases",
+                   UNIT_WORDS[freq])
 
 
-def p_alive_matrix(model, T: float, max_frequency: int = 30) -> Figure:
-    """P(alive) by frequency and recency for a customer observed for ``T``."""
+def p_alive_matrix(model, T: float, max_frequency: int = 30, freq: str = "W") -> Figure:
+    """P(alive) by frequency and recency for a customer whose first purchase was ``T`` periods ago."""
     from scipy.special import expit
 
     return _matrix(lambda x, r, TT: expit(-model._log_odds_dead(x, r, TT)), max_frequency, T, T,
-                   f"P(alive) (T = {T:g})", "P(alive)")
+                   f"{type(model).__name__}: P(alive) of a customer who first bought "
+                   f"{periods(round(T), freq)} ago", "P(alive)", UNIT_WORDS[freq])
 
 
 def cumulative_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: str = "W") -> Figure:
@@ -118,7 +127,8 @@ def cumulative_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: s
     ax.plot(grid, expected, "--", label=type(model).__name__)
     ax.axvline(cutoff, color="grey", ls=":", label="cut-off")
     ax.set_ylabel("cumulative repeat purchases")
-    ax.set_title("Tracking cumulative repeat purchases")
+    ax.set_xlabel("date")
+    ax.set_title(f"Tracking cumulative repeat purchases: actual vs {type(model).__name__}")
     ax.legend()
     fig.tight_layout()
     return fig

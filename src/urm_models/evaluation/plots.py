@@ -6,6 +6,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+UNIT_WORDS = {"D": "days", "W": "weeks", "M": "months"}
+
+
+def periods(n: float, freq: str) -> str:
+    """A span in words for titles and labels: ``periods(13, "W")`` is ``"13 weeks"``."""
+    word = UNIT_WORDS.get(freq, f"{freq} periods")
+    return f"{n:g} {word[:-1] if n == 1 and word.endswith('s') else word}"
+
 
 def cohort_heatmap(retention: pd.DataFrame, title: str = "Cohort retention") -> Figure:
     """Heat map of a :func:`urm_models.features.cohort_retention` matrix (shares)."""
@@ -29,16 +37,23 @@ def cohort_heatmap(retention: pd.DataFrame, title: str = "Cohort retention") -> 
     return fig
 
 
+KPI_UNITS = {"active_users": "users", "retention_rate": "share", "repeat_purchase_rate": "share",
+             "revenue_per_user": "amount per active user", "churn_rate": "share", "revenue": "amount"}
+
+
 def kpi_trends(kpis: pd.DataFrame, columns=("active_users", "retention_rate", "repeat_purchase_rate",
-                                             "revenue_per_user")) -> Figure:
-    """One small panel per KPI over periods (a :func:`urm_models.features.kpis` table)."""
+                                             "revenue_per_user"), currency: str = "amount") -> Figure:
+    """One small panel per KPI over periods (a :func:`urm_models.features.kpis` table); amounts
+    are labelled in ``currency``."""
     columns = [c for c in columns if c in kpis.columns]
     fig = Figure(figsize=(10, 2.4 * ((len(columns) + 1) // 2)))
     axes = fig.subplots((len(columns) + 1) // 2, 2, squeeze=False).ravel()
     x = np.arange(len(kpis))
     for ax, col in zip(axes, columns):
         ax.plot(x, kpis[col].to_numpy(dtype=float), marker="o", ms=3)
-        ax.set_title(col.replace("_", " "))
+        unit = KPI_UNITS.get(col, "").replace("amount", currency)
+        ax.set_title(col.replace("_", " ") + (f" ({unit})" if unit else ""))
+        ax.set_xlabel(f"{kpis.index.name or 'period'}", fontsize=7)
         step = max(1, len(x) // 8)
         ax.set_xticks(x[::step], [str(i) for i in kpis.index[::step]], rotation=30, fontsize=7)
         ax.grid(alpha=0.3)
@@ -59,10 +74,12 @@ def histogram(values, bins: int = 30, title: str = "", xlabel: str = "") -> Figu
     return fig
 
 
-def transition_heatmap(matrix: pd.DataFrame, title: str = "Transitions", fmt: str = "{:.0%}") -> Figure:
+def transition_heatmap(matrix: pd.DataFrame, title: str = "Transitions", fmt: str = "{:.0%}",
+                       label: str | None = None) -> Figure:
     """Heat map of a transition matrix from :func:`urm_models.segments.transitions` (rows:
     label before, columns: label after), e.g. its ``shares`` (``fmt`` percent) or ``counts``
-    (``fmt="{:,.0f}"``)."""
+    (``fmt="{:,.0f}"``); ``label`` names the colour scale (default: "share of the row's users"
+    for percentages, else "users")."""
     data = matrix.to_numpy(dtype=float)
     fig = Figure(figsize=(max(5, 0.9 * matrix.shape[1] + 2.5), max(3.5, 0.55 * matrix.shape[0] + 1.5)))
     ax = fig.add_subplot()
@@ -77,7 +94,7 @@ def transition_heatmap(matrix: pd.DataFrame, title: str = "Transitions", fmt: st
         if np.isfinite(v):
             ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=7,
                     color="white" if v > 0.6 * top else "black")
-    fig.colorbar(im, ax=ax)
+    fig.colorbar(im, ax=ax, label=label or ("share of the row's users" if "%" in fmt else "users"))
     fig.tight_layout()
     return fig
 
@@ -90,6 +107,9 @@ def bar(values: pd.Series, title: str = "", xlabel: str = "", fmt: str = "{:,.0f
     ax.barh([str(i) for i in v.index], v.to_numpy(), color="steelblue")
     for y, x in enumerate(v.to_numpy()):
         ax.text(x, y, " " + fmt.format(x), va="center", fontsize=7)
+    if len(v) and np.isfinite(v.to_numpy()).any():
+        # room for the value labels to the right of the longest bar
+        ax.set_xlim(0, max(float(np.nanmax(v.to_numpy())), 0.0) * 1.18 or 1.0)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     fig.tight_layout()

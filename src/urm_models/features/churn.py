@@ -101,3 +101,50 @@ def activity_features(transactions, cutoff, freq: str = "W", windows=(4, 13, 26)
             out[c] = out[c].astype("int64")
     out.attrs["freq"] = freq
     return out
+
+
+def window_start(cutoff, periods: float, freq: str = "W") -> pd.Timestamp:
+    """The day ``periods`` periods of ``freq`` before ``cutoff``."""
+    return (_date(cutoff, "cutoff") - pd.Timedelta(days=float(periods) * UNIT_DAYS[freq])).normalize()
+
+
+def churn_window(transactions, cutoff, horizon: float, freq: str = "W", step: int = 13) -> int:
+    """The churn window ``w`` of a shifted-window churn model, chosen from the data.
+
+    The model learns at ``cutoff - w`` who makes no purchase in the next ``w`` periods, so it
+    needs history before ``cutoff - w``: ``w`` is the longest multiple of ``step`` periods, at
+    most ``horizon``, for which the median user known at ``cutoff - w`` has at least ``w``
+    periods of history there. On CDNOW (every first purchase in Q1 1997, cut-off 1997-09-30,
+    weekly) that is 13 weeks: at 26 weeks before the cut-off the median customer was 7 weeks old.
+    Raises ValueError when not even ``step`` periods fit.
+    """
+    if freq not in UNIT_DAYS:
+        raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
+    if step <= 0 or horizon < step:
+        raise ValueError(f"need 0 < step <= horizon, got step={step}, horizon={horizon}")
+    cut = _date(cutoff, "cutoff")
+    first = run_sql(transactions, f"""
+        SELECT MIN(CAST(ts AS DATE)) AS first FROM transactions
+        WHERE CAST(ts AS DATE) <= DATE '{cut:%Y-%m-%d}' GROUP BY user_id""")["first"]
+    first = pd.to_datetime(first)
+    for w in range(int(horizon // step) * step, 0, -step):
+        start = window_start(cut, w, freq)
+        known = first[first <= start]
+        if len(known) and ((start - known).dt.days / UNIT_DAYS[freq]).median() >= w:
+            return w
+    raise ValueError(f"the data hold too little history before {cut:%Y-%m-%d} for a shifted-window churn "
+                     f"model: at {step} {freq} before it the median user has less than {step} {freq} of "
+                     f"history. Choose a later cutoff or a shorter step.")
+
+
+def shifted_window(transactions, cutoff, window: float, freq: str = "W", windows=(4, 13, 26)):
+    """The training set of a shifted-window churn model: ``(X, y)`` with ``X`` the activity
+    features at ``cutoff - window`` and ``y`` = 1 for no purchase in ``(cutoff - window, cutoff]``.
+
+    A model fitted on it is applied to the features at ``cutoff`` and predicts no purchase in
+    the next ``window`` periods; no row after ``cutoff`` is read.
+    """
+    start = window_start(cutoff, window, freq)
+    X = activity_features(transactions, start, freq=freq, windows=windows)
+    y = churn_labels(transactions, start, horizon=window, freq=freq).reindex(X.index)
+    return X, y

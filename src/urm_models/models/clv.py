@@ -111,7 +111,8 @@ class CLVScorer:
     The object logged to the registry as ``urm-clv``: ``predict(rfm)`` takes an RFM table
     (``frequency, recency, T, monetary`` in ``rfm_freq`` units, as ``features.rfm_summary``
     returns it) and returns, over the next ``horizon`` periods of ``freq``:
-    ``expected_purchases``, ``p_alive`` (now), ``p_churn`` (= P(no purchase in the horizon)),
+    ``expected_purchases``, ``p_alive`` (now), ``p_churn`` (= P(no purchase in the next
+    ``churn_window`` periods of ``rfm_freq``, or in the horizon when it is None),
     ``expected_remaining_lifetime`` (restricted to the horizon, in ``freq`` units) and ``clv``.
 
     Parameters
@@ -120,12 +121,15 @@ class CLVScorer:
     spend_model : fitted GammaGamma
     rfm_freq : time unit of the RFM tables it will score (``"D"``, ``"W"``, ``"M"``)
     horizon, freq, discount_rate, margin : as in :func:`customer_lifetime_value`
+    churn_window : the window of ``p_churn`` in ``rfm_freq`` periods (the churn label of 03:
+        ``features.churn_window``); None: the horizon
     """
 
     columns = ["expected_purchases", "p_alive", "p_churn", "expected_remaining_lifetime", "clv"]
 
     def __init__(self, purchase_model, spend_model: GammaGamma, rfm_freq: str, horizon: int = 12,
-                 freq: str = "M", discount_rate: float = 0.01, margin: float = 1.0):
+                 freq: str = "M", discount_rate: float = 0.01, margin: float = 1.0,
+                 churn_window: float | None = None):
         if rfm_freq not in UNIT_DAYS or freq not in UNIT_DAYS:
             raise ValueError(f"rfm_freq and freq must be among {sorted(UNIT_DAYS)}")
         self.purchase_model = purchase_model
@@ -135,6 +139,7 @@ class CLVScorer:
         self.freq = freq
         self.discount_rate = float(discount_rate)
         self.margin = float(margin)
+        self.churn_window = None if churn_window is None else float(churn_window)
 
     def predict(self, rfm: pd.DataFrame) -> pd.DataFrame:
         validate_rfm(rfm, columns=("frequency", "recency", "T", "monetary"))
@@ -145,7 +150,9 @@ class CLVScorer:
         out = pd.DataFrame(index=rfm.index)
         out["expected_purchases"] = clv["expected_purchases"]
         out["p_alive"] = self.purchase_model.p_alive(rfm).to_numpy()
-        out["p_churn"] = self.purchase_model.probability_of_purchases(0, h, rfm).to_numpy()
+        window = getattr(self, "churn_window", None)  # scorers logged before 2026-12 lack it
+        out["p_churn"] = self.purchase_model.probability_of_purchases(0, h if window is None else window,
+                                                                      rfm).to_numpy()
         out["expected_remaining_lifetime"] = (
             self.purchase_model.expected_remaining_lifetime(rfm, h).to_numpy() / step)
         out["clv"] = clv["clv"]
