@@ -240,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # papermill logs every notebook's paths and kernel at INFO; our progress bar and manifest say it
     logging.getLogger("papermill").setLevel(logging.WARNING)
+    # traitlets says at INFO that it registered the kernel on a first run
+    logging.getLogger("traitlets").setLevel(logging.WARNING)
     from .erasure import ErasureLogError
     from .io import output_umask
     from .validation import DataValidationError

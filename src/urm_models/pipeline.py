@@ -40,6 +40,12 @@ from .io import make_dirs, output_umask, restrict, write_parquet, write_text
 
 log = logging.getLogger(__name__)
 
+# jsonschema, which nbformat (so papermill) imports, compiles the 39 grammars of rfc3987-syntax
+# when that package is installed (jupyterlab's jupyter-events pulls it in): 4 CPU-seconds in
+# every refresh here, to offer an IRI format check that notebook validation never uses.
+# Blocking that one import makes jsonschema leave the format out; nothing else changes.
+sys.modules.setdefault("rfc3987_syntax", None)
+
 KERNEL_NAME = "urm-models"
 #: The refresh order, with the kinds of data set each notebook applies to (datasets.DATASETS).
 #: Notebooks that are not there yet are added by the issues that build them.
@@ -143,9 +149,123 @@ def _kernel_config():
     return Config({"KernelManager": {"transport": transport}})
 
 
+#: papermill engine of the refresh: every notebook of a refresh runs in one kernel (see
+#: :func:`shared_kernel`)
+ENGINE = "urm-shared-kernel"
+
+#: Run in the shared kernel, silently, before each notebook: the kernel then holds nothing of
+#: the notebook before (names, figures, an open MLflow run), counts cells from 1 again, and
+#: knows which notebook it runs (``URM_NOTEBOOK``, the tag of its MLflow runs). Imported
+#: modules stay loaded: that is the point.
+PRELUDE = """\
+get_ipython().reset(new_session=True)  # also counts cells from 1 again, in a new history session
+import gc as _gc, os as _os, sys as _sys
+_os.environ["URM_NOTEBOOK"] = {notebook!r}
+if "matplotlib.pyplot" in _sys.modules:
+    _sys.modules["matplotlib.pyplot"].close("all")
+if "mlflow" in _sys.modules:
+    while _sys.modules["mlflow"].active_run() is not None:
+        _sys.modules["mlflow"].end_run("FAILED")
+_gc.collect()
+del _gc, _os, _sys
+"""
+
+
+def _register_engine() -> None:
+    """Register :data:`ENGINE` with papermill: its nbclient engine, with a client that runs
+    :data:`PRELUDE` first and releases its connection to the kernel (not the kernel) after."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+    from traitlets import Unicode
+
+    if ENGINE in papermill_engines._engines:
+        return
+
+    class SharedKernelClient(PapermillNotebookClient):
+        prelude = Unicode("").tag(config=True)
+
+        def papermill_execute_cells(self):
+            if self.prelude:
+                reply = self.wait_for_reply(self.kc.execute(self.prelude, silent=True, store_history=False))
+                content = (reply or {}).get("content", {})
+                if content.get("status") != "ok":
+                    raise RefreshError(f"could not prepare the kernel for the next notebook: "
+                                       f"{content.get('ename')}: {content.get('evalue')}")
+            super().papermill_execute_cells()
+
+        def execute(self, **kwargs):
+            try:
+                return super().execute(**kwargs)
+            finally:
+                if self.kc is not None:
+                    self.kc.stop_channels()
+                    self.kc = None
+
+    class SharedKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            kwargs = remove_args(["input_path"], **kwargs)
+            safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+            final = merge_kwargs(safe_kwargs, timeout=execution_timeout or kwargs.get("timeout"),
+                                 startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
+                                 log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+            return SharedKernelClient(nb_man, **final).execute()
+
+    papermill_engines.register(ENGINE, SharedKernelEngine)
+
+
+@contextlib.contextmanager
+def shared_kernel() -> Iterator:
+    """A kernel manager for the notebooks of one refresh: the kernel starts with the first
+    notebook (in the project root, with the refresh's environment) and is shut down at the end.
+
+    Each notebook started its own kernel before, and importing pandas, scikit-learn, MLflow and
+    the rest cost each about 6 CPU-seconds on the project's 2-core machine: a third of ``make
+    run`` (docs/benchmarks.md). :data:`PRELUDE` clears what a notebook leaves behind, and the
+    notebooks still run alone (``urm lab``, the notebook tests) in kernels of their own."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name=ensure_kernel(), config=_kernel_config())
+    try:
+        yield km
+    finally:
+        if km.has_kernel:
+            with contextlib.suppress(Exception):  # it may be dead already; nothing else to do
+                run_sync(km.shutdown_kernel)(now=False)
+        with contextlib.suppress(Exception):
+            run_sync(km.cleanup_resources)()
+
+
+def _process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` and its waited-for children (Linux /proc)."""
+    if not pid:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
+
+
+def _kernel_pid(km) -> int | None:
+    provisioner = getattr(km, "provisioner", None) if km is not None else None
+    process = getattr(provisioner, "process", None)
+    return getattr(process, "pid", None)
+
+
 def run_notebook(name: str, params: Mapping, out_dir: Path, *, progress: bool = True,
-                 notebooks_dir: Path | None = None) -> dict:
-    """Execute one notebook; return its manifest entry. Raises RefreshError on a failing cell."""
+                 notebooks_dir: Path | None = None, km=None, on_cell=None) -> dict:
+    """Execute one notebook; return its manifest entry. Raises RefreshError on a failing cell.
+
+    With ``km`` (from :func:`shared_kernel`) it runs in that kernel, else in a kernel of its
+    own; ``on_cell(name)`` is called after each executed cell (the refresh's progress bar)."""
+    import resource
+
     import papermill as pm
 
     src = (notebooks_dir or paths.notebooks_dir()) / f"{name}.ipynb"
@@ -155,15 +275,31 @@ def run_notebook(name: str, params: Mapping, out_dir: Path, *, progress: bool = 
     passed = {k: v for k, v in params.items() if k in declared}
     out = out_dir / f"{name}.ipynb"
     t0 = time.perf_counter()
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kernel_cpu = _process_cpu_seconds(_kernel_pid(km))
     entry = {"notebook": name, "output": str(out), "parameters": passed}
+    extra = {}
+    if km is not None:
+        _register_engine()
+        extra = {"engine_name": ENGINE, "km": km, "prelude": PRELUDE.format(notebook=f"notebooks/{name}.ipynb")}
+    if on_cell is not None:
+        extra["on_cell_executed"] = lambda **_: on_cell(name)
+
+    def finish(**more):
+        mine = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (mine.ru_utime - own.ru_utime + mine.ru_stime - own.ru_stime
+               + _process_cpu_seconds(_kernel_pid(km)) - kernel_cpu)
+        entry.update(seconds=round(time.perf_counter() - t0, 2), **more)
+        if km is not None:  # a kernel of its own exits before it can be measured
+            entry["cpu_seconds"] = round(cpu, 2)
+
     with mock.patch.dict(os.environ, {"URM_NOTEBOOK": f"notebooks/{name}.ipynb"}):
         try:
             pm.execute_notebook(str(src), str(out), parameters=passed, kernel_name=ensure_kernel(),
                                 progress_bar=progress, cwd=str(paths.project_root()),
-                                log_output=False, config=_kernel_config())
+                                log_output=False, config=_kernel_config(), **extra)
         except pm.PapermillExecutionError as exc:
-            entry.update(status="failed", seconds=round(time.perf_counter() - t0, 2),
-                         error=f"{exc.ename}: {exc.evalue}")
+            finish(status="failed", error=f"{exc.ename}: {exc.evalue}")
             first_line = exc.source.strip().splitlines()[0] if exc.source.strip() else ""
             src_cell = _source_cell_index(out, exc.cell_index)
             entry["failed_cell"] = src_cell
@@ -173,7 +309,7 @@ def run_notebook(name: str, params: Mapping, out_dir: Path, *, progress: bool = 
                 f"{first_line} ...\n  the executed notebook is kept at {out}")
             err.entry = entry
             raise err from exc
-    entry.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
+    finish(status="ok")
     return entry
 
 
@@ -239,18 +375,21 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
             name = names[0] if names else ""
             with mock.patch.dict(os.environ, {"URM_REFRESH_ID": run_id,
                                               "URM_SOURCE_FINGERPRINT": manifest["data_fingerprint"]}):
+                runnable = [n for n in names if kind in NOTEBOOK_KINDS.get(n, (kind,))]
+                bar = _progress(runnable, progress, notebooks_dir)
                 try:
-                    bar = _progress(names, progress)
-                    for name in bar:
-                        if hasattr(bar, "set_description"):
-                            bar.set_description(name)
-                        if kind not in NOTEBOOK_KINDS.get(name, (kind,)):
-                            manifest["notebooks"].append({"notebook": name, "status": "skipped",
-                                                          "reason": f"not applicable to {kind} data"})
-                            continue
-                        manifest["notebooks"].append(run_notebook(
-                            name, p_scoring if name == SCORING_NOTEBOOK else p_run, out_dir, progress=False,
-                            notebooks_dir=notebooks_dir))
+                    with shared_kernel() as km:
+                        for name in names:
+                            if name not in runnable:
+                                manifest["notebooks"].append({"notebook": name, "status": "skipped",
+                                                              "reason": f"not applicable to {kind} data"})
+                                continue
+                            if bar is not None:
+                                bar.set_description(name)
+                            manifest["notebooks"].append(run_notebook(
+                                name, p_scoring if name == SCORING_NOTEBOOK else p_run, out_dir,
+                                progress=False, notebooks_dir=notebooks_dir, km=km,
+                                on_cell=(lambda _name: bar.update(1)) if bar is not None else None))
                     if SCORING_NOTEBOOK in names:
                         manifest["predictions"] = publish(staged, p["dataset"], p["as_of"], run_id)
                     manifest["models"] = _champions(p["dataset"])
@@ -260,6 +399,8 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                                                                          "status": "failed"}))
                     raise
                 finally:
+                    if bar is not None:
+                        bar.close()
                     manifest["seconds"] = round(time.perf_counter() - t0, 2)
                     manifest["ended"] = dt.datetime.now().isoformat(timespec="seconds")
                     if manifest["status"] == "running":
@@ -270,7 +411,7 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                         manifest["data"]["snapshot_deleted"] = True
                     write_text(json.dumps(manifest, indent=2, default=str), mpath)
                     restrict_outputs()
-    log.info("refresh %s finished in %.1fs; reports in %s", run_id, manifest["seconds"], out_dir)
+    log.debug("refresh %s finished in %.1fs; reports in %s", run_id, manifest["seconds"], out_dir)
     return manifest
 
 
@@ -578,9 +719,18 @@ def _day(value, name: str = "date"):
         raise RefreshError(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _progress(names: list[str], enabled: bool):
+def _progress(names: list[str], enabled: bool, notebooks_dir: Path | None = None):
+    """One bar for the refresh that advances with every executed cell, named after the notebook
+    running, or None. Its total counts each notebook's code cells and papermill's parameter cell."""
     if not enabled:
-        return names
-    from tqdm.auto import tqdm
+        return None
+    import nbformat
+    from tqdm import tqdm
 
-    return tqdm(names, unit="notebook", file=sys.stderr)
+    folder = notebooks_dir or paths.notebooks_dir()
+    total = 0
+    for name in names:
+        with contextlib.suppress(OSError, ValueError):
+            nb = nbformat.read(folder / f"{name}.ipynb", as_version=4)
+            total += 1 + sum(c.cell_type == "code" for c in nb.cells)
+    return tqdm(total=total, unit="cell", file=sys.stderr, dynamic_ncols=True)

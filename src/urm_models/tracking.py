@@ -56,6 +56,19 @@ def _uses_local_store() -> bool:
     return tracking_uri() == default_tracking_uri()
 
 
+class _PickleNotices(logging.Filter):
+    """Drops the notice MLflow logs as a WARNING each time a model is saved with pickle (our
+    scikit-learn pipelines, whose XGBoost wrapper skops cannot represent) or a Python model
+    object (the CLV and survival pyfuncs). The models must be pickled; the notice says nothing
+    about this run. Filtering it is the only remedy: the cause is MLflow's blanket notice."""
+
+    NOTICES = ("Saving scikit-learn models in the pickle or cloudpickle format",
+               "Passing a Python object as `python_model`")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.NOTICES)
+
+
 def configure() -> str:
     """Point MLflow at the project's store; return the URI."""
     import mlflow
@@ -63,6 +76,10 @@ def configure() -> str:
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for name in ("mlflow.sklearn", "mlflow.pyfunc"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _PickleNotices) for f in logger.filters):
+            logger.addFilter(_PickleNotices())
     return uri
 
 
@@ -174,10 +191,16 @@ def log_dataset(df: pd.DataFrame, *, name: str, source: str | Path | None = None
 
     from .datasets import fingerprint
 
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
     digest = fingerprint(df)
-    ds = mlflow.data.from_pandas(df, source=str(source) if source else None, name=name,
-                                 digest=digest, targets=targets)
-    mlflow.log_input(ds, context=context)
+    # the table is what the notebook's code made from ``source``: one explicit source type (a
+    # plain string would be matched against several registered source types, and MLflow warns)
+    origin = CodeDatasetSource(tags={"source": str(source or ""),
+                                     "notebook": os.environ.get("URM_NOTEBOOK", "")})
+    ds = mlflow.data.from_pandas(df, source=origin, name=name, digest=digest, targets=targets)
+    with _integer_columns_hint_silenced():
+        mlflow.log_input(ds, context=context)
     mlflow.set_tag(f"data_fingerprint.{name}", digest)
     return digest
 
@@ -220,18 +243,26 @@ def _example(X: pd.DataFrame) -> pd.DataFrame:
     return masked(X.head(5).reset_index(drop=True))
 
 
-def _infer_signature(example: pd.DataFrame, output):
-    """``mlflow.models.infer_signature`` without its hint about integer columns: MLflow warns
-    that an integer column could not hold a missing value at scoring time; ours cannot have one
-    (the loaders reject missing values in them), and declaring them double instead would make
-    MLflow refuse int64 input ("can not safely convert int64 to float64") from every caller."""
+@contextlib.contextmanager
+def _integer_columns_hint_silenced():
+    """MLflow's schema inference hints that an integer column could not hold a missing value at
+    scoring time; ours cannot have one (validation rejects missing values in them), and
+    declaring them double instead would misstate counts and make MLflow refuse int64 input to
+    a model ("can not safely convert int64 to float64") from every caller. Only that hint is
+    silenced, only around MLflow's inference."""
     import warnings
-
-    from mlflow.models import infer_signature
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column",
                                 category=UserWarning)
+        yield
+
+
+def _infer_signature(example: pd.DataFrame, output):
+    """``mlflow.models.infer_signature`` without its hint about integer columns."""
+    from mlflow.models import infer_signature
+
+    with _integer_columns_hint_silenced():
         return infer_signature(example, output)
 
 
