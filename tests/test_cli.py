@@ -30,6 +30,20 @@ def test_bad_file_is_a_clear_error_not_a_traceback(tmp_path):
     assert str(p) in out.stderr and "column amount" in out.stderr and "1 rows" in out.stderr
 
 
+def test_version_and_refresh_help_show_defaults_and_exit_codes():
+    from importlib.metadata import version
+
+    out = urm("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"urm-models {version('urm-models')}"
+    text = urm("refresh", "--help").stdout
+    for default in ("(default: cdnow", "(default: 1997-09-30", "(default:\n                        1998-06-30",
+                    "(default: W)", "(default: 0)"):
+        assert " ".join(default.split()) in " ".join(text.split()), default
+    codes = text[text.index("exit codes:"):]
+    for code in ("0  success", "1  a notebook failed", "2  bad arguments", "75  another refresh"):
+        assert code in codes
+
+
 def test_refresh_rejects_unknown_config_keys(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: cdnow_sample\nbogus: 1\n")

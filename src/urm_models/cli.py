@@ -187,21 +187,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"urm-models {version('urm-models')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("refresh", help="run the notebooks in order with papermill")
+    from .pipeline import DEFAULT_PARAMS as D
+
+    r = sub.add_parser(
+        "refresh", help="run the notebooks in order with papermill",
+        description="Run the notebooks that apply to a data set in order (one kernel), keep them under "
+                    "reports/runs/<run-id>/ with a manifest, and publish data/predictions/<dataset>/<as_of>/.",
+        epilog="exit codes:\n"
+               "   0  success: the table is published\n"
+               "   1  a notebook failed or the input was refused (the previous table stays)\n"
+               "   2  bad arguments\n"
+               "  75  another refresh, score, forget or prune holds the lock: try again later",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--config", help="YAML file of parameters (command-line flags win)")
     r.add_argument("--dataset", help="shipped data set: cdnow, cdnow_sample or telco; with --path, "
-                   "the name of yours (default: the file's name)")
+                   f"the name of yours (default: {D['dataset']}; with --path, the file's name)")
     _own_file_arguments(r)
-    r.add_argument("--cutoff", help="calibration cut-off date (inclusive)")
-    r.add_argument("--holdout-end", dest="holdout_end", help="last day of the holdout period")
-    r.add_argument("--freq", choices=["D", "W", "M"])
-    r.add_argument("--seed", type=int)
-    r.add_argument("--fast", action="store_const", const=True, help="small fits, for tests")
+    r.add_argument("--cutoff", help=f"calibration cut-off date, inclusive (default: {D['cutoff']}; "
+                   "required with --path)")
+    r.add_argument("--holdout-end", dest="holdout_end", help=f"last day of the holdout period (default: "
+                   f"{D['holdout_end']}; with --path, the last purchase)")
+    r.add_argument("--freq", choices=["D", "W", "M"], help=f"time unit of the models (default: {D['freq']})")
+    r.add_argument("--seed", type=int, help=f"random seed (default: {D['seed']})")
+    r.add_argument("--fast", action="store_const", const=True, help="small fits, for tests (default: off)")
     r.add_argument("--as-of", dest="as_of", help="scoring date (default: the cut-off for transactions, "
                    "today for customer tables)")
-    r.add_argument("--notebooks", help="comma-separated subset, in order (default: all)")
-    r.add_argument("--run-id", dest="run_id")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--notebooks", help="comma-separated subset, in order (default: all that apply)")
+    r.add_argument("--run-id", dest="run_id", help="name of the run folder (default: <time>-<dataset>)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar per cell)")
     r.add_argument("--keep-snapshot", dest="keep_snapshot", action="store_const", const=True,
                    help="keep data/snapshots/<run-id>/, the validated copy of your file (default: deleted)")
     r.set_defaults(func=_cmd_refresh)

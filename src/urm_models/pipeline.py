@@ -1,4 +1,5 @@
-"""The refresh: execute the parameterised notebooks in order with papermill.
+"""The refresh: execute the parameterised notebooks in order with papermill, in one kernel
+(docs/architecture.md, "The refresh").
 
 Each executed notebook is kept under ``reports/runs/<run-id>/`` with a ``manifest.json``
 (parameters, git commit, per-notebook status and duration, model versions, row counts), written

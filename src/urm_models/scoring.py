@@ -13,7 +13,9 @@ p_churn, expected_purchases, expected_remaining_lifetime, clv, value_at_risk,
 recommended_action``, then ``action_channel, action_priority, cohort, model_versions``.
 Times (``expected_remaining_lifetime``) are in months, restricted to the model's horizon;
 ``p_churn`` is the probability of leaving within the horizon (``churn_horizon`` in the table's
-attrs and the Parquet metadata).
+attrs and the Parquet metadata): on transactions, of no purchase in the churn window, from the
+data set's ``urm-churn`` classifier when it ranked the holdout better than the CLV model's
+purchase model (docs/architecture.md, "Churn on transactions"; ``p_churn_source`` says which).
 """
 
 from __future__ import annotations
