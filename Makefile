@@ -23,7 +23,8 @@ help: ## list the targets
 	.tools/bin/pip install --quiet uv
 
 $(STAMP): | $(UV)
-	$(UV) sync --locked
+	@echo "setting up .venv from uv.lock (once; uv prints only errors)"
+	@$(UV) sync --locked --quiet
 	@rm -f $(VENV)/.synced-* && touch $(STAMP)
 
 env: $(STAMP) ## create or update .venv from uv.lock

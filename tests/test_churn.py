@@ -195,3 +195,56 @@ def test_metrics_lift_and_threshold():
     # contacting the top 3 (two churners) yields 2*5 - 3 = 7, the best prefix
     assert t["n_contacted"] == 3 and t["value"] == pytest.approx(7.0) and t["threshold"] == 0.7
     assert choose_threshold(y, p, 100.0, 1.0)["n_contacted"] == 0
+
+
+# ------------------------------------------------------------------ shifted-window churn
+
+def test_churn_window_is_chosen_from_the_history_before_it(cdnow_master):
+    # every CDNOW customer starts in Q1 1997: 26 weeks before 1997-09-30 the median customer is
+    # 7 weeks old, 13 weeks before it 20 weeks old
+    assert features.churn_window(cdnow_master, CUT, 39) == 13
+    # 39 weeks before 1998-06-30 the median customer is 34 weeks old: 26 fits, 39 does not;
+    # 39 weeks before 1998-12-31 they are 60 weeks old
+    assert features.churn_window(cdnow_master, "1998-06-30", 39) == 26
+    assert features.churn_window(cdnow_master, "1998-12-31", 39) == 39
+    with pytest.raises(ValueError, match="too little history before 1997-02-01"):
+        features.churn_window(cdnow_master, "1997-02-01", 39)
+
+
+def test_shifted_window_labels_the_window_before_the_cutoff_and_reads_nothing_after(cdnow_sample):
+    X, y = features.shifted_window(cdnow_sample, CUT, 13)
+    start = features.churn.window_start(CUT, 13)
+    assert start == pd.Timestamp("1997-07-01")
+    pd.testing.assert_frame_equal(X, features.activity_features(cdnow_sample, start))
+    # churned = no purchase in (1997-07-01, 1997-09-30], computed by hand
+    tx = cdnow_sample.assign(d=cdnow_sample["ts"].dt.normalize())
+    bought = set(tx.loc[(tx.d > start) & (tx.d <= pd.Timestamp(CUT)), "user_id"])
+    expected = pd.Series([0 if u in bought else 1 for u in X.index], index=X.index)
+    assert (y.to_numpy() == expected.to_numpy()).all() and 0.7 < y.mean() < 0.9
+    later = cdnow_sample[cdnow_sample["ts"] <= pd.Timestamp(CUT) + pd.Timedelta(hours=23, minutes=59)]
+    X2, y2 = features.shifted_window(later, CUT, 13)
+    pd.testing.assert_frame_equal(X, X2)
+    pd.testing.assert_series_equal(y, y2)
+
+
+def test_default_calibrates_on_the_rows_its_bags_held_out_without_extra_training(telco, monkeypatch):
+    from urm_models.models.churn import _XGBEarlyStopping
+
+    X, y = telco
+    monkeypatch.setattr(ChurnClassifier, "_out_of_fold", lambda *a, **k: pytest.fail("an extra training"))
+    m = ChurnClassifier(random_state=0).fit(X.iloc[:2000], y[:2000])
+    assert set(m.calibration_scores_) == {"isotonic", "sigmoid", "none"}
+    est = m.pipeline_.named_steps["model"]
+    assert isinstance(est, _XGBEarlyStopping) and "_held_out" not in est.__dict__  # not kept in the model
+    with pytest.raises(RuntimeError, match="once, right after fit"):
+        est.held_out_margin()
+    # the held-out margins are each bag's own predictions on its validation split
+    Z = _encoded(X.iloc[:600])
+    bags = _XGBEarlyStopping(n_bags=2, learning_rate=0.1, early_stopping_rounds=10, random_state=1).fit(Z, y[:600])
+    held = bags.held_out_margin()
+    seen = ~np.isnan(held)
+    assert 0.2 <= seen.mean() <= 0.4  # two splits of 20%, partly overlapping
+    # with cv=5 the logistic-style out-of-fold path is used instead
+    monkeypatch.undo()
+    m5 = ChurnClassifier(n_bags=1, cv=3, random_state=0).fit(X.iloc[:1000], y[:1000])
+    assert set(m5.calibration_scores_) == {"isotonic", "sigmoid", "none"}

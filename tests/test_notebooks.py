@@ -145,6 +145,42 @@ def test_the_kernel_listens_on_unix_sockets_not_tcp(home, tmp_path):
     assert executed.cells[-1].outputs[0]["text"].strip() == "ipc"
 
 
+def test_notebooks_of_a_refresh_share_one_kernel_from_a_clean_slate(home, tmp_path):
+    """One kernel runs the notebooks in turn (imports are paid once); each starts with nothing
+    of the one before, counts its cells from 1 and knows its own name (the MLflow tag)."""
+    nbdir, out = tmp_path / "nbs", tmp_path / "out"
+    nbdir.mkdir()
+    out.mkdir()
+    meta = {"kernelspec": {"name": pipeline.KERNEL_NAME, "language": "python", "display_name": pipeline.KERNEL_NAME}}
+    first = nbformat.v4.new_notebook(metadata=meta)
+    first.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                   nbformat.v4.new_code_cell("import os, wave, matplotlib.pyplot as plt\nsecret = 42\n"
+                                             "fig = plt.figure()\nprint(os.getpid())")]
+    second = nbformat.v4.new_notebook(metadata=meta)
+    second.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                    nbformat.v4.new_code_cell("import os, sys\nimport matplotlib.pyplot as plt\n"
+                                              "print(os.getpid(), 'secret' in dir(), len(plt.get_fignums()), "
+                                              "os.environ['URM_NOTEBOOK'], 'wave' in sys.modules)")]
+    nbformat.write(first, nbdir / "97_first.ipynb")
+    nbformat.write(second, nbdir / "98_second.ipynb")
+    cells = []
+    with pipeline.shared_kernel() as km:
+        for name in ("97_first", "98_second"):
+            entry = pipeline.run_notebook(name, {"x": 2}, out, progress=False, notebooks_dir=nbdir, km=km,
+                                          on_cell=cells.append)
+            assert entry["status"] == "ok" and entry["cpu_seconds"] > 0
+        pid = km.provisioner.process.pid
+    a = nbformat.read(out / "97_first.ipynb", as_version=4)
+    b = nbformat.read(out / "98_second.ipynb", as_version=4)
+    assert int(a.cells[-1].outputs[0]["text"]) == pid
+    # same process, no `secret`, no figure; modules imported before stay imported (`wave`)
+    assert b.cells[-1].outputs[0]["text"].split() == [str(pid), "False", "0", "notebooks/98_second.ipynb", "True"]
+    assert [c.execution_count for c in b.cells] == [1, 2, 3]  # parameters, injected, probe
+    assert cells == ["97_first"] * 3 + ["98_second"] * 3
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # shut down at the end
+
+
 def test_a_runtime_folder_too_deep_for_a_socket_path_keeps_tcp(monkeypatch, tmp_path):
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / ("d" * 80)))
     assert pipeline._kernel_config().KernelManager.transport == "tcp"

@@ -56,6 +56,31 @@ def test_cdnow_tiers_order_value_and_stages_follow_activity(cdnow_table):
     assert "new" not in set(t["lifecycle_stage"]) and set(t["cohort"]) == {"1997-01", "1997-02", "1997-03"}
 
 
+def test_cdnow_p_churn_from_the_shifted_window_classifier_when_given(cdnow_master, cdnow_table):
+    from urm_models.models import ChurnClassifier
+
+    X, y = features.shifted_window(cdnow_master, CUTOFF, 13)
+    clf = ChurnClassifier(n_bags=1, random_state=0).fit(X, y.to_numpy())
+    rfm = features.rfm_summary(cdnow_master, cutoff=CUTOFF, freq="W")
+    scorer = CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq="W", churn_window=13)
+    t = scoring.score_transactions(cdnow_master, CUTOFF, scorer, churn_model=clf, churn_window="13 W")
+    now = features.activity_features(cdnow_master, CUTOFF)
+    expected = clf.predict_proba(now)[:, 1]
+    assert np.allclose(t.set_index("user_id").loc[now.index, "p_churn"], expected)
+    assert t.attrs["churn_horizon"] == "13 W" and t.attrs["clv_horizon"] == "12 M"
+    assert np.allclose(t["value_at_risk"], t["p_churn"] * t["clv"])
+    # without the classifier: the CLV model's P(no purchase in 13 weeks), and it says so
+    b = scoring.score_transactions(cdnow_master, CUTOFF, scorer).set_index("user_id")
+    assert b.attrs["churn_horizon"] == "13 W"
+    np.testing.assert_allclose(b.loc[rfm.index, "p_churn"], scorer.purchase_model.probability_of_purchases(0, 13, rfm))
+    # the same purchase model over 12 months (no churn window): a longer window, a lower risk
+    assert (cdnow_table.set_index("user_id").loc[rfm.index, "p_churn"] <= b.loc[rfm.index, "p_churn"] + 1e-12).all()
+    # no lapsed user is a Champion, and no segment holds more than a quarter of the users
+    lapsed = t["lifecycle_stage"] == "lapsed"
+    assert not (lapsed & (t["rfm_segment"] == "Champions")).any()
+    assert t["rfm_segment"].value_counts(normalize=True).max() <= 0.25
+
+
 def test_gap_before_last_purchase_is_measured_at_the_cutoff():
     tx = pd.DataFrame({"user_id": ["a", "a", "a", "b"],
                        "ts": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-07-29", "2024-07-01"]),

@@ -139,3 +139,17 @@ def test_ui_serves_experiments_and_registered_models_over_rest(logged_clv):
     finally:
         os.killpg(os.getpgid(proc.pid), signal.SIGTERM)
         proc.wait(30)
+
+
+def test_a_run_can_start_when_its_fitting_did(home):
+    import time as _time
+
+    started = tracking.now() - 30.0  # the fitting began half a minute ago
+    with tracking.start_run("clv", run_name="backdated", params={"a": 1}, started=started) as run:
+        tracking.log_metrics({"m": 1.0})
+    got = mlflow.MlflowClient().get_run(run.info.run_id)
+    assert abs(got.info.start_time / 1000 - started) < 0.01
+    assert got.info.end_time / 1000 - started >= 30.0 and got.info.status == "FINISHED"
+    assert got.data.params == {"a": "1"} and got.data.metrics == {"m": 1.0}
+    assert got.data.tags["mlflow.runName"] == "backdated" and "code_version" in got.data.tags
+    assert got.info.end_time / 1000 <= _time.time() + 1
