@@ -20,7 +20,8 @@ help: ## list the targets
 .tools/bin/uv:
 	@echo "uv not found: installing it into .tools/ with pip"
 	$(PYTHON) -m venv .tools
-	.tools/bin/pip install --quiet uv
+	@# -qq: pip warns about find-links folders of the machine's own pip configuration; errors still show
+	.tools/bin/pip install -qq uv
 
 $(STAMP): | $(UV)
 	@echo "setting up .venv from uv.lock (once; uv prints only errors)"

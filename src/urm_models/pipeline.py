@@ -391,6 +391,8 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                                 name, p_scoring if name == SCORING_NOTEBOOK else p_run, out_dir,
                                 progress=False, notebooks_dir=notebooks_dir, km=km,
                                 on_cell=(lambda _name: bar.update(1)) if bar is not None else None))
+                    if bar is not None:
+                        bar.set_description("publishing and exporting the champions")
                     if SCORING_NOTEBOOK in names:
                         manifest["predictions"] = publish(staged, p["dataset"], p["as_of"], run_id)
                     manifest["models"] = _champions(p["dataset"])
