@@ -33,7 +33,7 @@ from .validation import (
 )
 
 __all__ = [
-    "DataValidationError", "load_cdnow", "load_telco", "load_transactions", "load_users",
+    "DataValidationError", "load_cdnow", "load_telco", "load_donations", "load_transactions", "load_users",
     "load_subscriptions", "load_feedback", "validate", "simulate_transactions", "simulate_rfm",
     "fingerprint",
     "file_sha256", "DATASETS", "load_dataset", "dataset_name", "dataset_kind",
@@ -42,6 +42,7 @@ __all__ = [
 CDNOW_MASTER = "CDNOW_master.txt"
 CDNOW_SAMPLE = "CDNOW_sample.txt"
 TELCO = "telco_churn.csv"
+DONATIONS = "donations.csv"
 
 #: name -> (file, kind): the shipped data sets, as the refresh and notebooks name them.
 DATASETS = {
@@ -285,6 +286,25 @@ def _validate_telco(raw: RawTable, *, errors: Errors, quarantine_dir) -> pd.Data
     out = out[cols]
     out.attrs["validation"] = report
     return out
+
+
+def load_donations(path: str | Path | None = None) -> pd.DataFrame:
+    """The donations data of Fader, Hardie & Shang (2010), "Customer-Base Analysis in a
+    Discrete-Time Noncontractual Setting", Marketing Science 29(6): the 11,104 people who first
+    gave to a nonprofit in 1995 and, for each of the 6 years 1996-2001, whether they gave again,
+    aggregated by history. Columns ``frequency`` (years with a repeat donation), ``recency``
+    (the last such year, 1-6; 0 for none), ``n_periods`` (6) and ``weights`` (donors with that
+    history): what :class:`~urm_models.models.BetaGeoBetaBinom` fits."""
+    path = Path(path) if path is not None else paths.raw_data_dir() / DONATIONS
+    try:
+        table = pd.read_csv(path, dtype="int64")
+    except (ValueError, OSError) as exc:
+        raise DataValidationError(f"{path}: not the donations table (integer columns frequency, recency, "
+                                  f"periods, weights): {exc}") from None
+    need = ["frequency", "recency", "periods", "weights"]
+    if list(table.columns) != need:
+        raise DataValidationError(f"{path}: columns {list(table.columns)}, expected {need}")
+    return table.rename(columns={"periods": "n_periods"})
 
 
 def load_dataset(name: str, path: str | Path = "", **read) -> pd.DataFrame:

@@ -176,3 +176,35 @@ def _simulate(n_users, model, params, spend, seed, T, holdout, freq):
     width = max(7, len(str(n)))
     users["user_id"] = np.array([f"u{i:0{width}d}" for i in range(n)], dtype=object)
     return (uid, tt, amount), users
+
+
+#: Fader, Hardie & Shang (2010), the donations data: the BG/BB default parameters
+BGBB_PARAMS = {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.783}
+
+
+def simulate_bgbb(n_users: int, n_periods: int = 6, params: dict | None = None, seed: int = 0,
+                  holdout: int = 0) -> pd.DataFrame:
+    """BG/BB histories: for each user ``p ~ Beta(alpha, beta)``, ``theta ~ Beta(gamma, delta)``;
+    at each of ``n_periods + holdout`` opportunities after the first transaction the user dies
+    first with probability ``theta`` (for good), else transacts with probability ``p``.
+
+    Returns ``frequency, recency, n_periods`` over the first ``n_periods`` opportunities (what
+    :class:`~urm_models.models.BetaGeoBetaBinom` fits) and ``frequency_holdout``, the
+    transactions in the ``holdout`` opportunities after them.
+    """
+    p = {**BGBB_PARAMS, **(params or {})}
+    rng = np.random.default_rng(seed)
+    prob = rng.beta(p["alpha"], p["beta"], n_users)
+    theta = rng.beta(p["gamma"], p["delta"], n_users)
+    total = int(n_periods) + int(holdout)
+    # opportunity of death: geometric (first opportunity at which the user is gone)
+    death = rng.geometric(np.clip(theta, 1e-12, 1.0))  # 1 = dead from the first opportunity on
+    buys = rng.random((n_users, total)) < prob[:, None]
+    alive = np.arange(1, total + 1)[None, :] < death[:, None]
+    bought = buys & alive
+    cal = bought[:, :n_periods]
+    idx = np.arange(1, n_periods + 1)[None, :]
+    recency = np.where(cal.any(axis=1), (cal * idx).max(axis=1), 0)
+    return pd.DataFrame({"frequency": cal.sum(axis=1).astype("int64"), "recency": recency.astype("int64"),
+                         "n_periods": np.full(n_users, int(n_periods), dtype="int64"),
+                         "frequency_holdout": bought[:, n_periods:].sum(axis=1).astype("int64")})

@@ -7,6 +7,7 @@ when first used, so that a notebook or job that fits only BTYD models does not p
 from importlib import import_module
 
 from ._base import ConvergenceError, NotFittedError
+from .bgbb import BetaGeoBetaBinom
 from .btyd import BetaGeo, GammaGamma, ModifiedBetaGeo, ShiftedBetaGeometric
 from .clv import CLVScorer, conditional_median_purchases, customer_lifetime_value
 from .pareto import ParetoNBD
@@ -14,6 +15,7 @@ from .pareto import ParetoNBD
 _LAZY = {"ChurnClassifier": ".churn", "SurvivalModel": ".survival", "contractual_clv": ".survival"}
 
 __all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD",
+           "BetaGeoBetaBinom",
            "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError", "NotFittedError",
            "customer_lifetime_value", "conditional_median_purchases", "CLVScorer"]
 
