@@ -76,21 +76,28 @@ def _check_cdnow_refresh(home, manifest):
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
     assert "figures/cohort_retention.png" in arts
 
-    # 05_model_clv: one run per fitted model plus the registered CLV model, in urm-clv
+    # 05_model_clv: one run per fitted model plus the registered CLV model, in urm-clv; one
+    # rule (holdout RMSE of expected purchases) chooses, registers and plots the purchase model
     clv = mlflow.get_experiment_by_name("urm-clv")
     runs = {r.info.run_name: r for r in mlflow.search_runs([clv.experiment_id], output_format="list")}
-    assert set(runs) == {"BetaGeo-cdnow_sample", "ModifiedBetaGeo-cdnow_sample", "ParetoNBD-cdnow_sample",
-                         "GammaGamma-cdnow_sample", "clv-BetaGeo-cdnow_sample"}
+    purchase = ("BetaGeo", "ModifiedBetaGeo", "ParetoNBD")
+    rmse = {m: runs[f"{m}-cdnow_sample"].data.metrics["holdout_mean_rmse"] for m in purchase}
+    best = min(rmse, key=rmse.get)
+    assert set(runs) == {*(f"{m}-cdnow_sample" for m in purchase), "GammaGamma-cdnow_sample", f"clv-{best}-cdnow_sample"}
     bg = runs["BetaGeo-cdnow_sample"].data
     assert abs(bg.metrics["log_likelihood"] - (-9582.43)) < 0.01
     assert abs(bg.metrics["holdout_mean_mae"] - 0.7855) < 1e-3
     assert bg.tags["notebook"] == "notebooks/05_model_clv.ipynb"
-    cmp_ = runs["clv-BetaGeo-cdnow_sample"].data
-    # the predictor chosen on the validation split beats lifetimes' best holdout MAE (0.7545)
-    assert cmp_.metrics["selected_holdout_mae"] < 0.7545
+    cmp_ = runs[f"clv-{best}-cdnow_sample"].data
+    assert cmp_.metrics["holdout_rmse"] == rmse[best] < 2.206  # predicting zero: 2.206 (data/README)
+    assert cmp_.params["purchase_model"] == best and cmp_.params["selected_by"] == "holdout RMSE of expected purchases"
+    figs = {m: {a.path for a in mlflow.MlflowClient().list_artifacts(runs[f"{m}-cdnow_sample"].info.run_id, "figures")}
+            for m in purchase}
+    assert figs[best] and not any(figs[m] for m in purchase if m != best)  # diagnostics of the chosen one
     champ = tracking.champion("clv")
     assert champ["version"] == "1" and champ["dataset"] == "cdnow_sample"
-    assert champ["run_id"] == runs["clv-BetaGeo-cdnow_sample"].info.run_id
+    assert champ["run_id"] == runs[f"clv-{best}-cdnow_sample"].info.run_id
+    assert float(champ["tags"]["holdout_rmse"]) == rmse[best]
     assert manifest["models"]["urm-clv"]["version"] == "1"
     # the champion is also exported to models/, loadable without the tracking store
     exported = home / "models" / "urm-clv"
