@@ -100,9 +100,10 @@ def p_alive_matrix(model, T: float, max_frequency: int = 30, freq: str = "W") ->
                    f"{periods(round(T), freq)} ago", "P(alive)", UNIT_WORDS[freq])
 
 
-def cumulative_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: str = "W") -> Figure:
-    """Cumulative repeat purchases (same-day purchases merged) over calendar time: actual vs
-    the model's expectation sum_i E[X(tau - s_i)] from each customer's first purchase s_i."""
+def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str):
+    """Calendar grid (weekly, or daily for ``freq="D"``) with the actual and the expected
+    cumulative repeat purchases (same-day purchases merged) of the customers who started by
+    ``cutoff``: the expectation is sum_i E[X(tau - s_i)] from each first purchase s_i."""
     from ..simulate import UNIT_DAYS
 
     unit = UNIT_DAYS[freq]
@@ -113,14 +114,23 @@ def cumulative_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: s
     starts = days.loc[days["d"] == first].groupby("user_id")["d"].first()
     starts = starts[starts <= cutoff]
     repeats = days[(days["d"] > first) & days["user_id"].isin(starts.index) & (days["d"] <= end)]
-    grid = pd.date_range(starts.min(), end, freq="7D" if freq != "D" else "D")
-    actual = np.array([(repeats["d"] <= g).sum() for g in grid], float)
+    step = 1 if freq == "D" else 7
+    # steps back from ``end``, so that the last point counts every purchase up to it
+    grid = pd.date_range(end=end, periods=int(np.ceil((end - starts.min()).days / step)) + 1, freq=f"{step}D")
+    actual = np.searchsorted(np.sort(repeats["d"].to_numpy()), grid.to_numpy(), side="right").astype(float)
     s_days, s_counts = np.unique(((starts - starts.min()).dt.days).to_numpy(), return_counts=True)
     expected = []
     for g in grid:
         age = ((g - starts.min()).days - s_days) / unit
         ok = age > 0
         expected.append(float(s_counts[ok] @ model.expected_purchases(age[ok])) if ok.any() else 0.0)
+    return grid, actual, np.asarray(expected), cutoff
+
+
+def cumulative_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: str = "W") -> Figure:
+    """Cumulative repeat purchases (same-day purchases merged) over calendar time: actual vs
+    the model's expectation sum_i E[X(tau - s_i)] from each customer's first purchase s_i."""
+    grid, actual, expected, cutoff = _tracking(model, transactions, cutoff, end, freq)
     fig = Figure(figsize=(8, 4))
     ax = fig.add_subplot()
     ax.plot(grid, actual, "k-", label="actual")
@@ -130,5 +140,136 @@ def cumulative_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: s
     ax.set_xlabel("date")
     ax.set_title(f"Tracking cumulative repeat purchases: actual vs {type(model).__name__}")
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def incremental_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: str = "W") -> Figure:
+    """Repeat purchases per week (per day for ``freq="D"``) over calendar time, actual vs the
+    model: the week-to-week differences of :func:`cumulative_purchases`. Seasonality the model
+    cannot know (CDNOW's Christmas 1997) shows here first."""
+    grid, actual, expected, cutoff = _tracking(model, transactions, cutoff, end, freq)
+    step = "day" if freq == "D" else "week"
+    fig = Figure(figsize=(8, 4))
+    ax = fig.add_subplot()
+    ax.plot(grid[1:], np.diff(actual), "k-", label="actual")
+    ax.plot(grid[1:], np.diff(expected), "--", label=type(model).__name__)
+    ax.axvline(cutoff, color="grey", ls=":", label="cut-off")
+    ax.set_ylabel(f"repeat purchases per {step}")
+    ax.set_xlabel("date")
+    ax.set_title(f"Repeat purchases per {step}: actual vs {type(model).__name__}")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def p_alive_history(model, transactions: pd.DataFrame, user_id, end, freq: str = "W",
+                    label: str | None = None) -> Figure:
+    """One customer's P(alive) over calendar time, from their first purchase to ``end``, as the
+    model re-scores them each day with the purchases made so far (same-day purchases merged);
+    their purchases are marked. ``label`` names them in the title (pass a pseudonym, not the
+    raw id: figures go to reports and MLflow)."""
+    from scipy.special import expit
+
+    from ..simulate import UNIT_DAYS
+
+    mine = transactions.loc[transactions["user_id"].astype(str) == str(user_id), "ts"]
+    if mine.empty:
+        raise ValueError("that user has no purchase in the transactions")
+    days = np.sort(pd.to_datetime(mine).dt.normalize().unique())
+    first, end = pd.Timestamp(days[0]), pd.Timestamp(end)
+    grid = pd.date_range(first, end, freq="D")
+    made = np.searchsorted(days, grid.to_numpy(), side="right")  # purchase days up to each day
+    unit = UNIT_DAYS[freq]
+    T = (grid - first).days.to_numpy() / unit
+    tx = (pd.DatetimeIndex(days)[made - 1] - first).days.to_numpy() / unit
+    x = (made - 1).astype(float)
+    alive = expit(-model._log_odds_dead(x, tx, T))
+    fig = Figure(figsize=(8, 3.5))
+    ax = fig.add_subplot()
+    ax.plot(grid, alive, "-", color="steelblue", label="P(alive)")
+    marks = pd.DatetimeIndex(days)[pd.DatetimeIndex(days) <= end]
+    ax.vlines(marks, 0, 1, colors="k", linestyles=":", label="purchase")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("P(alive)")
+    ax.set_xlabel("date")
+    who = f" of {label}" if label else ""
+    ax.set_title(f"{type(model).__name__}: P(alive){who} over time")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def _clip_spike(ax, dist) -> None:
+    """A gamma density with shape < 1 is infinite at 0: show the body (up to the density at
+    the 5th percentile) and say so, instead of one spike."""
+    top = float(dist.pdf(dist.ppf(0.05)))
+    if dist.pdf(dist.ppf(0.001)) > 3 * top:
+        ax.set_ylim(0, 1.2 * top)
+        ax.text(0.98, 0.6, "density near 0\nrises beyond the axis", transform=ax.transAxes,
+                ha="right", fontsize=7, color="grey")
+
+
+def heterogeneity(model, freq: str = "W") -> Figure:
+    """The fitted mixing distributions: purchase rates (gamma(r, alpha), per ``freq`` period)
+    and dropout (BG/NBD, MBG/NBD: the beta(a, b) probability of dropping out after a purchase;
+    Pareto/NBD: the gamma(s, beta) dropout rate per period), with their means."""
+    from scipy import stats
+
+    p = model.params_
+    word = UNIT_WORDS[freq][:-1]
+    fig = Figure(figsize=(9, 3.5))
+    left, right = fig.subplots(1, 2)
+    lam = stats.gamma(a=p["r"], scale=1.0 / p["alpha"])
+    xs = np.linspace(lam.ppf(0.001), lam.ppf(0.99), 400)
+    left.plot(xs, lam.pdf(xs))
+    _clip_spike(left, lam)
+    left.axvline(lam.mean(), color="grey", ls=":", label=f"mean {lam.mean():.3g}")
+    left.set_xlabel(f"purchase rate (purchases per {word})")
+    left.set_ylabel("density")
+    left.set_title(f"Purchase rates: gamma(r={p['r']:.3g}, alpha={p['alpha']:.3g})")
+    left.legend()
+    if "s" in p:  # Pareto/NBD: exponential lifetimes with gamma-distributed rates
+        mu = stats.gamma(a=p["s"], scale=1.0 / p["beta"])
+        xs = np.linspace(mu.ppf(0.001), mu.ppf(0.99), 400)
+        right.plot(xs, mu.pdf(xs), color="darkorange")
+        _clip_spike(right, mu)
+        right.axvline(mu.mean(), color="grey", ls=":", label=f"mean {mu.mean():.3g}")
+        right.set_xlabel(f"dropout rate (per {word})")
+        right.set_title(f"Dropout rates: gamma(s={p['s']:.3g}, beta={p['beta']:.3g})")
+    else:  # BG/NBD family: drop out after a purchase with probability p ~ beta(a, b)
+        pb = stats.beta(p["a"], p["b"])
+        xs = np.linspace(pb.ppf(0.001), pb.ppf(0.999), 400)
+        right.plot(xs, pb.pdf(xs), color="darkorange")
+        right.axvline(pb.mean(), color="grey", ls=":", label=f"mean {pb.mean():.3g}")
+        right.set_xlabel("probability of dropping out after a purchase")
+        right.set_title(f"Dropout: beta(a={p['a']:.3g}, b={p['b']:.3g})")
+    right.set_ylabel("density")
+    right.legend()
+    fig.suptitle(f"{type(model).__name__}: heterogeneity across customers")
+    fig.tight_layout()
+    return fig
+
+
+def customer_exposure(rfm: pd.DataFrame, n: int = 100, seed: int = 0, freq: str = "W") -> Figure:
+    """Customer exposure: for a random sample of ``n`` customers (sorted by age), a line from
+    their first purchase (0) to the cut-off (``T``), with their last purchase (recency)
+    marked; one-time buyers have recency 0. What the models see of each customer."""
+    validate_rfm(rfm)
+    sample = rfm.sample(min(n, len(rfm)), random_state=seed).sort_values("T")
+    y = np.arange(len(sample))
+    word = UNIT_WORDS[freq]
+    fig = Figure(figsize=(8, max(3.5, 0.04 * len(sample) + 2)))
+    ax = fig.add_subplot()
+    ax.hlines(y, 0, sample["T"], color="lightgrey", label=f"observed (T, {word})")
+    repeat = sample["frequency"].to_numpy() > 0
+    ax.plot(sample["recency"].to_numpy()[repeat], y[repeat], "o", ms=3, color="steelblue",
+            label="last repeat purchase (recency)")
+    ax.plot(np.zeros((~repeat).sum()), y[~repeat], "x", ms=3, color="darkorange", label="one-time buyer")
+    ax.set_yticks([])
+    ax.set_xlabel(f"{word} since the first purchase")
+    ax.set_ylabel(f"{len(sample)} customers (random sample, by T)")
+    ax.set_title("Customer exposure: what each customer's history shows")
+    ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     return fig

@@ -1,0 +1,79 @@
+"""BTYD diagnostics: Figures with units, for the model they are given, numerically consistent."""
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from urm_models import features
+from urm_models.evaluation import btyd_plots
+from urm_models.models import BetaGeo, ModifiedBetaGeo, ParetoNBD
+
+CUT, END = "1997-09-30", "1998-06-30"
+
+
+@pytest.fixture(scope="module")
+def rfm(cdnow_sample):
+    return features.rfm_summary(cdnow_sample, CUT, freq="W", holdout_end=END)
+
+
+@pytest.fixture(scope="module", params=[BetaGeo, ModifiedBetaGeo, ParetoNBD], ids=lambda c: c.__name__)
+def model(request, rfm):
+    return request.param().fit(rfm)
+
+
+def _labels(fig):
+    return [(ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) for ax in fig.axes]
+
+
+def test_incremental_purchases_are_the_weekly_steps_of_the_cumulative_ones(model, cdnow_sample):
+    grid, actual, expected, _ = btyd_plots._tracking(model, cdnow_sample, CUT, END, "W")
+    fig = btyd_plots.incremental_purchases(model, cdnow_sample, CUT, END)
+    (ax,) = fig.axes
+    lines = ax.get_lines()
+    np.testing.assert_allclose(lines[0].get_ydata(), np.diff(actual))
+    np.testing.assert_allclose(lines[1].get_ydata(), np.diff(expected))
+    # every repeat purchase day of the holdout and calibration is counted once
+    assert actual[-1] == 2_457 + 1_882
+    assert ax.get_ylabel() == "repeat purchases per week" and type(model).__name__ in ax.get_title()
+
+
+def test_p_alive_history_ends_at_the_models_p_alive(model, cdnow_sample, rfm):
+    uid = rfm.sort_values(["frequency", "recency"]).index[-5]
+    fig = btyd_plots.p_alive_history(model, cdnow_sample, uid, CUT, label="p-test")
+    curve = fig.axes[0].get_lines()[0].get_ydata()
+    assert curve[-1] == pytest.approx(model.p_alive(rfm.loc[[uid]]).iloc[0], rel=1e-9)
+    assert ((curve >= 0) & (curve <= 1)).all() and "p-test" in fig.axes[0].get_title()
+    assert str(uid) not in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="no purchase"):
+        btyd_plots.p_alive_history(model, cdnow_sample, "nobody", CUT)
+
+
+def test_heterogeneity_draws_the_fitted_densities_with_units(model):
+    fig = btyd_plots.heterogeneity(model)
+    (left, right) = fig.axes
+    assert left.get_xlabel() == "purchase rate (purchases per week)"
+    x, y = left.get_lines()[0].get_data()
+    p = model.params_
+    from scipy import stats
+    np.testing.assert_allclose(y, stats.gamma(a=p["r"], scale=1 / p["alpha"]).pdf(x))
+    assert ("dropout rate (per week)" if "s" in p else "probability of dropping out after a purchase") == right.get_xlabel()
+
+
+def test_exposure_shows_a_line_per_sampled_customer(rfm):
+    fig = btyd_plots.customer_exposure(rfm, n=50, seed=1)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "weeks since the first purchase"
+    (segments,) = ax.collections
+    assert len(segments.get_segments()) == 50
+
+
+def test_matrices_name_the_model_and_the_units(model, rfm):
+    f = btyd_plots.frequency_recency_matrix(model, T=33.0)
+    (ax, _bar) = f.axes
+    assert ax.get_title().startswith(type(model).__name__) and "next 1 week" in ax.get_title()
+    assert "weeks after the first" in ax.get_xlabel() and "33 weeks ago" in ax.get_title()
+    g = btyd_plots.p_alive_matrix(model, T=33.0)
+    z = g.axes[0].get_images()[0].get_array()
+    # the top-right corner: many purchases, the last one just now, is alive
+    assert z[-1, -1] == pytest.approx(float(expit(-model._log_odds_dead(np.array([30.0]), np.array([33.0]),
+                                                                           np.array([33.0]))[0])), rel=1e-9)
