@@ -43,8 +43,8 @@ def test_reproduces_fader_hardie_shang_2010(fitted, donations):
     five_years = (fitted.conditional_expected_purchases(5, donations) * donations["weights"]).sum()
     assert round(five_years, 1) == 12_884.2
     n = donations["weights"].sum()
-    assert round(n * fitted.probability_of_purchases(0, 6), 1) == 3_454.9
-    assert round(n * fitted.probability_of_purchases(6, 6), 1) == 1_253.1
+    assert round(n * fitted.probability_of_n_purchases(6, 0), 1) == 3_454.9
+    assert round(n * fitted.probability_of_n_purchases(6, 6), 1) == 1_253.1
     # standard errors come with the estimates
     assert (fitted.summary["std_error"] > 0).all() and list(fitted.summary.index) == list(BGBB_PARAMS)
 
@@ -73,14 +73,14 @@ def test_weights_equal_one_row_per_donor(fitted, donations):
 
 def test_count_distributions_sum_to_one_and_match_the_expectations(fitted, donations):
     for t in (1, 5, 10):
-        probs = [fitted.probability_of_purchases(k, t) for k in range(t + 1)]
+        probs = [fitted.probability_of_n_purchases(t, k) for k in range(t + 1)]
         assert sum(probs) == pytest.approx(1.0, abs=1e-9)
         assert sum(k * q for k, q in enumerate(probs)) == pytest.approx(fitted.expected_purchases(t), rel=1e-9)
-        cond = [fitted.probability_of_purchases(k, t, donations) for k in range(t + 1)]
+        cond = [fitted.probability_of_n_purchases(t, k, donations) for k in range(t + 1)]
         np.testing.assert_allclose(sum(cond), 1.0, atol=1e-9)
         np.testing.assert_allclose(sum(k * q for k, q in enumerate(cond)),
                                    fitted.conditional_expected_purchases(t, donations), rtol=1e-9)
-    assert fitted.probability_of_purchases(7, 6) == 0.0
+    assert fitted.probability_of_n_purchases(6, 7) == 0.0
 
 
 def test_dert_is_the_discounted_sum_of_future_transactions(fitted, donations):
@@ -105,7 +105,7 @@ def test_simulated_donors_match_the_model_and_recover_the_parameters():
     truth = m._with_params(BGBB_PARAMS)
     n = len(sim)
     for k in range(7):
-        q = truth.probability_of_purchases(k, 6)
+        q = truth.probability_of_n_purchases(6, k)
         observed = int((sim["frequency"] == k).sum())
         assert abs(observed - n * q) < 4 * np.sqrt(n * q * (1 - q)), k
     # the holdout: 5 more opportunities, predicted from each history

@@ -7,7 +7,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from urm_models import datasets, features
-from urm_models.models import (BetaGeo, ConvergenceError, GammaGamma, ModifiedBetaGeo,
+from urm_models.models import (BetaGeo, ConvergenceError, GammaGamma, ModifiedBetaGeo, ParetoNBD,
                                NotFittedError, ShiftedBetaGeometric)
 from urm_models.models.btyd import _Purchases
 
@@ -225,9 +225,9 @@ def test_p_alive_in_unit_interval_and_predictions_finite(lp, hist):
 
 def test_probabilities_of_n_purchases_sum_to_one(bg, rfm_sample):
     rows = rfm_sample.sample(50, random_state=0)
-    total = sum(bg.probability_of_purchases(n, 39, rows) for n in range(200))
+    total = sum(bg.probability_of_n_purchases(39, n, rows) for n in range(200))
     np.testing.assert_allclose(total, 1.0, atol=1e-8)
-    mean = sum(n * bg.probability_of_purchases(n, 39, rows) for n in range(200))
+    mean = sum(n * bg.probability_of_n_purchases(39, n, rows) for n in range(200))
     np.testing.assert_allclose(mean, bg.conditional_expected_purchases(39, rows), rtol=1e-6)
 
 
@@ -291,9 +291,9 @@ def test_pareto_nbd_reproduces_published_cdnow(rfm_sample):
     pa = m.p_alive(rfm_sample)
     assert ((pa > 0) & (pa <= 1)).all()
     rows = rfm_sample.sample(25, random_state=2)
-    total = sum(m.probability_of_purchases(n, 39, rows) for n in range(150))
+    total = sum(m.probability_of_n_purchases(39, n, rows) for n in range(150))
     np.testing.assert_allclose(total, 1.0, atol=1e-9)
-    mean = sum(n * m.probability_of_purchases(n, 39, rows) for n in range(150))
+    mean = sum(n * m.probability_of_n_purchases(39, n, rows) for n in range(150))
     np.testing.assert_allclose(mean, m.conditional_expected_purchases(39, rows), rtol=1e-7)
     assert m.expected_purchases(0.0) == 0.0
 
@@ -340,7 +340,7 @@ def test_conditional_expectation_agrees_with_the_distribution_for_heavy_buyers(c
     rows = pd.DataFrame({"frequency": [20, 60, 150, 300], "recency": [30.0, 50.0, 70.0, 77.0],
                          "T": [40.0, 60.0, 78.0, 78.0]})
     t = 39.0
-    probs = np.array([m.probability_of_purchases(n, t, rows).to_numpy() for n in range(700)])
+    probs = np.array([m.probability_of_n_purchases(t, n, rows).to_numpy() for n in range(700)])
     np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-8)
     mean = (np.arange(700)[:, None] * probs).sum(axis=0)
     np.testing.assert_allclose(m.conditional_expected_purchases(t, rows).to_numpy(), mean, rtol=1e-6)
@@ -412,3 +412,30 @@ def test_hyp2f1_falls_back_to_the_series_where_scipy_fails():
             np.array([0.1, 0.5, 0.9]))
     np.testing.assert_allclose(hyp2f1_series(*args), scipy_hyp2f1(*args), rtol=1e-12)
     np.testing.assert_allclose(hyp2f1(*args), scipy_hyp2f1(*args), rtol=0)
+
+
+@pytest.mark.parametrize("model_name, cls", [("bgnbd", BetaGeo), ("mbgnbd", ModifiedBetaGeo),
+                                             ("paretonbd", ParetoNBD)], ids=["BG/NBD", "MBG/NBD", "Pareto/NBD"])
+def test_count_distributions_match_simulated_holdouts(model_name, cls):
+    """P(n purchases in the next t periods | history) with the true parameters, summed over
+    50,000 simulated customers, against how many of them made n purchases in the simulated
+    holdout: each count within 4 standard errors (a sum of Bernoulli variances); the
+    probabilities sum to 1 and their mean is the conditional expectation."""
+    from urm_models.simulate import DEFAULT_PARAMS, simulate_rfm
+
+    sim = simulate_rfm(30_000, model_name, spend=None, seed=11, T=(10.0, 60.0), holdout=26.0)
+    truth = cls()._with_params(DEFAULT_PARAMS[model_name])
+    truth.n_users_ = len(sim)
+    probs = np.array([truth.probability_of_n_purchases(26.0, n, sim).to_numpy() for n in range(120)])
+    mean = truth.conditional_expected_purchases(26.0, sim).to_numpy()
+    light = mean < 10  # the rest have mass beyond 120 purchases
+    assert light.mean() > 0.99
+    np.testing.assert_allclose(probs[:, light].sum(axis=0), 1.0, atol=1e-9)
+    np.testing.assert_allclose((np.arange(120)[:, None] * probs[:, light]).sum(axis=0), mean[light], rtol=1e-7)
+    no = truth.probability_no_purchase(26.0, sim)
+    assert no.name == "p_no_purchase"
+    np.testing.assert_allclose(no, probs[0])
+    observed = np.bincount(sim["frequency_holdout"].clip(upper=119), minlength=120)
+    for n in range(8):
+        expected, var = probs[n].sum(), (probs[n] * (1 - probs[n])).sum()
+        assert abs(observed[n] - expected) < 4 * np.sqrt(var), (n, observed[n], expected)

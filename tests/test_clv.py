@@ -59,7 +59,7 @@ def test_median_is_the_predictive_median(fitted):
     med = conditional_median_purchases(bg, 39, rows)
     for uid in rows.index:
         one = rows.loc[[uid]]
-        cum = np.cumsum([bg.probability_of_purchases(n, 39, one).iloc[0] for n in range(100)])
+        cum = np.cumsum([bg.probability_of_n_purchases(39, n, one).iloc[0] for n in range(100)])
         assert med[uid] == int(np.argmax(cum >= 0.5))
 
 
@@ -148,7 +148,7 @@ def test_clv_scorer_agrees_with_its_parts(models):
     assert np.allclose(out["clv"], ref["clv"]) and np.allclose(out["expected_purchases"], ref["expected_purchases"])
     assert np.allclose(out["p_alive"], bg.p_alive(rfm))
     weeks = 12 * (365.25 / 12) / 7
-    assert np.allclose(out["p_churn"], bg.probability_of_purchases(0, weeks, rfm))
+    assert np.allclose(out["p_churn"], bg.probability_of_n_purchases(weeks, 0, rfm))
     # lifetime in months, within the 12-month horizon
     assert ((out["expected_remaining_lifetime"] >= 0) & (out["expected_remaining_lifetime"] <= 12 + 1e-9)).all()
     with pytest.raises(ValueError, match="monetary"):

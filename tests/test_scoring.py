@@ -72,7 +72,7 @@ def test_cdnow_p_churn_from_the_shifted_window_classifier_when_given(cdnow_maste
     # without the classifier: the CLV model's P(no purchase in 13 weeks), and it says so
     b = scoring.score_transactions(cdnow_master, CUTOFF, scorer).set_index("user_id")
     assert b.attrs["churn_horizon"] == "13 W"
-    np.testing.assert_allclose(b.loc[rfm.index, "p_churn"], scorer.purchase_model.probability_of_purchases(0, 13, rfm))
+    np.testing.assert_allclose(b.loc[rfm.index, "p_churn"], scorer.purchase_model.probability_of_n_purchases(13, 0, rfm))
     # the same purchase model over 12 months (no churn window): a longer window, a lower risk
     assert (cdnow_table.set_index("user_id").loc[rfm.index, "p_churn"] <= b.loc[rfm.index, "p_churn"] + 1e-12).all()
     # no lapsed user is a Champion, and no segment holds more than a quarter of the users

@@ -86,13 +86,18 @@ def simulate_rfm(
     spend: tuple[str, dict] | None = DEFAULT_SPEND,
     seed: int = 0,
     T: tuple[float, float] | np.ndarray = (20.0, 78.0),
+    holdout: float = 0.0,
 ) -> pd.DataFrame:
     """The BTYD summary (``frequency, recency, T, monetary``) of simulated customers, straight
     from the continuous-time process: no calendar, no merging of same-day purchases, so the
-    summary follows the model exactly (what parameter-recovery tests need).
+    summary follows the model exactly (what parameter-recovery tests need). With ``holdout``
+    periods, ``frequency_holdout`` counts the purchases in ``(T, T + holdout]``.
     """
-    (uid, tt, amount), users = _simulate(n_users, model, params, spend, seed, T, 0.0, "W")
+    (uid, tt, amount), users = _simulate(n_users, model, params, spend, seed, T, holdout, "W")
     n = int(n_users)
+    later = tt > users["T"][uid]
+    held = np.bincount(uid[later], minlength=n)
+    uid, tt, amount = uid[~later], tt[~later], amount[~later]
     counts = np.bincount(uid, minlength=n)
     last = np.zeros(n)
     np.maximum.at(last, uid, tt)
@@ -102,8 +107,11 @@ def simulate_rfm(
     freq = counts - 1
     with np.errstate(invalid="ignore", divide="ignore"):
         monetary = np.where(freq > 0, (total - first_amount) / np.maximum(freq, 1), 0.0)
-    return pd.DataFrame({"frequency": freq.astype("int64"), "recency": last, "T": users["T"],
-                         "monetary": monetary}, index=pd.Index(users["user_id"], name="user_id"))
+    out = pd.DataFrame({"frequency": freq.astype("int64"), "recency": last, "T": users["T"],
+                        "monetary": monetary}, index=pd.Index(users["user_id"], name="user_id"))
+    if holdout:
+        out["frequency_holdout"] = held.astype("int64")
+    return out
 
 
 def _simulate(n_users, model, params, spend, seed, T, holdout, freq):

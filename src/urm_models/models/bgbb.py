@@ -60,8 +60,9 @@ class BetaGeoBetaBinom(MLEModel):
     ``fit(data, weights=None)``: ``data`` has ``frequency, recency, n_periods`` (one row per
     customer, or per distinct history with ``weights`` = customers). Predictions take the same
     columns: :meth:`p_alive`, :meth:`conditional_expected_purchases`,
-    :meth:`probability_of_purchases`, :meth:`discounted_expected_transactions`;
-    :meth:`expected_purchases` and :meth:`probability_of_purchases` with an empty history
+    :meth:`probability_of_n_purchases`, :meth:`probability_no_purchase`,
+    :meth:`discounted_expected_transactions`; :meth:`expected_purchases` and the probabilities
+    without a history
     describe a new customer. Periods are transaction opportunities.
     """
 
@@ -180,7 +181,7 @@ class BetaGeoBetaBinom(MLEModel):
                                  + betaln(a + k, b + i - k) - betaln(a, b) + betaln(g + 1.0, d + i) - betaln(g, d))
         return first + rest
 
-    def probability_of_purchases(self, n: int, t: int, data: pd.DataFrame | None = None):
+    def probability_of_n_purchases(self, t: int, n: int, data: pd.DataFrame | None = None):
         """P(exactly ``n`` transactions in the next ``t`` opportunities | history), per customer;
         with ``data=None``, for a new customer in the ``t`` opportunities after the first."""
         if int(n) != n or n < 0 or int(t) != t or t < 0:
@@ -194,6 +195,12 @@ class BetaGeoBetaBinom(MLEModel):
         future = self._pmf(n, t, al + x, be + nn - x, ga, de + nn) if n <= t else 0.0
         out = alive * future + (1.0 - alive) * (n == 0)
         return pd.Series(out, index=data.index, name=f"p_{n}_purchases")
+
+    def probability_no_purchase(self, t: int, data: pd.DataFrame | None = None):
+        """P(no transaction in the next ``t`` opportunities | history) (see
+        :meth:`probability_of_n_purchases`)."""
+        out = self.probability_of_n_purchases(t, 0, data)
+        return out.rename("p_no_purchase") if isinstance(out, pd.Series) else out
 
     def discounted_expected_transactions(self, data: pd.DataFrame, discount_rate: float) -> pd.Series:
         """DERT: the discounted expected number of transactions over the whole future, per

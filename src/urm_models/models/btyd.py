@@ -98,7 +98,8 @@ def _columns(rfm):
 
 
 class _Lifetime:
-    """Expected remaining lifetime for purchase models that define ``_alive_curve``."""
+    """Expected remaining lifetime and the count distribution, for purchase models that define
+    ``_alive_curve`` and ``_prob_n``."""
 
     def expected_remaining_lifetime(self, rfm: pd.DataFrame, horizon: float, nodes: int = 16) -> pd.Series:
         """Expected time each user stays alive within the next ``horizon`` periods (``rfm`` units).
@@ -119,6 +120,20 @@ class _Lifetime:
             total += weight * self._alive_curve(0.5 * horizon * (node + 1.0), x, tx, T)
         return pd.Series(0.5 * horizon * total[codes], index=rfm.index,
                          name="expected_remaining_lifetime")
+
+    def probability_of_n_purchases(self, t, n: int, rfm: pd.DataFrame) -> pd.Series:
+        """P(exactly ``n`` purchases in the next ``t`` periods | history), per user."""
+        if int(n) != n or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n}")
+        n = int(n)
+        x, tx, T = _columns(rfm)
+        out = self._prob_n(n, np.asarray(t, float), x, tx, T)
+        return pd.Series(out, index=rfm.index, name=f"p_{n}_purchases")
+
+    def probability_no_purchase(self, t, rfm: pd.DataFrame) -> pd.Series:
+        """P(no purchase in the next ``t`` periods | history), per user: a non-contractual
+        customer's churn risk over ``t``."""
+        return self.probability_of_n_purchases(t, 0, rfm).rename("p_no_purchase")
 
 
 class _BetaGeoFamily(_Lifetime, MLEModel):
@@ -355,15 +370,6 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
         z = np.zeros_like(t)
         out = self._conditional_expected(t, z, z, z)
         return float(out) if out.ndim == 0 else out
-
-    def probability_of_purchases(self, n: int, t, rfm: pd.DataFrame) -> pd.Series:
-        """P(exactly ``n`` purchases in the next ``t`` periods | history), per user."""
-        if int(n) != n or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n}")
-        n = int(n)
-        x, tx, T = _columns(rfm)
-        out = self._prob_n(n, np.asarray(t, float), x, tx, T)
-        return pd.Series(out, index=rfm.index, name=f"p_{n}_purchases")
 
     def _prob_n(self, n, t, x, tx, T):
         r, alpha, a, b = self._p()

@@ -151,8 +151,8 @@ class CLVScorer:
         out["expected_purchases"] = clv["expected_purchases"]
         out["p_alive"] = self.purchase_model.p_alive(rfm).to_numpy()
         window = getattr(self, "churn_window", None)  # scorers logged before 2026-12 lack it
-        out["p_churn"] = self.purchase_model.probability_of_purchases(0, h if window is None else window,
-                                                                      rfm).to_numpy()
+        out["p_churn"] = self.purchase_model.probability_no_purchase(h if window is None else window,
+                                                                     rfm).to_numpy()
         out["expected_remaining_lifetime"] = (
             self.purchase_model.expected_remaining_lifetime(rfm, h).to_numpy() / step)
         out["clv"] = clv["clv"]

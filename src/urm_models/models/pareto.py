@@ -219,14 +219,6 @@ class ParetoNBD(_Lifetime, MLEModel):
             out = r * beta / (alpha * (s - 1.0)) * (1.0 - (beta / (beta + t)) ** (s - 1.0))
         return float(out) if out.ndim == 0 else out
 
-    def probability_of_purchases(self, n: int, t, rfm: pd.DataFrame) -> pd.Series:
-        """P(exactly ``n`` purchases in the next ``t`` periods | history), per user."""
-        if int(n) != n or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n}")
-        x, tx, T = _columns(rfm)
-        return pd.Series(self._prob_n(int(n), np.asarray(t, float), x, tx, T), index=rfm.index,
-                         name=f"p_{int(n)}_purchases")
-
     def _prob_n(self, n, t, x, tx, T, nodes: int = 64):
         """Given alive at T: lambda ~ Gamma(r+x, alpha+T), mu ~ Gamma(s, beta+T). Purchases in
         (T, T+t]: alive throughout, or dying at T+tau with n purchases before (Gauss-Legendre
