@@ -439,3 +439,24 @@ def test_count_distributions_match_simulated_holdouts(model_name, cls):
     for n in range(8):
         expected, var = probs[n].sum(), (probs[n] * (1 - probs[n])).sum()
         assert abs(observed[n] - expected) < 4 * np.sqrt(var), (n, observed[n], expected)
+
+
+def test_hypergeometric_series_near_one_in_blocks():
+    from scipy.special import hyp2f1 as scipy_hyp2f1
+
+    from urm_models.models._special import hyp2f1_series
+
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.1, 5, 500), rng.uniform(0.1, 50, 500)
+    c, z = b + rng.uniform(0.5, 50, 500), rng.uniform(0, 0.95, 500)
+    np.testing.assert_allclose(hyp2f1_series(a, b, c, z), scipy_hyp2f1(a, b, c, z), rtol=1e-12)
+    # where scipy fails (nan) and ~20,000 terms are needed, against the incomplete-beta form
+    # 2F1(1, b; c; z) = (c-1) z^(1-c) (1-z)^(c-b-1) B_z(c-1, b-c+1) (valid for c > 1, b-c+1 > 0)
+    from scipy.special import betainc, betaln
+
+    b, c, z = 272.85, 273.36, 0.99822
+    exact = np.exp((c - b - 1) * np.log1p(-z) + np.log(c - 1) + (1 - c) * np.log(z)
+                   + np.log(betainc(c - 1, b - c + 1, z)) + betaln(c - 1, b - c + 1))
+    assert np.isnan(scipy_hyp2f1(1.0, b, c, z))
+    assert hyp2f1_series(1.0, b, c, z) == pytest.approx(exact, rel=1e-11)
+    assert np.isnan(hyp2f1_series(1.0, 1.0, 1.5, 1 - 1e-9, max_terms=10_000))  # not converged: NaN, not a guess
