@@ -145,3 +145,23 @@ def test_rows_after_the_cutoff_change_no_calibration_column(rs, later):
     # also with a holdout: calibration columns equal; only holdout columns may move
     c = summary(frame(rs + after))
     pd.testing.assert_frame_equal(a[CAL_COLUMNS], c[CAL_COLUMNS])
+
+
+def test_feature_queries_run_under_a_memory_limit_and_spill_under_data(home, monkeypatch):
+    import stat
+
+    from urm_models.features import rfm as R
+
+    con = R.connect()
+    limit, spill = con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
+    assert spill == str(home / "data" / "tmp" / "duckdb")  # raw rows never spill outside data/
+    assert stat.S_IMODE((home / "data" / "tmp").stat().st_mode) == 0o700
+    monkeypatch.setenv("URM_DUCKDB_MEMORY_LIMIT", "64MB")
+    con = R.connect()
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "61.0 MiB"
+    # a query whose sort does not fit in 64 MB completes by spilling
+    out = con.execute("SELECT COUNT(*) FROM (SELECT i, md5(i::VARCHAR) h FROM range(3000000) t(i) ORDER BY h)").fetchone()
+    assert out == (3_000_000,)
+    monkeypatch.setenv("URM_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(ValueError, match="URM_DUCKDB_MEMORY_LIMIT='lots' is not a memory limit"):
+        R.connect()

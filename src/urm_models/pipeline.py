@@ -433,7 +433,8 @@ def restrict_outputs() -> None:
     """Apply the file-mode policy to everything the project writes: what MLflow copies keeps
     its source's mode (the package's code travels with each model), the umask cannot cover it."""
     restrict([paths.reports_dir(), paths.mlruns_dir(), paths.models_dir(), paths.predictions_dir(),
-              paths.quarantine_dir(), paths.snapshots_dir(), paths.project_root() / "data" / "erasure"])
+              paths.quarantine_dir(), paths.snapshots_dir(), paths.project_root() / "data" / "erasure",
+              paths.project_root() / "data" / "tmp"])
 
 
 def _safe(value, what: str) -> str:

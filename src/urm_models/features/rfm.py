@@ -17,6 +17,8 @@ the cut-off reaches a calibration column.
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -105,9 +107,43 @@ ORDER BY cal.user_id"""
     return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
 
 
+#: DuckDB's memory limit for the feature queries unless URM_DUCKDB_MEMORY_LIMIT says otherwise
+#: ("60%" of RAM, or an amount such as "8GB"); beyond it DuckDB spills to disk
+DEFAULT_MEMORY_LIMIT = "60%"
+_LIMIT = re.compile(r"\d+(\.\d+)?\s*(%|[KMGT]i?B)", re.IGNORECASE)
+
+
+def memory_limit() -> str:
+    """The memory limit every feature query runs under (``URM_DUCKDB_MEMORY_LIMIT``)."""
+    value = os.environ.get("URM_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip()
+    if not _LIMIT.fullmatch(value):
+        raise ValueError(f"URM_DUCKDB_MEMORY_LIMIT={value!r} is not a memory limit: give a share of RAM "
+                         f"such as '60%' or an amount such as '8GB'")
+    return value
+
+
+def spill_dir() -> Path:
+    """Where DuckDB spills what does not fit in memory: raw rows, so under ``data/`` (owner-only
+    like the rest), never DuckDB's default ``.tmp`` in whatever folder a job runs in."""
+    from .. import paths
+
+    return paths.project_root() / "data" / "tmp" / "duckdb"
+
+
 def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection, quiet (no progress bar in logs and notebooks)."""
+    """An in-memory DuckDB connection, quiet (no progress bar in logs and notebooks), under
+    :func:`memory_limit` and spilling to :func:`spill_dir`."""
+    from ..io import make_dirs
+
+    limit = memory_limit()
+    try:
+        make_dirs(spill_dir())  # DuckDB creates one folder level only
+    except OSError as exc:
+        raise RuntimeError(f"cannot create DuckDB's spill folder {spill_dir()} ({exc.strerror}): set "
+                           f"URM_HOME to a writable project folder") from None
     con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{limit}'")
+    con.execute(f"SET temp_directory = '{str(spill_dir()).replace(chr(39), chr(39) * 2)}'")
     try:
         con.execute("SET enable_progress_bar = false")
     except duckdb.Error:  # in Jupyter without ipywidgets DuckDB refuses to touch the setting
