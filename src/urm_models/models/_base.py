@@ -1,6 +1,8 @@
 """Maximum-likelihood machinery shared by the BTYD models.
 
-Parameters are positive and optimised in log space. Subclasses supply the per-row
+Parameters are positive and optimised in log space, except covariate coefficients (names in
+``real_params``), which are real and optimised as they are; ``log_params_`` holds the
+optimiser's vector either way. Subclasses supply the per-row
 log-likelihood and its analytic gradient with respect to the log-parameters; the engine
 minimises ``-sum(w * ll) / sum(w) + penalizer * sum(log(theta)**2)`` with L-BFGS-B, then takes
 the Hessian (central differences of the analytic gradient) for standard errors.
@@ -28,6 +30,8 @@ class MLEModel:
     """Base class: ``fit`` returns self; fitted attributes end in ``_``."""
 
     param_names: ClassVar[tuple[str, ...]] = ()
+    #: parameters optimised as they are (covariate coefficients), not in log space
+    real_params: tuple[str, ...] = ()
     _advice = ("try penalizer=0.001 (or larger), check that the data are in sensible time units "
                "(weeks rather than days for multi-year data), or look for extreme rows")
 
@@ -87,11 +91,11 @@ class MLEModel:
                     f"{type(self).__name__}: the fit did not converge ({res.message}; "
                     f"max |gradient| = {grad_norm:.2e}, log-parameters {np.round(lp, 3).tolist()}). "
                     f"{self._advice}.")
-            runaway = [n for n, v in zip(self.param_names, lp) if abs(v) > 16]
+            runaway = [n for n, v in zip(self.param_names, lp) if abs(v) > 16 and n not in self.real_params]
             if runaway:
                 raise ConvergenceError(
                     f"{type(self).__name__}: parameter(s) {runaway} ran off towards 0 or infinity "
-                    f"({ {n: float(np.exp(v)) for n, v in zip(self.param_names, lp)} }): the data "
+                    f"({ {n: float(v) for n, v in zip(self.param_names, self._natural(lp))} }): the data "
                     f"do not identify the model (too few users, or no repeat purchases?). "
                     f"{self._advice}.")
             at_opt = getattr(res, "at_optimum", None)
@@ -161,7 +165,7 @@ class MLEModel:
 
     def _set_fitted(self, lp, d, w, n_users, hess, res):
         self.log_params_ = lp
-        self.params_ = dict(zip(self.param_names, np.exp(lp).tolist()))
+        self.params_ = dict(zip(self.param_names, self._natural(lp).tolist()))
         known = getattr(self, "_ll_at_optimum", None)
         self.log_likelihood_ = float(known if known is not None else self._total(lp, d, w)[0])
         self.__dict__.pop("_ll_at_optimum", None)
@@ -183,21 +187,34 @@ class MLEModel:
         if not hasattr(self, "params_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() first")
 
+    def _real_mask(self) -> np.ndarray:
+        return np.array([n in self.real_params for n in self.param_names], bool)
+
+    def _natural(self, lp) -> np.ndarray:
+        """Optimiser vector -> parameters: exp for the positive ones, as is for the real ones."""
+        lp = np.asarray(lp, float)
+        return np.where(self._real_mask(), lp, np.exp(np.minimum(lp, 700.0)))
+
     @property
     def summary(self) -> pd.DataFrame:
-        """Estimates with standard errors (delta method) and 95% intervals (on the log scale)."""
+        """Estimates with standard errors (delta method) and 95% intervals (on the log scale for
+        positive parameters, on their own scale for covariate coefficients)."""
         self._check_fitted()
-        est = np.exp(self.log_params_)
-        se_log = np.sqrt(np.diag(self.covariance_.to_numpy()))
+        real = self._real_mask()
+        lp = self.log_params_
+        se = np.sqrt(np.diag(self.covariance_.to_numpy()))
+        z = 1.959963984540054
+        est = self._natural(lp)
         return pd.DataFrame({
             "estimate": est,
-            "std_error": est * se_log,
-            "lower_95": np.exp(self.log_params_ - 1.959963984540054 * se_log),
-            "upper_95": np.exp(self.log_params_ + 1.959963984540054 * se_log),
+            "std_error": np.where(real, se, est * se),
+            "lower_95": self._natural(lp - z * se),
+            "upper_95": self._natural(lp + z * se),
         }, index=pd.Index(self.param_names, name="param"))
 
     def sample_params(self, n: int, seed: int | None = 0) -> pd.DataFrame:
-        """Draws from the asymptotic (log-normal) distribution of the estimates."""
+        """Draws from the asymptotic distribution of the estimates (normal in the optimiser's
+        coordinates: log-normal for positive parameters)."""
         self._check_fitted()
         cov = self.covariance_.to_numpy()
         if not np.all(np.isfinite(cov)):
@@ -205,14 +222,15 @@ class MLEModel:
                              f"uncertainty to sample (refit with a penalizer)")
         rng = np.random.default_rng(seed)
         draws = rng.multivariate_normal(self.log_params_, cov, size=int(n), method="eigh")
-        return pd.DataFrame(np.exp(draws), columns=list(self.param_names))
+        return pd.DataFrame(self._natural(draws), columns=list(self.param_names))
 
     def _with_params(self, params) -> MLEModel:
         """A copy of this model with other parameter values (for interval propagation)."""
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.params_ = {k: float(params[k]) for k in self.param_names}
-        clone.log_params_ = np.log([clone.params_[k] for k in self.param_names])
+        clone.log_params_ = np.array([v if k in self.real_params else np.log(v)
+                                      for k, v in clone.params_.items()])
         return clone
 
     def __repr__(self) -> str:

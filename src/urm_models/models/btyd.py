@@ -422,9 +422,41 @@ class GammaGamma(MLEModel):
     Fitted on customers with at least one repeat purchase (``frequency > 0``) and a positive
     mean repeat spend (``monetary > 0``); customers whose repeat purchases are all worth 0 are
     left out of the fit (counted in ``n_excluded_``) and still get a prediction.
+
+    ``covariates``: columns of the RFM table (customer attributes such as the first purchase's
+    amount) that shift each customer's scale, ``v_i = v * exp(sum_c coef_c * z_ic)`` with ``z``
+    the covariates standardised on the fitting rows (means and scales in ``covariate_means_``,
+    ``covariate_scales_``); the coefficients (``coef_<column>``, real) come with standard errors
+    in ``summary``. No covariates: the plain model, unchanged.
     """
 
     param_names = ("p", "q", "v")
+
+    def __init__(self, covariates=(), penalizer: float = 0.0, tol: float = 1e-10, maxiter: int = 2000):
+        super().__init__(penalizer=penalizer, tol=tol, maxiter=maxiter)
+        self.covariates = covariates
+
+    def _design(self, rfm: pd.DataFrame, rows=None, fitting: bool = False) -> np.ndarray:
+        cols = list(getattr(self, "covariates", ()) or ())  # models pickled before covariates lack it
+        if not cols:
+            return np.zeros((len(rfm) if rows is None else int(np.sum(rows)), 0))
+        missing = [c for c in cols if c not in rfm.columns]
+        if missing:
+            raise ValueError(f"rfm lacks covariate column(s) {missing}")
+        Z = rfm[cols].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        if rows is not None:
+            Z = Z[rows]
+        bad = ~np.isfinite(Z)
+        if bad.any():
+            worst = cols[int(bad.sum(axis=0).argmax())]
+            raise ValueError(f"covariate {worst!r} has {int(bad.sum(axis=0).max())} missing or non-numeric rows")
+        if fitting:
+            self.covariate_means_ = Z.mean(axis=0)
+            self.covariate_scales_ = Z.std(axis=0)
+            flat = [c for c, sd in zip(cols, self.covariate_scales_) if sd == 0]
+            if flat:
+                raise ValueError(f"covariate(s) {flat} are constant on the fitting rows: they carry no information")
+        return (Z - self.covariate_means_) / self.covariate_scales_
 
     def fit(self, rfm: pd.DataFrame, weights=None):
         validate_rfm(rfm, columns=("frequency", "monetary"))
@@ -435,44 +467,64 @@ class GammaGamma(MLEModel):
         if use.sum() < 3:
             raise ValueError(f"GammaGamma needs customers with repeat purchases and positive "
                              f"spend; only {int(use.sum())} rows qualify")
-        (ux, um), w, codes = unique_rows(x[use], m[use])
-        if weights is not None:
-            w = np.bincount(codes, weights=np.asarray(weights, float)[use], minlength=len(ux))
-        d = {"x": ux, "m": um, "logm": np.log(um), "logx": np.log(ux)}
+        cols = list(getattr(self, "covariates", ()) or ())  # models pickled before covariates lack it
+        self.param_names = ("p", "q", "v", *(f"coef_{c}" for c in cols))
+        self.real_params = tuple(f"coef_{c}" for c in cols)
+        Z = self._design(rfm, use, fitting=True)
+        if not cols:  # distinct (x, m) rows with counts
+            (ux, um), w, codes = unique_rows(x[use], m[use])
+            if weights is not None:
+                w = np.bincount(codes, weights=np.asarray(weights, float)[use], minlength=len(ux))
+            Z = np.zeros((len(ux), 0))
+        else:
+            ux, um = x[use], m[use]
+            w = np.ones(len(ux)) if weights is None else np.asarray(weights, float)[use]
+        d = {"x": ux, "m": um, "logm": np.log(um), "logx": np.log(ux), "Z": Z}
         return self._fit_prepared(d, w, int(use.sum()))
 
     def _initial(self, d):
-        return np.log([1.0, 1.0, max(float(np.mean(d["m"])), 1e-3)])
+        return np.r_[np.log([1.0, 1.0, max(float(np.mean(d["m"])), 1e-3)]), np.zeros(d["Z"].shape[1])]
 
     def _loglik_grad(self, lp, d):
-        p, q, v = np.exp(lp)
-        x, m = d["x"], d["m"]
+        p, q, v = np.exp(lp[:3])
+        x, m, Z = d["x"], d["m"], d["Z"]
+        log_vi = np.log(v) + (Z @ lp[3:] if Z.shape[1] else 0.0)
+        vi = np.exp(log_vi)
         px = p * x
-        xm_v = x * m + v
-        ll = (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(v) + (px - 1) * d["logm"]
+        xm_v = x * m + vi
+        ll = (gammaln(px + q) - gammaln(px) - gammaln(q) + q * log_vi + (px - 1) * d["logm"]
               + px * d["logx"] - (px + q) * np.log(xm_v))
         psi_pxq = digamma(px + q)
         dp = x * (psi_pxq - digamma(px) + d["logm"] + d["logx"] - np.log(xm_v))
-        dq = psi_pxq - digamma(q) + np.log(v) - np.log(xm_v)
-        dv = q / v - (px + q) / xm_v
-        return ll, np.column_stack([dp * p, dq * q, dv * v])
+        dq = psi_pxq - digamma(q) + log_vi - np.log(xm_v)
+        dlogv = (q / vi - (px + q) / xm_v) * vi * np.ones_like(x)  # d ll / d log v_i
+        return ll, np.column_stack([dp * p, dq * q, dlogv, dlogv[:, None] * Z])
+
+    def _scales(self, rfm: pd.DataFrame) -> np.ndarray:
+        v = self.params_["v"]
+        cols = list(getattr(self, "covariates", ()) or ())  # models pickled before covariates lack it
+        if not cols:
+            return np.full(len(rfm), v)
+        coef = np.array([self.params_[f"coef_{c}"] for c in cols])
+        return v * np.exp(self._design(rfm) @ coef)
 
     def conditional_expected_spend(self, rfm: pd.DataFrame) -> pd.Series:
-        """E[mean spend per transaction | frequency, monetary], per user (population mean at x=0)."""
+        """E[mean spend per transaction | frequency, monetary (and covariates)], per user (the
+        prior mean at x = 0)."""
         self._check_fitted()
         validate_rfm(rfm, columns=("frequency", "monetary"))
-        p, q, v = (self.params_[k] for k in self.param_names)
+        p, q = self.params_["p"], self.params_["q"]
         x = rfm["frequency"].to_numpy(float)
         m = rfm["monetary"].to_numpy(float)
         if q <= 1:
             raise ValueError(f"GammaGamma: q = {q:.3g} <= 1, the expected spend is infinite")
-        out = (p * (v + x * m)) / (p * x + q - 1.0)
+        out = (p * (self._scales(rfm) + x * m)) / (p * x + q - 1.0)
         return pd.Series(out, index=rfm.index, name="expected_spend")
 
     def expected_spend(self) -> float:
-        """Population mean spend per transaction, p v / (q - 1)."""
+        """Population mean spend per transaction, p v / (q - 1) (at the covariates' means)."""
         self._check_fitted()
-        p, q, v = (self.params_[k] for k in self.param_names)
+        p, q, v = (self.params_[k] for k in ("p", "q", "v"))
         return p * v / (q - 1.0) if q > 1 else float("inf")
 
 
