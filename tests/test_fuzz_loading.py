@@ -454,14 +454,16 @@ def test_every_generated_export_loads_exactly_or_is_refused(export, tmp_path_fac
 
 
 def test_the_fuzzer_reaches_both_outcomes(tmp_path_factory):
-    """The property above is only worth something if generated files both load and fail."""
-    outcomes = []
+    """The property above is only worth something if generated files both load and fail: the
+    generator reaches each outcome (``find`` searches for one of each, then it is checked again).
+    Counting outcomes among a fixed number of examples proved flaky: hypothesis draws other
+    files for the same derandomized test when other tests ran before it in the process (4
+    loadable of 60 after test_btyd_plots.py, 13 alone; the same file always had the same
+    outcome)."""
+    from hypothesis import Phase, find
 
-    @settings(max_examples=60, deadline=None, database=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(export=exports())
-    def run(export):
-        outcomes.append(_check(export, tmp_path_factory.mktemp("reach")))
-
-    run()
-    assert outcomes.count("loaded") >= 5 and outcomes.count("refused") >= 5, outcomes
+    cfg = settings(max_examples=300, deadline=None, database=None, derandomize=True, phases=[Phase.generate],
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    for outcome in ("loaded", "refused"):
+        found = find(exports(), lambda e, o=outcome: _check(e, tmp_path_factory.mktemp("reach")) == o, settings=cfg)
+        assert _check(found, tmp_path_factory.mktemp("again")) == outcome
