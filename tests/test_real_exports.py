@@ -143,7 +143,7 @@ def test_a_local_time_in_a_dst_gap_or_fold_is_rejected_with_its_row_then_resolve
     assert len(datasets.load_transactions(p)) == 3
 
 
-def test_dates_before_the_floor_and_absurd_amounts_are_rejected_rows(tmp_path):
+def test_dates_before_the_floor_and_absurd_amounts_are_rejected_rows(tmp_path, home):
     p = tmp_path / "odd.csv"
     p.write_text("user_id,ts,amount\nA,1900-01-01,1\nB,2024-01-02,1e12\nC,2024-01-03,1e999\nD,2024-01-04,5\n")
     with pytest.raises(DataValidationError) as ei:
@@ -153,6 +153,7 @@ def test_dates_before_the_floor_and_absurd_amounts_are_rejected_rows(tmp_path):
     assert "finite': 1 rows" in msg
     tx = datasets.load_transactions(p, errors="quarantine", min_date="1800-01-01", max_amount=1e13)
     assert tx["user_id"].tolist() == ["A", "B", "D"]
+    assert len(list((home / "data" / "quarantine").iterdir())) == 1  # in the project home, not the checkout
 
 
 @pytest.mark.parametrize("suffix,compress", [
