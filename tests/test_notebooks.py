@@ -1,7 +1,6 @@
 """Notebooks: stored clean, parameterised, and executed for real by papermill in a real kernel."""
 
 import json
-import multiprocessing as mp
 import os
 
 import mlflow
@@ -114,17 +113,8 @@ def test_every_parameter_line_is_understood_by_papermill():
 
 
 def test_a_second_concurrent_refresh_refuses(home):
-    ctx = mp.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=lock_holder.hold_lock, args=(home, ready, release))
-    holder.start()
-    try:
-        assert ready.wait(60)
-        with pytest.raises(pipeline.RefreshLocked, match="another refresh is running .pid"):
-            pipeline.refresh({"dataset": "cdnow_sample"}, progress=False)
-    finally:
-        release.set()
-        holder.join(30)
+    with lock_holder.held_lock(home), pytest.raises(pipeline.RefreshLocked, match="another refresh is running .pid"):
+        pipeline.refresh({"dataset": "cdnow_sample"}, progress=False)
     assert not (home / "reports" / "runs").exists() or not any((home / "reports" / "runs").iterdir())
 
 

@@ -4,7 +4,6 @@ project keeps about users (docs/reliability.md lists each guarantee with its tes
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import random
 import signal
@@ -232,19 +231,11 @@ def test_prune_keeps_the_newest_runs_and_the_ones_latest_comes_from(home):
 
 
 def test_score_forget_and_prune_wait_for_no_refresh_they_refuse_while_one_runs(home):
-    ctx = mp.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=lock_holder.hold_lock, args=(home, ready, release))
-    holder.start()
-    try:
-        assert ready.wait(60)
+    with lock_holder.held_lock(home):
         for args in (["score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30"], ["forget", "u1"],
                      ["prune", "--keep", "1"]):
             out = urm(*args, home=home)
             assert out.returncode == 75 and "another refresh is running" in out.stderr, (args, out.stderr)
-    finally:
-        release.set()
-        holder.join(30)
 
 
 # ------------------------------------------------------------------------------ kill -9
