@@ -109,7 +109,8 @@ def score_transactions(transactions: pd.DataFrame, as_of, clv_model, *, churn_mo
     """
     from .features import activity_features, cohort_of
 
-    scorer_freq = getattr(_scorer(clv_model), "rfm_freq", None)
+    scorer = _scorer(clv_model)
+    scorer_freq = getattr(scorer, "rfm_freq", None)
     if scorer_freq is not None and scorer_freq != freq:
         raise ValueError(f"the CLV model scores RFM tables in {scorer_freq!r} units, not {freq!r}")
     act = activity_features(transactions, as_of, freq=freq, windows=(4, 13, 26, int(period)))
@@ -125,8 +126,7 @@ def score_transactions(transactions: pd.DataFrame, as_of, clv_model, *, churn_mo
     table["cohort"] = cohort_of(act["T"], as_of, freq)
     out = _finish(table, "clv", as_of=as_of, tier_shares=tier_shares, tier_amounts=tier_amounts,
                   playbook=playbook, model_versions=model_versions)
-    out.attrs["churn_horizon"] = churn_window if churn_model is not None else _horizon_label(clv_model)
-    scorer = _scorer(clv_model)
+    out.attrs["churn_horizon"] = churn_window if churn_model is not None else _horizon_label(scorer)
     if getattr(scorer, "horizon", None) is not None:
         out.attrs["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
     return out
@@ -138,8 +138,8 @@ def _scorer(clv_model):
     return getattr(inner, "scorer", inner)
 
 
-def _horizon_label(clv_model) -> str:
-    scorer = _scorer(clv_model)
+def _horizon_label(scorer) -> str:
+    """The window of the CLV scorer's ``p_churn``, e.g. ``"13 W"``."""
     window = getattr(scorer, "churn_window", None)
     if window is not None:
         return f"{window:g} {scorer.rfm_freq}"
@@ -216,7 +216,7 @@ def score_users(dataset: str, as_of=None, *, freq: str = "W", path: str | Path =
         except LookupError:
             c_info = None  # no shifted-window classifier for this data set: the CLV model's risk
         if c_info is not None and c_info["tags"].get("p_churn_source") == "urm-churn":
-            churn, c_info = _load(tracking, "churn", dataset)
+            churn = tracking.load_version(c_info)  # the version whose tags were read
             versions += f";{c_info['name']}/{c_info['version']}"
             source = f"{c_info['name']}/{c_info['version']} (shifted-window classifier, better on the holdout)"
         elif c_info is not None:

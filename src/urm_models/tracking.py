@@ -517,11 +517,15 @@ def champion(family_or_name: str, dataset: str | None = None) -> dict:
 def load_champion(family_or_name: str, dataset: str | None = None):
     """``(pyfunc model, champion info)`` for the champion (of ``dataset``), loaded by version so
     that the info matches the model even if the alias moves meanwhile."""
+    info = champion(family_or_name, dataset)
+    return load_version(info), info
+
+
+def load_version(info: dict):
+    """The pyfunc model of the version ``info`` names (from :func:`champion`)."""
     import mlflow
 
-    info = champion(family_or_name, dataset)
-    model = mlflow.pyfunc.load_model(f"models:/{info['name']}/{info['version']}")
-    return model, info
+    return mlflow.pyfunc.load_model(f"models:/{info['name']}/{info['version']}")
 
 
 def ui_command(host: str = "127.0.0.1", port: int = 5000) -> tuple[list[str], dict]:

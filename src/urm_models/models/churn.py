@@ -2,9 +2,10 @@
 
 ``ChurnClassifier`` wraps a Pipeline (feature engineering, a ColumnTransformer for numeric and
 categorical columns, then a model: XGBoost with early stopping, or a logistic baseline on
-spline-expanded numeric columns), calibrates its probabilities on held-out predictions (isotonic or sigmoid, chosen by
-cross-validated Brier score): for XGBoost the predictions each bag makes on the split it stops
-early on, so calibration costs no extra training; for the logistic model out-of-fold predictions.
+spline-expanded numeric columns), calibrates its probabilities on held-out predictions
+(isotonic or sigmoid, chosen by cross-validated Brier score): for XGBoost the predictions each
+bag makes on the split it stops early on, so calibration costs no extra training; for the
+logistic model out-of-fold predictions.
 Each prediction is explained with exact tree SHAP contributions (XGBoost's ``pred_contribs``)
 summed back to the input columns.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.calibration import _SigmoidCalibration
 from sklearn.compose import ColumnTransformer
@@ -344,20 +346,20 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         if self.calibration is not None:
             if self.cv is None and held_out is not None:
                 seen = ~np.isnan(held_out)
-                scores_, labels = 1.0 / (1.0 + np.exp(-held_out[seen])), y[seen]
+                held_p, labels = expit(held_out[seen]), y[seen]
             else:
-                scores_, labels = self._out_of_fold(X, y), y
+                held_p, labels = self._out_of_fold(X, y), y
             methods = ["isotonic", "sigmoid"] if self.calibration == "auto" else [self.calibration]
-            scores = {m: self._cv_calibration_brier(m, scores_, labels) for m in methods}
+            scores = {m: self._cv_calibration_brier(m, held_p, labels) for m in methods}
             if self.calibration == "auto":
                 # a boosted model fitted on log loss is often calibrated already: keep it as is
                 # unless a calibrator lowers the cross-validated Brier score
-                scores["none"] = float(brier_score_loss(labels, scores_))
+                scores["none"] = float(brier_score_loss(labels, held_p))
             self.calibration_scores_ = scores
             best = min(scores, key=scores.get)
             if best != "none":
                 self.calibration_method_ = best
-                self.calibrator_ = _make_calibrator(best).fit(scores_, labels)
+                self.calibrator_ = _make_calibrator(best).fit(held_p, labels)
         self._fit_importance(X)
         return self
 
