@@ -87,13 +87,23 @@ def simulate_rfm(
     seed: int = 0,
     T: tuple[float, float] | np.ndarray = (20.0, 78.0),
     holdout: float = 0.0,
+    covariates: pd.DataFrame | None = None,
+    coefficients: dict | None = None,
 ) -> pd.DataFrame:
     """The BTYD summary (``frequency, recency, T, monetary``) of simulated customers, straight
     from the continuous-time process: no calendar, no merging of same-day purchases, so the
     summary follows the model exactly (what parameter-recovery tests need). With ``holdout``
     periods, ``frequency_holdout`` counts the purchases in ``(T, T + holdout]``.
+
+    ``covariates`` (one row per user, numeric columns) with ``coefficients`` named as the
+    models name them (``purchase_<col>``; ``dropout_a_<col>``, ``dropout_b_<col>`` for the
+    BG family, ``dropout_<col>`` for Pareto/NBD) give each user their own parameters:
+    ``alpha_i = alpha exp(-sum purchase_c z_ic)``, ``a_i = a exp(sum dropout_a_c z_ic)``,
+    ``b_i = b exp(sum dropout_b_c z_ic)``, ``beta_i = beta exp(-sum dropout_c z_ic)`` on the raw
+    (unstandardised) covariates; the covariate columns are returned beside the summary.
     """
-    (uid, tt, amount), users = _simulate(n_users, model, params, spend, seed, T, holdout, "W")
+    (uid, tt, amount), users = _simulate(n_users, model, params, spend, seed, T, holdout, "W",
+                                         covariates, coefficients)
     n = int(n_users)
     later = tt > users["T"][uid]
     held = np.bincount(uid[later], minlength=n)
@@ -111,10 +121,41 @@ def simulate_rfm(
                         "monetary": monetary}, index=pd.Index(users["user_id"], name="user_id"))
     if holdout:
         out["frequency_holdout"] = held.astype("int64")
+    if covariates is not None:
+        for c in covariates.columns:
+            out[c] = covariates[c].to_numpy()
     return out
 
 
-def _simulate(n_users, model, params, spend, seed, T, holdout, freq):
+#: which parameter each coefficient prefix scales, and the sign of its link
+_COEF_LINKS = {"bgnbd": {"purchase_": ("alpha", -1.0), "dropout_a_": ("a", 1.0), "dropout_b_": ("b", 1.0)},
+               "paretonbd": {"purchase_": ("alpha", -1.0), "dropout_": ("beta", -1.0)}}
+_COEF_LINKS["mbgnbd"] = _COEF_LINKS["bgnbd"]
+
+
+def _user_params(model, prm, n, covariates, coefficients) -> dict:
+    """Each user's parameters (arrays) from the population ones and the covariates' effects."""
+    out = {k: np.full(n, float(v)) for k, v in prm.items()}
+    if covariates is None and not coefficients:
+        return out
+    if covariates is None or not coefficients:
+        raise ValueError("covariates and coefficients go together: pass both or neither")
+    if len(covariates) != n:
+        raise ValueError(f"covariates must have one row per user ({n}), got {len(covariates)}")
+    links = _COEF_LINKS[model]
+    for name, coef in coefficients.items():
+        # longest prefix first: "dropout_a_x" is not "dropout_" + "a_x"
+        prefix = next((p for p in sorted(links, key=len, reverse=True) if name.startswith(p)), None)
+        col = name[len(prefix):] if prefix else None
+        if prefix is None or col not in covariates.columns:
+            raise ValueError(f"coefficient {name!r}: expected one of {sorted(links)} followed by a "
+                             f"covariate column ({list(covariates.columns)})")
+        param, sign = links[prefix]
+        out[param] = out[param] * np.exp(sign * float(coef) * covariates[col].to_numpy(float))
+    return out
+
+
+def _simulate(n_users, model, params, spend, seed, T, holdout, freq, covariates=None, coefficients=None):
     if model not in DEFAULT_PARAMS:
         raise ValueError(f"model must be one of {sorted(DEFAULT_PARAMS)}, not {model!r}")
     if freq not in UNIT_DAYS:
@@ -136,19 +177,20 @@ def _simulate(n_users, model, params, spend, seed, T, holdout, freq):
         if T_arr.shape != (n,):
             raise ValueError(f"T must have one value per user ({n}), got shape {T_arr.shape}")
     horizon = T_arr + float(holdout)
+    up = _user_params(model, prm, n, covariates, coefficients)
 
-    lam = rng.gamma(prm["r"], 1.0 / prm["alpha"], n)
+    lam = rng.gamma(prm["r"], 1.0 / up["alpha"], n)
     users = {"lambda_": lam, "T": T_arr}
     limit = horizon
     if model == "paretonbd":
-        mu = rng.gamma(prm["s"], 1.0 / prm["beta"], n)
+        mu = rng.gamma(prm["s"], 1.0 / up["beta"], n)
         with np.errstate(divide="ignore", over="ignore"):  # mu may underflow to 0: tau = inf
             tau = rng.exponential(1.0 / mu)
         users["mu_"] = mu
         limit = np.minimum(horizon, tau)
         active = np.arange(n)
     else:
-        p = rng.beta(prm["a"], prm["b"], n)
+        p = rng.beta(up["a"], up["b"], n)
         users["p_"] = p
         active = np.arange(n)
         if model == "mbgnbd":

@@ -10,9 +10,18 @@ from ..models.btyd import validate_rfm
 from .plots import UNIT_WORDS, periods
 
 
+def _population(model, what: str) -> None:
+    """These figures describe the population by one parameter set: refuse a model with
+    covariates (each customer has their own) instead of drawing its covariates' means."""
+    check = getattr(model, "_plain_only", None)
+    if check is not None:
+        check(what)
+
+
 def period_transactions(model, rfm: pd.DataFrame, max_frequency: int = 7) -> Figure:
     """Customers by number of repeat purchases in calibration: actual vs the model's expectation
     (sum over customers of P(X(T_i) = k) for a new customer observed for T_i)."""
+    _population(model, "period_transactions")
     validate_rfm(rfm)
     T = rfm["T"].to_numpy(float)
     uT, counts = np.unique(T, return_counts=True)
@@ -85,6 +94,7 @@ def frequency_recency_matrix(model, T: float, t: float = 1.0, max_frequency: int
                              freq: str = "W") -> Figure:
     """Expected purchases in the next ``t`` periods (of ``freq``) for a customer whose first
     purchase was ``T`` periods ago."""
+    _population(model, "frequency_recency_matrix")
     return _matrix(lambda x, r, TT: model._conditional_expected(t, x, r, TT), max_frequency, T, T,
                    f"{type(model).__name__}: expected purchases in the next {periods(t, freq)}\n"
                    f"of a customer who first bought {periods(round(T), freq)} ago", "expected purchases",
@@ -95,6 +105,7 @@ def p_alive_matrix(model, T: float, max_frequency: int = 30, freq: str = "W") ->
     """P(alive) by frequency and recency for a customer whose first purchase was ``T`` periods ago."""
     from scipy.special import expit
 
+    _population(model, "p_alive_matrix")
     return _matrix(lambda x, r, TT: expit(-model._log_odds_dead(x, r, TT)), max_frequency, T, T,
                    f"{type(model).__name__}: P(alive) of a customer who first bought "
                    f"{periods(round(T), freq)} ago", "P(alive)", UNIT_WORDS[freq])
@@ -106,6 +117,7 @@ def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str):
     ``cutoff``: the expectation is sum_i E[X(tau - s_i)] from each first purchase s_i."""
     from ..simulate import UNIT_DAYS
 
+    _population(model, "the tracking plot")
     unit = UNIT_DAYS[freq]
     days = transactions.assign(d=pd.to_datetime(transactions["ts"]).dt.normalize()) \
         .drop_duplicates(["user_id", "d"])
@@ -173,6 +185,7 @@ def p_alive_history(model, transactions: pd.DataFrame, user_id, end, freq: str =
 
     from ..simulate import UNIT_DAYS
 
+    _population(model, "p_alive_history (it has no covariates of the customer)")
     mine = transactions.loc[transactions["user_id"].astype(str) == str(user_id), "ts"]
     if mine.empty:
         raise ValueError("that user has no purchase in the transactions")
@@ -216,6 +229,7 @@ def heterogeneity(model, freq: str = "W") -> Figure:
     Pareto/NBD: the gamma(s, beta) dropout rate per period), with their means."""
     from scipy import stats
 
+    _population(model, "heterogeneity")
     p = model.params_
     word = UNIT_WORDS[freq][:-1]
     fig = Figure(figsize=(9, 3.5))

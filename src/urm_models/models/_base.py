@@ -51,6 +51,10 @@ class MLEModel:
     def _initial(self, d) -> np.ndarray:
         return np.zeros(len(self.param_names))
 
+    def _analytic_hessian(self, d) -> bool:
+        """Whether ``_total_hess`` (value, gradient and Hessian in one pass) applies to ``d``."""
+        return hasattr(self, "_total_hess")
+
     def _total(self, lp, d, w) -> tuple[float, np.ndarray]:
         """Weighted total log-likelihood and its gradient; models may override it with a
         cheaper aggregation (terms that depend on one column summed per distinct value)."""
@@ -72,7 +76,7 @@ class MLEModel:
         wsum = float(w.sum())
         x0 = self._initial(d) if x0 is None else np.asarray(x0, float)
         with threadpool_limits(1):  # OpenBLAS threads only slow small vectorised loops
-            res = self._newton(d, w, wsum, x0) if hasattr(self, "_total_hess") else None
+            res = self._newton(d, w, wsum, x0) if self._analytic_hessian(d) else None
             if res is None:
                 res = optimize.minimize(self._objective, x0, args=(d, w, wsum), jac=True,
                                         method="L-BFGS-B",
@@ -147,7 +151,7 @@ class MLEModel:
 
     def _hessian(self, lp, d, w) -> np.ndarray:
         """Hessian of the total negative log-likelihood (penalty included) in log space."""
-        if hasattr(self, "_total_hess"):
+        if self._analytic_hessian(d):
             return -self._total_hess(lp, d, w)[2] + 2 * self.penalizer * w.sum() * np.eye(lp.size)
         k = lp.size
         h = np.zeros((k, k))

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln, polygamma
 
+from . import _covariates
 from ._base import ConvergenceError, MLEModel, unique_rows, unique_rows_with_columns
 from ._special import hyp2f1
 
@@ -97,9 +98,128 @@ def _columns(rfm):
             rfm["T"].to_numpy(float))
 
 
+class _CovariatePurchases:
+    """Prepared data of a model with covariates: distinct (x, t_x, T, z) rows with counts."""
+
+    def __init__(self, x, tx, T, Z, weights=None):
+        arr, w, codes = unique_rows(x, tx, T, *Z.T)
+        self.x, self.tx, self.T = arr[:3]
+        self.Z = np.column_stack(arr[3:]) if Z.shape[1] else np.zeros((len(self.x), 0))
+        if weights is not None:
+            w_rows = np.asarray(weights, float)
+            if w_rows.shape != (len(x),) or (w_rows < 0).any():
+                raise ValueError("weights must be one non-negative number per row")
+            w = np.bincount(codes, weights=w_rows, minlength=len(self.x))
+        self.w, self.codes, self.pos = w, codes, self.x > 0
+
+
 class _Lifetime:
-    """Expected remaining lifetime and the count distribution, for purchase models that define
-    ``_alive_curve`` and ``_prob_n``."""
+    """What the continuous-time purchase models share: covariates on their scale parameters,
+    expected remaining lifetime and the count distribution (for models that define
+    ``_row_loglik``, ``_alive_curve`` and ``_prob_n``).
+
+    Covariates: ``purchase_covariates`` shift each customer's purchase-rate scale
+    (``alpha_i = alpha exp(-purchase_coef @ z_i)``: a positive coefficient means more
+    purchases), ``dropout_covariates`` the dropout process (``_coef_blocks`` of each model
+    says which parameters); ``z`` are the columns standardised on the fitting rows
+    (:mod:`._covariates`). Every prediction then uses each customer's own parameters; the
+    population-level ones (``expected_purchases``) describe a customer at the covariates' means.
+    """
+
+    #: (index of the base parameter, coefficient name prefix, "purchase" | "dropout", sign)
+    _coef_blocks: tuple = ()
+
+    def _covariate_lists(self) -> tuple[list[str], list[str]]:
+        # models pickled before covariates existed lack the attributes
+        return (_covariates.names(getattr(self, "purchase_covariates", ())),
+                _covariates.names(getattr(self, "dropout_covariates", ())))
+
+    def _has_covariates(self) -> bool:
+        return any(self._covariate_lists())
+
+    def _blocks(self):
+        """Per coefficient block: (base parameter index, names, columns of Z, sign)."""
+        pc, dc = self._covariate_lists()
+        cols = _covariates.union(pc, dc)
+        out = []
+        for j, prefix, which, sign in self._coef_blocks:
+            lst = pc if which == "purchase" else dc
+            if lst:
+                out.append((j, [f"{prefix}{c}" for c in lst], [cols.index(c) for c in lst], sign))
+        return out
+
+    def _prepare_fit(self, rfm: pd.DataFrame, weights):
+        """Prepared data and user count; sets ``param_names`` (coefficients after the base ones)."""
+        base = type(self).param_names
+        self.freq_ = rfm.attrs.get("freq")
+        if not self._has_covariates():
+            self.param_names, self.real_params = base, ()
+            return _prepare(rfm, weights)
+        x, tx, T = _columns(rfm)
+        Z = _covariates.design(self, rfm, _covariates.union(*self._covariate_lists()), fitting=True)
+        d = _CovariatePurchases(x, tx, T, Z, weights)
+        coefs = tuple(n for _, names, _, _ in self._blocks() for n in names)
+        self.param_names, self.real_params = base + coefs, coefs
+        return d, (len(x) if weights is None else float(np.sum(weights)))
+
+    def _log_row_params(self, lp, Z) -> np.ndarray:
+        """log of each row's base parameters, shape (k, rows)."""
+        k = len(type(self).param_names)
+        L = np.repeat(np.asarray(lp[:k], float)[:, None], len(Z), axis=1)
+        pos = k
+        for j, names, idx, sign in self._blocks():
+            L[j] += sign * (Z[:, idx] @ lp[pos:pos + len(names)])
+            pos += len(names)
+        return L
+
+    def _loglik_grad(self, lp, d):
+        """Per-row log-likelihood and its gradient w.r.t. the optimiser's vector."""
+        if not isinstance(d, _CovariatePurchases):
+            return self._row_loglik(tuple(np.exp(lp)), d)
+        ll, G = self._row_loglik(tuple(np.exp(self._log_row_params(lp, d.Z))), d)
+        parts = [G] + [sign * G[:, [j]] * d.Z[:, idx] for j, _, idx, sign in self._blocks()]
+        return ll, np.hstack(parts)
+
+    def _total(self, lp, d, w):
+        if isinstance(d, _CovariatePurchases):
+            ll, g = self._loglik_grad(lp, d)
+            return float(w @ ll), w @ g
+        return self._plain_total(lp, d, w)
+
+    def _plain_total(self, lp, d, w):
+        ll, g = self._loglik_grad(lp, d)
+        return float(w @ ll), w @ g
+
+    def _initial_coefs(self) -> np.ndarray:
+        return np.zeros(len(self.param_names) - len(type(self).param_names))
+
+    def _p(self, P=None):
+        """The parameters: per distinct history when ``P`` (from :meth:`_histories`) is given."""
+        if P is not None:
+            return P
+        self._check_fitted()
+        return tuple(self.params_[k] for k in type(self).param_names)
+
+    def _histories(self, rfm: pd.DataFrame):
+        """Distinct histories of ``rfm`` (x, t_x, T), their parameters (None without covariates)
+        and each row's index into them."""
+        x, tx, T = _columns(rfm)
+        self._check_fitted()
+        if not self._has_covariates():
+            (x, tx, T), _, codes = unique_rows(x, tx, T)
+            return x, tx, T, None, codes
+        Z = _covariates.design(self, rfm, self.covariate_columns_)
+        arr, _, codes = unique_rows(x, tx, T, *Z.T)
+        L = np.exp(self._log_row_params(self.log_params_, np.column_stack(arr[3:])))
+        shifted = {j for j, *_ in self._blocks()}  # the others stay one number for everyone
+        P = tuple(L[j] if j in shifted else float(L[j, 0]) for j in range(len(L)))
+        return arr[0], arr[1], arr[2], P, codes
+
+    def _plain_only(self, what: str) -> None:
+        if self._has_covariates():
+            raise ValueError(f"{what} describes the whole population and is drawn for models without "
+                             f"covariates; this {type(self).__name__} has covariates "
+                             f"{_covariates.union(*self._covariate_lists())}: use the same model fitted without them")
 
     def expected_remaining_lifetime(self, rfm: pd.DataFrame, horizon: float, nodes: int = 16) -> pd.Series:
         """Expected time each user stays alive within the next ``horizon`` periods (``rfm`` units).
@@ -109,15 +229,13 @@ class _Lifetime:
         (as on CDNOW) the unrestricted mean is infinite. A user surely dead scores 0, one surely
         alive throughout scores ``horizon``.
         """
-        validate_rfm(rfm)
         if not horizon > 0:
             raise ValueError(f"horizon must be positive, got {horizon}")
-        (x, tx, T), _, codes = unique_rows(rfm["frequency"].to_numpy(float),
-                                           rfm["recency"].to_numpy(float), rfm["T"].to_numpy(float))
+        x, tx, T, P, codes = self._histories(rfm)
         gx, gw = np.polynomial.legendre.leggauss(nodes)
         total = np.zeros_like(x)
         for node, weight in zip(gx, gw):
-            total += weight * self._alive_curve(0.5 * horizon * (node + 1.0), x, tx, T)
+            total += weight * self._alive_curve(0.5 * horizon * (node + 1.0), x, tx, T, P)
         return pd.Series(0.5 * horizon * total[codes], index=rfm.index,
                          name="expected_remaining_lifetime")
 
@@ -126,72 +244,81 @@ class _Lifetime:
         if int(n) != n or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n}")
         n = int(n)
-        x, tx, T = _columns(rfm)
-        out = self._prob_n(n, np.asarray(t, float), x, tx, T)
-        return pd.Series(out, index=rfm.index, name=f"p_{n}_purchases")
+        x, tx, T, P, codes = self._histories(rfm)
+        out = self._prob_n(n, np.full_like(x, float(t)), x, tx, T, P)
+        return pd.Series(out[codes], index=rfm.index, name=f"p_{n}_purchases")
 
     def probability_no_purchase(self, t, rfm: pd.DataFrame) -> pd.Series:
         """P(no purchase in the next ``t`` periods | history), per user: a non-contractual
         customer's churn risk over ``t``."""
         return self.probability_of_n_purchases(t, 0, rfm).rename("p_no_purchase")
 
+    def conditional_expected_purchases(self, t, rfm: pd.DataFrame) -> pd.Series:
+        """Expected purchases in the next ``t`` periods, per user, given their history."""
+        x, tx, T, P, codes = self._histories(rfm)
+        return pd.Series(self._conditional_expected(t, x, tx, T, P)[codes], index=rfm.index,
+                         name="expected_purchases")
+
 
 class _BetaGeoFamily(_Lifetime, MLEModel):
-    """BG/NBD and MBG/NBD share everything but a shift: ``k = 0`` (BG) or ``1`` (MBG)."""
+    """BG/NBD and MBG/NBD share everything but a shift: ``k = 0`` (BG) or ``1`` (MBG).
+
+    Covariates: ``alpha_i = alpha exp(-purchase_coef @ z_i)``, ``a_i = a exp(dropout_a_coef @ z_i)``,
+    ``b_i = b exp(dropout_b_coef @ z_i)`` (Fader & Hardie 2007): the dropout probability's
+    mean a/(a+b) rises with ``dropout_a_*`` and falls with ``dropout_b_*``.
+    """
 
     param_names = ("r", "alpha", "a", "b")
     _k = 0
+    _coef_blocks = ((1, "purchase_", "purchase", -1.0), (2, "dropout_a_", "dropout", 1.0),
+                    (3, "dropout_b_", "dropout", 1.0))
+
+    def __init__(self, purchase_covariates=(), dropout_covariates=(), penalizer: float = 0.0,
+                 tol: float = 1e-10, maxiter: int = 2000):
+        super().__init__(penalizer=penalizer, tol=tol, maxiter=maxiter)
+        self.purchase_covariates = purchase_covariates
+        self.dropout_covariates = dropout_covariates
 
     def fit(self, rfm: pd.DataFrame, weights=None):
-        """Fit to an RFM summary (``frequency``, ``recency``, ``T``); returns self.
-
-        ``weights`` (optional, one per row) count each row as that many users.
+        """Fit to an RFM summary (``frequency``, ``recency``, ``T``, and the covariate columns);
+        returns self. ``weights`` (optional, one per row) count each row as that many users.
         """
-        d, n = _prepare(rfm, weights)
-        self.freq_ = rfm.attrs.get("freq")
+        d, n = self._prepare_fit(rfm, weights)
         return self._fit_prepared(d, d.w, n)
+
+    def _analytic_hessian(self, d) -> bool:
+        return not isinstance(d, _CovariatePurchases)
 
     def _initial(self, d):
         # r/alpha ~ repeat rate; a, b ~ 1
         rate = max((d.w @ d.x) / max(d.w @ d.T, 1e-12), 1e-6)
-        return np.log([1.0, 1.0 / rate, 1.0, 1.0])
+        return np.r_[np.log([1.0, 1.0 / rate, 1.0, 1.0]), self._initial_coefs()]
 
-    def _loglik_grad(self, lp, d):
-        r, alpha, a, b = np.exp(lp)
+    def _row_loglik(self, theta, d):
+        """Per-row log-likelihood and gradient w.r.t. the log of each row's (r, alpha, a, b)
+        (scalars, or one value per row for a model with covariates)."""
+        r, alpha, a, b = theta
         k = self._k
         x = d.x
-        # per-distinct-value terms, gathered to rows
-        ux = d.ux
-        g_rx = (gammaln(r + ux) - gammaln(r))[d.ix]
-        psi_rx = digamma(r + ux)[d.ix]
-        lbx = (gammaln(b + ux + k) - gammaln(a + b + ux + k))[d.ix]
-        psi_bx = digamma(b + ux + k)[d.ix]
-        psi_abx = digamma(a + b + ux + k)[d.ix]
-        log_aT = np.log(alpha + d.uT)[d.iT]
-        inv_aT = (1.0 / (alpha + d.uT))[d.iT]
-        log_atx = np.log(alpha + d.utx)[d.itx]
-        inv_atx = (1.0 / (alpha + d.utx))[d.itx]
-
-        A1 = g_rx + r * np.log(alpha)
-        A2 = gammaln(a + b) - gammaln(b) + lbx
+        A1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+        A2 = gammaln(a + b) - gammaln(b) + gammaln(b + x + k) - gammaln(a + b + x + k)
+        log_aT, log_atx = np.log(alpha + d.T), np.log(alpha + d.tx)
         A3 = -(r + x) * log_aT
         drop = np.maximum(b + x + k - 1.0, 1e-300)
         A4 = np.log(a) - np.log(drop) - (r + x) * log_atx
         if k == 0:
             A4 = np.where(d.pos, A4, -np.inf)
         D = np.logaddexp(A3, A4)
-        w3 = np.exp(A3 - D)
-        w4 = np.exp(A4 - D)
+        w3, w4 = np.exp(A3 - D), np.exp(A4 - D)
         ll = A1 + A2 + D
-
-        dr = psi_rx - digamma(r) + np.log(alpha) - w3 * log_aT - w4 * log_atx
-        dalpha = r / alpha - w3 * (r + x) * inv_aT - w4 * (r + x) * inv_atx
+        psi_abx = digamma(a + b + x + k)
+        dr = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * log_aT - w4 * log_atx
+        dalpha = r / alpha - w3 * (r + x) / (alpha + d.T) - w4 * (r + x) / (alpha + d.tx)
         da = digamma(a + b) - psi_abx + w4 / a
-        db = digamma(a + b) - digamma(b) + psi_bx - psi_abx - w4 / drop
-        grad = np.column_stack([dr * r, dalpha * alpha, da * a, db * b])
-        return ll, grad
+        db = digamma(a + b) - digamma(b) + digamma(b + x + k) - psi_abx - w4 / drop
+        return ll, np.column_stack([dr * r, dalpha * alpha, da * a, db * b])
 
-    def _total(self, lp, d, w):
+    def _plain_total(self, lp, d, w):
         """Same value and gradient as ``w @ _loglik_grad``, with every term that depends on x
         only summed over the distinct x first (weights aggregated per x)."""
         r, alpha, a, b = np.exp(lp)
@@ -315,14 +442,9 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
         return float(tot), theta * g, H_phi
 
     # -- predictions ------------------------------------------------------------------
-    def _p(self):
-        self._check_fitted()
-        p = self.params_
-        return p["r"], p["alpha"], p["a"], p["b"]
-
-    def _log_odds_dead(self, x, tx, T):
+    def _log_odds_dead(self, x, tx, T, P=None):
         """log of P(dead)/P(alive) given the history."""
-        r, alpha, a, b = self._p()
+        r, alpha, a, b = self._p(P)
         k = self._k
         lo = np.log(a) - np.log(np.maximum(b + x + k - 1.0, 1e-300)) + \
             (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
@@ -332,11 +454,11 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
 
     def p_alive(self, rfm: pd.DataFrame) -> pd.Series:
         """P(the customer is still alive at T | frequency, recency, T), per user."""
-        x, tx, T = _columns(rfm)
-        return pd.Series(expit(-self._log_odds_dead(x, tx, T)), index=rfm.index, name="p_alive")
+        x, tx, T, P, codes = self._histories(rfm)
+        return pd.Series(expit(-self._log_odds_dead(x, tx, T, P))[codes], index=rfm.index, name="p_alive")
 
-    def _conditional_expected(self, t, x, tx, T):
-        r, alpha, a, b = self._p()
+    def _conditional_expected(self, t, x, tx, T, P=None):
+        r, alpha, a, b = self._p(P)
         k = self._k
         t = np.asarray(t, float)
         z = t / (alpha + T + t)
@@ -344,35 +466,30 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
         # (1-z)^(r+x) 2F1(r+x, b+x+k; a+b+x+k-1; z) = (1-z)^(a-1) 2F1(a+b+k-1-r, a-1; a+b+x+k-1; z)
         tail = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + b + k - 1.0 - r, a - 1.0, a + b + x + k - 1.0, z)
         num = (a + b + x + k - 1.0) / (a - 1.0) * (1.0 - tail)
-        return num * expit(-self._log_odds_dead(x, tx, T))
+        return num * expit(-self._log_odds_dead(x, tx, T, P))
 
-    def _alive_curve(self, t, x, tx, T):
+    def _alive_curve(self, t, x, tx, T, P=None):
         """P(alive at T + t | history). Given alive at T, lambda ~ Gamma(r+x, alpha+T) and
         p ~ Beta(a, b+x+k) independently, and the time to dropout is Exponential(lambda p), so
         E[exp(-lambda p t)] = 2F1(r+x, a; a+b+x+k; -z), z = t / (alpha+T); Pfaff's transformation
         puts the argument in [0, 1)."""
-        r, alpha, a, b = self._p()
+        r, alpha, a, b = self._p(P)
         k = self._k
         t = np.asarray(t, float)
         w = t / (alpha + T + t)
         stay = np.exp(a * np.log1p(-w)) * hyp2f1(a + b + k - r, a, a + b + x + k, w)
-        return np.clip(stay, 0.0, 1.0) * expit(-self._log_odds_dead(x, tx, T))
-
-    def conditional_expected_purchases(self, t, rfm: pd.DataFrame) -> pd.Series:
-        """Expected purchases in the next ``t`` periods, per user, given their history."""
-        x, tx, T = _columns(rfm)
-        return pd.Series(self._conditional_expected(t, x, tx, T), index=rfm.index,
-                         name="expected_purchases")
+        return np.clip(stay, 0.0, 1.0) * expit(-self._log_odds_dead(x, tx, T, P))
 
     def expected_purchases(self, t) -> np.ndarray | float:
-        """Expected repeat purchases of a new customer in their first ``t`` periods."""
+        """Expected repeat purchases of a new customer in their first ``t`` periods (with
+        covariates: a customer at the covariates' means)."""
         t = np.asarray(t, float)
         z = np.zeros_like(t)
         out = self._conditional_expected(t, z, z, z)
         return float(out) if out.ndim == 0 else out
 
-    def _prob_n(self, n, t, x, tx, T):
-        r, alpha, a, b = self._p()
+    def _prob_n(self, n, t, x, tx, T, P=None):
+        r, alpha, a, b = self._p(P)
         bb = b + x + self._k  # posterior of p given alive: Beta(a, b + x + k)
         lq = np.log(alpha + T) - np.log(alpha + T + t)  # log (1 - z)
         lz = np.log(t) - np.log(alpha + T + t) if np.all(t > 0) else np.log(np.maximum(t, 1e-300)) - np.log(alpha + T + t)
@@ -386,7 +503,7 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
             second = np.exp(betaln(a + 1.0, bb + n - 1.0) - betaln(a, bb)) * np.clip(1.0 - cum, 0.0, 1.0)
         else:
             second = 0.0
-        alive = expit(-self._log_odds_dead(x, tx, T))
+        alive = expit(-self._log_odds_dead(x, tx, T, P))
         return alive * (first + second) + (1.0 - alive) * (n == 0)
 
 
@@ -396,6 +513,11 @@ class BetaGeo(_BetaGeoFamily):
 
     Parameters
     ----------
+    purchase_covariates, dropout_covariates : lists of RFM-table columns
+        Time-invariant customer attributes shifting ``alpha`` (purchases) and ``a``, ``b``
+        (dropout), see :class:`_BetaGeoFamily`; coefficients ``purchase_<col>``,
+        ``dropout_a_<col>``, ``dropout_b_<col>`` in ``params_`` and ``summary``. Empty: the
+        plain model.
     penalizer : float
         L2 penalty on the log-parameters (objective: mean negative log-likelihood +
         ``penalizer * sum(log(theta)**2)``). 0 gives the maximum-likelihood estimate.
@@ -437,26 +559,8 @@ class GammaGamma(MLEModel):
         self.covariates = covariates
 
     def _design(self, rfm: pd.DataFrame, rows=None, fitting: bool = False) -> np.ndarray:
-        cols = list(getattr(self, "covariates", ()) or ())  # models pickled before covariates lack it
-        if not cols:
-            return np.zeros((len(rfm) if rows is None else int(np.sum(rows)), 0))
-        missing = [c for c in cols if c not in rfm.columns]
-        if missing:
-            raise ValueError(f"rfm lacks covariate column(s) {missing}")
-        Z = rfm[cols].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-        if rows is not None:
-            Z = Z[rows]
-        bad = ~np.isfinite(Z)
-        if bad.any():
-            worst = cols[int(bad.sum(axis=0).argmax())]
-            raise ValueError(f"covariate {worst!r} has {int(bad.sum(axis=0).max())} missing or non-numeric rows")
-        if fitting:
-            self.covariate_means_ = Z.mean(axis=0)
-            self.covariate_scales_ = Z.std(axis=0)
-            flat = [c for c, sd in zip(cols, self.covariate_scales_) if sd == 0]
-            if flat:
-                raise ValueError(f"covariate(s) {flat} are constant on the fitting rows: they carry no information")
-        return (Z - self.covariate_means_) / self.covariate_scales_
+        # models pickled before covariates existed lack the attribute
+        return _covariates.design(self, rfm, _covariates.names(getattr(self, "covariates", ())), rows, fitting)
 
     def fit(self, rfm: pd.DataFrame, weights=None):
         validate_rfm(rfm, columns=("frequency", "monetary"))

@@ -6,18 +6,17 @@ import numpy as np
 import pandas as pd
 
 from ..simulate import UNIT_DAYS
-from ._base import unique_rows
 from .btyd import GammaGamma, validate_rfm
 
 __all__ = ["customer_lifetime_value", "conditional_median_purchases"]
 
 
-def _period_sums(model, x, tx, T, horizon: int, step: float, discount_rate: float) -> np.ndarray:
+def _period_sums(model, x, tx, T, P, horizon: int, step: float, discount_rate: float) -> np.ndarray:
     """sum_k (E[X(k step)] - E[X((k-1) step)]) / (1 + d)^k over k = 1..horizon, per row."""
     total = np.zeros_like(x)
     prev = np.zeros_like(x)
     for k in range(1, horizon + 1):
-        cur = model._conditional_expected(k * step, x, tx, T)
+        cur = model._conditional_expected(k * step, x, tx, T, P)
         total += (cur - prev) / (1.0 + discount_rate) ** k
         prev = cur
     return total
@@ -59,10 +58,9 @@ def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.Dat
     if discount_rate < 0:
         raise ValueError("discount_rate must be >= 0")
     step = UNIT_DAYS[freq] / UNIT_DAYS[unit]
-    (x, tx, T), _, codes = unique_rows(rfm["frequency"].to_numpy(float),
-                                       rfm["recency"].to_numpy(float), rfm["T"].to_numpy(float))
-    disc = _period_sums(purchase_model, x, tx, T, int(horizon), step, discount_rate)[codes]
-    purchases = purchase_model._conditional_expected(horizon * step, x, tx, T)[codes]
+    x, tx, T, P, codes = purchase_model._histories(rfm)
+    disc = _period_sums(purchase_model, x, tx, T, P, int(horizon), step, discount_rate)[codes]
+    purchases = purchase_model._conditional_expected(horizon * step, x, tx, T, P)[codes]
     spend = spend_model.conditional_expected_spend(rfm).to_numpy()
     out = pd.DataFrame({"expected_purchases": purchases, "expected_spend": spend,
                         "clv": margin * spend * disc}, index=rfm.index)
@@ -74,7 +72,8 @@ def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.Dat
         for i in range(n_draws):
             pm = purchase_model._with_params(pdraws.iloc[i])
             sm = spend_model._with_params(sdraws.iloc[i])
-            d_i = _period_sums(pm, x, tx, T, int(horizon), step, discount_rate)[codes]
+            P_i = pm._histories(rfm)[3]  # each customer's parameters under this draw
+            d_i = _period_sums(pm, x, tx, T, P_i, int(horizon), step, discount_rate)[codes]
             sims[i] = margin * sm.conditional_expected_spend(rfm).to_numpy() * d_i
         out["clv_lower"] = np.quantile(sims, lo_q, axis=0)
         out["clv_upper"] = np.quantile(sims, hi_q, axis=0)
@@ -87,15 +86,13 @@ def conditional_median_purchases(model, t, rfm: pd.DataFrame, max_n: int = 500) 
     The median, not the mean, minimises expected absolute error: use it when the per-user MAE
     is the score (the mean stays the right input for totals and CLV).
     """
-    validate_rfm(rfm)
-    (x, tx, T), _, codes = unique_rows(rfm["frequency"].to_numpy(float),
-                                       rfm["recency"].to_numpy(float), rfm["T"].to_numpy(float))
+    x, tx, T, P, codes = model._histories(rfm)
     t = float(t)
     cum = np.zeros_like(x)
     med = np.full(x.shape, float(max_n))
     undecided = np.ones(x.shape, bool)
     for n in range(max_n + 1):
-        cum = cum + model._prob_n(n, np.full_like(x, t), x, tx, T)
+        cum = cum + model._prob_n(n, np.full_like(x, t), x, tx, T, P)
         hit = undecided & (cum >= 0.5)
         med[hit] = n
         undecided &= ~hit

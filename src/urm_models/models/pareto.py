@@ -27,7 +27,7 @@ from scipy.special import digamma, gammaln, hyp2f1
 
 from ._base import MLEModel, unique_rows
 from ._special import hyp2f1_series
-from .btyd import _columns, _Lifetime, _prepare, _Purchases
+from .btyd import _Lifetime, _Purchases
 
 __all__ = ["ParetoNBD"]
 
@@ -82,29 +82,44 @@ class ParetoNBD(_Lifetime, MLEModel):
 
     Parameters
     ----------
+    purchase_covariates, dropout_covariates : lists of RFM-table columns
+        Time-invariant customer attributes: ``alpha_i = alpha exp(-purchase_coef @ z_i)`` and
+        ``beta_i = beta exp(-dropout_coef @ z_i)`` (Fader & Hardie 2007), so a positive
+        ``purchase_<col>`` raises the purchase rate and a positive ``dropout_<col>`` the
+        dropout rate; ``z`` standardised on the fitting rows. Empty: the plain model.
     penalizer : float
         L2 penalty on the log-parameters (see :class:`BetaGeo`).
     """
 
     param_names = ("r", "alpha", "s", "beta")
+    _coef_blocks = ((1, "purchase_", "purchase", -1.0), (3, "dropout_", "dropout", -1.0))
+
+    def __init__(self, purchase_covariates=(), dropout_covariates=(), penalizer: float = 0.0,
+                 tol: float = 1e-10, maxiter: int = 2000):
+        super().__init__(penalizer=penalizer, tol=tol, maxiter=maxiter)
+        self.purchase_covariates = purchase_covariates
+        self.dropout_covariates = dropout_covariates
 
     def fit(self, rfm: pd.DataFrame, weights=None):
-        d, n = _prepare(rfm, weights)
-        d.pairs = _Pairs(d)
-        self.freq_ = rfm.attrs.get("freq")
+        """Fit to an RFM summary (``frequency``, ``recency``, ``T``, and the covariate columns);
+        returns self. ``weights`` (optional, one per row) count each row as that many users."""
+        d, n = self._prepare_fit(rfm, weights)
+        if isinstance(d, _Purchases):
+            d.pairs = _Pairs(d)
         return self._fit_prepared(d, d.w, n)
 
     def _initial(self, d):
         rate = max((d.w @ d.x) / max(d.w @ d.T, 1e-12), 1e-6)
         scale = max(float(np.average(d.T, weights=d.w)), 1e-3)
-        return np.log([1.0, 1.0 / rate, 1.0, scale])
+        return np.r_[np.log([1.0, 1.0 / rate, 1.0, scale]), self._initial_coefs()]
 
     # -- likelihood -----------------------------------------------------------------------
     @staticmethod
-    def _log_G(r, alpha, s, beta, x, u):
-        """log G(u) and its partial derivatives w.r.t. (r, alpha, s, beta), per pair."""
+    def _log_G(r, alpha, s, beta, x, u, ge: bool):
+        """log G(u) and its partial derivatives w.r.t. (r, alpha, s, beta), per pair; ``ge``:
+        whether alpha >= beta (the branch of the representation)."""
         a = r + s + x
-        if alpha >= beta:
+        if ge:
             m, b = alpha, s + 1.0
             z = (alpha - beta) / (alpha + u)
             dz_dalpha = (u + beta) / (alpha + u) ** 2
@@ -127,15 +142,41 @@ class ParetoNBD(_Lifetime, MLEModel):
         d_beta = fz * dz_dbeta - a * dm_dbeta / (m + u)
         return lg, d_r, d_alpha, d_s, d_beta
 
-    def _loglik_grad(self, lp, d):
-        r, alpha, s, beta = np.exp(lp)
-        if not hasattr(d, "pairs"):
-            d.pairs = _Pairs(d)
-        P = d.pairs
-        x = d.x
-        # G at (x, t_x) and (x, T), per distinct pair, gathered to rows
-        g1 = [v[P.i_tx] if np.ndim(v) else v for v in self._log_G(r, alpha, s, beta, P.x_tx, P.tx)]
-        g2 = [v[P.i_T] if np.ndim(v) else v for v in self._log_G(r, alpha, s, beta, P.x_T, P.T)]
+    @classmethod
+    def _log_G_rows(cls, r, alpha, s, beta, x, u):
+        """:meth:`_log_G` with one (alpha, beta) per row (covariates): each branch on its rows,
+        once per distinct (x, u, alpha, beta)."""
+        (ux, uu, ua, ub), _, codes = unique_rows(x, u, alpha, beta)
+        out = [np.empty(len(ux)) for _ in range(5)]
+        ge = ua >= ub
+        for mask, branch in ((ge, True), (~ge, False)):
+            if mask.any():
+                vals = cls._log_G(r, ua[mask], s, ub[mask], ux[mask], uu[mask], branch)
+                for o, v in zip(out, vals):
+                    o[mask] = v
+        return [o[codes] for o in out]
+
+    def _row_loglik(self, theta, d):
+        """Per-row log-likelihood and gradient w.r.t. the log of each row's (r, alpha, s, beta)."""
+        r, alpha, s, beta = theta
+        if np.ndim(alpha) == 0 and np.ndim(beta) == 0:
+            if not hasattr(d, "pairs"):
+                d.pairs = _Pairs(d)
+            P = d.pairs
+            # G at (x, t_x) and (x, T), per distinct pair, gathered to rows
+            g1 = [v[P.i_tx] if np.ndim(v) else v for v in self._log_G(r, alpha, s, beta, P.x_tx, P.tx, alpha >= beta)]
+            g2 = [v[P.i_T] if np.ndim(v) else v for v in self._log_G(r, alpha, s, beta, P.x_T, P.T, alpha >= beta)]
+        else:
+            r, s = float(np.ravel(r)[0]), float(np.ravel(s)[0])  # shared by every row
+            g1 = self._log_G_rows(r, alpha, s, beta, d.x, d.tx)
+            g2 = self._log_G_rows(r, alpha, s, beta, d.x, d.T)
+        ll, grad, _ = self._assemble(r, alpha, s, beta, d.x, d.T, g1, g2)
+        return ll, grad
+
+    @staticmethod
+    def _assemble(r, alpha, s, beta, x, T, g1, g2):
+        """Log-likelihood, its gradient (log-parameters) and P(alive) per row, from log G at
+        t_x (``g1``) and at T (``g2``) with their derivatives."""
         lg1, lg2 = g1[0], g2[0]
         # log(G(t_x) - G(T)); zero (log -inf) when t_x == T
         with np.errstate(divide="ignore"):
@@ -150,7 +191,7 @@ class ParetoNBD(_Lifetime, MLEModel):
 
         rsx = r + s + x
         A1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-        log_aT, log_bT = np.log(alpha + d.T), np.log(beta + d.T)
+        log_aT, log_bT = np.log(alpha + T), np.log(beta + T)
         B1 = -(r + x) * log_aT - s * log_bT
         B2 = np.log(s) - np.log(rsx) + log_A0
         top = np.maximum(B1, B2)
@@ -161,31 +202,28 @@ class ParetoNBD(_Lifetime, MLEModel):
 
         d_r = (digamma(r + x) - digamma(r) + np.log(alpha)
                + w1 * (-log_aT) + w2 * (-1.0 / rsx + dA0[0]))
-        d_alpha = r / alpha + w1 * (-(r + x) / (alpha + d.T)) + w2 * dA0[1]
+        d_alpha = r / alpha + w1 * (-(r + x) / (alpha + T)) + w2 * dA0[1]
         d_s = np.log(beta) + w1 * (-log_bT) + w2 * (1.0 / s - 1.0 / rsx + dA0[2])
-        d_beta = s / beta + w1 * (-s / (beta + d.T)) + w2 * dA0[3]
+        d_beta = s / beta + w1 * (-s / (beta + T)) + w2 * dA0[3]
         grad = np.column_stack([d_r * r, d_alpha * alpha, d_s * s, d_beta * beta])
-        self._last_w1 = w1
-        return ll, grad
+        return ll, grad, w1
 
     # -- predictions ----------------------------------------------------------------------
-    def _p(self):
-        self._check_fitted()
-        p = self.params_
-        return p["r"], p["alpha"], p["s"], p["beta"]
-
-    def _p_alive(self, x, tx, T):
-        d = _Purchases(x, tx, T)
-        self._loglik_grad(self.log_params_, d)
-        return self._last_w1[d.codes]
+    def _p_alive(self, x, tx, T, P=None):
+        r, alpha, s, beta = self._p(P)
+        x, tx, T = (np.atleast_1d(np.asarray(v, float)) for v in (x, tx, T))
+        alpha, beta = np.broadcast_to(alpha, x.shape), np.broadcast_to(beta, x.shape)
+        g1 = self._log_G_rows(r, alpha, s, beta, x, tx)
+        g2 = self._log_G_rows(r, alpha, s, beta, x, T)
+        return self._assemble(r, alpha, s, beta, x, T, g1, g2)[2]
 
     def p_alive(self, rfm: pd.DataFrame) -> pd.Series:
         """P(alive at T | frequency, recency, T), per user."""
-        x, tx, T = _columns(rfm)
-        return pd.Series(self._p_alive(x, tx, T), index=rfm.index, name="p_alive")
+        x, tx, T, P, codes = self._histories(rfm)
+        return pd.Series(self._p_alive(x, tx, T, P)[codes], index=rfm.index, name="p_alive")
 
-    def _conditional_expected(self, t, x, tx, T):
-        r, alpha, s, beta = self._p()
+    def _conditional_expected(self, t, x, tx, T, P=None):
+        r, alpha, s, beta = self._p(P)
         t = np.asarray(t, float)
         if abs(s - 1.0) < 1e-9:
             rate = (r + x) * (beta + T) / (alpha + T) * np.log((beta + T + t) / (beta + T))
@@ -194,23 +232,18 @@ class ParetoNBD(_Lifetime, MLEModel):
                 (1.0 - np.exp((s - 1.0) * (np.log(beta + T) - np.log(beta + T + t))))
         return rate * self._p_alive(np.atleast_1d(x).astype(float) * np.ones_like(rate),
                                     np.atleast_1d(tx).astype(float) * np.ones_like(rate),
-                                    np.atleast_1d(T).astype(float) * np.ones_like(rate))
+                                    np.atleast_1d(T).astype(float) * np.ones_like(rate), P)
 
-    def _alive_curve(self, t, x, tx, T):
+    def _alive_curve(self, t, x, tx, T, P=None):
         """P(alive at T + t | history): given alive at T, mu ~ Gamma(s, beta + T) and the
         exponential lifetime is memoryless, so the survival is ((beta+T) / (beta+T+t))^s."""
-        r, alpha, s, beta = self._p()
+        r, alpha, s, beta = self._p(P)
         t = np.asarray(t, float)
-        return np.exp(s * (np.log(beta + T) - np.log(beta + T + t))) * self._p_alive(x, tx, T)
-
-    def conditional_expected_purchases(self, t, rfm: pd.DataFrame) -> pd.Series:
-        """Expected purchases in the next ``t`` periods, per user, given their history."""
-        x, tx, T = _columns(rfm)
-        return pd.Series(self._conditional_expected(t, x, tx, T), index=rfm.index,
-                         name="expected_purchases")
+        return np.exp(s * (np.log(beta + T) - np.log(beta + T + t))) * self._p_alive(x, tx, T, P)
 
     def expected_purchases(self, t):
-        """Expected purchases of a new customer in their first ``t`` periods."""
+        """Expected purchases of a new customer in their first ``t`` periods (with covariates:
+        a customer at the covariates' means)."""
         r, alpha, s, beta = self._p()
         t = np.asarray(t, float)
         if abs(s - 1.0) < 1e-9:
@@ -219,11 +252,11 @@ class ParetoNBD(_Lifetime, MLEModel):
             out = r * beta / (alpha * (s - 1.0)) * (1.0 - (beta / (beta + t)) ** (s - 1.0))
         return float(out) if out.ndim == 0 else out
 
-    def _prob_n(self, n, t, x, tx, T, nodes: int = 64):
+    def _prob_n(self, n, t, x, tx, T, P=None, nodes: int = 64):
         """Given alive at T: lambda ~ Gamma(r+x, alpha+T), mu ~ Gamma(s, beta+T). Purchases in
         (T, T+t]: alive throughout, or dying at T+tau with n purchases before (Gauss-Legendre
         over tau)."""
-        r, alpha, s, beta = self._p()
+        r, alpha, s, beta = self._p(P)
         t = np.broadcast_to(np.asarray(t, float), np.shape(x)).astype(float)
         rx, aT, bT = r + x, alpha + T, beta + T
 
@@ -237,11 +270,11 @@ class ParetoNBD(_Lifetime, MLEModel):
         dens = s * np.exp(s * np.log(bT) - (s + 1.0) * np.log(bT + tau))  # density of death time
         with np.errstate(divide="ignore"):
             dying = 0.5 * t * np.sum(gw[:, None] * dens * np.exp(log_nb(tau)), axis=0)
-        alive = self._p_alive(x, tx, T)
+        alive = self._p_alive(x, tx, T, P)
         return alive * (alive_through + dying) + (1.0 - alive) * (n == 0)
 
-    def _log_odds_dead(self, x, tx, T):
+    def _log_odds_dead(self, x, tx, T, P=None):
         """log P(dead)/P(alive), for the diagnostics that share BG/NBD's interface."""
-        pa = np.clip(self._p_alive(x, tx, T), 1e-300, 1.0)
+        pa = np.clip(self._p_alive(x, tx, T, P), 1e-300, 1.0)
         with np.errstate(divide="ignore"):
             return np.log1p(-pa) - np.log(pa)
