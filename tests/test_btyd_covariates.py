@@ -142,3 +142,33 @@ def test_covariate_errors_name_the_column(covariates):
         simulate.simulate_rfm(10, "bgnbd", covariates=covariates.head(10))
     with pytest.raises(ValueError, match="coefficient 'dropout_channel'"):
         simulate.simulate_rfm(10, "bgnbd", covariates=covariates.head(10), coefficients={"dropout_channel": 1.0})
+
+
+def test_first_purchase_covariates_and_the_comparison_table(cdnow_sample):
+    """features.first_purchase gives each user's first purchase day (amounts of that day summed,
+    as the RFM summary merges them) and month; covariate_table puts each model beside the same
+    model with covariates, with in-sample and holdout scores."""
+    from urm_models import features
+    from urm_models.evaluation import holdout
+
+    fp = features.first_purchase(cdnow_sample, "1997-09-30")
+    day = cdnow_sample.assign(d=cdnow_sample["ts"].dt.normalize())
+    first_day = day.groupby("user_id")["d"].min()
+    amount = day.loc[day["d"] == day["user_id"].map(first_day)].groupby("user_id")["amount"].sum()
+    assert (fp["first_date"] == first_day.reindex(fp.index)).all()
+    np.testing.assert_allclose(fp["first_amount"], amount.reindex(fp.index), rtol=1e-12)
+    np.testing.assert_allclose(fp["log_first_amount"], np.log1p(fp["first_amount"]), rtol=1e-12)
+    assert set(fp["first_month"]) == {1, 2, 3}  # every CDNOW customer started in Q1 1997
+    rfm = features.rfm_summary(cdnow_sample, "1997-09-30", freq="W", holdout_end="1998-06-30")
+    assert fp.index.equals(rfm.index)
+    rfm = rfm.join(fp[["log_first_amount", "first_month"]])
+    plain = {"BetaGeo": BetaGeo().fit(rfm)}
+    table, refitted = holdout.covariate_table(plain, rfm, ["log_first_amount", "first_month"], 39.0)
+    assert list(table.index) == ["BetaGeo", "BetaGeo + covariates"]
+    assert table.loc["BetaGeo", "log_likelihood"] == pytest.approx(plain["BetaGeo"].log_likelihood_)
+    # nested models: the covariates can only raise the maximised likelihood
+    assert table.loc["BetaGeo + covariates", "log_likelihood"] > table.loc["BetaGeo", "log_likelihood"]
+    assert refitted["BetaGeo"].real_params == ("purchase_log_first_amount", "purchase_first_month",
+                                               "dropout_a_log_first_amount", "dropout_a_first_month",
+                                               "dropout_b_log_first_amount", "dropout_b_first_month")
+    assert table["actual_total"].nunique() == 1 and table.loc["BetaGeo", "rmse"] > 0

@@ -38,6 +38,25 @@ def holdout_table(predictions: dict[str, pd.Series], actual: pd.Series) -> pd.Da
     return pd.DataFrame(rows).T.sort_values("mae")
 
 
+def covariate_table(models: dict, rfm: pd.DataFrame, covariates: list[str], t: float):
+    """Each fitted purchase model (``{name: model}``) beside the same model refitted with
+    ``covariates`` on both its purchase and its dropout process: in-sample log-likelihood and
+    AIC, and the holdout errors of expected purchases over ``t`` periods.
+
+    Returns the table (rows ``<name>`` and ``<name> + covariates``) and the refitted models.
+    """
+    rows, refitted = {}, {}
+    for name, m in models.items():
+        cov = type(m)(purchase_covariates=covariates, dropout_covariates=covariates,
+                      penalizer=m.penalizer).fit(rfm)
+        refitted[name] = cov
+        for label, model in ((name, m), (f"{name} + covariates", cov)):
+            pred = model.conditional_expected_purchases(t, rfm)
+            rows[label] = {"log_likelihood": model.log_likelihood_, "aic": model.aic_,
+                           **purchase_metrics(pred, rfm["frequency_holdout"])}
+    return pd.DataFrame(rows).T, refitted
+
+
 #: Predictors considered by :func:`select_on_validation`: (model class name, statistic).
 CANDIDATES = (("BetaGeo", "mean"), ("BetaGeo", "median"),
               ("ModifiedBetaGeo", "mean"), ("ModifiedBetaGeo", "median"),

@@ -207,3 +207,29 @@ def rfm_summary(transactions, cutoff, freq: str = "D", holdout_end=None) -> pd.D
     if "frequency_holdout" in out:
         out["frequency_holdout"] = out["frequency_holdout"].astype("int64")
     return out
+
+
+def first_purchase_sql(cutoff, source: str = "transactions") -> str:
+    """The SQL of :func:`first_purchase` (DuckDB dialect)."""
+    c = f"DATE '{_date(cutoff, 'cutoff'):%Y-%m-%d}'"
+    return f"""WITH {days_cte(source, c)},
+ranked AS (
+    SELECT user_id, d, amount, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY d) AS k
+    FROM days
+)
+SELECT user_id, d AS first_date, amount AS first_amount, LN(1.0 + GREATEST(amount, 0.0)) AS log_first_amount,
+       CAST(EXTRACT(MONTH FROM d) AS BIGINT) AS first_month
+FROM ranked
+WHERE k = 1
+ORDER BY user_id"""
+
+
+def first_purchase(transactions, cutoff) -> pd.DataFrame:
+    """Each user's first purchase day up to ``cutoff``: ``first_date``, ``first_amount`` (the
+    day's total, as the RFM summary merges same-day purchases), ``log_first_amount``
+    (``ln(1 + amount)``: amounts are heavy-tailed) and ``first_month`` (its calendar month, 1-12). Time-invariant customer covariates for the BTYD models; indexed by
+    ``user_id`` like :func:`rfm_summary` at the same cut-off."""
+    out = run_sql(transactions, first_purchase_sql(cutoff)).set_index("user_id")
+    out["first_date"] = pd.to_datetime(out["first_date"])
+    return out
+
