@@ -12,10 +12,11 @@ from .btyd import BetaGeo, GammaGamma, ModifiedBetaGeo, ShiftedBetaGeometric
 from .clv import CLVScorer, conditional_median_purchases, customer_lifetime_value
 from .pareto import ParetoNBD
 
-_LAZY = {"ChurnClassifier": ".churn", "SurvivalModel": ".survival", "contractual_clv": ".survival"}
+_LAZY = {"ChurnClassifier": ".churn", "SurvivalModel": ".survival", "contractual_clv": ".survival",
+         "ShiftedWindowPurchases": ".shifted"}
 
 __all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD",
-           "BetaGeoBetaBinom",
+           "BetaGeoBetaBinom", "ShiftedWindowPurchases",
            "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError", "NotFittedError",
            "customer_lifetime_value", "conditional_median_purchases", "CLVScorer"]
 

@@ -1,0 +1,153 @@
+"""A purchase model learned on shifted windows of the data's own past.
+
+The BTYD models extrapolate from a parametric story. This model learns instead what the
+activity at a date tells about the purchases of the next ``window`` periods, from the
+calibration period itself: features at ``origin`` (RFM, trailing-window counts and spend,
+inter-purchase gaps, the first purchase's amount, and a BTYD model's own predictions fitted at
+that origin), target = repeat purchase days in ``(origin, origin + window]``, for several
+origins stacked (``origin = cutoff - window - shift``), so no row after ``cutoff`` is read.
+A gradient-boosted model with a Poisson loss (XGBoost) fits them; applied at ``cutoff`` it
+predicts the next ``window`` periods.
+
+Horizons longer than ``window`` (CDNOW: a 39-week holdout, and every customer's first purchase
+in the first 13 of 39 calibration weeks, so no window of 39 weeks fits before the cut-off) are
+reached with the BTYD decay: each customer's prediction is multiplied by the BTYD model's
+``E[X(t)] / E[X(window)]`` for that customer, fitted at ``cutoff``. The level comes from the
+data, the shape of the decay from the BTYD model. docs/architecture.md ("Purchases on shifted
+windows") has the measurements and where it fails.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import features
+from ..simulate import UNIT_DAYS
+
+__all__ = ["ShiftedWindowPurchases"]
+
+
+class ShiftedWindowPurchases:
+    """Expected purchases per user from a boosted Poisson model trained on shifted windows.
+
+    Parameters
+    ----------
+    window : periods of ``freq`` the model predicts directly (and the length of each training
+        target); longer horizons use the BTYD decay (see the module docstring).
+    shifts : training origins, in periods before ``cutoff - window`` (0: the latest window that
+        ends at the cut-off). An origin is used when at least ``min_users`` users are known there
+        and the median of them has at least ``window`` periods of history (the rule of
+        ``features.churn_window``): on CDNOW at 1997-09-30, shifts 0 and 4 (median ages 19.7
+        and 15.7 weeks); 8 and 13 are skipped (11.7 and 6.7 weeks).
+    freq : time unit of ``window``, ``shifts`` and the horizons.
+    base : the BTYD model whose predictions are features and whose decay carries the window to
+        longer horizons: ``"ParetoNBD"``, ``"BetaGeo"`` or ``"ModifiedBetaGeo"``.
+    n_estimators, learning_rate, max_depth, min_child_weight : of the XGBoost regressor.
+    random_state : seed of XGBoost's row and column subsampling.
+
+    Attributes
+    ----------
+    cutoff_ : the date it was fitted at;  origins_ : the training origins used
+    booster_ : the fitted XGBRegressor;  feature_names_ : its inputs
+    base_model_ : the BTYD model fitted at ``cutoff`` (the decay)
+    n_training_rows_ : user-origin rows it learned from
+    """
+
+    def __init__(self, window: int = 13, shifts=(0, 4, 8, 13), freq: str = "W", base: str = "ParetoNBD",
+                 n_estimators: int = 400, learning_rate: float = 0.03, max_depth: int = 4,
+                 min_child_weight: float = 100.0, min_users: int = 100, random_state: int = 0):
+        self.window = window
+        self.shifts = shifts
+        self.freq = freq
+        self.base = base
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.min_users = min_users
+        self.random_state = random_state
+
+    # -- features ---------------------------------------------------------------------------
+    def _base_model(self):
+        from . import BetaGeo, ModifiedBetaGeo, ParetoNBD
+
+        models = {"ParetoNBD": ParetoNBD, "BetaGeo": BetaGeo, "ModifiedBetaGeo": ModifiedBetaGeo}
+        if self.base not in models:
+            raise ValueError(f"base must be one of {sorted(models)}, not {self.base!r}")
+        return models[self.base]()
+
+    def _features(self, transactions, origin, target: bool, btyd=None):
+        """Features of every user known at ``origin`` (and the target when asked), plus the
+        BTYD model fitted there (unless given) and its RFM table."""
+        end = origin + pd.Timedelta(days=self.window * UNIT_DAYS[self.freq])
+        rfm = features.rfm_summary(transactions, origin, freq=self.freq, holdout_end=end if target else None)
+        btyd = btyd if btyd is not None else self._base_model().fit(rfm)
+        X = features.activity_features(transactions, origin, freq=self.freq)
+        X["btyd_window"] = btyd.conditional_expected_purchases(self.window, rfm).reindex(X.index)
+        X["p_alive"] = btyd.p_alive(rfm).reindex(X.index)
+        X["log_first_amount"] = features.first_purchase(transactions, origin)["log_first_amount"].reindex(X.index)
+        y = rfm["frequency_holdout"].reindex(X.index).to_numpy(float) if target else None
+        return X, y, btyd, rfm
+
+    def _check(self):
+        if self.freq not in UNIT_DAYS:
+            raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {self.freq!r}")
+        if int(self.window) != self.window or self.window < 1:
+            raise ValueError(f"window must be a positive whole number of periods, got {self.window}")
+        if not len(self.shifts) or min(self.shifts) < 0:
+            raise ValueError(f"shifts must be non-negative periods, got {self.shifts}")
+
+    # -- fit / predict ----------------------------------------------------------------------
+    def fit(self, transactions: pd.DataFrame, cutoff) -> ShiftedWindowPurchases:
+        """Learn from shifted windows that end on or before ``cutoff``; returns self."""
+        import xgboost as xgb
+
+        self._check()
+        cut = pd.Timestamp(cutoff).normalize()
+        unit = pd.Timedelta(days=UNIT_DAYS[self.freq])
+        first = pd.to_datetime(transactions.groupby("user_id")["ts"].min()).dt.normalize()
+        Xs, ys, used = [], [], []
+        for shift in sorted(set(self.shifts)):
+            origin = (cut - (self.window + shift) * unit).normalize()
+            known = first[first <= origin]
+            if len(known) < self.min_users or (origin - known).median() < self.window * unit:
+                continue  # too few users, or too young to say what the next window holds
+            X, y, _, _ = self._features(transactions, origin, target=True)
+            Xs.append(X)
+            ys.append(y)
+            used.append(origin)
+        if not Xs:
+            raise ValueError(f"no training window of {self.window} {self.freq} fits before {cut:%Y-%m-%d}: "
+                             f"at each origin (shifts {list(self.shifts)}) fewer than {self.min_users} users "
+                             f"are known or the median of them has less than {self.window} {self.freq} of "
+                             f"history (first purchase {first.min():%Y-%m-%d}); choose a later cutoff or a "
+                             f"shorter window")
+        X = pd.concat(Xs)
+        y = np.concatenate(ys)
+        self.feature_names_ = list(X.columns)
+        self.booster_ = xgb.XGBRegressor(
+            objective="count:poisson", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+            max_depth=self.max_depth, min_child_weight=self.min_child_weight, subsample=0.8,
+            colsample_bytree=0.8, random_state=self.random_state, n_jobs=2, tree_method="hist")
+        self.booster_.fit(X.to_numpy(float), y)
+        self.origins_ = used
+        self.n_training_rows_ = int(len(y))
+        self.cutoff_ = cut
+        self.base_model_ = self._base_model().fit(features.rfm_summary(transactions, cut, freq=self.freq))
+        return self
+
+    def predict(self, transactions: pd.DataFrame, t) -> pd.Series:
+        """Expected repeat purchases in the next ``t`` periods after the fitted cut-off, per user
+        whose first purchase is on or before it (``transactions`` after the cut-off are ignored)."""
+        if not hasattr(self, "booster_"):
+            from ._base import NotFittedError
+
+            raise NotFittedError("this ShiftedWindowPurchases is not fitted yet; call fit() first")
+        if not t > 0:
+            raise ValueError(f"t must be positive, got {t}")
+        X, _, btyd, rfm = self._features(transactions, self.cutoff_, target=False, btyd=self.base_model_)
+        direct = self.booster_.predict(X[self.feature_names_].to_numpy(float))
+        decay = (btyd.conditional_expected_purchases(float(t), rfm)
+                 / btyd.conditional_expected_purchases(float(self.window), rfm)).reindex(X.index)
+        return pd.Series(direct * decay.to_numpy(), index=X.index, name="expected_purchases")
