@@ -83,7 +83,12 @@ def _check_cdnow_refresh(home, manifest):
     purchase = ("BetaGeo", "ModifiedBetaGeo", "ParetoNBD")
     rmse = {m: runs[f"{m}-cdnow_sample"].data.metrics["holdout_mean_rmse"] for m in purchase}
     best = min(rmse, key=rmse.get)
-    assert set(runs) == {*(f"{m}-cdnow_sample" for m in purchase), "GammaGamma-cdnow_sample", f"clv-{best}-cdnow_sample"}
+    assert set(runs) == {*(f"{m}-cdnow_sample" for m in purchase), "GammaGamma-cdnow_sample", f"clv-{best}-cdnow_sample",
+                         "ShiftedWindowPurchases-cdnow_sample"}
+    sw = runs["ShiftedWindowPurchases-cdnow_sample"].data  # compared beside the BTYD models, not registered
+    assert sw.metrics["holdout_mean_rmse"] > 0 and sw.params["origins"].startswith("1997-")
+    assert {a.path for a in mlflow.MlflowClient().list_artifacts(runs["ShiftedWindowPurchases-cdnow_sample"].info.run_id,
+                                                                  "figures")} == {"figures/holdout_tracking.png"}
     bg = runs["BetaGeo-cdnow_sample"].data
     assert abs(bg.metrics["log_likelihood"] - (-9582.43)) < 0.01
     assert abs(bg.metrics["holdout_mean_mae"] - 0.7855) < 1e-3

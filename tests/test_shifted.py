@@ -55,3 +55,22 @@ def test_refuses_a_cutoff_without_enough_history(cdnow_sample):
     with pytest.raises(ValueError, match="base must be one of"):
         ShiftedWindowPurchases(base="Pareto").fit(cdnow_sample, CUTOFF)
     assert np.isfinite(ShiftedWindowPurchases().fit(cdnow_sample, CUTOFF).predict(cdnow_sample, 39)).all()
+
+
+def test_several_horizons_at_once_and_the_holdout_tracking_plot(fitted, cdnow_master):
+    from urm_models.evaluation import btyd_plots
+
+    weeks = np.arange(1, 40)
+    many = fitted.predict(cdnow_master, weeks)
+    assert list(many.columns) == list(weeks.astype(float))
+    pd.testing.assert_series_equal(many[39.0].rename("expected_purchases"), fitted.predict(cdnow_master, 39))
+    totals = many.sum().to_numpy()
+    assert (np.diff(totals) > 0).all()
+    fig = btyd_plots.holdout_tracking({"ShiftedWindowPurchases": totals}, cdnow_master, CUTOFF, END)
+    ax = fig.axes[0]
+    actual = ax.lines[0].get_ydata()
+    assert actual[-1] == 19_684 and len(actual) == 39  # every holdout repeat purchase by the last week
+    assert "-2." in ax.get_legend().get_texts()[1].get_text()  # the end error in the legend
+    assert "since the cut-off" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="has 3 values; the grid has 39 weeks"):
+        btyd_plots.holdout_tracking({"x": totals[:3]}, cdnow_master, CUTOFF, END)

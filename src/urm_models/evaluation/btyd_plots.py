@@ -156,6 +156,41 @@ def cumulative_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: s
     return fig
 
 
+def holdout_tracking(expected: dict[str, np.ndarray], transactions: pd.DataFrame, cutoff, end,
+                     freq: str = "W") -> Figure:
+    """Cumulative repeat purchases after the cut-off of the customers known at it: actual vs
+    each predictor's expected totals. ``expected[name][k-1]`` is the predictor's total over the
+    first ``k`` periods of ``freq`` after ``cutoff`` (k = 1, 2, ... up to ``end``), so any
+    model that predicts per user over a horizon can be drawn, BTYD or not."""
+    from ..simulate import UNIT_DAYS
+
+    cutoff, end = pd.Timestamp(cutoff).normalize(), pd.Timestamp(end).normalize()
+    days = transactions.assign(d=pd.to_datetime(transactions["ts"]).dt.normalize()) \
+        .drop_duplicates(["user_id", "d"])
+    first = days.groupby("user_id")["d"].min()
+    known = first.index[first <= cutoff]
+    after = np.sort(days.loc[(days["d"] > cutoff) & (days["d"] <= end) & days["user_id"].isin(known), "d"].to_numpy())
+    unit = pd.Timedelta(days=UNIT_DAYS[freq])
+    n = int(np.floor((end - cutoff) / unit))
+    grid = pd.DatetimeIndex([cutoff + k * unit for k in range(1, n + 1)])
+    actual = np.searchsorted(after, grid.to_numpy(), side="right")
+    fig = Figure(figsize=(8, 4))
+    ax = fig.add_subplot()
+    ax.plot(grid, actual, "k-", label="actual")
+    for name, values in expected.items():
+        values = np.asarray(values, float)
+        if values.shape != (n,):
+            raise ValueError(f"expected[{name!r}] has {values.size} values; the grid has {n} {UNIT_WORDS[freq]} "
+                             f"from {cutoff:%Y-%m-%d} to {end:%Y-%m-%d}")
+        ax.plot(grid, values, "--", label=f"{name} ({values[-1] / max(actual[-1], 1) - 1:+.1%} at the end)")
+    ax.set_ylabel("cumulative repeat purchases since the cut-off")
+    ax.set_xlabel("date")
+    ax.set_title(f"Holdout: cumulative repeat purchases of the {len(known):,} customers known at {cutoff:%Y-%m-%d}")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def incremental_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: str = "W") -> Figure:
     """Repeat purchases per week (per day for ``freq="D"``) over calendar time, actual vs the
     model: the week-to-week differences of :func:`cumulative_purchases`. Seasonality the model
