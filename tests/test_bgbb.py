@@ -140,3 +140,23 @@ def test_a_file_that_is_not_the_donations_table_is_refused(tmp_path):
     p.write_text("frequency,recency,n,weights\n0,0,6,1\n")
     with pytest.raises(datasets.DataValidationError, match=r"expected \['frequency', 'recency', 'periods', 'weights'\]"):
         datasets.load_donations(p)
+
+
+def test_clv_with_bgbb_is_spend_times_dert_over_a_long_horizon(fitted, donations):
+    """customer_lifetime_value with BG/BB counts the horizon in opportunities (years here): over
+    300 years at 10% a year the discounted sum is the closed-form DERT, times the expected spend."""
+    from urm_models.models import GammaGamma, customer_lifetime_value
+
+    rng = np.random.default_rng(0)
+    rows = donations.loc[donations.index.repeat(donations["weights"])].reset_index(drop=True)
+    rows["monetary"] = np.where(rows["frequency"] > 0, rng.gamma(6.0, 10.0, len(rows)), 0.0)
+    spend = GammaGamma().fit(rows)
+    clv = customer_lifetime_value(fitted, spend, rows, horizon=300, discount_rate=0.1, margin=0.5)
+    dert = fitted.discounted_expected_transactions(rows, 0.1)
+    np.testing.assert_allclose(clv["clv"], 0.5 * clv["expected_spend"] * dert, rtol=1e-9)
+    five = customer_lifetime_value(fitted, spend, rows, horizon=5, discount_rate=0.0, n_draws=10)
+    np.testing.assert_allclose(five["expected_purchases"], fitted.conditional_expected_purchases(5, rows), rtol=1e-12)
+    np.testing.assert_allclose(five["clv"], five["expected_spend"] * five["expected_purchases"], rtol=1e-9)
+    assert (five["clv_lower"] <= five["clv"] + 1e-9).all() and (five["clv"] <= five["clv_upper"] + 1e-9).all()
+    with pytest.raises(ValueError, match="counts time in its opportunities"):
+        customer_lifetime_value(fitted, spend, rows, horizon=5, freq="M")

@@ -55,6 +55,9 @@ def _histories(data: pd.DataFrame, name: str = "data"):
 
 
 class BetaGeoBetaBinom(MLEModel):
+    #: transactions happen at discrete opportunities: horizons count opportunities
+    discrete = True
+
     """BG/BB by maximum likelihood (analytic gradient), on histories aggregated with weights.
 
     ``fit(data, weights=None)``: ``data`` has ``frequency, recency, n_periods`` (one row per
@@ -149,7 +152,16 @@ class BetaGeoBetaBinom(MLEModel):
         stay = np.exp(betaln(ga, de + n + periods_ahead) - betaln(ga, de + n))
         return pd.Series(self._alive_after(x, tx, n) * stay, index=data.index, name="p_alive")
 
-    def _conditional_expected(self, t, x, tx, n):
+    def _histories(self, data: pd.DataFrame):
+        """Distinct histories (x, t_x, n), no per-customer parameters, each row's index into
+        them: the interface :func:`customer_lifetime_value` uses."""
+        from ._base import unique_rows
+
+        (x, tx, n), _, codes = unique_rows(*_histories(data))
+        self._check_fitted()
+        return x, tx, n, None, codes
+
+    def _conditional_expected(self, t, x, tx, n, P=None):
         """Expected transactions in the next ``t`` opportunities given the history."""
         al, be, ga, de = self._p()
         t = np.asarray(t, float)

@@ -23,19 +23,24 @@ def _period_sums(model, x, tx, T, P, horizon: int, step: float, discount_rate: f
 
 
 def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.DataFrame,
-                            horizon: int = 12, freq: str = "M", discount_rate: float = 0.01,
+                            horizon: int = 12, freq: str | None = None, discount_rate: float = 0.01,
                             margin: float = 1.0, *, rfm_freq: str | None = None,
                             n_draws: int = 0, interval: float = 0.9, seed: int = 0) -> pd.DataFrame:
     """Discounted expected value of each user's purchases over the next ``horizon`` periods.
 
     ``CLV = margin * E[spend] * sum_k (E[X(t_k)] - E[X(t_{k-1})]) / (1 + discount_rate)^k``
-    with periods of one ``freq`` (``"D"``, ``"W"``, ``"M"``) and the discount rate per period.
+    with periods of one ``freq`` (``"D"``, ``"W"``, ``"M"``; default ``"M"``) and the discount
+    rate per period. With a discrete-time purchase model (BG/BB) the periods are its
+    opportunities (the periods of its data: ``horizon=5`` on yearly data is five years) and
+    ``freq``, ``rfm_freq`` must be left out.
 
     Parameters
     ----------
-    purchase_model : fitted BetaGeo / ModifiedBetaGeo (anything with ``_conditional_expected``)
+    purchase_model : fitted BetaGeo, ModifiedBetaGeo, ParetoNBD or BetaGeoBetaBinom
     spend_model : fitted GammaGamma
-    rfm : DataFrame from ``features.rfm_summary`` (``frequency, recency, T, monetary``)
+    rfm : DataFrame from ``features.rfm_summary`` (``frequency, recency, T, monetary``); for
+        BG/BB ``frequency, recency, n_periods, monetary`` (``features.period_summary`` plus the
+        mean repeat spend)
     rfm_freq : time unit of ``rfm`` (default: ``rfm.attrs["freq"]``, set by ``rfm_summary``)
     n_draws : int
         With ``n_draws > 0``, parameter draws of both models (``sample_params``) give a
@@ -46,18 +51,26 @@ def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.Dat
     DataFrame indexed like ``rfm``: ``expected_purchases`` (undiscounted, over the horizon),
     ``expected_spend``, ``clv`` and, with draws, ``clv_lower``, ``clv_upper``.
     """
-    validate_rfm(rfm, columns=("frequency", "recency", "T", "monetary"))
-    unit = rfm_freq or rfm.attrs.get("freq") or getattr(purchase_model, "freq_", None)
-    if unit not in UNIT_DAYS:
-        raise ValueError("the time unit of rfm is unknown: pass rfm_freq='D'|'W'|'M' (rfm_summary "
-                         "records it in rfm.attrs['freq'])")
-    if freq not in UNIT_DAYS:
-        raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
+    if getattr(purchase_model, "discrete", False):
+        if freq is not None or rfm_freq is not None:
+            raise ValueError(f"{type(purchase_model).__name__} counts time in its opportunities (the periods "
+                             f"of its data): give the horizon in them and leave freq and rfm_freq out")
+        validate_rfm(rfm, columns=("frequency", "monetary"))
+        step = 1.0
+    else:
+        validate_rfm(rfm, columns=("frequency", "recency", "T", "monetary"))
+        freq = "M" if freq is None else freq
+        unit = rfm_freq or rfm.attrs.get("freq") or getattr(purchase_model, "freq_", None)
+        if unit not in UNIT_DAYS:
+            raise ValueError("the time unit of rfm is unknown: pass rfm_freq='D'|'W'|'M' (rfm_summary "
+                             "records it in rfm.attrs['freq'])")
+        if freq not in UNIT_DAYS:
+            raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
+        step = UNIT_DAYS[freq] / UNIT_DAYS[unit]
     if horizon < 1 or int(horizon) != horizon:
         raise ValueError(f"horizon must be a positive whole number of periods, got {horizon}")
     if discount_rate < 0:
         raise ValueError("discount_rate must be >= 0")
-    step = UNIT_DAYS[freq] / UNIT_DAYS[unit]
     x, tx, T, P, codes = purchase_model._histories(rfm)
     disc = _period_sums(purchase_model, x, tx, T, P, int(horizon), step, discount_rate)[codes]
     purchases = purchase_model._conditional_expected(horizon * step, x, tx, T, P)[codes]
