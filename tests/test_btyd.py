@@ -508,3 +508,18 @@ def test_gamma_gamma_covariates_recover_known_coefficients_and_none_changes_noth
         GammaGamma(covariates=["k"]).fit(rfm.assign(k=1.0))
     with pytest.raises(ValueError, match="covariate 'z1' has 2 missing"):
         GammaGamma(covariates=["z1"]).fit(rfm.assign(z1=np.r_[np.nan, np.nan, z[2:, 0]]))
+
+
+def test_pareto_nbd_refuses_data_too_young_to_identify_dropout(cdnow_master):
+    """At 1997-04-01 every CDNOW customer is at most 13 weeks old: the likelihood keeps rising
+    as s and beta run off together (no dropout heterogeneity), where each evaluation takes
+    seconds. The fit stops at s = 1,000 and says why and what to do, instead of searching for
+    minutes; with a small penalizer it fits."""
+    from urm_models import features
+    from urm_models.models import ConvergenceError
+
+    rfm = features.rfm_summary(cdnow_master, "1997-04-01", freq="W")
+    with pytest.raises(ConvergenceError, match=r"dropout rates cannot be told apart .* s/beta = 0.05\d+ per period.*"
+                                               r"6.73 periods old on average\). Fit BetaGeo"):
+        ParetoNBD().fit(rfm)
+    assert ParetoNBD(penalizer=0.001).fit(rfm).params_["s"] < 10

@@ -35,10 +35,16 @@ class MLEModel:
     _advice = ("try penalizer=0.001 (or larger), check that the data are in sensible time units "
                "(weeks rather than days for multi-year data), or look for extreme rows")
 
+    #: upper bounds on log-parameters where the model stops being identified (see the model)
+    _upper_bounds: ClassVar[dict[str, float]] = {}
+
     def __init__(self, penalizer: float = 0.0, tol: float = 1e-10, maxiter: int = 2000):
         self.penalizer = penalizer
         self.tol = tol
         self.maxiter = maxiter
+
+    def _at_bound_message(self, names, lp, d, w) -> str:
+        return (f"{type(self).__name__}: {names} reached the bound of its identified range. {self._advice}.")
 
     # -- to implement ---------------------------------------------------------------
     def _prepare(self, data):  # -> (prepared data, weights, n_users)
@@ -78,10 +84,15 @@ class MLEModel:
         with threadpool_limits(1):  # OpenBLAS threads only slow small vectorised loops
             res = self._newton(d, w, wsum, x0) if self._analytic_hessian(d) else None
             if res is None:
+                bounds = [(None, self._upper_bounds.get(n)) for n in self.param_names]
                 res = optimize.minimize(self._objective, x0, args=(d, w, wsum), jac=True,
-                                        method="L-BFGS-B",
+                                        method="L-BFGS-B", bounds=bounds,
                                         options={"maxiter": self.maxiter, "ftol": self.tol * 1e-3,
                                                  "gtol": 1e-9, "maxcor": 30})
+                at_bound = [n for n, v, (_, hi) in zip(self.param_names, res.x, bounds)
+                            if hi is not None and v >= hi - 1e-6]
+                if at_bound:
+                    raise ConvergenceError(self._at_bound_message(at_bound, res.x, d, w))
             if np.max(np.abs(res.jac)) > 1e-7:  # (mean log-likelihood per user)
                 # polish with BFGS from the L-BFGS-B point when its gradient is not yet tiny
                 res2 = optimize.minimize(self._objective, res.x, args=(d, w, wsum), jac=True,
