@@ -6,6 +6,7 @@ VENV := .venv
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 STAMP := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' -f1)
 BENCH_STAMP := $(VENV)/.bench-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' -f1)
+TEST_STAMP := $(VENV)/.test-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' -f1)
 
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
@@ -23,10 +24,16 @@ help: ## list the targets
 	@# -qq: pip warns about find-links folders of the machine's own pip configuration; errors still show
 	.tools/bin/pip install -qq uv
 
+# --inexact: keeps the spark extra that `make test` and `make bench` add (run never needs it)
 $(STAMP): | $(UV)
 	@echo "setting up .venv from uv.lock (once; uv prints only errors)"
-	@$(UV) sync --locked --quiet
+	@$(UV) sync --locked --quiet --inexact
 	@rm -f $(VENV)/.synced-* && touch $(STAMP)
+
+$(TEST_STAMP): | $(UV)
+	@echo "setting up .venv from uv.lock with the spark extra for the tests (once)"
+	@$(UV) sync --locked --quiet --inexact --extra spark
+	@rm -f $(VENV)/.test-* $(VENV)/.synced-* && touch $(TEST_STAMP) $(STAMP)
 
 env: $(STAMP) ## create or update .venv from uv.lock
 
@@ -34,7 +41,7 @@ run: $(STAMP) ## the refresh on the bundled CDNOW and Telco data (reports/runs/,
 	$(VENV)/bin/urm refresh --dataset cdnow
 	$(VENV)/bin/urm refresh --dataset telco
 
-test: $(STAMP) ## the test suite (unit, property, fuzz, data, notebook, reliability and end-to-end tests)
+test: $(TEST_STAMP) ## the test suite (unit, property, fuzz, data, notebook, reliability and end-to-end tests)
 	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=10
 
 lab: $(STAMP) ## JupyterLab on notebooks/ with the urm-models kernel registered
@@ -46,7 +53,7 @@ ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 against the project's store (1 w
 	$(VENV)/bin/urm ui --host 127.0.0.1 --port 5000
 
 $(BENCH_STAMP): | $(UV)
-	$(UV) sync --locked --group bench
+	$(UV) sync --locked --inexact --group bench --extra spark
 	@rm -f $(VENV)/.bench-* $(VENV)/.synced-* && touch $(BENCH_STAMP) $(STAMP)
 
 bench: $(BENCH_STAMP) ## benchmarks; results go to docs/benchmarks.md by hand, with this command

@@ -13,7 +13,7 @@ from ..simulate import UNIT_DAYS
 from .rfm import _date, days_cte, run_sql
 
 
-def churn_labels(transactions, cutoff, horizon: float, freq: str = "W") -> pd.Series:
+def churn_labels(transactions, cutoff, horizon: float, freq: str = "W", engine: str | None = None) -> pd.Series:
     """1 if the user makes no purchase in (cutoff, cutoff + horizon ``freq`` periods], else 0."""
     if freq not in UNIT_DAYS:
         raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
@@ -34,7 +34,7 @@ def churn_labels(transactions, cutoff, horizon: float, freq: str = "W") -> pd.Se
     SELECT known.user_id, CASE WHEN later.user_id IS NULL THEN 1 ELSE 0 END AS churn
     FROM known LEFT JOIN later ON known.user_id = later.user_id
     ORDER BY known.user_id"""
-    return run_sql(transactions, sql).set_index("user_id")["churn"].astype("int64")
+    return run_sql(transactions, sql, engine).set_index("user_id")["churn"].astype("int64")
 
 
 def activity_sql(cutoff, freq: str = "W", windows=(4, 13, 26), source: str = "transactions") -> str:
@@ -78,7 +78,8 @@ GROUP BY user_id
 ORDER BY user_id"""
 
 
-def activity_features(transactions, cutoff, freq: str = "W", windows=(4, 13, 26)) -> pd.DataFrame:
+def activity_features(transactions, cutoff, freq: str = "W", windows=(4, 13, 26),
+                      engine: str | None = None) -> pd.DataFrame:
     """Per-user features from the activity on or before ``cutoff`` (all times in ``freq`` units).
 
     Columns: ``frequency, recency, T`` (= tenure), ``time_since_last, monetary, total_spend,
@@ -89,7 +90,7 @@ def activity_features(transactions, cutoff, freq: str = "W", windows=(4, 13, 26)
     (purchases in the last ``w0`` periods minus the ``w0`` before, ``w0`` the shortest window).
     """
     windows = sorted({int(w) for w in windows})
-    out = run_sql(transactions, activity_sql(cutoff, freq, windows)).set_index("user_id")
+    out = run_sql(transactions, activity_sql(cutoff, freq, windows), engine).set_index("user_id")
     w0 = windows[0]
     out["trend"] = out[f"purchases_{w0}"] - out.pop(f"purchases_prev_{w0}")
     out["gap_mean"] = out["gap_mean"].fillna(out["T"])

@@ -24,7 +24,8 @@ def _period_end(day: pd.Timestamp, period: str) -> bool:
             "M": nxt.day == 1, "W": nxt.dayofweek == 0}[period]
 
 
-def period_summary(transactions, cutoff, period: str = "Y", holdout_end=None) -> pd.DataFrame:
+def period_summary(transactions, cutoff, period: str = "Y", holdout_end=None,
+                   engine: str | None = None) -> pd.DataFrame:
     """Per-user ``frequency, recency, n_periods`` in calendar ``period`` units (``"Y"``,
     ``"Q"``, ``"M"``, ``"W"``: ISO weeks, Monday first) up to ``cutoff``; with ``holdout_end``
     also ``frequency_holdout`` (active periods after the cut-off) and ``n_periods_holdout``.
@@ -69,7 +70,7 @@ SELECT f.user_id,
 FROM firsts f JOIN active a ON a.user_id = f.user_id
 GROUP BY f.user_id, f.first
 ORDER BY f.user_id"""
-    out = run_sql(transactions, sql).set_index("user_id")
+    out = run_sql(transactions, sql, engine).set_index("user_id")
     for c in out.columns:
         out[c] = out[c].astype("int64")
     out.attrs["period"] = period

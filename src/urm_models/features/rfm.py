@@ -170,9 +170,15 @@ def _relation(con: duckdb.DuckDBPyConnection, transactions) -> None:
     con.register("transactions", transactions)  # arrow tables, duckdb relations
 
 
-def run_sql(transactions, sql: str) -> pd.DataFrame:
-    """Run ``sql`` against ``transactions`` (a DataFrame, Parquet path or Arrow table exposed
-    as the view ``transactions``) on a fresh quiet connection; return the result."""
+def run_sql(transactions, sql: str, engine: str | None = None) -> pd.DataFrame:
+    """Run ``sql`` (DuckDB's dialect) against ``transactions`` (a DataFrame, Parquet path or
+    Arrow table exposed as the view ``transactions``) on a fresh quiet connection; return the
+    result. A Spark DataFrame, or ``engine="spark"``, runs the same query on Spark
+    (:mod:`urm_models.spark`)."""
+    from .. import spark
+
+    if spark.resolve_engine(transactions, engine) == "spark":
+        return spark.run_sql(transactions, sql)
     con = connect()
     try:
         _relation(con, transactions)
@@ -181,7 +187,7 @@ def run_sql(transactions, sql: str) -> pd.DataFrame:
         con.close()
 
 
-def rfm_summary(transactions, cutoff, freq: str = "D", holdout_end=None) -> pd.DataFrame:
+def rfm_summary(transactions, cutoff, freq: str = "D", holdout_end=None, engine: str | None = None) -> pd.DataFrame:
     """Per-user BTYD summary at ``cutoff`` (see the module docstring for the conventions).
 
     Parameters
@@ -194,6 +200,9 @@ def rfm_summary(transactions, cutoff, freq: str = "D", holdout_end=None) -> pd.D
         Unit of ``recency``, ``T`` and ``duration_holdout``.
     holdout_end : date-like, optional
         Last day of the holdout period (inclusive).
+    engine : None, "duckdb" or "spark"
+        Where the query runs: DuckDB unless ``transactions`` is a Spark DataFrame or "spark"
+        is asked (the same SQL, transpiled).
 
     Returns
     -------
@@ -201,7 +210,7 @@ def rfm_summary(transactions, cutoff, freq: str = "D", holdout_end=None) -> pd.D
     with a holdout, ``frequency_holdout, monetary_holdout, duration_holdout``.
     """
     sql = rfm_sql(cutoff, freq, holdout_end)
-    out = run_sql(transactions, sql).set_index("user_id")
+    out = run_sql(transactions, sql, engine).set_index("user_id")
     out.attrs["freq"] = freq  # the time unit of recency/T, read by models and CLV
     out["frequency"] = out["frequency"].astype("int64")
     if "frequency_holdout" in out:
@@ -224,12 +233,12 @@ WHERE k = 1
 ORDER BY user_id"""
 
 
-def first_purchase(transactions, cutoff) -> pd.DataFrame:
+def first_purchase(transactions, cutoff, engine: str | None = None) -> pd.DataFrame:
     """Each user's first purchase day up to ``cutoff``: ``first_date``, ``first_amount`` (the
     day's total, as the RFM summary merges same-day purchases), ``log_first_amount``
     (``ln(1 + amount)``: amounts are heavy-tailed) and ``first_month`` (its calendar month, 1-12). Time-invariant customer covariates for the BTYD models; indexed by
     ``user_id`` like :func:`rfm_summary` at the same cut-off."""
-    out = run_sql(transactions, first_purchase_sql(cutoff)).set_index("user_id")
-    out["first_date"] = pd.to_datetime(out["first_date"])
+    out = run_sql(transactions, first_purchase_sql(cutoff), engine).set_index("user_id")
+    out["first_date"] = pd.to_datetime(out["first_date"]).astype("datetime64[ns]")
     return out
 
