@@ -85,16 +85,7 @@ def _rfm_case(which: str) -> dict:
 
 
 def bench_rfm(repeats: int = 3) -> list[dict]:
-    from urm_models import datasets
-
-    OUT.mkdir(exist_ok=True)
-    if not RFM_DATA.exists():
-        t0 = time.perf_counter()
-        tx = datasets.simulate_transactions(1_000_000, params=RFM_PARAMS, seed=0, cutoff=RFM_CUTOFF)
-        sim = time.perf_counter() - t0
-        print(f"simulated {len(tx):,} transactions for 1,000,000 users in {sim:.1f}s")
-        tx.to_parquet(RFM_DATA)
-        del tx
+    _ensure_rfm_data()
     rows = _alternate("rfm_case", RFM_CASES, repeats, label="rfm_summary ")
     a = pd.read_parquet(OUT / "rfm_result_duckdb.parquet")
     b = pd.read_parquet(OUT / "rfm_result_pandas.parquet")
@@ -507,10 +498,124 @@ def bench_refresh() -> list[dict]:
     return [{"refreshes": refreshes, "notebooks": rows, "cell_kinds": kinds}]
 
 
+# ----------------------------------------------------------------------------- Spark vs DuckDB
+SPARK_CASES = ("duckdb", "spark")
+
+
+def _ensure_rfm_data() -> None:
+    from urm_models import datasets
+
+    OUT.mkdir(exist_ok=True)
+    if not RFM_DATA.exists():
+        t0 = time.perf_counter()
+        tx = datasets.simulate_transactions(1_000_000, params=RFM_PARAMS, seed=0, cutoff=RFM_CUTOFF)
+        print(f"simulated {len(tx):,} transactions for 1,000,000 users in {time.perf_counter() - t0:.1f}s")
+        tx.to_parquet(RFM_DATA)
+
+
+def _spark_case(which: str) -> dict:
+    """rfm_summary and activity_features (the relationship table's features) of the 10M-purchase
+    Parquet file, both engines reading the file themselves; Spark's start-up timed apart."""
+    from urm_models import features
+
+    t0 = time.perf_counter()
+    startup = 0.0
+    if which == "spark":
+        from urm_models import spark
+
+        session = spark.session()
+        startup = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    rfm = features.rfm_summary(RFM_DATA, RFM_CUTOFF, freq=RFM_FREQ, engine=which)
+    t2 = time.perf_counter()
+    act = features.activity_features(RFM_DATA, RFM_CUTOFF, freq=RFM_FREQ, engine=which)
+    t3 = time.perf_counter()
+    rfm.to_parquet(OUT / f"spark_rfm_{which}.parquet")
+    act.to_parquet(OUT / f"spark_act_{which}.parquet")
+    jvm = 0.0
+    if which == "spark":
+        session.stop()
+        session.sparkContext._gateway.shutdown()  # the JVM exits: its peak RSS is a child's
+        jvm = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"case": which, "seconds": t3 - t1, "rfm_seconds": t2 - t1, "activity_seconds": t3 - t2,
+            "startup_seconds": startup, "peak_rss_mb": _maxrss_mb(), "jvm_peak_rss_mb": jvm,
+            "peak_above_input_mb": 0.0, "users": len(rfm)}
+
+
+def bench_spark(repeats: int = 3) -> list[dict]:
+    _ensure_rfm_data()
+    rows = _alternate("spark_case", SPARK_CASES, repeats, label="features ")
+    for what in ("rfm", "act"):
+        a = pd.read_parquet(OUT / f"spark_{what}_duckdb.parquet")
+        b = pd.read_parquet(OUT / f"spark_{what}_spark.parquet")
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
+    df = pd.DataFrame(rows)
+    med = df.groupby("case")[["rfm_seconds", "activity_seconds", "seconds", "startup_seconds",
+                              "peak_rss_mb", "jvm_peak_rss_mb"]].median()
+    n = pd.read_parquet(RFM_DATA, columns=["amount"]).shape[0]
+    print(f"\n10M-purchase Parquet file ({n:,} rows, {rows[0]['users']:,} users); Spark local[2]; "
+          f"results equal (rtol 1e-9, checked)\n")
+    print("| engine | rfm_summary s | activity_features s | both s | x DuckDB | start-up s | peak RSS MB (python / JVM) |")
+    print("|---|---|---|---|---|---|---|")
+    for case in SPARK_CASES:
+        m = med.loc[case]
+        print(f"| {case} | {m['rfm_seconds']:.2f} | {m['activity_seconds']:.2f} | {m['seconds']:.2f} | "
+              f"{m['seconds'] / med.loc['duckdb', 'seconds']:.1f} | {m['startup_seconds']:.1f} | "
+              f"{m['peak_rss_mb']:.0f} / {m['jvm_peak_rss_mb']:.0f} |")
+    return rows
+
+
+# ----------------------------------------------------------------------------- one box, 100M rows
+ONEBOX_DIR = OUT / "tx_100m"
+ONEBOX_CHUNKS = 10  # of 1,000,000 users (~10M purchases) each
+ONEBOX_LIMITS = ("60%", "4GB")
+
+
+def _onebox_case(limit: str) -> dict:
+    """rfm_summary of 100M purchases (10M users) from Parquet on disk, DuckDB under ``limit``."""
+    os.environ["URM_DUCKDB_MEMORY_LIMIT"] = limit
+    from urm_models import features
+
+    t0 = time.perf_counter()
+    rfm = features.rfm_summary(ONEBOX_DIR / "*.parquet", RFM_CUTOFF, freq=RFM_FREQ)
+    secs = time.perf_counter() - t0
+    return {"case": limit, "seconds": secs, "peak_rss_mb": _maxrss_mb(), "peak_above_input_mb": 0.0,
+            "users": len(rfm), "repeat_purchases": int(rfm["frequency"].sum())}
+
+
+def bench_onebox(repeats: int = 1) -> list[dict]:
+    from urm_models import datasets
+
+    ONEBOX_DIR.mkdir(parents=True, exist_ok=True)
+    rows_total = 0
+    for k in range(ONEBOX_CHUNKS):
+        part = ONEBOX_DIR / f"part-{k:02d}.parquet"
+        if not part.exists():
+            t0 = time.perf_counter()
+            tx = datasets.simulate_transactions(1_000_000, params=RFM_PARAMS, seed=100 + k, cutoff=RFM_CUTOFF)
+            tx["user_id"] = f"c{k}-" + tx["user_id"]
+            tx.to_parquet(part.with_suffix(".tmp"))
+            part.with_suffix(".tmp").rename(part)
+            print(f"  chunk {k}: {len(tx):,} purchases simulated in {time.perf_counter() - t0:.1f}s", flush=True)
+            del tx
+    import pyarrow.parquet as pq
+
+    rows_total = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(ONEBOX_DIR.glob("*.parquet")))
+    rows = _alternate("onebox_case", ONEBOX_LIMITS, repeats, label="rfm_summary memory_limit=")
+    print(f"\n{rows_total:,} purchases of {rows[0]['users']:,} users in {ONEBOX_CHUNKS} Parquet files; "
+          f"DuckDB under its memory limit, spilling to data/tmp/duckdb\n")
+    print("| memory_limit | wall s | peak RSS MB |")
+    print("|---|---|---|")
+    for r in rows:
+        print(f"| {r['case']} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
+    return rows
+
+
 CASES = {"rfm_case": _rfm_case, "btyd_case": _btyd_case, "pareto_case": _pareto_case,
-         "scoring_case": _scoring_case, "churn_case": _churn_case}
+         "scoring_case": _scoring_case, "churn_case": _churn_case, "spark_case": _spark_case,
+         "onebox_case": _onebox_case}
 BENCHES = {"rfm": bench_rfm, "btyd": bench_btyd, "pareto": bench_pareto, "scoring": bench_scoring,
-           "churn": bench_churn, "refresh": bench_refresh}
+           "churn": bench_churn, "refresh": bench_refresh, "spark": bench_spark, "onebox": bench_onebox}
 
 
 def _alternate(case: str, whiches, repeats: int, label: str = "") -> list[dict]:
