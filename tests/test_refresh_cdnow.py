@@ -173,6 +173,35 @@ OUTPUTS = ("reports", "mlruns", "models")
 
 
 @pytest.mark.slow
+def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run):
+    """`urm score --engine spark` with the refresh's champions: the Parquet partition equals the
+    table the refresh published (same users, values within 1e-9, same tiers); the privacy test
+    below then checks its files too."""
+    from urm_models import spark_scoring
+
+    home, _ = cdnow_run
+    env = {**os.environ, "URM_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    urm = [sys.executable, "-m", "urm_models.cli"]
+    out = subprocess.run([*urm, "score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30", "--engine", "spark"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == "" and "scored in Spark with urm-clv/1" in out.stdout
+    with in_home(home):
+        local = scoring.read_predictions("cdnow_sample")
+        remote = spark_scoring.read_table("cdnow_sample", "1997-09-30")
+    assert list(remote.columns) == list(local.columns) and remote["user_id"].equals(local["user_id"])
+    for c in local.columns:
+        if pd.api.types.is_float_dtype(local[c]):
+            pd.testing.assert_series_equal(remote[c], local[c], check_exact=False, rtol=1e-9)
+        else:
+            assert (remote[c].astype(str) == local[c].astype(str)).all(), c
+    # a customers data set is refused with the engine to use
+    out = subprocess.run([*urm, "score", "--dataset", "telco", "--engine", "spark", "--as-of", "2026-01-01"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 1 and "the Spark engine scores transactions data sets" in out.stderr
+
+
 def test_reports_mlflow_and_models_hold_no_raw_id_and_nothing_is_readable_by_others(cdnow_run, cdnow_sample):
     home, _ = cdnow_run
     with in_home(home):

@@ -94,3 +94,48 @@ def test_missing_pyspark_or_java_names_what_to_install(case, tmp_path):
     assert out.returncode == 0, out.stderr
     expected = "needs pyspark: install the extra 'urm-models[spark]'" if case == "no pyspark" else "needs Java 17 or later"
     assert expected in out.stdout and out.stderr == ""
+
+
+def _same_table(local: pd.DataFrame, remote: pd.DataFrame):
+    assert list(remote.columns) == list(local.columns)
+    assert (remote.dtypes == local.dtypes).all(), remote.dtypes[remote.dtypes != local.dtypes]
+    assert remote["user_id"].equals(local["user_id"])
+    for c in local.columns:
+        if pd.api.types.is_float_dtype(local[c]):
+            np.testing.assert_allclose(remote[c], local[c], rtol=1e-9, atol=0, err_msg=c)
+        else:
+            assert (remote[c] == local[c]).all(), c
+
+
+@pytest.mark.parametrize("data", ["cdnow_sample", "simulated"])
+def test_the_relationship_table_from_spark_equals_the_local_one(session, data, cdnow_sample, simulated, home):
+    """Features, both models (pickled to Spark's Python workers), R/F/M quintiles and tiers
+    ranked in Spark, segments and actions: the same table, value for value, as the in-process
+    scoring; written as Parquet partitioned by as_of, replaced whole by a second write."""
+    from urm_models import scoring, spark_scoring
+    from urm_models.models import BetaGeo, ChurnClassifier, CLVScorer, GammaGamma
+
+    tx, as_of = (cdnow_sample, CUTOFF) if data == "cdnow_sample" else (simulated, "2021-06-30")
+    rfm = features.rfm_summary(tx, as_of, freq="W")
+    scorer = CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq="W", churn_window=13)
+    X, y = features.shifted_window(tx, as_of, 13)
+    churn = ChurnClassifier(random_state=0, n_bags=1).fit(X, y)
+    kw = {"churn_model": churn, "churn_window": "13 W", "model_versions": "urm-clv/1;urm-churn/1"}
+    local = scoring.score_transactions(tx, as_of, scorer, **kw)
+    table, facts = spark_scoring.score_transactions(tx, as_of, scorer, **kw)
+    assert facts == local.attrs
+    folder = spark_scoring.write_table(table, data, as_of, metadata=facts)
+    assert folder == home / "data" / "predictions" / data / "spark" / f"as_of={pd.Timestamp(as_of):%Y-%m-%d}"
+    remote = spark_scoring.read_table(data, as_of)
+    _same_table(local, remote)
+    assert remote["tier"].value_counts().to_dict() == local["tier"].value_counts().to_dict()
+    # a second write replaces the partition whole; nothing temporary is left beside it
+    spark_scoring.write_table(table, data, as_of, metadata=facts)
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
+    assert '"churn_horizon": "13 W"' in (folder / "_urm_models.json").read_text()
+    # tiers by amounts: a rule per row, the same too
+    amounts = {"platinum": 100.0, "gold": 40.0, "silver": 10.0, "bronze": 0.0}
+    local_a = scoring.score_transactions(tx, as_of, scorer, tier_amounts=amounts)
+    spark_a, _ = spark_scoring.score_transactions(tx, as_of, scorer, tier_amounts=amounts)
+    assert spark_a.toPandas().set_index("user_id")["tier"].sort_index().equals(
+        local_a.set_index("user_id")["tier"].astype(object).sort_index())

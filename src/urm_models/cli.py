@@ -116,6 +116,15 @@ def _cmd_score(args) -> int:
     try:
         # the refresh's lock: a score and a refresh never interleave their writes
         with output_umask(), refresh_lock():
+            if args.engine == "spark":
+                from . import spark_scoring
+
+                table, facts = spark_scoring.score_users(dataset, args.as_of, freq=args.freq,
+                                                         path=args.path or "", read=_read_options(args))
+                path = spark_scoring.write_table(table, dataset, args.as_of, metadata=facts)
+                n, versions = sum(1 for _ in path.glob("*.parquet")), facts["model_versions"]
+                print(f"scored in Spark with {versions}: {path} ({n} Parquet part(s))")
+                return 0
             table = score_users(dataset, args.as_of, freq=args.freq, path=args.path or "",
                                 read=_read_options(args))
             as_of = table["as_of"].iloc[0]
@@ -232,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     _own_file_arguments(s)
     s.add_argument("--as-of", dest="as_of", help="scoring date (transactions: required)")
     s.add_argument("--freq", default="W", choices=["D", "W", "M"])
+    s.add_argument("--engine", default="local", choices=["local", "spark"],
+                   help="local: one process (default); spark: features, models, ranks and tiers in Spark, "
+                        "Parquet partitioned by as_of under data/predictions/<dataset>/spark/ (the extra "
+                        "urm-models[spark]; docs/scaling.md)")
     s.set_defaults(func=_cmd_score)
 
     f = sub.add_parser("forget", help="erase users from every table, report and artifact, and log it (GDPR art. 17)")

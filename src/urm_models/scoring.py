@@ -74,6 +74,11 @@ def _positive_probability(model, X: pd.DataFrame) -> np.ndarray:
 def _finish(table: pd.DataFrame, value_col: str, *, as_of, tier_shares, tier_amounts, playbook,
             model_versions: str) -> pd.DataFrame:
     table["tier"] = segments.value_tiers(table[value_col], shares=tier_shares, amounts=tier_amounts)
+    return _finish_rows(table, as_of=as_of, playbook=playbook, model_versions=model_versions)
+
+
+def _finish_rows(table: pd.DataFrame, *, as_of, playbook, model_versions: str) -> pd.DataFrame:
+    """Everything after the tiers, row by row (shared with the Spark scoring's partitions)."""
     table["value_at_risk"] = table["p_churn"] * table["clv"]
     actions = segments.recommend_actions(table["tier"], table["lifecycle_stage"], playbook)
     table["recommended_action"] = actions["recommended_action"]
@@ -208,24 +213,10 @@ def score_users(dataset: str, as_of=None, *, freq: str = "W", path: str | Path =
     if kind == "transactions":
         if as_of is None:
             raise ValueError("as_of is required for transactions (the date to score at)")
-        model, info = _load(tracking, "clv", dataset)
-        versions = f"{info['name']}/{info['version']}"
-        churn, source = None, f"{versions} (P(no purchase) of its purchase model)"
-        try:
-            c_info = tracking.champion("churn", dataset)
-        except LookupError:
-            c_info = None  # no shifted-window classifier for this data set: the CLV model's risk
-        if c_info is not None and c_info["tags"].get("p_churn_source") == "urm-churn":
-            churn = tracking.load_version(c_info)  # the version whose tags were read
-            versions += f";{c_info['name']}/{c_info['version']}"
-            source = f"{c_info['name']}/{c_info['version']} (shifted-window classifier, better on the holdout)"
-        elif c_info is not None:
-            source += f"; it ranked the holdout better than {c_info['name']}/{c_info['version']}"
-        window = (f"{c_info['tags'].get('churn_window')} {c_info['tags'].get('churn_freq')}"
-                  if churn is not None else "")
-        out = score_transactions(data, as_of, model, churn_model=churn, churn_window=window, freq=freq,
-                                 model_versions=versions, **options)
-        out.attrs["p_churn_source"] = source
+        m = transaction_champions(dataset)
+        out = score_transactions(data, as_of, m["clv_model"], churn_model=m["churn_model"],
+                                 churn_window=m["churn_window"], freq=freq, model_versions=m["versions"], **options)
+        out.attrs["p_churn_source"] = m["p_churn_source"]
         return out
     as_of = as_of or pd.Timestamp.today().normalize()
     churn, c_info = _load(tracking, "churn", dataset)
@@ -234,6 +225,31 @@ def score_users(dataset: str, as_of=None, *, freq: str = "W", path: str | Path =
     out = score_customers(data, as_of, churn, surv, model_versions=versions, **options)
     out.attrs["p_churn_source"] = f"{versions.split(';')[0]} (classifier)"
     return out
+
+
+def transaction_champions(dataset: str) -> dict:
+    """The champion models that score a transactions data set: ``clv_model``, ``churn_model``
+    (None when the CLV model's risk ranked the holdout better), ``churn_window``, ``versions``
+    and ``p_churn_source`` (what the table's attrs say)."""
+    from . import tracking
+
+    model, info = _load(tracking, "clv", dataset)
+    versions = f"{info['name']}/{info['version']}"
+    churn, source = None, f"{versions} (P(no purchase) of its purchase model)"
+    try:
+        c_info = tracking.champion("churn", dataset)
+    except LookupError:
+        c_info = None  # no shifted-window classifier for this data set: the CLV model's risk
+    if c_info is not None and c_info["tags"].get("p_churn_source") == "urm-churn":
+        churn = tracking.load_version(c_info)  # the version whose tags were read
+        versions += f";{c_info['name']}/{c_info['version']}"
+        source = f"{c_info['name']}/{c_info['version']} (shifted-window classifier, better on the holdout)"
+    elif c_info is not None:
+        source += f"; it ranked the holdout better than {c_info['name']}/{c_info['version']}"
+    window = (f"{c_info['tags'].get('churn_window')} {c_info['tags'].get('churn_freq')}"
+              if churn is not None else "")
+    return {"clv_model": model, "churn_model": churn, "churn_window": window, "versions": versions,
+            "p_churn_source": source}
 
 
 def _load(tracking, family: str, dataset: str):

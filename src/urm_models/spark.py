@@ -13,6 +13,7 @@ a time zone), the session time zone is UTC, and Spark's scratch files (raw rows)
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -60,6 +61,9 @@ def session(master: str | None = None):
     except ImportError:
         raise SparkUnavailable(f"the Spark engine needs pyspark: install the extra {EXTRA!r} "
                                f"(pip install '{EXTRA}', or uv sync --extra spark)") from None
+    # py4j (pyspark's bridge to the JVM) logs every connection it opens and closes at INFO,
+    # which the CLI's logging would print; its warnings and errors still show
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     active = SparkSession.getActiveSession()
     if active is None:
         if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
@@ -76,6 +80,9 @@ def session(master: str | None = None):
         # which makes Spark warn that a cluster manager may override it)
         os.environ.setdefault("SPARK_LOCAL_DIRS", str(local))
         log4j = Path(__file__).with_name("log4j2-spark.properties").as_uri()
+        from .io import _POLICY, access
+
+        umask = _POLICY[access()][2]  # files Spark writes (Hadoop's FileSystem) follow the policy too
         java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={log4j}"
         builder = (SparkSession.builder
                    .master(master or os.environ.get("URM_SPARK_MASTER", "local[2]"))
@@ -83,6 +90,7 @@ def session(master: str | None = None):
                    .config("spark.ui.enabled", "false")
                    .config("spark.sql.shuffle.partitions", "4")
                    .config("spark.ui.showConsoleProgress", "false")
+                   .config("spark.hadoop.fs.permissions.umask-mode", f"{umask:03o}")
                    .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                    .config("spark.driver.extraJavaOptions", java_opts)
                    .config("spark.executor.extraJavaOptions", java_opts))
@@ -122,7 +130,17 @@ def _dataframe(spark, transactions):
     if is_spark_dataframe(transactions):
         df = transactions
     elif isinstance(transactions, (str, Path)):
-        df = spark.read.parquet(str(transactions))
+        from pyspark.errors import AnalysisException
+
+        try:
+            df = spark.read.parquet(str(transactions))
+            df.schema  # noqa: B018 (resolves the files' schema now, where the error can be named)
+        except AnalysisException as exc:
+            if "TIMESTAMP(NANOS" in str(exc):
+                raise ValueError(f"{transactions}: Spark cannot read timestamps in nanoseconds (pandas' default "
+                                 f"for Parquet); write the file with df.to_parquet(path, coerce_timestamps='us', "
+                                 f"allow_truncated_timestamps=True)") from None
+            raise
     elif isinstance(transactions, pd.DataFrame):
         frame = transactions[["user_id", "ts", "amount"]].copy()
         frame["ts"] = pd.to_datetime(frame["ts"]).astype("datetime64[us]")  # naive: TIMESTAMP_NTZ

@@ -54,27 +54,36 @@ def activity_sql(cutoff, freq: str = "W", windows=(4, 13, 26), source: str = "tr
     d0 = int(round(w0 * UNIT_DAYS[freq]))
     win_cols.append(f"SUM(CASE WHEN d > {cut} - INTERVAL {2 * d0} DAY AND d <= {cut} - INTERVAL {d0} DAY "
                     f"THEN 1 ELSE 0 END) AS purchases_prev_{w0}")
+    windowed = [f"purchases_{w}, spend_{w}" for w in windows]
     return f"""WITH {days_cte(source, cut)},
 gaps AS (
     SELECT user_id, d, amount,
            CAST(DATE_DIFF('day', LAG(d) OVER (PARTITION BY user_id ORDER BY d), d) AS DOUBLE) / {unit} AS gap,
            MIN(d) OVER (PARTITION BY user_id) AS first_d
     FROM days
+),
+per_user AS (
+    SELECT user_id,
+           CAST(COUNT(*) - 1 AS BIGINT) AS frequency,
+           CAST(DATE_DIFF('day', MIN(d), MAX(d)) AS DOUBLE) / {unit} AS recency,
+           CAST(DATE_DIFF('day', MIN(d), {cut}) AS DOUBLE) / {unit} AS T,
+           CAST(DATE_DIFF('day', MAX(d), {cut}) AS DOUBLE) / {unit} AS time_since_last,
+           CASE WHEN COUNT(*) > 1 THEN SUM(CASE WHEN d > first_d THEN amount ELSE 0.0 END)
+                / CAST(COUNT(*) - 1 AS DOUBLE) ELSE 0.0 END AS monetary,
+           SUM(amount) AS total_spend,
+           SUM(amount) / CAST(COUNT(*) AS DOUBLE) AS avg_spend,
+           AVG(gap) AS gap_mean, STDDEV_SAMP(gap) AS gap_std, MAX(gap) AS gap_max,
+           ARG_MAX(gap, d) AS gap_last,
+           {(',' + chr(10) + '           ').join(win_cols)}
+    FROM gaps
+    GROUP BY user_id
 )
-SELECT user_id,
-       CAST(COUNT(*) - 1 AS BIGINT) AS frequency,
-       CAST(DATE_DIFF('day', MIN(d), MAX(d)) AS DOUBLE) / {unit} AS recency,
-       CAST(DATE_DIFF('day', MIN(d), {cut}) AS DOUBLE) / {unit} AS T,
-       CAST(DATE_DIFF('day', MAX(d), {cut}) AS DOUBLE) / {unit} AS time_since_last,
-       CASE WHEN COUNT(*) > 1 THEN SUM(CASE WHEN d > first_d THEN amount ELSE 0.0 END)
-            / CAST(COUNT(*) - 1 AS DOUBLE) ELSE 0.0 END AS monetary,
-       SUM(amount) AS total_spend,
-       SUM(amount) / CAST(COUNT(*) AS DOUBLE) AS avg_spend,
-       AVG(gap) AS gap_mean, STDDEV_SAMP(gap) AS gap_std, MAX(gap) AS gap_max,
-       ARG_MAX(gap, d) AS gap_last,
-       {(',' + chr(10) + '       ').join(win_cols)}
-FROM gaps
-GROUP BY user_id
+SELECT user_id, frequency, recency, T, time_since_last, monetary, total_spend, avg_spend,
+       COALESCE(gap_mean, T) AS gap_mean, COALESCE(gap_std, 0.0) AS gap_std,
+       COALESCE(gap_max, T) AS gap_max, COALESCE(gap_last, 0.0) AS gap_last,
+       {', '.join(windowed)},
+       CAST(purchases_{w0} - purchases_prev_{w0} AS BIGINT) AS trend
+FROM per_user
 ORDER BY user_id"""
 
 
@@ -89,14 +98,7 @@ def activity_features(transactions, cutoff, freq: str = "W", windows=(4, 13, 26)
     ``purchases_<w>``, ``spend_<w>`` in each trailing window of ``w`` periods; ``trend``
     (purchases in the last ``w0`` periods minus the ``w0`` before, ``w0`` the shortest window).
     """
-    windows = sorted({int(w) for w in windows})
     out = run_sql(transactions, activity_sql(cutoff, freq, windows), engine).set_index("user_id")
-    w0 = windows[0]
-    out["trend"] = out[f"purchases_{w0}"] - out.pop(f"purchases_prev_{w0}")
-    out["gap_mean"] = out["gap_mean"].fillna(out["T"])
-    out["gap_max"] = out["gap_max"].fillna(out["T"])
-    out["gap_std"] = out["gap_std"].fillna(0.0)
-    out["gap_last"] = out["gap_last"].fillna(0.0)
     for c in out.columns:
         if c.startswith("purchases_") or c in ("frequency", "trend"):
             out[c] = out[c].astype("int64")

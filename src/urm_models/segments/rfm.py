@@ -60,13 +60,20 @@ def rfm_scores(rfm: pd.DataFrame, lapse_after: float | None = None) -> pd.DataFr
         raise ValueError("rfm needs time_since_last, or T and recency")
     out = pd.DataFrame(index=rfm.index)
     out["R"] = _quintile(-since)  # less time since the last purchase = more recent = higher
-    if lapse_after is not None:
-        out.loc[since.to_numpy() >= lapse_after, "R"] = out["R"].clip(upper=3)
     repeat = rfm["frequency"].to_numpy() > 0
     for col, score in (("frequency", "F"), ("monetary", "M")):
         out[score] = np.int64(0)
         if repeat.any():
             out.loc[repeat, score] = _quintile(rfm.loc[repeat, col].astype(float))
+    return finish_scores(out, since, lapse_after)
+
+
+def finish_scores(scores: pd.DataFrame, since: pd.Series, lapse_after: float | None) -> pd.DataFrame:
+    """The row-wise part of :func:`rfm_scores`, after the quintiles (which need every user):
+    the lapse cap on R and FM. Shared with the Spark scoring, which ranks in Spark."""
+    out = scores
+    if lapse_after is not None:
+        out.loc[since.to_numpy() >= lapse_after, "R"] = out["R"].clip(upper=3)
     out["FM"] = np.ceil((out["F"] + out["M"]) / 2).astype("int64")
     return out
 
@@ -87,11 +94,16 @@ def _rules(rules) -> pd.DataFrame:
 def rfm_segments(rfm: pd.DataFrame, rules=None, lapse_after: float | None = None) -> pd.DataFrame:
     """RFM scores (:func:`rfm_scores`) plus the named ``segment`` of each user (first matching
     rule)."""
-    table = _rules(rules)
     s = rfm_scores(rfm, lapse_after=lapse_after)
-    seg = pd.Series(pd.NA, index=s.index, dtype=object)
-    for row in table.itertuples(index=False):
-        hit = seg.isna() & s["R"].between(row.r_min, row.r_max) & s["FM"].between(row.fm_min, row.fm_max)
-        seg[hit] = row.segment
-    s["segment"] = seg.astype(str)
+    s["segment"] = segment_of(s, rules)
     return s
+
+
+def segment_of(scores: pd.DataFrame, rules=None) -> pd.Series:
+    """The named segment of each (R, FM) pair: the first matching rule (row-wise)."""
+    table = _rules(rules)
+    seg = pd.Series(pd.NA, index=scores.index, dtype=object)
+    for row in table.itertuples(index=False):
+        hit = seg.isna() & scores["R"].between(row.r_min, row.r_max) & scores["FM"].between(row.fm_min, row.fm_max)
+        seg[hit] = row.segment
+    return seg.astype(str).rename("segment")

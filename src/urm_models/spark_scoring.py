@@ -1,0 +1,218 @@
+"""The relationship table computed in Spark: the same table as :func:`scoring.score_transactions`.
+
+Four steps, none of which collects the users to the driver:
+
+1. the activity features at ``as_of``: the feature SQL on Spark (:mod:`urm_models.spark`);
+2. per partition (``mapInPandas``), the champion models (pickled to the workers with the
+   function) and the row-wise rules: CLV scores, ``p_churn``, lifecycle stage, cohort;
+3. what needs every user, in Spark SQL: the R, F and M quintiles (``RANK`` = pandas' "min"
+   rank) and the value tiers (``ROW_NUMBER`` over CLV descending, then user id, the order of
+   :func:`segments.value_tiers`, cut at the same rounded shares);
+4. per partition again, the segment names, actions and final types (:func:`scoring._finish_rows`).
+
+:func:`write_table` writes it as Parquet partitioned by ``as_of`` into
+``data/predictions/<dataset>/spark/``: into a temporary folder first, whose ``as_of=<date>``
+partition then replaces the published one by renames. The parity test is tests/test_spark.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import paths, scoring, segments
+
+_SCORED = ("user_id string, p_alive double, p_churn double, expected_purchases double, "
+           "expected_remaining_lifetime double, clv double, lifecycle_stage string, cohort string, "
+           "time_since_last double, frequency bigint, monetary double")
+_TABLE = ("user_id string, as_of date, tier string, rfm_segment string, lifecycle_stage string, "
+          "p_alive double, p_churn double, expected_purchases double, expected_remaining_lifetime double, "
+          "clv double, value_at_risk double, recommended_action string, action_channel string, "
+          "action_priority bigint, cohort string, model_versions string")
+
+
+def score_transactions(transactions, as_of, clv_model, *, churn_model=None, churn_window: str = "",
+                       freq: str = "W", model_versions: str = "", tier_shares: Mapping | None = None,
+                       tier_amounts: Mapping | None = None, period: float = 13, lapse_after: float = 26,
+                       at_risk: float = 0.5, rules=None, playbook=None):
+    """The relationship table of ``transactions`` (a Spark DataFrame, a pandas DataFrame or a
+    Parquet path) at ``as_of`` as a lazy Spark DataFrame, with the arguments and meaning of
+    :func:`scoring.score_transactions`; ``.attrs``-like facts (horizons) are returned beside it
+    as a dict."""
+    from . import spark as engine
+    from .features.churn import activity_sql
+    from .features.cohorts import cohort_of
+
+    scorer = scoring._scorer(clv_model)
+    scorer_freq = getattr(scorer, "rfm_freq", None)
+    if scorer_freq is not None and scorer_freq != freq:
+        raise ValueError(f"the CLV model scores RFM tables in {scorer_freq!r} units, not {freq!r}")
+    if tier_shares is not None and tier_amounts is not None:
+        raise ValueError("give tier_shares or tier_amounts, not both")
+    segments.rfm._rules(rules)  # refuse bad rules and playbooks before Spark starts working
+    segments.playbook._playbook(playbook)
+    act = engine.sql_frame(transactions, activity_sql(as_of, freq, (4, 13, 26, int(period))))
+
+    def score_rows(batches):
+        for pdf in batches:
+            a = pdf.set_index("user_id")
+            t = scoring._predict_frame(clv_model, a[["frequency", "recency", "T", "monetary"]])
+            t = t[["p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv"]].copy()
+            if churn_model is not None:
+                t["p_churn"] = scoring._positive_probability(churn_model, a)
+            t["lifecycle_stage"] = segments.lifecycle_stages(
+                a["T"], since_last=a["time_since_last"], gap_before_last=a["gap_last"], risk=t["p_churn"],
+                period=period, lapse_after=lapse_after, at_risk=at_risk)
+            t["cohort"] = cohort_of(a["T"], as_of, freq)
+            for c in ("time_since_last", "frequency", "monetary"):
+                t[c] = a[c]
+            yield t.reset_index()
+
+    scored = act.mapInPandas(score_rows, _SCORED)
+    session = scored.sparkSession
+    view = f"urm_scored_{uuid.uuid4().hex[:8]}"
+    scored.createOrReplaceTempView(view)
+    n = scored.count()
+    bad = scored.filter("isnan(clv) OR clv IS NULL").count()
+    if bad:
+        raise ValueError(f"the CLV model returned {bad} missing values of {n}")
+    ranked = session.sql(_ranks_sql(view, n, tier_shares, tier_amounts))
+    stamp = pd.Timestamp(as_of)
+
+    def finish(batches):
+        for pdf in batches:
+            t = pdf.set_index("user_id")
+            since = t["time_since_last"]
+            sc = segments.rfm.finish_scores(t[["R", "F", "M"]].astype("int64").copy(), since, lapse_after)
+            t["rfm_segment"] = segments.rfm.segment_of(sc, rules)
+            t = t.drop(columns=["R", "F", "M", "time_since_last", "frequency", "monetary"])
+            out = scoring._finish_rows(t, as_of=stamp, playbook=playbook, model_versions=model_versions)
+            out["as_of"] = stamp.date()
+            yield out.astype({c: object for c in out.columns if str(out[c].dtype) == "string"})
+
+    table = ranked.mapInPandas(finish, _TABLE)
+    facts = {"churn_horizon": churn_window if churn_model is not None else scoring._horizon_label(scorer)}
+    if getattr(scorer, "horizon", None) is not None:
+        facts["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
+    return table, facts
+
+
+def _ranks_sql(view: str, n: int, tier_shares, tier_amounts) -> str:
+    """R, F, M quintiles and the tier, in Spark SQL over ``view`` (``n`` users)."""
+    def quintile(rank: str, count: str) -> str:
+        return f"LEAST(5, GREATEST(1, 1 + CAST(FLOOR(5 * ({rank} - 1) / GREATEST({count}, 1)) AS BIGINT)))"
+
+    if tier_amounts is not None:
+        ordered = sorted(tier_amounts.items(), key=lambda kv: -kv[1])
+        cases = " ".join(f"WHEN clv >= {float(v)!r} THEN '{t}'" for t, v in ordered)
+        tier = f"CASE {cases} ELSE '{ordered[-1][0]}' END"
+    else:
+        shares = dict(tier_shares or segments.DEFAULT_TIER_SHARES)
+        if not np.isclose(sum(shares.values()), 1.0):
+            raise ValueError(f"tier shares must add up to 1, they add up to {sum(shares.values())}")
+        bounds = np.round(np.cumsum(list(shares.values())) * n).astype(int)  # as value_tiers
+        bounds[-1] = n
+        cases = " ".join(f"WHEN pos <= {int(b)} THEN '{t}'" for t, b in zip(shares, bounds))
+        tier = f"CASE {cases} END"
+    return f"""
+WITH counted AS (
+    SELECT s.*, c.n_all, c.n_repeat
+    FROM {view} s CROSS JOIN (SELECT COUNT(*) AS n_all, SUM(CASE WHEN frequency > 0 THEN 1 ELSE 0 END) AS n_repeat
+                              FROM {view}) c
+),
+ranked AS (
+    SELECT *,
+        RANK() OVER (ORDER BY -time_since_last) AS r_rank,
+        RANK() OVER (PARTITION BY frequency > 0 ORDER BY frequency) AS f_rank,
+        RANK() OVER (PARTITION BY frequency > 0 ORDER BY monetary) AS m_rank,
+        ROW_NUMBER() OVER (ORDER BY clv DESC, user_id) AS pos
+    FROM counted
+)
+SELECT user_id, p_alive, p_churn, expected_purchases, expected_remaining_lifetime, clv, lifecycle_stage, cohort,
+       time_since_last, frequency, monetary,
+       {quintile('r_rank', 'n_all')} AS R,
+       CASE WHEN frequency > 0 THEN {quintile('f_rank', 'n_repeat')} ELSE 0 END AS F,
+       CASE WHEN frequency > 0 THEN {quintile('m_rank', 'n_repeat')} ELSE 0 END AS M,
+       {tier} AS tier
+FROM ranked"""
+
+
+def score_users(dataset: str, as_of, *, freq: str = "W", path: str | Path = "", read: dict | None = None,
+                **options):
+    """Score a transactions data set in Spark with its champion models (as
+    :func:`scoring.score_users`): a Parquet file or folder (``path``) is read by Spark itself,
+    columns ``user_id, ts, amount`` as the data contract names them; a shipped data set or
+    another file is loaded and validated in pandas first. Returns the lazy table and its facts."""
+    from . import datasets
+
+    if as_of is None:
+        raise ValueError("as_of is required for transactions (the date to score at)")
+    if datasets.dataset_kind(dataset, path) != "transactions":
+        raise ValueError(f"the Spark engine scores transactions data sets; {dataset!r} is a customers table: "
+                         f"score it with the local engine (urm score without --engine spark)")
+    p = Path(path) if path else None
+    if p is not None and (p.is_dir() or p.suffix.lower() in {".parquet", ".pq"}):
+        if read:
+            raise ValueError("reading options (--columns, --date-format, ...) apply to files read in pandas; "
+                             "Spark reads the Parquet file's own user_id, ts and amount columns")
+        data = str(p)
+    else:
+        data = datasets.load_dataset(dataset, path, **(read or {}))
+    m = scoring.transaction_champions(dataset)
+    table, facts = score_transactions(data, as_of, m["clv_model"], churn_model=m["churn_model"],
+                                      churn_window=m["churn_window"], freq=freq, model_versions=m["versions"],
+                                      **options)
+    facts["p_churn_source"] = m["p_churn_source"]
+    facts["model_versions"] = m["versions"]
+    return table, facts
+
+
+def table_root(dataset: str) -> Path:
+    return paths.predictions_dir() / dataset / "spark"
+
+
+def write_table(table, dataset: str, as_of, *, metadata: Mapping | None = None) -> Path:
+    """Write the Spark table as Parquet partitioned by ``as_of`` under
+    ``data/predictions/<dataset>/spark/``; returns the partition folder. A temporary folder
+    first, then renames: readers see the old partition or the new one, never half of one."""
+    from .io import make_dirs
+
+    root = table_root(dataset)
+    make_dirs(root)
+    day = f"{pd.Timestamp(as_of):%Y-%m-%d}"
+    tmp = root / f".tmp-{uuid.uuid4().hex}"
+    try:
+        table.write.partitionBy("as_of").parquet(str(tmp))
+        written = tmp / f"as_of={day}"
+        if not written.is_dir():
+            raise RuntimeError(f"Spark wrote no partition as_of={day} under {tmp}")
+        facts = {"dataset": dataset, "as_of": day, **(metadata or {})}
+        (written / "_urm_models.json").write_text(json.dumps(facts, default=str, indent=1))
+        dest = root / f"as_of={day}"
+        old = root / f".old-{uuid.uuid4().hex}"
+        if dest.exists():
+            dest.rename(old)
+        written.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def read_table(dataset: str, as_of) -> pd.DataFrame:
+    """A published Spark partition as pandas, in the local table's columns, order and types."""
+    folder = table_root(dataset) / f"as_of={pd.Timestamp(as_of):%Y-%m-%d}"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no Spark predictions at {folder}: run `urm score --engine spark`")
+    df = pd.concat([pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))], ignore_index=True)
+    df.insert(1, "as_of", pd.Timestamp(as_of))
+    for c in ("tier", "rfm_segment", "lifecycle_stage", "recommended_action", "action_channel", "cohort",
+              "model_versions"):
+        df[c] = df[c].astype("string")
+    return df.sort_values("user_id", kind="stable").reset_index(drop=True)[scoring.COLUMNS]
