@@ -90,6 +90,10 @@ def session(master: str | None = None):
                    .config("spark.ui.enabled", "false")
                    .config("spark.sql.shuffle.partitions", "4")
                    .config("spark.ui.showConsoleProgress", "false")
+                   # local mode runs everything in the driver's JVM: Spark's default 1 GB heap
+                   # loses task results when 10M purchases are reduced to 1M users
+                   .config("spark.driver.memory", os.environ.get("URM_SPARK_DRIVER_MEMORY", "4g"))
+                   .config("spark.driver.maxResultSize", "0")
                    .config("spark.hadoop.fs.permissions.umask-mode", f"{umask:03o}")
                    .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                    .config("spark.driver.extraJavaOptions", java_opts)
