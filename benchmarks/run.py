@@ -542,8 +542,11 @@ def _spark_case(which: str) -> dict:
     act.to_parquet(OUT / f"spark_act_{which}.parquet")
     jvm = 0.0
     if which == "spark":
+        proc = session.sparkContext._gateway.proc  # the JVM that pyspark launched
         session.stop()
-        session.sparkContext._gateway.shutdown()  # the JVM exits: its peak RSS is a child's
+        session.sparkContext._gateway.shutdown()
+        proc.stdin.close()  # the JVM exits when its stdin closes
+        proc.wait(timeout=60)  # reaped: its peak RSS now counts among the children's
         jvm = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"case": which, "seconds": t3 - t1, "rfm_seconds": t2 - t1, "activity_seconds": t3 - t2,
             "startup_seconds": startup, "peak_rss_mb": _maxrss_mb(), "jvm_peak_rss_mb": jvm,

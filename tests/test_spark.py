@@ -139,3 +139,24 @@ def test_the_relationship_table_from_spark_equals_the_local_one(session, data, c
     spark_a, _ = spark_scoring.score_transactions(tx, as_of, scorer, tier_amounts=amounts)
     assert spark_a.toPandas().set_index("user_id")["tier"].sort_index().equals(
         local_a.set_index("user_id")["tier"].astype(object).sort_index())
+
+
+def test_the_streamed_one_box_table_equals_the_in_memory_one(cdnow_sample, home, tmp_path):
+    """score_to_parquet: users scored in hash slices, ranked in DuckDB, finished in record batches
+    of 500 rows: the same table as score_transactions."""
+    from urm_models import scoring
+    from urm_models.models import BetaGeo, ChurnClassifier, CLVScorer, GammaGamma
+
+    rfm = features.rfm_summary(cdnow_sample, CUTOFF, freq="W")
+    scorer = CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq="W", churn_window=13)
+    X, y = features.shifted_window(cdnow_sample, CUTOFF, 13)
+    churn = ChurnClassifier(random_state=0, n_bags=1).fit(X, y)
+    kw = {"churn_model": churn, "churn_window": "13 W", "model_versions": "urm-clv/1;urm-churn/1"}
+    local = scoring.score_transactions(cdnow_sample, CUTOFF, scorer, **kw)
+    out = tmp_path / "out" / "table.parquet"
+    facts = scoring.score_to_parquet(cdnow_sample, CUTOFF, scorer, out, batches=4, batch_rows=500, **kw)
+    assert facts == {**local.attrs, "rows": 2_357}
+    streamed = pd.read_parquet(out)
+    assert (streamed["as_of"] == pd.Timestamp(CUTOFF)).all()
+    _same_table(local, streamed.assign(as_of=streamed["as_of"].astype(local["as_of"].dtype)))
+    assert sorted(p.name for p in out.parent.iterdir()) == ["table.parquet"]  # the scratch file is gone

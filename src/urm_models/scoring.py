@@ -95,6 +95,162 @@ def _finish_rows(table: pd.DataFrame, *, as_of, playbook, model_versions: str) -
     return out[COLUMNS]
 
 
+def ranks_sql(view: str, n: int, tier_shares, tier_amounts) -> str:
+    """What needs every user, as one SQL query over ``view`` (``n`` users with their scores):
+    the R, F, M quintiles (``RANK`` is pandas' "min" rank, as :func:`segments.rfm_scores`
+    ranks) and the tier (``ROW_NUMBER`` over CLV descending, then user id: the order of
+    :func:`segments.value_tiers`, cut at the same rounded shares). Runs in Spark and in DuckDB."""
+    def quintile(rank: str, count: str) -> str:
+        return f"LEAST(5, GREATEST(1, 1 + CAST(FLOOR(5 * ({rank} - 1) / GREATEST({count}, 1)) AS BIGINT)))"
+
+    if tier_amounts is not None:
+        ordered = sorted(tier_amounts.items(), key=lambda kv: -kv[1])
+        cases = " ".join(f"WHEN clv >= {float(v)!r} THEN '{t}'" for t, v in ordered)
+        tier = f"CASE {cases} ELSE '{ordered[-1][0]}' END"
+    else:
+        shares = dict(tier_shares or segments.DEFAULT_TIER_SHARES)
+        if not np.isclose(sum(shares.values()), 1.0):
+            raise ValueError(f"tier shares must add up to 1, they add up to {sum(shares.values())}")
+        bounds = np.round(np.cumsum(list(shares.values())) * n).astype(int)  # as value_tiers
+        bounds[-1] = n
+        cases = " ".join(f"WHEN pos <= {int(b)} THEN '{t}'" for t, b in zip(shares, bounds))
+        tier = f"CASE {cases} END"
+    return f"""
+WITH counted AS (
+    SELECT s.*, c.n_all, c.n_repeat
+    FROM {view} s CROSS JOIN (SELECT COUNT(*) AS n_all, SUM(CASE WHEN frequency > 0 THEN 1 ELSE 0 END) AS n_repeat
+                              FROM {view}) c
+),
+ranked AS (
+    SELECT *,
+        RANK() OVER (ORDER BY -time_since_last) AS r_rank,
+        RANK() OVER (PARTITION BY frequency > 0 ORDER BY frequency) AS f_rank,
+        RANK() OVER (PARTITION BY frequency > 0 ORDER BY monetary) AS m_rank,
+        ROW_NUMBER() OVER (ORDER BY clv DESC, user_id) AS pos
+    FROM counted
+)
+SELECT user_id, p_alive, p_churn, expected_purchases, expected_remaining_lifetime, clv, lifecycle_stage, cohort,
+       time_since_last, frequency, monetary,
+       {quintile('r_rank', 'n_all')} AS R,
+       CASE WHEN frequency > 0 THEN {quintile('f_rank', 'n_repeat')} ELSE 0 END AS F,
+       CASE WHEN frequency > 0 THEN {quintile('m_rank', 'n_repeat')} ELSE 0 END AS M,
+       {tier} AS tier
+FROM ranked"""
+
+
+def finish_ranked(t: pd.DataFrame, *, as_of, lapse_after, rules, playbook, model_versions: str) -> pd.DataFrame:
+    """Rows that carry their scores, R/F/M quintiles and tier (from :func:`ranks_sql`) -> rows of
+    the table: the lapse cap and segment names, then :func:`_finish_rows`. Row-wise: any batch."""
+    sc = segments.rfm.finish_scores(t[["R", "F", "M"]].astype("int64").copy(), t["time_since_last"], lapse_after)
+    t = t.assign(rfm_segment=segments.rfm.segment_of(sc, rules))
+    t = t.drop(columns=["R", "F", "M", "time_since_last", "frequency", "monetary"])
+    return _finish_rows(t, as_of=as_of, playbook=playbook, model_versions=model_versions)
+
+
+def score_rows(act: pd.DataFrame, as_of, clv_model, *, churn_model=None, freq: str = "W", period: float = 13,
+               lapse_after: float = 26, at_risk: float = 0.5) -> pd.DataFrame:
+    """The row-wise part of the table for some users' activity features (any batch of them):
+    the CLV model's scores, ``p_churn``, lifecycle stage and cohort, plus what the ranks need."""
+    from .features import cohort_of
+
+    t = _predict_frame(clv_model, act[["frequency", "recency", "T", "monetary"]])
+    t = t[["p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv"]].copy()
+    if churn_model is not None:
+        t["p_churn"] = _positive_probability(churn_model, act)
+    t["lifecycle_stage"] = segments.lifecycle_stages(
+        act["T"], since_last=act["time_since_last"], gap_before_last=act["gap_last"], risk=t["p_churn"],
+        period=period, lapse_after=lapse_after, at_risk=at_risk)
+    t["cohort"] = cohort_of(act["T"], as_of, freq)
+    for c in ("time_since_last", "frequency", "monetary"):
+        t[c] = act[c]
+    return t
+
+
+def score_to_parquet(transactions, as_of, clv_model, path, *, batches: int = 10, churn_model=None,
+                     churn_window: str = "", freq: str = "W", model_versions: str = "",
+                     tier_shares: Mapping | None = None, tier_amounts: Mapping | None = None,
+                     period: float = 13, lapse_after: float = 26, at_risk: float = 0.5, rules=None,
+                     playbook=None, batch_rows: int = 500_000) -> dict:
+    """The relationship table of :func:`score_transactions`, streamed: memory grows with a batch
+    of users, not with the user count (the one-box path for tens of millions of users).
+
+    Pass 1 scores ``batches`` slices of the users (by a hash of the id; each slice's activity
+    features from DuckDB) into a temporary Parquet file; pass 2 ranks them all in DuckDB
+    (:func:`ranks_sql`, spilling under its memory limit) and streams the ranked rows, ``batch_rows``
+    at a time, through the row-wise rules into ``path`` (written atomically). Same table, value
+    for value, as the in-memory scoring (tested). Returns the facts the table's attrs hold.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import tempfile
+
+    from .features.churn import activity_sql
+    from .features.rfm import _relation, connect
+    from .io import atomic_path, make_dirs
+
+    scorer = _scorer(clv_model)
+    scorer_freq = getattr(scorer, "rfm_freq", None)
+    if scorer_freq is not None and scorer_freq != freq:
+        raise ValueError(f"the CLV model scores RFM tables in {scorer_freq!r} units, not {freq!r}")
+    if int(batches) != batches or batches < 1:
+        raise ValueError(f"batches must be a positive whole number, got {batches}")
+    segments.rfm._rules(rules)
+    segments.playbook._playbook(playbook)
+    windows = (4, 13, 26, int(period))
+    stamp = pd.Timestamp(as_of)
+    path = Path(path)
+    make_dirs(path.parent)
+    fd, scored_file = tempfile.mkstemp(prefix=f".{path.name}.scored.", suffix=".tmp", dir=path.parent)
+    os.close(fd)  # a scratch file of pass 1, removed at the end (a killed run's: by pipeline.recover)
+    con = connect()
+    try:
+        _relation(con, transactions)
+        writer = None
+        for b in range(int(batches)):
+            part = f"(SELECT * FROM transactions WHERE hash(CAST(user_id AS VARCHAR)) % {int(batches)} = {b})"
+            act = con.execute(activity_sql(stamp, freq, windows, source=part)).df().set_index("user_id")
+            for c in act.columns:  # as activity_features types them
+                if c.startswith("purchases_") or c in ("frequency", "trend"):
+                    act[c] = act[c].astype("int64")
+            if act.empty:
+                continue
+            rows = score_rows(act, stamp, clv_model, churn_model=churn_model, freq=freq, period=period,
+                              lapse_after=lapse_after, at_risk=at_risk).reset_index()
+            arrow = pa.Table.from_pandas(rows, preserve_index=False)
+            writer = writer or pq.ParquetWriter(scored_file, arrow.schema)
+            writer.write_table(arrow)
+            del act, rows, arrow
+        if writer is None:
+            raise ValueError(f"no user has a purchase on or before {stamp:%Y-%m-%d}")
+        writer.close()
+        escaped = str(scored_file).replace("'", "''")
+        con.execute(f"CREATE VIEW scored AS SELECT * FROM read_parquet('{escaped}')")
+        n, bad = con.execute("SELECT COUNT(*), COUNT(*) FILTER (WHERE clv IS NULL OR isnan(clv)) "
+                             "FROM scored").fetchall()[0]
+        if bad:
+            raise ValueError(f"the CLV model returned {bad} missing values of {n}")
+        reader = con.sql(ranks_sql("scored", n, tier_shares, tier_amounts) + " ORDER BY user_id") \
+            .to_arrow_reader(batch_rows)
+        with atomic_path(path) as tmp:
+            out_writer = None
+            for batch in reader:
+                t = batch.to_pandas().set_index("user_id")
+                out = finish_ranked(t, as_of=stamp, lapse_after=lapse_after, rules=rules, playbook=playbook,
+                                    model_versions=model_versions)
+                arrow = pa.Table.from_pandas(out, preserve_index=False)
+                out_writer = out_writer or pq.ParquetWriter(tmp, arrow.schema)
+                out_writer.write_table(arrow.cast(out_writer.schema))
+            out_writer.close()
+    finally:
+        con.close()
+        Path(scored_file).unlink(missing_ok=True)
+    facts = {"churn_horizon": churn_window if churn_model is not None else _horizon_label(scorer), "rows": int(n)}
+    if getattr(scorer, "horizon", None) is not None:
+        facts["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
+    return facts
+
+
 def score_transactions(transactions: pd.DataFrame, as_of, clv_model, *, churn_model=None,
                        churn_window: str = "", freq: str = "W",
                        model_versions: str = "", tier_shares: Mapping | None = None,

@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from . import paths, scoring, segments
@@ -47,7 +46,6 @@ def score_transactions(transactions, as_of, clv_model, *, churn_model=None, chur
     as a dict."""
     from . import spark as engine
     from .features.churn import activity_sql
-    from .features.cohorts import cohort_of
 
     scorer = scoring._scorer(clv_model)
     scorer_freq = getattr(scorer, "rfm_freq", None)
@@ -61,18 +59,8 @@ def score_transactions(transactions, as_of, clv_model, *, churn_model=None, chur
 
     def score_rows(batches):
         for pdf in batches:
-            a = pdf.set_index("user_id")
-            t = scoring._predict_frame(clv_model, a[["frequency", "recency", "T", "monetary"]])
-            t = t[["p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv"]].copy()
-            if churn_model is not None:
-                t["p_churn"] = scoring._positive_probability(churn_model, a)
-            t["lifecycle_stage"] = segments.lifecycle_stages(
-                a["T"], since_last=a["time_since_last"], gap_before_last=a["gap_last"], risk=t["p_churn"],
-                period=period, lapse_after=lapse_after, at_risk=at_risk)
-            t["cohort"] = cohort_of(a["T"], as_of, freq)
-            for c in ("time_since_last", "frequency", "monetary"):
-                t[c] = a[c]
-            yield t.reset_index()
+            yield scoring.score_rows(pdf.set_index("user_id"), as_of, clv_model, churn_model=churn_model, freq=freq,
+                                     period=period, lapse_after=lapse_after, at_risk=at_risk).reset_index()
 
     scored = act.mapInPandas(score_rows, _SCORED)
     session = scored.sparkSession
@@ -82,17 +70,14 @@ def score_transactions(transactions, as_of, clv_model, *, churn_model=None, chur
     bad = scored.filter("isnan(clv) OR clv IS NULL").count()
     if bad:
         raise ValueError(f"the CLV model returned {bad} missing values of {n}")
-    ranked = session.sql(_ranks_sql(view, n, tier_shares, tier_amounts))
+    ranked = session.sql(scoring.ranks_sql(view, n, tier_shares, tier_amounts))
     stamp = pd.Timestamp(as_of)
 
     def finish(batches):
         for pdf in batches:
             t = pdf.set_index("user_id")
-            since = t["time_since_last"]
-            sc = segments.rfm.finish_scores(t[["R", "F", "M"]].astype("int64").copy(), since, lapse_after)
-            t["rfm_segment"] = segments.rfm.segment_of(sc, rules)
-            t = t.drop(columns=["R", "F", "M", "time_since_last", "frequency", "monetary"])
-            out = scoring._finish_rows(t, as_of=stamp, playbook=playbook, model_versions=model_versions)
+            out = scoring.finish_ranked(t, as_of=stamp, lapse_after=lapse_after, rules=rules,
+                                        playbook=playbook, model_versions=model_versions)
             out["as_of"] = stamp.date()
             yield out.astype({c: object for c in out.columns if str(out[c].dtype) == "string"})
 
@@ -101,46 +86,6 @@ def score_transactions(transactions, as_of, clv_model, *, churn_model=None, chur
     if getattr(scorer, "horizon", None) is not None:
         facts["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
     return table, facts
-
-
-def _ranks_sql(view: str, n: int, tier_shares, tier_amounts) -> str:
-    """R, F, M quintiles and the tier, in Spark SQL over ``view`` (``n`` users)."""
-    def quintile(rank: str, count: str) -> str:
-        return f"LEAST(5, GREATEST(1, 1 + CAST(FLOOR(5 * ({rank} - 1) / GREATEST({count}, 1)) AS BIGINT)))"
-
-    if tier_amounts is not None:
-        ordered = sorted(tier_amounts.items(), key=lambda kv: -kv[1])
-        cases = " ".join(f"WHEN clv >= {float(v)!r} THEN '{t}'" for t, v in ordered)
-        tier = f"CASE {cases} ELSE '{ordered[-1][0]}' END"
-    else:
-        shares = dict(tier_shares or segments.DEFAULT_TIER_SHARES)
-        if not np.isclose(sum(shares.values()), 1.0):
-            raise ValueError(f"tier shares must add up to 1, they add up to {sum(shares.values())}")
-        bounds = np.round(np.cumsum(list(shares.values())) * n).astype(int)  # as value_tiers
-        bounds[-1] = n
-        cases = " ".join(f"WHEN pos <= {int(b)} THEN '{t}'" for t, b in zip(shares, bounds))
-        tier = f"CASE {cases} END"
-    return f"""
-WITH counted AS (
-    SELECT s.*, c.n_all, c.n_repeat
-    FROM {view} s CROSS JOIN (SELECT COUNT(*) AS n_all, SUM(CASE WHEN frequency > 0 THEN 1 ELSE 0 END) AS n_repeat
-                              FROM {view}) c
-),
-ranked AS (
-    SELECT *,
-        RANK() OVER (ORDER BY -time_since_last) AS r_rank,
-        RANK() OVER (PARTITION BY frequency > 0 ORDER BY frequency) AS f_rank,
-        RANK() OVER (PARTITION BY frequency > 0 ORDER BY monetary) AS m_rank,
-        ROW_NUMBER() OVER (ORDER BY clv DESC, user_id) AS pos
-    FROM counted
-)
-SELECT user_id, p_alive, p_churn, expected_purchases, expected_remaining_lifetime, clv, lifecycle_stage, cohort,
-       time_since_last, frequency, monetary,
-       {quintile('r_rank', 'n_all')} AS R,
-       CASE WHEN frequency > 0 THEN {quintile('f_rank', 'n_repeat')} ELSE 0 END AS F,
-       CASE WHEN frequency > 0 THEN {quintile('m_rank', 'n_repeat')} ELSE 0 END AS M,
-       {tier} AS tier
-FROM ranked"""
 
 
 def score_users(dataset: str, as_of, *, freq: str = "W", path: str | Path = "", read: dict | None = None,
