@@ -540,6 +540,20 @@ def _spark_case(which: str) -> dict:
     t3 = time.perf_counter()
     rfm.to_parquet(OUT / f"spark_rfm_{which}.parquet")
     act.to_parquet(OUT / f"spark_act_{which}.parquet")
+    import pickle
+
+    scorer = pickle.loads(SCORER_1M.read_bytes())
+    t4 = time.perf_counter()
+    if which == "spark":  # the whole relationship table, written as the CLI writes it
+        from urm_models import spark_scoring
+
+        table, _ = spark_scoring.score_transactions(str(RFM_DATA), RFM_CUTOFF, scorer, freq=RFM_FREQ)
+        table.write.mode("overwrite").partitionBy("as_of").parquet(str(OUT / "spark_table"))
+    else:
+        from urm_models import scoring
+
+        scoring.score_transactions(RFM_DATA, RFM_CUTOFF, scorer, freq=RFM_FREQ).to_parquet(OUT / "local_table.parquet")
+    t5 = time.perf_counter()
     jvm = 0.0
     if which == "spark":
         proc = session.sparkContext._gateway.proc  # the JVM that pyspark launched
@@ -549,12 +563,29 @@ def _spark_case(which: str) -> dict:
         proc.wait(timeout=60)  # reaped: its peak RSS now counts among the children's
         jvm = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"case": which, "seconds": t3 - t1, "rfm_seconds": t2 - t1, "activity_seconds": t3 - t2,
+            "table_seconds": t5 - t4,
             "startup_seconds": startup, "peak_rss_mb": _maxrss_mb(), "jvm_peak_rss_mb": jvm,
             "peak_above_input_mb": _maxrss_mb() - base, "users": len(rfm)}
 
 
+SCORER_1M = OUT / "clv_scorer_1m.pkl"
+
+
+def _ensure_scorer() -> None:
+    """BG/NBD + Gamma-Gamma fitted on the 1M users of the 10M-purchase file (not timed)."""
+    import pickle
+
+    from urm_models import features
+    from urm_models.models import BetaGeo, CLVScorer, GammaGamma
+
+    if not SCORER_1M.exists():
+        rfm = features.rfm_summary(RFM_DATA, RFM_CUTOFF, freq=RFM_FREQ)
+        SCORER_1M.write_bytes(pickle.dumps(CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq=RFM_FREQ)))
+
+
 def bench_spark(repeats: int = 3) -> list[dict]:
     _ensure_rfm_data()
+    _ensure_scorer()
     rows = _alternate("spark_case", SPARK_CASES, repeats, label="features ")
     for what in ("rfm", "act"):
         a = pd.read_parquet(OUT / f"spark_{what}_duckdb.parquet")
@@ -562,16 +593,18 @@ def bench_spark(repeats: int = 3) -> list[dict]:
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
     df = pd.DataFrame(rows)
     med = df.groupby("case")[["rfm_seconds", "activity_seconds", "seconds", "startup_seconds",
-                              "peak_rss_mb", "jvm_peak_rss_mb"]].median()
+                              "peak_rss_mb", "jvm_peak_rss_mb", "table_seconds"]].median()
     n = pd.read_parquet(RFM_DATA, columns=["amount"]).shape[0]
     print(f"\n10M-purchase Parquet file ({n:,} rows, {rows[0]['users']:,} users); Spark local[2]; "
           f"results equal (rtol 1e-9, checked)\n")
-    print("| engine | rfm_summary s | activity_features s | both s | x DuckDB | start-up s | peak RSS MB (python / JVM) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| engine | rfm_summary s | activity_features s | both s | x DuckDB | relationship table s | x in-process | "
+          "start-up s | peak RSS MB (python / JVM) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for case in SPARK_CASES:
         m = med.loc[case]
         print(f"| {case} | {m['rfm_seconds']:.2f} | {m['activity_seconds']:.2f} | {m['seconds']:.2f} | "
-              f"{m['seconds'] / med.loc['duckdb', 'seconds']:.1f} | {m['startup_seconds']:.1f} | "
+              f"{m['seconds'] / med.loc['duckdb', 'seconds']:.1f} | {m['table_seconds']:.2f} | "
+              f"{m['table_seconds'] / med.loc['duckdb', 'table_seconds']:.1f} | {m['startup_seconds']:.1f} | "
               f"{m['peak_rss_mb']:.0f} / {m['jvm_peak_rss_mb']:.0f} |")
     return rows
 
@@ -582,8 +615,27 @@ ONEBOX_CHUNKS = 10  # of 1,000,000 users (~10M purchases) each
 ONEBOX_LIMITS = ("60%", "4GB")
 
 
+def _onebox_table(limit: str) -> dict:
+    """The relationship table of the 10M users, streamed (scoring.score_to_parquet, 10 slices)."""
+    import pickle
+
+    os.environ["URM_DUCKDB_MEMORY_LIMIT"] = limit
+    from urm_models import scoring
+
+    scorer = pickle.loads(SCORER_1M.read_bytes())
+    base = _maxrss_mb()
+    t0 = time.perf_counter()
+    facts = scoring.score_to_parquet(ONEBOX_DIR / "*.parquet", RFM_CUTOFF, scorer, OUT / "onebox_table.parquet",
+                                     batches=10, freq=RFM_FREQ)
+    secs = time.perf_counter() - t0
+    return {"case": f"table {limit}", "seconds": secs, "peak_rss_mb": _maxrss_mb(),
+            "peak_above_input_mb": _maxrss_mb() - base, "users": facts["rows"]}
+
+
 def _onebox_case(limit: str) -> dict:
     """rfm_summary of 100M purchases (10M users) from Parquet on disk, DuckDB under ``limit``."""
+    if limit.startswith("table "):
+        return _onebox_table(limit.split(" ", 1)[1])
     os.environ["URM_DUCKDB_MEMORY_LIMIT"] = limit
     from urm_models import features
 
@@ -613,13 +665,16 @@ def bench_onebox(repeats: int = 1) -> list[dict]:
     import pyarrow.parquet as pq
 
     rows_total = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(ONEBOX_DIR.glob("*.parquet")))
-    rows = _alternate("onebox_case", ONEBOX_LIMITS, repeats, label="rfm_summary memory_limit=")
+    _ensure_rfm_data()
+    _ensure_scorer()
+    rows = _alternate("onebox_case", (*ONEBOX_LIMITS, "table 4GB"), repeats, label="memory_limit=")
     print(f"\n{rows_total:,} purchases of {rows[0]['users']:,} users in {ONEBOX_CHUNKS} Parquet files; "
           f"DuckDB under its memory limit, spilling to data/tmp/duckdb\n")
-    print("| memory_limit | wall s | peak RSS MB |")
+    print("| step, memory_limit | wall s | peak RSS MB |")
     print("|---|---|---|")
     for r in rows:
-        print(f"| {r['case']} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
+        what = r["case"] if r["case"].startswith("table") else f"rfm_summary {r['case']}"
+        print(f"| {what} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
     return rows
 
 

@@ -33,6 +33,9 @@ QUERIES = {
     "churn_labels": lambda tx, cut, end, e: features.churn_labels(tx, cut, 13, engine=e).to_frame(),
     "first_purchase": lambda tx, cut, end, e: features.first_purchase(tx, cut, engine=e),
     "period_summary": lambda tx, cut, end, e: features.period_summary(tx, cut, period="Q", holdout_end=end, engine=e),
+    "cohort_retention": lambda tx, cut, end, e: features.cohort_retention(tx, "M", cut, engine=e),
+    "kpis_weekly": lambda tx, cut, end, e: features.kpis(tx, "W", cut, engine=e),
+    "kpis_by_cohort": lambda tx, cut, end, e: features.kpis(tx, "M", cut, by="cohort", engine=e),
 }
 
 
@@ -52,7 +55,7 @@ def assert_same(local: pd.DataFrame, remote: pd.DataFrame, what: str):
 def test_spark_equals_duckdb_on_simulated_users(session, simulated, query):
     local = QUERIES[query](simulated, "2021-06-30", "2021-12-31", "duckdb")
     remote = QUERIES[query](simulated, "2021-06-30", "2021-12-31", "spark")
-    assert len(local) == 10_000
+    assert len(local) == 10_000 or query.startswith(("cohort", "kpis"))
     assert_same(local, remote, query)
 
 
@@ -61,7 +64,7 @@ def test_spark_equals_duckdb_on_cdnow_sample(session, cdnow_sample, query):
     end = "1998-06-30"
     local = QUERIES[query](cdnow_sample, CUTOFF, end, None)
     remote = QUERIES[query](cdnow_sample, CUTOFF, end, "spark")
-    assert len(local) == 2_357
+    assert len(local) == 2_357 or query.startswith(("cohort", "kpis"))
     assert_same(local, remote, query)
 
 

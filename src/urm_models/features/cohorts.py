@@ -53,8 +53,10 @@ LEFT JOIN seconds AS s ON s.user_id = a.user_id"""
     return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
 
 
-def _activity(transactions, freq: str, cutoff) -> pd.DataFrame:
-    act = run_sql(transactions, activity_sql(freq, cutoff))
+def _activity(transactions, freq: str, cutoff, engine: str | None = None) -> pd.DataFrame:
+    # one row per (user, active period), aggregated below in pandas: on Spark these rows are
+    # collected to the driver (users x active periods; the per-period sums in SQL are the next step)
+    act = run_sql(transactions, activity_sql(freq, cutoff), engine)
     for c in ("period", "cohort"):
         act[c] = pd.to_datetime(act[c])
     return act
@@ -75,14 +77,16 @@ def _offset(a: pd.Series, b: pd.Series, freq: str) -> pd.Series:
     return days // 7 if freq == "W" else days
 
 
-def cohort_retention(transactions, freq: str = "M", cutoff=None, counts: bool = False) -> pd.DataFrame:
+def cohort_retention(transactions, freq: str = "M", cutoff=None, counts: bool = False,
+                     engine: str | None = None) -> pd.DataFrame:
     """Cohort x period matrix: the share of each cohort active in each period since its start.
 
     Rows are cohorts (label of the first-purchase period), columns the number of periods since
     the cohort's first period (0, 1, ...). Column 0 is 1.0 by construction. ``counts=True``
     gives active user counts instead (column 0 = cohort size). Cells after the data end are NaN.
+    ``engine``: as :func:`features.rfm_summary`.
     """
-    act = _activity(transactions, freq, cutoff)
+    act = _activity(transactions, freq, cutoff, engine)
     act["k"] = _offset(act["period"], act["cohort"], freq)
     mat = act.groupby(["cohort", "k"]).size().unstack("k", fill_value=0).sort_index()
     last = act["period"].max()
@@ -115,7 +119,7 @@ def nps(feedback: pd.DataFrame, freq: str | None = None) -> pd.Series | float:
 
 
 def kpis(transactions, freq: str = "M", cutoff=None, by: str | None = None,
-         feedback: pd.DataFrame | None = None) -> pd.DataFrame:
+         feedback: pd.DataFrame | None = None, engine: str | None = None) -> pd.DataFrame:
     """Relationship KPIs per calendar period (``by=None``) or per cohort and period (``by="cohort"``).
 
     Columns: ``active_users``, ``new_users``, ``retained_users`` (active in this period and the
@@ -123,10 +127,11 @@ def kpis(transactions, freq: str = "M", cutoff=None, by: str | None = None,
     (1 - retention_rate), ``repeat_purchase_rate`` (users with two or more purchase days so far /
     users acquired so far), ``revenue``, ``revenue_per_user`` (per active user) and, with a
     feedback table, ``nps``. Per cohort, also ``cohort_size`` and ``active_share``.
+    ``engine``: as :func:`features.rfm_summary`.
     """
     if by not in (None, "cohort"):
         raise ValueError(f"by must be None or 'cohort', not {by!r}")
-    act = _activity(transactions, freq, cutoff)
+    act = _activity(transactions, freq, cutoff, engine)
     if act.empty:
         raise ValueError("no transactions on or before the cutoff")
     keys = ["period"] if by is None else ["cohort", "period"]
