@@ -13,6 +13,7 @@ from unittest import mock
 import mlflow
 import nbformat
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import mentions
@@ -186,7 +187,7 @@ def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run):
     out = subprocess.run([*urm, "score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30", "--engine", "spark"],
                          capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr
-    assert out.stderr == "" and "scored in Spark with urm-clv/1" in out.stdout
+    assert out.stderr == "" and "scored in Spark with urm-clv/" in out.stdout
     with in_home(home):
         local = scoring.read_predictions("cdnow_sample")
         remote = spark_scoring.read_table("cdnow_sample", "1997-09-30")
@@ -196,6 +197,16 @@ def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run):
             pd.testing.assert_series_equal(remote[c], local[c], check_exact=False, rtol=1e-9)
         else:
             assert (remote[c].astype(str) == local[c].astype(str)).all(), c
+    # the streamed one-box path (users in 3 slices, ranked in DuckDB) republishes the same table
+    out = subprocess.run([*urm, "score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30", "--batches", "3"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert f"{len(local):,} users scored with urm-clv/" in out.stdout and "in 3 slices" in out.stdout
+    with in_home(home):
+        streamed = scoring.read_predictions("cdnow_sample")
+        meta = json.loads(pq.read_schema(scoring.predictions_path("cdnow_sample", "1997-09-30")).metadata[b"urm_models"])
+    assert meta["rows"] == len(local) and meta["dataset"] == "cdnow_sample" and "churn_horizon" in meta
+    pd.testing.assert_frame_equal(streamed, local, check_exact=False, rtol=1e-9)
     # a customers data set is refused with the engine to use
     out = subprocess.run([*urm, "score", "--dataset", "telco", "--engine", "spark", "--as-of", "2026-01-01"],
                          capture_output=True, text=True, env=env, timeout=600)

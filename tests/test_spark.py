@@ -16,7 +16,9 @@ CUTOFF = "1997-09-30"
 
 @pytest.fixture(scope="module")
 def session():
-    return spark.session()
+    s = spark.session()
+    yield s
+    s.stop()  # an idle local session still costs the other tests on this worker CPU
 
 
 @pytest.fixture(scope="module")

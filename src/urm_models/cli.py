@@ -125,6 +125,8 @@ def _cmd_score(args) -> int:
                 n, versions = sum(1 for _ in path.glob("*.parquet")), facts["model_versions"]
                 print(f"scored in Spark with {versions}: {path} ({n} Parquet part(s))")
                 return 0
+            if args.batches:
+                return _score_streamed(args, dataset)
             table = score_users(dataset, args.as_of, freq=args.freq, path=args.path or "",
                                 read=_read_options(args))
             as_of = table["as_of"].iloc[0]
@@ -133,6 +135,29 @@ def _cmd_score(args) -> int:
         print(f"urm score: {exc}", file=sys.stderr)
         return EX_TEMPFAIL
     print(f"{len(table):,} users scored with {table['model_versions'].iloc[0]}: {path}")
+    return 0
+
+
+def _score_streamed(args, dataset: str) -> int:
+    """`urm score --batches N`: the one-box table for many users, memory per slice of users."""
+    from . import datasets
+    from .scoring import _point_latest, predictions_path, score_to_parquet, transaction_champions
+
+    if args.as_of is None:
+        raise ValueError("as_of is required for transactions (--as-of, the date to score at)")
+    if datasets.dataset_kind(dataset, args.path or "") != "transactions":
+        raise ValueError(f"--batches streams transactions data sets; {dataset!r} is a customers table")
+    p = Path(args.path) if args.path else None
+    data = str(p) if p is not None and p.suffix.lower() in {".parquet", ".pq"} and not _read_options(args) \
+        else datasets.load_dataset(dataset, args.path or "", **_read_options(args))
+    m = transaction_champions(dataset)
+    path = predictions_path(dataset, args.as_of)
+    facts = score_to_parquet(data, args.as_of, m["clv_model"], path, batches=args.batches,
+                             churn_model=m["churn_model"], churn_window=m["churn_window"], freq=args.freq,
+                             model_versions=m["versions"],
+                             metadata={"dataset": dataset, "p_churn_source": m["p_churn_source"]})
+    _point_latest(path.parent)
+    print(f"{facts['rows']:,} users scored with {m['versions']} in {args.batches} slices: {path}")
     return 0
 
 
@@ -241,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     _own_file_arguments(s)
     s.add_argument("--as-of", dest="as_of", help="scoring date (transactions: required)")
     s.add_argument("--freq", default="W", choices=["D", "W", "M"])
+    s.add_argument("--batches", type=int, default=0, metavar="N",
+                   help="local engine: score the users in N slices and rank them in DuckDB, so that memory "
+                        "follows a slice, not the user count (tens of millions of users on one machine)")
     s.add_argument("--engine", default="local", choices=["local", "spark"],
                    help="local: one process (default); spark: features, models, ranks and tiers in Spark, "
                         "Parquet partitioned by as_of under data/predictions/<dataset>/spark/ (the extra "

@@ -170,15 +170,16 @@ def score_to_parquet(transactions, as_of, clv_model, path, *, batches: int = 10,
                      churn_window: str = "", freq: str = "W", model_versions: str = "",
                      tier_shares: Mapping | None = None, tier_amounts: Mapping | None = None,
                      period: float = 13, lapse_after: float = 26, at_risk: float = 0.5, rules=None,
-                     playbook=None, batch_rows: int = 500_000) -> dict:
+                     playbook=None, batch_rows: int = 500_000, metadata: Mapping | None = None) -> dict:
     """The relationship table of :func:`score_transactions`, streamed: memory grows with a batch
     of users, not with the user count (the one-box path for tens of millions of users).
 
     Pass 1 scores ``batches`` slices of the users (by a hash of the id; each slice's activity
     features from DuckDB) into a temporary Parquet file; pass 2 ranks them all in DuckDB
     (:func:`ranks_sql`, spilling under its memory limit) and streams the ranked rows, ``batch_rows``
-    at a time, through the row-wise rules into ``path`` (written atomically). Same table, value
-    for value, as the in-memory scoring (tested). Returns the facts the table's attrs hold.
+    at a time, through the row-wise rules into ``path`` (written atomically; ``metadata`` and the
+    facts go into its schema as :func:`write_predictions` puts them). Same table, value for
+    value, as the in-memory scoring (tested). Returns the facts the table's attrs hold.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -230,6 +231,9 @@ def score_to_parquet(transactions, as_of, clv_model, path, *, batches: int = 10,
                              "FROM scored").fetchall()[0]
         if bad:
             raise ValueError(f"the CLV model returned {bad} missing values of {n}")
+        facts = {"churn_horizon": churn_window if churn_model is not None else _horizon_label(scorer)}
+        if getattr(scorer, "horizon", None) is not None:
+            facts["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
         reader = con.sql(ranks_sql("scored", n, tier_shares, tier_amounts) + " ORDER BY user_id") \
             .to_arrow_reader(batch_rows)
         with atomic_path(path) as tmp:
@@ -239,16 +243,17 @@ def score_to_parquet(transactions, as_of, clv_model, path, *, batches: int = 10,
                 out = finish_ranked(t, as_of=stamp, lapse_after=lapse_after, rules=rules, playbook=playbook,
                                     model_versions=model_versions)
                 arrow = pa.Table.from_pandas(out, preserve_index=False)
-                out_writer = out_writer or pq.ParquetWriter(tmp, arrow.schema)
+                if out_writer is None:
+                    meta = {**(arrow.schema.metadata or {}), b"urm_models": json.dumps(
+                        {"as_of": f"{stamp:%Y-%m-%d}", "rows": int(n), **facts, **(metadata or {})},
+                        default=str).encode()}
+                    out_writer = pq.ParquetWriter(tmp, arrow.schema.with_metadata(meta))
                 out_writer.write_table(arrow.cast(out_writer.schema))
             out_writer.close()
     finally:
         con.close()
         Path(scored_file).unlink(missing_ok=True)
-    facts = {"churn_horizon": churn_window if churn_model is not None else _horizon_label(scorer), "rows": int(n)}
-    if getattr(scorer, "horizon", None) is not None:
-        facts["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
-    return facts
+    return {**facts, "rows": int(n)}
 
 
 def score_transactions(transactions: pd.DataFrame, as_of, clv_model, *, churn_model=None,
