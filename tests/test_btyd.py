@@ -513,7 +513,7 @@ def test_gamma_gamma_covariates_recover_known_coefficients_and_none_changes_noth
 def test_pareto_nbd_refuses_data_too_young_to_identify_dropout(cdnow_master):
     """At 1997-04-01 every CDNOW customer is at most 13 weeks old: the likelihood keeps rising
     as s and beta run off together (no dropout heterogeneity), where each evaluation takes
-    seconds. The fit stops at s = 1,000 and says why and what to do, instead of searching for
+    seconds. The fit stops at s = 300 and says why and what to do, instead of searching for
     minutes; with a small penalizer it fits."""
     from urm_models import features
     from urm_models.models import ConvergenceError

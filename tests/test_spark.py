@@ -138,6 +138,8 @@ def test_the_relationship_table_from_spark_equals_the_local_one(session, data, c
     spark_scoring.write_table(table, data, as_of, metadata=facts)
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
     assert '"churn_horizon": "13 W"' in (folder / "_urm_models.json").read_text()
+    if data != "cdnow_sample":
+        return  # the amounts rule is the same code on any data: checked once
     # tiers by amounts: a rule per row, the same too
     amounts = {"platinum": 100.0, "gold": 40.0, "silver": 10.0, "bronze": 0.0}
     local_a = scoring.score_transactions(tx, as_of, scorer, tier_amounts=amounts)

@@ -93,16 +93,17 @@ class ParetoNBD(_Lifetime, MLEModel):
 
     param_names = ("r", "alpha", "s", "beta")
     _coef_blocks = ((1, "purchase_", "purchase", -1.0), (3, "dropout_", "dropout", -1.0))
-    #: s > 1000: dropout rates gamma(s, beta) vary by less than 3.2% (1/sqrt(s)) across customers,
+    #: s > 300: dropout rates gamma(s, beta) vary by less than 5.8% (1/sqrt(s)) across customers,
     #: the sign of data too young to tell customers' lifetimes apart (CDNOW at 1997-04-01, every
     #: customer at most 13 weeks old, runs off to s = 3,867, beta = 67,028, and each likelihood
-    #: evaluation there takes seconds: 2F1 with parameters in the thousands)
-    _upper_bounds = {"s": float(np.log(1e3))}
+    #: evaluation there takes seconds: 2F1 with parameters in the thousands). Published fits have
+    #: s below 10 (CDNOW 0.61); at a bound of 1,000 the refusal itself took 13-38 s, at 300 1-3 s.
+    _upper_bounds = {"s": float(np.log(300.0))}
 
     def _at_bound_message(self, names, lp, d, w) -> str:
         p = dict(zip(self.param_names, np.exp(lp)))
         age = float(np.average(d.T, weights=w))
-        return (f"ParetoNBD: the customers' dropout rates cannot be told apart (s ran past 1,000; "
+        return (f"ParetoNBD: the customers' dropout rates cannot be told apart (s ran past 300; "
                 f"every customer would drop out at the same rate s/beta = {p['s'] / p['beta']:.3g} per "
                 f"period): the data hold too little history (customers are {age:.3g} periods old on "
                 f"average). Fit BetaGeo, choose a later cut-off, or add penalizer=0.001.")
