@@ -139,7 +139,15 @@ def test_the_relationship_table_from_spark_equals_the_local_one(session, data, c
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
     assert '"churn_horizon": "13 W"' in (folder / "_urm_models.json").read_text()
     if data != "cdnow_sample":
-        return  # the amounts rule is the same code on any data: checked once
+        return  # the amounts rule and the erasure are the same code on any data: checked once
+    # urm forget reaches the Spark partitions too
+    from urm_models import erasure
+
+    gone = list(local["user_id"].iloc[[0, 5]])
+    out = erasure.forget(gone, dataset=data)
+    assert all(r.get("predictions") == 1 for r in out["removed"].values())
+    left = spark_scoring.read_table(data, as_of)
+    assert len(left) == len(local) - 2 and not left["user_id"].isin(gone).any()
     # tiers by amounts: a rule per row, the same too
     amounts = {"platinum": 100.0, "gold": 40.0, "silver": 10.0, "bronze": 0.0}
     local_a = scoring.score_transactions(tx, as_of, scorer, tier_amounts=amounts)

@@ -118,7 +118,8 @@ ERASED_NOTE = "[output removed: it showed a user erased with urm forget on {when
 def forget(user_ids: list[str], dataset: str | None = None) -> dict:
     """Erase users from everything the project keeps, then log the erasure.
 
-    Removed: their rows in every predictions table (each as-of date, hence ``latest``), in the
+    Removed: their rows in every predictions table (each as-of date, hence ``latest``, and the
+    Spark-written partitions), in the
     quarantine files and in the refresh snapshots; the outputs of executed notebooks that show
     their pseudonym; rows and mentions in MLflow artifacts and exported models. ``dataset``
     limits the tables, quarantine files, snapshots and notebooks to that data set (MLflow
@@ -148,6 +149,8 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
 
     with output_umask(), refresh_lock():
         for where, n_by_user in [("predictions", _forget_tables(paths.predictions_dir(), ids, dataset, "*/user_scores.parquet")),
+                                 # urm score --engine spark: data/predictions/<dataset>/spark/as_of=<date>/part-*.parquet
+                                 ("predictions", _forget_tables(paths.predictions_dir(), ids, dataset, "spark/as_of=*/*.parquet")),
                                  ("snapshots", _forget_snapshots(ids, dataset)),
                                  ("quarantine", _forget_quarantine(ids, dataset))]:
             for u, n in n_by_user.items():
