@@ -129,6 +129,13 @@ class _Lifetime:
     #: (index of the base parameter, coefficient name prefix, "purchase" | "dropout", sign)
     _coef_blocks: tuple = ()
 
+    def __init__(self, purchase_covariates=(), dropout_covariates=(), penalizer: float = 0.0,
+                 tol: float = 1e-10, maxiter: int = 2000):
+        super().__init__(penalizer=penalizer, tol=tol, maxiter=maxiter)
+        self.purchase_covariates = purchase_covariates
+        self.dropout_covariates = dropout_covariates
+
+
     def _covariate_lists(self) -> tuple[list[str], list[str]]:
         # models pickled before covariates existed lack the attributes
         return (_covariates.names(getattr(self, "purchase_covariates", ())),
@@ -272,12 +279,6 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
     _k = 0
     _coef_blocks = ((1, "purchase_", "purchase", -1.0), (2, "dropout_a_", "dropout", 1.0),
                     (3, "dropout_b_", "dropout", 1.0))
-
-    def __init__(self, purchase_covariates=(), dropout_covariates=(), penalizer: float = 0.0,
-                 tol: float = 1e-10, maxiter: int = 2000):
-        super().__init__(penalizer=penalizer, tol=tol, maxiter=maxiter)
-        self.purchase_covariates = purchase_covariates
-        self.dropout_covariates = dropout_covariates
 
     def fit(self, rfm: pd.DataFrame, weights=None):
         """Fit to an RFM summary (``frequency``, ``recency``, ``T``, and the covariate columns);

@@ -108,12 +108,6 @@ class ParetoNBD(_Lifetime, MLEModel):
                 f"period): the data hold too little history (customers are {age:.3g} periods old on "
                 f"average). Fit BetaGeo, choose a later cut-off, or add penalizer=0.001.")
 
-    def __init__(self, purchase_covariates=(), dropout_covariates=(), penalizer: float = 0.0,
-                 tol: float = 1e-10, maxiter: int = 2000):
-        super().__init__(penalizer=penalizer, tol=tol, maxiter=maxiter)
-        self.purchase_covariates = purchase_covariates
-        self.dropout_covariates = dropout_covariates
-
     def fit(self, rfm: pd.DataFrame, weights=None):
         """Fit to an RFM summary (``frequency``, ``recency``, ``T``, and the covariate columns);
         returns self. ``weights`` (optional, one per row) count each row as that many users."""
