@@ -207,10 +207,9 @@ def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run):
         meta = json.loads(pq.read_schema(scoring.predictions_path("cdnow_sample", "1997-09-30")).metadata[b"urm_models"])
     assert meta["rows"] == len(local) and meta["dataset"] == "cdnow_sample" and "churn_horizon" in meta
     pd.testing.assert_frame_equal(streamed, local, check_exact=False, rtol=1e-9)
-    # a customers data set is refused with the engine to use
-    out = subprocess.run([*urm, "score", "--dataset", "telco", "--engine", "spark", "--as-of", "2026-01-01"],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert out.returncode == 1 and "the Spark engine scores transactions data sets" in out.stderr
+    # a customers data set is refused with the engine to use (before any Spark work)
+    with in_home(home), pytest.raises(ValueError, match="the Spark engine scores transactions data sets"):
+        spark_scoring.score_users("telco", "2026-01-01")
 
 
 def test_reports_mlflow_and_models_hold_no_raw_id_and_nothing_is_readable_by_others(cdnow_run, cdnow_sample):
