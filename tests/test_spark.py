@@ -101,6 +101,24 @@ def test_missing_pyspark_or_java_names_what_to_install(case, tmp_path):
     assert expected in out.stdout and out.stderr == ""
 
 
+_FITTED: dict = {}
+
+
+def _models(name: str, tx, as_of):
+    """A CLV scorer and a churn classifier fitted on ``tx`` at ``as_of`` (once per data set in
+    this module), and the scoring keywords that carry the classifier."""
+    from urm_models.models import BetaGeo, ChurnClassifier, CLVScorer, GammaGamma
+
+    if name not in _FITTED:
+        rfm = features.rfm_summary(tx, as_of, freq="W")
+        scorer = CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq="W", churn_window=13)
+        X, y = features.shifted_window(tx, as_of, 13)
+        churn = ChurnClassifier(random_state=0, n_bags=1).fit(X, y)
+        _FITTED[name] = scorer, {"churn_model": churn, "churn_window": "13 W",
+                                 "model_versions": "urm-clv/1;urm-churn/1"}
+    return _FITTED[name]
+
+
 def _same_table(local: pd.DataFrame, remote: pd.DataFrame):
     assert list(remote.columns) == list(local.columns)
     assert (remote.dtypes == local.dtypes).all(), remote.dtypes[remote.dtypes != local.dtypes]
@@ -118,14 +136,9 @@ def test_the_relationship_table_from_spark_equals_the_local_one(session, data, c
     ranked in Spark, segments and actions: the same table, value for value, as the in-process
     scoring; written as Parquet partitioned by as_of, replaced whole by a second write."""
     from urm_models import scoring, spark_scoring
-    from urm_models.models import BetaGeo, ChurnClassifier, CLVScorer, GammaGamma
 
     tx, as_of = (cdnow_sample, CUTOFF) if data == "cdnow_sample" else (simulated, "2021-06-30")
-    rfm = features.rfm_summary(tx, as_of, freq="W")
-    scorer = CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq="W", churn_window=13)
-    X, y = features.shifted_window(tx, as_of, 13)
-    churn = ChurnClassifier(random_state=0, n_bags=1).fit(X, y)
-    kw = {"churn_model": churn, "churn_window": "13 W", "model_versions": "urm-clv/1;urm-churn/1"}
+    scorer, kw = _models(data, tx, as_of)
     local = scoring.score_transactions(tx, as_of, scorer, **kw)
     table, facts = spark_scoring.score_transactions(tx, as_of, scorer, **kw)
     assert facts == local.attrs
@@ -160,13 +173,8 @@ def test_the_streamed_one_box_table_equals_the_in_memory_one(cdnow_sample, home,
     """score_to_parquet: users scored in hash slices, ranked in DuckDB, finished in record batches
     of 500 rows: the same table as score_transactions."""
     from urm_models import scoring
-    from urm_models.models import BetaGeo, ChurnClassifier, CLVScorer, GammaGamma
 
-    rfm = features.rfm_summary(cdnow_sample, CUTOFF, freq="W")
-    scorer = CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq="W", churn_window=13)
-    X, y = features.shifted_window(cdnow_sample, CUTOFF, 13)
-    churn = ChurnClassifier(random_state=0, n_bags=1).fit(X, y)
-    kw = {"churn_model": churn, "churn_window": "13 W", "model_versions": "urm-clv/1;urm-churn/1"}
+    scorer, kw = _models("cdnow_sample", cdnow_sample, CUTOFF)
     local = scoring.score_transactions(cdnow_sample, CUTOFF, scorer, **kw)
     out = tmp_path / "out" / "table.parquet"
     facts = scoring.score_to_parquet(cdnow_sample, CUTOFF, scorer, out, batches=4, batch_rows=500, **kw)
