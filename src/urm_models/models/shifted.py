@@ -13,19 +13,44 @@ Horizons longer than ``window`` (CDNOW: a 39-week holdout, and every customer's 
 in the first 13 of 39 calibration weeks, so no window of 39 weeks fits before the cut-off) are
 reached with the BTYD decay: each customer's prediction is multiplied by the BTYD model's
 ``E[X(t)] / E[X(window)]`` for that customer, fitted at ``cutoff``. The level comes from the
-data, the shape of the decay from the BTYD model. docs/architecture.md ("Purchases on shifted
-windows") has the measurements and where it fails.
+data, the shape of the decay from the BTYD model.
+
+The predictive distribution of a customer's count is negative binomial around that mean:
+``P(X = n) = NB(n; shape k, mean mu)``, the count of a Poisson process whose rate is gamma
+distributed with shape ``k`` about the boosted mean (variance ``mu + mu^2 / k``; ``k`` does not
+change with the horizon, as in the NBD). ``k`` is fitted by maximum likelihood on out-of-fold
+predictions of the training windows (users split in two halves, each half predicted by a
+booster fitted on the other), so it measures the error the model makes on users it has not
+seen, not its fit to its own rows. The mean is the forecast for totals, squared error and CLV;
+the median, the forecast for absolute error (most customers buy nothing). docs/architecture.md
+("Purchases on shifted windows") has the measurements and where it fails.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import optimize, stats
+from scipy.special import gammaln
 
 from .. import features
 from ..simulate import UNIT_DAYS
 
 __all__ = ["ShiftedWindowPurchases"]
+
+
+def nb_shape(mu, y) -> float:
+    """Maximum-likelihood shape ``k`` of a negative binomial with known means ``mu`` for the
+    counts ``y`` (variance ``mu + mu^2 / k``), searched over ``exp(-8) .. exp(8)``."""
+    mu, y = np.asarray(mu, float), np.asarray(y, float)
+
+    def nll(log_k):
+        k = np.exp(log_k)
+        return -np.sum(gammaln(y + k) - gammaln(k) - gammaln(y + 1.0) + k * np.log(k / (k + mu))
+                       + y * np.log(mu / (k + mu)))
+
+    return float(np.exp(optimize.minimize_scalar(nll, bounds=(-8.0, 8.0), method="bounded",
+                                                 options={"xatol": 1e-6}).x))
 
 
 class ShiftedWindowPurchases:
@@ -50,6 +75,7 @@ class ShiftedWindowPurchases:
     ----------
     cutoff_ : the date it was fitted at;  origins_ : the training origins used
     booster_ : the fitted XGBRegressor;  feature_names_ : its inputs
+    dispersion_ : the negative binomial shape ``k`` of the predictive distribution (out of fold)
     base_model_ : the BTYD model fitted at ``cutoff`` (the decay)
     n_training_rows_ : user-origin rows it learned from
     """
@@ -126,27 +152,35 @@ class ShiftedWindowPurchases:
         X = pd.concat(Xs)
         y = np.concatenate(ys)
         self.feature_names_ = list(X.columns)
-        self.booster_ = xgb.XGBRegressor(
-            objective="count:poisson", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
-            max_depth=self.max_depth, min_child_weight=self.min_child_weight, subsample=0.8,
-            colsample_bytree=0.8, random_state=self.random_state, tree_method="hist",
-            # one thread: a few thousand rows per tree; two OpenMP threads spin-wait on each
-            # other when the other core is busy (46 s instead of 0.3 s measured in a refresh)
-            n_jobs=1)
-        self.booster_.fit(X.to_numpy(float), y)
+
+        def booster():
+            return xgb.XGBRegressor(
+                objective="count:poisson", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+                max_depth=self.max_depth, min_child_weight=self.min_child_weight, subsample=0.8,
+                colsample_bytree=0.8, random_state=self.random_state, tree_method="hist",
+                # one thread: a few thousand rows per tree; two OpenMP threads spin-wait on each
+                # other when the other core is busy (46 s instead of 0.3 s measured in a refresh)
+                n_jobs=1)
+
+        Xa = X.to_numpy(float)
+        self.booster_ = booster().fit(Xa, y)
+        # the spread of the predictive distribution, from the error on users not trained on: a
+        # user's rows (one per origin) stay in one half
+        users = np.unique(X.index.to_numpy())
+        half = pd.Series(np.random.default_rng(self.random_state).permutation(len(users)) % 2, index=users)
+        fold = half.reindex(X.index).to_numpy()
+        out_of_fold = np.empty(len(y))
+        for j in (0, 1):
+            out_of_fold[fold == j] = booster().fit(Xa[fold != j], y[fold != j]).predict(Xa[fold == j])
+        self.dispersion_ = nb_shape(out_of_fold, y)
         self.origins_ = used
         self.n_training_rows_ = int(len(y))
         self.cutoff_ = cut
         self.base_model_ = self._base_model().fit(features.rfm_summary(transactions, cut, freq=self.freq))
         return self
 
-    def predict(self, transactions: pd.DataFrame, t):
-        """Expected repeat purchases in the next ``t`` periods after the fitted cut-off, per user
-        whose first purchase is on or before it (``transactions`` after the cut-off are ignored).
-
-        ``t`` a number: a Series; a sequence of horizons: a DataFrame with one column per horizon
-        (the features are computed once).
-        """
+    def _means(self, transactions, t) -> pd.DataFrame:
+        """Expected purchases, one column per horizon in ``t``."""
         if not hasattr(self, "booster_"):
             from ._base import NotFittedError
 
@@ -158,8 +192,48 @@ class ShiftedWindowPurchases:
         direct = self.booster_.predict(X[self.feature_names_].to_numpy(float))
         x, tx, T, P, codes = btyd._histories(rfm.reindex(X.index))
         at_window = btyd._conditional_expected(float(self.window), x, tx, T, P)
-        out = pd.DataFrame({h: direct * (btyd._conditional_expected(h, x, tx, T, P) / at_window)[codes] for h in ts},
-                           index=X.index)
+        return pd.DataFrame({h: direct * (btyd._conditional_expected(h, x, tx, T, P) / at_window)[codes]
+                             for h in ts}, index=X.index)
+
+    def _distribution(self, mean):
+        k = self.dispersion_
+        return stats.nbinom(k, k / (k + np.asarray(mean, float)))
+
+    def predict(self, transactions: pd.DataFrame, t, point: str = "mean"):
+        """Purchases in the next ``t`` periods after the fitted cut-off, per user whose first
+        purchase is on or before it (``transactions`` after the cut-off are ignored).
+
+        ``point="mean"``: expected purchases (for totals, squared error, CLV);
+        ``point="median"``: the median of the predictive distribution (for absolute error).
+        ``t`` a number: a Series; a sequence of horizons: a DataFrame with one column per horizon
+        (the features are computed once).
+        """
+        if point not in ("mean", "median"):
+            raise ValueError(f"point must be 'mean' or 'median', not {point!r}")
+        out = self._means(transactions, t)
+        if point == "median":
+            out = pd.DataFrame(self._distribution(out.to_numpy()).median(), index=out.index, columns=out.columns)
         if np.ndim(t) == 0:
-            return out[ts[0]].rename("expected_purchases")
+            return out.iloc[:, 0].rename("median_purchases" if point == "median" else "expected_purchases")
         return out
+
+    def probability_of_n_purchases(self, transactions: pd.DataFrame, t, n):
+        """P(exactly ``n`` purchases in the next ``t`` periods), per user (the negative binomial
+        around :meth:`predict`'s mean; see the module docstring).
+
+        ``n`` a whole number: a Series; a sequence of them: a DataFrame with one column per ``n``.
+        """
+        ns = np.atleast_1d(np.asarray(n))
+        if ns.ndim != 1 or not np.all((ns >= 0) & (ns == np.floor(ns))):
+            raise ValueError(f"n must be a non-negative integer, got {n}")
+        if np.ndim(t) != 0:
+            raise ValueError(f"t must be one horizon, got {t}")
+        mean = self._means(transactions, t).iloc[:, 0]
+        pmf = self._distribution(mean.to_numpy()[:, None]).pmf(ns.astype(int)[None, :])
+        if np.ndim(n) == 0:
+            return pd.Series(pmf[:, 0], index=mean.index, name=f"p_{int(ns[0])}_purchases")
+        return pd.DataFrame(pmf, index=mean.index, columns=ns.astype(int))
+
+    def probability_no_purchase(self, transactions: pd.DataFrame, t) -> pd.Series:
+        """P(no purchase in the next ``t`` periods), per user."""
+        return self.probability_of_n_purchases(transactions, t, 0).rename("p_no_purchase")
