@@ -177,7 +177,7 @@ OUTPUTS = ("reports", "mlruns", "models")
 
 
 @pytest.mark.slow
-def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run):
+def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run, tmp_path):
     """`urm score --engine spark` with the refresh's champions: the Parquet partition equals the
     table the refresh published (same users, values within 1e-9, same tiers); the privacy test
     below then checks its files too."""
@@ -210,6 +210,30 @@ def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run):
         meta = json.loads(pq.read_schema(scoring.predictions_path("cdnow_sample", "1997-09-30")).metadata[b"urm_models"])
     assert meta["rows"] == len(local) and meta["dataset"] == "cdnow_sample" and "churn_horizon" in meta
     pd.testing.assert_frame_equal(streamed, local, check_exact=False, rtol=1e-9)
+    # a Parquet export that breaks the contract is refused whole, with the checks and options, and
+    # the published table stays as it was
+    bad = tmp_path / "export.parquet"  # outside the home: its file modes are the test's, not the project's
+    with in_home(home):
+        from urm_models import datasets
+
+        tx = datasets.load_cdnow(sample=True)[["user_id", "ts", "amount"]]
+    export = pd.concat([tx, tx.head(2)]).assign(amount=lambda d: d["amount"].where(d.index != 5, -1.0)) \
+        .astype({"ts": "datetime64[us]"})
+    export.to_parquet(bad)
+    # CDNOW_sample has 21 exact copies of its own (load_cdnow keeps them), plus the 2 added; fewer
+    # when the erasure test below ran first in this module
+    n_copies = int(export.duplicated().sum())
+    assert n_copies >= 2
+    out = subprocess.run([*urm, "score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30", "--batches", "2",
+                          "--path", str(bad)], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 1 and out.stdout == "", out.stderr
+    assert out.stderr.startswith(f"urm score: invalid input:\n{bad}: {len(export):,} rows read")
+    assert "Traceback" not in out.stderr
+    assert "column amount, check 'non_negative': 1 rows; returns='keep' (--returns keep)" in out.stderr
+    assert f"column (row), check 'no_exact_duplicates': {n_copies} rows; duplicates='keep' (--duplicates keep)" \
+        in out.stderr
+    with in_home(home):
+        pd.testing.assert_frame_equal(scoring.read_predictions("cdnow_sample"), streamed)
     # a customers data set is refused with the engine to use (before any Spark work)
     with in_home(home), pytest.raises(ValueError, match="the Spark engine scores transactions data sets"):
         spark_scoring.score_users("telco", "2026-01-01")

@@ -161,12 +161,62 @@ def test_the_relationship_table_from_spark_equals_the_local_one(session, data, c
     assert all(r.get("predictions") == 1 for r in out["removed"].values())
     left = spark_scoring.read_table(data, as_of)
     assert len(left) == len(local) - 2 and not left["user_id"].isin(gone).any()
+    # an export written before the erasure, read by Spark as it is: the erased users stay out of
+    # a new table for this data set (and only erasures of this data set or of all apply)
+    raw = home / "data" / "raw.parquet"
+    tx[["user_id", "ts", "amount"]].astype({"ts": "datetime64[us]"}).to_parquet(raw)
+    rescored, _ = spark_scoring.score_transactions(str(raw), as_of, scorer, dataset=data, **kw)
+    ids = rescored.select("user_id").toPandas()["user_id"]
+    assert len(ids) == len(local) - 2 and not ids.isin(gone).any()
+    other, _ = spark_scoring.score_transactions(str(raw), as_of, scorer, dataset="another", **kw)
+    assert other.count() == len(local)
     # tiers by amounts: a rule per row, the same too
     amounts = {"platinum": 100.0, "gold": 40.0, "silver": 10.0, "bronze": 0.0}
     local_a = scoring.score_transactions(tx, as_of, scorer, tier_amounts=amounts)
     spark_a, _ = spark_scoring.score_transactions(tx, as_of, scorer, tier_amounts=amounts)
     assert spark_a.toPandas().set_index("user_id")["tier"].sort_index().equals(
         local_a.set_index("user_id")["tier"].astype(object).sort_index())
+
+
+def test_the_parquet_contract_gives_the_same_answers_in_spark(session, tmp_path):
+    """The contract's SQL on Spark: the same failures, counted the same, as on DuckDB
+    (tests/test_parquet_contract.py); the same type refusals."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from test_parquet_contract import EXPECTED, NOW, broken, clean
+
+    from urm_models import parquet_contract
+    from urm_models.validation import DataValidationError
+
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table(broken()), path)
+    answers = {}
+    for engine in ("duckdb", "spark"):
+        with pytest.raises(DataValidationError) as info:
+            parquet_contract.check_transactions(str(path), engine=engine, now=NOW)
+        answers[engine] = info.value.failures
+    pd.testing.assert_frame_equal(answers["spark"], answers["duckdb"])
+    assert {(r.column, r.check): r.n_rows for r in answers["spark"].itertuples()} == EXPECTED
+    zoned = clean()
+    zoned["ts"] = zoned["ts"].cast(pa.timestamp("us", tz="UTC"))
+    pq.write_table(pa.table(zoned), tmp_path / "zoned.parquet")
+    with pytest.raises(DataValidationError, match="column ts is stored as timestamp with a time zone"):
+        parquet_contract.check_transactions(str(tmp_path / "zoned.parquet"), engine="spark", now=NOW)
+    pq.write_table(pa.table(clean()), tmp_path / "ok.parquet")
+    assert parquet_contract.check_transactions(str(tmp_path / "ok.parquet"), engine="spark", now=NOW) == {"n_rows": 6}
+    copies = pd.DataFrame({"user_id": [1, 1], "ts": pd.to_datetime(["1997-01-01"] * 2).astype("datetime64[us]"),
+                           "amount": [5.0, 5.0]}, index=[7, 8])  # pandas writes the index as a column
+    copies.to_parquet(tmp_path / "copies.parquet")
+    with pytest.raises(DataValidationError, match="no_exact_duplicates': 1 rows"):
+        parquet_contract.check_transactions(str(tmp_path / "copies.parquet"), engine="spark", now=NOW)
+    # urm score --engine spark --path: held to the contract before any model is looked up; of the
+    # reading options only --duplicates and --returns apply to a file Spark reads
+    from urm_models import spark_scoring
+
+    with pytest.raises(DataValidationError, match="no_exact_duplicates"):
+        spark_scoring.score_users("mine", "1997-09-30", path=path, read={"returns": "keep"})
+    with pytest.raises(ValueError, match=r"reading options \(--date-format\) apply to files read in pandas"):
+        spark_scoring.score_users("mine", "1997-09-30", path=path, read={"date_format": "%Y", "duplicates": "keep"})
 
 
 def test_the_streamed_one_box_table_equals_the_in_memory_one(cdnow_sample, home, tmp_path):
@@ -183,3 +233,13 @@ def test_the_streamed_one_box_table_equals_the_in_memory_one(cdnow_sample, home,
     assert (streamed["as_of"] == pd.Timestamp(CUTOFF)).all()
     _same_table(local, streamed.assign(as_of=streamed["as_of"].astype(local["as_of"].dtype)))
     assert sorted(p.name for p in out.parent.iterdir()) == ["table.parquet"]  # the scratch file is gone
+    # users erased since the file was written stay out of it (here: erased from every data set)
+    from urm_models import erasure
+
+    gone = list(local["user_id"].iloc[[3, 700]])
+    erasure.forget(gone)
+    raw = tmp_path / "raw.parquet"
+    cdnow_sample[["user_id", "ts", "amount"]].to_parquet(raw)
+    facts = scoring.score_to_parquet(str(raw), CUTOFF, scorer, out, batches=3, **kw)
+    left = pd.read_parquet(out)
+    assert facts["rows"] == len(left) == 2_355 and not left["user_id"].isin(gone).any()

@@ -140,7 +140,7 @@ def _cmd_score(args) -> int:
 
 def _score_streamed(args, dataset: str) -> int:
     """`urm score --batches N`: the one-box table for many users, memory per slice of users."""
-    from . import datasets
+    from . import datasets, parquet_contract
     from .scoring import _point_latest, predictions_path, score_to_parquet, transaction_champions
 
     if args.as_of is None:
@@ -148,13 +148,17 @@ def _score_streamed(args, dataset: str) -> int:
     if datasets.dataset_kind(dataset, args.path or "") != "transactions":
         raise ValueError(f"--batches streams transactions data sets; {dataset!r} is a customers table")
     p = Path(args.path) if args.path else None
-    data = str(p) if p is not None and p.suffix.lower() in {".parquet", ".pq"} and not _read_options(args) \
-        else datasets.load_dataset(dataset, args.path or "", **_read_options(args))
+    read = _read_options(args)
+    if p is not None and p.suffix.lower() in {".parquet", ".pq"} and set(read) <= {"duplicates", "returns"}:
+        data = str(p)  # DuckDB reads it as it is: held to the contract in SQL first
+        parquet_contract.check_transactions(data, engine="duckdb", **read)
+    else:
+        data = datasets.load_dataset(dataset, args.path or "", **read)
     m = transaction_champions(dataset)
     path = predictions_path(dataset, args.as_of)
     facts = score_to_parquet(data, args.as_of, m["clv_model"], path, batches=args.batches,
                              churn_model=m["churn_model"], churn_window=m["churn_window"], freq=args.freq,
-                             model_versions=m["versions"],
+                             model_versions=m["versions"], dataset=dataset,
                              metadata={"dataset": dataset, "p_churn_source": m["p_churn_source"]})
     _point_latest(path.parent)
     print(f"{facts['rows']:,} users scored with {m['versions']} in {args.batches} slices: {path}")

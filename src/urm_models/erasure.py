@@ -88,6 +88,29 @@ def erased_pseudonyms(dataset: str | None = None) -> set[str]:
     return {e["pseudonym"] for e in _CACHE["entries"] if e.get("dataset") in (None, dataset)}
 
 
+def not_erased(dataset: str | None = None):
+    """For paths that read a file without :func:`validation.validate_table` (Spark, the
+    streamed scorer): ``None`` when nobody is erased for ``dataset``, else a function of an
+    array of user ids (as text) that is True where the user is not erased. It carries the key
+    (read here, once) and the erased pseudonyms, so Spark's workers need neither file."""
+    gone = frozenset(erased_pseudonyms(dataset))
+    if not gone:
+        return None
+    from .privacy import pseudonym_key, pseudonymize
+
+    key = pseudonym_key()
+
+    def keep(ids):
+        import numpy as np
+        import pandas as pd
+
+        codes, uniques = pd.factorize(pd.Series(ids, dtype=object).astype(str), sort=False)
+        hit = np.fromiter((p in gone for p in pseudonymize(uniques, ERASURE, key=key)), bool, len(uniques))
+        return ~hit[codes]
+
+    return keep
+
+
 def append_entries(entries: list[dict]) -> None:
     """Append entries to the log (hash-chained, ``O_APPEND``, fsync'd)."""
     from .io import make_dirs

@@ -77,12 +77,14 @@ def key_id() -> str:
     return hashlib.sha256(b"urm-models key id:" + pseudonym_key()).hexdigest()[:12]
 
 
-def pseudonymize(ids: Iterable, domain: str = "") -> list[str]:
+def pseudonymize(ids: Iterable, domain: str = "", key: bytes | None = None) -> list[str]:
     """The pseudonym of each id (ids are compared as the strings the loaders produce).
 
     ``domain`` gives another, unlinkable family of pseudonyms from the same key: the erasure
-    log uses ``"erasure"``, so that it cannot be joined with what reports show."""
-    key = pseudonym_key()
+    log uses ``"erasure"``, so that it cannot be joined with what reports show. ``key``: the
+    key read once by the caller (for work shipped to Spark's workers, which may not hold the
+    key file); default :func:`pseudonym_key`."""
+    key = pseudonym_key() if key is None else key
     prefix = PREFIX if not domain else f"{domain[0]}-"
     salt = f"{domain}\0".encode() if domain else b""
     return [prefix + hmac.new(key, salt + str(i).encode("utf-8"), hashlib.sha256).hexdigest()[:16] for i in ids]

@@ -170,7 +170,8 @@ def score_to_parquet(transactions, as_of, clv_model, path, *, batches: int = 10,
                      churn_window: str = "", freq: str = "W", model_versions: str = "",
                      tier_shares: Mapping | None = None, tier_amounts: Mapping | None = None,
                      period: float = 13, lapse_after: float = 26, at_risk: float = 0.5, rules=None,
-                     playbook=None, batch_rows: int = 500_000, metadata: Mapping | None = None) -> dict:
+                     playbook=None, batch_rows: int = 500_000, metadata: Mapping | None = None,
+                     dataset: str | None = None) -> dict:
     """The relationship table of :func:`score_transactions`, streamed: memory grows with a batch
     of users, not with the user count (the one-box path for tens of millions of users).
 
@@ -179,13 +180,15 @@ def score_to_parquet(transactions, as_of, clv_model, path, *, batches: int = 10,
     (:func:`ranks_sql`, spilling under its memory limit) and streams the ranked rows, ``batch_rows``
     at a time, through the row-wise rules into ``path`` (written atomically; ``metadata`` and the
     facts go into its schema as :func:`write_predictions` puts them). Same table, value for
-    value, as the in-memory scoring (tested). Returns the facts the table's attrs hold.
+    value, as the in-memory scoring (tested). Returns the facts the table's attrs hold. Users
+    erased (``urm forget``) everywhere or in ``dataset`` are left out.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     import tempfile
 
+    from .erasure import not_erased
     from .features.churn import activity_sql
     from .features.rfm import _relation, connect
     from .io import atomic_path, make_dirs
@@ -204,6 +207,7 @@ def score_to_parquet(transactions, as_of, clv_model, path, *, batches: int = 10,
     make_dirs(path.parent)
     fd, scored_file = tempfile.mkstemp(prefix=f".{path.name}.scored.", suffix=".tmp", dir=path.parent)
     os.close(fd)  # a scratch file of pass 1, removed at the end (a killed run's: by pipeline.recover)
+    keep = not_erased(dataset)  # a file read as it is may still hold users erased since it was written
     con = connect()
     try:
         _relation(con, transactions)
@@ -214,6 +218,8 @@ def score_to_parquet(transactions, as_of, clv_model, path, *, batches: int = 10,
             for c in act.columns:  # as activity_features types them
                 if c.startswith("purchases_") or c in ("frequency", "trend"):
                     act[c] = act[c].astype("int64")
+            if keep is not None:
+                act = act[keep(act.index.to_numpy())]
             if act.empty:
                 continue
             rows = score_rows(act, stamp, clv_model, churn_model=churn_model, freq=freq, period=period,

@@ -39,12 +39,13 @@ _TABLE = ("user_id string, as_of date, tier string, rfm_segment string, lifecycl
 def score_transactions(transactions, as_of, clv_model, *, churn_model=None, churn_window: str = "",
                        freq: str = "W", model_versions: str = "", tier_shares: Mapping | None = None,
                        tier_amounts: Mapping | None = None, period: float = 13, lapse_after: float = 26,
-                       at_risk: float = 0.5, rules=None, playbook=None):
+                       at_risk: float = 0.5, rules=None, playbook=None, dataset: str | None = None):
     """The relationship table of ``transactions`` (a Spark DataFrame, a pandas DataFrame or a
     Parquet path) at ``as_of`` as a lazy Spark DataFrame, with the arguments and meaning of
     :func:`scoring.score_transactions`; ``.attrs``-like facts (horizons) are returned beside it
-    as a dict."""
+    as a dict. Users erased (``urm forget``) everywhere or in ``dataset`` are left out."""
     from . import spark as engine
+    from .erasure import not_erased
     from .features.churn import activity_sql
 
     scorer = scoring._scorer(clv_model)
@@ -56,9 +57,12 @@ def score_transactions(transactions, as_of, clv_model, *, churn_model=None, chur
     segments.rfm._rules(rules)  # refuse bad rules and playbooks before Spark starts working
     segments.playbook._playbook(playbook)
     act = engine.sql_frame(transactions, activity_sql(as_of, freq, (4, 13, 26, int(period))))
+    keep = not_erased(dataset)  # a file read as it is may still hold users erased since it was written
 
     def score_rows(batches):
         for pdf in batches:
+            if keep is not None:
+                pdf = pdf[keep(pdf["user_id"].to_numpy())]
             yield scoring.score_rows(pdf.set_index("user_id"), as_of, clv_model, churn_model=churn_model, freq=freq,
                                      period=period, lapse_after=lapse_after, at_risk=at_risk).reset_index()
 
@@ -92,9 +96,11 @@ def score_users(dataset: str, as_of, *, freq: str = "W", path: str | Path = "", 
                 **options):
     """Score a transactions data set in Spark with its champion models (as
     :func:`scoring.score_users`): a Parquet file or folder (``path``) is read by Spark itself,
-    columns ``user_id, ts, amount`` as the data contract names them; a shipped data set or
-    another file is loaded and validated in pandas first. Returns the lazy table and its facts."""
-    from . import datasets
+    columns ``user_id, ts, amount`` as the data contract names them, and held to the contract
+    in Spark (:mod:`urm_models.parquet_contract`; of ``read``, only ``duplicates`` and
+    ``returns`` apply); a shipped data set or another file is loaded and validated in pandas
+    first. Returns the lazy table and its facts."""
+    from . import datasets, parquet_contract
 
     if as_of is None:
         raise ValueError("as_of is required for transactions (the date to score at)")
@@ -103,16 +109,19 @@ def score_users(dataset: str, as_of, *, freq: str = "W", path: str | Path = "", 
                          f"score it with the local engine (urm score without --engine spark)")
     p = Path(path) if path else None
     if p is not None and (p.is_dir() or p.suffix.lower() in {".parquet", ".pq"}):
-        if read:
-            raise ValueError("reading options (--columns, --date-format, ...) apply to files read in pandas; "
-                             "Spark reads the Parquet file's own user_id, ts and amount columns")
+        others = sorted(set(read or {}) - {"duplicates", "returns"})
+        if others:
+            raise ValueError(f"reading options ({', '.join('--' + o.replace('_', '-') for o in others)}) apply to "
+                             f"files read in pandas; Spark reads the Parquet file's own user_id, ts and amount "
+                             f"columns (of the options, only --duplicates and --returns apply)")
         data = str(p)
+        parquet_contract.check_transactions(data, engine="spark", **(read or {}))
     else:
         data = datasets.load_dataset(dataset, path, **(read or {}))
     m = scoring.transaction_champions(dataset)
     table, facts = score_transactions(data, as_of, m["clv_model"], churn_model=m["churn_model"],
                                       churn_window=m["churn_window"], freq=freq, model_versions=m["versions"],
-                                      **options)
+                                      dataset=dataset, **options)
     facts["p_churn_source"] = m["p_churn_source"]
     facts["model_versions"] = m["versions"]
     return table, facts
