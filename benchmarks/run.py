@@ -678,11 +678,53 @@ def bench_onebox(repeats: int = 1) -> list[dict]:
     return rows
 
 
+# ----------------------------------------------------------------------------- the Parquet contract
+CONTRACT_CASES = ("duckdb 10M", "spark 10M", "duckdb 100M 4GB")
+
+
+def _contract_case(which: str) -> dict:
+    """parquet_contract.check_transactions beside rfm_summary of the same file and engine (the
+    baseline: one pass over the purchases), in one process; Spark's start-up is not counted."""
+    engine, size, *limit = which.split()
+    if limit:
+        os.environ["URM_DUCKDB_MEMORY_LIMIT"] = limit[0]
+    from urm_models import features, parquet_contract
+
+    source = str(RFM_DATA) if size == "10M" else str(ONEBOX_DIR / "*.parquet")
+    base = _maxrss_mb()
+    if engine == "spark":
+        from urm_models import spark
+
+        spark.session()
+        source = str(RFM_DATA)
+    t0 = time.perf_counter()
+    report = parquet_contract.check_transactions(source, engine=engine)
+    t1 = time.perf_counter()
+    features.rfm_summary(source, RFM_CUTOFF, freq=RFM_FREQ, engine=engine)
+    t2 = time.perf_counter()
+    return {"case": which, "seconds": t1 - t0, "contract_seconds": t1 - t0, "rfm_seconds": t2 - t1,
+            "rows": report["n_rows"], "peak_rss_mb": _maxrss_mb(), "peak_above_input_mb": _maxrss_mb() - base}
+
+
+def bench_contract(repeats: int = 1) -> list[dict]:
+    _ensure_rfm_data()
+    if not any(ONEBOX_DIR.glob("*.parquet")):
+        bench_onebox()
+    rows = _alternate("contract_case", CONTRACT_CASES, repeats, label="")
+    print("\n| engine, file | rows | contract s | rfm_summary s | contract / rfm_summary |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['case']} | {r['rows']:,} | {r['contract_seconds']:.1f} | {r['rfm_seconds']:.1f} | "
+              f"{r['contract_seconds'] / r['rfm_seconds']:.2f} |")
+    return rows
+
+
 CASES = {"rfm_case": _rfm_case, "btyd_case": _btyd_case, "pareto_case": _pareto_case,
          "scoring_case": _scoring_case, "churn_case": _churn_case, "spark_case": _spark_case,
-         "onebox_case": _onebox_case}
+         "onebox_case": _onebox_case, "contract_case": _contract_case}
 BENCHES = {"rfm": bench_rfm, "btyd": bench_btyd, "pareto": bench_pareto, "scoring": bench_scoring,
-           "churn": bench_churn, "refresh": bench_refresh, "spark": bench_spark, "onebox": bench_onebox}
+           "churn": bench_churn, "refresh": bench_refresh, "spark": bench_spark, "onebox": bench_onebox,
+           "contract": bench_contract}
 
 
 def _alternate(case: str, whiches, repeats: int, label: str = "") -> list[dict]:
