@@ -54,6 +54,11 @@ def test_kpis_by_cohort_and_nps(tx):
     assert features.nps(fb) == pytest.approx(100 * (2 - 1) / 4)
     k2 = features.kpis(tx, freq="M", feedback=fb)
     np.testing.assert_allclose(k2["nps"].to_numpy(), [0.0, 50.0, np.nan, np.nan])
+    # per cohort: a's and b's scores count for January's cohort, c's for February's
+    by = features.kpis(tx, freq="M", by="cohort", feedback=fb)["nps"]
+    assert by.loc[("2024-01", "2024-01")] == 0.0 and by.loc[("2024-01", "2024-02")] == 100.0
+    assert by.loc[("2024-02", "2024-02")] == 0.0 and by.drop([("2024-01", "2024-01"), ("2024-01", "2024-02"),
+                                                              ("2024-02", "2024-02")]).isna().all()
     with pytest.raises(ValueError, match="0-10"):
         features.nps(fb.assign(score=[11, 1, 1, 1]))
 

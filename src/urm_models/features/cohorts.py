@@ -1,7 +1,8 @@
 """Cohorts and relationship KPIs per calendar period.
 
-The per-user-period aggregation is one SQL query in DuckDB's dialect (transpilable to Spark
-with sqlglot); the calendar alignment of the small per-period result happens in pandas.
+The per-user-period activity and its sums per cohort and period are one SQL query in DuckDB's
+dialect (transpilable to Spark with sqlglot); the calendar alignment of the small per-period
+result happens in pandas.
 A user's cohort is the calendar period of their first purchase.
 """
 
@@ -17,14 +18,17 @@ _STEP = {"D": "INTERVAL 1 DAY", "W": "INTERVAL 7 DAY", "M": "INTERVAL 1 MONTH"}
 _PANDAS_FREQ = {"D": "D", "W": "W-SUN", "M": "M"}  # DuckDB weeks start on Monday (ISO)
 
 
+def _cut_literal(cutoff) -> str | None:
+    return f"DATE '{_date(cutoff, 'cutoff'):%Y-%m-%d}'" if cutoff is not None else None
+
+
 def activity_sql(freq: str = "M", cutoff=None, source: str = "transactions",
                  dialect: str = "duckdb") -> str:
     """One row per (user, period) with activity: cohort, revenue, purchase days, flags."""
     if freq not in _TRUNC:
         raise ValueError(f"freq must be one of {sorted(_TRUNC)}, not {freq!r}")
     u = _TRUNC[freq]
-    last = f"DATE '{_date(cutoff, 'cutoff'):%Y-%m-%d}'" if cutoff is not None else None
-    sql = f"""WITH {days_cte(source, last)},
+    sql = f"""WITH {days_cte(source, _cut_literal(cutoff))},
 act AS (
     SELECT user_id, CAST(DATE_TRUNC('{u}', d) AS DATE) AS period, SUM(amount) AS revenue,
            COUNT(*) AS purchase_days
@@ -53,13 +57,21 @@ LEFT JOIN seconds AS s ON s.user_id = a.user_id"""
     return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
 
 
-def _activity(transactions, freq: str, cutoff, engine: str | None = None) -> pd.DataFrame:
-    # one row per (user, active period), aggregated below in pandas: on Spark these rows are
-    # collected to the driver (users x active periods; the per-period sums in SQL are the next step)
-    act = run_sql(transactions, activity_sql(freq, cutoff), engine)
+def _totals(transactions, freq: str, cutoff, engine: str | None = None) -> pd.DataFrame:
+    """One row per (cohort, period) with activity, summed in SQL: active, new, retained and
+    newly repeating users, revenue, purchase days. The engine returns cohorts x periods rows, not
+    one per user and period (on Spark nothing larger reaches the driver)."""
+    sql = f"""SELECT cohort, period, CAST(COUNT(*) AS BIGINT) AS active_users,
+       CAST(SUM(is_new) AS BIGINT) AS new_users, CAST(SUM(was_active_prev) AS BIGINT) AS retained_users,
+       CAST(SUM(becomes_repeat) AS BIGINT) AS new_repeaters, SUM(revenue) AS revenue,
+       CAST(SUM(purchase_days) AS BIGINT) AS purchase_days
+FROM ({activity_sql(freq, cutoff)}) AS per_user
+GROUP BY cohort, period
+ORDER BY cohort, period"""
+    tot = run_sql(transactions, sql, engine)
     for c in ("period", "cohort"):
-        act[c] = pd.to_datetime(act[c])
-    return act
+        tot[c] = pd.to_datetime(tot[c])
+    return tot
 
 
 def _label(ts: pd.Series | pd.DatetimeIndex, freq: str):
@@ -86,10 +98,10 @@ def cohort_retention(transactions, freq: str = "M", cutoff=None, counts: bool = 
     gives active user counts instead (column 0 = cohort size). Cells after the data end are NaN.
     ``engine``: as :func:`features.rfm_summary`.
     """
-    act = _activity(transactions, freq, cutoff, engine)
-    act["k"] = _offset(act["period"], act["cohort"], freq)
-    mat = act.groupby(["cohort", "k"]).size().unstack("k", fill_value=0).sort_index()
-    last = act["period"].max()
+    tot = _totals(transactions, freq, cutoff, engine)
+    tot["k"] = _offset(tot["period"], tot["cohort"], freq)
+    mat = tot.groupby(["cohort", "k"])["active_users"].sum().unstack("k", fill_value=0).sort_index()
+    last = tot["period"].max()
     horizon = _offset(pd.Series(last, index=mat.index), pd.Series(mat.index, index=mat.index), freq)
     cols = np.arange(mat.columns.max() + 1) if len(mat.columns) else np.arange(1)
     mat = mat.reindex(columns=cols, fill_value=0).astype(float)
@@ -131,15 +143,13 @@ def kpis(transactions, freq: str = "M", cutoff=None, by: str | None = None,
     """
     if by not in (None, "cohort"):
         raise ValueError(f"by must be None or 'cohort', not {by!r}")
-    act = _activity(transactions, freq, cutoff, engine)
-    if act.empty:
+    tot = _totals(transactions, freq, cutoff, engine)
+    if tot.empty:
         raise ValueError("no transactions on or before the cutoff")
     keys = ["period"] if by is None else ["cohort", "period"]
-    g = act.groupby(keys).agg(active_users=("user_id", "size"), new_users=("is_new", "sum"),
-                              retained_users=("was_active_prev", "sum"),
-                              new_repeaters=("becomes_repeat", "sum"), revenue=("revenue", "sum"),
-                              purchase_days=("purchase_days", "sum"))
-    start, end = act["period"].min(), act["period"].max()
+    g = tot.groupby(keys)[["active_users", "new_users", "retained_users", "new_repeaters", "revenue",
+                           "purchase_days"]].sum()
+    start, end = tot["period"].min(), tot["period"].max()
     # W-SUN periods start on Monday, as DuckDB's week truncation does
     pidx = pd.DatetimeIndex(pd.period_range(start, end, freq=_PANDAS_FREQ[freq]).start_time)
 
@@ -174,7 +184,10 @@ def kpis(transactions, freq: str = "M", cutoff=None, by: str | None = None,
         if by is None:
             out["nps"] = fb.groupby("period")["nps_value"].mean().reindex(out.index)
         else:
-            cohorts = act.groupby("user_id")["cohort"].first()
+            first = run_sql(transactions, f"""WITH {days_cte('transactions', _cut_literal(cutoff))}
+                SELECT user_id, CAST(DATE_TRUNC('{_TRUNC[freq]}', MIN(d)) AS DATE) AS cohort FROM days
+                GROUP BY user_id""", engine)
+            cohorts = pd.Series(pd.to_datetime(first["cohort"]).to_numpy(), index=first["user_id"].astype(str))
             fb["cohort"] = fb["user_id"].astype(str).map(cohorts)
             s = fb.dropna(subset=["cohort"]).groupby(["cohort", "period"])["nps_value"].mean()
             out["nps"] = s.reindex(out.index)
