@@ -172,3 +172,38 @@ def test_first_purchase_covariates_and_the_comparison_table(cdnow_sample):
                                                "dropout_a_log_first_amount", "dropout_a_first_month",
                                                "dropout_b_log_first_amount", "dropout_b_first_month")
     assert table["actual_total"].nunique() == 1 and table.loc["BetaGeo", "rmse"] > 0
+
+
+def test_population_diagnostics_sum_each_customers_own_expectation(cdnow_sample):
+    """period_transactions and the tracking plots of a covariate model sum each customer's own
+    expectation; at zero coefficients that is, to 1e-9, the plain model's grouped sum (the
+    other code path), and with the fitted coefficients the figures differ from it."""
+    import copy
+
+    from urm_models import features
+    from urm_models.evaluation import btyd_plots
+
+    cut, end, cols = "1997-09-30", "1998-06-30", ["log_first_amount", "first_month"]
+    rfm = features.rfm_summary(cdnow_sample, cut, freq="W").join(features.first_purchase(cdnow_sample, cut)[cols])
+    plain = BetaGeo().fit(rfm)
+    cov = BetaGeo(purchase_covariates=cols, dropout_covariates=cols).fit(rfm)
+    zero = copy.deepcopy(cov)
+    zero.log_params_ = np.r_[plain.log_params_, np.zeros(len(cov.real_params))]
+
+    def bars(model):
+        fig = btyd_plots.period_transactions(model, rfm)
+        return np.array([p.get_height() for p in fig.axes[0].patches[8:]])  # the model's bars
+
+    def tracking(model, **kw):
+        return btyd_plots.cumulative_purchases(model, cdnow_sample, cut, end, **kw).axes[0].lines[1].get_ydata()
+
+    np.testing.assert_allclose(bars(zero), bars(plain), rtol=1e-9)
+    covs = rfm[cols]
+    np.testing.assert_allclose(tracking(zero, covariates=covs), tracking(plain), rtol=1e-9)
+    fitted = tracking(cov, covariates=covs)
+    assert np.abs(fitted[1:] / tracking(plain)[1:] - 1).max() > 1e-2 and np.all(np.diff(fitted) >= 0)
+    assert abs(bars(cov).sum() - len(rfm)) < 1e-6  # every customer in some bar
+    with pytest.raises(ValueError, match=r"has covariates .* pass covariates="):
+        btyd_plots.incremental_purchases(cov, cdnow_sample, cut, end)
+    with pytest.raises(ValueError, match="covariates lack 10 of the 2,357 customers"):
+        btyd_plots.cumulative_purchases(cov, cdnow_sample, cut, end, covariates=covs.iloc[10:])

@@ -10,6 +10,17 @@ from ..models.btyd import validate_rfm
 from .plots import UNIT_WORDS, periods
 
 
+def _params(model, covariates):
+    """Each customer's parameters as a new customer (``None`` for a model without covariates)."""
+    get = getattr(model, "new_customer_params", None)
+    return get(covariates) if get is not None else None
+
+
+def _take(P, rows):
+    """Per-customer parameters ``P`` restricted to ``rows`` (numbers stay numbers)."""
+    return tuple(p[rows] if np.ndim(p) else p for p in P)
+
+
 def _population(model, what: str) -> None:
     """These figures describe the population by one parameter set: refuse a model with
     covariates (each customer has their own) instead of drawing its covariates' means."""
@@ -20,15 +31,21 @@ def _population(model, what: str) -> None:
 
 def period_transactions(model, rfm: pd.DataFrame, max_frequency: int = 7) -> Figure:
     """Customers by number of repeat purchases in calibration: actual vs the model's expectation
-    (sum over customers of P(X(T_i) = k) for a new customer observed for T_i)."""
-    _population(model, "period_transactions")
+    (sum over customers of P(X(T_i) = k) for a new customer observed for T_i; with covariates,
+    each customer with their own parameters, from the covariate columns of ``rfm``)."""
     validate_rfm(rfm)
     T = rfm["T"].to_numpy(float)
-    uT, counts = np.unique(T, return_counts=True)
-    zeros = np.zeros_like(uT)
+    P = _params(model, rfm)
     expected = []
-    for k in range(max_frequency):
-        expected.append(float(counts @ model._prob_n(k, uT, zeros, zeros, zeros)))
+    if P is None:
+        uT, counts = np.unique(T, return_counts=True)
+        zeros = np.zeros_like(uT)
+        for k in range(max_frequency):
+            expected.append(float(counts @ model._prob_n(k, uT, zeros, zeros, zeros)))
+    else:
+        zeros = np.zeros_like(T)
+        for k in range(max_frequency):
+            expected.append(float(model._prob_n(k, T, zeros, zeros, zeros, P).sum()))
     expected.append(len(rfm) - sum(expected))
     actual = [int((rfm["frequency"] == k).sum()) for k in range(max_frequency)]
     actual.append(int((rfm["frequency"] >= max_frequency).sum()))
@@ -111,13 +128,13 @@ def p_alive_matrix(model, T: float, max_frequency: int = 30, freq: str = "W") ->
                    f"{periods(round(T), freq)} ago", "P(alive)", UNIT_WORDS[freq])
 
 
-def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str):
+def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str, covariates=None):
     """Calendar grid (weekly, or daily for ``freq="D"``) with the actual and the expected
     cumulative repeat purchases (same-day purchases merged) of the customers who started by
-    ``cutoff``: the expectation is sum_i E[X(tau - s_i)] from each first purchase s_i."""
+    ``cutoff``: the expectation is sum_i E[X(tau - s_i)] from each first purchase s_i (with
+    covariates, each customer's own E, from their row of ``covariates``, indexed by user id)."""
     from ..simulate import UNIT_DAYS
 
-    _population(model, "the tracking plot")
     unit = UNIT_DAYS[freq]
     days = transactions.assign(d=pd.to_datetime(transactions["ts"]).dt.normalize()) \
         .drop_duplicates(["user_id", "d"])
@@ -130,19 +147,40 @@ def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str):
     # steps back from ``end``, so that the last point counts every purchase up to it
     grid = pd.date_range(end=end, periods=int(np.ceil((end - starts.min()).days / step)) + 1, freq=f"{step}D")
     actual = np.searchsorted(np.sort(repeats["d"].to_numpy()), grid.to_numpy(), side="right").astype(float)
-    s_days, s_counts = np.unique(((starts - starts.min()).dt.days).to_numpy(), return_counts=True)
+    P = None
+    if getattr(model, "new_customer_params", None) is not None and model._has_covariates():
+        if covariates is not None:
+            missing = starts.index.difference(covariates.index.astype(str))
+            if len(missing):
+                raise ValueError(f"covariates lack {len(missing):,} of the {len(starts):,} customers who started "
+                                 f"by {cutoff:%Y-%m-%d}: give one row per customer, indexed by user_id")
+            covariates = covariates.set_axis(covariates.index.astype(str)).reindex(starts.index)
+        P = model.new_customer_params(covariates)
     expected = []
-    for g in grid:
-        age = ((g - starts.min()).days - s_days) / unit
-        ok = age > 0
-        expected.append(float(s_counts[ok] @ model.expected_purchases(age[ok])) if ok.any() else 0.0)
+    if P is None:
+        s_days, s_counts = np.unique(((starts - starts.min()).dt.days).to_numpy(), return_counts=True)
+        for g in grid:
+            age = ((g - starts.min()).days - s_days) / unit
+            ok = age > 0
+            expected.append(float(s_counts[ok] @ model.expected_purchases(age[ok])) if ok.any() else 0.0)
+    else:
+        s_days = ((starts - starts.min()).dt.days).to_numpy()
+        for g in grid:
+            age = ((g - starts.min()).days - s_days) / unit
+            ok = age > 0
+            z = np.zeros(int(ok.sum()))
+            expected.append(float(model._conditional_expected(age[ok], z, z, z, _take(P, ok)).sum())
+                            if ok.any() else 0.0)
     return grid, actual, np.asarray(expected), cutoff
 
 
-def cumulative_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: str = "W") -> Figure:
+def cumulative_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: str = "W",
+                         covariates: pd.DataFrame | None = None) -> Figure:
     """Cumulative repeat purchases (same-day purchases merged) over calendar time: actual vs
-    the model's expectation sum_i E[X(tau - s_i)] from each customer's first purchase s_i."""
-    grid, actual, expected, cutoff = _tracking(model, transactions, cutoff, end, freq)
+    the model's expectation sum_i E[X(tau - s_i)] from each customer's first purchase s_i.
+    A model with covariates needs ``covariates``: its columns, one row per customer (index
+    user_id)."""
+    grid, actual, expected, cutoff = _tracking(model, transactions, cutoff, end, freq, covariates)
     fig = Figure(figsize=(8, 4))
     ax = fig.add_subplot()
     ax.plot(grid, actual, "k-", label="actual")
@@ -191,11 +229,12 @@ def holdout_tracking(expected: dict[str, np.ndarray], transactions: pd.DataFrame
     return fig
 
 
-def incremental_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: str = "W") -> Figure:
+def incremental_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: str = "W",
+                          covariates: pd.DataFrame | None = None) -> Figure:
     """Repeat purchases per week (per day for ``freq="D"``) over calendar time, actual vs the
-    model: the week-to-week differences of :func:`cumulative_purchases`. Seasonality the model
-    cannot know (CDNOW's Christmas 1997) shows here first."""
-    grid, actual, expected, cutoff = _tracking(model, transactions, cutoff, end, freq)
+    model: the week-to-week differences of :func:`cumulative_purchases` (``covariates`` as
+    there). Seasonality the model cannot know (CDNOW's Christmas 1997) shows here first."""
+    grid, actual, expected, cutoff = _tracking(model, transactions, cutoff, end, freq, covariates)
     step = "day" if freq == "D" else "week"
     fig = Figure(figsize=(8, 4))
     ax = fig.add_subplot()

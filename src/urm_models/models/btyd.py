@@ -217,10 +217,27 @@ class _Lifetime:
             return x, tx, T, None, codes
         Z = _covariates.design(self, rfm, self.covariate_columns_)
         arr, _, codes = unique_rows(x, tx, T, *Z.T)
-        L = np.exp(self._log_row_params(self.log_params_, np.column_stack(arr[3:])))
-        shifted = {j for j, *_ in self._blocks()}  # the others stay one number for everyone
-        P = tuple(L[j] if j in shifted else float(L[j, 0]) for j in range(len(L)))
-        return arr[0], arr[1], arr[2], P, codes
+        return arr[0], arr[1], arr[2], self._row_params(np.column_stack(arr[3:])), codes
+
+    def _row_params(self, Z: np.ndarray) -> tuple:
+        """The parameters of each row of the standardised covariates ``Z``: an array for each
+        parameter a covariate shifts, one number for the others."""
+        L = np.exp(self._log_row_params(self.log_params_, Z))
+        shifted = {j for j, *_ in self._blocks()}
+        return tuple(L[j] if j in shifted else float(L[j, 0]) for j in range(len(L)))
+
+    def new_customer_params(self, covariates: pd.DataFrame | None):
+        """The parameters of each customer of ``covariates`` (rows: customers; the columns the
+        model was fitted with) as a new customer, aligned with its rows, for the population
+        diagnostics; ``None`` for a model without covariates (``covariates`` is then not used)."""
+        self._check_fitted()
+        if not self._has_covariates():
+            return None
+        if covariates is None:
+            raise ValueError(f"this {type(self).__name__} has covariates "
+                             f"{_covariates.union(*self._covariate_lists())}: pass covariates= (one row per "
+                             f"customer with those columns) to sum each customer's own expectation")
+        return self._row_params(_covariates.design(self, covariates, self.covariate_columns_))
 
     def _plain_only(self, what: str) -> None:
         if self._has_covariates():
