@@ -207,3 +207,10 @@ def test_population_diagnostics_sum_each_customers_own_expectation(cdnow_sample)
         btyd_plots.incremental_purchases(cov, cdnow_sample, cut, end)
     with pytest.raises(ValueError, match="covariates lack 10 of the 2,357 customers"):
         btyd_plots.cumulative_purchases(cov, cdnow_sample, cut, end, covariates=covs.iloc[10:])
+    # one customer's P(alive) over time ends at the covariate model's P(alive) for them
+    uid = rfm.sort_values(["frequency", "recency"]).index[-5]
+    curve = btyd_plots.p_alive_history(cov, cdnow_sample, uid, cut, covariates=covs).axes[0].get_lines()[0].get_ydata()
+    assert curve[-1] == pytest.approx(cov.p_alive(rfm.loc[[uid]]).iloc[0], rel=1e-9)
+    assert curve[-1] != pytest.approx(plain.p_alive(rfm.loc[[uid]]).iloc[0], rel=1e-3)
+    with pytest.raises(ValueError, match="covariates hold 0 rows for that user"):
+        btyd_plots.p_alive_history(cov, cdnow_sample, uid, cut, covariates=covs.drop(uid))

@@ -250,19 +250,27 @@ def incremental_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: 
 
 
 def p_alive_history(model, transactions: pd.DataFrame, user_id, end, freq: str = "W",
-                    label: str | None = None) -> Figure:
+                    label: str | None = None, covariates: pd.DataFrame | None = None) -> Figure:
     """One customer's P(alive) over calendar time, from their first purchase to ``end``, as the
     model re-scores them each day with the purchases made so far (same-day purchases merged);
     their purchases are marked. ``label`` names them in the title (pass a pseudonym, not the
-    raw id: figures go to reports and MLflow)."""
+    raw id: figures go to reports and MLflow). A model with covariates needs ``covariates``
+    (indexed by user id, with the model's columns) holding this customer's row."""
     from scipy.special import expit
 
     from ..simulate import UNIT_DAYS
 
-    _population(model, "p_alive_history (it has no covariates of the customer)")
     mine = transactions.loc[transactions["user_id"].astype(str) == str(user_id), "ts"]
     if mine.empty:
         raise ValueError("that user has no purchase in the transactions")
+    P = None
+    if getattr(model, "new_customer_params", None) is not None and model._has_covariates():
+        if covariates is not None:
+            row = covariates[covariates.index.astype(str) == str(user_id)]
+            if len(row) != 1:
+                raise ValueError(f"covariates hold {len(row)} rows for that user; give exactly one")
+            covariates = row
+        P = model.new_customer_params(covariates)
     days = np.sort(pd.to_datetime(mine).dt.normalize().unique())
     first, end = pd.Timestamp(days[0]), pd.Timestamp(end)
     grid = pd.date_range(first, end, freq="D")
@@ -271,7 +279,7 @@ def p_alive_history(model, transactions: pd.DataFrame, user_id, end, freq: str =
     T = (grid - first).days.to_numpy() / unit
     tx = (pd.DatetimeIndex(days)[made - 1] - first).days.to_numpy() / unit
     x = (made - 1).astype(float)
-    alive = expit(-model._log_odds_dead(x, tx, T))
+    alive = expit(-model._log_odds_dead(x, tx, T, P))
     fig = Figure(figsize=(8, 3.5))
     ax = fig.add_subplot()
     ax.plot(grid, alive, "-", color="steelblue", label="P(alive)")
