@@ -96,17 +96,14 @@ def not_erased(dataset: str | None = None):
     gone = frozenset(erased_pseudonyms(dataset))
     if not gone:
         return None
-    from .privacy import pseudonym_key, pseudonymize
+    from .privacy import pseudonym_key, pseudonym_map
 
     key = pseudonym_key()
 
     def keep(ids):
-        import numpy as np
         import pandas as pd
 
-        codes, uniques = pd.factorize(pd.Series(ids, dtype=object).astype(str), sort=False)
-        hit = np.fromiter((p in gone for p in pseudonymize(uniques, ERASURE, key=key)), bool, len(uniques))
-        return ~hit[codes]
+        return ~pseudonym_map(pd.Series(ids, dtype=object), ERASURE, key=key).isin(gone).to_numpy()
 
     return keep
 

@@ -90,10 +90,12 @@ def pseudonymize(ids: Iterable, domain: str = "", key: bytes | None = None) -> l
     return [prefix + hmac.new(key, salt + str(i).encode("utf-8"), hashlib.sha256).hexdigest()[:16] for i in ids]
 
 
-def pseudonym_map(ids: pd.Series, domain: str = "") -> pd.Series:
-    """Pseudonyms aligned with ``ids``, computed once per distinct id."""
+def pseudonym_map(ids: pd.Series, domain: str = "", key: bytes | None = None) -> pd.Series:
+    """Pseudonyms aligned with ``ids``, computed once per distinct id (``key``: as in
+    :func:`pseudonymize`)."""
     codes, uniques = pd.factorize(ids.astype(str), sort=False)
-    return pd.Series(pd.Index(pseudonymize(uniques, domain)).to_numpy()[codes], index=ids.index, dtype=object)
+    return pd.Series(pd.Index(pseudonymize(uniques, domain, key=key)).to_numpy()[codes], index=ids.index,
+                     dtype=object)
 
 
 def masked(df: pd.DataFrame | pd.Series, column: str = "user_id"):

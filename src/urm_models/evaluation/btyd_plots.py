@@ -10,10 +10,13 @@ from ..models.btyd import validate_rfm
 from .plots import UNIT_WORDS, periods
 
 
+def _with_covariates(model) -> bool:
+    return getattr(model, "new_customer_params", None) is not None and model._has_covariates()
+
+
 def _params(model, covariates):
     """Each customer's parameters as a new customer (``None`` for a model without covariates)."""
-    get = getattr(model, "new_customer_params", None)
-    return get(covariates) if get is not None else None
+    return model.new_customer_params(covariates) if _with_covariates(model) else None
 
 
 def _take(P, rows):
@@ -147,15 +150,13 @@ def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str, covaria
     # steps back from ``end``, so that the last point counts every purchase up to it
     grid = pd.date_range(end=end, periods=int(np.ceil((end - starts.min()).days / step)) + 1, freq=f"{step}D")
     actual = np.searchsorted(np.sort(repeats["d"].to_numpy()), grid.to_numpy(), side="right").astype(float)
-    P = None
-    if getattr(model, "new_customer_params", None) is not None and model._has_covariates():
-        if covariates is not None:
-            missing = starts.index.difference(covariates.index.astype(str))
-            if len(missing):
-                raise ValueError(f"covariates lack {len(missing):,} of the {len(starts):,} customers who started "
-                                 f"by {cutoff:%Y-%m-%d}: give one row per customer, indexed by user_id")
-            covariates = covariates.set_axis(covariates.index.astype(str)).reindex(starts.index)
-        P = model.new_customer_params(covariates)
+    if _with_covariates(model) and covariates is not None:
+        missing = starts.index.difference(covariates.index.astype(str))
+        if len(missing):
+            raise ValueError(f"covariates lack {len(missing):,} of the {len(starts):,} customers who started "
+                             f"by {cutoff:%Y-%m-%d}: give one row per customer, indexed by user_id")
+        covariates = covariates.set_axis(covariates.index.astype(str)).reindex(starts.index)
+    P = _params(model, covariates)
     expected = []
     if P is None:
         s_days, s_counts = np.unique(((starts - starts.min()).dt.days).to_numpy(), return_counts=True)
@@ -263,14 +264,11 @@ def p_alive_history(model, transactions: pd.DataFrame, user_id, end, freq: str =
     mine = transactions.loc[transactions["user_id"].astype(str) == str(user_id), "ts"]
     if mine.empty:
         raise ValueError("that user has no purchase in the transactions")
-    P = None
-    if getattr(model, "new_customer_params", None) is not None and model._has_covariates():
-        if covariates is not None:
-            row = covariates[covariates.index.astype(str) == str(user_id)]
-            if len(row) != 1:
-                raise ValueError(f"covariates hold {len(row)} rows for that user; give exactly one")
-            covariates = row
-        P = model.new_customer_params(covariates)
+    if _with_covariates(model) and covariates is not None:
+        covariates = covariates[covariates.index.astype(str) == str(user_id)]
+        if len(covariates) != 1:
+            raise ValueError(f"covariates hold {len(covariates)} rows for that user; give exactly one")
+    P = _params(model, covariates)
     days = np.sort(pd.to_datetime(mine).dt.normalize().unique())
     first, end = pd.Timestamp(days[0]), pd.Timestamp(end)
     grid = pd.date_range(first, end, freq="D")
