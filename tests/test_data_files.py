@@ -11,6 +11,7 @@ SHA256 = {
     "CDNOW_master.txt": "eff6889ed364c5199d6eacbbeb7a6d559971df4406ac876f322c373f00a072ef",
     "CDNOW_sample.txt": "6fae10155c0b0ba363c2c386e30f77990d22328220efd862a5edd1443420d94a",
     "telco_churn.csv": "940dbc020bc7482dd30444b7baec644c91e96bb633bce2fdf9419f0a2ce90ebc",
+    "hillstrom.csv": "0e5893329d8b93cefecc571777672028290ab69865718020c78c7284f291aece",
     "donations.csv": "82c25f26a201ff047e1cd5fe3d7967a45db92a025ecedee72ff8940e50104544",
     "../examples/orders_de.csv": "e9a76068e72b3ac4a9e71e347ffdeb14771d18fa83cbf30f2e59e2f1d80674c6",
 }

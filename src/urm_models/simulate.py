@@ -187,6 +187,7 @@ def _simulate(n_users, model, params, spend, seed, T, holdout, freq, covariates=
         with np.errstate(divide="ignore", over="ignore"):  # mu may underflow to 0: tau = inf
             tau = rng.exponential(1.0 / mu)
         users["mu_"] = mu
+        users["tau_"] = tau  # the lifetime from the first purchase (alive at the cut-off: tau_ > T)
         limit = np.minimum(horizon, tau)
         active = np.arange(n)
     else:
@@ -258,3 +259,120 @@ def simulate_bgbb(n_users: int, n_periods: int = 6, params: dict | None = None, 
     return pd.DataFrame({"frequency": cal.sum(axis=1).astype("int64"), "recency": recency.astype("int64"),
                          "n_periods": np.full(n_users, int(n_periods), dtype="int64"),
                          "frequency_holdout": bought[:, n_periods:].sum(axis=1).astype("int64")})
+
+
+# ------------------------------------------------------------------------------ campaigns
+
+#: The four kinds of user a retention contact meets: a **persuadable** buys more and stays longer
+#: when contacted, a **sure thing** buys anyway, a **lost cause** has left already (nothing
+#: helps), a **sleeping dog** is annoyed by the contact (buys less, leaves sooner).
+USER_TYPES = ("persuadable", "sure thing", "lost cause", "sleeping dog")
+#: default effects of a contact of strength 1 on each type: multipliers of the purchase rate and
+#: of the dropout rate from the send on
+CAMPAIGN_EFFECTS = {"persuadable": (2.5, 0.5), "sure thing": (1.0, 1.0), "lost cause": (1.0, 1.0),
+                    "sleeping dog": (0.6, 2.0)}
+
+
+def simulate_campaign(n_users: int, arms: dict | None = None, *, control: str = "control",
+                      allocation: dict | None = None, window: float = 8.0, freq: Literal["D", "W", "M"] = "W",
+                      sent_at: str | pd.Timestamp = "2021-03-01", params: dict | None = None,
+                      spend: tuple[str, dict] | None = DEFAULT_SPEND, effects: dict | None = None,
+                      T: tuple[float, float] = (20.0, 78.0), seed: int = 0):
+    """A randomised retention campaign with known, heterogeneous effects (ground truth for the
+    analysis and the uplift models).
+
+    Each user's history up to ``sent_at`` is a Pareto/NBD process (``params``, default the CDNOW
+    estimates; first purchase ``T`` periods before the send, uniform on ``T``). At the send every
+    user is one of :data:`USER_TYPES`: users who have dropped out by then are lost causes;
+    among the others, those in the top quarter of purchase rates are sleeping dogs with
+    probability 0.3 (else 0.05), and the rest are persuadables when their purchase rate is below
+    the median of all users, sure things otherwise. Each user is randomised to an arm
+    (``allocation``, default equal shares); a treatment arm of strength ``s`` (``arms``:
+    ``{name: s}``, default ``{"contact": 1.0}``) multiplies the type's purchase rate by
+    ``1 + (m - 1) s`` and its dropout rate by ``1 + (d - 1) s`` from the send on, with ``(m, d)``
+    from ``effects`` (default :data:`CAMPAIGN_EFFECTS`); the control changes nothing.
+    Purchases are then simulated for ``window`` periods after the send.
+
+    Returns ``(transactions, assignments, truth)``: transactions before and after the send
+    (``user_id, ts, amount``), the assignment file (``user_id, arm, sent_at``), and per user
+    the ``type``, ``arm``, the realised outcomes in the window (``purchases``, ``converted`` = any
+    purchase, ``spend``) and, for every arm, the expected purchases ``expected_purchases[<arm>]``,
+    the probability of a purchase ``p_purchase[<arm>]`` and the expected spend
+    ``expected_spend[<arm>]`` in the window, from which the true effects follow exactly
+    (``effect_<outcome>[<arm>]`` against the control).
+    """
+    arms = dict(arms or {"contact": 1.0})
+    if control in arms:
+        raise ValueError(f"the control {control!r} cannot also be a treatment arm")
+    names = [control, *arms]
+    effects = {**CAMPAIGN_EFFECTS, **(effects or {})}
+    if allocation is None:
+        shares = np.full(len(names), 1.0 / len(names))
+    else:
+        if set(allocation) != set(names):
+            raise ValueError(f"allocation must give a share for each arm {names}, got {sorted(allocation)}")
+        shares = np.array([float(allocation[a]) for a in names])
+        if np.any(shares <= 0) or not np.isclose(shares.sum(), 1.0):
+            raise ValueError(f"allocation shares must be positive and add up to 1, got {allocation}")
+    if not window > 0:
+        raise ValueError(f"window must be positive, got {window}")
+    n = int(n_users)
+    rng = np.random.default_rng([seed, 20])
+    (uid, tt, amount), users = _simulate(n, "paretonbd", params, spend, seed, T, 0.0, freq)
+    lam, mu, T_arr = users["lambda_"], users["mu_"], users["T"]
+    alive = users["tau_"] > T_arr
+    high = lam >= np.quantile(lam, 0.75)
+    sleeping = alive & (rng.random(n) < np.where(high, 0.3, 0.05))
+    kind = np.where(~alive, "lost cause", np.where(sleeping, "sleeping dog",
+                    np.where(lam < np.median(lam), "persuadable", "sure thing"))).astype(object)
+    arm = np.asarray(names, dtype=object)[rng.choice(len(names), size=n, p=shares)]
+    strength = np.array([0.0 if a == control else float(arms[a]) for a in arm])
+    nu = users.get("nu_")
+    unit_spend = (spend[1]["p"] / nu) if spend is not None else np.ones(n)
+
+    def rates(k_strength: np.ndarray):
+        m = np.array([effects[k][0] for k in kind])
+        d = np.array([effects[k][1] for k in kind])
+        return lam * np.clip(1 + (m - 1) * k_strength, 0.0, None), mu * np.clip(1 + (d - 1) * k_strength, 0.0, None)
+
+    truth = pd.DataFrame({"type": kind, "arm": arm}, index=pd.Index(users["user_id"], name="user_id"))
+    for a in names:
+        lam_a, mu_a = rates(np.full(n, 0.0 if a == control else float(arms[a])))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            e_n = np.where(mu_a > 0, lam_a / mu_a * -np.expm1(-mu_a * window), lam_a * window)
+            p_any = np.where(lam_a + mu_a > 0, lam_a / (lam_a + mu_a) * -np.expm1(-(lam_a + mu_a) * window), 0.0)
+        truth[f"expected_purchases[{a}]"] = np.where(alive, e_n, 0.0)
+        truth[f"p_purchase[{a}]"] = np.where(alive, p_any, 0.0)
+        truth[f"expected_spend[{a}]"] = truth[f"expected_purchases[{a}]"] * unit_spend
+    for a in arms:
+        for what, col in (("purchases", "expected_purchases"), ("converted", "p_purchase"), ("spend", "expected_spend")):
+            truth[f"effect_{what}[{a}]"] = truth[f"{col}[{a}]"] - truth[f"{col}[{control}]"]
+
+    # after the send: a memoryless remaining lifetime and Poisson purchases at the arm's rates
+    lam_u, mu_u = rates(strength)
+    with np.errstate(divide="ignore", over="ignore"):
+        left = np.where(mu_u > 0, rng.exponential(1.0 / np.where(mu_u > 0, mu_u, 1.0)), np.inf)
+    end = np.where(alive, np.minimum(left, window), 0.0)
+    counts = rng.poisson(lam_u * end)
+    post_uid = np.repeat(np.arange(n), counts)
+    post_t = T_arr[post_uid] + rng.random(post_uid.size) * end[post_uid]
+    if spend is None:
+        post_amount = np.ones(post_uid.size)
+    else:
+        post_amount = rng.gamma(spend[1]["p"], 1.0 / nu[post_uid])
+    truth["purchases"] = counts
+    truth["converted"] = (counts > 0).astype("int64")
+    truth["spend"] = np.bincount(post_uid, weights=post_amount, minlength=n)
+
+    all_uid = np.concatenate([uid, post_uid])
+    all_t = np.concatenate([tt, post_t])
+    all_amount = np.concatenate([amount, post_amount])
+    order = np.lexsort((all_t, all_uid))
+    unit_ns = UNIT_DAYS[freq] * 86_400e9
+    send = pd.Timestamp(sent_at)
+    start_ns = send.value - T_arr * unit_ns
+    ts = (start_ns[all_uid[order]] + all_t[order] * unit_ns).astype("int64").astype("datetime64[ns]")
+    ids = users["user_id"]
+    transactions = pd.DataFrame({"user_id": ids[all_uid[order]], "ts": ts, "amount": all_amount[order]})
+    assignments = pd.DataFrame({"user_id": ids, "arm": arm, "sent_at": send})
+    return transactions, assignments, truth

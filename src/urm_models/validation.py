@@ -120,6 +120,17 @@ TABLES: dict[str, tuple[Field, ...]] = {
         Field("score", "number", minimum=0.0, maximum=10.0),
         Field("text", "text", required=False, nullable=True),
     ),
+    # campaigns (urm_models.campaigns): the outcome columns are added per file, the
+    # campaign-level checks (one arm per user, the control exists, ...) follow the row checks
+    "campaign": (
+        Field("user_id", "id"),
+        Field("arm", "text"),
+    ),
+    "assignments": (
+        Field("user_id", "id"),
+        Field("arm", "text"),
+        Field("sent_at", "datetime", event_time=True),
+    ),
 }
 
 

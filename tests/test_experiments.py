@@ -1,0 +1,205 @@
+"""Campaign data and the analysis of randomised experiments: the shipped Hillstrom experiment,
+interval coverage and power by simulation, and the refusals of bad campaign input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from urm_models import campaigns, experiments
+from urm_models.campaigns import Campaign
+from urm_models.simulate import simulate_campaign
+from urm_models.validation import DataValidationError
+
+
+@pytest.fixture(scope="module")
+def hillstrom():
+    return campaigns.load_hillstrom()
+
+
+def test_hillstrom_reproduces_the_published_arm_means(hillstrom):
+    # ../shared/data/README.md, the challenge's summary: customers, visit, conversion, spend
+    published = {"No E-Mail": (21_306, "10.617%", "0.573%", "$0.653"),
+                 "Mens E-Mail": (21_307, "18.276%", "1.253%", "$1.423"),
+                 "Womens E-Mail": (21_387, "15.140%", "0.884%", "$1.077")}
+    assert hillstrom.arms == ("No E-Mail", "Mens E-Mail", "Womens E-Mail")
+    assert len(hillstrom.data) == 64_000 and hillstrom.data["user_id"].is_unique
+    for outcome, i in (("visit", 1), ("conversion", 2), ("spend", 3)):
+        arms = experiments.arm_summary(hillstrom, outcome)
+        for arm, row in published.items():
+            assert arms.loc[arm, "users"] == row[0]
+            shown = f"${arms.loc[arm, 'mean']:.3f}" if outcome == "spend" else f"{arms.loc[arm, 'mean']:.3%}"
+            assert shown == row[i], (outcome, arm)
+    # the counts behind the rates are whole users
+    visits = experiments.arm_summary(hillstrom, "visit")
+    assert visits.loc["No E-Mail", "total"] == 2_262 and visits.loc["Mens E-Mail", "total"] == 3_894
+    assert hillstrom.binary("visit") and hillstrom.binary("conversion") and not hillstrom.binary("spend")
+    assert hillstrom.unit("spend") == "USD"
+    assert "history_segment" not in hillstrom.data  # history, binned: the table keeps history itself
+
+
+def test_hillstrom_analysis(hillstrom):
+    report = experiments.analyze(hillstrom, "visit")
+    lifts = report.lifts
+    assert lifts.loc["Mens E-Mail", "lift"] == pytest.approx(3_894 / 21_307 - 2_262 / 21_306)
+    for arm, r in lifts.iterrows():
+        assert r["lift_lower"] < r["lift"] < r["lift_upper"]
+        assert r["lift_lower_simultaneous"] < r["lift_lower"] and r["lift_upper_simultaneous"] > r["lift_upper"]
+        assert r["p_holm"] >= r["p_value"]
+    assert not report.srm["mismatch"] and report.srm["p_value"] > 0.5
+    assert not report.balance["imbalanced"].any()
+    adj = report.adjusted
+    assert (adj["variance_reduction"] > 0).all() and (adj["variance_reduction"] < 0.2).all()
+    assert "Holm" in report.summary() and "percentage points" in report.summary()
+    spend = experiments.lift_table(hillstrom, "spend")
+    assert spend.loc["Womens E-Mail", "lift_lower"] > 0 and "Welch" in spend.loc["Womens E-Mail", "method"]
+    assert spend.attrs["unit"] == "USD" and spend["note"].eq("").all()
+
+
+def _frame_campaign(truth, outcome_cols, arms, control="control"):
+    data = truth.reset_index()[["user_id", "arm", *outcome_cols]]
+    return Campaign(data=data, control=control, arms=tuple(arms), outcomes=tuple(outcome_cols), features=())
+
+
+def test_intervals_cover_the_true_lift_in_repeated_simulated_experiments():
+    """300 simulated campaigns (1,500 users per arm, fixed seeds): the 95% intervals of the binary
+    outcome (Newcombe) and of the amounts (Welch) hold the true lift, the mean of every user's
+    known effect, in about 95% of them."""
+    hits = {"converted": 0, "purchases": 0, "spend": 0}
+    reps = 300
+    for seed in range(reps):
+        _, _, truth = simulate_campaign(3_000, {"contact": 1.0}, seed=seed, window=8)
+        camp = _frame_campaign(truth, ["converted", "purchases", "spend"], ["control", "contact"])
+        for outcome in hits:
+            row = experiments.lift_table(camp, outcome).loc["contact"]
+            true = truth[f"effect_{outcome}[contact]"].mean()
+            hits[outcome] += row["lift_lower"] <= true <= row["lift_upper"]
+    coverage = {k: v / reps for k, v in hits.items()}
+    for outcome, c in coverage.items():
+        assert 0.925 <= c <= 0.975, coverage
+
+
+def test_simultaneous_intervals_hold_together_across_arms():
+    reps, together, separately = 200, 0, 0
+    for seed in range(reps):
+        _, _, truth = simulate_campaign(3_000, {"a": 1.0, "b": 2.0, "c": 0.5}, seed=1_000 + seed, window=8)
+        camp = _frame_campaign(truth, ["converted"], ["control", "a", "b", "c"])
+        t = experiments.lift_table(camp, "converted")
+        true = pd.Series({a: truth[f"effect_converted[{a}]"].mean() for a in "abc"})
+        together += bool(((t["lift_lower_simultaneous"] <= true) & (true <= t["lift_upper_simultaneous"])).all())
+        separately += bool(((t["lift_lower"] <= true) & (true <= t["lift_upper"])).all())
+    assert together / reps >= 0.93          # family-wise: all three at once
+    assert separately < together            # three separate 95% intervals hold together less often
+
+
+def test_planned_sample_size_detects_the_lift_with_the_planned_power():
+    plan = experiments.sample_size(0.10, 0.02, power=0.8)
+    n = plan["control"]
+    rng = np.random.default_rng(0)
+    reps, rejected = 400, 0
+    for _ in range(reps):
+        y0 = (rng.random(n) < 0.10).astype(float)
+        y1 = (rng.random(plan["per_treatment"]) < 0.12).astype(float)
+        data = pd.DataFrame({"user_id": np.arange(2 * n).astype(str), "arm": ["c"] * n + ["t"] * n, "y": np.r_[y0, y1]})
+        camp = Campaign(data=data, control="c", arms=("c", "t"), outcomes=("y",), features=())
+        rejected += experiments.lift_table(camp, "y").loc["t", "p_value"] < 0.05
+    assert 0.74 <= rejected / reps <= 0.86
+    back = experiments.minimum_detectable_effect(n, 0.10)
+    assert back["lift"] == pytest.approx(0.02, rel=0.01)
+    amount = experiments.sample_size(0.65, 0.2, sd=12.0, treatments=2)
+    mde = experiments.minimum_detectable_effect(amount["control"], 0.65, sd=12.0, treatments=2)
+    assert mde["lift"] == pytest.approx(0.2, rel=0.01)
+    assert amount["total"] == amount["control"] + 2 * amount["per_treatment"]
+    with pytest.raises(ValueError, match="sd="):
+        experiments.sample_size(0.65, 0.5)
+
+
+def test_regression_adjustment_removes_the_variance_a_covariate_explains():
+    rng = np.random.default_rng(4)
+    n = 20_000
+    before = rng.gamma(2.0, 10.0, n)
+    arm = np.where(rng.random(n) < 0.5, "t", "c")
+    after = 0.8 * before + rng.normal(0, 8.0, n) + np.where(arm == "t", 1.0, 0.0)
+    data = pd.DataFrame({"user_id": np.arange(n).astype(str), "arm": arm, "spend": after, "spend_before": before})
+    camp = Campaign(data=data, control="c", arms=("c", "t"), outcomes=("spend",), features=("spend_before",))
+    adj = experiments.adjusted_lift(camp, "spend").loc["t"]
+    corr2 = np.corrcoef(before, after)[0, 1] ** 2
+    assert adj["variance_reduction"] == pytest.approx(corr2, abs=0.03)   # CUPED's rho^2
+    assert adj["lift_lower"] < 1.0 < adj["lift_upper"]
+    assert adj["std_error"] < 0.7 * adj["unadjusted_std_error"]
+
+
+def test_sample_ratio_mismatch_and_imbalance_are_flagged(hillstrom):
+    data = hillstrom.data
+    lost = data.index[(data["arm"] == "Mens E-Mail") & (data["history"] > 400)][:2_000]
+    broken = Campaign(**{**hillstrom.__dict__, "data": data.drop(index=lost).reset_index(drop=True)})
+    report = experiments.analyze(broken, "visit")
+    assert report.srm["mismatch"] and "SAMPLE RATIO MISMATCH" in report.summary()
+    assert report.balance.loc["history", "imbalanced"]
+    with pytest.raises(ValueError, match="allocation"):
+        experiments.srm_test(hillstrom, {"No E-Mail": 0.5, "Mens E-Mail": 0.5})
+
+
+# ------------------------------------------------------------------------------ bad input
+
+def _write(tmp_path, rows, name="campaign.csv"):
+    path = tmp_path / name
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+GOOD = [{"user_id": f"u{i}", "arm": ["none", "mail"][i % 2], "visit": i % 3 == 0, "age": 20 + i}
+        for i in range(20)]
+
+
+def test_bad_campaign_input_is_refused_with_one_clear_error(home, tmp_path):
+    ok = campaigns.load_campaign(_write(tmp_path, [{**r, "visit": int(r["visit"])} for r in GOOD]),
+                                 control="none", outcomes=["visit"])
+    assert ok.arms == ("none", "mail") and ok.features == ("age",)
+
+    two = [dict(r, visit=int(r["visit"])) for r in GOOD] + [{"user_id": "u0", "arm": "mail", "visit": 1, "age": 20}]
+    with pytest.raises(DataValidationError, match=r"(?s)campaign.csv: 21 rows, 20 users.*column arm: 1 of 20 users are in two or more arms") as e:
+        campaigns.load_campaign(_write(tmp_path, two), control="none", outcomes=["visit"])
+    assert e.value.failures["check"].tolist() == ["one_arm_per_user"]
+
+    rows = [dict(r, visit=int(r["visit"])) for r in GOOD]
+    with pytest.raises(DataValidationError, match=r"(?s)control arm 'None' does not exist \(did you mean 'none'\?\).*control="):
+        campaigns.load_campaign(_write(tmp_path, rows), control="None", outcomes=["visit"])
+    with pytest.raises(DataValidationError, match=r"declared arm\(s\) \['sms'\] have no users"):
+        campaigns.load_campaign(_write(tmp_path, rows), control="none", outcomes=["visit"], arms=["none", "mail", "sms"])
+    with pytest.raises(DataValidationError, match=r"10 users are in arm\(s\) \['mail'\] that arms= does not declare"):
+        campaigns.load_campaign(_write(tmp_path, rows), control="none", outcomes=["visit"], arms=["none"])
+    one_arm = [dict(r, arm="none") for r in rows]
+    with pytest.raises(DataValidationError, match="only one arm"):
+        campaigns.load_campaign(_write(tmp_path, one_arm), control="none", outcomes=["visit"])
+    with pytest.raises(DataValidationError, match=r"missing required column\(s\) 'spend'"):
+        campaigns.load_campaign(_write(tmp_path, rows), control="none", outcomes=["spend"])
+
+    dated = [dict(r, sent_at="2024-03-01", outcome_at="2024-03-05") for r in rows]
+    dated[3]["outcome_at"] = "2024-02-27"
+    with pytest.raises(DataValidationError, match=r"(?s)outcome_at.*1 of 20 users have their outcome dated before their send"):
+        campaigns.load_campaign(_write(tmp_path, dated), control="none", outcomes=["visit"])
+
+    bad_value = [dict(r) for r in rows]
+    bad_value[5]["visit"] = "yes"
+    with pytest.raises(DataValidationError, match=r"column visit, check 'numeric': 1 rows"):
+        campaigns.load_campaign(_write(tmp_path, bad_value), control="none", outcomes=["visit"])
+    kept = campaigns.load_campaign(_write(tmp_path, bad_value), control="none", outcomes=["visit"], errors="quarantine")
+    assert len(kept.data) == 19 and kept.data.attrs["validation"]["n_rejected"] == 1
+    assert list((home / "data" / "quarantine").glob("campaign-campaign-*.csv"))
+
+
+def test_bad_assignment_files_are_refused(home, tmp_path):
+    rows = [{"user_id": f"u{i}", "arm": ["control", "email"][i % 2], "sent_at": "2024-03-01"} for i in range(10)]
+    asg = campaigns.load_assignments(_write(tmp_path, rows, "assign.csv"), control="control")
+    assert asg.attrs["campaign"]["arms"] == ["control", "email"] and asg["sent_at"].dt.year.eq(2024).all()
+    twice = rows + [{"user_id": "u1", "arm": "control", "sent_at": "2024-03-01"}]
+    with pytest.raises(DataValidationError, match="(?s)assign.csv.*in two or more arms"):
+        campaigns.load_assignments(_write(tmp_path, twice, "assign.csv"), control="control")
+    with pytest.raises(DataValidationError, match="control arm 'holdout' does not exist"):
+        campaigns.load_assignments(_write(tmp_path, rows, "assign.csv"), control="holdout")
+    future = [dict(r, sent_at="2099-01-01") for r in rows]
+    with pytest.raises(DataValidationError, match="not_after_as_of"):
+        campaigns.load_assignments(_write(tmp_path, future, "assign.csv"), control="control")
+    ambiguous = [dict(r, sent_at="03/01/2024") for r in rows]
+    with pytest.raises(DataValidationError, match="date_format"):
+        campaigns.load_assignments(_write(tmp_path, ambiguous, "assign.csv"), control="control")
