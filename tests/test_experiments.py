@@ -203,3 +203,55 @@ def test_bad_assignment_files_are_refused(home, tmp_path):
     ambiguous = [dict(r, sent_at="03/01/2024") for r in rows]
     with pytest.raises(DataValidationError, match="date_format"):
         campaigns.load_assignments(_write(tmp_path, ambiguous, "assign.csv"), control="control")
+
+
+# ------------------------------------------------------------------------------ own data
+
+
+def test_campaign_from_transactions_reads_nothing_after_the_send_into_a_feature(home):
+    """Features as of the day before each send: changing or adding purchases on or after a user's
+    send day changes none of that user's own features, only the outcomes; the BTYD scores of a
+    send day, fitted on every user's history before it, change only with purchases before that
+    day (so those of the first send day not at all); changing a purchase before the send does
+    change the features."""
+    from urm_models.experiments.campaign import from_transactions
+
+    tx, asg, truth = simulate_campaign(3_000, {"email": 1.0}, window=4, seed=3, sent_at="2021-03-01")
+    later = asg.copy()
+    later.loc[later.index[::2], "sent_at"] = pd.Timestamp("2021-02-15")  # two send days
+    base = from_transactions(tx, later, window=4, control="control")
+    send = later.set_index("user_id")["sent_at"].reindex(tx["user_id"]).to_numpy()
+    after = tx["ts"].to_numpy() >= send
+    assert after.any() and (~after).any()
+    noisy = tx.copy()
+    noisy.loc[after, "amount"] *= 7.0                        # every purchase from the send day on
+    extra = tx[after].assign(ts=lambda d: d["ts"] + pd.Timedelta(hours=1))
+    changed = from_transactions(pd.concat([noisy, extra]).sort_values(["user_id", "ts"]), later, window=4,
+                                control="control")
+    own = [f for f in base.features if f not in ("p_alive", "btyd_p_no_purchase", "btyd_expected_purchases", "clv")]
+    pd.testing.assert_frame_equal(base.data[own], changed.data[own])
+    first = base.data["sent_at"] == base.data["sent_at"].min()
+    pd.testing.assert_frame_equal(base.data.loc[first, list(base.features)], changed.data.loc[first, list(base.features)])
+    assert not base.data["spend"].equals(changed.data["spend"])
+    before = tx.copy()
+    before.loc[np.flatnonzero(~after)[:50], "amount"] += 100.0
+    moved = from_transactions(before, later, window=4, control="control")
+    assert not moved.data[["total_spend", "clv"]].equals(base.data[["total_spend", "clv"]])
+    # the outcomes are the purchase days in the window from the send day
+    t = truth.reindex(base.data["user_id"])
+    first_day = base.data["sent_at"] == pd.Timestamp("2021-03-01")
+    assert (base.data.loc[first_day, "converted"].to_numpy() == t.loc[first_day.to_numpy(), "converted"].to_numpy()).mean() > 0.99
+    assert base.arms == ("control", "email") and "in the 4 weeks from the send day" == base.window
+
+
+def test_campaign_outcome_window_must_be_observed():
+    from urm_models.experiments.campaign import from_transactions
+
+    tx, asg, _ = simulate_campaign(500, {"email": 1.0}, window=4, seed=1, sent_at="2021-03-01")
+    last = tx["ts"].max().normalize()
+    late = asg.assign(sent_at=last - pd.Timedelta(days=3))
+    with pytest.raises(DataValidationError, match=r"(?s)column sent_at: 500 of 500 users were sent the campaign after .*"
+                                                  r"outcome window ends after the last purchase.*window="):
+        from_transactions(tx, late, window=4, control="control")
+    with pytest.raises(DataValidationError, match="in two or more arms"):
+        from_transactions(tx, pd.concat([asg, asg.head(1).assign(arm="email2")]), window=4, control="control")

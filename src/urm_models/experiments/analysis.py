@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from ..campaigns import Campaign
+from .intervals import difference_of_means, difference_of_proportions
 
 #: an arm with fewer users with a non-zero outcome gets a ``note``: its interval may undercover
 MIN_NONZERO = 25
@@ -59,53 +60,6 @@ def arm_summary(campaign: Campaign, outcome: str) -> pd.DataFrame:
     out.insert(1, "share", out["users"] / out["users"].sum())
     out.index.name = "arm"
     return out
-
-
-def _wilson(x: float, n: float, z: float) -> tuple[float, float]:
-    p = x / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return centre - half, centre + half
-
-
-def _binary_lift(x1, n1, x0, n0, z):
-    """Newcombe's hybrid score interval of p1 - p0 and the log risk-ratio interval of p1/p0 - 1."""
-    p1, p0 = x1 / n1, x0 / n0
-    l1, u1 = _wilson(x1, n1, z)
-    l0, u0 = _wilson(x0, n0, z)
-    d = p1 - p0
-    lo = d - np.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2)
-    hi = d + np.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
-    if x1 > 0 and x0 > 0:
-        se = np.sqrt(1 / x1 - 1 / n1 + 1 / x0 - 1 / n0)
-        rr = p1 / p0
-        rel = (rr - 1, rr * np.exp(-z * se) - 1, rr * np.exp(z * se) - 1)
-    else:
-        rel = (np.nan, np.nan, np.nan)
-    pooled = (x1 + x0) / (n1 + n0)
-    se0 = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
-    p = 2 * stats.norm.sf(abs(d) / se0) if se0 > 0 else (1.0 if d == 0 else 0.0)
-    return d, lo, hi, rel, p
-
-
-def _mean_lift(y1: np.ndarray, y0: np.ndarray, z: float):
-    """Welch's interval of the difference of means, the delta method on the log ratio of means."""
-    n1, n0 = len(y1), len(y0)
-    m1, m0 = y1.mean(), y0.mean()
-    v1, v0 = y1.var(ddof=1) / n1, y0.var(ddof=1) / n0
-    d, se = m1 - m0, np.sqrt(v1 + v0)
-    if m1 > 0 and m0 > 0:
-        se_log = np.sqrt(v1 / m1 ** 2 + v0 / m0 ** 2)
-        rel = (m1 / m0 - 1, m1 / m0 * np.exp(-z * se_log) - 1, m1 / m0 * np.exp(z * se_log) - 1)
-    else:
-        rel = (np.nan, np.nan, np.nan)
-    if se > 0:
-        df = (v1 + v0) ** 2 / (v1 ** 2 / max(n1 - 1, 1) + v0 ** 2 / max(n0 - 1, 1))
-        p = 2 * stats.t.sf(abs(d) / se, df)
-    else:
-        p = 1.0 if d == 0 else 0.0
-    return d, d - z * se, d + z * se, rel, p
 
 
 def _holm(p: np.ndarray) -> np.ndarray:
@@ -143,12 +97,12 @@ def lift_table(campaign: Campaign, outcome: str, *, alpha: float = 0.05) -> pd.D
     for a in campaign.treatments:
         y1 = y[arm == a].to_numpy()
         if binary:
-            d, lo, hi, rel, p = _binary_lift(y1.sum(), len(y1), y0.sum(), len(y0), z)
-            _, lo_s, hi_s, _, _ = _binary_lift(y1.sum(), len(y1), y0.sum(), len(y0), z_sim)
+            d, lo, hi, rel, p = difference_of_proportions(y1.sum(), len(y1), y0.sum(), len(y0), z)
+            _, lo_s, hi_s, _, _ = difference_of_proportions(y1.sum(), len(y1), y0.sum(), len(y0), z_sim)
             method = "Newcombe hybrid score (difference), log risk ratio (relative)"
         else:
-            d, lo, hi, rel, p = _mean_lift(y1, y0, z)
-            _, lo_s, hi_s, _, _ = _mean_lift(y1, y0, z_sim)
+            d, lo, hi, rel, p = difference_of_means(y1, y0, z)
+            _, lo_s, hi_s, _, _ = difference_of_means(y1, y0, z_sim)
             method = "Welch (difference), delta method on the log ratio (relative)"
         few = [name for name, v in ((a, y1), (campaign.control, y0)) if (v != 0).sum() < MIN_NONZERO]
         note = (f"fewer than {MIN_NONZERO} users with a non-zero outcome in {few}: the interval may be too "
@@ -236,6 +190,23 @@ def balance(campaign: Campaign, covariates=None) -> pd.DataFrame:
     return table
 
 
+def _independent(Z: np.ndarray, tol: float = 1e-8) -> np.ndarray:
+    """The columns of ``Z`` that are not linear combinations of the others (QR with column
+    pivoting on the standardised columns): features such as a total and its parts, or a
+    category's every level, would otherwise make the regression singular."""
+    from scipy.linalg import qr
+
+    if Z.shape[1] == 0:
+        return Z
+    sd = Z.std(axis=0)
+    keep = sd > 0
+    Zs = (Z[:, keep] - Z[:, keep].mean(axis=0)) / sd[keep]
+    _, r, piv = qr(Zs, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int((diag > tol * diag[0]).sum()) if len(diag) else 0
+    return Z[:, keep][:, np.sort(piv[:rank])]
+
+
 def _ols_hc2(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """OLS coefficients and their HC2 covariance (heteroskedasticity-robust, leverage-corrected)."""
     q, r = np.linalg.qr(X)
@@ -268,6 +239,7 @@ def adjusted_lift(campaign: Campaign, outcome: str, covariates=None, *, alpha: f
         t = (arm[rows_] == a).astype(float)
         y = y_all[rows_]
         Z = _design(campaign.data.loc[rows_, cols], drop_first=True).to_numpy(float) if cols else np.empty((len(y), 0))
+        Z = _independent(Z)
         Zc = Z - Z.mean(axis=0)
         ones = np.ones(len(y))
         _, cov0 = _ols_hc2(np.column_stack([ones, t]), y)

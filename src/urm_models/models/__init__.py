@@ -1,6 +1,6 @@
 """Models: BTYD purchase and spend models, contractual retention, churn classifiers, CLV.
 
-The churn classifier (scikit-learn, XGBoost) and the survival models (lifelines) are imported
+The churn classifier and the uplift model (scikit-learn, XGBoost) and the survival models (lifelines) are imported
 when first used, so that a notebook or job that fits only BTYD models does not pay for them.
 """
 
@@ -13,10 +13,10 @@ from .clv import CLVScorer, conditional_median_purchases, customer_lifetime_valu
 from .pareto import ParetoNBD
 
 _LAZY = {"ChurnClassifier": ".churn", "SurvivalModel": ".survival", "contractual_clv": ".survival",
-         "ShiftedWindowPurchases": ".shifted"}
+         "ShiftedWindowPurchases": ".shifted", "UpliftModel": ".uplift"}
 
 __all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD",
-           "BetaGeoBetaBinom", "ShiftedWindowPurchases",
+           "BetaGeoBetaBinom", "ShiftedWindowPurchases", "UpliftModel",
            "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError", "NotFittedError",
            "customer_lifetime_value", "conditional_median_purchases", "CLVScorer"]
 
