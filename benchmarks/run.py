@@ -426,6 +426,117 @@ def bench_churn() -> list[dict]:
     return list(rows.values())
 
 
+# ----------------------------------------------------------------------------- uplift
+#: the issue's protocol: Hillstrom, women's e-mail vs no e-mail, outcome visit, 70/30 split
+#: stratified by arm x outcome, seeds 0, 1, 2; peers with XGBoost 200 trees of depth 3 (one thread)
+UPLIFT_SEEDS = (0, 1, 2)
+UPLIFT_CASES = ("urm default", "urm T", "urm X", "urm DR", "sklift S", "sklift T", "sklift CT", "causalml X",
+                "causalml URF", "response model", "random")
+
+
+def _uplift_data():
+    from urm_models import campaigns
+
+    c = campaigns.load_hillstrom().restrict(["Womens E-Mail"])
+    d = c.data
+    t = (d["arm"] == "Womens E-Mail").to_numpy(int)
+    y = d["visit"].to_numpy(int)
+    X = c.X.reset_index(drop=True)
+    onehot = pd.get_dummies(X, columns=["zip_code", "channel"], dtype=float)  # what the peers take
+    return X, onehot, y, t
+
+
+def _uplift_case(which: str) -> dict:
+    """Fit and predict on the three splits; Qini coefficient by scikit-uplift's qini_auc_score
+    and by ours (the same definition: the largest difference is recorded)."""
+    import warnings
+
+    from sklearn.model_selection import train_test_split
+    from threadpoolctl import threadpool_limits
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # sklift calls sklearn's deprecated stable_cumsum
+    from sklift.metrics import qini_auc_score, uplift_at_k
+
+    from urm_models.evaluation import uplift as ev
+    from urm_models.models import UpliftModel
+
+    X, onehot, y, t = _uplift_data()
+
+    def xgb_clf():
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(n_estimators=200, max_depth=3, n_jobs=1, tree_method="hist", verbosity=0)
+
+    def fit_predict(seed, tr, te):
+        if which.startswith("urm"):
+            learner = {"urm default": None, "urm T": "t", "urm X": "x", "urm DR": "dr"}[which]
+            kw = {} if learner is None else {"learner": learner}
+            m = UpliftModel(random_state=seed, **kw).fit(X.iloc[tr], y[tr], t[tr])
+            return m.predict(X.iloc[te]).iloc[:, 0].to_numpy()
+        Xtr, Xte = onehot.iloc[tr], onehot.iloc[te]
+        if which.startswith("sklift"):
+            from sklift.models import ClassTransformation, SoloModel, TwoModels
+
+            m = {"sklift S": lambda: SoloModel(xgb_clf()),
+                 "sklift T": lambda: TwoModels(xgb_clf(), xgb_clf(), method="vanilla"),
+                 "sklift CT": lambda: ClassTransformation(xgb_clf())}[which]()
+            return np.asarray(m.fit(Xtr, y[tr], t[tr]).predict(Xte), float)
+        if which == "causalml X":
+            from causalml.inference.meta import BaseXClassifier
+            from xgboost import XGBRegressor
+
+            m = BaseXClassifier(outcome_learner=xgb_clf(),
+                                effect_learner=XGBRegressor(n_estimators=200, max_depth=3, n_jobs=1))
+            m.fit(Xtr.to_numpy(), t[tr], y[tr], p=np.full(len(tr), t[tr].mean()))
+            return np.asarray(m.predict(Xte.to_numpy(), p=np.full(len(te), t[tr].mean())), float).ravel()
+        if which == "causalml URF":
+            from causalml.inference.tree import UpliftRandomForestClassifier
+
+            m = UpliftRandomForestClassifier(n_estimators=50, control_name="0", random_state=seed, n_jobs=1)
+            m.fit(Xtr.to_numpy(), np.where(t[tr] == 1, "1", "0"), y[tr])
+            return np.asarray(m.predict(Xte.to_numpy()), float).ravel()
+        if which == "response model":  # P(visit | e-mail): a classifier on the e-mailed users only
+            rows = t[tr] == 1
+            return xgb_clf().fit(Xtr[rows], y[tr][rows]).predict_proba(Xte)[:, 1]
+        return np.random.default_rng(seed).random(len(te))
+
+    out = {"case": which}
+    with threadpool_limits(1):
+        for seed in UPLIFT_SEEDS:
+            tr, te = train_test_split(np.arange(len(y)), test_size=0.3, random_state=seed, stratify=t * 2 + y)
+            t0 = time.perf_counter()
+            u = fit_predict(seed, tr, te)
+            out[f"fit_seconds_{seed}"] = time.perf_counter() - t0
+            out[f"qini_{seed}"] = float(qini_auc_score(y[te], u, t[te]))
+            out[f"ours_minus_sklift_{seed}"] = float(ev.qini_coefficient(y[te], u, t[te]) - out[f"qini_{seed}"])
+            out[f"uplift_at_30_{seed}"] = float(uplift_at_k(y[te], u, t[te], strategy="overall", k=0.3))
+    return out
+
+
+def bench_uplift() -> list[dict]:
+    rows = {which: _in_subprocess("uplift_case", which) for which in UPLIFT_CASES}
+    base = np.mean([rows["sklift S"][f"fit_seconds_{s}"] for s in UPLIFT_SEEDS])
+    print("Hillstrom, women's e-mail vs no e-mail, visit; 70/30 split stratified by arm x outcome, seeds 0 / 1 / 2;"
+          " Qini coefficient = scikit-uplift's qini_auc_score\n")
+    print("| learner | Qini mean | sd | seeds 0 / 1 / 2 | uplift at 30% (mean) | fit s | x sklift S |")
+    print("|---|---|---|---|---|---|---|")
+    for which, r in rows.items():
+        q = np.array([r[f"qini_{s}"] for s in UPLIFT_SEEDS])
+        fit = np.mean([r[f"fit_seconds_{s}"] for s in UPLIFT_SEEDS])
+        u30 = np.mean([r[f"uplift_at_30_{s}"] for s in UPLIFT_SEEDS])
+        print(f"| {which} | {q.mean():.4f} | {q.std():.4f} | {' / '.join(f'{v:.4f}' for v in q)} | {u30:.4f} | "
+              f"{fit:.2f} | {fit / base:.1f} |", flush=True)
+    diff = max(abs(r[f"ours_minus_sklift_{s}"]) for r in rows.values() for s in UPLIFT_SEEDS)
+    print(f"\nlargest |our Qini - scikit-uplift's| over all predictions: {diff:.2e}")
+    peers = [w for w in rows if w.startswith(("sklift", "causalml"))]
+    best = max(peers, key=lambda w: np.mean([rows[w][f"qini_{s}"] for s in UPLIFT_SEEDS]))
+    ours = np.mean([rows["urm default"][f"qini_{s}"] for s in UPLIFT_SEEDS])
+    peer = np.mean([rows[best][f"qini_{s}"] for s in UPLIFT_SEEDS])
+    print(f"default uplift model {ours:.4f} vs the best peer learner ({best}) {peer:.4f}: "
+          f"{'at least as good' if ours >= peer else 'WORSE'}")
+    return list(rows.values())
+
+
 # ----------------------------------------------------------------------------- refresh
 def _cell_kind(source: str) -> str:
     """Where a cell's time goes: model fitting and evaluation, MLflow I/O, imports, or the rest
@@ -721,10 +832,10 @@ def bench_contract(repeats: int = 1) -> list[dict]:
 
 CASES = {"rfm_case": _rfm_case, "btyd_case": _btyd_case, "pareto_case": _pareto_case,
          "scoring_case": _scoring_case, "churn_case": _churn_case, "spark_case": _spark_case,
-         "onebox_case": _onebox_case, "contract_case": _contract_case}
+         "onebox_case": _onebox_case, "contract_case": _contract_case, "uplift_case": _uplift_case}
 BENCHES = {"rfm": bench_rfm, "btyd": bench_btyd, "pareto": bench_pareto, "scoring": bench_scoring,
            "churn": bench_churn, "refresh": bench_refresh, "spark": bench_spark, "onebox": bench_onebox,
-           "contract": bench_contract}
+           "contract": bench_contract, "uplift": bench_uplift}
 
 
 def _alternate(case: str, whiches, repeats: int, label: str = "") -> list[dict]:

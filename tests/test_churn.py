@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from urm_models import datasets, features
-from urm_models.evaluation.classification import (choose_threshold, classification_metrics,
+from urm_models.evaluation.classification import (choose_threshold, classification_metrics, threshold_plot,
                                                   cross_validate, lift_at)
 from urm_models.models import ChurnClassifier
 
@@ -194,7 +194,16 @@ def test_metrics_lift_and_threshold():
     t = choose_threshold(y, p, cost_per_contact=1.0, value_saved=10.0, success_rate=0.5)
     # contacting the top 3 (two churners) yields 2*5 - 3 = 7, the best prefix
     assert t["n_contacted"] == 3 and t["value"] == pytest.approx(7.0) and t["threshold"] == 0.7
-    assert choose_threshold(y, p, 100.0, 1.0)["n_contacted"] == 0
+    assert choose_threshold(y, p, 100.0, 1.0, success_rate=1.0)["n_contacted"] == 0
+    assert t["basis"].startswith("assumed: a contact keeps 50% of churners")
+    # measured effects (a campaign's uplift: the probability a contact keeps this user) replace the rate
+    effect = np.array([.05, .6, .1, 0, 0, 0, 0, 0, 0, .9])
+    m = choose_threshold(y, p, cost_per_contact=1.0, value_saved=10.0, effect=effect)
+    # by risk, the user a contact helps most comes last: the best prefix is everyone, 0.5 + 6 + 1 + 9 - 10
+    assert m["n_contacted"] == 10 and m["value"] == pytest.approx(6.5) and m["basis"].startswith("measured")
+    with pytest.raises(ValueError, match="measured effect .* or an assumed success_rate"):
+        choose_threshold(y, p, 1.0, 10.0)
+    assert "ASSUMED" in threshold_plot(y, p, 1.0, 10.0, success_rate=0.3).axes[0].get_title()
 
 
 # ------------------------------------------------------------------ shifted-window churn

@@ -59,7 +59,9 @@ def test_telco_one_row_per_customer():
 
 
 def test_load_dataset_names():
-    assert set(datasets.DATASETS) == {"cdnow", "cdnow_sample", "telco"}
+    assert set(datasets.DATASETS) == {"cdnow", "cdnow_sample", "telco", "hillstrom"}
+    assert datasets.dataset_kind("hillstrom") == "campaign"
+    assert datasets.load_dataset("hillstrom").control == "No E-Mail"
     with pytest.raises(ValueError, match="unknown data set"):
         datasets.load_dataset("nope")
 

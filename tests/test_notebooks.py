@@ -18,7 +18,9 @@ OUTPUTS = ("reports", "mlruns", "models")  # what others read: no raw user id ma
 
 
 def test_every_refresh_notebook_exists():
-    assert [p.stem for p in NOTEBOOKS if p.stem in pipeline.NOTEBOOKS] == pipeline.NOTEBOOKS
+    assert sorted(p.stem for p in NOTEBOOKS if p.stem in pipeline.NOTEBOOKS) == sorted(pipeline.NOTEBOOKS)
+    # the scoring notebook runs last: its table takes every champion the others register (07's too)
+    assert pipeline.NOTEBOOKS[-1] == pipeline.SCORING_NOTEBOOK
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -38,7 +40,8 @@ def test_refresh_on_telco_logs_loadable_models(home):
     manifest = pipeline.refresh({"dataset": "telco", "fast": True}, run_id="tel", progress=False)
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
     assert status == {"01_explore_data": "ok", "02_segment_users": "skipped", "03_model_churn": "ok",
-                      "04_model_survival": "ok", "05_model_clv": "skipped", "06_score_users": "ok"}
+                      "04_model_survival": "ok", "05_model_clv": "skipped", "07_measure_campaign": "skipped",
+                      "06_score_users": "ok"}
     tracking.configure()
     from urm_models import datasets
 
@@ -213,7 +216,8 @@ def test_refresh_on_your_own_transactions_file(home, tmp_path, cdnow_sample):
     assert "not a number" not in (home / "reports" / "runs" / "own" / "manifest.json").read_text()
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
     assert status == {"01_explore_data": "ok", "02_segment_users": "ok", "03_model_churn": "ok",
-                      "04_model_survival": "skipped", "05_model_clv": "ok", "06_score_users": "ok"}
+                      "04_model_survival": "skipped", "05_model_clv": "ok", "07_measure_campaign": "skipped",
+                      "06_score_users": "ok"}
     p = manifest["parameters"]
     # named after the file; holdout to the last purchase; 02 compares with 13 weeks earlier
     assert p["dataset"] == "shop_orders" and p["holdout_end"] == "1998-06-30"
@@ -247,3 +251,49 @@ def test_own_data_mistakes_are_named_before_any_notebook_runs(home, tmp_path, cd
         with pytest.raises(pipeline.RefreshError, match=message):
             pipeline.refresh(params, progress=False)
     assert not (home / "reports" / "runs").exists()
+
+
+@pytest.mark.slow
+def test_refresh_on_the_hillstrom_campaign(home):
+    """`urm refresh --dataset hillstrom`: 07 measures the experiment, registers the uplift model
+    (held-out Qini) and 06 publishes every customer's recommended arm and expected incremental
+    value; nothing that others read holds a customer's id, and no executed notebook warns."""
+    from urm_models import campaigns
+
+    manifest = pipeline.refresh({"dataset": "hillstrom", "fast": True}, run_id="hill", progress=False)
+    status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
+    assert status == {"01_explore_data": "skipped", "02_segment_users": "skipped", "03_model_churn": "skipped",
+                      "04_model_survival": "skipped", "05_model_clv": "skipped", "07_measure_campaign": "ok",
+                      "06_score_users": "ok"}
+    assert set(manifest["models"]) == {"urm-uplift"}
+    table = scoring.read_predictions("hillstrom")
+    camp = campaigns.load_hillstrom()
+    assert len(table) == 64_000 and set(table["user_id"]) == set(camp.data["user_id"])
+    assert set(table["recommended_arm"]) <= set(camp.arms) and table["recommended_arm"].notna().all()
+    assert (table["expected_incremental_value"] >= 0).all()
+    assert table["tier"].notna().all() and table["clv"].isna().all() and table["p_churn"].isna().all()
+    contact = table["recommended_arm"] != camp.control
+    assert (table.loc[contact, "recommended_action"] == "send " + table.loc[contact, "recommended_arm"]).all()
+    assert set(table.loc[contact, "action_priority"]) <= {1, 2, 3, 4}
+    # the platinum tier is the top tenth by past-year spend
+    hist = camp.data.set_index("user_id")["history"].reindex(table["user_id"]).to_numpy()
+    assert hist[(table["tier"] == "platinum").to_numpy()].min() >= np.quantile(hist, 0.89)
+    tracking.configure()
+    champ = tracking.champion("uplift", "hillstrom")
+    assert champ["tags"]["dataset"] == "hillstrom" and champ["tags"]["outcome"] == "visit"
+    run = mlflow.get_run(champ["run_id"])
+    assert 0.02 < run.data.metrics["holdout_qini"] < 0.2
+    assert run.data.metrics["lift_visit_mens_e_mail"] == pytest.approx(3_894 / 21_307 - 2_262 / 21_306)
+    assert {"policy_uplift", "policy_response_model", "policy_churn_risk"} <= set(run.data.metrics)
+    exp = mlflow.get_experiment_by_name("urm-uplift")
+    assert exp is not None
+    model = mlflow.pyfunc.load_model("models:/urm-uplift@champion-hillstrom")
+    out = model.predict(camp.X.head(50).reset_index(drop=True))
+    assert {"recommended_arm", "expected_incremental_value", "effect[Mens E-Mail]"} <= set(out.columns)
+    for entry in manifest["notebooks"]:
+        if entry["status"] == "ok":
+            text = json.dumps([c.get("outputs", []) for c in nbformat.read(entry["output"], as_version=4).cells])
+            for word in ("Warning", "WARNING", "ERROR", "Traceback"):
+                assert word not in text, (entry["notebook"], word)
+    sample = set(camp.data["user_id"].sample(300, random_state=0))
+    assert mentions.find([home / d for d in OUTPUTS], sample) == {}

@@ -51,7 +51,8 @@ def _check_cdnow_refresh(home, manifest):
     assert [n["notebook"] for n in manifest["notebooks"]] == pipeline.NOTEBOOKS
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
     assert status == {"01_explore_data": "ok", "02_segment_users": "ok", "03_model_churn": "ok",
-                      "04_model_survival": "skipped", "05_model_clv": "ok", "06_score_users": "ok"}
+                      "04_model_survival": "skipped", "05_model_clv": "ok", "07_measure_campaign": "skipped",
+                      "06_score_users": "ok"}
     run_dir = home / "reports" / "runs" / "t1"
     executed = nbformat.read(run_dir / "01_explore_data.ipynb", as_version=4)
     assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code")

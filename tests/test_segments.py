@@ -143,6 +143,23 @@ def test_target_list_matches_brute_force_and_respects_budget(values, budget, cos
     assert chosen.attrs["expected_return"] == pytest.approx(best, rel=1e-9, abs=1e-9)
 
 
+def test_target_list_takes_measured_effects_and_labels_assumptions():
+    scores = pd.DataFrame({"value_at_risk": [50.0, 40.0, 30.0, 20.0], "p_churn": [.5, .4, .3, .2],
+                           "clv": [100.0, 100, 100, 100]}, index=list("abcd"))
+    assumed = target_list(scores, budget=100, cost_per_contact=5, success_rate=0.3)
+    assert assumed.attrs["basis"].startswith("assumed: a contact saves 30%") and "not measured" in assumed.attrs["basis"]
+    assert list(assumed.index) == ["a", "b", "c", "d"]
+    # a measured campaign: d gains most from a contact, b's best arm is no contact (0)
+    measured = scores.assign(expected_incremental_value=[8.0, 0.0, 6.0, 20.0],
+                             recommended_arm=["mail", "none", "mail", "call"], model_versions="urm-uplift/3")
+    chosen = target_list(measured, budget=100, cost_per_contact=5, success_rate=0.3)
+    assert list(chosen.index) == ["d", "a", "c"] and chosen["recommended_arm"].tolist() == ["call", "mail", "mail"]
+    assert chosen.attrs["basis"].startswith("measured") and "urm-uplift/3" in chosen.attrs["basis"]
+    assert chosen.attrs["expected_return"] == pytest.approx(20 + 8 + 6 - 15)
+    with pytest.raises(ValueError, match="no measured effect .* pass success_rate="):
+        target_list(scores, budget=100, cost_per_contact=5)
+
+
 def test_transitions_hand_built():
     from urm_models.segments import transitions
 

@@ -63,6 +63,7 @@ class Campaign:
     window: str = ""
     units: dict = field(default_factory=dict)
     source: str = ""
+    value_feature: str = ""   # a pre-campaign value per user (Hillstrom: past-year spend): the table's tiers
 
     @property
     def treatments(self) -> tuple[str, ...]:
@@ -196,7 +197,8 @@ def validate_campaign(raw: RawTable, *, control: str, outcomes, features=None, a
                       columns: dict | None = None, categorical=(), errors: Errors = "raise",
                       decimal: str = ".", thousands: str | None = None, date_format: str | None = None,
                       tz: str | None = None, quarantine_dir=None, dataset: str | None = None,
-                      name: str | None = None, window: str = "", units: dict | None = None) -> Campaign:
+                      name: str | None = None, window: str = "", units: dict | None = None,
+                      value_feature: str = "") -> Campaign:
     """One raw per-user campaign table -> :class:`Campaign` (see :func:`load_campaign`)."""
     if isinstance(outcomes, str):
         outcomes = [outcomes]
@@ -250,7 +252,7 @@ def validate_campaign(raw: RawTable, *, control: str, outcomes, features=None, a
     data.attrs["validation"] = report
     return Campaign(data=data, control=str(control), arms=order, outcomes=tuple(outcomes),
                     features=tuple(features), name=name or dataset or "campaign", window=window,
-                    units=dict(units or {}), source=raw.source)
+                    units=dict(units or {}), source=raw.source, value_feature=value_feature)
 
 
 def campaign_from_frame(df: pd.DataFrame, *, control, outcomes, features=None, arms=None,
@@ -294,18 +296,19 @@ def load_hillstrom(path: str | Path | None = None) -> Campaign:
     """The MineThatData e-mail experiment (Hillstrom 2008; data/README.md): 64,000 customers
     randomised to a men's merchandise e-mail, a women's merchandise e-mail or no e-mail
     (the control), with ``visit``, ``conversion`` (0/1) and ``spend`` (US dollars) in the two
-    weeks after. The file has no customer id: ``user_id`` is the row number (1 to 64,000, in
-    file order)."""
+    weeks after. The file has no customer id: ``user_id`` is ``r`` and the row number in five
+    digits (``r00001`` to ``r64000``, in file order)."""
     path = Path(path) if path is not None else paths.raw_data_dir() / HILLSTROM
     raw = read_raw(path, sep=",")
     if "user_id" in raw.frame.columns:
         raise DataValidationError(f"{path}: has a user_id column; load it with load_campaign()", source=str(path))
     numbers = (raw.lines - 1) if raw.lines is not None else np.arange(1, len(raw.frame) + 1)
-    raw.frame.insert(0, "user_id", [str(int(n)) for n in numbers])
+    raw.frame.insert(0, "user_id", [f"r{int(n):05d}" for n in numbers])
     return validate_campaign(raw, control="No E-Mail", outcomes=["visit", "conversion", "spend"],
                              features=HILLSTROM_FEATURES, arms=HILLSTROM_ARMS, columns={"arm": "segment"},
                              categorical=("zip_code", "channel"), dataset="hillstrom", name="hillstrom",
-                             window="in the two weeks after the e-mail", units={"spend": "USD"})
+                             window="in the two weeks after the e-mail", units={"spend": "USD"},
+                             value_feature="history")
 
 
 def load_assignments(path: str | Path, *, control: str, arms=None, columns: dict | None = None,

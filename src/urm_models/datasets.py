@@ -49,10 +49,11 @@ DATASETS = {
     "cdnow": (CDNOW_MASTER, "transactions"),
     "cdnow_sample": (CDNOW_SAMPLE, "transactions"),
     "telco": (TELCO, "customers"),
+    "hillstrom": ("hillstrom.csv", "campaign"),
 }
 #: the currency of each shipped data set's amounts (CDNOW: US dollars; Telco: monthly charges in
 #: US dollars); own files say "amount" unless a currency is given
-CURRENCIES = {"cdnow": "USD", "cdnow_sample": "USD", "telco": "USD"}
+CURRENCIES = {"cdnow": "USD", "cdnow_sample": "USD", "telco": "USD", "hillstrom": "USD"}
 
 
 def currency(name: str, path: str | Path = "", given: str | None = None) -> str:
@@ -307,8 +308,9 @@ def load_donations(path: str | Path | None = None) -> pd.DataFrame:
     return table.rename(columns={"periods": "n_periods"})
 
 
-def load_dataset(name: str, path: str | Path = "", **read) -> pd.DataFrame:
-    """Load a data set by name: a shipped one (``cdnow``, ``cdnow_sample``, ``telco``), or, with
+def load_dataset(name: str, path: str | Path = "", **read):
+    """Load a data set by name: a shipped one (``cdnow``, ``cdnow_sample``, ``telco``; the
+    campaign ``hillstrom`` comes as a :class:`~urm_models.campaigns.Campaign`), or, with
     ``path``, your own transactions file under the name you give it; ``read`` goes to
     :func:`load_transactions` (``columns``, ``date_format``, ``tz``, ``errors``, ...)."""
     if path:
@@ -323,6 +325,10 @@ def load_dataset(name: str, path: str | Path = "", **read) -> pd.DataFrame:
         return load_cdnow(sample=True)
     if name == "telco":
         return load_telco()
+    if name == "hillstrom":
+        from .campaigns import load_hillstrom
+
+        return load_hillstrom()
     raise ValueError(f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)} "
                      "(your own transactions file: pass its path)")
 
@@ -337,7 +343,7 @@ def dataset_name(path: str | Path) -> str:
 
 
 def dataset_kind(name: str, path: str | Path = "") -> str:
-    """``"transactions"`` or ``"customers"``: which notebooks and models apply."""
+    """``"transactions"``, ``"customers"`` or ``"campaign"``: which notebooks and models apply."""
     if path:
         return "transactions"
     if name not in DATASETS:

@@ -40,3 +40,14 @@ class CLVPyfunc(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.scorer.predict(model_input)
+
+
+class UpliftPyfunc(mlflow.pyfunc.PythonModel):
+    """Scores users' pre-campaign features with an :class:`~urm_models.experiments.policy.UpliftPolicy`:
+    effects and incremental values per arm, the recommended arm and its expected value."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return self.policy.predict(model_input)

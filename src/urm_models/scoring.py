@@ -32,7 +32,12 @@ from . import paths, segments
 
 COLUMNS = ["user_id", "as_of", "tier", "rfm_segment", "lifecycle_stage", "p_alive", "p_churn",
            "expected_purchases", "expected_remaining_lifetime", "clv", "value_at_risk",
-           "recommended_action", "action_channel", "action_priority", "cohort", "model_versions"]
+           "recommended_action", "action_channel", "action_priority", "cohort", "model_versions",
+           "recommended_arm", "expected_incremental_value"]
+#: the columns a measured campaign fills (the data set's ``urm-uplift`` champion); empty otherwise
+CAMPAIGN_COLUMNS = ["recommended_arm", "expected_incremental_value"]
+TEXT_COLUMNS = ("tier", "rfm_segment", "lifecycle_stage", "recommended_action", "action_channel", "cohort",
+                "model_versions", "recommended_arm")
 
 
 def _model_inputs(model, df: pd.DataFrame) -> pd.DataFrame:
@@ -84,14 +89,22 @@ def _finish_rows(table: pd.DataFrame, *, as_of, playbook, model_versions: str) -
     table["recommended_action"] = actions["recommended_action"]
     table["action_channel"] = actions["channel"]
     table["action_priority"] = actions["priority"].astype("int64")
+    return _format(table, as_of, model_versions)
+
+
+def _format(table: pd.DataFrame, as_of, model_versions: str) -> pd.DataFrame:
+    """The table's columns, order and types (user ids as the index of ``table``)."""
     table["as_of"] = pd.Timestamp(as_of)
     table["model_versions"] = model_versions
+    for c in CAMPAIGN_COLUMNS:
+        if c not in table:
+            table[c] = np.nan
     table.index.name = "user_id"
     out = table.reset_index()
     out["user_id"] = out["user_id"].astype(str)
-    for c in ("tier", "rfm_segment", "lifecycle_stage", "recommended_action", "action_channel",
-              "cohort", "model_versions"):
+    for c in TEXT_COLUMNS:
         out[c] = out[c].astype("string")
+    out["expected_incremental_value"] = out["expected_incremental_value"].astype(float)
     return out[COLUMNS]
 
 
@@ -364,6 +377,45 @@ def score_customers(customers: pd.DataFrame, as_of, churn_model, survival_model,
     return out
 
 
+def score_campaign(campaign, as_of, uplift_model, *, model_versions: str = "", tier_shares: Mapping | None = None,
+                   tier_amounts: Mapping | None = None, channel: str = "campaign") -> pd.DataFrame:
+    """The relationship table of a campaign data set (one row per user with pre-campaign
+    features, such as Hillstrom): each user's ``recommended_arm`` (the control: no contact) and
+    ``expected_incremental_value`` from the ``urm-uplift`` model (an
+    :class:`~urm_models.experiments.policy.UpliftPolicy` or its logged pyfunc), and the tier of
+    the campaign's pre-campaign value (``campaign.value_feature``, Hillstrom: dollars spent in the
+    past year). ``recommended_action`` names the arm to send (``no contact`` for the control),
+    ``action_priority`` ranks the contacts by expected value (1 = the top quarter ... 4; 5 =
+    no contact). What a campaign table cannot know (P(alive), churn risk, CLV, RFM segment,
+    lifecycle stage, cohort) stays empty."""
+    X = campaign.X
+    scores = _predict_frame(uplift_model, X)
+    table = pd.DataFrame(index=X.index)
+    for c in ("p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv", "value_at_risk"):
+        table[c] = np.nan
+    for c in ("rfm_segment", "lifecycle_stage", "cohort"):
+        table[c] = pd.NA
+    value = getattr(campaign, "value_feature", "")
+    table["tier"] = (segments.value_tiers(X[value].astype(float), shares=tier_shares, amounts=tier_amounts)
+                     if value else pd.NA)
+    arm = scores["recommended_arm"].astype(str)
+    gain = scores["expected_incremental_value"].astype(float)
+    contact = arm != str(campaign.control)
+    table["recommended_arm"] = arm
+    table["expected_incremental_value"] = gain
+    table["recommended_action"] = np.where(contact, "send " + arm, "no contact")
+    table["action_channel"] = np.where(contact, channel, "none")
+    priority = np.full(len(table), 5, dtype="int64")
+    if contact.any():
+        ranks = gain[contact].rank(ascending=False, method="first") / contact.sum()
+        priority[contact.to_numpy()] = np.minimum(4, np.ceil(ranks * 4)).astype("int64")
+    table["action_priority"] = priority
+    out = _format(table, as_of, model_versions)
+    out.attrs["tier_basis"] = (f"{value}, the value each user brought before the campaign" if value else
+                               "nothing: the campaign names no pre-campaign value (value_feature)")
+    return out
+
+
 def score_users(dataset: str, as_of=None, *, freq: str = "W", path: str | Path = "",
                 read: dict | None = None, **options) -> pd.DataFrame:
     """Score a data set with the champion models of the registry: a shipped one by name, or
@@ -377,6 +429,13 @@ def score_users(dataset: str, as_of=None, *, freq: str = "W", path: str | Path =
 
     kind = datasets.dataset_kind(dataset, path)
     data = datasets.load_dataset(dataset, path, **(read or {}))
+    if kind == "campaign":
+        model, info = _load(tracking, "uplift", dataset)
+        versions = f"{info['name']}/{info['version']}"
+        out = score_campaign(data, as_of or pd.Timestamp.today().normalize(), model, model_versions=versions,
+                             **options)
+        out.attrs["uplift_source"] = f"{versions} ({info['tags'].get('learner', '')} learner)"
+        return out
     if kind == "transactions":
         if as_of is None:
             raise ValueError("as_of is required for transactions (the date to score at)")

@@ -33,7 +33,8 @@ _SCORED = ("user_id string, p_alive double, p_churn double, expected_purchases d
 _TABLE = ("user_id string, as_of date, tier string, rfm_segment string, lifecycle_stage string, "
           "p_alive double, p_churn double, expected_purchases double, expected_remaining_lifetime double, "
           "clv double, value_at_risk double, recommended_action string, action_channel string, "
-          "action_priority bigint, cohort string, model_versions string")
+          "action_priority bigint, cohort string, model_versions string, recommended_arm string, "
+          "expected_incremental_value double")
 
 
 def score_transactions(transactions, as_of, clv_model, *, churn_model=None, churn_window: str = "",
@@ -166,7 +167,6 @@ def read_table(dataset: str, as_of) -> pd.DataFrame:
         raise FileNotFoundError(f"no Spark predictions at {folder}: run `urm score --engine spark`")
     df = pd.concat([pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))], ignore_index=True)
     df.insert(1, "as_of", pd.Timestamp(as_of))
-    for c in ("tier", "rfm_segment", "lifecycle_stage", "recommended_action", "action_channel", "cohort",
-              "model_versions"):
+    for c in scoring.TEXT_COLUMNS:
         df[c] = df[c].astype("string")
     return df.sort_values("user_id", kind="stable").reset_index(drop=True)[scoring.COLUMNS]

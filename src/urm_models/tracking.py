@@ -31,6 +31,7 @@ EXPERIMENTS = {
     "survival": "urm-survival",
     "clv": "urm-clv",
     "kpis": "urm-kpis",
+    "uplift": "urm-uplift",
 }
 
 
@@ -333,12 +334,28 @@ def log_clv_model(scorer, rfm_example: pd.DataFrame, name: str = "model"):
                                    code_paths=_code_paths())
 
 
+def log_uplift_model(policy, X_example: pd.DataFrame, name: str = "model"):
+    """Log an :class:`~urm_models.experiments.policy.UpliftPolicy` as a pyfunc that takes users'
+    pre-campaign features and returns the effects, incremental values per arm, the
+    recommended arm and its expected incremental value."""
+    import mlflow
+    from .mlflow_models import UpliftPyfunc
+
+    wrapper = UpliftPyfunc(policy)
+    example = _example(X_example[policy.features])
+    signature = _infer_signature(example, wrapper.predict(None, example))
+    return mlflow.pyfunc.log_model(name=name, python_model=wrapper, signature=signature, input_example=example,
+                                   pip_requirements=_pip_requirements(), code_paths=_code_paths())
+
+
 # ------------------------------------------------------------------------------ registry
 #: Registered model per family, with the holdout metric that decides promotion.
 REGISTERED_MODELS = {
     "churn": ("urm-churn", "roc_auc", "higher"),
     "survival": ("urm-survival", "holdout_concordance", "higher"),
     "clv": ("urm-clv", "holdout_rmse", "lower"),
+    # the held-out Qini coefficient of the modelled outcome, averaged over the treatment arms
+    "uplift": ("urm-uplift", "holdout_qini", "higher"),
 }
 CHAMPION, CHALLENGER = "champion", "challenger"
 

@@ -58,25 +58,48 @@ def cross_validate(estimator, X: pd.DataFrame, y, n_splits: int = 5, seed: int =
     return pd.DataFrame(rows).set_index("fold"), oof
 
 
-def choose_threshold(y, p, cost_per_contact: float, value_saved: float,
-                     success_rate: float = 1.0) -> dict:
-    """The score threshold that maximises the realised value of contacting users above it.
-
-    Contacting a user costs ``cost_per_contact``; a contacted churner is kept with probability
-    ``success_rate`` and is then worth ``value_saved``. The expected-value rule would contact
-    when ``p * success_rate * value_saved > cost``; this picks the threshold on the data.
-    """
+def _saved(y, p, value_saved: float, success_rate: float | None, effect) -> tuple[np.ndarray, np.ndarray, str]:
+    """Per user, in the order of ``p`` (highest first): the value a contact adds, and the basis."""
     y = np.asarray(y, float)
     p = np.asarray(p, float)
     order = np.argsort(-p, kind="stable")
-    gain = np.cumsum(y[order] * success_rate * value_saved - cost_per_contact)
+    if effect is not None:
+        eff = np.asarray(effect, float)
+        if eff.shape != y.shape or not np.isfinite(eff).all():
+            raise ValueError(f"effect must give a finite measured effect for each of the {len(y)} users")
+        # measured: the probability a contact keeps this user (a randomised campaign's uplift), churner or not
+        return eff[order] * value_saved, order, "measured effect per user (a randomised campaign's uplift model)"
+    if success_rate is None:
+        raise ValueError("give a measured effect per user (effect=, from a campaign's uplift model) or an assumed "
+                         "success_rate=")
+    if not 0 <= success_rate <= 1:
+        raise ValueError(f"success_rate must lie in [0, 1], got {success_rate}")
+    return (y[order] * success_rate * value_saved, order,
+            f"assumed: a contact keeps {success_rate:.0%} of churners, the same for everyone (not measured)")
+
+
+def choose_threshold(y, p, cost_per_contact: float, value_saved: float,
+                     success_rate: float | None = None, *, effect=None) -> dict:
+    """The score threshold that maximises the realised value of contacting users above it.
+
+    Contacting a user costs ``cost_per_contact``; a kept user is worth ``value_saved``. What a
+    contact keeps is **measured** where a randomised campaign measured it (``effect``: each
+    user's effect of the contact on staying, from an uplift model) or **assumed** (``success_rate``:
+    a contacted churner is kept with this probability, the same for everyone); the result's
+    ``basis`` says which. With an assumed rate the expected-value rule would contact when ``p *
+    success_rate * value_saved > cost``; this picks the threshold on the data.
+    """
+    gains, order, basis = _saved(y, p, value_saved, success_rate, effect)
+    p = np.asarray(p, float)
+    gain = np.cumsum(gains - cost_per_contact)
     k = int(np.argmax(gain))
     best = float(gain[k])
+    rate = success_rate if effect is None else float(np.mean(effect))
+    out = {"break_even_probability": cost_per_contact / (rate * value_saved) if rate * value_saved > 0 else float("inf"),
+           "basis": basis}
     if best <= 0:
-        return {"threshold": 1.0, "n_contacted": 0, "value": 0.0,
-                "break_even_probability": cost_per_contact / (success_rate * value_saved)}
-    return {"threshold": float(p[order][k]), "n_contacted": k + 1, "value": best,
-            "break_even_probability": cost_per_contact / (success_rate * value_saved)}
+        return {"threshold": 1.0, "n_contacted": 0, "value": 0.0, **out}
+    return {"threshold": float(p[order][k]), "n_contacted": k + 1, "value": best, **out}
 
 
 def calibration_plot(y, probabilities: dict[str, np.ndarray], n_bins: int = 10) -> Figure:
@@ -115,16 +138,19 @@ def lift_plot(y, probabilities: dict[str, np.ndarray]) -> Figure:
     return fig
 
 
-def threshold_plot(y, p, cost_per_contact: float, value_saved: float, success_rate: float = 1.0) -> Figure:
-    y = np.asarray(y, float)
-    order = np.argsort(-np.asarray(p), kind="stable")
-    gain = np.cumsum(y[order] * success_rate * value_saved - cost_per_contact)
+def threshold_plot(y, p, cost_per_contact: float, value_saved: float, success_rate: float | None = None, *,
+                   effect=None) -> Figure:
+    """The campaign's value against the number of users contacted, highest risk first; the title
+    says whether what a contact keeps was measured or assumed."""
+    gains, _, basis = _saved(y, p, value_saved, success_rate, effect)
+    gain = np.cumsum(gains - cost_per_contact)
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
     ax.plot(np.arange(1, len(gain) + 1), gain)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("users contacted (highest risk first)")
-    ax.set_ylabel("value of the campaign")
-    ax.set_title(f"Contact cost {cost_per_contact:g}, value saved {value_saved:g}, success {success_rate:.0%}")
+    ax.set_ylabel("value of the campaign (value saved - contact costs)")
+    how = f"success {success_rate:.0%} ASSUMED, not measured" if effect is None else "measured effects"
+    ax.set_title(f"Contact cost {cost_per_contact:g}, value saved {value_saved:g}, {how}", fontsize=10)
     fig.tight_layout()
     return fig

@@ -322,3 +322,52 @@ def _terms(policy, y, arm, *, control, propensity, cost=0.0, alpha=0.05) -> np.n
     yv = y.reindex(policy.index).to_numpy(float)
     return ((av == pi) * yv / e.reindex(pi).to_numpy() - (av == control) * yv / e[control]
             - costs.reindex(pi).to_numpy())
+
+
+class UpliftPolicy:
+    """The decision a campaign's measurements support, as one object (registered as
+    ``urm-uplift``): a fitted :class:`~urm_models.models.UpliftModel` of ``outcome``, what one
+    unit of it is worth in ``value_outcome`` per arm (``value_per_unit``, with its ``basis``) and
+    what a contact with each arm costs. ``predict(X)`` gives every user the arm with the largest
+    expected incremental value net of its cost where that is positive (else the control, i.e. no
+    contact): columns ``effect[<arm>]`` (on the outcome), ``incremental_value[<arm>]`` (net of
+    the cost, in ``value_outcome``), ``recommended_arm`` and ``expected_incremental_value``: the
+    recommended arm's effect times its value, **before** the contact's cost (0 for the
+    control), so that a budget decision (``segments.target_list``) subtracts its own cost once."""
+
+    def __init__(self, model, value_per_unit: dict, *, cost=0.0, outcome: str, value_outcome: str, basis: str = "",
+                 window: str = "", unit: str = ""):
+        self.model = model
+        self.value_per_unit = {str(k): float(v) for k, v in value_per_unit.items()}
+        self.cost = cost
+        self.outcome = outcome
+        self.value_outcome = value_outcome
+        self.basis = basis
+        self.window = window
+        self.unit = unit
+
+    @property
+    def control(self):
+        return self.model.control_
+
+    @property
+    def features(self) -> list[str]:
+        return [str(c) for c in self.model.feature_names_in_]
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        effects = self.model.predict(X)
+        effects.columns = [str(c) for c in effects.columns]
+        net = incremental_value(effects, value=self.value_per_unit, cost=self.cost)
+        best = net.max(axis=1)
+        out = pd.DataFrame(index=X.index)
+        for a in effects.columns:
+            out[f"effect[{a}]"] = effects[a].to_numpy()
+        for a in net.columns:
+            out[f"incremental_value[{a}]"] = net[a].to_numpy()
+        chosen = net.idxmax(axis=1).to_numpy()
+        gross = effects.to_numpy()[np.arange(len(effects)), effects.columns.get_indexer(chosen)] * \
+            np.array([self.value_per_unit[a] for a in chosen])
+        contact = best.to_numpy() > 0
+        out["recommended_arm"] = np.where(contact, chosen, str(self.control))
+        out["expected_incremental_value"] = np.where(contact, gross, 0.0)
+        return out
