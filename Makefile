@@ -41,9 +41,10 @@ $(TEST_STAMP): | $(UV)
 
 env: $(STAMP) ## create or update .venv from uv.lock
 
-run: $(STAMP) ## the refresh on the bundled CDNOW and Telco data (reports/runs/, mlruns/, data/predictions/)
+run: $(STAMP) ## the refresh on the bundled CDNOW, Telco and Hillstrom data (reports/runs/, mlruns/, data/predictions/)
 	$(VENV)/bin/urm refresh --dataset cdnow
 	$(VENV)/bin/urm refresh --dataset telco
+	$(VENV)/bin/urm refresh --dataset hillstrom
 
 test: $(TEST_STAMP) ## the test suite (unit, property, fuzz, data, notebook, reliability and end-to-end tests)
 	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=10

@@ -542,7 +542,7 @@ def _cell_kind(source: str) -> str:
     """Where a cell's time goes: model fitting and evaluation, MLflow I/O, imports, or the rest
     (loading data, features, tables and plots). A cell that fits and logs counts as fitting."""
     if any(k in source for k in (".fit(", "cross_validate(", "select_on_validation(",
-                                 "customer_lifetime_value(", "score_users(")):
+                                 "customer_lifetime_value(", "score_users(", "evaluate_policies(")):
         return "model fitting and scoring"
     if "tracking." in source:
         return "MLflow I/O"
@@ -552,7 +552,7 @@ def _cell_kind(source: str) -> str:
 
 
 def bench_refresh() -> list[dict]:
-    """``make run`` (``urm refresh`` on CDNOW, then on Telco) in a fresh project home: CPU-seconds
+    """``make run`` (``urm refresh`` on CDNOW, Telco, then Hillstrom) in a fresh project home: CPU-seconds
     (user + system of the command and its kernel, as /usr/bin/time counts them) and wall time
     per refresh and per notebook (the manifest's), and each notebook's wall time split by
     papermill's per-cell durations into imports, MLflow I/O, model fitting and the rest."""
@@ -566,7 +566,7 @@ def bench_refresh() -> list[dict]:
     env.pop("MLFLOW_TRACKING_URI", None)
     urm = Path(sys.executable).parent / "urm"
     rows, refreshes, kinds = [], [], {}
-    for dataset in ("cdnow", "telco"):
+    for dataset in ("cdnow", "telco", "hillstrom"):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run([str(urm), "refresh", "--dataset", dataset, "--run-id", f"bench-{dataset}", "--quiet"],
@@ -594,7 +594,7 @@ def bench_refresh() -> list[dict]:
                           "users": manifest["predictions"]["rows"]})
     total_cpu = sum(r["cpu_seconds"] for r in refreshes)
     total_wall = sum(r["wall"] for r in refreshes)
-    print(f"`make run` (urm refresh --dataset cdnow; urm refresh --dataset telco): {total_cpu:.1f} CPU-s "
+    print(f"`make run` (urm refresh --dataset cdnow, telco, hillstrom): {total_cpu:.1f} CPU-s "
           f"(user + sys), {total_wall:.1f} s wall\n")
     print("| refresh | users | wall s | CPU s | CPU s outside the notebooks (start-up, lock, fingerprint, publish, export) |")
     print("|---|---|---|---|---|")

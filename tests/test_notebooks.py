@@ -297,3 +297,56 @@ def test_refresh_on_the_hillstrom_campaign(home):
                 assert word not in text, (entry["notebook"], word)
     sample = set(camp.data["user_id"].sample(300, random_state=0))
     assert mentions.find([home / d for d in OUTPUTS], sample) == {}
+
+
+@pytest.mark.slow
+def test_refresh_with_your_own_campaign(home, tmp_path):
+    """Your transactions file and your campaign's assignment file (simulated, with known effects):
+    07 measures the campaign on features as of the day before the send, registers the uplift
+    model, and the published table gives every user a recommended arm beside the CLV models'
+    scores; the streamed path says it cannot score the campaign rather than drop it."""
+    from urm_models import cli
+    from urm_models.simulate import simulate_campaign
+
+    tx, asg, truth = simulate_campaign(4_000, {"email": 2.0}, window=4, sent_at="2021-03-01", seed=21)
+    orders, assignments = tmp_path / "orders.csv", tmp_path / "sends.csv"
+    tx.assign(ts=tx["ts"].dt.strftime("%Y-%m-%d %H:%M:%S")).to_csv(orders, index=False)
+    asg.assign(sent_at="2021-03-01").rename(columns={"arm": "group"}).to_csv(assignments, index=False)
+    params = {"path": str(orders), "cutoff": "2021-02-28", "campaign": str(assignments), "control": "control",
+              "campaign_window": 4, "campaign_read": {"columns": {"arm": "group"}}, "fast": True}
+    manifest = pipeline.refresh(params, run_id="camp", progress=False)
+    status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
+    assert status["07_measure_campaign"] == "ok" and status["06_score_users"] == "ok"
+    assert {"urm-clv", "urm-uplift"} <= set(manifest["models"])
+    table = scoring.read_predictions("orders")
+    assert table["recommended_arm"].notna().all() and set(table["recommended_arm"]) <= {"control", "email"}
+    assert table["clv"].notna().all() and table["model_versions"].str.contains("urm-uplift/1").all()
+    # the users it recommends the e-mail to gain more from it than those it spares, in truth
+    eff = truth["effect_purchases[email]"].reindex(table["user_id"]).to_numpy()
+    send = (table["recommended_arm"] == "email").to_numpy()
+    assert 0 < send.sum() < len(table) and eff[send].mean() > eff[~send].mean()
+    tracking.configure()
+    run = mlflow.get_run(tracking.champion("uplift", "orders")["run_id"])
+    assert run.data.params["outcome"] == "converted" and run.data.params["campaign"] == str(assignments)
+    code = cli.main(["score", "--path", str(orders), "--as-of", "2021-02-28", "--batches", "2"])
+    assert code == 1
+
+
+def test_campaign_mistakes_are_named_before_any_notebook_runs(home, tmp_path):
+    from urm_models.simulate import simulate_campaign
+
+    tx, asg, _ = simulate_campaign(300, {"email": 1.0}, window=4, seed=2)
+    orders, sends = tmp_path / "orders.csv", tmp_path / "sends.csv"
+    tx.to_csv(orders, index=False)
+    flipped = asg.head(2).assign(arm=lambda d: np.where(d["arm"] == "control", "email", "control"))
+    pd.concat([asg, flipped]).to_csv(sends, index=False)
+    own = {"path": str(orders), "cutoff": "2021-02-28"}
+    cases = [({**own, "campaign": str(sends), "control": "control"}, r"(?s)assignment file is refused.*2 of 300 users are in two"),
+             ({**own, "campaign": str(sends)}, r"name the control arm .* \(--control\)"),
+             ({**own, "control": "control"}, r"campaign option\(s\) \['control'\] need an assignment file"),
+             ({"dataset": "telco", "campaign": str(sends), "control": "control"}, "goes with a transactions data set"),
+             ({**own, "campaign": str(tmp_path / "nope.csv"), "control": "control"}, "nope.csv not found")]
+    for params, message in cases:
+        with pytest.raises(pipeline.RefreshError, match=message):
+            pipeline.refresh(params, progress=False)
+    assert not (home / "reports" / "runs").exists() or not any((home / "reports" / "runs").iterdir())

@@ -64,6 +64,9 @@ class Campaign:
     units: dict = field(default_factory=dict)
     source: str = ""
     value_feature: str = ""   # a pre-campaign value per user (Hillstrom: past-year spend): the table's tiers
+    #: from transactions: how to compute the same features at a scoring date
+    #: (``experiments.campaign.features_at``'s options); empty for a per-user campaign table
+    features_spec: dict = field(default_factory=dict)
 
     @property
     def treatments(self) -> tuple[str, ...]:

@@ -146,7 +146,11 @@ def _score_streamed(args, dataset: str) -> int:
     if args.as_of is None:
         raise ValueError("as_of is required for transactions (--as-of, the date to score at)")
     if datasets.dataset_kind(dataset, args.path or "") != "transactions":
-        raise ValueError(f"--batches streams transactions data sets; {dataset!r} is a customers table")
+        raise ValueError(f"--batches streams transactions data sets; {dataset!r} is a "
+                         f"{datasets.dataset_kind(dataset, args.path or '')} table")
+    from .scoring import refuse_measured_campaign
+
+    refuse_measured_campaign(dataset, "--batches")
     p = Path(args.path) if args.path else None
     read = _read_options(args)
     if p is not None and p.suffix.lower() in {".parquet", ".pq"} and set(read) <= {"duplicates", "returns"}:
@@ -250,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--fast", action="store_const", const=True, help="small fits, for tests (default: off)")
     r.add_argument("--as-of", dest="as_of", help="scoring date (default: the cut-off for transactions, "
                    "today for customer tables)")
+    r.add_argument("--campaign", help="your campaign's assignment file (user_id, arm, sent_at; CSV or Parquet) on "
+                   "the transactions data set: 07 measures it and the table gets each user's recommended arm")
+    r.add_argument("--control", help="the assignment file's control arm (no contact)")
+    r.add_argument("--campaign-window", dest="campaign_window", type=float,
+                   help=f"the outcome window after each send, in --freq periods (default: {D['campaign_window']})")
     r.add_argument("--notebooks", help="comma-separated subset, in order (default: all that apply)")
     r.add_argument("--run-id", dest="run_id", help="name of the run folder (default: <time>-<dataset>)")
     r.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar per cell)")

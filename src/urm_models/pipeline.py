@@ -61,6 +61,7 @@ NOTEBOOK_KINDS = {
     "06_score_users": ("transactions", "customers", "campaign"),
 }
 SCORING_NOTEBOOK = "06_score_users"
+CAMPAIGN_NOTEBOOK = "07_measure_campaign"
 NOTEBOOKS = list(NOTEBOOK_KINDS)
 DEFAULT_PARAMS = {
     "dataset": "cdnow",
@@ -73,6 +74,10 @@ DEFAULT_PARAMS = {
     "path": "",   # your own transactions file instead of a shipped data set ...
     "read": {},   # ... and how to read it (datasets.load_transactions' options)
     "keep_snapshot": False,  # keep data/snapshots/<run-id>/ (the validated input) after the run
+    "campaign": "",          # your campaign's assignment file (user_id, arm, sent_at) on a transactions data set ...
+    "control": "",           # ... its control arm ...
+    "campaign_window": 4,    # ... the outcome window after each send (freq periods) ...
+    "campaign_read": {},     # ... and how to read it (campaigns.load_assignments' options)
 }
 #: parameters of the refresh itself, not passed to notebooks
 RUN_ONLY = ("keep_snapshot",)
@@ -348,6 +353,7 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
         p, own = _own_data(dict(DEFAULT_PARAMS, **given), given=given)
         names = list(notebooks or NOTEBOOKS)
         kind = _dataset_kind(p["dataset"], p["path"])
+        _check_campaign(p, kind)
         p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{dt.date.today():%Y-%m-%d}")
         run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"  # a safe data set name
         out_dir = paths.reports_dir() / "runs" / run_id
@@ -378,14 +384,16 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
             name = names[0] if names else ""
             with mock.patch.dict(os.environ, {"URM_REFRESH_ID": run_id,
                                               "URM_SOURCE_FINGERPRINT": manifest["data_fingerprint"]}):
-                runnable = [n for n in names if kind in NOTEBOOK_KINDS.get(n, (kind,))]
+                runnable = [n for n in names if kind in NOTEBOOK_KINDS.get(n, (kind,))
+                            or (n == CAMPAIGN_NOTEBOOK and p["campaign"])]
                 bar = _progress(runnable, progress, notebooks_dir)
                 try:
                     with shared_kernel() as km:
                         for name in names:
                             if name not in runnable:
-                                manifest["notebooks"].append({"notebook": name, "status": "skipped",
-                                                              "reason": f"not applicable to {kind} data"})
+                                why = (f"no campaign given (--campaign)" if name == CAMPAIGN_NOTEBOOK
+                                       and kind == "transactions" else f"not applicable to {kind} data")
+                                manifest["notebooks"].append({"notebook": name, "status": "skipped", "reason": why})
                                 continue
                             if bar is not None:
                                 bar.set_description(name)
@@ -714,6 +722,43 @@ def _own_data(p: dict, given: Mapping):
     if "later" not in given:
         p["later"] = ""
     return p, tx
+
+
+def _check_campaign(p: dict, kind: str) -> None:
+    """A campaign's assignment file (``campaign``) goes with a transactions data set: read and
+    validated here, before any notebook runs, so that a bad file stops the refresh with its
+    message; its options without a file are a mistake, not ignored."""
+    from . import campaigns
+
+    options = {k: p[k] for k in ("control", "campaign_read") if p.get(k)}
+    if not p.get("campaign"):
+        if options:
+            raise RefreshError(f"campaign option(s) {sorted(options)} need an assignment file (--campaign)")
+        return
+    if kind != "transactions":
+        raise RefreshError(f"an assignment file (--campaign) goes with a transactions data set; {p['dataset']!r} is "
+                           f"a {kind} data set")
+    if not p.get("control"):
+        raise RefreshError(f"name the control arm of {p['campaign']} (--control)")
+    path = Path(os.path.abspath(Path(p["campaign"]).expanduser()))
+    if not path.is_file():
+        raise RefreshError(f"assignment file {path} not found")
+    read = p.get("campaign_read") or {}
+    known = {"columns", "sep", "encoding", "date_format", "tz", "arms", "errors"}
+    if not isinstance(read, Mapping) or set(read) - known:
+        raise RefreshError(f"unknown campaign reading option(s) {sorted(set(read) - known) if isinstance(read, Mapping) else read}; "
+                           f"known: {sorted(known)}")
+    try:
+        float(p["campaign_window"])
+    except (TypeError, ValueError):
+        raise RefreshError(f"campaign_window {p['campaign_window']!r} is not a number of {p['freq']} periods") from None
+    from .validation import DataValidationError
+
+    try:
+        campaigns.load_assignments(path, control=p["control"], dataset=p["dataset"], **read)
+    except DataValidationError as exc:
+        raise RefreshError(f"the assignment file is refused: {exc}") from None
+    p["campaign"] = str(path)
 
 
 def _day(value, name: str = "date"):

@@ -443,6 +443,9 @@ def score_users(dataset: str, as_of=None, *, freq: str = "W", path: str | Path =
         out = score_transactions(data, as_of, m["clv_model"], churn_model=m["churn_model"],
                                  churn_window=m["churn_window"], freq=freq, model_versions=m["versions"], **options)
         out.attrs["p_churn_source"] = m["p_churn_source"]
+        uplift = uplift_champion(dataset)
+        if uplift is not None:
+            out = add_campaign_columns(out, data, as_of, *uplift)
         return out
     as_of = as_of or pd.Timestamp.today().normalize()
     churn, c_info = _load(tracking, "churn", dataset)
@@ -451,6 +454,54 @@ def score_users(dataset: str, as_of=None, *, freq: str = "W", path: str | Path =
     out = score_customers(data, as_of, churn, surv, model_versions=versions, **options)
     out.attrs["p_churn_source"] = f"{versions.split(';')[0]} (classifier)"
     return out
+
+
+def uplift_champion(dataset: str):
+    """``(model, info)`` of the data set's ``urm-uplift`` champion (a measured campaign), or None."""
+    from . import tracking
+
+    try:
+        info = tracking.champion("uplift", dataset)
+    except LookupError:
+        return None
+    return tracking.load_version(info), info
+
+
+def add_campaign_columns(table: pd.DataFrame, transactions, as_of, uplift_model, info: dict) -> pd.DataFrame:
+    """The measured campaign's columns of a transactions table: each user's ``recommended_arm``
+    and ``expected_incremental_value`` from the uplift model, on the campaign features computed
+    at ``as_of`` by the code that built its training set (``experiments.campaign.features_at``)."""
+    from .experiments.campaign import features_at
+
+    inner = uplift_model.unwrap_python_model() if hasattr(uplift_model, "unwrap_python_model") else uplift_model
+    policy = getattr(inner, "policy", inner)
+    spec = getattr(policy, "features_spec", {})
+    if not spec:
+        raise ValueError(f"{info['name']} v{info['version']} was trained on a campaign table's own features, not on "
+                         "transactions: it cannot score this data set")
+    X = features_at(transactions, as_of, table["user_id"], **spec)
+    pred = _predict_frame(uplift_model, X)
+    out = table.copy()
+    out["recommended_arm"] = pred["recommended_arm"].astype(str).to_numpy()
+    out["recommended_arm"] = out["recommended_arm"].astype("string")
+    out["expected_incremental_value"] = pred["expected_incremental_value"].astype(float).to_numpy()
+    out["model_versions"] = (out["model_versions"].astype(str) + f";{info['name']}/{info['version']}").astype("string")
+    out.attrs.update(table.attrs)
+    out.attrs["uplift_source"] = f"{info['name']}/{info['version']} ({info['tags'].get('learner', '')} learner)"
+    return out
+
+
+def refuse_measured_campaign(dataset: str, path_name: str) -> None:
+    """The streamed and Spark paths do not score a measured campaign yet: say so instead of
+    publishing a table without its recommended arms."""
+    from . import tracking
+
+    try:
+        info = tracking.champion("uplift", dataset)
+    except LookupError:
+        return
+    raise ValueError(f"{dataset} has a measured campaign ({info['name']} v{info['version']}): {path_name} does not "
+                     "score its recommended arms; run `urm score` without --batches and --engine spark")
 
 
 def transaction_champions(dataset: str) -> dict:

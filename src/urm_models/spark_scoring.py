@@ -105,9 +105,11 @@ def score_users(dataset: str, as_of, *, freq: str = "W", path: str | Path = "", 
 
     if as_of is None:
         raise ValueError("as_of is required for transactions (the date to score at)")
-    if datasets.dataset_kind(dataset, path) != "transactions":
-        raise ValueError(f"the Spark engine scores transactions data sets; {dataset!r} is a customers table: "
+    kind = datasets.dataset_kind(dataset, path)
+    if kind != "transactions":
+        raise ValueError(f"the Spark engine scores transactions data sets; {dataset!r} is a {kind} table: "
                          f"score it with the local engine (urm score without --engine spark)")
+    scoring.refuse_measured_campaign(dataset, "the Spark engine")
     p = Path(path) if path else None
     if p is not None and (p.is_dir() or p.suffix.lower() in {".parquet", ".pq"}):
         others = sorted(set(read or {}) - {"duplicates", "returns"})

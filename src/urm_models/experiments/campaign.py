@@ -66,15 +66,11 @@ def from_transactions(transactions: pd.DataFrame, assignments: pd.DataFrame, *, 
             "or leave those sends out", source="assignments",
             failures=pd.DataFrame([{"column": "sent_at", "check": "outcome_window_observed", "n_rows": int(late.sum())}]))
     parts = []
+    spec = {"freq": freq, "window": float(window), "btyd": bool(btyd), "clv_horizon": int(clv_horizon)}
     for day, group in asg.assign(_day=send).groupby("_day", sort=True):
         cutoff = day - pd.Timedelta(days=1)
         users = pd.Index(group["user_id"].astype(str), name="user_id")
-        act = features.activity_features(transactions, cutoff, freq=freq)
-        X = act.reindex(users)
-        X["known"] = users.isin(act.index).astype("int64")
-        X["log_first_amount"] = features.first_purchase(transactions, cutoff)["log_first_amount"].reindex(users)
-        if btyd:
-            X = X.join(_btyd_scores(transactions, cutoff, freq, window, clv_horizon).reindex(users))
+        X = features_at(transactions, cutoff, users, **spec)
         out = window_outcomes(transactions, day, window, freq).reindex(users)
         part = pd.DataFrame({"user_id": users, "arm": group["arm"].astype(str).to_numpy(),
                              "sent_at": group["sent_at"].to_numpy(),
@@ -85,10 +81,27 @@ def from_transactions(transactions: pd.DataFrame, assignments: pd.DataFrame, *, 
     data = pd.concat(parts, ignore_index=True)
     feats = tuple(c for c in data.columns if c not in ("user_id", "arm", "sent_at", *OUTCOMES))
     words = f"{window:g} {UNIT_WORDS[freq][:-1] if window == 1 else UNIT_WORDS[freq]}"
-    return Campaign(data=data, control=control, arms=arm_order, outcomes=OUTCOMES, features=feats, name=name,
+    camp = Campaign(data=data, control=control, arms=arm_order, outcomes=OUTCOMES, features=feats, name=name,
                     window=f"in the {words} from the send day", units={"spend": currency or "amount",
                                                                         "purchases": "purchase days per user"},
-                    source="assignments")
+                    source="assignments", features_spec=spec)
+    return camp
+
+
+def features_at(transactions, cutoff, users=None, *, freq: str = "W", window: float = 4.0, btyd: bool = True,
+                clv_horizon: int = 12) -> pd.DataFrame:
+    """The campaign features of ``users`` (default: everyone with a purchase up to ``cutoff``)
+    from the purchases on or before ``cutoff``, indexed by ``user_id``: what
+    :func:`from_transactions` computes the day before a send and what scoring computes at its
+    date for an uplift model trained on them (the same code, so the same columns)."""
+    act = features.activity_features(transactions, cutoff, freq=freq)
+    users = act.index if users is None else pd.Index(pd.Index(users).astype(str), name="user_id")
+    X = act.reindex(users)
+    X["known"] = users.isin(act.index).astype("int64")
+    X["log_first_amount"] = features.first_purchase(transactions, cutoff)["log_first_amount"].reindex(users)
+    if btyd:
+        X = X.join(_btyd_scores(transactions, pd.Timestamp(cutoff), freq, window, clv_horizon).reindex(users))
+    return X
 
 
 def _btyd_scores(transactions, cutoff, freq: str, window: float, clv_horizon: int) -> pd.DataFrame:
@@ -118,4 +131,4 @@ def oracle_effects(truth: pd.DataFrame, outcome: str, arm: str) -> pd.Series:
     return truth[col].astype(float)
 
 
-__all__ = ["from_transactions", "oracle_effects", "OUTCOMES"]
+__all__ = ["from_transactions", "features_at", "oracle_effects", "OUTCOMES"]

@@ -336,7 +336,7 @@ class UpliftPolicy:
     control), so that a budget decision (``segments.target_list``) subtracts its own cost once."""
 
     def __init__(self, model, value_per_unit: dict, *, cost=0.0, outcome: str, value_outcome: str, basis: str = "",
-                 window: str = "", unit: str = ""):
+                 window: str = "", unit: str = "", features_spec: dict | None = None):
         self.model = model
         self.value_per_unit = {str(k): float(v) for k, v in value_per_unit.items()}
         self.cost = cost
@@ -345,6 +345,9 @@ class UpliftPolicy:
         self.basis = basis
         self.window = window
         self.unit = unit
+        #: a campaign built from transactions: how its features are computed at a scoring date
+        #: (``experiments.campaign.features_at``); empty: the features of a campaign table
+        self.features_spec = dict(features_spec or {})
 
     @property
     def control(self):
