@@ -14,6 +14,8 @@ SHA256 = {
     "hillstrom.csv": "0e5893329d8b93cefecc571777672028290ab69865718020c78c7284f291aece",
     "donations.csv": "82c25f26a201ff047e1cd5fe3d7967a45db92a025ecedee72ff8940e50104544",
     "../examples/orders_de.csv": "e9a76068e72b3ac4a9e71e347ffdeb14771d18fa83cbf30f2e59e2f1d80674c6",
+    "../examples/campaign_orders.csv.gz": "72dbfc53f60bade35f83de465e6bb13d0efc62608047b0d9bbbfe7a7c4fce1c0",
+    "../examples/campaign_sends.csv": "444f31a12a63da2076ceb27174f64ea10afa32c4f232737d37a184c27de9f7f2",
 }
 
 

@@ -297,10 +297,16 @@ def test_refresh_on_the_hillstrom_campaign(home):
                 assert word not in text, (entry["notebook"], word)
     sample = set(camp.data["user_id"].sample(300, random_state=0))
     assert mentions.find([home / d for d in OUTPUTS], sample) == {}
+    # what a customer asks to erase leaves the published table and every later load
+    from urm_models import erasure
+
+    erasure.forget(["r00007"], dataset="hillstrom")
+    assert "r00007" not in set(scoring.read_predictions("hillstrom")["user_id"])
+    assert "r00007" not in set(campaigns.load_hillstrom().data["user_id"])
 
 
 @pytest.mark.slow
-def test_refresh_with_your_own_campaign(home, tmp_path):
+def test_refresh_with_your_own_campaign(home, tmp_path, capsys):
     """Your transactions file and your campaign's assignment file (simulated, with known effects):
     07 measures the campaign on features as of the day before the send, registers the uplift
     model, and the published table gives every user a recommended arm beside the CLV models'
@@ -330,6 +336,8 @@ def test_refresh_with_your_own_campaign(home, tmp_path):
     assert run.data.params["outcome"] == "converted" and run.data.params["campaign"] == str(assignments)
     code = cli.main(["score", "--path", str(orders), "--as-of", "2021-02-28", "--batches", "2"])
     assert code == 1
+    assert "orders has a measured campaign (urm-uplift v1): --batches does not score its recommended arms" in \
+        capsys.readouterr().err
 
 
 def test_campaign_mistakes_are_named_before_any_notebook_runs(home, tmp_path):

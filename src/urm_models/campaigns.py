@@ -284,10 +284,8 @@ def load_campaign(path: str | Path, *, control: str, outcomes, features=None, ar
     Rows that break the contract raise (or, with ``errors="quarantine"``, go to
     ``data/quarantine/``); campaign-level problems always raise.
     """
-    from .datasets import dataset_name
-
     raw = read_raw(path, sep=sep, encoding=encoding, errors=errors)
-    dataset = dataset or dataset_name(path)
+    dataset = dataset or paths.dataset_name(path)
     return validate_campaign(raw, control=control, outcomes=outcomes, features=features, arms=arms,
                              columns=columns, categorical=categorical, errors=errors, decimal=decimal,
                              thousands=thousands, date_format=date_format, tz=tz,
@@ -323,12 +321,10 @@ def load_assignments(path: str | Path, *, control: str, arms=None, columns: dict
     future), then the campaign checks (one arm per user, the control exists, every declared arm
     has users). Returns ``user_id, arm, sent_at`` with ``attrs["campaign"]`` holding the control
     and the arms (control first)."""
-    from .datasets import dataset_name
-
     raw = read_raw(path, sep=sep, encoding=encoding, errors=errors)
     return assignments_from_raw(raw, control=control, arms=arms, columns=columns, date_format=date_format,
                                 tz=tz, as_of=as_of, errors=errors, quarantine_dir=quarantine_dir,
-                                dataset=dataset or dataset_name(path))
+                                dataset=dataset or paths.dataset_name(path))
 
 
 def assignments_from_raw(raw: RawTable, *, control: str, arms=None, columns=None, date_format=None, tz=None,

@@ -16,6 +16,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from . import paths
+from .paths import dataset_name  # noqa: F401  (part of this surface: the name of your own file's data set)
 from .simulate import simulate_rfm, simulate_transactions  # noqa: F401  (part of this surface)
 from .parsing import blank as _blank
 from .parsing import ConventionError, parse_id, parse_number
@@ -331,15 +332,6 @@ def load_dataset(name: str, path: str | Path = "", **read):
         return load_hillstrom()
     raise ValueError(f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)} "
                      "(your own transactions file: pass its path)")
-
-
-def dataset_name(path: str | Path) -> str:
-    """The data set name of your own file: the name before its first suffix, other characters
-    than letters, digits, ``_``, ``.`` and ``-`` replaced by ``_`` (``shop orders.csv.gz`` ->
-    ``shop_orders``); a safe folder name (:func:`urm_models.paths.safe_name`)."""
-    stem = Path(path).name.split(".")[0] or Path(path).stem
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).lstrip("-_") or "data"
-    return paths.safe_name(name[:128], "data set name")
 
 
 def dataset_kind(name: str, path: str | Path = "") -> str:

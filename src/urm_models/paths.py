@@ -25,6 +25,15 @@ def safe_name(value: str, what: str = "name") -> str:
     return value
 
 
+def dataset_name(path: str | Path) -> str:
+    """The data set name of your own file: the name before its first suffix, other characters
+    than letters, digits, ``_``, ``.`` and ``-`` replaced by ``_`` (``shop orders.csv.gz`` ->
+    ``shop_orders``); a safe folder name (:func:`urm_models.paths.safe_name`)."""
+    stem = Path(path).name.split(".")[0] or Path(path).stem
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).lstrip("-_") or "data"
+    return safe_name(name[:128], "data set name")
+
+
 def project_root() -> Path:
     """The directory holding ``data/``, ``notebooks/``, ``mlruns/`` and ``reports/``."""
     env = os.environ.get("URM_HOME")
