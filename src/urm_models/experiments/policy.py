@@ -232,8 +232,9 @@ def evaluate_policies(campaign, outcome: str, *, value_outcome: str | None = Non
     **churn risk** (the least likely to reach the outcome without a contact, by the control
     arm's outcome model, sent the best single arm); **everyone** with the best single arm;
     **best arm for a random share**; **no one**. Values are in ``value_outcome`` per user over
-    contacting no one, net of ``cost`` (:func:`policy_value`, doubly robust with the T-learner's
-    outcomes of the value outcome when it is the modelled one, else inverse-propensity).
+    contacting no one, net of ``cost``, by inverse-propensity weighting (:func:`policy_value`:
+    no model's word in the comparison of the models' policies). The value of a unit of
+    ``outcome`` is measured on each fold's training users (:func:`value_per_unit`).
 
     ``test_users`` (user ids) replaces the cross-fitting by one split: the models learn on the
     other users and the policies are compared on these only.
@@ -266,10 +267,10 @@ def evaluate_policies(campaign, outcome: str, *, value_outcome: str | None = Non
         sub = type(campaign)(**{**campaign.__dict__, "data": campaign.data.iloc[train].reset_index(drop=True)})
         values, _ = value_per_unit(sub, outcome, value_outcome, alpha)
         costs = _per_arm(cost, campaign.treatments, "cost")
-        up = _clone(model, control, seed).fit(X.iloc[train], y[train], arm.iloc[train])
+        up = _clone(model, control).fit(X.iloc[train], y[train], arm.iloc[train])
         net = incremental_value(up.predict(X.iloc[test]), value=values, cost=costs)
         parts["uplift"].append(uplift_policy(net, control=control, share=share))
-        t = _clone(model, control, seed, learner="t").fit(X.iloc[train], y[train], arm.iloc[train])
+        t = _clone(model, control, learner="t").fit(X.iloc[train], y[train], arm.iloc[train])
         mu = t.predict_outcomes(X.iloc[test])
         response = pd.DataFrame({a: mu[a] * values[a] for a in campaign.treatments}, index=mu.index)
         parts["response model"].append(score_policy(response, control=control, share=share))
@@ -277,8 +278,8 @@ def evaluate_policies(campaign, outcome: str, *, value_outcome: str | None = Non
                 * values[a] - float(costs[a]) for a in campaign.treatments}
         best = max(lift, key=lift.get)
         best_arms.append(best)
-        risk = -mu[control] if y.min() >= 0 else mu[control]
-        parts["churn risk"].append(score_policy(pd.DataFrame({best: risk}), control=control, share=share))
+        # the least likely to reach the outcome without a contact come first
+        parts["churn risk"].append(score_policy(pd.DataFrame({best: -mu[control]}), control=control, share=share))
     scored = X.index[np.concatenate([test for _, test in splits])]
     policies = {name: pd.concat(p).reindex(scored) for name, p in parts.items()}
     best = max(set(best_arms), key=best_arms.count)
@@ -303,7 +304,7 @@ def evaluate_policies(campaign, outcome: str, *, value_outcome: str | None = Non
             "value_per_unit": values, "basis": basis, "share": share, "folds": folds}
 
 
-def _clone(model, control, seed, learner=None):
+def _clone(model, control, learner=None):
     from sklearn.base import clone
 
     params = {"control": control}
