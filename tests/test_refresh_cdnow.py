@@ -6,6 +6,7 @@ runs these tests on one worker, in order, around one shared refresh."""
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from unittest import mock
@@ -238,6 +239,31 @@ def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run, t
     # a customers data set is refused with the engine to use (before any Spark work)
     with in_home(home), pytest.raises(ValueError, match="the Spark engine scores transactions data sets"):
         spark_scoring.score_users("telco", "2026-01-01")
+
+
+@pytest.mark.slow
+def test_a_data_set_is_scored_with_its_own_champions_or_another_named_one(cdnow_run):
+    """No silent fallback: the store holds cdnow_sample's champions only, so scoring cdnow is an
+    error naming them; with --models-from cdnow_sample it scores, and the table records the data
+    set the models were trained on and the store they came from."""
+    home, _ = cdnow_run
+    env = {**os.environ, "URM_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    urm = [sys.executable, "-m", "urm_models.cli", "score", "--dataset", "cdnow", "--as-of", "1997-09-30"]
+    out = subprocess.run(urm, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "no 'champion' version of urm-clv for data set 'cdnow'" in out.stderr
+    assert re.search(r"champions exist for 'cdnow_sample' \(v\d+\)", out.stderr) and "--models-from" in out.stderr
+    assert not (home / "data" / "predictions" / "cdnow").exists()
+    out = subprocess.run([*urm, "--models-from", "cdnow_sample"], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    with in_home(home):
+        meta = json.loads(pq.read_schema(scoring.predictions_path("cdnow", "1997-09-30")).metadata[b"urm_models"])
+        assert len(scoring.read_predictions("cdnow")) == 23_570
+    assert meta["models_trained_on"] == "cdnow_sample" and meta["dataset"] == "cdnow"
+    assert meta["model_store"] == f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    champ = json.loads((home / "models" / "urm-clv" / "champion.json").read_text())
+    assert champ["store"] == meta["model_store"] and champ["dataset"] == "cdnow_sample"
 
 
 def test_reports_mlflow_and_models_hold_no_raw_id_and_nothing_is_readable_by_others(cdnow_run, cdnow_sample):

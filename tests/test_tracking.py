@@ -51,7 +51,11 @@ def test_promotion_rule_champion_and_challenger(logged_clv):
     assert other["role"] == "champion" and other["reason"] == "no champion for 'my.data' yet"
     # each data set keeps its champion; `champion` names the latest promoted one
     assert tracking.champion("clv", "cdnow_sample")["version"] == better["version"]
-    assert tracking.champion("clv", "cdnow")["version"] == better["version"]  # interchangeable with the sample
+    # no silent fallback: cdnow has no champion, and the error names the data sets that have one
+    with pytest.raises(LookupError, match=r"no 'champion' version of urm-clv for data set 'cdnow' in .*champions exist "
+                                          r"for 'cdnow_sample' \(v\d\), 'my.data' \(v\d\).*--models-from"):
+        tracking.champion("clv", "cdnow")
+    assert tracking.champions_by_dataset("clv") == {"cdnow_sample": better["version"], "my.data": other["version"]}
     mine = tracking.champion("clv", "my.data")
     assert mine["version"] == other["version"] and mine["uri"] == "models:/urm-clv@champion-my_data"
     with pytest.raises(LookupError, match="for data set 'telco'.*urm refresh --dataset telco"):

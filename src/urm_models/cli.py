@@ -120,7 +120,8 @@ def _cmd_score(args) -> int:
                 from . import spark_scoring
 
                 table, facts = spark_scoring.score_users(dataset, args.as_of, freq=args.freq,
-                                                         path=args.path or "", read=_read_options(args))
+                                                         path=args.path or "", read=_read_options(args),
+                                                         models_from=args.models_from)
                 path = spark_scoring.write_table(table, dataset, args.as_of, metadata=facts)
                 n, versions = sum(1 for _ in path.glob("*.parquet")), facts["model_versions"]
                 print(f"scored in Spark with {versions}: {path} ({n} Parquet part(s))")
@@ -128,7 +129,7 @@ def _cmd_score(args) -> int:
             if args.batches:
                 return _score_streamed(args, dataset)
             table = score_users(dataset, args.as_of, freq=args.freq, path=args.path or "",
-                                read=_read_options(args))
+                                read=_read_options(args), models_from=args.models_from)
             as_of = table["as_of"].iloc[0]
             path = write_predictions(table, dataset, as_of)
     except RefreshLocked as exc:
@@ -150,7 +151,8 @@ def _score_streamed(args, dataset: str) -> int:
                          f"{datasets.dataset_kind(dataset, args.path or '')} table")
     from .scoring import refuse_measured_campaign
 
-    refuse_measured_campaign(dataset, "--batches")
+    source = args.models_from or dataset
+    refuse_measured_campaign(source, "--batches")
     p = Path(args.path) if args.path else None
     read = _read_options(args)
     if p is not None and p.suffix.lower() in {".parquet", ".pq"} and set(read) <= {"duplicates", "returns"}:
@@ -158,12 +160,14 @@ def _score_streamed(args, dataset: str) -> int:
         parquet_contract.check_transactions(data, engine="duckdb", **read)
     else:
         data = datasets.load_dataset(dataset, args.path or "", **read)
-    m = transaction_champions(dataset)
+    from .scoring import model_facts
+
+    m = transaction_champions(source)
     path = predictions_path(dataset, args.as_of)
     facts = score_to_parquet(data, args.as_of, m["clv_model"], path, batches=args.batches,
                              churn_model=m["churn_model"], churn_window=m["churn_window"], freq=args.freq,
                              model_versions=m["versions"], dataset=dataset,
-                             metadata={"dataset": dataset, "p_churn_source": m["p_churn_source"]})
+                             metadata={"dataset": dataset, "p_churn_source": m["p_churn_source"], **model_facts(source)})
     _point_latest(path.parent)
     print(f"{facts['rows']:,} users scored with {m['versions']} in {args.batches} slices: {path}")
     return 0
@@ -279,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     _own_file_arguments(s)
     s.add_argument("--as-of", dest="as_of", help="scoring date (transactions: required)")
     s.add_argument("--freq", default="W", choices=["D", "W", "M"])
+    s.add_argument("--models-from", dest="models_from", metavar="DATASET",
+                   help="score with another data set's champion models (default: the data set's own; "
+                        "a data set without champions is an error naming those that have some)")
     s.add_argument("--batches", type=int, default=0, metavar="N",
                    help="local engine: score the users in N slices and rank them in DuckDB, so that memory "
                         "follows a slice, not the user count (tens of millions of users on one machine)")

@@ -417,20 +417,38 @@ def score_campaign(campaign, as_of, uplift_model, *, model_versions: str = "", t
 
 
 def score_users(dataset: str, as_of=None, *, freq: str = "W", path: str | Path = "",
-                read: dict | None = None, **options) -> pd.DataFrame:
+                read: dict | None = None, models_from: str | None = None, **options) -> pd.DataFrame:
     """Score a data set with the champion models of the registry: a shipped one by name, or
     your own transactions file (``path``, read with ``read`` as in
     :func:`urm_models.datasets.load_dataset`) under the name ``dataset``.
 
     ``as_of`` defaults to today for customer tables; transactions need it (the cut-off).
+    The models are the champions of ``dataset`` itself: a data set without them is an error
+    naming the data sets that have some; ``models_from`` names another data set whose champions
+    should score this one (e.g. ``cdnow_sample``'s for ``cdnow``). The table's attrs (and
+    Parquet metadata) record ``models_trained_on`` and ``model_store``.
     Other keyword arguments go to :func:`score_transactions` / :func:`score_customers`.
     """
+    out = _score_users(dataset, as_of, freq=freq, path=path, read=read, source=models_from or dataset, **options)
+    out.attrs.update(model_facts(models_from or dataset))
+    return out
+
+
+def model_facts(source: str) -> dict:
+    """What a table records about its models beside their versions: the data set they were
+    trained on and the tracking store they came from (without a password)."""
+    from .tracking import store_label
+
+    return {"models_trained_on": source, "model_store": store_label()}
+
+
+def _score_users(dataset, as_of, *, freq, path, read, source, **options) -> pd.DataFrame:
     from . import datasets, tracking
 
     kind = datasets.dataset_kind(dataset, path)
     data = datasets.load_dataset(dataset, path, **(read or {}))
     if kind == "campaign":
-        model, info = _load(tracking, "uplift", dataset)
+        model, info = _load(tracking, "uplift", source)
         versions = f"{info['name']}/{info['version']}"
         out = score_campaign(data, as_of or pd.Timestamp.today().normalize(), model, model_versions=versions,
                              **options)
@@ -439,17 +457,17 @@ def score_users(dataset: str, as_of=None, *, freq: str = "W", path: str | Path =
     if kind == "transactions":
         if as_of is None:
             raise ValueError("as_of is required for transactions (the date to score at)")
-        m = transaction_champions(dataset)
+        m = transaction_champions(source)
         out = score_transactions(data, as_of, m["clv_model"], churn_model=m["churn_model"],
                                  churn_window=m["churn_window"], freq=freq, model_versions=m["versions"], **options)
         out.attrs["p_churn_source"] = m["p_churn_source"]
-        uplift = uplift_champion(dataset)
+        uplift = uplift_champion(source)
         if uplift is not None:
             out = add_campaign_columns(out, data, as_of, *uplift)
         return out
     as_of = as_of or pd.Timestamp.today().normalize()
-    churn, c_info = _load(tracking, "churn", dataset)
-    surv, s_info = _load(tracking, "survival", dataset)
+    churn, c_info = _load(tracking, "churn", source)
+    surv, s_info = _load(tracking, "survival", source)
     versions = f"{c_info['name']}/{c_info['version']};{s_info['name']}/{s_info['version']}"
     out = score_customers(data, as_of, churn, surv, model_versions=versions, **options)
     out.attrs["p_churn_source"] = f"{versions.split(';')[0]} (classifier)"

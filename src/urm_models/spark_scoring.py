@@ -94,7 +94,7 @@ def score_transactions(transactions, as_of, clv_model, *, churn_model=None, chur
 
 
 def score_users(dataset: str, as_of, *, freq: str = "W", path: str | Path = "", read: dict | None = None,
-                **options):
+                models_from: str | None = None, **options):
     """Score a transactions data set in Spark with its champion models (as
     :func:`scoring.score_users`): a Parquet file or folder (``path``) is read by Spark itself,
     columns ``user_id, ts, amount`` as the data contract names them, and held to the contract
@@ -109,7 +109,8 @@ def score_users(dataset: str, as_of, *, freq: str = "W", path: str | Path = "", 
     if kind != "transactions":
         raise ValueError(f"the Spark engine scores transactions data sets; {dataset!r} is a {kind} table: "
                          f"score it with the local engine (urm score without --engine spark)")
-    scoring.refuse_measured_campaign(dataset, "the Spark engine")
+    source = models_from or dataset
+    scoring.refuse_measured_campaign(source, "the Spark engine")
     p = Path(path) if path else None
     if p is not None and (p.is_dir() or p.suffix.lower() in {".parquet", ".pq"}):
         others = sorted(set(read or {}) - {"duplicates", "returns"})
@@ -121,12 +122,13 @@ def score_users(dataset: str, as_of, *, freq: str = "W", path: str | Path = "", 
         parquet_contract.check_transactions(data, engine="spark", **(read or {}))
     else:
         data = datasets.load_dataset(dataset, path, **(read or {}))
-    m = scoring.transaction_champions(dataset)
+    m = scoring.transaction_champions(source)
     table, facts = score_transactions(data, as_of, m["clv_model"], churn_model=m["churn_model"],
                                       churn_window=m["churn_window"], freq=freq, model_versions=m["versions"],
                                       dataset=dataset, **options)
     facts["p_churn_source"] = m["p_churn_source"]
     facts["model_versions"] = m["versions"]
+    facts.update(scoring.model_facts(source))
     return table, facts
 
 

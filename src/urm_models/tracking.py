@@ -491,15 +491,40 @@ def register_model(model_uri: str, family: str, *, metric_value: float, dataset:
             "metric": metric, "value": value}
 
 
-#: data sets whose models score each other's tables (CDNOW_sample is a sample of CDNOW)
-INTERCHANGEABLE = ({"cdnow", "cdnow_sample"},)
+def store_label(uri: str | None = None) -> str:
+    """The tracking store as it may be shown and recorded: the URI without a password."""
+    import re as _re
+
+    return _re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", uri or tracking_uri())
+
+
+def champions_by_dataset(family_or_name: str) -> dict:
+    """``{data set: version}`` of every data set's champion of a family in the store."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    name = REGISTERED_MODELS.get(family_or_name, (family_or_name,))[0]
+    configure()
+    client = mlflow.MlflowClient()
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        return {}
+    prefix = f"{CHAMPION}-"
+    out = {}
+    for alias, version in (model.aliases or {}).items():
+        if alias.startswith(prefix):
+            mv = client.get_model_version(name, version)
+            out[mv.tags.get("dataset", alias.removeprefix(prefix))] = str(version)
+    return dict(sorted(out.items()))
 
 
 def champion(family_or_name: str, dataset: str | None = None) -> dict:
     """The champion version of a family (``"clv"``) or registered name (``"urm-clv"``):
     ``name, version, uri, dataset, run_id, tags``; with ``dataset``, that data set's champion
-    (or, failing that, the latest champion if it was trained on an interchangeable data set).
-    Raises LookupError naming what to run if there is none."""
+    and no other: a data set without one is a LookupError that names the data sets that have
+    one (score with another data set's model by naming it: ``scoring.score_users(...,
+    models_from=...)``, ``urm score --models-from``)."""
     import mlflow
 
     name = REGISTERED_MODELS.get(family_or_name, (family_or_name,))[0]
@@ -507,28 +532,28 @@ def champion(family_or_name: str, dataset: str | None = None) -> dict:
     client = mlflow.MlflowClient()
     mv, alias = None, CHAMPION
     if dataset is not None:
-        partners = sorted(set().union(*(p for p in INTERCHANGEABLE if dataset in p)) - {dataset})
-        for ds in [dataset, *partners]:
-            alias = champion_alias(ds)
-            mv = _version_by_alias(client, name, alias)
-            if mv is not None and mv.tags.get("dataset") != ds:
-                raise LookupError(f"{name}@{alias} v{mv.version} was trained on {mv.tags.get('dataset')!r}, "
-                                  f"not {ds!r} (two data set names share the alias): rename one data set")
-            if mv is not None:
-                break
+        alias = champion_alias(dataset)
+        mv = _version_by_alias(client, name, alias)
+        if mv is not None and mv.tags.get("dataset") != dataset:
+            raise LookupError(f"{name}@{alias} v{mv.version} was trained on {mv.tags.get('dataset')!r}, "
+                              f"not {dataset!r} (two data set names share the alias): rename one data set")
         if mv is None:  # a registry from before per-data-set champions
             glob = _version_by_alias(client, name, CHAMPION)
-            if glob is not None and glob.tags.get("dataset") in (dataset, *partners):
+            if glob is not None and glob.tags.get("dataset") == dataset:
                 mv, alias = glob, CHAMPION
     else:
         mv = _version_by_alias(client, name, CHAMPION)
     if mv is None:
         what = f" for data set {dataset!r}" if dataset else ""
         run = f"urm refresh --dataset {dataset}" if dataset else "urm refresh"
-        raise LookupError(f"no '{CHAMPION}' version of {name}{what} in {tracking_uri()}: run the "
+        others = champions_by_dataset(name) if dataset else {}
+        hint = (f"; champions exist for {', '.join(f'{d!r} (v{v})' for d, v in others.items())}: to score with one "
+                f"of them, name it (urm score --models-from DATASET)" if others else "")
+        raise LookupError(f"no '{CHAMPION}' version of {name}{what} in {store_label()}{hint}; or run the "
                           f"notebook that fits it ({run}) first")
     return {"name": name, "version": str(mv.version), "uri": f"models:/{name}@{alias}",
-            "dataset": mv.tags.get("dataset"), "run_id": mv.run_id, "tags": dict(mv.tags)}
+            "dataset": mv.tags.get("dataset"), "run_id": mv.run_id, "tags": dict(mv.tags),
+            "store": store_label()}
 
 
 def load_champion(family_or_name: str, dataset: str | None = None):
