@@ -24,7 +24,7 @@ help: ## list the targets
 	@# -qq: pip warns about find-links folders of the machine's own pip configuration; errors still show
 	.tools/bin/pip install -qq uv
 
-# --inexact: keeps the spark extra that `make test` and `make bench` add (run never needs it).
+# --inexact: keeps the spark and team extras that `make test` and `make bench` add (run never needs them).
 # --compile-bytecode: the .pyc files are written once here (about 20 s), not compiled again by
 # every process that imports mlflow, scipy or pandas when Python may not write them
 # (PYTHONDONTWRITEBYTECODE, read-only installs): a fast refresh of 05+06 takes 18.5 s instead of 28
@@ -35,8 +35,8 @@ $(STAMP): | $(UV)
 	@rm -f $(VENV)/.synced-* && touch $(STAMP)
 
 $(TEST_STAMP): | $(UV)
-	@echo "setting up .venv from uv.lock with the spark extra for the tests (once)"
-	@$(SYNC) --quiet --extra spark
+	@echo "setting up .venv from uv.lock with the spark and team extras for the tests (once)"
+	@$(SYNC) --quiet --extra spark --extra team --group team-test
 	@rm -f $(VENV)/.test-* $(VENV)/.synced-* && touch $(TEST_STAMP) $(STAMP)
 
 env: $(STAMP) ## create or update .venv from uv.lock
@@ -58,7 +58,7 @@ ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 against the project's store (1 w
 	$(VENV)/bin/urm ui --host 127.0.0.1 --port 5000
 
 $(BENCH_STAMP): | $(UV)
-	$(SYNC) --group bench --extra spark
+	$(SYNC) --group bench --extra spark --extra team
 	@rm -f $(VENV)/.bench-* $(VENV)/.synced-* && touch $(BENCH_STAMP) $(STAMP)
 
 bench: $(BENCH_STAMP) ## benchmarks; results go to docs/benchmarks.md by hand, with this command

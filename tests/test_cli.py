@@ -103,3 +103,57 @@ def test_refresh_of_real_exports_names_the_option_or_reads_them(tmp_path):
     out = urm("refresh", "--path", str(gz), *cols, "--date-format", "%d.%m.%Y", "--decimal", ",", env=env)
     assert out.returncode == 1 and "run from 2024-01-02 to 2024-03-20" in out.stderr
     assert not (tmp_path / "home" / "data" / "predictions").exists()
+
+
+def test_urm_ui_against_a_server_says_where_it_is(home):
+    """Before: `urm ui` with MLFLOW_TRACKING_URI=http://... exited 1 with two tracebacks."""
+    out = urm("ui", env={**os.environ, "MLFLOW_TRACKING_URI": "http://user:secret@mlflow.example:5000"})
+    assert out.returncode == 0 and "Traceback" not in out.stderr + out.stdout
+    assert "the MLflow server http://user:***@mlflow.example:5000" in out.stdout and "open " in out.stdout
+    assert "secret" not in out.stdout + out.stderr
+
+
+def test_the_team_file_sets_the_store_for_every_entry_point(home):
+    """team.yaml in the project home: read by the package (so by the CLI, the notebooks' kernel,
+    cron and systemd alike); an environment variable wins; a bad file is one clear error."""
+    from urm_models import settings, tracking
+
+    assert tracking.tracking_uri() == tracking.default_tracking_uri() and settings.get("database") == (None, "default")
+    other = home / "elsewhere.db"
+    (home / "team.yaml").write_text(f"tracking_uri: sqlite:///{other}\nartifact_root: {home / 'shared'}\n"
+                                    "database: postgresql://urm:pw@db.example/urm\n")
+    assert tracking.tracking_uri() == f"sqlite:///{other}"
+    assert settings.get("tracking_uri")[1] == str(home / "team.yaml")
+    assert settings.summary()["database"] == {"value": "postgresql://urm:***@db.example/urm",
+                                              "source": str(home / "team.yaml")}
+    exp = tracking.ensure_experiment("urm-clv")
+    import mlflow
+
+    got = mlflow.MlflowClient().get_experiment(exp)
+    assert got.artifact_location == f"{home / 'shared'}/urm-clv" and other.exists()
+    assert got.tags["mlflow.experimentKind"] == "custom_model_development"   # the UI opens it on its runs
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'env.db'}"
+    try:
+        assert tracking.tracking_uri() == f"sqlite:///{home / 'env.db'}"
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    (home / "team.yaml").write_text("tracking_uri: sqlite:////tmp/x.db\nbogus: 1\n")
+    out = urm("refresh", "--dataset", "cdnow_sample", env={**os.environ})
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"{home / 'team.yaml'}: unknown setting(s) ['bogus']" in out.stderr
+    # a database named directly, without a shared artifact root, would keep artifacts per machine
+    (home / "team.yaml").write_text(f"tracking_uri: sqlite:///{home / 'direct.db'}\n")
+    import pytest
+
+    with pytest.raises(ValueError, match="database named directly: its artifacts would land in each machine's own"):
+        tracking.ensure_experiment("urm-churn")
+
+
+def test_the_projects_own_store_has_no_empty_default_experiment(home):
+    import mlflow
+
+    from urm_models import tracking
+
+    tracking.ensure_experiment("urm-kpis")
+    names = {e.name for e in mlflow.MlflowClient().search_experiments()}
+    assert names == {"urm-kpis"}

@@ -98,9 +98,13 @@ def _cmd_kpis(args) -> int:
 def _cmd_ui(args) -> int:
     import os
 
-    from .tracking import ui_command
+    from .tracking import RemoteStore, ui_command
 
-    argv, env = ui_command(args.host, args.port)
+    try:
+        argv, env = ui_command(args.host, args.port)
+    except RemoteStore as exc:
+        print(f"urm ui: {exc}")
+        return 0
     print(f"MLflow UI on http://{args.host}:{args.port} (store {argv[argv.index('--backend-store-uri') + 1]})",
           file=sys.stderr)
     os.execve(argv[0], argv, {**os.environ, **env})
@@ -115,7 +119,7 @@ def _cmd_score(args) -> int:
     dataset = _dataset(args)
     try:
         # the refresh's lock: a score and a refresh never interleave their writes
-        with output_umask(), refresh_lock():
+        with output_umask(), refresh_lock(dataset=dataset):
             if args.engine == "spark":
                 from . import spark_scoring
 
@@ -125,6 +129,7 @@ def _cmd_score(args) -> int:
                 path = spark_scoring.write_table(table, dataset, args.as_of, metadata=facts)
                 n, versions = sum(1 for _ in path.glob("*.parquet")), facts["model_versions"]
                 print(f"scored in Spark with {versions}: {path} ({n} Parquet part(s))")
+                _publish_sql(lambda: spark_scoring.read_table(dataset, args.as_of), dataset, facts)
                 return 0
             if args.batches:
                 return _score_streamed(args, dataset)
@@ -132,6 +137,7 @@ def _cmd_score(args) -> int:
                                 read=_read_options(args), models_from=args.models_from)
             as_of = table["as_of"].iloc[0]
             path = write_predictions(table, dataset, as_of)
+            _publish_sql(lambda: table, dataset, table.attrs)
     except RefreshLocked as exc:
         print(f"urm score: {exc}", file=sys.stderr)
         return EX_TEMPFAIL
@@ -170,7 +176,19 @@ def _score_streamed(args, dataset: str) -> int:
                              metadata={"dataset": dataset, "p_churn_source": m["p_churn_source"], **model_facts(source)})
     _point_latest(path.parent)
     print(f"{facts['rows']:,} users scored with {m['versions']} in {args.batches} slices: {path}")
+    _publish_sql(lambda: __import__("pandas").read_parquet(path), dataset, model_facts(source))
     return 0
+
+
+def _publish_sql(table, dataset: str, facts) -> None:
+    """With a team database set, the table just published goes to its SQL table too."""
+    from .sqltable import database_url, publish
+
+    if not database_url():
+        return
+    facts = dict(facts or {})
+    out = publish(table(), dataset, metadata={k: facts.get(k) for k in ("models_trained_on", "model_store")})
+    print(f"and to {out['database']}, table {out['table']} ({out['rows']:,} rows)")
 
 
 def _cmd_forget(args) -> int:

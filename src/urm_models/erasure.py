@@ -139,7 +139,7 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
     """Erase users from everything the project keeps, then log the erasure.
 
     Removed: their rows in every predictions table (each as-of date, hence ``latest``, and the
-    Spark-written partitions), in the
+    Spark-written partitions; the team database's SQL tables, current and previous), in the
     quarantine files and in the refresh snapshots; the outputs of executed notebooks that show
     their pseudonym; rows and mentions in MLflow artifacts and exported models. ``dataset``
     limits the tables, quarantine files, snapshots and notebooks to that data set (MLflow
@@ -175,6 +175,11 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
                                  ("quarantine", _forget_quarantine(ids, dataset))]:
             for u, n in n_by_user.items():
                 add(u, where, n)
+        from . import sqltable
+
+        if sqltable.database_url():  # the team's SQL tables (urm_user_scores_<dataset>, current and previous)
+            for u in ids:
+                add(u, "sql_tables", sum(sqltable.forget([u], dataset).values()))
         patterns = _patterns(ids, pseudos)
         for i, n in _forget_notebooks(paths.reports_dir() / "runs", patterns, dataset, when).items():
             add(ids[i], "notebook_outputs", n)

@@ -109,8 +109,10 @@ def ensure_kernel() -> str:
 
 
 @contextlib.contextmanager
-def refresh_lock(path: Path | None = None) -> Iterator[Path]:
-    """Hold an exclusive, non-blocking lock for the duration of a refresh."""
+def refresh_lock(path: Path | None = None, dataset: str | None = None) -> Iterator[Path]:
+    """Hold an exclusive, non-blocking lock for the duration of a refresh: the project home's
+    lock file and, with ``dataset`` and a team PostgreSQL database, the data set's lock there
+    (:mod:`urm_models.locks`): either held elsewhere is :class:`RefreshLocked`."""
     path = path or paths.reports_dir() / ".refresh.lock"
     make_dirs(path.parent)
     fh = open(path, "a+")
@@ -129,7 +131,13 @@ def refresh_lock(path: Path | None = None) -> Iterator[Path]:
         fh.truncate()
         fh.write(f"pid {os.getpid()}, started {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
         fh.flush()
-        yield path
+        from .locks import TeamLocked, team_lock
+
+        try:
+            with team_lock(dataset):
+                yield path
+        except TeamLocked as exc:
+            raise RefreshLocked(str(exc)) from None
     finally:
         with contextlib.suppress(OSError):
             fh.seek(0)
@@ -358,10 +366,12 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
         run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"  # a safe data set name
         out_dir = paths.reports_dir() / "runs" / run_id
         staged = out_dir / "user_scores.parquet"
+        from .settings import summary as team_settings
+
         manifest = {"run_id": run_id, "parameters": p, "git_commit": git_commit(), "pid": os.getpid(),
                     "started": dt.datetime.now().isoformat(timespec="seconds"), "notebooks": [],
-                    "status": "running"}
-        with refresh_lock():
+                    "status": "running", "settings": team_settings()}
+        with refresh_lock(dataset=p["dataset"]):
             manifest["recovered"] = recover(run_id)
             manifest["data_fingerprint"] = _source_fingerprint(p, own)
             make_dirs(out_dir)
@@ -628,13 +638,19 @@ def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:
 
     if not staged.is_file():
         raise RefreshError(f"{SCORING_NOTEBOOK}.ipynb finished but wrote no table at {staged}")
+    from .sqltable import database_url
+    from .sqltable import publish as publish_sql
+
     try:
         table = pd.read_parquet(staged)
         path = write_predictions(table, dataset, as_of, metadata={"run_id": run_id})
+        sql = (publish_sql(table, dataset, run_id=run_id, metadata={k: table.attrs.get(k) for k in
+                                                                    ("models_trained_on", "model_store")})
+               if database_url() else None)
     except (OSError, ValueError) as exc:
         raise RefreshError(f"publishing the predictions of {staged} failed: {exc}") from exc
     staged.unlink()
-    return {"path": str(path), "latest": str(path.parent.parent / "latest"), "rows": len(table),
+    return {"path": str(path), "sql": sql, "latest": str(path.parent.parent / "latest"), "rows": len(table),
             "as_of": as_of, "model_versions": sorted(table["model_versions"].dropna().unique().tolist()),
             "p_churn_source": table.attrs.get("p_churn_source"), "churn_horizon": table.attrs.get("churn_horizon"),
             "tiers": table["tier"].value_counts().to_dict(),

@@ -2,8 +2,9 @@
 
 The store is SQLite inside ``mlruns/`` (``mlruns/mlflow.db``) with artifacts under
 ``mlruns/artifacts/``: MLflow 3 refuses the plain ``./mlruns`` file store unless told
-otherwise, and SQLite also carries the model registry. ``MLFLOW_TRACKING_URI`` overrides it
-(a team server). Every run made through :func:`start_run` is tagged with the git commit, the
+otherwise, and SQLite also carries the model registry. A team's server replaces it through the
+team setting (:mod:`urm_models.settings`: ``team.yaml``'s ``tracking_uri``, or
+``MLFLOW_TRACKING_URI``; docs/team.md). Every run made through :func:`start_run` is tagged with the git commit, the
 notebook it came from and, through :func:`log_dataset`, the fingerprint of the data it saw.
 """
 
@@ -25,6 +26,10 @@ from . import paths
 
 log = logging.getLogger(__name__)
 
+class RemoteStore(ValueError):
+    """The store is a server elsewhere: nothing to start locally."""
+
+
 #: One experiment per model family.
 EXPERIMENTS = {
     "churn": "urm-churn",
@@ -36,20 +41,42 @@ EXPERIMENTS = {
 
 
 def default_tracking_uri() -> str:
-    """The project's own store: SQLite at ``mlruns/mlflow.db``."""
-    from .io import make_dirs
-
-    d = make_dirs(paths.mlruns_dir())
-    return f"sqlite:///{d / 'mlflow.db'}"
+    """The project's own store: SQLite at ``mlruns/mlflow.db`` (the folder is made when the
+    store is used: :func:`configure`)."""
+    return f"sqlite:///{paths.mlruns_dir() / 'mlflow.db'}"
 
 
 def tracking_uri() -> str:
-    """The tracking store in use: ``MLFLOW_TRACKING_URI`` if set, else ``mlruns/mlflow.db``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    """The tracking store in use: the team setting (``MLFLOW_TRACKING_URI``, else ``team.yaml``'s
+    ``tracking_uri``), else ``mlruns/mlflow.db``."""
+    from .settings import get
+
+    return get("tracking_uri")[0] or default_tracking_uri()
 
 
-def artifact_root() -> str:
-    return (paths.mlruns_dir() / "artifacts").as_uri()
+def is_server(uri: str | None = None) -> bool:
+    """Whether the store is an MLflow server (http/https): it serves the artifacts itself."""
+    return (uri or tracking_uri()).startswith(("http://", "https://"))
+
+
+def artifact_root() -> str | None:
+    """Where new experiments keep their artifacts: ``mlruns/artifacts/`` for the project's own
+    store, the team's ``artifact_root`` for a database named directly, nothing for a server
+    (its ``--artifacts-destination`` decides). A database named directly without an
+    ``artifact_root`` is refused: its artifacts would land on each machine's own disk."""
+    from .settings import get
+
+    uri = tracking_uri()
+    if uri == default_tracking_uri():
+        return (paths.mlruns_dir() / "artifacts").as_uri()
+    if is_server(uri):
+        return None
+    root, _ = get("artifact_root")
+    if not root:
+        raise ValueError(f"the tracking store {store_label(uri)} is a database named directly: its artifacts would "
+                         f"land in each machine's own mlruns/. Run an MLflow server on it and set tracking_uri to the "
+                         f"server's http:// address (docs/team.md), or set artifact_root (a shared folder or bucket)")
+    return root.rstrip("/")
 
 
 def _uses_local_store() -> bool:
@@ -75,6 +102,13 @@ def configure() -> str:
     import mlflow
 
     uri = tracking_uri()
+    if uri == default_tracking_uri():
+        from .io import make_dirs
+
+        make_dirs(paths.mlruns_dir())
+    # against a server MLflow prints "View run ... at: <url>" after every run: the run's id is in
+    # the notebook's output already, the URL in the manifest's settings
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     for name in ("mlflow.sklearn", "mlflow.pyfunc"):
@@ -84,25 +118,50 @@ def configure() -> str:
     return uri
 
 
+#: MLflow 3's UI opens an experiment with this tag on its training runs (without it, on the
+#: GenAI "Overview" of traces)
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 def ensure_experiment(name: str) -> str:
-    """The id of experiment ``name``, created (with artifacts under mlruns/) if missing."""
+    """The id of experiment ``name``, created if missing (artifacts under :func:`artifact_root`),
+    tagged as a model-training experiment so that the UI opens it on its runs. In the project's
+    own store the empty ``Default`` experiment MLflow creates with the database is deleted:
+    every run of ours goes to a named experiment."""
     import mlflow
 
     configure()
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    kwargs = {}
-    if _uses_local_store():
-        kwargs["artifact_location"] = f"{artifact_root()}/{name}"
+    if exp is None:
+        kwargs = {"tags": dict([EXPERIMENT_KIND])}
+        root = artifact_root()
+        if root is not None:
+            kwargs["artifact_location"] = f"{root}/{name}"
+        try:
+            exp_id = client.create_experiment(name, **kwargs)
+        except Exception:  # created meanwhile by a concurrent process
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            exp_id = exp.experiment_id
+        if _uses_local_store():
+            _drop_empty_default(client)
+        return exp_id
+    if exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # made before the UI needed the tag
+        client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
+    return exp.experiment_id
+
+
+def _drop_empty_default(client) -> None:
+    from mlflow.exceptions import MlflowException
+
     try:
-        return client.create_experiment(name, **kwargs)
-    except Exception:  # created meanwhile by a concurrent process
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+        default = client.get_experiment("0")
+        if default.lifecycle_stage == "active" and not client.search_runs(["0"], max_results=1):
+            client.delete_experiment("0")
+    except MlflowException:
+        pass
 
 
 def git_commit() -> str:
@@ -437,7 +496,11 @@ def register_model(model_uri: str, family: str, *, metric_value: float, dataset:
         raise ValueError(f"{metric} of the new {name} version is {value}: cannot rank it")
     configure()
     client = mlflow.MlflowClient()
-    identity = model_identity(_source_run(model_uri), family, dataset)
+    source_run = _source_run(model_uri)
+    if metric not in client.get_run(source_run).data.metrics:
+        # the metric the family is ranked by, under the same name in every run the UI compares
+        client.log_metric(source_run, metric, value)
+    identity = model_identity(source_run, family, dataset)
     try:
         same = [mv for mv in client.search_model_versions(f"name='{name}'")
                 if mv.tags.get("identity") == identity]
@@ -493,9 +556,9 @@ def register_model(model_uri: str, family: str, *, metric_value: float, dataset:
 
 def store_label(uri: str | None = None) -> str:
     """The tracking store as it may be shown and recorded: the URI without a password."""
-    import re as _re
+    from .settings import redact
 
-    return _re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", uri or tracking_uri())
+    return redact(uri or tracking_uri())
 
 
 def champions_by_dataset(family_or_name: str) -> dict:
@@ -573,17 +636,22 @@ def load_version(info: dict):
 def ui_command(host: str = "127.0.0.1", port: int = 5000) -> tuple[list[str], dict]:
     """``(argv, env)`` that start the MLflow UI on the project's store: one web worker and no
     background job runners (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``): by default MLflow 3.17
-    starts 4 workers and 8 job workers on a SQLite store, 30+ s to come up on a small machine."""
+    starts 4 workers and 8 job workers on a SQLite store, 30+ s to come up on a small machine.
+    A team server (http) serves its own UI: a ValueError says where (``urm ui`` prints it)."""
     import shutil
     import sys
 
+    uri = tracking_uri()
+    if is_server(uri):
+        raise RemoteStore(f"the tracking store is the MLflow server {store_label(uri)}: it serves its own UI, "
+                          f"open {store_label(uri)} in a browser (nothing is started here)")
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     exe = str(mlflow_bin) if mlflow_bin.exists() else (shutil.which("mlflow") or "mlflow")
-    uri = tracking_uri()
     argv = [exe, "ui", "--host", host, "--port", str(int(port)), "--workers", "1",
             "--backend-store-uri", uri]
-    if _uses_local_store():
-        argv += ["--default-artifact-root", artifact_root()]
+    root = artifact_root()
+    if root is not None:
+        argv += ["--default-artifact-root", root]
     return argv, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 

@@ -1,0 +1,84 @@
+"""One refresh of a data set at a time across machines: a lock in the team's database.
+
+On one machine the refresh's lock file does it (``pipeline.refresh_lock``). When the team
+setting names a PostgreSQL ``database`` (:mod:`urm_models.settings`), refreshes and ``urm
+score`` of the same data set from several machines (project homes) also take a PostgreSQL
+advisory lock on it, held by a connection of their own for as long as they run: the second
+one exits 75 with a message naming the holder (host, process, home, start), and the lock goes
+when its holder's connection does, even after a ``kill -9``. The holder is recorded in the
+table ``urm_locks`` for that message only; the advisory lock is what excludes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import socket
+from collections.abc import Iterator
+
+from . import paths, settings
+
+
+class TeamLocked(RuntimeError):
+    """Another process holds the data set's lock in the team database."""
+
+
+def _is_postgres(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def engine(url: str):
+    """An SQLAlchemy engine for ``url`` without a pool (each use opens and closes its own
+    connection: nothing idles in a long refresh); ``postgresql://`` uses psycopg 3, the
+    driver of the ``team`` extra."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        return sqlalchemy.create_engine(url, poolclass=NullPool)
+    except ModuleNotFoundError as exc:
+        raise RuntimeError(f"the database {settings.redact(url)} needs its driver ({exc.name}): install the "
+                           "team extra (uv sync --extra team, or pip install 'urm-models[team]')") from None
+
+
+@contextlib.contextmanager
+def team_lock(dataset: str | None) -> Iterator[None]:
+    """Hold the data set's lock in the team's PostgreSQL database for the block (nothing
+    without one); :class:`TeamLocked` names the holder if another process has it."""
+    url, _ = settings.get("database")
+    if not url or not dataset or not _is_postgres(url):
+        yield
+        return
+    from sqlalchemy import text
+
+    key = f"urm-refresh:{dataset}"
+    conn = engine(url).connect()
+    try:
+        got = conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": key}).scalar()
+        conn.commit()
+        if not got:
+            holder = None
+            with contextlib.suppress(Exception):
+                holder = conn.execute(text("SELECT holder FROM urm_locks WHERE name = :k"), {"k": key}).scalar()
+            raise TeamLocked(f"another refresh or score of {dataset!r} is running against the team database "
+                             f"{settings.redact(url)} ({holder or 'holder unknown'}). Wait for it to finish: the "
+                             "lock goes when that process ends")
+        holder = (f"host {socket.gethostname()}, pid {os.getpid()}, home {paths.project_root()}, started "
+                  f"{dt.datetime.now():%Y-%m-%d %H:%M:%S}")
+        conn.execute(text("CREATE TABLE IF NOT EXISTS urm_locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL)"))
+        conn.execute(text("INSERT INTO urm_locks (name, holder) VALUES (:k, :h) "
+                          "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder"), {"k": key, "h": holder})
+        conn.commit()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                conn.execute(text("DELETE FROM urm_locks WHERE name = :k AND holder = :h"), {"k": key, "h": holder})
+                conn.commit()
+                conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
+                conn.commit()
+    finally:
+        conn.close()

@@ -1,0 +1,93 @@
+"""The team setting: where a team's models and tables live, read the same way by every entry point.
+
+One file, ``team.yaml`` in the project home (or the file ``URM_TEAM_FILE`` names), so that the
+CLI, the notebooks (their kernel reads it too), cron and systemd (which start without a shell's
+environment) agree (docs/team.md)::
+
+    tracking_uri: http://mlflow.internal:5000          # the team's MLflow server
+    database: postgresql://urm:secret@db.internal/urm   # predictions tables and the refresh lock
+
+``artifact_root`` is needed only when ``tracking_uri`` names a database directly (no server):
+where the artifacts go (a folder every machine mounts, or an object store); without it they
+would land on each machine's own disk, so that URI alone is refused. An environment variable
+wins over the file (``MLFLOW_TRACKING_URI``, ``URM_DATABASE``, ``URM_ARTIFACT_ROOT``); with
+neither, the project's own store (``mlruns/mlflow.db``) and no database. The file may hold
+passwords: keep it owner-only and out of git (``.gitignore`` lists it); what the project records
+(manifests, table metadata, champion exports) shows URIs without their password.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from . import paths
+
+#: the settings, each with the environment variable that overrides the file
+KEYS = {"tracking_uri": "MLFLOW_TRACKING_URI", "database": "URM_DATABASE", "artifact_root": "URM_ARTIFACT_ROOT"}
+FILE_ENV = "URM_TEAM_FILE"
+
+
+class SettingsError(ValueError):
+    """The team file cannot be read as a mapping of the known settings."""
+
+
+def team_file() -> Path:
+    env = os.environ.get(FILE_ENV)
+    return Path(env).expanduser() if env else paths.project_root() / "team.yaml"
+
+
+def read_team_file() -> dict:
+    """The team file's settings (``{}`` when there is none), checked: a mapping of known keys to
+    non-empty strings, or a :class:`SettingsError` naming the file and the key."""
+    path = team_file()
+    if not path.is_file():
+        if os.environ.get(FILE_ENV):
+            raise SettingsError(f"{FILE_ENV}={path}: no such file")
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{path}: not readable as YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: must hold a mapping of setting: value ({', '.join(KEYS)})")
+    unknown = sorted(set(map(str, data)) - set(KEYS))
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting(s) {unknown}; known: {sorted(KEYS)}")
+    bad = [k for k, v in data.items() if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise SettingsError(f"{path}: setting(s) {bad} must be non-empty text (a URI)")
+    return {k: v.strip() for k, v in data.items()}
+
+
+def get(key: str) -> tuple[str | None, str]:
+    """``(value, where it came from)`` of a setting: the environment variable, else the team
+    file, else ``(None, "default")``."""
+    if key not in KEYS:
+        raise KeyError(key)
+    env = os.environ.get(KEYS[key])
+    if env:
+        return env, f"environment {KEYS[key]}"
+    value = read_team_file().get(key)
+    if value:
+        return value, str(team_file())
+    return None, "default"
+
+
+def redact(uri: str | None) -> str | None:
+    """A URI as it may be shown and recorded: without its password."""
+    if uri is None:
+        return None
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", uri)
+
+
+def summary() -> dict:
+    """What a manifest records: each setting (redacted) and where it came from."""
+    out = {}
+    for key in KEYS:
+        value, source = get(key)
+        out[key] = {"value": redact(value), "source": source}
+    return out
