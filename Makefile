@@ -13,7 +13,8 @@ export UV_PYTHON_DOWNLOADS := never
 export MPLBACKEND := Agg
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help env run test lab ui bench clean
+.PHONY: help env run test lab ui bench clean scheduled
+DATASET ?= cdnow
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -45,6 +46,15 @@ run: $(STAMP) ## the refresh on the bundled CDNOW, Telco and Hillstrom data (rep
 	$(VENV)/bin/urm refresh --dataset cdnow
 	$(VENV)/bin/urm refresh --dataset telco
 	$(VENV)/bin/urm refresh --dataset hillstrom
+
+# What cron and systemd run (docs/scheduling.md): works from a fresh clone and a bare environment
+# (it bootstraps .venv, creates reports/, reads the team setting from team.yaml, not from a shell).
+# Exit 75 (another refresh holds the lock) is a skip, not a failure; a failure says where the log is.
+scheduled: $(STAMP) ## one refresh for cron or systemd: DATASET=... (default cdnow), output appended to reports/cron.log
+	@umask 077 && mkdir -p reports && echo "$$(date '+%Y-%m-%d %H:%M:%S') urm refresh --dataset $(DATASET)" >> reports/cron.log
+	@umask 077; $(VENV)/bin/urm refresh --dataset $(DATASET) --quiet >> reports/cron.log 2>&1; code=$$?; \
+	if [ $$code -eq 75 ]; then echo "skipped: another refresh holds the lock" >> reports/cron.log; exit 0; \
+	elif [ $$code -ne 0 ]; then echo "urm refresh --dataset $(DATASET) failed (exit $$code): $(CURDIR)/reports/cron.log" >&2; exit $$code; fi
 
 test: $(TEST_STAMP) ## the test suite (unit, property, fuzz, data, notebook, reliability and end-to-end tests)
 	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=10
