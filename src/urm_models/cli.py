@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("papermill").setLevel(logging.WARNING)
     # traitlets says at INFO that it registered the kernel on a first run
     logging.getLogger("traitlets").setLevel(logging.WARNING)
+    # MLflow says at INFO that it created or upgraded its database tables (a first run on a store)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     from .erasure import ErasureLogError
     from .io import output_umask
     from .validation import DataValidationError
