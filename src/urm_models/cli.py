@@ -334,8 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("papermill").setLevel(logging.WARNING)
     # traitlets says at INFO that it registered the kernel on a first run
     logging.getLogger("traitlets").setLevel(logging.WARNING)
-    # MLflow says at INFO that it created or upgraded its database tables (a first run on a store)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # MLflow configures its own logger at INFO when imported and says there that it created its
+    # database tables or validated an input example: WARNING for this process and the kernels
+    # it starts (they inherit the environment)
+    import os
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     from .erasure import ErasureLogError
     from .io import output_umask
     from .validation import DataValidationError
