@@ -13,11 +13,11 @@ export UV_PYTHON_DOWNLOADS := never
 export MPLBACKEND := Agg
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help env run test lab ui bench clean scheduled
+.PHONY: help env run test lab ui ui-check bench clean scheduled
 DATASET ?= cdnow
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 .tools/bin/uv:
 	@echo "uv not found: installing it into .tools/ with pip"
@@ -30,9 +30,11 @@ help: ## list the targets
 # every process that imports mlflow, scipy or pandas when Python may not write them
 # (PYTHONDONTWRITEBYTECODE, read-only installs): a fast refresh of 05+06 takes 18.5 s instead of 28
 SYNC := $(UV) sync --locked --inexact --compile-bytecode
+# the team extra (the PostgreSQL driver, a few MB) is always there: a clone given a team.yaml
+# (docs/team.md) works without another install step
 $(STAMP): | $(UV)
 	@echo "setting up .venv from uv.lock (once; uv prints only errors)"
-	@$(SYNC) --quiet
+	@$(SYNC) --quiet --extra team
 	@rm -f $(VENV)/.synced-* && touch $(STAMP)
 
 $(TEST_STAMP): | $(UV)
@@ -66,6 +68,12 @@ lab: $(STAMP) ## JupyterLab on notebooks/ with the urm-models kernel registered
 
 ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 against the project's store (1 worker, no job runners)
 	$(VENV)/bin/urm ui --host 127.0.0.1 --port 5000
+
+# Outside `make test`: a real headless browser on the UI of the project's store (after `make run`);
+# Debian's chromium is installed when missing (root, or a user allowed to run apt-get).
+ui-check: $(STAMP) ## the MLflow UI seen by headless Chromium: runs and registry pages checked, screenshots in docs/images/
+	@command -v chromium >/dev/null || (echo "installing Debian's chromium (once)" && apt-get install -y -qq chromium >/dev/null)
+	$(VENV)/bin/python scripts/ui_check.py
 
 $(BENCH_STAMP): | $(UV)
 	$(SYNC) --group bench --extra spark --extra team

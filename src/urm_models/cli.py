@@ -98,15 +98,15 @@ def _cmd_kpis(args) -> int:
 def _cmd_ui(args) -> int:
     import os
 
-    from .tracking import RemoteStore, ui_command
+    from .tracking import UI_LINK_QUERY, RemoteStore, store_label, ui_command
 
     try:
         argv, env = ui_command(args.host, args.port)
     except RemoteStore as exc:
         print(f"urm ui: {exc}")
         return 0
-    print(f"MLflow UI on http://{args.host}:{args.port} (store {argv[argv.index('--backend-store-uri') + 1]})",
-          file=sys.stderr)
+    print(f"MLflow UI on http://{args.host}:{args.port}/#/experiments{UI_LINK_QUERY} (the training runs; store "
+          f"{store_label(argv[argv.index('--backend-store-uri') + 1])})", file=sys.stderr)
     os.execve(argv[0], argv, {**os.environ, **env})
     return 0  # not reached
 

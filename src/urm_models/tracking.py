@@ -118,9 +118,12 @@ def configure() -> str:
     return uri
 
 
-#: MLflow 3's UI opens an experiment with this tag on its training runs (without it, on the
-#: GenAI "Overview" of traces)
+#: What an experiment of model training runs is to MLflow 3's UI (the tag of its experiment kind).
+#: MLflow 3.17's UI also has a global GenAI / Model training switch (top left, remembered by the
+#: browser) that opens experiments on the GenAI "Overview" until it is flipped: the links urm
+#: prints set it (:data:`UI_LINK_QUERY`).
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+UI_LINK_QUERY = "?workflowType=machine_learning"
 
 
 def ensure_experiment(name: str) -> str:
@@ -145,17 +148,26 @@ def ensure_experiment(name: str) -> str:
             if exp is None:
                 raise
             exp_id = exp.experiment_id
-        if _uses_local_store():
-            _drop_empty_default(client)
+        _drop_empty_default(client)
         return exp_id
-    if exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # made before the UI needed the tag
+    if exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # a store from before the tag
         client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
+    _drop_empty_default(client)
     return exp.experiment_id
 
 
+_DEFAULT_CHECKED: set[str] = set()
+
+
 def _drop_empty_default(client) -> None:
+    """Delete the project store's ``Default`` experiment if it is empty (once per process and
+    store; a team server's is left alone: other tools may log there)."""
     from mlflow.exceptions import MlflowException
 
+    uri = tracking_uri()
+    if not _uses_local_store() or uri in _DEFAULT_CHECKED:
+        return
+    _DEFAULT_CHECKED.add(uri)
     try:
         default = client.get_experiment("0")
         if default.lifecycle_stage == "active" and not client.search_runs(["0"], max_results=1):
@@ -644,7 +656,8 @@ def ui_command(host: str = "127.0.0.1", port: int = 5000) -> tuple[list[str], di
     uri = tracking_uri()
     if is_server(uri):
         raise RemoteStore(f"the tracking store is the MLflow server {store_label(uri)}: it serves its own UI, "
-                          f"open {store_label(uri)} in a browser (nothing is started here)")
+                          f"open {store_label(uri).rstrip('/')}/#/experiments{UI_LINK_QUERY} in a browser (nothing "
+                          f"is started here)")
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     exe = str(mlflow_bin) if mlflow_bin.exists() else (shutil.which("mlflow") or "mlflow")
     argv = [exe, "ui", "--host", host, "--port", str(int(port)), "--workers", "1",
