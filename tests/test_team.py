@@ -119,7 +119,7 @@ def test_a_refresh_in_one_home_and_a_score_in_another_share_the_team_server(team
     for entry in manifest["notebooks"]:
         if entry["status"] == "ok":
             text = json.dumps([c.get("outputs", []) for c in nbformat.read(entry["output"], as_version=4).cells])
-            for word in ("Warning", "WARNING", "Traceback", "View run"):
+            for word in ("Warning", "WARNING", "Traceback", "View run", "Downloading artifacts"):
                 assert word not in text, (entry["notebook"], word)
     out = _urm(b, "score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30")
     assert out.returncode == 0, out.stderr[-3000:]

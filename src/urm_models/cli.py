@@ -137,11 +137,11 @@ def _cmd_score(args) -> int:
                                 read=_read_options(args), models_from=args.models_from)
             as_of = table["as_of"].iloc[0]
             path = write_predictions(table, dataset, as_of)
+            print(f"{len(table):,} users scored with {table['model_versions'].iloc[0]}: {path}")
             _publish_sql(lambda: table, dataset, table.attrs)
     except RefreshLocked as exc:
         print(f"urm score: {exc}", file=sys.stderr)
         return EX_TEMPFAIL
-    print(f"{len(table):,} users scored with {table['model_versions'].iloc[0]}: {path}")
     return 0
 
 

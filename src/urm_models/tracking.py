@@ -109,6 +109,8 @@ def configure() -> str:
     # against a server MLflow prints "View run ... at: <url>" after every run: the run's id is in
     # the notebook's output already, the URL in the manifest's settings
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # loading a model from a server downloads its artifacts behind a progress bar per model
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     for name in ("mlflow.sklearn", "mlflow.pyfunc"):
