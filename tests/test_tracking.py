@@ -43,6 +43,10 @@ def test_promotion_rule_champion_and_challenger(logged_clv):
     better = tracking.register_model(log(), "clv", metric_value=1.60, dataset="cdnow_sample")
     assert better["role"] == "champion" and tracking.champion("urm-clv")["version"] == better["version"]
     client = mlflow.MlflowClient()
+    # the metric the family is ranked by is a run metric under the same name in every run
+    for version, value in (("1", 1.70), (better["version"], 1.60)):
+        run = client.get_run(client.get_model_version("urm-clv", version).run_id)
+        assert run.data.metrics["holdout_rmse"] == value
     assert client.get_model_version("urm-clv", "1").tags["role"] == "retired champion"
     assert str(client.get_model_version_by_alias("urm-clv", "challenger").version) == same["version"]
     assert client.get_model_version("urm-clv", better["version"]).tags["dataset"] == "cdnow_sample"
