@@ -65,7 +65,7 @@ def test_own_file_flags_are_checked_and_mapped(tmp_path):
     csv.write_text("customer,order_date,total\nA,02/01/2024,10.0\nA,20/03/2024,5.5\nB,05/01/2024,7.0\n")
     out = urm("refresh", "--path", str(csv), "--columns", "user_id:customer", "--cutoff", "2024-02-01",
               env={**os.environ, "URM_HOME": str(tmp_path)})
-    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr  # a bad argument
     assert "--columns takes canonical=yours pairs" in out.stderr
     # mapped and parsed, the file is read; the cut-off it needs is named with the data's range
     out = urm("refresh", "--path", str(csv), "--columns", "user_id=customer,ts=order_date,amount=total",

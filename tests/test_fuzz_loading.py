@@ -26,8 +26,23 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import pytest
+
 from urm_models import datasets
 from urm_models.validation import DataValidationError
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_home(tmp_path_factory):
+    """A project home of this module's own: the quarantine files go to its data/quarantine/."""
+    home = tmp_path_factory.mktemp("fuzz_home")
+    old = os.environ.get("URM_HOME")
+    os.environ["URM_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("URM_HOME", None)
+    else:
+        os.environ["URM_HOME"] = old
 
 AS_OF = dt.datetime(2026, 1, 1)
 FLOOR = dt.datetime(1970, 1, 1)
@@ -360,7 +375,7 @@ def _loaded_family(cells: list[str]) -> list[list[str]]:
 # ------------------------------------------------------------------------------ the property
 
 def _check(export: Export, tmp: Path):
-    qdir = tmp / "quarantine"
+    qdir = Path(os.environ["URM_HOME"]) / "data" / "quarantine" / tmp.name  # a folder of its own per export
     path, starts = write(export, tmp)
     opts = export.options
     try:

@@ -99,7 +99,9 @@ def test_a_failing_cell_names_notebook_and_cell_and_keeps_previous_predictions(h
     manifest = json.loads((home / "reports" / "runs" / "bad" / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["notebooks"][-1]["failed_cell"] == cell
     assert "predictions" not in manifest
-    assert (home / "reports" / "runs" / "bad" / "user_scores.parquet").is_file()  # staged, never published
+    # the staged table (raw ids) was under data/, never reports/, and went with the failed run
+    assert not (home / "reports" / "runs" / "bad" / "user_scores.parquet").exists()
+    assert not (home / "data" / "tmp" / "staged" / "bad").exists()
     assert previous.read_bytes() == before and os.readlink(latest) == "1997-09-30"
     assert sorted(p.name for p in previous.parent.iterdir()) == ["user_scores.parquet"]
 

@@ -8,6 +8,17 @@ import sys
 from pathlib import Path
 
 EX_TEMPFAIL = 75  # sysexits: "try again later" (another refresh holds the lock)
+EX_USAGE = 2      # bad arguments: an unknown data set, an unsafe name, a config that is not plain YAML
+
+EXIT_CODES = ("exit codes:\n"
+              "   0  success\n"
+              "   1  the input was refused or a step failed (what was there before stays)\n"
+              "   2  bad arguments (unknown data set, unsafe name, unreadable config)\n"
+              "  75  another refresh, score, forget or prune holds the lock: try again later")
+
+
+class UsageError(ValueError):
+    """A bad argument: the command exits 2 with this message."""
 
 
 def _load_config(path: str | None) -> dict:
@@ -17,10 +28,15 @@ def _load_config(path: str | None) -> dict:
 
     p = Path(path)
     if not p.is_file():
-        raise SystemExit(f"urm: config file {p} not found")
-    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        raise UsageError(f"config file {p} not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"config file {p} is not plain YAML ({first}): only parameter: value mappings, no tags "
+                         "such as !!python/object") from None
     if not isinstance(data, dict):
-        raise SystemExit(f"urm: config file {p} must hold a mapping of parameter: value")
+        raise UsageError(f"config file {p} must hold a mapping of parameter: value")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
@@ -28,6 +44,9 @@ def _cmd_refresh(args) -> int:
     from .pipeline import DEFAULT_PARAMS, RefreshError, RefreshLocked, refresh
 
     params = _load_config(args.config)
+    if args.dataset is not None or "dataset" in params:
+        name = args.dataset if args.dataset is not None else params["dataset"]
+        _known_dataset(str(name), bool(args.path or params.get("path")))
     for key in DEFAULT_PARAMS:
         val = getattr(args, key, None)
         if val is not None and key != "read":
@@ -41,6 +60,11 @@ def _cmd_refresh(args) -> int:
               file=sys.stderr)
         return 2
     notebooks = args.notebooks.split(",") if args.notebooks else None
+    from .pipeline import NOTEBOOKS
+
+    if notebooks and [n for n in notebooks if n not in NOTEBOOKS]:
+        raise UsageError(f"--notebooks takes names of the project's notebooks, not paths: unknown "
+                         f"{[n for n in notebooks if n not in NOTEBOOKS]}; known: {NOTEBOOKS}")
     try:
         manifest = refresh(params, notebooks=notebooks, run_id=args.run_id,
                            progress=not args.quiet)
@@ -62,7 +86,7 @@ def _read_options(args) -> dict:
         pairs = [kv.split("=", 1) for kv in args.columns.split(",") if kv.strip()]
         bad = [kv for kv in pairs if len(kv) != 2 or not kv[0].strip() or not kv[1].strip()]
         if bad:
-            raise SystemExit(f"urm: --columns takes canonical=yours pairs separated by commas, "
+            raise UsageError(f"--columns takes canonical=yours pairs separated by commas, "
                              f"e.g. user_id=customer,ts=order_date,amount=total; got {args.columns!r}")
         read["columns"] = {k.strip(): v.strip() for k, v in pairs}
     for key in ("date_format", "tz", "dst", "decimal", "thousands", "currency", "sep", "encoding", "errors",
@@ -73,13 +97,31 @@ def _read_options(args) -> dict:
 
 
 def _dataset(args) -> str:
-    """--dataset, else your own file's data set name (as the refresh names it), else cdnow."""
+    """--dataset, else your own file's data set name (as the refresh names it), else cdnow. An
+    empty or unsafe name, or an unknown shipped one without --path, is a UsageError (exit 2)."""
     from .datasets import dataset_name
+
+    if args.dataset is not None:
+        return _known_dataset(args.dataset, bool(getattr(args, "path", None)))
+    return dataset_name(args.path) if args.path else "cdnow"
+
+
+def _known_dataset(name: str, own_file: bool) -> str:
+    import difflib
+
+    from .datasets import DATASETS
     from .paths import safe_name
 
-    if args.dataset:
-        return safe_name(args.dataset, "data set name (--dataset)")
-    return dataset_name(args.path) if args.path else "cdnow"
+    try:
+        safe_name(name, "data set name (--dataset)")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not own_file and name not in DATASETS:
+        near = difflib.get_close_matches(name, DATASETS, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise UsageError(f"unknown data set {name!r}{hint}; shipped ones are {sorted(DATASETS)}, or give your own "
+                         "file with --path")
+    return name
 
 
 def _cmd_kpis(args) -> int:
@@ -192,9 +234,18 @@ def _publish_sql(table, dataset: str, facts) -> None:
 
 
 def _cmd_forget(args) -> int:
-    from .erasure import forget
+    from .erasure import forget, known_datasets
     from .pipeline import RefreshLocked
 
+    if args.dataset is not None:
+        known = known_datasets()
+        if args.dataset not in known:
+            import difflib
+
+            near = difflib.get_close_matches(args.dataset, known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise UsageError(f"unknown data set {args.dataset!r}{hint}: nothing of it is kept here; known: "
+                             f"{sorted(known)}. Without --dataset the users are erased from every data set")
     try:
         done = forget(args.user_ids, dataset=args.dataset)
     except RefreshLocked as exc:
@@ -288,19 +339,30 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep data/snapshots/<run-id>/, the validated copy of your file (default: deleted)")
     r.set_defaults(func=_cmd_refresh)
 
-    k = sub.add_parser("kpis", help="print relationship KPIs per period as CSV")
-    k.add_argument("--dataset", help="shipped data set (default cdnow)")
+    k = sub.add_parser("kpis", help="print relationship KPIs per period as CSV",
+                       description="Relationship KPIs per period (active, new, returning users, revenue, retention) "
+                                   "of a transactions data set, as CSV on standard output.",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    k.add_argument("--dataset", help="shipped data set, cdnow or cdnow_sample (default: cdnow); with --path, "
+                   "the name of yours")
     _own_file_arguments(k)
-    k.add_argument("--freq", default="M", choices=["D", "W", "M"])
-    k.add_argument("--cutoff")
-    k.add_argument("--by", choices=["cohort"])
+    k.add_argument("--freq", default="M", choices=["D", "W", "M"], help="period length (default: M)")
+    k.add_argument("--cutoff", help="last day counted (default: the last purchase)")
+    k.add_argument("--by", choices=["cohort"], help="one row per period and first-purchase cohort (default: "
+                   "per period)")
     k.set_defaults(func=_cmd_kpis)
 
-    s = sub.add_parser("score", help="score a data set with the champion models and publish the table")
-    s.add_argument("--dataset", help="shipped data set (default cdnow); with --path, the name of yours")
+    s = sub.add_parser("score", help="score a data set with the champion models and publish the table",
+                       description="Score a data set with its champion models from the registry and publish the "
+                                   "relationship table to data/predictions/<dataset>/<as_of>/ (and to the team "
+                                   "database's table when team.yaml names one).",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--dataset", help="shipped data set (default: cdnow); with --path, the name of yours")
     _own_file_arguments(s)
-    s.add_argument("--as-of", dest="as_of", help="scoring date (transactions: required)")
-    s.add_argument("--freq", default="W", choices=["D", "W", "M"])
+    s.add_argument("--as-of", dest="as_of", help="scoring date (transactions: required; customer tables: "
+                   "default today)")
+    s.add_argument("--freq", default="W", choices=["D", "W", "M"], help="time unit the models were fitted in "
+                   "(default: W)")
     s.add_argument("--models-from", dest="models_from", metavar="DATASET",
                    help="score with another data set's champion models (default: the data set's own; "
                         "a data set without champions is an error naming those that have some)")
@@ -313,9 +375,15 @@ def main(argv: list[str] | None = None) -> int:
                         "urm-models[spark]; docs/scaling.md)")
     s.set_defaults(func=_cmd_score)
 
-    f = sub.add_parser("forget", help="erase users from every table, report and artifact, and log it (GDPR art. 17)")
+    f = sub.add_parser("forget", help="erase users from every table, report and artifact, and log it (GDPR art. 17)",
+                       description="Erase users from every predictions table (Parquet, Spark partitions, the team "
+                                   "database), quarantine file, snapshot, executed notebook, MLflow artifact and "
+                                   "exported model, and append the erasure to data/erasure/erasures.jsonl: later "
+                                   "loads drop their rows.",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("user_ids", nargs="+", metavar="USER_ID", help="ids as they appear in the data")
-    f.add_argument("--dataset", help="only this data set (default: every data set)")
+    f.add_argument("--dataset", help="only this data set, one this project keeps something of (default: every "
+                   "data set)")
     f.set_defaults(func=_cmd_forget)
 
     pr = sub.add_parser("prune", help="remove old run folders (reports/runs/) and their snapshots")
@@ -352,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
 
                 restrict_outputs()
             return code
+    except UsageError as exc:
+        print(f"urm {args.command}: {exc}", file=sys.stderr)
+        return EX_USAGE
     except DataValidationError as exc:
         print(f"urm {args.command}: invalid input:\n{exc}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from . import paths
@@ -135,6 +136,30 @@ TEXT_SUFFIXES = {".csv", ".json", ".txt", ".html", ".md", ".yaml", ".yml"}
 ERASED_NOTE = "[output removed: it showed a user erased with urm forget on {when}]"
 
 
+def known_datasets() -> set[str]:
+    """The data sets this project keeps something of: the shipped ones, those with published
+    tables, refresh runs, snapshots or quarantine files (``urm forget --dataset`` takes only these:
+    a mistyped name would erase nothing and write the typo into the append-only log)."""
+    import json
+
+    from .datasets import DATASETS
+
+    names = set(DATASETS)
+    root = paths.predictions_dir()
+    if root.is_dir():
+        names |= {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    runs = paths.reports_dir() / "runs"
+    for manifest in runs.glob("*/manifest.json") if runs.is_dir() else []:
+        try:
+            names.add(json.loads(manifest.read_text(encoding="utf-8"))["parameters"]["dataset"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    qdir = paths.quarantine_dir()
+    if qdir.is_dir():
+        names |= {p.name.split("-")[0] for p in qdir.glob("*.csv")}
+    return {str(n) for n in names if n}
+
+
 def forget(user_ids: list[str], dataset: str | None = None) -> dict:
     """Erase users from everything the project keeps, then log the erasure.
 
@@ -175,6 +200,16 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
                                  ("quarantine", _forget_quarantine(ids, dataset))]:
             for u, n in n_by_user.items():
                 add(u, where, n)
+        # tables staged by a refresh that was killed before publishing (the lock is ours: no refresh
+        # is running): unpublished copies with raw ids, removed as the next refresh would
+        staged = paths.staging_dir()
+        for run in sorted(staged.iterdir()) if staged.is_dir() else []:
+            shutil.rmtree(run, ignore_errors=True)
+        # and where refreshes before 2026-12-04 staged them
+        runs = paths.reports_dir() / "runs"
+        for table in sorted(runs.glob("*/user_scores.parquet")) if runs.is_dir() else []:
+            for u, n in _filter_parquet(table, ids).items():
+                add(u, "staged_tables", n)
         from . import sqltable
 
         if sqltable.database_url():  # the team's SQL tables (urm_user_scores_<dataset>, current and previous)
@@ -272,7 +307,7 @@ def _forget_quarantine(ids: list[str], dataset: str | None) -> dict:
     root = paths.quarantine_dir()
     out: dict[str, int] = {}
     tokens = {u: _token(u) for u in ids}
-    for path in sorted(root.glob("*.csv")) if root.is_dir() else []:
+    for path in sorted(root.rglob("*.csv")) if root.is_dir() else []:  # quarantine_dir= may name a subfolder
         if dataset and not path.name.startswith(f"{dataset}-"):
             continue
         q = pd.read_csv(path, dtype=str, keep_default_na=False)

@@ -74,6 +74,13 @@ def snapshots_dir() -> Path:
     return project_root() / "data" / "snapshots"
 
 
+def staging_dir() -> Path:
+    """Where a refresh's scoring notebook stages the predictions table until it is published,
+    ``<run-id>/user_scores.parquet``: raw user ids, so under ``data/`` (never ``reports/``), and
+    removed when the run ends or, after a kill, by the next refresh."""
+    return project_root() / "data" / "tmp" / "staged"
+
+
 def predictions_dir() -> Path:
     return project_root() / "data" / "predictions"
 

@@ -116,9 +116,11 @@ def refresh_lock(path: Path | None = None, dataset: str | None = None) -> Iterat
     path = path or paths.reports_dir() / ".refresh.lock"
     make_dirs(path.parent)
     fh = open(path, "a+")
+    held = False
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
@@ -139,9 +141,10 @@ def refresh_lock(path: Path | None = None, dataset: str | None = None) -> Iterat
         except TeamLocked as exc:
             raise RefreshLocked(str(exc)) from None
     finally:
-        with contextlib.suppress(OSError):
-            fh.seek(0)
-            fh.truncate()
+        if held:  # a refused process leaves the holder's information as it is
+            with contextlib.suppress(OSError):
+                fh.seek(0)
+                fh.truncate()
         fh.close()  # closing releases the lock
 
 
@@ -357,15 +360,24 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
         _safe(given["dataset"], "data set name (--dataset)")
     if run_id is not None:  # refused before anything is read or written
         _safe(run_id, "run id (--run-id)")
+    unknown = [n for n in (notebooks or []) if n not in NOTEBOOKS]
+    if unknown:
+        raise RefreshError(f"notebooks are named, not given as paths: unknown {unknown}; the refresh's notebooks "
+                           f"are {NOTEBOOKS}")
     with output_umask():
         p, own = _own_data(dict(DEFAULT_PARAMS, **given), given=given)
         names = list(notebooks or NOTEBOOKS)
         kind = _dataset_kind(p["dataset"], p["path"])
         _check_campaign(p, kind)
+        from . import datasets
+
+        data = own if own is not None else datasets.load_dataset(p["dataset"])
+        if kind == "transactions" and own is None:
+            _check_dates(p, data, f"data set {p['dataset']}")
         p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{dt.date.today():%Y-%m-%d}")
         run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"  # a safe data set name
         out_dir = paths.reports_dir() / "runs" / run_id
-        staged = out_dir / "user_scores.parquet"
+        staged = paths.staging_dir() / run_id / "user_scores.parquet"  # raw ids: under data/, not reports/
         from .settings import summary as team_settings
 
         manifest = {"run_id": run_id, "parameters": p, "git_commit": git_commit(), "pid": os.getpid(),
@@ -373,8 +385,9 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                     "status": "running", "settings": team_settings()}
         with refresh_lock(dataset=p["dataset"]):
             manifest["recovered"] = recover(run_id)
-            manifest["data_fingerprint"] = _source_fingerprint(p, own)
+            manifest["data_fingerprint"] = _source_fingerprint(data)
             make_dirs(out_dir)
+            make_dirs(staged.parent)
             mpath = out_dir / "manifest.json"
             write_text(json.dumps(manifest, indent=2, default=str), mpath)
             p_run = {k: v for k, v in p.items() if k not in RUN_ONLY}  # what the notebooks get
@@ -428,6 +441,9 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                     manifest["ended"] = dt.datetime.now().isoformat(timespec="seconds")
                     if manifest["status"] == "running":
                         manifest["status"] = "ok" if len(manifest["notebooks"]) == len(names) else "failed"
+                    # a table that was not published goes with its run (raw ids; the executed
+                    # notebooks under reports/ show what happened)
+                    shutil.rmtree(staged.parent, ignore_errors=True)
                     if own is not None and not p["keep_snapshot"]:
                         shutil.rmtree(snapshot_dir, ignore_errors=True)
                         manifest["data"]["snapshot"] = None
@@ -438,15 +454,27 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
     return manifest
 
 
-def _source_fingerprint(p: dict, own) -> str:
+def _source_fingerprint(data) -> str:
     """The fingerprint of the validated input of the run (after erasures): every MLflow run of
     the refresh is tagged with it, and the registry recognises a model already registered by
     it. Features computed from it can differ in the last bits between runs (DuckDB sums in
     parallel), so their own fingerprints cannot serve."""
     from . import datasets
 
-    data = own if own is not None else datasets.load_dataset(p["dataset"])
     return datasets.fingerprint(getattr(data, "data", data))  # a campaign: its table
+
+
+def _check_dates(p: dict, tx, what: str) -> None:
+    """The cut-off and the end of the holdout are dates, and the cut-off lies in the data, before
+    the end of the holdout: checked before any notebook runs (not in the first one that reads them)."""
+    ts = tx["ts"].dt.tz_localize(None) if tx["ts"].dt.tz is not None else tx["ts"]
+    first, last = ts.min().normalize(), ts.max().normalize()
+    cutoff = _day(p["cutoff"], "cutoff")
+    holdout_end = _day(p["holdout_end"], "holdout_end")
+    if not first <= cutoff < holdout_end:
+        raise RefreshError(f"cut-off {cutoff:%Y-%m-%d} must lie on or after the first purchase and before the end "
+                           f"of the holdout ({holdout_end:%Y-%m-%d}): the purchases of {what} run from "
+                           f"{first:%Y-%m-%d} to {last:%Y-%m-%d} (--cutoff, --holdout-end)")
 
 
 def restrict_outputs() -> None:
@@ -506,6 +534,9 @@ def recover(current: str | None = None) -> dict:
                               f"refresh {current or '(recover)'}")
         if not (manifest.get("parameters") or {}).get("keep_snapshot"):
             shutil.rmtree(paths.snapshots_dir() / folder.name, ignore_errors=True)
+        shutil.rmtree(paths.staging_dir() / folder.name, ignore_errors=True)
+        # a run from before the staged table moved under data/ kept it here, with raw ids
+        (folder / "user_scores.parquet").unlink(missing_ok=True)
         write_text(json.dumps(manifest, indent=2, default=str), mpath)
         done["killed_runs"].append(folder.name)
     done["failed_mlflow_runs"] = _fail_orphan_mlflow_runs(current)

@@ -208,6 +208,7 @@ def validate_table(
         raise ValueError(f"errors must be 'raise' or 'quarantine', not {errors!r}")
     if not (max_amount > 0):
         raise ValueError(f"max_amount must be positive, not {max_amount!r}")
+    quarantine_folder(quarantine_dir)  # refused before any row is read
     source = raw.source
     fields = TABLES[table] + tuple(extra_fields)
     columns = dict(columns or {})
@@ -335,6 +336,20 @@ def validate_table(
     return out
 
 
+def quarantine_folder(quarantine_dir=None) -> Path:
+    """Where rejected rows go: ``data/quarantine/`` or a folder inside it. Rejected rows are raw
+    rows: anywhere else they would escape the owner-only ``data/`` and ``urm forget``."""
+    root = paths.quarantine_dir()
+    qdir = Path(quarantine_dir).expanduser() if quarantine_dir is not None else root
+    if not qdir.is_absolute():
+        qdir = paths.project_root() / qdir
+    if not qdir.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"quarantine_dir {qdir} lies outside {root}: rejected rows are raw rows and stay in the "
+                         "project's data/quarantine/ (owner-only, where urm forget finds them); name a folder "
+                         "inside it or leave quarantine_dir out")
+    return qdir
+
+
 def _mask_check(mask: pd.Series, name: str) -> pa.Check:
     """A row-level check that fails where ``mask`` (aligned with the table) is True."""
     m = mask.fillna(False).astype(bool) if hasattr(mask, "fillna") else mask
@@ -457,7 +472,7 @@ def _finish(raw: RawTable, table: str, typed: pd.DataFrame, fc: pd.DataFrame, *,
     valid = typed.drop(index=bad_index) if len(bad_index) else typed
     qpath = None
     if n_bad_rows:
-        qdir = Path(quarantine_dir) if quarantine_dir is not None else paths.quarantine_dir()
+        qdir = quarantine_folder(quarantine_dir)
         reasons = (fc.assign(reason=fc["column"].astype(str) + ": " + fc["check"])
                    .groupby("index", sort=True)["reason"].agg("; ".join))
         rejected = raw.frame.loc[bad_index].copy()

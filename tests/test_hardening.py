@@ -1,0 +1,123 @@
+"""Issue 22's defects, each with the test that failed before its fix: raw rows that could leave
+data/, names and arguments taken without a word, a lock that lost its holder."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import lock_holder
+from urm_models import datasets, erasure, paths, pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def urm(*args, home=None):
+    env = {**os.environ}
+    if home is not None:
+        env["URM_HOME"] = str(home)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([sys.executable, "-m", "urm_models.cli", *args], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_raw_rows_under_data_are_never_committed():
+    """D6: `git add -A` would have committed snapshots (raw rows) and the erasure log."""
+    for path in ("data/snapshots/run/transactions.parquet", "data/erasure/erasures.jsonl",
+                 "data/tmp/staged/run/user_scores.parquet", "data/quarantine/x.csv", "team.yaml"):
+        out = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT)
+        assert out.returncode == 0, f"{path} is not git-ignored"
+
+
+def test_a_refused_lock_keeps_the_holders_information(home):
+    """D9: the refused process used to truncate the lock file on its way out."""
+    lock = home / "reports" / ".refresh.lock"
+    with lock_holder.held_lock(home):
+        before = lock.read_text()
+        assert before.startswith("pid ")
+        with pytest.raises(pipeline.RefreshLocked, match=before.split(",")[0]):
+            with pipeline.refresh_lock():
+                pass
+        assert lock.read_text() == before
+
+
+def test_bad_arguments_exit_2_with_their_message(home, tmp_path):
+    """D12, D13, unknown data sets, --notebooks paths: bad arguments, exit 2, no traceback (before:
+    `--dataset ''` scored cdnow, an unknown data set exited 1, an unsafe YAML printed a traceback,
+    --notebooks ran a notebook from anywhere)."""
+    for args, message in [(("kpis", "--dataset", ""), "data set name (--dataset) '' is not a safe name"),
+                          (("score", "--dataset", "", "--as-of", "1997-09-30"), "is not a safe name"),
+                          (("score", "--dataset", "cdnow_smaple", "--as-of", "1997-09-30"),
+                           "unknown data set 'cdnow_smaple' (did you mean 'cdnow_sample'?)"),
+                          (("refresh", "--dataset", "cdnow_smaple"), "unknown data set 'cdnow_smaple'"),
+                          (("refresh", "--dataset", "cdnow_sample", "--notebooks", "../../tmp/evil"),
+                           "--notebooks takes names of the project's notebooks, not paths")]:
+        out = urm(*args, home=home)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+    cfg = tmp_path / "evil.yaml"
+    cfg.write_text("dataset: !!python/object/apply:os.system ['echo owned']\n")
+    out = urm("refresh", "--config", str(cfg), home=home)
+    assert out.returncode == 2 and "is not plain YAML" in out.stderr and "Traceback" not in out.stderr
+    assert "owned" not in out.stdout
+    with pytest.raises(pipeline.RefreshError, match="notebooks are named, not given as paths"):
+        pipeline.refresh({"dataset": "cdnow_sample"}, notebooks=["../06_score_users"], progress=False)
+    assert not (home / "reports" / "runs").exists()
+
+
+def test_forget_refuses_a_data_set_that_nothing_knows(home):
+    """A typo used to exit 0 and be written into the append-only log."""
+    out = urm("forget", "XYZ", "--dataset", "cdnow_smaple", home=home)
+    assert out.returncode == 2 and "unknown data set 'cdnow_smaple' (did you mean 'cdnow_sample'?)" in out.stderr
+    assert not erasure.log_path().exists()
+    out = urm("forget", "XYZ", "--dataset", "cdnow_sample", home=home)
+    assert out.returncode == 0, out.stderr
+    assert len(erasure.log_path().read_text().splitlines()) == 1
+
+
+def test_rejected_rows_stay_in_the_projects_quarantine(home, tmp_path):
+    """D3: quarantine_dir= used to write raw rejected rows anywhere, where urm forget never looked."""
+    csv = tmp_path / "orders.csv"
+    csv.write_text("user_id,ts,amount\nu1,2024-01-01,10\nu2,2024-01-02,oops\n")
+    outside = tmp_path / "elsewhere"
+    with pytest.raises(ValueError, match="lies outside .*data/quarantine"):
+        datasets.load_transactions(csv, errors="quarantine", quarantine_dir=outside)
+    assert not outside.exists()
+    inside = paths.quarantine_dir() / "mine"
+    tx = datasets.load_transactions(csv, errors="quarantine", quarantine_dir=inside)
+    assert len(tx) == 1 and len(list(inside.glob("*.csv"))) == 1
+    done = erasure.forget(["u2"])
+    assert done["removed"][done["pseudonyms"][0]].get("quarantine") == 1
+    assert "u2" not in next(inside.glob("*.csv")).read_text()
+
+
+def test_dates_are_checked_before_any_notebook_runs(home):
+    """D14: a cut-off outside the data used to fail inside notebook 01."""
+    with pytest.raises(pipeline.RefreshError, match=r"cut-off 2001-01-01 must lie .* data set cdnow_sample run "
+                                                    r"from 1997-01-01 to 1998-06-30"):
+        pipeline.refresh({"dataset": "cdnow_sample", "cutoff": "2001-01-01"}, progress=False)
+    with pytest.raises(pipeline.RefreshError, match="cutoff '1997-13-45' is not a date"):
+        pipeline.refresh({"dataset": "cdnow_sample", "cutoff": "1997-13-45"}, progress=False)
+    assert not (home / "reports" / "runs").exists()
+
+
+def test_a_killed_runs_staged_table_does_not_outlive_it(home):
+    """D4: the scoring notebook staged the table (raw ids) under reports/runs/<id>/; after a kill
+    it survived later refreshes and urm forget. Now it is staged under data/tmp/staged/ and both
+    places are cleaned: recover() drops a killed run's table, urm forget every unpublished one."""
+    table = pd.DataFrame({"user_id": ["u1", "u2"], "clv": [1.0, 2.0]})
+    for run in ("old", "new"):
+        (home / "reports" / "runs" / run).mkdir(parents=True)
+        (home / "reports" / "runs" / run / "manifest.json").write_text(json.dumps({"status": "running"}))
+    table.to_parquet(home / "reports" / "runs" / "old" / "user_scores.parquet")  # where it used to be staged
+    (paths.staging_dir() / "new").mkdir(parents=True)
+    table.to_parquet(paths.staging_dir() / "new" / "user_scores.parquet")
+    done = erasure.forget(["u1"])
+    assert done["removed"][done["pseudonyms"][0]].get("staged_tables") == 1
+    assert not (paths.staging_dir() / "new").exists()
+    assert pd.read_parquet(home / "reports" / "runs" / "old" / "user_scores.parquet")["user_id"].tolist() == ["u2"]
+    assert set(pipeline.recover()["killed_runs"]) == {"old", "new"}
+    assert not (home / "reports" / "runs" / "old" / "user_scores.parquet").exists()
