@@ -121,3 +121,85 @@ def test_a_killed_runs_staged_table_does_not_outlive_it(home):
     assert pd.read_parquet(home / "reports" / "runs" / "old" / "user_scores.parquet")["user_id"].tolist() == ["u2"]
     assert set(pipeline.recover()["killed_runs"]) == {"old", "new"}
     assert not (home / "reports" / "runs" / "old" / "user_scores.parquet").exists()
+
+
+def test_null_words_are_not_user_ids(home, tmp_path):
+    """D8: 236 guest purchases under NULL became the top user of a refresh; now the column is
+    refused with the count and the option, drop leaves those rows out (counted), keep keeps them."""
+    csv = tmp_path / "orders.csv"
+    rows = ["user_id,ts,amount", *(f"u{i},2024-01-0{1 + i % 5},10" for i in range(10)),
+            *(f"NULL,2024-01-0{2 + i},5" for i in range(4)), " n/a ,2024-01-03,5", "NA,2024-01-04,5"]
+    csv.write_text("\n".join(rows) + "\n")
+    with pytest.raises(datasets.DataValidationError, match=r"column user_id: 6 of 16 rows have a user id that is a "
+                                                           r"null word \('NULL': 4.*null_ids='drop'"):
+        datasets.load_transactions(csv)
+    dropped = datasets.load_transactions(csv, null_ids="drop")
+    assert len(dropped) == 10 and dropped.attrs["validation"]["n_null_ids"] == 6
+    assert dropped.attrs["validation"]["n_input"] == 16
+    kept = datasets.load_transactions(csv, null_ids="keep")
+    assert set(kept["user_id"]) >= {"NULL", "n/a", "NA"}
+    out = urm("kpis", "--path", str(csv), home=home)
+    assert out.returncode == 1 and "--null-ids drop" in out.stderr and "Traceback" not in out.stderr
+    out = urm("kpis", "--path", str(csv), "--null-ids", "drop", home=home)
+    assert out.returncode == 0, out.stderr
+    # a Parquet file read as it is gets the same refusal
+    from urm_models import parquet_contract
+
+    pq = tmp_path / "orders.parquet"
+    pd.DataFrame({"user_id": ["u1", "NULL"], "ts": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+                  "amount": [1.0, 2.0]}).to_parquet(pq)
+    with pytest.raises(datasets.DataValidationError, match="check 'not_a_null_word': 1 rows"):
+        parquet_contract.check_transactions(str(pq), engine="duckdb")
+
+
+def test_german_integer_thousands_are_not_read_as_decimals(tmp_path):
+    """D7: '2.933' (2,933 in a German export) was read as 2.933 while '933' stayed 933."""
+    csv = tmp_path / "orders.csv"
+    csv.write_text("user_id,ts,amount\nu1,2024-01-01,2.933\nu2,2024-01-02,933\nu3,2024-01-03,1.250\n")
+    with pytest.raises(datasets.DataValidationError, match=r"(?s)column amount: 2 of 3 rows cannot be read without "
+                                                           r"guessing.*'2.933' is 2.933 with a decimal point and 2933 "
+                                                           r"with a thousands dot.*decimal='.' or thousands='.'"):
+        datasets.load_transactions(csv)
+    assert datasets.load_transactions(csv, decimal=",", thousands=".")["amount"].tolist() == [2933.0, 933.0, 1250.0]
+    assert datasets.load_transactions(csv, decimal=".")["amount"].tolist() == [2.933, 933.0, 1.25]
+    ok = tmp_path / "cents.csv"
+    ok.write_text("user_id,ts,amount\nu1,2024-01-01,2.93\nu2,2024-01-02,933\n")
+    assert datasets.load_transactions(ok)["amount"].tolist() == [2.93, 933.0]  # two decimals: a decimal point
+
+
+def test_excels_unicode_text_export_reads_with_its_encoding(tmp_path):
+    """D1: a UTF-16 file was refused even with encoding='utf-16', as 'an image, PDF'."""
+    path = tmp_path / "orders.txt"
+    path.write_bytes("user_id\tts\tamount\nä1\t2024-01-01\t10.5\nb2\t2024-01-02\t3\n".encode("utf-16"))  # BOM + LE
+    with pytest.raises(datasets.DataValidationError, match=r"UTF-16 text .*pass encoding='utf-16' \(--encoding utf-16\)"):
+        datasets.load_transactions(path)
+    tx = datasets.load_transactions(path, encoding="utf-16")
+    assert tx["user_id"].tolist() == ["ä1", "b2"] and tx["amount"].tolist() == [10.5, 3.0]
+    be = tmp_path / "be.csv"
+    be.write_bytes("user_id,ts,amount\nu1,2024-01-01,1\n".encode("utf-16-be"))  # no BOM: NUL bytes
+    with pytest.raises(datasets.DataValidationError, match="UTF-16 text needs encoding='utf-16'"):
+        datasets.load_transactions(be)
+    assert datasets.load_transactions(be, encoding="utf-16-be")["user_id"].tolist() == ["u1"]
+
+
+def test_the_end_of_the_erasure_log_is_protected(home, tmp_path):
+    """D5: removing or editing the last line went unnoticed, and the erased user came back."""
+    erasure.forget(["a1"])
+    erasure.forget(["b2"])
+    log = erasure.log_path()
+    lines = log.read_text().splitlines()
+    assert len(erasure.verify_log()) == 2
+    log.write_text(lines[0] + "\n")  # the last erasure removed
+    with pytest.raises(erasure.ErasureLogError, match="1 line.* where the head record counts 2"):
+        erasure.verify_log()
+    csv = tmp_path / "o.csv"
+    csv.write_text("user_id,ts,amount\nb2,2024-01-02,1\nz9,2024-01-03,2\n")
+    with pytest.raises(erasure.ErasureLogError):
+        datasets.load_transactions(csv)  # every load refuses to run rather than bring b2 back
+    log.write_text(lines[0] + "\n" + lines[1].replace('"dataset":null', '"dataset":"x"') + "\n")  # the last edited
+    with pytest.raises(erasure.ErasureLogError):
+        erasure.verify_log()
+    log.write_text("\n".join(lines) + "\n")
+    erasure.head_path().unlink()  # the head record removed with the lines: caught too
+    with pytest.raises(erasure.ErasureLogError, match="is missing"):
+        erasure.verify_log()

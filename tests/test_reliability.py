@@ -39,7 +39,7 @@ def test_unsafe_run_ids_and_dataset_names_are_refused_before_anything_is_written
     home.mkdir()
     args = ["refresh", flag, value] + (["--dataset", "cdnow_sample"] if flag == "--run-id" else [])
     out = urm(*args, home=home)
-    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr  # a bad argument
     assert "is not a safe name" in out.stderr and repr(value) in out.stderr
     assert list(home.iterdir()) == [] and not (tmp_path / "x").exists()
 
@@ -48,7 +48,7 @@ def test_unsafe_dataset_names_in_score_kpis_and_forget(tmp_path):
     for args in (["score", "--dataset", "../x", "--as-of", "1997-09-30"], ["kpis", "--dataset", "a/b"],
                  ["forget", "u1", "--dataset", "../x"]):
         out = urm(*args, home=tmp_path)
-        assert out.returncode == 1 and "is not a safe name" in out.stderr, out.stderr
+        assert out.returncode == 2 and "is not a safe name" in out.stderr, out.stderr  # a bad argument
     assert datasets.dataset_name("../../etc/shop orders.csv.gz") == "shop_orders"
     assert datasets.dataset_name("..csv") == "data"
 

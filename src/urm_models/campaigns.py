@@ -169,7 +169,7 @@ def _campaign_checks(df: pd.DataFrame, source: str, *, control: str, arms, arm_c
     return (control, *[a for a in order if a != control])
 
 
-def _features(frame: pd.DataFrame, names, source: str, *, categorical=(), decimal=".",
+def _features(frame: pd.DataFrame, names, source: str, *, categorical=(), decimal=None,
               thousands=None) -> pd.DataFrame:
     """Pre-campaign features as they go into a model: a column whose every value is a number
     (in the file's convention) is numeric, any other is a category (text); ``categorical``
@@ -198,7 +198,7 @@ def _features(frame: pd.DataFrame, names, source: str, *, categorical=(), decima
 
 def validate_campaign(raw: RawTable, *, control: str, outcomes, features=None, arms=None,
                       columns: dict | None = None, categorical=(), errors: Errors = "raise",
-                      decimal: str = ".", thousands: str | None = None, date_format: str | None = None,
+                      decimal: str | None = None, thousands: str | None = None, date_format: str | None = None,
                       tz: str | None = None, quarantine_dir=None, dataset: str | None = None,
                       name: str | None = None, window: str = "", units: dict | None = None,
                       value_feature: str = "") -> Campaign:
@@ -269,7 +269,7 @@ def campaign_from_frame(df: pd.DataFrame, *, control, outcomes, features=None, a
 def load_campaign(path: str | Path, *, control: str, outcomes, features=None, arms=None,
                   columns: dict | None = None, categorical=(), window: str = "", units: dict | None = None,
                   sep: str | None = None, encoding: str = "utf-8", errors: Errors = "raise",
-                  decimal: str = ".", thousands: str | None = None, date_format: str | None = None,
+                  decimal: str | None = None, thousands: str | None = None, date_format: str | None = None,
                   tz: str | None = None, quarantine_dir=None, dataset: str | None = None) -> Campaign:
     """A per-user campaign file (CSV or Parquet, as :func:`urm_models.datasets.load_transactions`
     reads them): ``user_id``, ``arm``, the ``outcomes`` and pre-campaign ``features`` (default:

@@ -44,6 +44,13 @@ def _cmd_refresh(args) -> int:
     from .pipeline import DEFAULT_PARAMS, RefreshError, RefreshLocked, refresh
 
     params = _load_config(args.config)
+    if args.run_id is not None:
+        from .paths import safe_name
+
+        try:
+            safe_name(args.run_id, "run id (--run-id)")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if args.dataset is not None or "dataset" in params:
         name = args.dataset if args.dataset is not None else params["dataset"]
         _known_dataset(str(name), bool(args.path or params.get("path")))
@@ -90,7 +97,7 @@ def _read_options(args) -> dict:
                              f"e.g. user_id=customer,ts=order_date,amount=total; got {args.columns!r}")
         read["columns"] = {k.strip(): v.strip() for k, v in pairs}
     for key in ("date_format", "tz", "dst", "decimal", "thousands", "currency", "sep", "encoding", "errors",
-                "duplicates", "returns"):
+                "duplicates", "returns", "null_ids"):
         if getattr(args, key, None):
             read[key] = getattr(args, key)
     return read
@@ -238,6 +245,12 @@ def _cmd_forget(args) -> int:
     from .pipeline import RefreshLocked
 
     if args.dataset is not None:
+        from .paths import safe_name
+
+        try:
+            safe_name(args.dataset, "data set name (--dataset)")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         known = known_datasets()
         if args.dataset not in known:
             import difflib
@@ -293,6 +306,9 @@ def _own_file_arguments(parser) -> None:
                         help="exact duplicate rows: reject (default) or keep (files without an order id)")
     parser.add_argument("--returns", choices=["reject", "keep"],
                         help="negative amounts (returns, refunds): reject (default) or keep")
+    parser.add_argument("--null-ids", dest="null_ids", choices=["refuse", "drop", "keep"],
+                        help="user ids that are null words (NULL, N/A, NA, -, ...; a guest checkout): refuse the file "
+                             "(default), drop those rows, or keep them as ids")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,12 +87,13 @@ def fingerprint(df: pd.DataFrame) -> str:
 def load_table(path: str | Path, table: str, *, columns: dict[str, str] | None = None,
                errors: Errors = "raise", sep: str | None = None, encoding: str = "utf-8",
                names: list[str] | None = None, date_format: str | None = None, tz: str | None = None,
-               dst: Literal["reject", "shift"] = "reject", decimal: str = ".",
+               dst: Literal["reject", "shift"] = "reject", decimal: str | None = None,
                thousands: str | None = None, currency: str | None = None,
                max_amount: float = MAX_AMOUNT, min_date=MIN_DATE, as_of=None,
                returns: Literal["reject", "keep"] = "reject",
                duplicates: Literal["reject", "keep"] = "reject",
-               quarantine_dir: str | Path | None = None, dataset: str | None = None) -> pd.DataFrame:
+               quarantine_dir: str | Path | None = None, dataset: str | None = None,
+               null_ids: Literal["refuse", "drop", "keep"] = "refuse") -> pd.DataFrame:
     """Load a user's CSV (``.csv``, ``.tsv``, ``.txt``; plain or ``.gz``/``.bz2``/``.xz``/``.zst``)
     or Parquet file as one of the canonical tables.
 
@@ -107,7 +108,7 @@ def load_table(path: str | Path, table: str, *, columns: dict[str, str] | None =
                           tz=tz, dst=dst, decimal=decimal, thousands=thousands, currency=currency,
                           max_amount=max_amount, min_date=min_date, as_of=as_of, returns=returns,
                           duplicates=duplicates, quarantine_dir=quarantine_dir,
-                          dataset=dataset or dataset_name(path))
+                          dataset=dataset or dataset_name(path), null_ids=null_ids)
 
 
 def load_transactions(path: str | Path, columns: dict[str, str] | None = None, **kwargs) -> pd.DataFrame:

@@ -5,8 +5,10 @@ pseudonym (a keyed hash of the id in its own domain, ``e-...``: never the id, an
 ``p-...`` pseudonym that reports showed, so the log cannot be joined with anything), the data
 set it applies to (``null``: every data set), the time, the id of the pseudonym key, what was
 removed, and ``prev``: the SHA-256 of the previous line, so that a line edited, removed or
-reordered breaks the chain (:func:`verify_log`). Lines are only ever
-appended, through ``O_APPEND``; the file is never rewritten. Every load
+reordered breaks the chain (:func:`verify_log`). The chain cannot see its own end, so a head
+record beside it, ``erasures.head``, keeps the number of lines and the hash of the last one,
+sealed with the pseudonym key (HMAC): a last line edited or removed no longer matches it. Lines
+are only ever appended, through ``O_APPEND``; the file is never rewritten. Every load
 (:func:`urm_models.validation.validate_table`) drops the rows of erased users, so a refresh
 cannot bring them back.
 """
@@ -41,6 +43,40 @@ def _read_lines() -> list[str]:
         return []
 
 
+def head_path() -> Path:
+    return log_path().with_suffix(".head")
+
+
+def _seal(n: int, last: str) -> str:
+    import hmac
+
+    from .privacy import pseudonym_key
+
+    return hmac.new(pseudonym_key(), f"{n}:{last}".encode(), hashlib.sha256).hexdigest()
+
+
+def _check_head(entries: list[dict], last: str) -> None:
+    """The chain's end against the head record (lines, last hash, seal)."""
+    try:
+        head = json.loads(head_path().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if any(e.get("v") == 2 for e in entries):  # written with a head record: it cannot vanish
+            raise ErasureLogError(f"{head_path()} is missing: the end of the erasure log cannot be checked (its "
+                                  "last lines may have been removed)") from None
+        return  # a log from before head records; its next append writes one
+    except ValueError:
+        raise ErasureLogError(f"{head_path()} is not readable: the erasure log's head record was edited") from None
+    import hmac
+
+    if not hmac.compare_digest(str(head.get("seal", "")), _seal(int(head.get("lines", -1)), str(head.get("last")))):
+        raise ErasureLogError(f"{head_path()}: the seal does not match (edited, or written under another pseudonym "
+                              "key)")
+    if head.get("lines") != len(entries) or head.get("last") != last:
+        raise ErasureLogError(f"{log_path()}: {len(entries)} line(s) where the head record counts "
+                              f"{head.get('lines')}, or its last line changed: the end of the log was edited or "
+                              "removed")
+
+
 def verify_log() -> list[dict]:
     """The log's entries, after checking the hash chain; raises ErasureLogError if broken."""
     return _chain()[0]
@@ -59,6 +95,8 @@ def _chain() -> tuple[list[dict], str]:
                                   "chain broken): the log was edited, truncated or reordered")
         prev = hashlib.sha256(line.encode("utf-8")).hexdigest()
         entries.append(entry)
+    if entries or head_path().exists():
+        _check_head(entries, prev)
     return entries, prev
 
 
@@ -113,12 +151,14 @@ def append_entries(entries: list[dict]) -> None:
     """Append entries to the log (hash-chained, ``O_APPEND``, fsync'd)."""
     from .io import make_dirs
 
-    _, prev = _chain()
+    from .io import write_text
+
+    old, prev = _chain()
     path = log_path()
     make_dirs(path.parent)
     lines = []
     for e in entries:
-        line = json.dumps({**e, "prev": prev}, sort_keys=True, separators=(",", ":"))
+        line = json.dumps({**e, "v": 2, "prev": prev}, sort_keys=True, separators=(",", ":"))
         lines.append(line)
         prev = hashlib.sha256(line.encode("utf-8")).hexdigest()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -127,6 +167,8 @@ def append_entries(entries: list[dict]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    n = len(old) + len(lines)
+    write_text(json.dumps({"lines": n, "last": prev, "seal": _seal(n, prev)}), head_path())
 
 
 # ------------------------------------------------------------------------------ forget

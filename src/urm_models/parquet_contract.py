@@ -118,8 +118,14 @@ def check_transactions(source, *, engine: str | None = None, duplicates: str = "
     floor = pd.Timestamp(min_date)
     latest = pd.Timestamp(now) if now is not None else pd.Timestamp(datetime.now())
     amount = "CAST(amount AS DOUBLE)"
+    from .parsing import NULL_WORDS
+
+    words = ", ".join("'" + w.replace("'", "''") + "'" for w in sorted(NULL_WORDS))
     checks = {  # (column, check, option) -> condition on a row
         ("user_id", "not_missing", ""): "user_id IS NULL OR TRIM(CAST(user_id AS VARCHAR)) = ''",
+        # the refusal of validate_table's null_ids='refuse': a guest's "NULL" is no user
+        ("user_id", "not_a_null_word", "load the file with datasets.load_transactions(path, null_ids='drop') to "
+         "leave those rows out"): f"LOWER(TRIM(CAST(user_id AS VARCHAR))) IN ({words})",
         ("ts", "not_missing", ""): "ts IS NULL",
         ("ts", f"not_before_{floor:%Y-%m-%d}", ""): f"CAST(ts AS DATE) < DATE '{floor:%Y-%m-%d}'",
         ("ts", f"not_after_now ({latest:%Y-%m-%d %H:%M})", ""):

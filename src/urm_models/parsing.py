@@ -11,12 +11,20 @@ spaces, tabs, non-breaking spaces); leading zeros are kept. Integer columns (Par
 their decimal digits; a floating-point id is accepted only when it is a whole number below
 2**53 (``17.0`` -> ``"17"``).
 
+**Null words** (:data:`NULL_WORDS`: ``NULL``, ``N/A``, ``NA``, ``None``, ``-`` ...) in an id column
+are what an export writes for "no user" (a guest checkout), not a user: the validator refuses them
+by default with their count, ``null_ids="drop"`` leaves their rows out (counted) and
+``null_ids="keep"`` reads them as ids.
+
 **Numbers** follow one convention per column: ``decimal`` (``"."`` default, or ``","``) and an
 optional ``thousands`` separator (``,`` ``.`` space, ``'``, non-breaking space). A value that does
 not fit the chosen convention but fits another one (``12,50`` under ``decimal="."``) fails the
 whole column; a value that fits none (``ten``, ``12.3.4``) is an unparseable row. ``currency``
 (e.g. ``"€"`` or ``"USD"``) is removed when it leads or trails a value; any other symbol makes the
-value unparseable. Nothing else is stripped.
+value unparseable. Nothing else is stripped. With neither ``decimal`` nor ``thousands`` given, a
+column whose every dotted value is digits in groups of three (``2.933``, ``1.250.000``) is refused:
+``2.933`` is 2.933 with a decimal point and 2,933 with a thousands dot (German integers), and the
+values without a dot (``933``) fit both; ``decimal="."`` or ``thousands="."`` settles it.
 
 **Dates** without ``date_format``: every value must have the same layout (ISO ``2024-01-05``,
 compact ``20240105``, ``05/01/2024``-style with ``/ . -``, or ``05 Jan 2024`` / ``Jan 5, 2024``),
@@ -98,6 +106,17 @@ def _on_unique(s: pd.Series, fn) -> pd.Series:
 # ------------------------------------------------------------------------------------ ids
 
 
+#: What exports write for "no user" in an id column (compared without case and surrounding space)
+NULL_WORDS = frozenset({"null", "(null)", "<null>", "none", "nil", "na", "n/a", "#n/a", "nan", "-", "--", "?",
+                        "undefined", "unknown", "(blank)", "(empty)"})
+
+
+def null_words(ids: pd.Series) -> pd.Series:
+    """Rows whose id is one of :data:`NULL_WORDS`."""
+    text = ids.astype("string").str.strip().str.lower()
+    return text.isin(NULL_WORDS).fillna(False).astype(bool)
+
+
 def parse_id(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """``(ids, invalid)``: strings (None where blank or invalid) and the rows whose non-blank
     value is not a usable id (a fractional or too large float)."""
@@ -147,11 +166,14 @@ def _strip_currency(u: pd.Series, currency: str | None) -> pd.Series:
     return u.str.replace(rf"\s*{c}$", "", regex=True)
 
 
-def parse_number(s: pd.Series, *, decimal: str = ".", thousands: str | None = None,
+def parse_number(s: pd.Series, *, decimal: str | None = ".", thousands: str | None = None,
                  currency: str | None = None) -> pd.Series:
     """Floats (NaN where blank or unparseable; ``inf``/``nan`` literals as such, for the
     validator to reject). Raises :class:`ConventionError` when some values fit another
-    decimal/thousands convention than the one chosen."""
+    decimal/thousands convention than the one chosen. ``decimal=None``: ``"."``, unless the
+    column's dotted values are all digit groups of three (ambiguous: refused, module docstring)."""
+    unsaid = decimal is None and thousands is None
+    decimal = "." if decimal is None else decimal
     if decimal not in DECIMALS:
         raise ValueError(f"decimal must be '.' or ',', not {decimal!r}")
     if thousands not in THOUSANDS:
@@ -197,7 +219,34 @@ def parse_number(s: pd.Series, *, decimal: str = ".", thousands: str | None = No
 
     values = _on_unique(text, parse)
     _check_convention(text, values, decimal, thousands, currency)
+    if unsaid:
+        _check_dotted_groups(text, currency)
     return values.astype(float)
+
+
+_GROUPED = re.compile(r"[+-]?\d{1,3}(\.\d{3})+")
+
+
+def _check_dotted_groups(text: pd.Series, currency: str | None) -> None:
+    """Refuse a column whose every dotted value is digit groups of three (``2.933``): a decimal
+    point and a thousands dot read it as different numbers, and nothing in the column tells."""
+    vals = text.dropna()
+    vals = vals[vals.map(lambda v: isinstance(v, str))].astype("string").str.strip()
+    vals = _strip_currency(vals, currency)
+    dotted = vals[vals.str.contains(".", regex=False).fillna(False).astype(bool)]
+    if dotted.empty:
+        return
+    grouped = dotted.str.fullmatch(_GROUPED).fillna(False).astype(bool)
+    if not grouped.all():
+        return
+    examples = list(dict.fromkeys(dotted.tolist()))[:2]
+    first = examples[0]
+    raise ConventionError(
+        f"every one of the {len(dotted):,} value(s) with a dot is digits in groups of three, e.g. "
+        f"{', '.join(map(repr, examples))}: {first!r} is {_to_float(first, '.', None):g} with a decimal point and "
+        f"{_to_float(first, ',', '.'):g} with a thousands dot (German integers), and values without a dot fit both. "
+        f"Say which: decimal='.' or thousands='.'",
+        n_rows=int(len(dotted)), option="decimal='.' or thousands='.'", check="decimal_or_thousands_dot")
 
 
 def _check_convention(text: pd.Series, values: pd.Series, decimal, thousands, currency) -> None:

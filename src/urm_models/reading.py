@@ -151,7 +151,23 @@ def _decompress(path: Path, comp: str) -> bytes:
         raise
 
 
-def _format_of(path: Path) -> tuple[Literal["csv", "parquet"], str | None]:
+#: byte-order marks of text that is not UTF-8 (Excel's "Unicode text" export is UTF-16 LE)
+WIDE_BOMS = {b"\xff\xfe\x00\x00": "utf-32", b"\x00\x00\xfe\xff": "utf-32", b"\xff\xfe": "utf-16",
+             b"\xfe\xff": "utf-16"}
+
+
+def _wide(encoding: str) -> bool:
+    """UTF-16 or UTF-32: text whose bytes hold NULs, decoded as a whole, never line by line."""
+    import codecs
+
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return False
+    return name.startswith(("utf-16", "utf-32"))
+
+
+def _format_of(path: Path, encoding: str = "utf-8") -> tuple[Literal["csv", "parquet"], str | None]:
     fmt_sfx, comp = _suffixes(path)
     with open(path, "rb") as fh:
         head = fh.read(8192)
@@ -176,9 +192,13 @@ def _format_of(path: Path) -> tuple[Literal["csv", "parquet"], str | None]:
             raise _fail(path, f"not a CSV or Parquet file: its bytes are {sfx[1:]}-compressed (zip/xlsx "
                               f"or an archive). Name it {path.name}{sfx} if it is a compressed CSV, or "
                               "export it as CSV (UTF-8) or Parquet.")
-    if b"\x00" in head or head.startswith((b"\x89PNG", b"%PDF")):
+    bom = next((enc for mark, enc in WIDE_BOMS.items() if head.startswith(mark)), None)
+    if bom is not None and not _wide(encoding):
+        raise _fail(path, f"the file is {bom.upper()} text (a byte-order mark; Excel's 'Unicode text' export is "
+                          f"UTF-16): pass encoding='{bom}' (--encoding {bom})")
+    if (b"\x00" in head and not _wide(encoding)) or head.startswith((b"\x89PNG", b"%PDF")):
         raise _fail(path, "not a CSV or Parquet file (binary content: an image, PDF or other binary "
-                          "bytes). Export it as CSV (UTF-8) or Parquet.")
+                          "bytes). Export it as CSV (UTF-8) or Parquet; UTF-16 text needs encoding='utf-16'.")
     if fmt_sfx not in CSV_SUFFIXES:
         raise _fail(path, f"unsupported file type {fmt_sfx or '(no extension)'!r}; give a CSV "
                           f"({', '.join(sorted(CSV_SUFFIXES))}, optionally compressed as "
@@ -199,7 +219,7 @@ def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8
     file without a header line.
     """
     path = check_regular_file(path)
-    fmt, comp = _format_of(path)
+    fmt, comp = _format_of(path, encoding)
     if fmt == "parquet":
         return _read_parquet(path)
     data = _decompress(path, comp) if comp else path.read_bytes()
@@ -291,6 +311,8 @@ def _decode(path: Path, data: bytes, encoding: str, errors: Errors) -> tuple[str
         raise ValueError(f"unknown encoding {encoding!r}") from None
     else:
         return text.removeprefix("\ufeff"), []
+    if _wide(encoding):  # no lines to set aside: the bytes of a line are not known before decoding
+        raise _fail(path, f"the file is not valid {encoding} text; pass its real encoding (encoding=...)")
     good, rejected = [], []
     for number, line in enumerate(data.splitlines(keepends=True), start=1):
         try:

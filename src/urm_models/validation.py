@@ -147,7 +147,7 @@ def validate_table(
     date_format: str | None = None,
     tz: str | None = None,
     dst: Literal["reject", "shift"] = "reject",
-    decimal: str = ".",
+    decimal: str | None = None,
     thousands: str | None = None,
     currency: str | None = None,
     max_amount: float = MAX_AMOUNT,
@@ -158,6 +158,7 @@ def validate_table(
     quarantine_dir: str | Path | None = None,
     dataset: str | None = None,
     extra_fields: tuple[Field, ...] = (),
+    null_ids: Literal["refuse", "drop", "keep"] = "refuse",
 ) -> pd.DataFrame:
     """Map, parse and check one raw table; return the canonical table of the valid rows.
 
@@ -182,9 +183,11 @@ def validate_table(
         Local times in a DST gap or fold of ``tz``: rejected rows (default) or resolved
         (gap: moved to its end; fold: the first occurrence).
     decimal, thousands, currency : str
-        The number convention of amount columns: ``decimal="."`` or ``","``, an optional
-        ``thousands`` separator, a currency symbol or code to remove. Values that fit another
-        convention fail the column.
+        The number convention of amount columns: ``decimal="."`` (the default when neither is
+        given) or ``","``, an optional ``thousands`` separator, a currency symbol or code to
+        remove. Values that fit another convention fail the column, and so does a column whose
+        dotted values are all digit groups of three (``2.933``) when neither ``decimal`` nor
+        ``thousands`` is given (:mod:`urm_models.parsing`).
     max_amount : float
         Amounts and prices above this magnitude are rejected rows (default 1e9).
     min_date : date-like
@@ -199,9 +202,15 @@ def validate_table(
         order id, where two identical orders on one day are real).
     dataset : str, optional
         The data set's name, for erasures scoped to it (``urm forget --dataset``).
+    null_ids : {"refuse", "drop", "keep"}
+        User ids that are null words (``NULL``, ``N/A``, ``NA``, ``-`` ...:
+        :data:`urm_models.parsing.NULL_WORDS`), an export's "no user": refuse the column with
+        their count (default), drop their rows (counted: ``n_null_ids``), or keep them as ids.
     """
-    from .parsing import ConventionError, blank, parse_datetime, parse_id, parse_number
+    from .parsing import ConventionError, blank, null_words, parse_datetime, parse_id, parse_number
 
+    if null_ids not in ("refuse", "drop", "keep"):
+        raise ValueError(f"null_ids must be 'refuse', 'drop' or 'keep', not {null_ids!r}")
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; expected one of {sorted(TABLES)}")
     if errors not in ("raise", "quarantine"):
@@ -244,6 +253,25 @@ def validate_table(
     extra_cols = {c: s for c, s in columns.items() if c not in mapping and s in frame.columns}
 
     ids, bad_ids = parse_id(frame[mapping["user_id"]])
+    n_null_ids = 0
+    if null_ids != "keep":
+        nulls = null_words(ids) & ids.notna()
+        n_null_ids = int(nulls.sum())
+        if n_null_ids and null_ids == "refuse":
+            col = "user_id" if mapping["user_id"] == "user_id" else f"user_id (file column {mapping['user_id']!r})"
+            counts = ids[nulls].value_counts().head(5).to_dict()
+            raise DataValidationError(
+                f"{source}: column {col}: {n_null_ids:,} of {len(frame):,} rows have a user id that is a null word "
+                f"({', '.join(f'{k!r}: {v:,}' for k, v in counts.items())}): what an export writes for no user (a "
+                "guest checkout), not one user. Pass null_ids='drop' (--null-ids drop) to leave those rows out, or "
+                "null_ids='keep' to read them as ids", source=source,
+                failures=pd.DataFrame([{"column": "user_id", "check": "not_a_null_word", "n_rows": n_null_ids,
+                                        "option": "null_ids"}]))
+        if n_null_ids:
+            keep = ~nulls.to_numpy()
+            frame, ids, bad_ids = frame[keep], ids[keep], bad_ids[keep]
+            raw = _subset(raw, keep)
+            log.warning("%s: left out %d rows whose user id is a null word (null_ids='drop')", source, n_null_ids)
     erased = _erased_rows(ids, dataset)
     n_erased = int(erased.sum())
     if n_erased:
@@ -333,6 +361,8 @@ def validate_table(
     if n_erased:
         out.attrs["validation"]["n_erased"] += n_erased
         out.attrs["validation"]["n_input"] += n_erased
+    out.attrs["validation"]["n_null_ids"] = n_null_ids
+    out.attrs["validation"]["n_input"] += n_null_ids
     return out
 
 
