@@ -203,3 +203,23 @@ def test_the_end_of_the_erasure_log_is_protected(home, tmp_path):
     erasure.head_path().unlink()  # the head record removed with the lines: caught too
     with pytest.raises(erasure.ErasureLogError, match="is missing"):
         erasure.verify_log()
+
+
+def test_row_level_messages_name_the_option_that_fixes_them(tmp_path):
+    """D11: currency signs, refunds, the date floor and Unix epoch dates now name their option."""
+    csv = tmp_path / "orders.csv"
+    csv.write_text("user_id,ts,amount\nA,2024-01-02,$12.50\nB,2024-01-03,$7.00\nC,1950-01-04,-3\nD,2024-01-05,4\n")
+    with pytest.raises(datasets.DataValidationError) as ei:
+        datasets.load_transactions(csv)
+    msg = str(ei.value)
+    assert "check 'numeric (a currency sign: currency='$' removes it)': 2 rows" in msg
+    assert "check 'non_negative (returns='keep' keeps returns and refunds)': 1 rows" in msg
+    assert "check 'not_before_1970-01-01 (min_date= moves the floor)': 1 rows" in msg
+    tx = datasets.load_transactions(csv, currency="$", returns="keep", min_date="1900-01-01")
+    assert tx["amount"].tolist() == [12.5, 7.0, -3.0, 4.0]
+    epoch = tmp_path / "epoch.csv"
+    epoch.write_text("user_id,ts,amount\nA,1704067200,1\nB,1704153600,2\n")
+    with pytest.raises(datasets.DataValidationError, match=r'Unix epoch seconds.*date_format="epoch"'):
+        datasets.load_transactions(epoch)
+    read = datasets.load_transactions(epoch, date_format="epoch", tz="Europe/Berlin")
+    assert read["ts"].tolist() == [pd.Timestamp("2024-01-01 01:00"), pd.Timestamp("2024-01-02 01:00")]

@@ -31,7 +31,8 @@ compact ``20240105``, ``05/01/2024``-style with ``/ . -``, or ``05 Jan 2024`` / 
 optionally followed by a time and an offset. Day-first and month-first are never guessed: if any
 value reads as two different dates (``05/01/2024``) the column is refused with both readings and
 the ``date_format`` that fits every value. Two-digit years and numbers (Excel serial days) are
-refused with the option that reads them (``date_format="%d/%m/%y"``, ``date_format="excel"``).
+refused with the option that reads them (``date_format="%d/%m/%y"``, ``date_format="excel"``;
+Unix seconds or milliseconds: ``date_format="epoch"``, ``"epoch_ms"``, UTC instants).
 
 **Time zones** (the result is always a naive wall-clock time):
 
@@ -315,6 +316,8 @@ LAYOUTS = {
 }
 _TWO_DIGIT_YEAR = re.compile(r"^\d{1,2}([/.-])\d{1,2}\1\d{2}(?:[T ].*)?$")
 _SERIAL = re.compile(r"^\d{1,6}(?:\.\d+)?$")
+_EPOCH = re.compile(r"^\d{9,10}(?:\.\d+)?$")        # Unix seconds: 1973-03 .. 2286-11
+_EPOCH_MS = re.compile(r"^\d{12,13}$")               # Unix milliseconds
 _OFFSET_AT_END = r"(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
 
 
@@ -510,6 +513,13 @@ def _refuse_unknown(u: pd.Series) -> None:
             f"the dates have two-digit years ({_examples(txt)}): the century and the day/month order "
             f"are not guessed. Pass date_format= (e.g. date_format=\"%d/%m/%y\").",
             'date_format="%d/%m/%y"', "two_digit_year", np.ones(len(u), bool))
+    if txt.str.match(_EPOCH).all() or txt.str.match(_EPOCH_MS).all():
+        ms = bool(txt.str.match(_EPOCH_MS).all())
+        raise _refuse(
+            f"the dates are {'13' if ms else '10'}-digit numbers ({_examples(txt)}): Unix epoch "
+            f"{'milliseconds' if ms else 'seconds'}, by their size, but not read by guessing. Pass "
+            f"date_format=\"{'epoch_ms' if ms else 'epoch'}\" (UTC instants: with tz= converted to that zone).",
+            f'date_format="{"epoch_ms" if ms else "epoch"}"', "epoch_dates", np.ones(len(u), bool))
     if txt.str.match(_SERIAL).all():
         raise _refuse(
             f"the dates are plain numbers ({_examples(txt)}): Excel serial days, Unix seconds or "
@@ -520,6 +530,12 @@ def _refuse_unknown(u: pd.Series) -> None:
 def _explicit(u: pd.Series, date_format: str) -> tuple[pd.Series, pd.Series]:
     txt = u.astype("string").str.strip()
     none = pd.Series(np.nan, index=u.index)
+    if date_format in ("epoch", "epoch_ms"):
+        pattern = _EPOCH_MS if date_format == "epoch_ms" else re.compile(r"^\d{1,11}(?:\.\d+)?$")
+        num = pd.to_numeric(txt.where(txt.str.match(pattern).fillna(False).astype(bool)), errors="coerce")
+        wall = pd.to_datetime(num, unit="ms" if date_format == "epoch_ms" else "s", errors="coerce")
+        # an instant in UTC: offset 0, so that tz= converts it like any time with an offset
+        return wall.astype("datetime64[ns]"), pd.Series(np.where(wall.notna(), 0.0, np.nan), index=u.index)
     if date_format == "excel":
         num = pd.to_numeric(txt.where(txt.str.match(_SERIAL).fillna(False).astype(bool)), errors="coerce")
         num = num.where((num >= 1) & (num < 2958466))
@@ -548,12 +564,17 @@ def parse_datetime(s: pd.Series, *, date_format: str | None = None, tz: str | No
             return ParsedDates(wall.astype("datetime64[ns]"), none, none)
         wall = s.astype("datetime64[ns]")
         return ParsedDates(wall, none, none) if tz is None else _localize(wall, tz, dst)
-    if pd.api.types.is_bool_dtype(s) or (pd.api.types.is_numeric_dtype(s) and date_format != "excel"):
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and \
+            date_format in ("excel", "epoch", "epoch_ms"):
+        s = s.astype(object).where(s.notna(), None).map(lambda v: f"{v:.0f}" if isinstance(v, float) and v == int(v)
+                                                         else str(v), na_action="ignore")
+    elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
         raise ConventionError(
             f"the dates are stored as {s.dtype} values, not text or timestamps: Excel serial days, Unix "
             f"seconds or yyyymmdd are not told apart by guessing. Pass date_format=\"excel\" for Excel "
-            f"serial days, or store them as text or timestamps.", n_rows=int(s.notna().sum()),
-            option='date_format="excel"', check="numeric_dates")
+            f"serial days, date_format=\"epoch\" (or \"epoch_ms\") for Unix seconds (milliseconds), or store "
+            f"them as text or timestamps.", n_rows=int(s.notna().sum()),
+            option='date_format="excel" or "epoch"', check="numeric_dates")
     vals = s[~blank(s)]
     if vals.empty:
         return ParsedDates(pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]"), none, none)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -313,19 +314,25 @@ def validate_table(
                     checks.append(_mask_check(parsed.dst_fold, f"unambiguous_in_{tz} (a local time in a DST "
                                                                "fold; dst='shift' takes the first occurrence)"))
                 if floor is not None and not (f.nullable and f.name == "end_ts"):
-                    checks.append(_mask_check(val < floor, f"not_before_{floor:%Y-%m-%d}"))
+                    checks.append(_mask_check(val < floor, f"not_before_{floor:%Y-%m-%d} (min_date= moves the floor)"))
                 if f.event_time:
                     checks.append(_mask_check(val > as_of_ts, f"not_after_as_of ({as_of_ts:%Y-%m-%d %H:%M})"))
             elif f.kind == "number":
                 val = parse_number(rawcol, decimal=decimal, thousands=thousands, currency=currency)
                 typed[f.name] = val
-                checks.append(_mask_check(val.isna() & ~is_blank & ~_literal_nan(rawcol), "numeric"))
+                unparseable = val.isna() & ~is_blank & ~_literal_nan(rawcol)
+                sign = _currency_sign(rawcol[unparseable]) if unparseable.any() and not currency else None
+                checks.append(_mask_check(unparseable, f"numeric (a currency sign: currency={sign!r} removes it)"
+                                          if sign else "numeric"))
                 checks.append(_mask_check(_literal_nan(rawcol) | np.isinf(val.fillna(0.0)), "finite"))
                 lo = f.minimum
-                if table == "transactions" and f.name == "amount" and returns == "keep":
+                refunds = table == "transactions" and f.name == "amount"
+                if refunds and returns == "keep":
                     lo = None
                 if lo is not None:
-                    checks.append(_mask_check(val < lo, f"at_least_{lo:g}" if lo else "non_negative"))
+                    name = f"at_least_{lo:g}" if lo else "non_negative"
+                    checks.append(_mask_check(val < lo, name + (" (returns='keep' keeps returns and refunds)"
+                                                                if refunds else "")))
                 if f.maximum is not None:
                     checks.append(_mask_check(val > f.maximum, f"at_most_{f.maximum:g}"))
                 if f.amount:
@@ -378,6 +385,25 @@ def quarantine_folder(quarantine_dir=None) -> Path:
                          "project's data/quarantine/ (owner-only, where urm forget finds them); name a folder "
                          "inside it or leave quarantine_dir out")
     return qdir
+
+
+_SIGNED = (re.compile(r"^([^\d\s.,+-]{1,3})\s*[+-]?\d[\d.,' ]*$"), re.compile(r"^[+-]?\d[\d.,' ]*\s*([^\d\s.,]{1,3})$"))
+
+
+def _currency_sign(text: pd.Series) -> str | None:
+    """The sign most of these unreadable amounts carry before or after their digits (``€12,50``,
+    ``12.50 USD``), if they carry one: what ``currency=`` would remove."""
+    signs = []
+    for v in text.dropna().astype(str).str.strip().head(1000):
+        for pattern in _SIGNED:
+            m = pattern.match(v)
+            if m:
+                signs.append(m.group(1))
+                break
+    if not signs:
+        return None
+    top = max(set(signs), key=signs.count)
+    return top if signs.count(top) * 2 >= len(text.dropna().head(1000)) else None
 
 
 def _mask_check(mask: pd.Series, name: str) -> pa.Check:
