@@ -61,9 +61,10 @@ scheduled: $(STAMP) ## one refresh for cron or systemd: DATASET=... (default cdn
 test: $(TEST_STAMP) ## the test suite (unit, property, fuzz, data, notebook, reliability and end-to-end tests)
 	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=10
 
-lab: $(STAMP) ## JupyterLab on notebooks/ with the urm-models kernel registered
+# rooted at the project (notebooks/ opens first) so that the executed notebooks under reports/runs/ open too
+lab: $(STAMP) ## JupyterLab on the project (notebooks/ first, reports/runs/ too) with the urm-models kernel
 	$(VENV)/bin/python -c "from urm_models.pipeline import ensure_kernel; ensure_kernel()"
-	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 --notebook-dir notebooks \
+	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
 	  $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 against the project's store (1 worker, no job runners)

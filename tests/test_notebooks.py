@@ -50,6 +50,7 @@ def test_refresh_on_telco_logs_loadable_models(home):
     proba = mlflow.pyfunc.load_model("models:/urm-churn@champion").predict(X)
     assert proba.shape == (20, 2) and np.allclose(np.asarray(proba).sum(axis=1), 1.0)
     assert set(manifest["models"]) == {"urm-churn", "urm-survival"}
+    assert not list((home / "mlruns").rglob("uv.lock"))  # no 1 MB copy of the lock file in every model
     pred = manifest["predictions"]
     assert pred["rows"] == len(telco) and pred["as_of"] == f"{pd.Timestamp.today():%Y-%m-%d}"
     assert pred["model_versions"] == ["urm-churn/1;urm-survival/1"]

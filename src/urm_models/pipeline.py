@@ -405,8 +405,12 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
             p_scoring = {**p_run, "output": str(staged)}
             t0 = time.perf_counter()
             name = names[0] if names else ""
+            # the kernel inherits this environment: MLflow, which sets its own logger to INFO when
+            # imported, keeps its notices about its tables and input examples out of the notebooks
             with mock.patch.dict(os.environ, {"URM_REFRESH_ID": run_id,
-                                              "URM_SOURCE_FINGERPRINT": manifest["data_fingerprint"]}):
+                                              "URM_SOURCE_FINGERPRINT": manifest["data_fingerprint"],
+                                              "MLFLOW_LOGGING_LEVEL": os.environ.get("MLFLOW_LOGGING_LEVEL",
+                                                                                     "WARNING")}):
                 runnable = [n for n in names if kind in NOTEBOOK_KINDS.get(n, (kind,))
                             or (n == CAMPAIGN_NOTEBOOK and p["campaign"])]
                 bar = _progress(runnable, progress, notebooks_dir)

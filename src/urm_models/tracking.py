@@ -111,6 +111,9 @@ def configure() -> str:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     # loading a model from a server downloads its artifacts behind a progress bar per model
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow copies the project's uv.lock (1 MB) and pyproject.toml into every pyfunc model it
+    # logs from a uv project; our models pin their requirements (_pip_requirements) instead
+    os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     for name in ("mlflow.sklearn", "mlflow.pyfunc"):
@@ -524,7 +527,13 @@ def register_model(model_uri: str, family: str, *, metric_value: float, dataset:
         version = str(max(int(mv.version) for mv in same))
         registered = False
     else:
-        mv = mlflow.register_model(model_uri, name)
+        import contextlib as _ctx
+        import io as _io
+
+        # mlflow.register_model prints "Successfully registered model ..." and "Created version ..."
+        # to stderr itself (eprint, not its logger): our log line below says what was decided
+        with _ctx.redirect_stderr(_io.StringIO()):
+            mv = mlflow.register_model(model_uri, name)
         version = str(mv.version)
         registered = True
         for key, val in {"dataset": dataset, "metric": metric, metric: repr(value),

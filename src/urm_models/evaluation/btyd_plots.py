@@ -77,9 +77,12 @@ def calibration_vs_holdout(predictions: dict[str, pd.Series], rfm: pd.DataFrame,
     for name, pred in predictions.items():
         ax.plot(*_by(pred, grp), "--o", ms=3, label=name)
     ax.set_xlabel(f"repeat purchases in calibration ({max_frequency} = {max_frequency}+)")
-    span = (f" ({rfm['duration_holdout'].iloc[0]:g} periods of the summary)"
-            if "duration_holdout" in rfm.columns and len(rfm) else "")
-    ax.set_ylabel(f"mean repeat purchases in the holdout{span}")
+    span = ""
+    if "duration_holdout" in rfm.columns and len(rfm):
+        n = float(rfm["duration_holdout"].iloc[0])
+        freq = rfm.attrs.get("freq")
+        span = f" ({periods(n, freq)})" if freq in UNIT_WORDS else f" ({n:g} periods of the summary)"
+    ax.set_ylabel(f"mean repeat purchases\nin the holdout{span}")  # two lines: one is clipped at this size
     ax.set_title("Calibration vs holdout: actual and predicted means")
     ax.legend()
     fig.tight_layout()

@@ -53,12 +53,13 @@ def integrated_brier_score(model, test: pd.DataFrame, train: pd.DataFrame, times
 
 
 def kaplan_meier_by(df: pd.DataFrame, duration_col: str, event_col: str, by: str,
-                    at=None, title: str | None = None):
+                    at=None, title: str | None = None, unit: str = ""):
     """Kaplan-Meier survival per group of ``by`` (e.g. tier, contract, cohort).
 
     Returns ``(figure, table)``: the curves with 95% bands, and per group the number still at
     risk at each time of ``at`` (default: six evenly spaced times up to the longest duration),
-    the KM survival there and the median survival time (inf if not reached).
+    the KM survival there and the median survival time (inf if not reached). ``unit`` names the
+    duration's unit on the axis (e.g. ``"months"``).
     """
     from lifelines import KaplanMeierFitter
     from matplotlib.figure import Figure
@@ -80,7 +81,7 @@ def kaplan_meier_by(df: pd.DataFrame, duration_col: str, event_col: str, by: str
         row.update({f"S(t={t:g})": s for t, s in zip(at, surv)})
         row["median"] = float(km.median_survival_time_)
         rows[level] = row
-    ax.set_xlabel(duration_col)
+    ax.set_xlabel(f"{duration_col} ({unit})" if unit else duration_col)
     ax.set_ylabel("share surviving")
     ax.set_title(title or f"Kaplan-Meier by {by}")
     ax.set_ylim(0, 1.02)
