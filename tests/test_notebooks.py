@@ -135,10 +135,22 @@ def test_the_kernel_listens_on_unix_sockets_not_tcp(home, tmp_path):
                 nbformat.v4.new_code_cell("from ipykernel.kernelapp import IPKernelApp\n"
                                           "print(IPKernelApp.instance().transport)")]
     nbformat.write(nb, nbdir / "99_probe_kernel.ipynb")
-    entry = pipeline.run_notebook("99_probe_kernel", {"x": 2}, out, progress=False, notebooks_dir=nbdir)
-    assert entry["status"] == "ok"
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    cwd = os.getcwd()
+    os.chdir(elsewhere)  # D10: the working folder differs from the project home
+    try:
+        entry = pipeline.run_notebook("99_probe_kernel", {"x": 2}, out, progress=False, notebooks_dir=nbdir)
+        with pipeline.shared_kernel() as km:
+            shared = pipeline.run_notebook("99_probe_kernel", {"x": 3}, out, progress=False, notebooks_dir=nbdir, km=km)
+    finally:
+        os.chdir(cwd)
+    assert entry["status"] == "ok" and shared["status"] == "ok"
     executed = nbformat.read(out / "99_probe_kernel.ipynb", as_version=4)
     assert executed.cells[-1].outputs[0]["text"].strip() == "ipc"
+    # the sockets lived in the Jupyter runtime folder and went with their kernels: none in the home
+    assert not [p.name for p in home.iterdir() if "ipc" in p.name]
+    assert not [p.name for p in elsewhere.iterdir() if "ipc" in p.name]
 
 
 def test_notebooks_of_a_refresh_share_one_kernel_from_a_clean_slate(home, tmp_path):

@@ -158,14 +158,22 @@ def notebook_parameters(path: Path) -> dict:
 def _kernel_config():
     """The kernel talks to papermill over Unix sockets in the user's Jupyter runtime folder,
     not over TCP on loopback where any local account can reach it (ipykernel warns about that
-    on every start). A socket path has at most 107 bytes on Linux: under a runtime folder too
-    deep for ``kernel-<uuid>-ipc-<port>`` the kernel stays on TCP."""
+    on every start). The sockets get an absolute path of their own there: jupyter_client's
+    default, ``kernel-ipc-<n>`` in the kernel's working folder, left five socket files in the
+    project home (and would be shared by two kernels started there). A socket path has at most
+    107 bytes on Linux: under a runtime folder too deep for ``urm-<12 hex>-ipc-<port>`` the
+    kernel stays on TCP."""
+    import uuid
+
     from jupyter_core.paths import jupyter_runtime_dir
     from traitlets.config import Config
 
-    longest = Path(jupyter_runtime_dir()) / f"kernel-{'0' * 36}-ipc-65535"
-    transport = "ipc" if len(os.fsencode(longest)) <= 107 else "tcp"
-    return Config({"KernelManager": {"transport": transport}})
+    runtime = Path(jupyter_runtime_dir())
+    prefix = runtime / f"urm-{uuid.uuid4().hex[:12]}-ipc"
+    if len(os.fsencode(f"{prefix}-65535")) > 107:
+        return Config({"KernelManager": {"transport": "tcp"}})
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(prefix)}})
 
 
 #: papermill engine of the refresh: every notebook of a refresh runs in one kernel (see
