@@ -53,8 +53,9 @@ def rfm_pandas(tx: pd.DataFrame, cutoff: str, freq: str) -> pd.DataFrame:
     days = d.groupby(["user_id", "d"], sort=False)["amount"].sum().reset_index()
     first = days.groupby("user_id")["d"].transform("min")
     days["repeat_amount"] = np.where(days["d"] > first, days["amount"], 0.0)
-    g = days.groupby("user_id").agg(n=("d", "size"), first=("d", "min"), last=("d", "max"),
-                                    rep=("repeat_amount", "sum"))
+    g = days.groupby("user_id").agg(
+        n=("d", "size"), first=("d", "min"), last=("d", "max"), rep=("repeat_amount", "sum")
+    )
     out = pd.DataFrame(index=g.index)
     out["frequency"] = (g["n"] - 1).astype("int64")
     out["recency"] = (g["last"] - g["first"]).dt.days / unit
@@ -78,10 +79,14 @@ def _rfm_case(which: str) -> dict:
         out = rfm_pandas(tx, RFM_CUTOFF, RFM_FREQ)
     secs = time.perf_counter() - t0
     out.to_parquet(OUT / f"rfm_result_{which}.parquet")
-    return {"case": which, "seconds": secs, "peak_rss_mb": _maxrss_mb(),
-            "peak_above_input_mb": _maxrss_mb() - base,
-            "rows": n_rows if n_rows is not None else len(pd.read_parquet(RFM_DATA, columns=["amount"])),
-            "users": len(out)}
+    return {
+        "case": which,
+        "seconds": secs,
+        "peak_rss_mb": _maxrss_mb(),
+        "peak_above_input_mb": _maxrss_mb() - base,
+        "rows": n_rows if n_rows is not None else len(pd.read_parquet(RFM_DATA, columns=["amount"])),
+        "users": len(out),
+    }
 
 
 def bench_rfm(repeats: int = 3) -> list[dict]:
@@ -96,8 +101,10 @@ def bench_rfm(repeats: int = 3) -> list[dict]:
     print("|---|---|---|---|---|---|")
     for case in RFM_CASES:
         m = med.loc[case]
-        print(f"| {case} | {rows[0]['rows']:,} | {rows[0]['users']:,} | {m['seconds']:.2f} | "
-              f"{m['peak_rss_mb']:.0f} | {m['peak_above_input_mb']:.0f} |")
+        print(
+            f"| {case} | {rows[0]['rows']:,} | {rows[0]['users']:,} | {m['seconds']:.2f} | "
+            f"{m['peak_rss_mb']:.0f} | {m['peak_above_input_mb']:.0f} |"
+        )
     for case in ("duckdb", "duckdb_parquet"):
         ratio = med.loc["pandas", "seconds"] / med.loc[case, "seconds"]
         print(f"\n{case}: {ratio:.1f}x faster than the pandas groupby baseline (same output, checked)")
@@ -145,16 +152,20 @@ def _btyd_case(which: str) -> dict:
             t0 = time.perf_counter()
             params = fit(rfm)
             times.append(time.perf_counter() - t0)
-        out.update(seconds=float(np.median(times)), first=times[0], times=times, params=params,
-                   ll=_our_ll("BetaGeo", params, rfm))
+        out.update(
+            seconds=float(np.median(times)),
+            first=times[0],
+            times=times,
+            params=params,
+            ll=_our_ll("BetaGeo", params, rfm),
+        )
     elif which == "urm_clv":
         from urm_models.models import BetaGeo, GammaGamma, customer_lifetime_value
 
         bg, gg = BetaGeo().fit(rfm), GammaGamma().fit(rfm)
         t0 = time.perf_counter()
         c = customer_lifetime_value(bg, gg, rfm, horizon=12, freq="M", discount_rate=0.01)
-        out.update(seconds=time.perf_counter() - t0, total_clv=float(c["clv"].sum()),
-                   params=bg.params_)
+        out.update(seconds=time.perf_counter() - t0, total_clv=float(c["clv"].sum()), params=bg.params_)
     elif which == "lifetimes_clv":
         from lifetimes import BetaGeoFitter, GammaGammaFitter
 
@@ -169,8 +180,9 @@ def _btyd_case(which: str) -> dict:
         gg.params_ = pd.Series(gg_ours.params_)
         t0 = time.perf_counter()
         # lifetimes' CLV works in days; our summary is in weeks: freq="W" tells it so
-        c = gg.customer_lifetime_value(bg, rfm["frequency"], rfm["recency"], rfm["T"],
-                                       rfm["monetary"], time=12, discount_rate=0.01, freq="W")
+        c = gg.customer_lifetime_value(
+            bg, rfm["frequency"], rfm["recency"], rfm["T"], rfm["monetary"], time=12, discount_rate=0.01, freq="W"
+        )
         out.update(seconds=time.perf_counter() - t0, total_clv=float(c.sum()), params=ours.params_)
     out["peak_rss_mb"] = _maxrss_mb()
     out["peak_above_input_mb"] = out["peak_rss_mb"] - base
@@ -184,8 +196,7 @@ def _our_ll(model: str, params: dict, rfm: pd.DataFrame) -> float:
     from urm_models.models.btyd import _Purchases
 
     model_cls = getattr(models, model)
-    d = _Purchases(rfm["frequency"].to_numpy(float), rfm["recency"].to_numpy(float),
-                   rfm["T"].to_numpy(float))
+    d = _Purchases(rfm["frequency"].to_numpy(float), rfm["recency"].to_numpy(float), rfm["T"].to_numpy(float))
     lp = np.log([params[k] for k in model_cls.param_names])
     return float(d.w @ model_cls()._loglik_grad(lp, d)[0])
 
@@ -195,32 +206,40 @@ def bench_btyd(repeats: int = 3) -> list[dict]:
 
     OUT.mkdir(exist_ok=True)
     if not BTYD_DATA.exists():
-        tx = datasets.simulate_transactions(1_000_000, params=CDNOW_BG, T=(20, 78), seed=0,
-                                            cutoff="2020-12-31")
+        tx = datasets.simulate_transactions(1_000_000, params=CDNOW_BG, T=(20, 78), seed=0, cutoff="2020-12-31")
         rfm = features.rfm_summary(tx, cutoff="2020-12-31", freq="W")
         rfm.to_parquet(BTYD_DATA)
     rfm = _btyd_data()
     n_distinct = len(rfm[["frequency", "recency", "T"]].drop_duplicates())
-    print(f"1,000,000 simulated users (BG/NBD, CDNOW parameters, T uniform 20-78 weeks), "
-          f"{n_distinct:,} distinct (x, t_x, T) histories")
+    print(
+        f"1,000,000 simulated users (BG/NBD, CDNOW parameters, T uniform 20-78 weeks), "
+        f"{n_distinct:,} distinct (x, t_x, T) histories"
+    )
     rows = []
     plan = [("urm_bgnbd", "lifetimes_bgnbd", "urm_clv", "lifetimes_clv")]
     for group in plan:
         for which in group:
             r = _in_subprocess("btyd_case", which)
             rows.append(r)
-            extra = (f"LL {r['ll']:.6f}; timed fits {', '.join(f'{t:.2f}' for t in r['times'])}"
-                     if "ll" in r else f"total CLV {r['total_clv']:,.0f}")
+            extra = (
+                f"LL {r['ll']:.6f}; timed fits {', '.join(f'{t:.2f}' for t in r['times'])}"
+                if "ll" in r
+                else f"total CLV {r['total_clv']:,.0f}"
+            )
             print(f"  {which:16s} {r['seconds']:7.2f}s  peak RSS {r['peak_rss_mb']:6.0f} MB  {extra}")
     df = pd.DataFrame(rows)
     med = df.groupby("case")["seconds"].median()
     ours_ll = df.loc[df.case == "urm_bgnbd", "ll"].iloc[0]
     ref_ll = df.loc[df.case == "lifetimes_bgnbd", "ll"].iloc[0]
-    print(f"\nBG/NBD fit: {med['lifetimes_bgnbd'] / med['urm_bgnbd']:.0f}x faster than lifetimes 0.11.3; "
-          f"log-likelihoods (ours at each optimum) differ by {abs(ours_ll - ref_ll) / abs(ref_ll):.1e} relative, "
-          f"ours {'higher' if ours_ll >= ref_ll else 'lower'}")
-    print(f"CLV (12 months, 1% monthly discount): {med['lifetimes_clv'] / med['urm_clv']:.0f}x faster than "
-          f"lifetimes' customer_lifetime_value on the same parameters")
+    print(
+        f"\nBG/NBD fit: {med['lifetimes_bgnbd'] / med['urm_bgnbd']:.0f}x faster than lifetimes 0.11.3; "
+        f"log-likelihoods (ours at each optimum) differ by {abs(ours_ll - ref_ll) / abs(ref_ll):.1e} relative, "
+        f"ours {'higher' if ours_ll >= ref_ll else 'lower'}"
+    )
+    print(
+        f"CLV (12 months, 1% monthly discount): {med['lifetimes_clv'] / med['urm_clv']:.0f}x faster than "
+        f"lifetimes' customer_lifetime_value on the same parameters"
+    )
     return rows
 
 
@@ -256,25 +275,32 @@ def bench_pareto(repeats: int = 3) -> list[dict]:
 
     OUT.mkdir(exist_ok=True)
     if not PARETO_DATA.exists():
-        tx = datasets.simulate_transactions(1_000_000, model="paretonbd", params=CDNOW_PARETO,
-                                            T=(20, 78), seed=0, cutoff="2020-12-31")
+        tx = datasets.simulate_transactions(
+            1_000_000, model="paretonbd", params=CDNOW_PARETO, T=(20, 78), seed=0, cutoff="2020-12-31"
+        )
         features.rfm_summary(tx, cutoff="2020-12-31", freq="W").to_parquet(PARETO_DATA)
     rfm = pd.read_parquet(PARETO_DATA)
     n_distinct = len(rfm[["frequency", "recency", "T"]].drop_duplicates())
-    print(f"1,000,000 simulated users (Pareto/NBD, CDNOW parameters, T uniform 20-78 weeks), "
-          f"{n_distinct:,} distinct histories")
+    print(
+        f"1,000,000 simulated users (Pareto/NBD, CDNOW parameters, T uniform 20-78 weeks), "
+        f"{n_distinct:,} distinct histories"
+    )
     rows = []
     for which in ["urm_paretonbd", "lifetimes_paretonbd"] + ["urm_paretonbd"] * (repeats - 1):
         r = _in_subprocess("pareto_case", which)
         rows.append(r)
-        print(f"  {which:20s} {r['seconds']:8.2f}s  peak RSS {r['peak_rss_mb']:6.0f} MB  "
-              f"LL {r['ll']:.6f}  {', '.join(f'{k}={v:.4f}' for k, v in r['params'].items())}")
+        print(
+            f"  {which:20s} {r['seconds']:8.2f}s  peak RSS {r['peak_rss_mb']:6.0f} MB  "
+            f"LL {r['ll']:.6f}  {', '.join(f'{k}={v:.4f}' for k, v in r['params'].items())}"
+        )
     df = pd.DataFrame(rows)
     med = df.groupby("case")["seconds"].median()
     ours, ref = df.loc[df.case == "urm_paretonbd", "ll"].iloc[0], df.loc[df.case == "lifetimes_paretonbd", "ll"].iloc[0]
-    print(f"\nPareto/NBD fit: {med['lifetimes_paretonbd'] / med['urm_paretonbd']:.0f}x faster than lifetimes "
-          f"0.11.3; log-likelihoods differ by {abs(ours - ref) / abs(ref):.1e} relative, ours "
-          f"{'higher' if ours >= ref else 'lower'}")
+    print(
+        f"\nPareto/NBD fit: {med['lifetimes_paretonbd'] / med['urm_paretonbd']:.0f}x faster than lifetimes "
+        f"0.11.3; log-likelihoods differ by {abs(ours - ref) / abs(ref):.1e} relative, ours "
+        f"{'higher' if ours >= ref else 'lower'}"
+    )
     return rows
 
 
@@ -306,11 +332,21 @@ def _scoring_case(which: str) -> dict:
 
             model = mlflow.pyfunc.load_model(str(SCORING_MODEL))
         out = scoring.score_transactions(tx, RFM_CUTOFF, model, freq=RFM_FREQ)
-        extra = {"total_clv": float(out["clv"].sum()), "tiers": out["tier"].value_counts().to_dict(),
-                 "stages": out["lifecycle_stage"].value_counts().to_dict()}
+        extra = {
+            "total_clv": float(out["clv"].sum()),
+            "tiers": out["tier"].value_counts().to_dict(),
+            "stages": out["lifecycle_stage"].value_counts().to_dict(),
+        }
     secs = time.perf_counter() - t0
-    return {"case": which, "seconds": secs, "users": len(out), "rows": len(tx),
-            "peak_rss_mb": _maxrss_mb(), "peak_above_input_mb": _maxrss_mb() - base, **extra}
+    return {
+        "case": which,
+        "seconds": secs,
+        "users": len(out),
+        "rows": len(tx),
+        "peak_rss_mb": _maxrss_mb(),
+        "peak_above_input_mb": _maxrss_mb() - base,
+        **extra,
+    }
 
 
 def bench_scoring(repeats: int = 3) -> list[dict]:
@@ -337,16 +373,19 @@ def bench_scoring(repeats: int = 3) -> list[dict]:
     rows = _alternate("scoring_case", SCORING_CASES, repeats)
     df = pd.DataFrame(rows)
     assert df.loc[df.case == "table", "total_clv"].nunique() == 1
-    assert np.isclose(df.loc[df.case == "table", "total_clv"].iloc[0],
-                      df.loc[df.case == "table_pyfunc", "total_clv"].iloc[0])
+    assert np.isclose(
+        df.loc[df.case == "table", "total_clv"].iloc[0], df.loc[df.case == "table_pyfunc", "total_clv"].iloc[0]
+    )
     med = df.groupby("case")[["seconds", "peak_rss_mb", "peak_above_input_mb"]].median()
     print("\n| step | users | purchases | median wall s | peak RSS MB | peak above input MB | x features |")
     print("|---|---|---|---|---|---|---|")
     for case in SCORING_CASES:
         m = med.loc[case]
-        print(f"| {case} | {rows[0]['users']:,} | {rows[0]['rows']:,} | {m['seconds']:.2f} | "
-              f"{m['peak_rss_mb']:.0f} | {m['peak_above_input_mb']:.0f} | "
-              f"{m['seconds'] / med.loc['features', 'seconds']:.2f} |")
+        print(
+            f"| {case} | {rows[0]['users']:,} | {rows[0]['rows']:,} | {m['seconds']:.2f} | "
+            f"{m['peak_rss_mb']:.0f} | {m['peak_above_input_mb']:.0f} | "
+            f"{m['seconds'] / med.loc['features', 'seconds']:.2f} |"
+        )
     print(f"tiers {rows[1]['tiers']}\nstages {rows[1]['stages']}")
     return rows
 
@@ -375,9 +414,12 @@ def _plain_xgboost():
 
     onehot = make_column_transformer(
         (OneHotEncoder(handle_unknown="ignore", sparse_output=False), make_column_selector(dtype_exclude="number")),
-        remainder="passthrough")
-    return make_pipeline(onehot, XGBClassifier(n_estimators=300, max_depth=4, learning_rate=0.05,
-                                               tree_method="hist", n_jobs=1, random_state=0))
+        remainder="passthrough",
+    )
+    return make_pipeline(
+        onehot,
+        XGBClassifier(n_estimators=300, max_depth=4, learning_rate=0.05, tree_method="hist", n_jobs=1, random_state=0),
+    )
 
 
 def _churn_case(which: str) -> dict:
@@ -421,8 +463,9 @@ def bench_churn() -> list[dict]:
         roc = " / ".join(f"{r[f'roc_auc_{s}']:.4f}" for s in range(3)) if "roc_auc_0" in r else "-"
         pr = " / ".join(f"{r[f'pr_auc_{s}']:.4f}" for s in range(3)) if "pr_auc_0" in r else "-"
         brier = f"{r['brier_0']:.5f}" if "brier_0" in r else "-"
-        print(f"| {which} | {r['fit_seconds']:.3f} | {r['fit_seconds'] / base:.1f} | {roc} | {pr} | {brier} |",
-              flush=True)
+        print(
+            f"| {which} | {r['fit_seconds']:.3f} | {r['fit_seconds'] / base:.1f} | {roc} | {pr} | {brier} |", flush=True
+        )
     return list(rows.values())
 
 
@@ -430,8 +473,19 @@ def bench_churn() -> list[dict]:
 #: the issue's protocol: Hillstrom, women's e-mail vs no e-mail, outcome visit, 70/30 split
 #: stratified by arm x outcome, seeds 0, 1, 2; peers with XGBoost 200 trees of depth 3 (one thread)
 UPLIFT_SEEDS = (0, 1, 2)
-UPLIFT_CASES = ("urm default", "urm T", "urm X", "urm DR", "sklift S", "sklift T", "sklift CT", "causalml X",
-                "causalml URF", "response model", "random")
+UPLIFT_CASES = (
+    "urm default",
+    "urm T",
+    "urm X",
+    "urm DR",
+    "sklift S",
+    "sklift T",
+    "sklift CT",
+    "causalml X",
+    "causalml URF",
+    "response model",
+    "random",
+)
 
 
 def _uplift_data():
@@ -477,16 +531,19 @@ def _uplift_case(which: str) -> dict:
         if which.startswith("sklift"):
             from sklift.models import ClassTransformation, SoloModel, TwoModels
 
-            m = {"sklift S": lambda: SoloModel(xgb_clf()),
-                 "sklift T": lambda: TwoModels(xgb_clf(), xgb_clf(), method="vanilla"),
-                 "sklift CT": lambda: ClassTransformation(xgb_clf())}[which]()
+            m = {
+                "sklift S": lambda: SoloModel(xgb_clf()),
+                "sklift T": lambda: TwoModels(xgb_clf(), xgb_clf(), method="vanilla"),
+                "sklift CT": lambda: ClassTransformation(xgb_clf()),
+            }[which]()
             return np.asarray(m.fit(Xtr, y[tr], t[tr]).predict(Xte), float)
         if which == "causalml X":
             from causalml.inference.meta import BaseXClassifier
             from xgboost import XGBRegressor
 
-            m = BaseXClassifier(outcome_learner=xgb_clf(),
-                                effect_learner=XGBRegressor(n_estimators=200, max_depth=3, n_jobs=1))
+            m = BaseXClassifier(
+                outcome_learner=xgb_clf(), effect_learner=XGBRegressor(n_estimators=200, max_depth=3, n_jobs=1)
+            )
             m.fit(Xtr.to_numpy(), t[tr], y[tr], p=np.full(len(tr), t[tr].mean()))
             return np.asarray(m.predict(Xte.to_numpy(), p=np.full(len(te), t[tr].mean())), float).ravel()
         if which == "causalml URF":
@@ -516,24 +573,31 @@ def _uplift_case(which: str) -> dict:
 def bench_uplift() -> list[dict]:
     rows = {which: _in_subprocess("uplift_case", which) for which in UPLIFT_CASES}
     base = np.mean([rows["sklift S"][f"fit_seconds_{s}"] for s in UPLIFT_SEEDS])
-    print("Hillstrom, women's e-mail vs no e-mail, visit; 70/30 split stratified by arm x outcome, seeds 0 / 1 / 2;"
-          " Qini coefficient = scikit-uplift's qini_auc_score\n")
+    print(
+        "Hillstrom, women's e-mail vs no e-mail, visit; 70/30 split stratified by arm x outcome, seeds 0 / 1 / 2;"
+        " Qini coefficient = scikit-uplift's qini_auc_score\n"
+    )
     print("| learner | Qini mean | sd | seeds 0 / 1 / 2 | uplift at 30% (mean) | fit s | x sklift S |")
     print("|---|---|---|---|---|---|---|")
     for which, r in rows.items():
         q = np.array([r[f"qini_{s}"] for s in UPLIFT_SEEDS])
         fit = np.mean([r[f"fit_seconds_{s}"] for s in UPLIFT_SEEDS])
         u30 = np.mean([r[f"uplift_at_30_{s}"] for s in UPLIFT_SEEDS])
-        print(f"| {which} | {q.mean():.4f} | {q.std():.4f} | {' / '.join(f'{v:.4f}' for v in q)} | {u30:.4f} | "
-              f"{fit:.2f} | {fit / base:.1f} |", flush=True)
+        print(
+            f"| {which} | {q.mean():.4f} | {q.std():.4f} | {' / '.join(f'{v:.4f}' for v in q)} | {u30:.4f} | "
+            f"{fit:.2f} | {fit / base:.1f} |",
+            flush=True,
+        )
     diff = max(abs(r[f"ours_minus_sklift_{s}"]) for r in rows.values() for s in UPLIFT_SEEDS)
     print(f"\nlargest |our Qini - scikit-uplift's| over all predictions: {diff:.2e}")
     peers = [w for w in rows if w.startswith(("sklift", "causalml"))]
     best = max(peers, key=lambda w: np.mean([rows[w][f"qini_{s}"] for s in UPLIFT_SEEDS]))
     ours = np.mean([rows["urm default"][f"qini_{s}"] for s in UPLIFT_SEEDS])
     peer = np.mean([rows[best][f"qini_{s}"] for s in UPLIFT_SEEDS])
-    print(f"default uplift model {ours:.4f} vs the best peer learner ({best}) {peer:.4f}: "
-          f"{'at least as good' if ours >= peer else 'WORSE'}")
+    print(
+        f"default uplift model {ours:.4f} vs the best peer learner ({best}) {peer:.4f}: "
+        f"{'at least as good' if ours >= peer else 'WORSE'}"
+    )
     return list(rows.values())
 
 
@@ -541,8 +605,17 @@ def bench_uplift() -> list[dict]:
 def _cell_kind(source: str) -> str:
     """Where a cell's time goes: model fitting and evaluation, MLflow I/O, imports, or the rest
     (loading data, features, tables and plots). A cell that fits and logs counts as fitting."""
-    if any(k in source for k in (".fit(", "cross_validate(", "select_on_validation(",
-                                 "customer_lifetime_value(", "score_users(", "evaluate_policies(")):
+    if any(
+        k in source
+        for k in (
+            ".fit(",
+            "cross_validate(",
+            "select_on_validation(",
+            "customer_lifetime_value(",
+            "score_users(",
+            "evaluate_policies(",
+        )
+    ):
         return "model fitting and scoring"
     if "tracking." in source:
         return "MLflow I/O"
@@ -569,8 +642,12 @@ def bench_refresh() -> list[dict]:
     for dataset in ("cdnow", "telco", "hillstrom"):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        subprocess.run([str(urm), "refresh", "--dataset", dataset, "--run-id", f"bench-{dataset}", "--quiet"],
-                       env=env, check=True, capture_output=True)
+        subprocess.run(
+            [str(urm), "refresh", "--dataset", dataset, "--run-id", f"bench-{dataset}", "--quiet"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -584,22 +661,44 @@ def bench_refresh() -> list[dict]:
             for cell in nb.cells:
                 if cell.cell_type == "code":
                     kind = _cell_kind(cell.source)
-                    spent[kind] = spent.get(kind, 0.0) + float(cell.metadata.get("papermill", {}).get("duration") or 0.0)
+                    spent[kind] = spent.get(kind, 0.0) + float(
+                        cell.metadata.get("papermill", {}).get("duration") or 0.0
+                    )
             for k, v in spent.items():
                 kinds[k] = kinds.get(k, 0.0) + v
             in_notebooks += entry["cpu_seconds"]
-            rows.append({"dataset": dataset, "notebook": entry["notebook"], "seconds": entry["seconds"],
-                         "cpu_seconds": entry["cpu_seconds"], **spent})
-        refreshes.append({"dataset": dataset, "wall": wall, "cpu_seconds": cpu, "outside_notebooks_cpu": cpu - in_notebooks,
-                          "users": manifest["predictions"]["rows"]})
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "notebook": entry["notebook"],
+                    "seconds": entry["seconds"],
+                    "cpu_seconds": entry["cpu_seconds"],
+                    **spent,
+                }
+            )
+        refreshes.append(
+            {
+                "dataset": dataset,
+                "wall": wall,
+                "cpu_seconds": cpu,
+                "outside_notebooks_cpu": cpu - in_notebooks,
+                "users": manifest["predictions"]["rows"],
+            }
+        )
     total_cpu = sum(r["cpu_seconds"] for r in refreshes)
     total_wall = sum(r["wall"] for r in refreshes)
-    print(f"`make run` (urm refresh --dataset cdnow, telco, hillstrom): {total_cpu:.1f} CPU-s "
-          f"(user + sys), {total_wall:.1f} s wall\n")
-    print("| refresh | users | wall s | CPU s | CPU s outside the notebooks (start-up, lock, fingerprint, publish, export) |")
+    print(
+        f"`make run` (urm refresh --dataset cdnow, telco, hillstrom): {total_cpu:.1f} CPU-s "
+        f"(user + sys), {total_wall:.1f} s wall\n"
+    )
+    print(
+        "| refresh | users | wall s | CPU s | CPU s outside the notebooks (start-up, lock, fingerprint, publish, export) |"
+    )
     print("|---|---|---|---|---|")
     for r in refreshes:
-        print(f"| {r['dataset']} | {r['users']:,} | {r['wall']:.1f} | {r['cpu_seconds']:.1f} | {r['outside_notebooks_cpu']:.1f} |")
+        print(
+            f"| {r['dataset']} | {r['users']:,} | {r['wall']:.1f} | {r['cpu_seconds']:.1f} | {r['outside_notebooks_cpu']:.1f} |"
+        )
     print("\n| data set | notebook | wall s | CPU s |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['dataset']} | {r['notebook']} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} |")
@@ -673,10 +772,18 @@ def _spark_case(which: str) -> dict:
         proc.stdin.close()  # the JVM exits when its stdin closes
         proc.wait(timeout=60)  # reaped: its peak RSS now counts among the children's
         jvm = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"case": which, "seconds": t3 - t1, "rfm_seconds": t2 - t1, "activity_seconds": t3 - t2,
-            "table_seconds": t5 - t4,
-            "startup_seconds": startup, "peak_rss_mb": _maxrss_mb(), "jvm_peak_rss_mb": jvm,
-            "peak_above_input_mb": _maxrss_mb() - base, "users": len(rfm)}
+    return {
+        "case": which,
+        "seconds": t3 - t1,
+        "rfm_seconds": t2 - t1,
+        "activity_seconds": t3 - t2,
+        "table_seconds": t5 - t4,
+        "startup_seconds": startup,
+        "peak_rss_mb": _maxrss_mb(),
+        "jvm_peak_rss_mb": jvm,
+        "peak_above_input_mb": _maxrss_mb() - base,
+        "users": len(rfm),
+    }
 
 
 SCORER_1M = OUT / "clv_scorer_1m.pkl"
@@ -703,20 +810,35 @@ def bench_spark(repeats: int = 3) -> list[dict]:
         b = pd.read_parquet(OUT / f"spark_{what}_spark.parquet")
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
     df = pd.DataFrame(rows)
-    med = df.groupby("case")[["rfm_seconds", "activity_seconds", "seconds", "startup_seconds",
-                              "peak_rss_mb", "jvm_peak_rss_mb", "table_seconds"]].median()
+    med = df.groupby("case")[
+        [
+            "rfm_seconds",
+            "activity_seconds",
+            "seconds",
+            "startup_seconds",
+            "peak_rss_mb",
+            "jvm_peak_rss_mb",
+            "table_seconds",
+        ]
+    ].median()
     n = pd.read_parquet(RFM_DATA, columns=["amount"]).shape[0]
-    print(f"\n10M-purchase Parquet file ({n:,} rows, {rows[0]['users']:,} users); Spark local[2]; "
-          f"results equal (rtol 1e-9, checked)\n")
-    print("| engine | rfm_summary s | activity_features s | both s | x DuckDB | relationship table s | x in-process | "
-          "start-up s | peak RSS MB (python / JVM) |")
+    print(
+        f"\n10M-purchase Parquet file ({n:,} rows, {rows[0]['users']:,} users); Spark local[2]; "
+        f"results equal (rtol 1e-9, checked)\n"
+    )
+    print(
+        "| engine | rfm_summary s | activity_features s | both s | x DuckDB | relationship table s | x in-process | "
+        "start-up s | peak RSS MB (python / JVM) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for case in SPARK_CASES:
         m = med.loc[case]
-        print(f"| {case} | {m['rfm_seconds']:.2f} | {m['activity_seconds']:.2f} | {m['seconds']:.2f} | "
-              f"{m['seconds'] / med.loc['duckdb', 'seconds']:.1f} | {m['table_seconds']:.2f} | "
-              f"{m['table_seconds'] / med.loc['duckdb', 'table_seconds']:.1f} | {m['startup_seconds']:.1f} | "
-              f"{m['peak_rss_mb']:.0f} / {m['jvm_peak_rss_mb']:.0f} |")
+        print(
+            f"| {case} | {m['rfm_seconds']:.2f} | {m['activity_seconds']:.2f} | {m['seconds']:.2f} | "
+            f"{m['seconds'] / med.loc['duckdb', 'seconds']:.1f} | {m['table_seconds']:.2f} | "
+            f"{m['table_seconds'] / med.loc['duckdb', 'table_seconds']:.1f} | {m['startup_seconds']:.1f} | "
+            f"{m['peak_rss_mb']:.0f} / {m['jvm_peak_rss_mb']:.0f} |"
+        )
     return rows
 
 
@@ -736,11 +858,17 @@ def _onebox_table(limit: str) -> dict:
     scorer = pickle.loads(SCORER_1M.read_bytes())
     base = _maxrss_mb()
     t0 = time.perf_counter()
-    facts = scoring.score_to_parquet(ONEBOX_DIR / "*.parquet", RFM_CUTOFF, scorer, OUT / "onebox_table.parquet",
-                                     batches=10, freq=RFM_FREQ)
+    facts = scoring.score_to_parquet(
+        ONEBOX_DIR / "*.parquet", RFM_CUTOFF, scorer, OUT / "onebox_table.parquet", batches=10, freq=RFM_FREQ
+    )
     secs = time.perf_counter() - t0
-    return {"case": f"table {limit}", "seconds": secs, "peak_rss_mb": _maxrss_mb(),
-            "peak_above_input_mb": _maxrss_mb() - base, "users": facts["rows"]}
+    return {
+        "case": f"table {limit}",
+        "seconds": secs,
+        "peak_rss_mb": _maxrss_mb(),
+        "peak_above_input_mb": _maxrss_mb() - base,
+        "users": facts["rows"],
+    }
 
 
 def _onebox_case(limit: str) -> dict:
@@ -754,8 +882,14 @@ def _onebox_case(limit: str) -> dict:
     t0 = time.perf_counter()
     rfm = features.rfm_summary(ONEBOX_DIR / "*.parquet", RFM_CUTOFF, freq=RFM_FREQ)
     secs = time.perf_counter() - t0
-    return {"case": limit, "seconds": secs, "peak_rss_mb": _maxrss_mb(), "peak_above_input_mb": _maxrss_mb() - base,
-            "users": len(rfm), "repeat_purchases": int(rfm["frequency"].sum())}
+    return {
+        "case": limit,
+        "seconds": secs,
+        "peak_rss_mb": _maxrss_mb(),
+        "peak_above_input_mb": _maxrss_mb() - base,
+        "users": len(rfm),
+        "repeat_purchases": int(rfm["frequency"].sum()),
+    }
 
 
 def bench_onebox(repeats: int = 1) -> list[dict]:
@@ -779,8 +913,10 @@ def bench_onebox(repeats: int = 1) -> list[dict]:
     _ensure_rfm_data()
     _ensure_scorer()
     rows = _alternate("onebox_case", (*ONEBOX_LIMITS, "table 4GB"), repeats, label="memory_limit=")
-    print(f"\n{rows_total:,} purchases of {rows[0]['users']:,} users in {ONEBOX_CHUNKS} Parquet files; "
-          f"DuckDB under its memory limit, spilling to data/tmp/duckdb\n")
+    print(
+        f"\n{rows_total:,} purchases of {rows[0]['users']:,} users in {ONEBOX_CHUNKS} Parquet files; "
+        f"DuckDB under its memory limit, spilling to data/tmp/duckdb\n"
+    )
     print("| step, memory_limit | wall s | peak RSS MB |")
     print("|---|---|---|")
     for r in rows:
@@ -813,8 +949,15 @@ def _contract_case(which: str) -> dict:
     t1 = time.perf_counter()
     features.rfm_summary(source, RFM_CUTOFF, freq=RFM_FREQ, engine=engine)
     t2 = time.perf_counter()
-    return {"case": which, "seconds": t1 - t0, "contract_seconds": t1 - t0, "rfm_seconds": t2 - t1,
-            "rows": report["n_rows"], "peak_rss_mb": _maxrss_mb(), "peak_above_input_mb": _maxrss_mb() - base}
+    return {
+        "case": which,
+        "seconds": t1 - t0,
+        "contract_seconds": t1 - t0,
+        "rfm_seconds": t2 - t1,
+        "rows": report["n_rows"],
+        "peak_rss_mb": _maxrss_mb(),
+        "peak_above_input_mb": _maxrss_mb() - base,
+    }
 
 
 def bench_contract(repeats: int = 1) -> list[dict]:
@@ -825,17 +968,36 @@ def bench_contract(repeats: int = 1) -> list[dict]:
     print("\n| engine, file | rows | contract s | rfm_summary s | contract / rfm_summary |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['case']} | {r['rows']:,} | {r['contract_seconds']:.1f} | {r['rfm_seconds']:.1f} | "
-              f"{r['contract_seconds'] / r['rfm_seconds']:.2f} |")
+        print(
+            f"| {r['case']} | {r['rows']:,} | {r['contract_seconds']:.1f} | {r['rfm_seconds']:.1f} | "
+            f"{r['contract_seconds'] / r['rfm_seconds']:.2f} |"
+        )
     return rows
 
 
-CASES = {"rfm_case": _rfm_case, "btyd_case": _btyd_case, "pareto_case": _pareto_case,
-         "scoring_case": _scoring_case, "churn_case": _churn_case, "spark_case": _spark_case,
-         "onebox_case": _onebox_case, "contract_case": _contract_case, "uplift_case": _uplift_case}
-BENCHES = {"rfm": bench_rfm, "btyd": bench_btyd, "pareto": bench_pareto, "scoring": bench_scoring,
-           "churn": bench_churn, "refresh": bench_refresh, "spark": bench_spark, "onebox": bench_onebox,
-           "contract": bench_contract, "uplift": bench_uplift}
+CASES = {
+    "rfm_case": _rfm_case,
+    "btyd_case": _btyd_case,
+    "pareto_case": _pareto_case,
+    "scoring_case": _scoring_case,
+    "churn_case": _churn_case,
+    "spark_case": _spark_case,
+    "onebox_case": _onebox_case,
+    "contract_case": _contract_case,
+    "uplift_case": _uplift_case,
+}
+BENCHES = {
+    "rfm": bench_rfm,
+    "btyd": bench_btyd,
+    "pareto": bench_pareto,
+    "scoring": bench_scoring,
+    "churn": bench_churn,
+    "refresh": bench_refresh,
+    "spark": bench_spark,
+    "onebox": bench_onebox,
+    "contract": bench_contract,
+    "uplift": bench_uplift,
+}
 
 
 def _alternate(case: str, whiches, repeats: int, label: str = "") -> list[dict]:
@@ -846,14 +1008,15 @@ def _alternate(case: str, whiches, repeats: int, label: str = "") -> list[dict]:
             r = _in_subprocess(case, which)
             r["repeat"] = rep
             rows.append(r)
-            print(f"  {label}{which:12s} {r['seconds']:6.2f}s  peak RSS {r['peak_rss_mb']:7.0f} MB "
-                  f"(+{r['peak_above_input_mb']:.0f} MB above the loaded input)")
+            print(
+                f"  {label}{which:12s} {r['seconds']:6.2f}s  peak RSS {r['peak_rss_mb']:7.0f} MB "
+                f"(+{r['peak_above_input_mb']:.0f} MB above the loaded input)"
+            )
     return rows
 
 
 def _in_subprocess(case: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--case", case, *args], capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run([sys.executable, __file__, "--case", case, *args], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"benchmark case {case} {' '.join(args)} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])

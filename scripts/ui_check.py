@@ -20,9 +20,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
-BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--hide-scrollbars", "--window-size=1440,900", "--virtual-time-budget=25000"]
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1440,900",
+    "--virtual-time-budget=25000",
+]
 
 
 def browser(*args: str) -> str:
@@ -30,8 +40,9 @@ def browser(*args: str) -> str:
     if exe is None:
         sys.exit("ui-check: no Chromium (apt-get install chromium); `make ui-check` installs it")
     with tempfile.TemporaryDirectory(prefix="urm-chromium-") as profile:
-        out = subprocess.run([exe, *BROWSER_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
-                             text=True, timeout=180)
+        out = subprocess.run(
+            [exe, *BROWSER_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=180
+        )
     return out.stdout
 
 
@@ -51,8 +62,11 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ui = subprocess.Popen([str(Path(sys.executable).parent / "urm"), "ui", "--port", str(port)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ui = subprocess.Popen(
+        [str(Path(sys.executable).parent / "urm"), "ui", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180

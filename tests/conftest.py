@@ -43,10 +43,16 @@ def cdnow_master():
 
 #: the longest tests (see docs/benchmarks.md), started first so that the xdist workers of
 #: `make test` finish together instead of one waiting for the other
-LONGEST_FIRST = ("test_kill_9_at_random_moments", "test_refresh_runs_every_notebook",
-                 "test_reports_mlflow_and_models_hold_no_raw_id", "test_forget_erases_users_everywhere",
-                 "test_refresh_on_telco", "test_refresh_on_your_own", "test_telco_cross_validated",
-                 "test_pareto_loglik")
+LONGEST_FIRST = (
+    "test_kill_9_at_random_moments",
+    "test_refresh_runs_every_notebook",
+    "test_reports_mlflow_and_models_hold_no_raw_id",
+    "test_forget_erases_users_everywhere",
+    "test_refresh_on_telco",
+    "test_refresh_on_your_own",
+    "test_telco_cross_validated",
+    "test_pareto_loglik",
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -55,4 +61,5 @@ def pytest_collection_modifyitems(config, items):
             if item.name.startswith(prefix):
                 return i
         return len(LONGEST_FIRST)
+
     items.sort(key=rank)  # stable: the rest keep their order

@@ -78,8 +78,9 @@ def test_count_distributions_sum_to_one_and_match_the_expectations(fitted, donat
         assert sum(k * q for k, q in enumerate(probs)) == pytest.approx(fitted.expected_purchases(t), rel=1e-9)
         cond = [fitted.probability_of_n_purchases(t, k, donations) for k in range(t + 1)]
         np.testing.assert_allclose(sum(cond), 1.0, atol=1e-9)
-        np.testing.assert_allclose(sum(k * q for k, q in enumerate(cond)),
-                                   fitted.conditional_expected_purchases(t, donations), rtol=1e-9)
+        np.testing.assert_allclose(
+            sum(k * q for k, q in enumerate(cond)), fitted.conditional_expected_purchases(t, donations), rtol=1e-9
+        )
     assert fitted.probability_of_n_purchases(6, 7) == 0.0
 
 
@@ -138,7 +139,9 @@ def test_a_file_that_is_not_the_donations_table_is_refused(tmp_path):
     with pytest.raises(datasets.DataValidationError, match=str(p)):
         datasets.load_donations(p)
     p.write_text("frequency,recency,n,weights\n0,0,6,1\n")
-    with pytest.raises(datasets.DataValidationError, match=r"expected \['frequency', 'recency', 'periods', 'weights'\]"):
+    with pytest.raises(
+        datasets.DataValidationError, match=r"expected \['frequency', 'recency', 'periods', 'weights'\]"
+    ):
         datasets.load_donations(p)
 
 

@@ -7,8 +7,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from urm_models import datasets, features
-from urm_models.models import (BetaGeo, ConvergenceError, GammaGamma, ModifiedBetaGeo, ParetoNBD,
-                               NotFittedError, ShiftedBetaGeometric)
+from urm_models.models import (
+    BetaGeo,
+    ConvergenceError,
+    GammaGamma,
+    ModifiedBetaGeo,
+    ParetoNBD,
+    NotFittedError,
+    ShiftedBetaGeometric,
+)
 from urm_models.models.btyd import _Purchases
 
 
@@ -24,6 +31,7 @@ def bg(rfm_sample):
 
 
 # ------------------------------------------------------------------ published estimates
+
 
 def test_bgnbd_reproduces_fader_hardie_lee_2005(bg):
     # Fader, Hardie & Lee (2005), "Counting your customers the easy way: an alternative to the
@@ -78,12 +86,15 @@ def test_gamma_gamma_excludes_zero_spend_repeaters(cdnow_master):
     assert np.isfinite(g.conditional_expected_spend(rfm)).all()
 
 
-@pytest.mark.parametrize("name,alive,expected", [
-    # Fader & Hardie (2007), "How to project customer retention", J. Interactive Marketing
-    # 21(1): 8 years of N = 1,000 customers; estimates alpha, beta and LL from the paper.
-    ("regular", [1000, 631, 468, 382, 326, 289, 262, 241], (0.704, 1.182, -1680.3)),
-    ("high end", [1000, 869, 743, 653, 593, 551, 517, 491], (0.668, 3.806, -1611.2)),
-])
+@pytest.mark.parametrize(
+    "name,alive,expected",
+    [
+        # Fader & Hardie (2007), "How to project customer retention", J. Interactive Marketing
+        # 21(1): 8 years of N = 1,000 customers; estimates alpha, beta and LL from the paper.
+        ("regular", [1000, 631, 468, 382, 326, 289, 262, 241], (0.704, 1.182, -1680.3)),
+        ("high end", [1000, 869, 743, 653, 593, 551, 517, 491], (0.668, 3.806, -1611.2)),
+    ],
+)
 def test_sbg_reproduces_fader_hardie_2007(name, alive, expected):
     m = ShiftedBetaGeometric().fit(alive)
     assert m.params_["alpha"] == pytest.approx(expected[0], abs=1e-3)
@@ -107,6 +118,7 @@ def test_sbg_derl_matches_discounted_sum():
 
 
 # ------------------------------------------------------------------ the estimator contract
+
 
 def test_fit_returns_self_and_summary(rfm_sample):
     m = BetaGeo()
@@ -237,11 +249,15 @@ def test_gamma_gamma_and_sbg_gradients():
     d["logm"], d["logx"] = np.log(d["m"]), np.log(d["x"])
     d["Z"] = np.zeros((30, 0))
     dz = {**d, "Z": rng.normal(size=(30, 2))}  # with two covariates: coefficients 0.3, -0.5
-    for m, data, lp in [(GammaGamma(), d, np.array([0.5, 1.2, 2.0])),
-                        (GammaGamma(covariates=["a", "b"]), dz, np.array([0.5, 1.2, 2.0, 0.3, -0.5])),
-                        (ShiftedBetaGeometric(), {"t": np.array([1., 2, 3, 4, 4]),
-                                                  "survived": np.array([0, 0, 0, 0, 1], bool)},
-                         np.array([-0.3, 0.2]))]:
+    for m, data, lp in [
+        (GammaGamma(), d, np.array([0.5, 1.2, 2.0])),
+        (GammaGamma(covariates=["a", "b"]), dz, np.array([0.5, 1.2, 2.0, 0.3, -0.5])),
+        (
+            ShiftedBetaGeometric(),
+            {"t": np.array([1.0, 2, 3, 4, 4]), "survived": np.array([0, 0, 0, 0, 1], bool)},
+            np.array([-0.3, 0.2]),
+        ),
+    ]:
         ll, g = m._loglik_grad(lp, data)
         for j in range(lp.size):
             e = np.zeros(lp.size)
@@ -252,10 +268,14 @@ def test_gamma_gamma_and_sbg_gradients():
 
 # ------------------------------------------------------------------ parameter recovery
 
-@pytest.mark.parametrize("cls,model,params", [
-    (BetaGeo, "bgnbd", {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}),
-    (ModifiedBetaGeo, "mbgnbd", {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614}),
-])
+
+@pytest.mark.parametrize(
+    "cls,model,params",
+    [
+        (BetaGeo, "bgnbd", {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}),
+        (ModifiedBetaGeo, "mbgnbd", {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614}),
+    ],
+)
 def test_parameter_recovery_200k_users(cls, model, params):
     # simulated in continuous time and summarised without merging same-day purchases, so the
     # data follow the model exactly (see FACTS.md on the bias that merging introduces)
@@ -277,6 +297,7 @@ def test_gamma_gamma_recovery():
 
 # ------------------------------------------------------------------ Pareto/NBD
 
+
 def test_pareto_nbd_reproduces_published_cdnow(rfm_sample):
     # Fader, Hardie & Lee (2005), "Counting your customers the easy way", Marketing Science,
     # Pareto/NBD on the same CDNOW sample: r = 0.55, alpha = 10.58, s = 0.61, beta = 11.67,
@@ -285,8 +306,12 @@ def test_pareto_nbd_reproduces_published_cdnow(rfm_sample):
     from urm_models.models import ParetoNBD
 
     m = ParetoNBD().fit(rfm_sample)
-    for k, (v, tol) in {"r": (0.55, 0.005), "alpha": (10.58, 0.005), "s": (0.61, 0.005),
-                        "beta": (11.67, 0.005)}.items():
+    for k, (v, tol) in {
+        "r": (0.55, 0.005),
+        "alpha": (10.58, 0.005),
+        "s": (0.61, 0.005),
+        "beta": (11.67, 0.005),
+    }.items():
         assert m.params_[k] == pytest.approx(v, abs=tol), k
     assert m.log_likelihood_ == pytest.approx(-9595.0, abs=0.05)
     pred = m.conditional_expected_purchases(39, rfm_sample)
@@ -306,13 +331,22 @@ pareto_params = st.tuples(st.floats(-3, 3), st.floats(-3, 4), st.floats(-3, 3), 
 
 @settings(max_examples=60, deadline=None)
 @given(pareto_params, st.lists(history_st, min_size=1, max_size=15))
-@example((1.7655317263903616e-162, 3.633768112972792, 5.389807321954446e-217, -2.660731032325535),
-         [(0, 0.8638806709087714, 1764.3124042355698), (299, 0.7661507788804793, 0.5),
-          (342, 8.134609834469473e-254, 408.9627901788162), (342, 8.134609834469473e-254, 408.9627901788162),
-          (0, 0.437599441799973, 4302.210953342373),
-          (432, 1e-09, 4999.999999999999), (385, 0.3482841716307226, 0.8),
-          (171, 0.8868045590636284, 1420.2318223313016), (291, 0.09319258213637106, 3638.7872279205512),
-          (151, 0.0, 462.41983457593483), (410, 0.99999, 3280.596704768014)])  # broke a 1e-6 step in CI
+@example(
+    (1.7655317263903616e-162, 3.633768112972792, 5.389807321954446e-217, -2.660731032325535),
+    [
+        (0, 0.8638806709087714, 1764.3124042355698),
+        (299, 0.7661507788804793, 0.5),
+        (342, 8.134609834469473e-254, 408.9627901788162),
+        (342, 8.134609834469473e-254, 408.9627901788162),
+        (0, 0.437599441799973, 4302.210953342373),
+        (432, 1e-09, 4999.999999999999),
+        (385, 0.3482841716307226, 0.8),
+        (171, 0.8868045590636284, 1420.2318223313016),
+        (291, 0.09319258213637106, 3638.7872279205512),
+        (151, 0.0, 462.41983457593483),
+        (410, 0.99999, 3280.596704768014),
+    ],
+)  # broke a 1e-6 step in CI
 def test_pareto_loglik_finite_and_gradient_matches_finite_differences(lp, hist):
     from urm_models.models import ParetoNBD
 
@@ -340,8 +374,9 @@ def test_conditional_expectation_agrees_with_the_distribution_for_heavy_buyers(c
     # hyp2f1(1, 2, 101, 0.95) is inf); the mean of the n-purchase distribution (no 2F1) is an
     # independent check of conditional_expected_purchases for frequent buyers.
     m = cls()._with_params({"r": 0.8, "alpha": 3.0, "a": 0.7, "b": 2.5})
-    rows = pd.DataFrame({"frequency": [20, 60, 150, 300], "recency": [30.0, 50.0, 70.0, 77.0],
-                         "T": [40.0, 60.0, 78.0, 78.0]})
+    rows = pd.DataFrame(
+        {"frequency": [20, 60, 150, 300], "recency": [30.0, 50.0, 70.0, 77.0], "T": [40.0, 60.0, 78.0, 78.0]}
+    )
     t = 39.0
     probs = np.array([m.probability_of_n_purchases(t, n, rows).to_numpy() for n in range(700)])
     np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-8)
@@ -407,18 +442,24 @@ def test_hyp2f1_falls_back_to_the_series_where_scipy_fails():
     from scipy.special import gammaln
 
     norm = np.exp(gammaln(c) - gammaln(b) - gammaln(c - b))
-    ref = norm * integrate.quad(lambda t: t ** (b - 1) * (1 - t) ** (c - b - 1) * (1 - z * t) ** -a, 0, 1,
-                                epsabs=0, epsrel=1e-13, limit=200)[0]
+    ref = (
+        norm
+        * integrate.quad(
+            lambda t: t ** (b - 1) * (1 - t) ** (c - b - 1) * (1 - z * t) ** -a, 0, 1, epsabs=0, epsrel=1e-13, limit=200
+        )[0]
+    )
     assert np.isfinite(got) and got == pytest.approx(ref, rel=1e-9)
     # where scipy works, the series agrees with it
-    args = (np.array([0.3, 2.5, -0.4]), np.array([1.7, 0.2, 3.0]), np.array([4.0, 9.0, 2.5]),
-            np.array([0.1, 0.5, 0.9]))
+    args = (np.array([0.3, 2.5, -0.4]), np.array([1.7, 0.2, 3.0]), np.array([4.0, 9.0, 2.5]), np.array([0.1, 0.5, 0.9]))
     np.testing.assert_allclose(hyp2f1_series(*args), scipy_hyp2f1(*args), rtol=1e-12)
     np.testing.assert_allclose(hyp2f1(*args), scipy_hyp2f1(*args), rtol=0)
 
 
-@pytest.mark.parametrize("model_name, cls", [("bgnbd", BetaGeo), ("mbgnbd", ModifiedBetaGeo),
-                                             ("paretonbd", ParetoNBD)], ids=["BG/NBD", "MBG/NBD", "Pareto/NBD"])
+@pytest.mark.parametrize(
+    "model_name, cls",
+    [("bgnbd", BetaGeo), ("mbgnbd", ModifiedBetaGeo), ("paretonbd", ParetoNBD)],
+    ids=["BG/NBD", "MBG/NBD", "Pareto/NBD"],
+)
 def test_count_distributions_match_simulated_holdouts(model_name, cls):
     """P(n purchases in the next t periods | history) with the true parameters, summed over
     50,000 simulated customers, against how many of them made n purchases in the simulated
@@ -458,8 +499,13 @@ def test_hypergeometric_series_near_one_in_blocks():
     from scipy.special import betainc, betaln
 
     b, c, z = 272.85, 273.36, 0.99822
-    exact = np.exp((c - b - 1) * np.log1p(-z) + np.log(c - 1) + (1 - c) * np.log(z)
-                   + np.log(betainc(c - 1, b - c + 1, z)) + betaln(c - 1, b - c + 1))
+    exact = np.exp(
+        (c - b - 1) * np.log1p(-z)
+        + np.log(c - 1)
+        + (1 - c) * np.log(z)
+        + np.log(betainc(c - 1, b - c + 1, z))
+        + betaln(c - 1, b - c + 1)
+    )
     assert np.isnan(scipy_hyp2f1(1.0, b, c, z))
     assert hyp2f1_series(1.0, b, c, z) == pytest.approx(exact, rel=1e-11)
     assert np.isnan(hyp2f1_series(1.0, 1.0, 1.5, 1 - 1e-9, max_terms=10_000))  # not converged: NaN, not a guess
@@ -488,7 +534,9 @@ def test_gamma_gamma_covariates_recover_known_coefficients_and_none_changes_noth
     # predictions use each customer's own scale
     spend = fit.conditional_expected_spend(rfm.head(3))
     vi_hat = fit.params_["v"] * np.exp(((z[:3] - mu) / sd) @ [fit.params_["coef_z1"], fit.params_["coef_z2"]])
-    np.testing.assert_allclose(spend, fit.params_["p"] * (vi_hat + x[:3] * m[:3]) / (fit.params_["p"] * x[:3] + fit.params_["q"] - 1))
+    np.testing.assert_allclose(
+        spend, fit.params_["p"] * (vi_hat + x[:3] * m[:3]) / (fit.params_["p"] * x[:3] + fit.params_["q"] - 1)
+    )
     draws = fit.sample_params(5)
     assert list(draws.columns) == ["p", "q", "v", "coef_z1", "coef_z2"] and (draws["coef_z2"] < 0).all()
     # no covariates: the plain model
@@ -519,7 +567,10 @@ def test_pareto_nbd_refuses_data_too_young_to_identify_dropout(cdnow_master):
     from urm_models.models import ConvergenceError
 
     rfm = features.rfm_summary(cdnow_master, "1997-04-01", freq="W")
-    with pytest.raises(ConvergenceError, match=r"dropout rates cannot be told apart .* s/beta = 0.05\d+ per period.*"
-                                               r"6.73 periods old on average\). Fit BetaGeo"):
+    with pytest.raises(
+        ConvergenceError,
+        match=r"dropout rates cannot be told apart .* s/beta = 0.05\d+ per period.*"
+        r"6.73 periods old on average\). Fit BetaGeo",
+    ):
         ParetoNBD().fit(rfm)
     assert ParetoNBD(penalizer=0.001).fit(rfm).params_["s"] < 10

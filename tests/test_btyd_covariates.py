@@ -85,8 +85,9 @@ def test_clv_and_draws_with_a_covariate_purchase_model(fitted):
     spend = GammaGamma().fit(head)
     clv = customer_lifetime_value(m, spend, head, horizon=6, rfm_freq="W", n_draws=20)
     assert np.isfinite(clv.to_numpy()).all()
-    np.testing.assert_allclose(clv["expected_purchases"],
-                               m.conditional_expected_purchases(6 * 365.25 / 12 / 7, head), rtol=1e-12)
+    np.testing.assert_allclose(
+        clv["expected_purchases"], m.conditional_expected_purchases(6 * 365.25 / 12 / 7, head), rtol=1e-12
+    )
     assert (clv["clv_lower"] <= clv["clv"] + 1e-9).all() and (clv["clv"] <= clv["clv_upper"] + 1e-9).all()
     draws = m.sample_params(5)
     assert list(draws.columns) == list(m.param_names)
@@ -125,8 +126,9 @@ def test_no_covariates_is_the_plain_model_and_zero_coefficients_give_its_likelih
 
 
 def test_covariate_errors_name_the_column(covariates):
-    rfm = simulate.simulate_rfm(500, "bgnbd", seed=1, covariates=covariates.head(500),
-                                coefficients={"purchase_channel": 0.3})
+    rfm = simulate.simulate_rfm(
+        500, "bgnbd", seed=1, covariates=covariates.head(500), coefficients={"purchase_channel": 0.3}
+    )
     with pytest.raises(ValueError, match=r"rfm lacks covariate column\(s\) \['region'\]"):
         BetaGeo(purchase_covariates=["region"]).fit(rfm)
     m = BetaGeo(purchase_covariates=["size"]).fit(rfm)
@@ -168,9 +170,14 @@ def test_first_purchase_covariates_and_the_comparison_table(cdnow_sample):
     assert table.loc["BetaGeo", "log_likelihood"] == pytest.approx(plain["BetaGeo"].log_likelihood_)
     # nested models: the covariates can only raise the maximised likelihood
     assert table.loc["BetaGeo + covariates", "log_likelihood"] > table.loc["BetaGeo", "log_likelihood"]
-    assert refitted["BetaGeo"].real_params == ("purchase_log_first_amount", "purchase_first_month",
-                                               "dropout_a_log_first_amount", "dropout_a_first_month",
-                                               "dropout_b_log_first_amount", "dropout_b_first_month")
+    assert refitted["BetaGeo"].real_params == (
+        "purchase_log_first_amount",
+        "purchase_first_month",
+        "dropout_a_log_first_amount",
+        "dropout_a_first_month",
+        "dropout_b_log_first_amount",
+        "dropout_b_first_month",
+    )
     assert table["actual_total"].nunique() == 1 and table.loc["BetaGeo", "rmse"] > 0
 
 

@@ -55,8 +55,11 @@ def test_heterogeneity_draws_the_fitted_densities_with_units(model):
     x, y = left.get_lines()[0].get_data()
     p = model.params_
     from scipy import stats
+
     np.testing.assert_allclose(y, stats.gamma(a=p["r"], scale=1 / p["alpha"]).pdf(x))
-    assert ("dropout rate (per week)" if "s" in p else "probability of dropping out after a purchase") == right.get_xlabel()
+    assert (
+        "dropout rate (per week)" if "s" in p else "probability of dropping out after a purchase"
+    ) == right.get_xlabel()
 
 
 def test_exposure_shows_a_line_per_sampled_customer(rfm):
@@ -75,5 +78,6 @@ def test_matrices_name_the_model_and_the_units(model, rfm):
     g = btyd_plots.p_alive_matrix(model, T=33.0)
     z = g.axes[0].get_images()[0].get_array()
     # the top-right corner: many purchases, the last one just now, is alive
-    assert z[-1, -1] == pytest.approx(float(expit(-model._log_odds_dead(np.array([30.0]), np.array([33.0]),
-                                                                           np.array([33.0]))[0])), rel=1e-9)
+    assert z[-1, -1] == pytest.approx(
+        float(expit(-model._log_odds_dead(np.array([30.0]), np.array([33.0]), np.array([33.0]))[0])), rel=1e-9
+    )

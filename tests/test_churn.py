@@ -10,8 +10,13 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from urm_models import datasets, features
-from urm_models.evaluation.classification import (choose_threshold, classification_metrics, threshold_plot,
-                                                  cross_validate, lift_at)
+from urm_models.evaluation.classification import (
+    choose_threshold,
+    classification_metrics,
+    threshold_plot,
+    cross_validate,
+    lift_at,
+)
 from urm_models.models import ChurnClassifier
 
 CUT = "1997-09-30"
@@ -25,25 +30,29 @@ def telco():
 
 # ------------------------------------------------------------------ labels and features
 
+
 def test_labels_match_the_holdout_definition(cdnow_sample):
     labels = features.churn_labels(cdnow_sample, CUT, horizon=39, freq="W")
     rfm = features.rfm_summary(cdnow_sample, CUT, freq="W", holdout_end="1998-06-30")
     assert len(labels) == 2_357
-    pd.testing.assert_series_equal(labels, (rfm["frequency_holdout"] == 0).astype("int64"),
-                                   check_names=False)
+    pd.testing.assert_series_equal(labels, (rfm["frequency_holdout"] == 0).astype("int64"), check_names=False)
 
 
 def test_activity_features_hand_built():
-    tx = pd.DataFrame({"user_id": ["a"] * 4 + ["b"],
-                       "ts": pd.to_datetime(["2024-01-01", "2024-01-15", "2024-01-29", "2024-02-26", "2024-02-20"]),
-                       "amount": [10.0, 20.0, 30.0, 40.0, 5.0]})
+    tx = pd.DataFrame(
+        {
+            "user_id": ["a"] * 4 + ["b"],
+            "ts": pd.to_datetime(["2024-01-01", "2024-01-15", "2024-01-29", "2024-02-26", "2024-02-20"]),
+            "amount": [10.0, 20.0, 30.0, 40.0, 5.0],
+        }
+    )
     f = features.activity_features(tx, cutoff="2024-02-26", freq="W", windows=(2, 5))
     a = f.loc["a"]
     assert (a["frequency"], a["recency"], a["T"], a["time_since_last"]) == (3, 8.0, 8.0, 0.0)
     assert (a["gap_mean"], a["gap_max"]) == (pytest.approx(8 / 3), 4.0)
-    assert a["purchases_2"] == 1 and a["spend_2"] == 40.0      # (Feb 12, Feb 26]
-    assert a["purchases_5"] == 2 and a["spend_5"] == 70.0      # (Jan 22, Feb 26]
-    assert a["trend"] == 1 - 0                                  # last 2 weeks vs the 2 before
+    assert a["purchases_2"] == 1 and a["spend_2"] == 40.0  # (Feb 12, Feb 26]
+    assert a["purchases_5"] == 2 and a["spend_5"] == 70.0  # (Jan 22, Feb 26]
+    assert a["trend"] == 1 - 0  # last 2 weeks vs the 2 before
     b = f.loc["b"]
     assert (b["frequency"], b["gap_mean"], b["gap_std"]) == (0, b["T"], 0.0)
 
@@ -68,6 +77,7 @@ def test_no_row_after_the_cutoff_changes_any_feature(seed, how):
 
 # ------------------------------------------------------------------ the classifier
 
+
 @pytest.mark.slow
 def test_telco_cross_validated_scores_beat_the_references(telco):
     # The protocol: 5-fold stratified CV, seed 0. References on the same protocol:
@@ -82,8 +92,14 @@ def test_telco_cross_validated_scores_beat_the_references(telco):
 @pytest.mark.slow
 def test_calibration_repairs_class_weighted_scores(telco):
     X, y = telco
-    res, _ = cross_validate(ChurnClassifier(model="xgboost", class_weight="balanced", n_bags=1,
-                                            random_state=0), X, y, n_splits=5, seed=0, uncalibrated=True)
+    res, _ = cross_validate(
+        ChurnClassifier(model="xgboost", class_weight="balanced", n_bags=1, random_state=0),
+        X,
+        y,
+        n_splits=5,
+        seed=0,
+        uncalibrated=True,
+    )
     assert res["brier"].mean() < res["brier_uncalibrated"].mean() - 0.01
 
 
@@ -96,14 +112,21 @@ def test_estimator_contract_and_explanations(telco):
     p = m.predict_proba(X.iloc[1500:1600])
     assert p.shape == (100, 2) and np.allclose(p.sum(axis=1), 1) and ((p >= 0) & (p <= 1)).all()
     ex = m.explain(X.iloc[1500:1600], top=3)
-    assert list(ex.columns) == ["reason_1", "contribution_1", "reason_2", "contribution_2",
-                                "reason_3", "contribution_3"]
+    assert list(ex.columns) == [
+        "reason_1",
+        "contribution_1",
+        "reason_2",
+        "contribution_2",
+        "reason_3",
+        "contribution_3",
+    ]
     known = set(X.columns) | {"n_services", "charges_ratio", "log_tenure"}
     assert set(ex["reason_1"]) <= known
     assert (ex["contribution_1"] >= ex["contribution_2"]).all()
     # exact: the per-column contributions plus the bias add up to the model's log-odds
     xgb = m.pipeline_.named_steps["model"]
     from sklearn.pipeline import Pipeline
+
     Z = Pipeline(m.pipeline_.steps[:-1]).transform(X.iloc[1500:1600])
     np.testing.assert_allclose(xgb.contributions(Z).sum(axis=1), xgb.decision_function(Z), atol=1e-4)
     imp = m.summary
@@ -115,8 +138,9 @@ def _encoded(X):
     from sklearn.compose import make_column_transformer
     from sklearn.preprocessing import OneHotEncoder
 
-    ct = make_column_transformer((OneHotEncoder(sparse_output=False), sel(dtype_exclude="number")),
-                                 remainder="passthrough")
+    ct = make_column_transformer(
+        (OneHotEncoder(sparse_output=False), sel(dtype_exclude="number")), remainder="passthrough"
+    )
     return ct.fit_transform(X)
 
 
@@ -150,9 +174,13 @@ def test_a_model_pickled_before_bags_kept_boosters_still_predicts(telco):
     X, y = telco
     Z, ys = _encoded(X.iloc[:800]), y[:800]
     old = [XGBClassifier(n_estimators=20, max_depth=2, random_state=s).fit(Z, ys) for s in (0, 1)]
-    state = {**_XGBEarlyStopping().get_params(), "models_": old, "best_n_estimators_": [20, 20],
-             "classes_": np.array([0, 1])}
-    del state["refit"]                       # the parameter did not exist then
+    state = {
+        **_XGBEarlyStopping().get_params(),
+        "models_": old,
+        "best_n_estimators_": [20, 20],
+        "classes_": np.array([0, 1]),
+    }
+    del state["refit"]  # the parameter did not exist then
     est = _XGBEarlyStopping.__new__(_XGBEarlyStopping)
     est.__setstate__(state)
     est = pickle.loads(pickle.dumps(est))
@@ -186,7 +214,7 @@ def test_bad_input_names_the_column(telco):
 
 def test_metrics_lift_and_threshold():
     y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 1])
-    p = np.array([.9, .8, .7, .1, .2, .3, .1, .2, .1, .05])
+    p = np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.3, 0.1, 0.2, 0.1, 0.05])
     lift, capture = lift_at(y, p, share=0.2)
     assert lift == pytest.approx((1 / 2) / 0.3) and capture == pytest.approx(1 / 3)
     m = classification_metrics(y, p)
@@ -197,7 +225,7 @@ def test_metrics_lift_and_threshold():
     assert choose_threshold(y, p, 100.0, 1.0, success_rate=1.0)["n_contacted"] == 0
     assert t["basis"].startswith("assumed: a contact keeps 50% of churners")
     # measured effects (a campaign's uplift: the probability a contact keeps this user) replace the rate
-    effect = np.array([.05, .6, .1, 0, 0, 0, 0, 0, 0, .9])
+    effect = np.array([0.05, 0.6, 0.1, 0, 0, 0, 0, 0, 0, 0.9])
     m = choose_threshold(y, p, cost_per_contact=1.0, value_saved=10.0, effect=effect)
     # by risk, the user a contact helps most comes last: the best prefix is everyone, 0.5 + 6 + 1 + 9 - 10
     assert m["n_contacted"] == 10 and m["value"] == pytest.approx(6.5) and m["basis"].startswith("measured")
@@ -207,6 +235,7 @@ def test_metrics_lift_and_threshold():
 
 
 # ------------------------------------------------------------------ shifted-window churn
+
 
 def test_churn_window_is_chosen_from_the_history_before_it(cdnow_master):
     # every CDNOW customer starts in Q1 1997: 26 weeks before 1997-09-30 the median customer is

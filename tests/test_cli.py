@@ -9,8 +9,9 @@ import pandas as pd
 
 
 def urm(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "urm_models.cli", *args], capture_output=True,
-                          text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "urm_models.cli", *args], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def test_kpis_on_shipped_data():
@@ -36,10 +37,15 @@ def test_version_and_refresh_help_show_defaults_and_exit_codes():
     out = urm("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"urm-models {version('urm-models')}"
     text = urm("refresh", "--help").stdout
-    for default in ("(default: cdnow", "(default: 1997-09-30", "(default:\n                        1998-06-30",
-                    "(default: W)", "(default: 0)"):
+    for default in (
+        "(default: cdnow",
+        "(default: 1997-09-30",
+        "(default:\n                        1998-06-30",
+        "(default: W)",
+        "(default: 0)",
+    ):
         assert " ".join(default.split()) in " ".join(text.split()), default
-    codes = text[text.index("exit codes:"):]
+    codes = text[text.index("exit codes:") :]
     for code in ("0  success", "1  a notebook failed", "2  bad arguments", "75  another refresh"):
         assert code in codes
 
@@ -63,20 +69,44 @@ def test_score_without_a_champion_says_what_to_run(home):
 def test_own_file_flags_are_checked_and_mapped(tmp_path):
     csv = tmp_path / "orders.csv"
     csv.write_text("customer,order_date,total\nA,02/01/2024,10.0\nA,20/03/2024,5.5\nB,05/01/2024,7.0\n")
-    out = urm("refresh", "--path", str(csv), "--columns", "user_id:customer", "--cutoff", "2024-02-01",
-              env={**os.environ, "URM_HOME": str(tmp_path)})
+    out = urm(
+        "refresh",
+        "--path",
+        str(csv),
+        "--columns",
+        "user_id:customer",
+        "--cutoff",
+        "2024-02-01",
+        env={**os.environ, "URM_HOME": str(tmp_path)},
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr  # a bad argument
     assert "--columns takes canonical=yours pairs" in out.stderr
     # mapped and parsed, the file is read; the cut-off it needs is named with the data's range
-    out = urm("refresh", "--path", str(csv), "--columns", "user_id=customer,ts=order_date,amount=total",
-              "--date-format", "%d/%m/%Y", env={**os.environ, "URM_HOME": str(tmp_path)})
+    out = urm(
+        "refresh",
+        "--path",
+        str(csv),
+        "--columns",
+        "user_id=customer,ts=order_date,amount=total",
+        "--date-format",
+        "%d/%m/%Y",
+        env={**os.environ, "URM_HOME": str(tmp_path)},
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "run from 2024-01-02 to 2024-03-20" in out.stderr
-    out = urm("kpis", "--path", str(csv), "--columns", "user_id=customer,ts=order_date,amount=total",
-              "--date-format", "%d/%m/%Y", env={**os.environ, "URM_HOME": str(tmp_path)})
+    out = urm(
+        "kpis",
+        "--path",
+        str(csv),
+        "--columns",
+        "user_id=customer,ts=order_date,amount=total",
+        "--date-format",
+        "%d/%m/%Y",
+        env={**os.environ, "URM_HOME": str(tmp_path)},
+    )
     assert out.returncode == 0, out.stderr
     kpis = pd.read_csv(io.StringIO(out.stdout))
-    assert kpis["active_users"].tolist() == [2, 0, 1]       # January: A and B; March: A
+    assert kpis["active_users"].tolist() == [2, 0, 1]  # January: A and B; March: A
 
 
 def test_refresh_of_real_exports_names_the_option_or_reads_them(tmp_path):
@@ -120,18 +150,22 @@ def test_the_team_file_sets_the_store_for_every_entry_point(home):
 
     assert tracking.tracking_uri() == tracking.default_tracking_uri() and settings.get("database") == (None, "default")
     other = home / "elsewhere.db"
-    (home / "team.yaml").write_text(f"tracking_uri: sqlite:///{other}\nartifact_root: {home / 'shared'}\n"
-                                    "database: postgresql://urm:pw@db.example/urm\n")
+    (home / "team.yaml").write_text(
+        f"tracking_uri: sqlite:///{other}\nartifact_root: {home / 'shared'}\n"
+        "database: postgresql://urm:pw@db.example/urm\n"
+    )
     assert tracking.tracking_uri() == f"sqlite:///{other}"
     assert settings.get("tracking_uri")[1] == str(home / "team.yaml")
-    assert settings.summary()["database"] == {"value": "postgresql://urm:***@db.example/urm",
-                                              "source": str(home / "team.yaml")}
+    assert settings.summary()["database"] == {
+        "value": "postgresql://urm:***@db.example/urm",
+        "source": str(home / "team.yaml"),
+    }
     exp = tracking.ensure_experiment("urm-clv")
     import mlflow
 
     got = mlflow.MlflowClient().get_experiment(exp)
     assert got.artifact_location == f"{home / 'shared'}/urm-clv" and other.exists()
-    assert got.tags["mlflow.experimentKind"] == "custom_model_development"   # the UI opens it on its runs
+    assert got.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens it on its runs
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'env.db'}"
     try:
         assert tracking.tracking_uri() == f"sqlite:///{home / 'env.db'}"

@@ -6,8 +6,14 @@ import pytest
 
 from urm_models import datasets, features
 from urm_models.evaluation import holdout
-from urm_models.models import (BetaGeo, CLVScorer, GammaGamma, ParetoNBD, conditional_median_purchases,
-                               customer_lifetime_value)
+from urm_models.models import (
+    BetaGeo,
+    CLVScorer,
+    GammaGamma,
+    ParetoNBD,
+    conditional_median_purchases,
+    customer_lifetime_value,
+)
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +117,9 @@ def test_bg_remaining_lifetime_matches_direct_integration(models):
         alive = bg.p_alive(users.loc[[uid]]).iloc[0]
 
         def S(t):
-            return integrate.quad(lambda p: stats.beta.pdf(p, a, b + x) * (1 + p * t / (alpha + T)) ** -(r + x),
-                                  0, 1, limit=200)[0]
+            return integrate.quad(
+                lambda p: stats.beta.pdf(p, a, b + x) * (1 + p * t / (alpha + T)) ** -(r + x), 0, 1, limit=200
+            )[0]
 
         assert got[uid] == pytest.approx(alive * integrate.quad(S, 0, 52.0)[0], rel=1e-6)
 

@@ -10,12 +10,23 @@ from urm_models import features
 @pytest.fixture
 def tx():
     # a: Jan, Feb, Apr   b: Jan, Jan (2 days)   c: Feb, Mar   d: Mar
-    rows = [("a", "2024-01-05", 10), ("a", "2024-02-10", 20), ("a", "2024-04-01", 5),
-            ("b", "2024-01-07", 1), ("b", "2024-01-20", 2),
-            ("c", "2024-02-02", 4), ("c", "2024-03-03", 6),
-            ("d", "2024-03-30", 8)]
-    return pd.DataFrame({"user_id": [r[0] for r in rows], "ts": pd.to_datetime([r[1] for r in rows]),
-                         "amount": [float(r[2]) for r in rows]})
+    rows = [
+        ("a", "2024-01-05", 10),
+        ("a", "2024-02-10", 20),
+        ("a", "2024-04-01", 5),
+        ("b", "2024-01-07", 1),
+        ("b", "2024-01-20", 2),
+        ("c", "2024-02-02", 4),
+        ("c", "2024-03-03", 6),
+        ("d", "2024-03-30", 8),
+    ]
+    return pd.DataFrame(
+        {
+            "user_id": [r[0] for r in rows],
+            "ts": pd.to_datetime([r[1] for r in rows]),
+            "amount": [float(r[2]) for r in rows],
+        }
+    )
 
 
 def test_cohort_retention_hand_built(tx):
@@ -49,16 +60,23 @@ def test_kpis_by_cohort_and_nps(tx):
     assert list(jan.index) == ["2024-01", "2024-02", "2024-03", "2024-04"]
     assert list(jan["cohort_size"]) == [2] * 4
     np.testing.assert_allclose(jan["active_share"], [1.0, 0.5, 0.0, 0.5])
-    fb = pd.DataFrame({"user_id": ["a", "b", "c", "a"], "score": [10, 3, 8, 9],
-                       "ts": pd.to_datetime(["2024-01-09", "2024-01-10", "2024-02-11", "2024-02-12"])})
+    fb = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "c", "a"],
+            "score": [10, 3, 8, 9],
+            "ts": pd.to_datetime(["2024-01-09", "2024-01-10", "2024-02-11", "2024-02-12"]),
+        }
+    )
     assert features.nps(fb) == pytest.approx(100 * (2 - 1) / 4)
     k2 = features.kpis(tx, freq="M", feedback=fb)
     np.testing.assert_allclose(k2["nps"].to_numpy(), [0.0, 50.0, np.nan, np.nan])
     # per cohort: a's and b's scores count for January's cohort, c's for February's
     by = features.kpis(tx, freq="M", by="cohort", feedback=fb)["nps"]
     assert by.loc[("2024-01", "2024-01")] == 0.0 and by.loc[("2024-01", "2024-02")] == 100.0
-    assert by.loc[("2024-02", "2024-02")] == 0.0 and by.drop([("2024-01", "2024-01"), ("2024-01", "2024-02"),
-                                                              ("2024-02", "2024-02")]).isna().all()
+    assert (
+        by.loc[("2024-02", "2024-02")] == 0.0
+        and by.drop([("2024-01", "2024-01"), ("2024-01", "2024-02"), ("2024-02", "2024-02")]).isna().all()
+    )
     with pytest.raises(ValueError, match="0-10"):
         features.nps(fb.assign(score=[11, 1, 1, 1]))
 

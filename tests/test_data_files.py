@@ -76,9 +76,23 @@ def test_the_german_example_export_is_cdnow_sample_and_needs_its_options(cdnow_s
     with pytest.raises(datasets.DataValidationError, match="pass decimal=','") as ei:
         datasets.load_transactions(path, columns=cols, duplicates="keep")
     assert 'date_format="%d.%m.%Y"' in str(ei.value)
-    tx = datasets.load_transactions(path, columns=cols, decimal=",", date_format="%d.%m.%Y", tz="Europe/Berlin",
-                                    duplicates="keep", errors="quarantine")
+    tx = datasets.load_transactions(
+        path,
+        columns=cols,
+        decimal=",",
+        date_format="%d.%m.%Y",
+        tz="Europe/Berlin",
+        duplicates="keep",
+        errors="quarantine",
+    )
     rep = tx.attrs["validation"]
     assert (rep["n_input"], rep["n_valid"], rep["n_rejected"]) == (6_921, 6_919, 2)
-    pd.testing.assert_frame_equal(tx, cdnow_sample.drop(columns="quantity"), check_like=False,
-                                  check_dtype=True, check_exact=False, rtol=0, atol=1e-9)
+    pd.testing.assert_frame_equal(
+        tx,
+        cdnow_sample.drop(columns="quantity"),
+        check_like=False,
+        check_dtype=True,
+        check_exact=False,
+        rtol=0,
+        atol=1e-9,
+    )

@@ -18,9 +18,11 @@ def hillstrom():
 
 def test_hillstrom_reproduces_the_published_arm_means(hillstrom):
     # ../shared/data/README.md, the challenge's summary: customers, visit, conversion, spend
-    published = {"No E-Mail": (21_306, "10.617%", "0.573%", "$0.653"),
-                 "Mens E-Mail": (21_307, "18.276%", "1.253%", "$1.423"),
-                 "Womens E-Mail": (21_387, "15.140%", "0.884%", "$1.077")}
+    published = {
+        "No E-Mail": (21_306, "10.617%", "0.573%", "$0.653"),
+        "Mens E-Mail": (21_307, "18.276%", "1.253%", "$1.423"),
+        "Womens E-Mail": (21_387, "15.140%", "0.884%", "$1.077"),
+    }
     assert hillstrom.arms == ("No E-Mail", "Mens E-Mail", "Womens E-Mail")
     assert len(hillstrom.data) == 64_000 and hillstrom.data["user_id"].is_unique
     for outcome, i in (("visit", 1), ("conversion", 2), ("spend", 3)):
@@ -87,8 +89,8 @@ def test_simultaneous_intervals_hold_together_across_arms():
         true = pd.Series({a: truth[f"effect_converted[{a}]"].mean() for a in "abc"})
         together += bool(((t["lift_lower_simultaneous"] <= true) & (true <= t["lift_upper_simultaneous"])).all())
         separately += bool(((t["lift_lower"] <= true) & (true <= t["lift_upper"])).all())
-    assert together / reps >= 0.93          # family-wise: all three at once
-    assert separately < together            # three separate 95% intervals hold together less often
+    assert together / reps >= 0.93  # family-wise: all three at once
+    assert separately < together  # three separate 95% intervals hold together less often
 
 
 def test_planned_sample_size_detects_the_lift_with_the_planned_power():
@@ -123,7 +125,7 @@ def test_regression_adjustment_removes_the_variance_a_covariate_explains():
     camp = Campaign(data=data, control="c", arms=("c", "t"), outcomes=("spend",), features=("spend_before",))
     adj = experiments.adjusted_lift(camp, "spend").loc["t"]
     corr2 = np.corrcoef(before, after)[0, 1] ** 2
-    assert adj["variance_reduction"] == pytest.approx(corr2, abs=0.03)   # CUPED's rho^2
+    assert adj["variance_reduction"] == pytest.approx(corr2, abs=0.03)  # CUPED's rho^2
     assert adj["lift_lower"] < 1.0 < adj["lift_upper"]
     assert adj["std_error"] < 0.7 * adj["unadjusted_std_error"]
 
@@ -141,31 +143,39 @@ def test_sample_ratio_mismatch_and_imbalance_are_flagged(hillstrom):
 
 # ------------------------------------------------------------------------------ bad input
 
+
 def _write(tmp_path, rows, name="campaign.csv"):
     path = tmp_path / name
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
 
-GOOD = [{"user_id": f"u{i}", "arm": ["none", "mail"][i % 2], "visit": i % 3 == 0, "age": 20 + i}
-        for i in range(20)]
+GOOD = [{"user_id": f"u{i}", "arm": ["none", "mail"][i % 2], "visit": i % 3 == 0, "age": 20 + i} for i in range(20)]
 
 
 def test_bad_campaign_input_is_refused_with_one_clear_error(home, tmp_path):
-    ok = campaigns.load_campaign(_write(tmp_path, [{**r, "visit": int(r["visit"])} for r in GOOD]),
-                                 control="none", outcomes=["visit"])
+    ok = campaigns.load_campaign(
+        _write(tmp_path, [{**r, "visit": int(r["visit"])} for r in GOOD]), control="none", outcomes=["visit"]
+    )
     assert ok.arms == ("none", "mail") and ok.features == ("age",)
 
     two = [dict(r, visit=int(r["visit"])) for r in GOOD] + [{"user_id": "u0", "arm": "mail", "visit": 1, "age": 20}]
-    with pytest.raises(DataValidationError, match=r"(?s)campaign.csv: 21 rows, 20 users.*column arm: 1 of 20 users are in two or more arms") as e:
+    with pytest.raises(
+        DataValidationError,
+        match=r"(?s)campaign.csv: 21 rows, 20 users.*column arm: 1 of 20 users are in two or more arms",
+    ) as e:
         campaigns.load_campaign(_write(tmp_path, two), control="none", outcomes=["visit"])
     assert e.value.failures["check"].tolist() == ["one_arm_per_user"]
 
     rows = [dict(r, visit=int(r["visit"])) for r in GOOD]
-    with pytest.raises(DataValidationError, match=r"(?s)control arm 'None' does not exist \(did you mean 'none'\?\).*control="):
+    with pytest.raises(
+        DataValidationError, match=r"(?s)control arm 'None' does not exist \(did you mean 'none'\?\).*control="
+    ):
         campaigns.load_campaign(_write(tmp_path, rows), control="None", outcomes=["visit"])
     with pytest.raises(DataValidationError, match=r"declared arm\(s\) \['sms'\] have no users"):
-        campaigns.load_campaign(_write(tmp_path, rows), control="none", outcomes=["visit"], arms=["none", "mail", "sms"])
+        campaigns.load_campaign(
+            _write(tmp_path, rows), control="none", outcomes=["visit"], arms=["none", "mail", "sms"]
+        )
     with pytest.raises(DataValidationError, match=r"10 users are in arm\(s\) \['mail'\] that arms= does not declare"):
         campaigns.load_campaign(_write(tmp_path, rows), control="none", outcomes=["visit"], arms=["none"])
     one_arm = [dict(r, arm="none") for r in rows]
@@ -176,7 +186,9 @@ def test_bad_campaign_input_is_refused_with_one_clear_error(home, tmp_path):
 
     dated = [dict(r, sent_at="2024-03-01", outcome_at="2024-03-05") for r in rows]
     dated[3]["outcome_at"] = "2024-02-27"
-    with pytest.raises(DataValidationError, match=r"(?s)outcome_at.*1 of 20 users have their outcome dated before their send"):
+    with pytest.raises(
+        DataValidationError, match=r"(?s)outcome_at.*1 of 20 users have their outcome dated before their send"
+    ):
         campaigns.load_campaign(_write(tmp_path, dated), control="none", outcomes=["visit"])
 
     bad_value = [dict(r) for r in rows]
@@ -224,14 +236,17 @@ def test_campaign_from_transactions_reads_nothing_after_the_send_into_a_feature(
     after = tx["ts"].to_numpy() >= send
     assert after.any() and (~after).any()
     noisy = tx.copy()
-    noisy.loc[after, "amount"] *= 7.0                        # every purchase from the send day on
+    noisy.loc[after, "amount"] *= 7.0  # every purchase from the send day on
     extra = tx[after].assign(ts=lambda d: d["ts"] + pd.Timedelta(hours=1))
-    changed = from_transactions(pd.concat([noisy, extra]).sort_values(["user_id", "ts"]), later, window=4,
-                                control="control")
+    changed = from_transactions(
+        pd.concat([noisy, extra]).sort_values(["user_id", "ts"]), later, window=4, control="control"
+    )
     own = [f for f in base.features if f not in ("p_alive", "btyd_p_no_purchase", "btyd_expected_purchases", "clv")]
     pd.testing.assert_frame_equal(base.data[own], changed.data[own])
     first = base.data["sent_at"] == base.data["sent_at"].min()
-    pd.testing.assert_frame_equal(base.data.loc[first, list(base.features)], changed.data.loc[first, list(base.features)])
+    pd.testing.assert_frame_equal(
+        base.data.loc[first, list(base.features)], changed.data.loc[first, list(base.features)]
+    )
     assert not base.data["spend"].equals(changed.data["spend"])
     before = tx.copy()
     before.loc[np.flatnonzero(~after)[:50], "amount"] += 100.0
@@ -240,7 +255,9 @@ def test_campaign_from_transactions_reads_nothing_after_the_send_into_a_feature(
     # the outcomes are the purchase days in the window from the send day
     t = truth.reindex(base.data["user_id"])
     first_day = base.data["sent_at"] == pd.Timestamp("2021-03-01")
-    assert (base.data.loc[first_day, "converted"].to_numpy() == t.loc[first_day.to_numpy(), "converted"].to_numpy()).mean() > 0.99
+    assert (
+        base.data.loc[first_day, "converted"].to_numpy() == t.loc[first_day.to_numpy(), "converted"].to_numpy()
+    ).mean() > 0.99
     assert base.arms == ("control", "email") and "in the 4 weeks from the send day" == base.window
 
 
@@ -250,8 +267,11 @@ def test_campaign_outcome_window_must_be_observed():
     tx, asg, _ = simulate_campaign(500, {"email": 1.0}, window=4, seed=1, sent_at="2021-03-01")
     last = tx["ts"].max().normalize()
     late = asg.assign(sent_at=last - pd.Timedelta(days=3))
-    with pytest.raises(DataValidationError, match=r"(?s)column sent_at: 500 of 500 users were sent the campaign after .*"
-                                                  r"outcome window ends after the last purchase.*window="):
+    with pytest.raises(
+        DataValidationError,
+        match=r"(?s)column sent_at: 500 of 500 users were sent the campaign after .*"
+        r"outcome window ends after the last purchase.*window=",
+    ):
         from_transactions(tx, late, window=4, control="control")
     with pytest.raises(DataValidationError, match="in two or more arms"):
         from_transactions(tx, pd.concat([asg, asg.head(1).assign(arm="email2")]), window=4, control="control")

@@ -44,17 +44,28 @@ def private_home(tmp_path_factory):
     else:
         os.environ["URM_HOME"] = old
 
+
 AS_OF = dt.datetime(2026, 1, 1)
 FLOOR = dt.datetime(1970, 1, 1)
 MAX_AMOUNT = 1e9
-DATE_LAYOUTS = ["%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y", "%m/%d/%Y",
-                "%d.%m.%Y", "%Y%m%d", "%d %b %Y", "%Y/%m/%d %H:%M"]
+DATE_LAYOUTS = [
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d.%m.%Y",
+    "%Y%m%d",
+    "%d %b %Y",
+    "%Y/%m/%d %H:%M",
+]
 OFFSETS = ["", "Z", "+05:00", "-03:30", "+01:00"]
 ZONES = [None, "UTC", "Europe/Berlin"]
 BUDGET = int(os.environ.get("URM_FUZZ_EXAMPLES", "0")) or None
 
 
 # ------------------------------------------------------------------------------ generation
+
 
 @dataclass
 class Export:
@@ -63,11 +74,11 @@ class Export:
     header: list[str]
     rows: list[list[str]]
     sep: str
-    fmt: str                   # csv, csv.gz, tsv, parquet
+    fmt: str  # csv, csv.gz, tsv, parquet
     options: dict
-    latin1_rows: set[int] = field(default_factory=set)   # rows written in latin-1
-    raw_bytes: bytes | None = None                        # random bytes instead of a table
-    parquet_types: dict = field(default_factory=dict)     # column -> "float" / "timestamp"
+    latin1_rows: set[int] = field(default_factory=set)  # rows written in latin-1
+    raw_bytes: bytes | None = None  # random bytes instead of a table
+    parquet_types: dict = field(default_factory=dict)  # column -> "float" / "timestamp"
 
 
 id_text = st.one_of(
@@ -167,8 +178,7 @@ def exports(draw):
             elif name in ("amount", "Amount"):
                 row.append(draw(amount_text(decimal, thousands)))
             else:
-                row.append(draw(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)),
-                                        max_size=6)))
+                row.append(draw(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6)))
         shape = draw(st.sampled_from(["ok"] * 10 + ["short", "long"]))
         if shape == "short" and len(row) > 1:
             row = row[:-1]
@@ -197,6 +207,7 @@ def exports(draw):
 
 
 # ------------------------------------------------------------------------------ writing
+
 
 def _quote(cell: str, sep: str) -> str:
     if any(c in cell for c in (sep, '"', "\n", "\r")):
@@ -259,6 +270,7 @@ def _naive_or_none(c: str | None):
 
 # ------------------------------------------------------------------------------ the oracle
 
+
 def oracle_id(cell):
     return cell.strip() if isinstance(cell, str) else cell
 
@@ -281,9 +293,16 @@ def oracle_amount(cell, decimal: str, thousands: str | None):
 
 #: the date parts of every layout, by family; a family is what one inferred column may hold
 FAMILIES = {
-    "iso": ["%Y-%m-%d"], "ymd_slash": ["%Y/%m/%d"], "ymd_dot": ["%Y.%m.%d"], "compact": ["%Y%m%d"],
-    "dmy_slash": ["%d/%m/%Y"], "mdy_slash": ["%m/%d/%Y"], "dmy_dot": ["%d.%m.%Y"], "mdy_dot": ["%m.%d.%Y"],
-    "dmy_dash": ["%d-%m-%Y"], "mdy_dash": ["%m-%d-%Y"],
+    "iso": ["%Y-%m-%d"],
+    "ymd_slash": ["%Y/%m/%d"],
+    "ymd_dot": ["%Y.%m.%d"],
+    "compact": ["%Y%m%d"],
+    "dmy_slash": ["%d/%m/%Y"],
+    "mdy_slash": ["%m/%d/%Y"],
+    "dmy_dot": ["%d.%m.%Y"],
+    "mdy_dot": ["%m.%d.%Y"],
+    "dmy_dash": ["%d-%m-%Y"],
+    "mdy_dash": ["%m-%d-%Y"],
     "d_mon_y": ["%d %b %Y", "%d-%b-%Y", "%d %b-%Y", "%d-%b %Y", "%d %B %Y", "%d-%B-%Y", "%d %B-%Y", "%d-%B %Y"],
     "mon_d_y": ["%b %d, %Y", "%b %d %Y", "%B %d, %Y", "%B %d %Y"],
 }
@@ -339,13 +358,15 @@ def oracle_date(cell, family: list[str] | str, tz: str | None):
         if int(h) > 23 or int(mi) > 59 or int(se or 0) > 59:
             return None
         ns = int((frac or "0").ljust(9, "0"))
-        wall = pd.Timestamp(day) + pd.Timedelta(hours=int(h), minutes=int(mi), seconds=int(se or 0),
-                                                 nanoseconds=ns)
+        wall = pd.Timestamp(day) + pd.Timedelta(hours=int(h), minutes=int(mi), seconds=int(se or 0), nanoseconds=ns)
     if offset is None or tz is None:
         return wall
     o = offset.upper()
-    minutes = 0 if o in ("Z", "UTC", "GMT") else (int(o[1:3]) * 60 + int(o[-2:] if len(o) > 3 else 0)) * (
-        1 if o[0] == "+" else -1)
+    minutes = (
+        0
+        if o in ("Z", "UTC", "GMT")
+        else (int(o[1:3]) * 60 + int(o[-2:] if len(o) > 3 else 0)) * (1 if o[0] == "+" else -1)
+    )
     return _convert(wall, dt.timedelta(minutes=minutes), tz)
 
 
@@ -373,6 +394,7 @@ def _loaded_family(cells: list[str]) -> list[list[str]]:
 
 
 # ------------------------------------------------------------------------------ the property
+
 
 def _check(export: Export, tmp: Path):
     qdir = Path(os.environ["URM_HOME"]) / "data" / "quarantine" / tmp.name  # a folder of its own per export
@@ -403,8 +425,11 @@ def _check(export: Export, tmp: Path):
     assert len(tx) == len(kept) == rep["n_valid"]
     assert rep["n_valid"] + rep["n_rejected"] == rep["n_input"] == len(export.rows)
     seen = [_as_loaded(export, i, names) for i in range(len(export.rows))]
-    families = [opts["date_format"]] if opts["date_format"] else _loaded_family(
-        [c[j_ts] for c in seen if len(c) == len(names)])
+    families = (
+        [opts["date_format"]]
+        if opts["date_format"]
+        else _loaded_family([c[j_ts] for c in seen if len(c) == len(names)])
+    )
     assert families or not kept, "an inferred date column was accepted although no layout reads all its dates"
     for out_row, i in enumerate(kept):
         cells = seen[i]
@@ -450,19 +475,47 @@ def _as_loaded(export: Export, i: int, names: list[str]):
     return out
 
 
-@settings(max_examples=BUDGET or 150, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=BUDGET or 150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 @given(export=exports())
 # found by the explore profile: a lone carriage return inside a value split a quarantined row
-@example(export=Export(["channel", "ts", "amount", "user_id"],
-                       [["", "0", "0", "1"], ["\r", "2026-01-02", "0", "1"], ["", "2000-01-01", "0", "1"]],
-                       ",", "csv", {"decimal": ".", "thousands": None, "date_format": None, "tz": None,
-                                    "errors": "quarantine", "encoding": "utf-8"}))
+@example(
+    export=Export(
+        ["channel", "ts", "amount", "user_id"],
+        [["", "0", "0", "1"], ["\r", "2026-01-02", "0", "1"], ["", "2000-01-01", "0", "1"]],
+        ",",
+        "csv",
+        {
+            "decimal": ".",
+            "thousands": None,
+            "date_format": None,
+            "tz": None,
+            "errors": "quarantine",
+            "encoding": "utf-8",
+        },
+    )
+)
 # an undecodable line next to a blank date: nothing is kept, nothing is inferred
-@example(export=Export(["amount", "user_id", "ts"], [["0", "1", ""], ["0", "1\xa0", "2000-01-01"]], ",", "csv",
-                       {"decimal": ".", "thousands": None, "date_format": None, "tz": None,
-                        "errors": "quarantine", "encoding": "utf-8"}, latin1_rows={1}))
+@example(
+    export=Export(
+        ["amount", "user_id", "ts"],
+        [["0", "1", ""], ["0", "1\xa0", "2000-01-01"]],
+        ",",
+        "csv",
+        {
+            "decimal": ".",
+            "thousands": None,
+            "date_format": None,
+            "tz": None,
+            "errors": "quarantine",
+            "encoding": "utf-8",
+        },
+        latin1_rows={1},
+    )
+)
 def test_every_generated_export_loads_exactly_or_is_refused(export, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
     _check(export, tmp)
@@ -477,8 +530,14 @@ def test_the_fuzzer_reaches_both_outcomes(tmp_path_factory):
     outcome)."""
     from hypothesis import Phase, find
 
-    cfg = settings(max_examples=300, deadline=None, database=None, derandomize=True, phases=[Phase.generate],
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    cfg = settings(
+        max_examples=300,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     for outcome in ("loaded", "refused"):
         found = find(exports(), lambda e, o=outcome: _check(e, tmp_path_factory.mktemp("reach")) == o, settings=cfg)
         assert _check(found, tmp_path_factory.mktemp("again")) == outcome

@@ -21,14 +21,20 @@ def urm(*args, home=None):
     if home is not None:
         env["URM_HOME"] = str(home)
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "urm_models.cli", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "urm_models.cli", *args], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def test_raw_rows_under_data_are_never_committed():
     """D6: `git add -A` would have committed snapshots (raw rows) and the erasure log."""
-    for path in ("data/snapshots/run/transactions.parquet", "data/erasure/erasures.jsonl",
-                 "data/tmp/staged/run/user_scores.parquet", "data/quarantine/x.csv", "team.yaml"):
+    for path in (
+        "data/snapshots/run/transactions.parquet",
+        "data/erasure/erasures.jsonl",
+        "data/tmp/staged/run/user_scores.parquet",
+        "data/quarantine/x.csv",
+        "team.yaml",
+    ):
         out = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT)
         assert out.returncode == 0, f"{path} is not git-ignored"
 
@@ -49,13 +55,19 @@ def test_bad_arguments_exit_2_with_their_message(home, tmp_path):
     """D12, D13, unknown data sets, --notebooks paths: bad arguments, exit 2, no traceback (before:
     `--dataset ''` scored cdnow, an unknown data set exited 1, an unsafe YAML printed a traceback,
     --notebooks ran a notebook from anywhere)."""
-    for args, message in [(("kpis", "--dataset", ""), "data set name (--dataset) '' is not a safe name"),
-                          (("score", "--dataset", "", "--as-of", "1997-09-30"), "is not a safe name"),
-                          (("score", "--dataset", "cdnow_smaple", "--as-of", "1997-09-30"),
-                           "unknown data set 'cdnow_smaple' (did you mean 'cdnow_sample'?)"),
-                          (("refresh", "--dataset", "cdnow_smaple"), "unknown data set 'cdnow_smaple'"),
-                          (("refresh", "--dataset", "cdnow_sample", "--notebooks", "../../tmp/evil"),
-                           "--notebooks takes names of the project's notebooks, not paths")]:
+    for args, message in [
+        (("kpis", "--dataset", ""), "data set name (--dataset) '' is not a safe name"),
+        (("score", "--dataset", "", "--as-of", "1997-09-30"), "is not a safe name"),
+        (
+            ("score", "--dataset", "cdnow_smaple", "--as-of", "1997-09-30"),
+            "unknown data set 'cdnow_smaple' (did you mean 'cdnow_sample'?)",
+        ),
+        (("refresh", "--dataset", "cdnow_smaple"), "unknown data set 'cdnow_smaple'"),
+        (
+            ("refresh", "--dataset", "cdnow_sample", "--notebooks", "../../tmp/evil"),
+            "--notebooks takes names of the project's notebooks, not paths",
+        ),
+    ]:
         out = urm(*args, home=home)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
     cfg = tmp_path / "evil.yaml"
@@ -96,8 +108,11 @@ def test_rejected_rows_stay_in_the_projects_quarantine(home, tmp_path):
 
 def test_dates_are_checked_before_any_notebook_runs(home):
     """D14: a cut-off outside the data used to fail inside notebook 01."""
-    with pytest.raises(pipeline.RefreshError, match=r"cut-off 2001-01-01 must lie .* data set cdnow_sample run "
-                                                    r"from 1997-01-01 to 1998-06-30"):
+    with pytest.raises(
+        pipeline.RefreshError,
+        match=r"cut-off 2001-01-01 must lie .* data set cdnow_sample run "
+        r"from 1997-01-01 to 1998-06-30",
+    ):
         pipeline.refresh({"dataset": "cdnow_sample", "cutoff": "2001-01-01"}, progress=False)
     with pytest.raises(pipeline.RefreshError, match="cutoff '1997-13-45' is not a date"):
         pipeline.refresh({"dataset": "cdnow_sample", "cutoff": "1997-13-45"}, progress=False)
@@ -127,11 +142,19 @@ def test_null_words_are_not_user_ids(home, tmp_path):
     """D8: 236 guest purchases under NULL became the top user of a refresh; now the column is
     refused with the count and the option, drop leaves those rows out (counted), keep keeps them."""
     csv = tmp_path / "orders.csv"
-    rows = ["user_id,ts,amount", *(f"u{i},2024-01-0{1 + i % 5},10" for i in range(10)),
-            *(f"NULL,2024-01-0{2 + i},5" for i in range(4)), " n/a ,2024-01-03,5", "NA,2024-01-04,5"]
+    rows = [
+        "user_id,ts,amount",
+        *(f"u{i},2024-01-0{1 + i % 5},10" for i in range(10)),
+        *(f"NULL,2024-01-0{2 + i},5" for i in range(4)),
+        " n/a ,2024-01-03,5",
+        "NA,2024-01-04,5",
+    ]
     csv.write_text("\n".join(rows) + "\n")
-    with pytest.raises(datasets.DataValidationError, match=r"column user_id: 6 of 16 rows have a user id that is a "
-                                                           r"null word \('NULL': 4.*null_ids='drop'"):
+    with pytest.raises(
+        datasets.DataValidationError,
+        match=r"column user_id: 6 of 16 rows have a user id that is a "
+        r"null word \('NULL': 4.*null_ids='drop'",
+    ):
         datasets.load_transactions(csv)
     dropped = datasets.load_transactions(csv, null_ids="drop")
     assert len(dropped) == 10 and dropped.attrs["validation"]["n_null_ids"] == 6
@@ -146,8 +169,9 @@ def test_null_words_are_not_user_ids(home, tmp_path):
     from urm_models import parquet_contract
 
     pq = tmp_path / "orders.parquet"
-    pd.DataFrame({"user_id": ["u1", "NULL"], "ts": pd.to_datetime(["2024-01-01", "2024-01-02"]),
-                  "amount": [1.0, 2.0]}).to_parquet(pq)
+    pd.DataFrame(
+        {"user_id": ["u1", "NULL"], "ts": pd.to_datetime(["2024-01-01", "2024-01-02"]), "amount": [1.0, 2.0]}
+    ).to_parquet(pq)
     with pytest.raises(datasets.DataValidationError, match="check 'not_a_null_word': 1 rows"):
         parquet_contract.check_transactions(str(pq), engine="duckdb")
 
@@ -156,9 +180,12 @@ def test_german_integer_thousands_are_not_read_as_decimals(tmp_path):
     """D7: '2.933' (2,933 in a German export) was read as 2.933 while '933' stayed 933."""
     csv = tmp_path / "orders.csv"
     csv.write_text("user_id,ts,amount\nu1,2024-01-01,2.933\nu2,2024-01-02,933\nu3,2024-01-03,1.250\n")
-    with pytest.raises(datasets.DataValidationError, match=r"(?s)column amount: 2 of 3 rows cannot be read without "
-                                                           r"guessing.*'2.933' is 2.933 with a decimal point and 2933 "
-                                                           r"with a thousands dot.*decimal='.' or thousands='.'"):
+    with pytest.raises(
+        datasets.DataValidationError,
+        match=r"(?s)column amount: 2 of 3 rows cannot be read without "
+        r"guessing.*'2.933' is 2.933 with a decimal point and 2933 "
+        r"with a thousands dot.*decimal='.' or thousands='.'",
+    ):
         datasets.load_transactions(csv)
     assert datasets.load_transactions(csv, decimal=",", thousands=".")["amount"].tolist() == [2933.0, 933.0, 1250.0]
     assert datasets.load_transactions(csv, decimal=".")["amount"].tolist() == [2.933, 933.0, 1.25]
@@ -171,7 +198,9 @@ def test_excels_unicode_text_export_reads_with_its_encoding(tmp_path):
     """D1: a UTF-16 file was refused even with encoding='utf-16', as 'an image, PDF'."""
     path = tmp_path / "orders.txt"
     path.write_bytes("user_id\tts\tamount\nä1\t2024-01-01\t10.5\nb2\t2024-01-02\t3\n".encode("utf-16"))  # BOM + LE
-    with pytest.raises(datasets.DataValidationError, match=r"UTF-16 text .*pass encoding='utf-16' \(--encoding utf-16\)"):
+    with pytest.raises(
+        datasets.DataValidationError, match=r"UTF-16 text .*pass encoding='utf-16' \(--encoding utf-16\)"
+    ):
         datasets.load_transactions(path)
     tx = datasets.load_transactions(path, encoding="utf-16")
     assert tx["user_id"].tolist() == ["ä1", "b2"] and tx["amount"].tolist() == [10.5, 3.0]

@@ -39,9 +39,15 @@ def test_stored_without_outputs_and_parameterised(path):
 def test_refresh_on_telco_logs_loadable_models(home):
     manifest = pipeline.refresh({"dataset": "telco", "fast": True}, run_id="tel", progress=False)
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
-    assert status == {"01_explore_data": "ok", "02_segment_users": "skipped", "03_model_churn": "ok",
-                      "04_model_survival": "ok", "05_model_clv": "skipped", "07_measure_campaign": "skipped",
-                      "06_score_users": "ok"}
+    assert status == {
+        "01_explore_data": "ok",
+        "02_segment_users": "skipped",
+        "03_model_churn": "ok",
+        "04_model_survival": "ok",
+        "05_model_clv": "skipped",
+        "07_measure_campaign": "skipped",
+        "06_score_users": "ok",
+    }
     tracking.configure()
     from urm_models import datasets
 
@@ -79,8 +85,9 @@ def test_a_failing_cell_names_notebook_and_cell_and_keeps_previous_predictions(h
     with tracking.start_run("clv", run_name="earlier"):
         logged = tracking.log_clv_model(CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq="W"), rfm)
     tracking.register_model(logged.model_uri, "clv", metric_value=1.7, dataset="cdnow_sample")
-    previous = scoring.write_predictions(scoring.score_users("cdnow_sample", "1997-09-30"), "cdnow_sample",
-                                         "1997-09-30")
+    previous = scoring.write_predictions(
+        scoring.score_users("cdnow_sample", "1997-09-30"), "cdnow_sample", "1997-09-30"
+    )
     before, latest = previous.read_bytes(), previous.parent.parent / "latest"
 
     # the scoring notebook fails after it staged its table
@@ -90,8 +97,13 @@ def test_a_failing_cell_names_notebook_and_cell_and_keeps_previous_predictions(h
     nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('boom in cell')"))
     nbformat.write(nb, nbdir / "06_score_users.ipynb")
     with pytest.raises(pipeline.RefreshError) as ei:
-        pipeline.refresh({"dataset": "cdnow_sample", "fast": True}, notebooks=["06_score_users"], run_id="bad",
-                         progress=False, notebooks_dir=nbdir)
+        pipeline.refresh(
+            {"dataset": "cdnow_sample", "fast": True},
+            notebooks=["06_score_users"],
+            run_id="bad",
+            progress=False,
+            notebooks_dir=nbdir,
+        )
     msg = str(ei.value)
     cell = len(nb.cells) - 1
     assert f"06_score_users.ipynb failed in cell {cell}" in msg and "boom in cell" in msg
@@ -113,8 +125,11 @@ def test_every_parameter_line_is_understood_by_papermill():
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         cell = next(c for c in nb.cells if c.cell_type == "code")
-        assigned = [line.split("=")[0].strip() for line in cell.source.splitlines()
-                    if line and not line.startswith("#") and "=" in line]
+        assigned = [
+            line.split("=")[0].strip()
+            for line in cell.source.splitlines()
+            if line and not line.startswith("#") and "=" in line
+        ]
         assert list(pipeline.notebook_parameters(path)) == assigned, path.name
 
 
@@ -129,11 +144,17 @@ def test_the_kernel_listens_on_unix_sockets_not_tcp(home, tmp_path):
     nbdir, out = tmp_path / "nbs", tmp_path / "out"
     nbdir.mkdir()
     out.mkdir()
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": pipeline.KERNEL_NAME, "language": "python",
-                                                           "display_name": pipeline.KERNEL_NAME}})
-    nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("from ipykernel.kernelapp import IPKernelApp\n"
-                                          "print(IPKernelApp.instance().transport)")]
+    nb = nbformat.v4.new_notebook(
+        metadata={
+            "kernelspec": {"name": pipeline.KERNEL_NAME, "language": "python", "display_name": pipeline.KERNEL_NAME}
+        }
+    )
+    nb.cells = [
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "from ipykernel.kernelapp import IPKernelApp\nprint(IPKernelApp.instance().transport)"
+        ),
+    ]
     nbformat.write(nb, nbdir / "99_probe_kernel.ipynb")
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
@@ -161,21 +182,29 @@ def test_notebooks_of_a_refresh_share_one_kernel_from_a_clean_slate(home, tmp_pa
     out.mkdir()
     meta = {"kernelspec": {"name": pipeline.KERNEL_NAME, "language": "python", "display_name": pipeline.KERNEL_NAME}}
     first = nbformat.v4.new_notebook(metadata=meta)
-    first.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
-                   nbformat.v4.new_code_cell("import os, wave, matplotlib.pyplot as plt\nsecret = 42\n"
-                                             "fig = plt.figure()\nprint(os.getpid())")]
+    first.cells = [
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import os, wave, matplotlib.pyplot as plt\nsecret = 42\nfig = plt.figure()\nprint(os.getpid())"
+        ),
+    ]
     second = nbformat.v4.new_notebook(metadata=meta)
-    second.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
-                    nbformat.v4.new_code_cell("import os, sys\nimport matplotlib.pyplot as plt\n"
-                                              "print(os.getpid(), 'secret' in dir(), len(plt.get_fignums()), "
-                                              "os.environ['URM_NOTEBOOK'], 'wave' in sys.modules)")]
+    second.cells = [
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import os, sys\nimport matplotlib.pyplot as plt\n"
+            "print(os.getpid(), 'secret' in dir(), len(plt.get_fignums()), "
+            "os.environ['URM_NOTEBOOK'], 'wave' in sys.modules)"
+        ),
+    ]
     nbformat.write(first, nbdir / "97_first.ipynb")
     nbformat.write(second, nbdir / "98_second.ipynb")
     cells = []
     with pipeline.shared_kernel() as km:
         for name in ("97_first", "98_second"):
-            entry = pipeline.run_notebook(name, {"x": 2}, out, progress=False, notebooks_dir=nbdir, km=km,
-                                          on_cell=cells.append)
+            entry = pipeline.run_notebook(
+                name, {"x": 2}, out, progress=False, notebooks_dir=nbdir, km=km, on_cell=cells.append
+            )
             assert entry["status"] == "ok" and entry["cpu_seconds"] > 0
         pid = km.provisioner.process.pid
     a = nbformat.read(out / "97_first.ipynb", as_version=4)
@@ -204,8 +233,11 @@ def _own_orders(tx: pd.DataFrame, path) -> None:
     out[["customer", "order_date", "total", "quantity"]].to_csv(path, index=False)
 
 
-OWN_READ = {"columns": {"user_id": "customer", "ts": "order_date", "amount": "total"},
-            "date_format": "%d/%m/%Y", "duplicates": "keep"}
+OWN_READ = {
+    "columns": {"user_id": "customer", "ts": "order_date", "amount": "total"},
+    "date_format": "%d/%m/%Y",
+    "duplicates": "keep",
+}
 
 
 @pytest.mark.slow
@@ -215,8 +247,9 @@ def test_refresh_on_your_own_transactions_file(home, tmp_path, cdnow_sample):
     with open(csv, "a") as fh:
         fh.write("SHOP-BAD-1,03/02/1997,not a number,1\n")
     read = {**OWN_READ, "errors": "quarantine"}
-    manifest = pipeline.refresh({"path": str(csv), "read": read, "cutoff": "1997-09-30", "fast": True},
-                                run_id="own", progress=False)
+    manifest = pipeline.refresh(
+        {"path": str(csv), "read": read, "cutoff": "1997-09-30", "fast": True}, run_id="own", progress=False
+    )
     assert manifest["status"] == "ok"
     # read and validated once: one quarantine file; the notebooks read the run's snapshot, kept
     # under data/ (raw rows) and deleted when the run ends
@@ -230,9 +263,15 @@ def test_refresh_on_your_own_transactions_file(home, tmp_path, cdnow_sample):
     assert "examples" not in manifest["data"]["validation"]["failures"][0]
     assert "not a number" not in (home / "reports" / "runs" / "own" / "manifest.json").read_text()
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
-    assert status == {"01_explore_data": "ok", "02_segment_users": "ok", "03_model_churn": "ok",
-                      "04_model_survival": "skipped", "05_model_clv": "ok", "07_measure_campaign": "skipped",
-                      "06_score_users": "ok"}
+    assert status == {
+        "01_explore_data": "ok",
+        "02_segment_users": "ok",
+        "03_model_churn": "ok",
+        "04_model_survival": "skipped",
+        "05_model_clv": "ok",
+        "07_measure_campaign": "skipped",
+        "06_score_users": "ok",
+    }
     p = manifest["parameters"]
     # named after the file; holdout to the last purchase; 02 compares with 13 weeks earlier
     assert p["dataset"] == "shop_orders" and p["holdout_end"] == "1998-06-30"
@@ -254,14 +293,22 @@ def test_own_data_mistakes_are_named_before_any_notebook_runs(home, tmp_path, cd
     csv = tmp_path / "orders.csv"
     _own_orders(cdnow_sample.head(300), csv)
     own = {"path": str(csv), "read": OWN_READ}
-    cases = [({**own}, r"needs a cut-off date \(--cutoff\): the purchases in .*orders.csv run from "
-                       r"1997-01-01 to 199\d-\d\d-\d\d"),
-             ({**own, "cutoff": "2001-01-01"}, "must lie on or after the first purchase and before the end"),
-             ({**own, "cutoff": "1997-09-30", "dataset": "cdnow"}, "'cdnow' is a shipped data set"),
-             ({**own, "cutoff": "1997-09-30", "read": {**OWN_READ, "colums": {}}}, r"unknown reading option\(s\) \['colums'\]"),
-             ({"read": OWN_READ}, "need a path to your own file"),
-             ({**own, "cutoff": "1997-13-45"}, "cutoff '1997-13-45' is not a date"),
-             ({**own, "path": str(tmp_path / "nope.csv"), "cutoff": "1997-09-30"}, "nope.csv not found")]
+    cases = [
+        (
+            {**own},
+            r"needs a cut-off date \(--cutoff\): the purchases in .*orders.csv run from "
+            r"1997-01-01 to 199\d-\d\d-\d\d",
+        ),
+        ({**own, "cutoff": "2001-01-01"}, "must lie on or after the first purchase and before the end"),
+        ({**own, "cutoff": "1997-09-30", "dataset": "cdnow"}, "'cdnow' is a shipped data set"),
+        (
+            {**own, "cutoff": "1997-09-30", "read": {**OWN_READ, "colums": {}}},
+            r"unknown reading option\(s\) \['colums'\]",
+        ),
+        ({"read": OWN_READ}, "need a path to your own file"),
+        ({**own, "cutoff": "1997-13-45"}, "cutoff '1997-13-45' is not a date"),
+        ({**own, "path": str(tmp_path / "nope.csv"), "cutoff": "1997-09-30"}, "nope.csv not found"),
+    ]
     for params, message in cases:
         with pytest.raises(pipeline.RefreshError, match=message):
             pipeline.refresh(params, progress=False)
@@ -277,9 +324,15 @@ def test_refresh_on_the_hillstrom_campaign(home):
 
     manifest = pipeline.refresh({"dataset": "hillstrom", "fast": True}, run_id="hill", progress=False)
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
-    assert status == {"01_explore_data": "skipped", "02_segment_users": "skipped", "03_model_churn": "skipped",
-                      "04_model_survival": "skipped", "05_model_clv": "skipped", "07_measure_campaign": "ok",
-                      "06_score_users": "ok"}
+    assert status == {
+        "01_explore_data": "skipped",
+        "02_segment_users": "skipped",
+        "03_model_churn": "skipped",
+        "04_model_survival": "skipped",
+        "05_model_clv": "skipped",
+        "07_measure_campaign": "ok",
+        "06_score_users": "ok",
+    }
     assert set(manifest["models"]) == {"urm-uplift"}
     table = scoring.read_predictions("hillstrom")
     camp = campaigns.load_hillstrom()
@@ -333,8 +386,15 @@ def test_refresh_with_your_own_campaign(home, tmp_path, capsys):
     orders, assignments = tmp_path / "orders.csv", tmp_path / "sends.csv"
     tx.assign(ts=tx["ts"].dt.strftime("%Y-%m-%d %H:%M:%S")).to_csv(orders, index=False)
     asg.assign(sent_at="2021-03-01").rename(columns={"arm": "group"}).to_csv(assignments, index=False)
-    params = {"path": str(orders), "cutoff": "2021-02-28", "campaign": str(assignments), "control": "control",
-              "campaign_window": 4, "campaign_read": {"columns": {"arm": "group"}}, "fast": True}
+    params = {
+        "path": str(orders),
+        "cutoff": "2021-02-28",
+        "campaign": str(assignments),
+        "control": "control",
+        "campaign_window": 4,
+        "campaign_read": {"columns": {"arm": "group"}},
+        "fast": True,
+    }
     manifest = pipeline.refresh(params, run_id="camp", progress=False)
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
     assert status["07_measure_campaign"] == "ok" and status["06_score_users"] == "ok"
@@ -351,8 +411,10 @@ def test_refresh_with_your_own_campaign(home, tmp_path, capsys):
     assert run.data.params["outcome"] == "converted" and run.data.params["campaign"] == str(assignments)
     code = cli.main(["score", "--path", str(orders), "--as-of", "2021-02-28", "--batches", "2"])
     assert code == 1
-    assert "orders has a measured campaign (urm-uplift v1): --batches does not score its recommended arms" in \
-        capsys.readouterr().err
+    assert (
+        "orders has a measured campaign (urm-uplift v1): --batches does not score its recommended arms"
+        in capsys.readouterr().err
+    )
 
 
 def test_campaign_mistakes_are_named_before_any_notebook_runs(home, tmp_path):
@@ -364,11 +426,16 @@ def test_campaign_mistakes_are_named_before_any_notebook_runs(home, tmp_path):
     flipped = asg.head(2).assign(arm=lambda d: np.where(d["arm"] == "control", "email", "control"))
     pd.concat([asg, flipped]).to_csv(sends, index=False)
     own = {"path": str(orders), "cutoff": "2021-02-28"}
-    cases = [({**own, "campaign": str(sends), "control": "control"}, r"(?s)assignment file is refused.*2 of 300 users are in two"),
-             ({**own, "campaign": str(sends)}, r"name the control arm .* \(--control\)"),
-             ({**own, "control": "control"}, r"campaign option\(s\) \['control'\] need an assignment file"),
-             ({"dataset": "telco", "campaign": str(sends), "control": "control"}, "goes with a transactions data set"),
-             ({**own, "campaign": str(tmp_path / "nope.csv"), "control": "control"}, "nope.csv not found")]
+    cases = [
+        (
+            {**own, "campaign": str(sends), "control": "control"},
+            r"(?s)assignment file is refused.*2 of 300 users are in two",
+        ),
+        ({**own, "campaign": str(sends)}, r"name the control arm .* \(--control\)"),
+        ({**own, "control": "control"}, r"campaign option\(s\) \['control'\] need an assignment file"),
+        ({"dataset": "telco", "campaign": str(sends), "control": "control"}, "goes with a transactions data set"),
+        ({**own, "campaign": str(tmp_path / "nope.csv"), "control": "control"}, "nope.csv not found"),
+    ]
     for params, message in cases:
         with pytest.raises(pipeline.RefreshError, match=message):
             pipeline.refresh(params, progress=False)

@@ -22,31 +22,43 @@ def write(tmp_path, name, **columns) -> str:
 
 
 def clean(n=6):
-    return {"user_id": pa.array(np.arange(n) % 3 + 1, pa.int64()),
-            "ts": pa.array(pd.date_range("1997-01-01", periods=n, freq="7D").astype("datetime64[us]")),
-            "amount": pa.array(np.linspace(5.0, 30.0, n))}
+    return {
+        "user_id": pa.array(np.arange(n) % 3 + 1, pa.int64()),
+        "ts": pa.array(pd.date_range("1997-01-01", periods=n, freq="7D").astype("datetime64[us]")),
+        "amount": pa.array(np.linspace(5.0, 30.0, n)),
+    }
 
 
 def broken():
     """One row breaking each check, plus one exact copy of a clean row; ids as text."""
     ts = list(pd.date_range("1997-01-01", periods=10, freq="7D").astype("datetime64[us]"))
-    ts[3] = None                                          # ts missing
-    ts[4] = pd.Timestamp("1960-06-01")                    # before 1970
-    ts[5] = pd.Timestamp("2030-01-01")                    # in the future
+    ts[3] = None  # ts missing
+    ts[4] = pd.Timestamp("1960-06-01")  # before 1970
+    ts[5] = pd.Timestamp("2030-01-01")  # in the future
     amount = [10.0] * 10
     amount[6], amount[7], amount[8], amount[9] = None, float("nan"), -3.0, 2e9  # NaN: missing, as in pandas
     amount[2] = float("inf")
     ids = ["a", " ", "b", "c", "d", "e", "f", "g", "h", "i"]
-    ids[1] = " "                                          # an id that is only blank
-    rows = {"user_id": pa.array(ids + ["a"]), "ts": pa.array(ts + [ts[0]], pa.timestamp("us")),
-            "amount": pa.array(amount + [10.0], pa.float64())}
+    ids[1] = " "  # an id that is only blank
+    rows = {
+        "user_id": pa.array(ids + ["a"]),
+        "ts": pa.array(ts + [ts[0]], pa.timestamp("us")),
+        "amount": pa.array(amount + [10.0], pa.float64()),
+    }
     return rows
 
 
-EXPECTED = {("user_id", "not_missing"): 1, ("ts", "not_missing"): 1, ("ts", "not_before_1970-01-01"): 1,
-            ("ts", "not_after_now (2026-12-01 12:00)"): 1, ("amount", "not_missing"): 2, ("amount", "finite"): 1,
-            ("amount", "magnitude_at_most_1e+09"): 1, ("amount", "non_negative"): 1,
-            ("(row)", "no_exact_duplicates"): 1}
+EXPECTED = {
+    ("user_id", "not_missing"): 1,
+    ("ts", "not_missing"): 1,
+    ("ts", "not_before_1970-01-01"): 1,
+    ("ts", "not_after_now (2026-12-01 12:00)"): 1,
+    ("amount", "not_missing"): 2,
+    ("amount", "finite"): 1,
+    ("amount", "magnitude_at_most_1e+09"): 1,
+    ("amount", "non_negative"): 1,
+    ("(row)", "no_exact_duplicates"): 1,
+}
 
 
 def test_a_clean_file_passes_and_counts_its_rows(tmp_path):
@@ -82,24 +94,31 @@ def test_the_same_file_loaded_in_pandas_fails_the_same_checks(tmp_path):
     path = write(tmp_path, "bad", **broken())
     with pytest.raises(DataValidationError) as pandas_err:
         datasets.load_transactions(path, as_of=NOW)
-    pandas_checks = {(r.column, r.check.split(" (")[0].replace("not_after_as_of", "not_after_now")): r.n_rows
-                     for r in pandas_err.value.failures.itertuples()}
+    pandas_checks = {
+        (r.column, r.check.split(" (")[0].replace("not_after_as_of", "not_after_now")): r.n_rows
+        for r in pandas_err.value.failures.itertuples()
+    }
     ours = {(c, k.split(" (")[0]): n for (c, k), n in EXPECTED.items()}
     assert pandas_checks == ours
 
 
-@pytest.mark.parametrize("case, column, said", [
-    ("float ids", "user_id", "column user_id is stored as float: it must hold whole numbers or text"),
-    ("zoned times", "ts", "column ts is stored as timestamp with a time zone"),
-    ("text dates", "ts", "column ts is stored as text"),
-    ("text amounts", "amount", "column amount is stored as text: it must hold numbers"),
-])
+@pytest.mark.parametrize(
+    "case, column, said",
+    [
+        ("float ids", "user_id", "column user_id is stored as float: it must hold whole numbers or text"),
+        ("zoned times", "ts", "column ts is stored as timestamp with a time zone"),
+        ("text dates", "ts", "column ts is stored as text"),
+        ("text amounts", "amount", "column amount is stored as text: it must hold numbers"),
+    ],
+)
 def test_types_two_engines_would_read_differently_are_refused(tmp_path, case, column, said):
     cols = clean()
-    cols[column] = {"float ids": lambda: pa.array([1.0, 2.0, 3.0, 1.0, 2.0, 3.0]),
-                    "zoned times": lambda: cols["ts"].cast(pa.timestamp("us", tz="Europe/Berlin")),
-                    "text dates": lambda: pa.array(["01/02/1997"] * 6),
-                    "text amounts": lambda: pa.array(["1,50"] * 6)}[case]()
+    cols[column] = {
+        "float ids": lambda: pa.array([1.0, 2.0, 3.0, 1.0, 2.0, 3.0]),
+        "zoned times": lambda: cols["ts"].cast(pa.timestamp("us", tz="Europe/Berlin")),
+        "text dates": lambda: pa.array(["01/02/1997"] * 6),
+        "text amounts": lambda: pa.array(["1,50"] * 6),
+    }[case]()
     path = write(tmp_path, "typed", **cols)
     with pytest.raises(DataValidationError, match=said) as info:
         parquet_contract.check_transactions(path, now=NOW)
@@ -113,16 +132,25 @@ def test_a_missing_column_names_what_the_file_has(tmp_path):
     cols = clean()
     cols["order_total"] = cols.pop("amount")
     path = write(tmp_path, "renamed", **cols)
-    with pytest.raises(DataValidationError, match=r"missing required column\(s\) \['amount'\]; the file has "
-                                                  r"\['order_total', 'ts', 'user_id'\]"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"missing required column\(s\) \['amount'\]; the file has "
+        r"\['order_total', 'ts', 'user_id'\]",
+    ):
         parquet_contract.check_transactions(path, now=NOW)
 
 
 def test_an_index_pandas_wrote_into_the_file_is_not_data(tmp_path):
     """pandas stores a non-default index as a column (__index_level_0__); copies of rows are
     copies whatever their index labels, as validate_table sees them."""
-    df = pd.DataFrame({"user_id": [1, 2, 1], "ts": pd.to_datetime(["1997-01-01", "1997-01-02", "1997-01-01"]),
-                       "amount": [5.0, 6.0, 5.0]}, index=[10, 20, 30]).astype({"ts": "datetime64[us]"})
+    df = pd.DataFrame(
+        {
+            "user_id": [1, 2, 1],
+            "ts": pd.to_datetime(["1997-01-01", "1997-01-02", "1997-01-01"]),
+            "amount": [5.0, 6.0, 5.0],
+        },
+        index=[10, 20, 30],
+    ).astype({"ts": "datetime64[us]"})
     df.to_parquet(tmp_path / "indexed.parquet")
     assert "__index_level_0__" in pq.read_schema(tmp_path / "indexed.parquet").names
     with pytest.raises(DataValidationError) as info:

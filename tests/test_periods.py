@@ -18,7 +18,9 @@ def _gifts_from_histories(histories: pd.DataFrame, seed: int = 0) -> pd.DataFram
             uid += 1
             years = [1995]
             if h.frequency:
-                earlier = rng.choice(np.arange(1, h.recency), size=h.frequency - 1, replace=False) if h.frequency > 1 else []
+                earlier = (
+                    rng.choice(np.arange(1, h.recency), size=h.frequency - 1, replace=False) if h.frequency > 1 else []
+                )
                 years += [1995 + int(k) for k in [*earlier, h.recency]]
             for y in years:
                 for _ in range(1 + (rng.random() < 0.2)):  # a second gift in the same year
@@ -37,9 +39,11 @@ def test_yearly_summary_rebuilds_the_donations_histories_and_their_fit(gifts):
     assert len(s) == 11_104 and (s["n_periods"] == 6).all()
     counts = s.groupby(["frequency", "recency"]).size().rename("weights").reset_index()
     d = datasets.load_donations()
-    pd.testing.assert_frame_equal(counts.sort_values(["frequency", "recency"]).reset_index(drop=True),
-                                  d[["frequency", "recency", "weights"]].sort_values(["frequency", "recency"])
-                                  .reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        counts.sort_values(["frequency", "recency"]).reset_index(drop=True),
+        d[["frequency", "recency", "weights"]].sort_values(["frequency", "recency"]).reset_index(drop=True),
+        check_dtype=False,
+    )
     m = BetaGeoBetaBinom().fit(s)
     assert round(m.params_["alpha"], 3) == 1.204 and round(m.params_["delta"], 3) == 2.783
 

@@ -32,8 +32,9 @@ with tracking.start_run("churn", run_name="readme"):
     logged = tracking.log_sklearn_model(model, X)
 tracking.register_model(logged.model_uri, "churn", metric_value=0.85, dataset="telco")
 """
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(home), check=True,
-                   capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=_env(home), check=True, capture_output=True, text=True, timeout=600
+    )
 
 
 def _env(home: Path) -> dict:
@@ -50,6 +51,7 @@ def test_each_python_snippet_runs_alone(index, tmp_path):
         _registered_churn_model(tmp_path)
     # a fresh interpreter: nothing imported or defined by an earlier snippet; outputs (the
     # quarantine file, the MLflow store) go to a temporary project home
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(tmp_path),
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, f"README snippet {index} failed:\n{code}\n{out.stderr[-3000:]}"

@@ -27,8 +27,13 @@ COLS = {"user_id": "customer", "ts": "order_date", "amount": "total"}
 @pytest.fixture(scope="module")
 def orders(cdnow_sample):
     """CDNOW_sample as (customer, order_date as text, total as text)."""
-    out = pd.DataFrame({"customer": cdnow_sample["user_id"], "order_date": cdnow_sample["ts"].dt.strftime("%Y-%m-%d"),
-                        "total": cdnow_sample["amount"].map(lambda v: f"{v:.2f}")})
+    out = pd.DataFrame(
+        {
+            "customer": cdnow_sample["user_id"],
+            "order_date": cdnow_sample["ts"].dt.strftime("%Y-%m-%d"),
+            "total": cdnow_sample["amount"].map(lambda v: f"{v:.2f}"),
+        }
+    )
     return out
 
 
@@ -67,8 +72,11 @@ def test_thousands_separators_and_currency(tmp_path):
     with pytest.raises(DataValidationError, match=r"thousands='\.'"):
         datasets.load_transactions(p, decimal=",")
     # € not stripped, and the check names the option that would
-    with pytest.raises(DataValidationError, match=r"column amount, check 'numeric \(a currency sign: currency='€' "
-                                                  r"removes it\)': 1 rows"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"column amount, check 'numeric \(a currency sign: currency='€' "
+        r"removes it\)': 1 rows",
+    ):
         datasets.load_transactions(p, decimal=",", thousands=".")
     tx = datasets.load_transactions(p, decimal=",", thousands=".", currency="€")
     assert tx["amount"].tolist() == [1234.5, 7.0, 12.0]
@@ -110,8 +118,9 @@ def test_day_first_dates_are_refused_then_read_with_date_format(tmp_path, orders
     # two conflicting examples: one that reads two ways, one that only reads day-first
     assert re.search(r"'\d\d/\d\d/1997' is 1997-\d\d-\d\d day-first and 1997-\d\d-\d\d month-first", msg), msg
     assert re.search(r"'(1[3-9]|2\d|3[01])/\d\d/199\d' is a date only day-first", msg), msg
-    same_as_shipped(datasets.load_transactions(p, columns=COLS, duplicates="keep", date_format="%d/%m/%Y"),
-                    cdnow_sample)
+    same_as_shipped(
+        datasets.load_transactions(p, columns=COLS, duplicates="keep", date_format="%d/%m/%Y"), cdnow_sample
+    )
 
 
 def test_duplicated_header_names_are_refused_then_named_with_names(tmp_path):
@@ -139,8 +148,11 @@ def test_a_local_time_in_a_dst_gap_or_fold_is_rejected_with_its_row_then_resolve
     assert "exists_in_Europe/Berlin" in msg and "line 2: '2024-03-31 02:30'" in msg
     assert "unambiguous_in_Europe/Berlin" in msg and "line 3: '2024-10-27 02:30'" in msg
     tx = datasets.load_transactions(p, tz="Europe/Berlin", dst="shift")
-    assert tx["ts"].tolist() == [pd.Timestamp("2024-03-31 03:00"), pd.Timestamp("2024-10-27 02:30"),
-                                 pd.Timestamp("2024-05-01 10:00")]
+    assert tx["ts"].tolist() == [
+        pd.Timestamp("2024-03-31 03:00"),
+        pd.Timestamp("2024-10-27 02:30"),
+        pd.Timestamp("2024-05-01 10:00"),
+    ]
     # without a zone, local times are taken as written: there is no DST to check
     assert len(datasets.load_transactions(p)) == 3
 
@@ -159,9 +171,16 @@ def test_dates_before_the_floor_and_absurd_amounts_are_rejected_rows(tmp_path, h
     assert len(list((home / "data" / "quarantine").iterdir())) == 1  # in the project home, not the checkout
 
 
-@pytest.mark.parametrize("suffix,compress", [
-    (".csv.gz", gzip.compress), (".csv.bz2", bz2.compress), (".csv.xz", lzma.compress),
-    (".csv.zst", lambda b: zstandard.ZstdCompressor().compress(b)), (".tsv.gz", gzip.compress)])
+@pytest.mark.parametrize(
+    "suffix,compress",
+    [
+        (".csv.gz", gzip.compress),
+        (".csv.bz2", bz2.compress),
+        (".csv.xz", lzma.compress),
+        (".csv.zst", lambda b: zstandard.ZstdCompressor().compress(b)),
+        (".tsv.gz", gzip.compress),
+    ],
+)
 def test_compressed_csv_loads(tmp_path, suffix, compress):
     sep = "\t" if suffix.startswith(".tsv") else ","
     body = sep.join(["user_id", "ts", "amount"]) + "\n" + sep.join(["007", "2024-01-02", "3.5"]) + "\n"
@@ -237,9 +256,11 @@ def test_symlinks_and_special_files_are_refused(tmp_path):
 
 
 def test_header_only_and_whitespace_only_files(tmp_path):
-    for name, text, what in [("h.csv", "user_id,ts,amount\n", "header but no rows"),
-                             ("w.csv", "  \n\n \n", "no data"),
-                             ("hb.csv", "user_id,ts,amount\n\n\n", "header but no rows")]:
+    for name, text, what in [
+        ("h.csv", "user_id,ts,amount\n", "header but no rows"),
+        ("w.csv", "  \n\n \n", "no data"),
+        ("hb.csv", "user_id,ts,amount\n\n\n", "header but no rows"),
+    ]:
         p = tmp_path / name
         p.write_text(text)
         with pytest.raises(DataValidationError, match=re.escape(f"{p}: ") + ".*" + what):
@@ -262,28 +283,38 @@ def test_a_header_that_splits_two_ways_needs_sep(tmp_path):
 
 def test_ids_keep_leading_zeros_and_lose_only_surrounding_whitespace(tmp_path):
     p = tmp_path / "ids.csv"
-    p.write_text('user_id,ts,amount\n 007 ,2024-01-02,1\n"0042\t",2024-01-02,1\nA B,2024-01-02,1\n\u00a0x\u00a0,2024-01-02,1\n')
+    p.write_text(
+        'user_id,ts,amount\n 007 ,2024-01-02,1\n"0042\t",2024-01-02,1\nA B,2024-01-02,1\n\u00a0x\u00a0,2024-01-02,1\n'
+    )
     assert datasets.load_transactions(p)["user_id"].tolist() == ["007", "0042", "A B", "x"]
     pq_path = tmp_path / "ids.parquet"
-    pd.DataFrame({"user_id": [7, 42], "ts": pd.to_datetime(["2024-01-02", "2024-01-03"]), "amount": [1.0, 2.0]}
-                 ).to_parquet(pq_path)
+    pd.DataFrame(
+        {"user_id": [7, 42], "ts": pd.to_datetime(["2024-01-02", "2024-01-03"]), "amount": [1.0, 2.0]}
+    ).to_parquet(pq_path)
     assert datasets.load_transactions(pq_path)["user_id"].tolist() == ["7", "42"]
     fl = tmp_path / "float_ids.parquet"
-    pd.DataFrame({"user_id": [7.0, 4.5], "ts": pd.to_datetime(["2024-01-02", "2024-01-03"]), "amount": [1.0, 2.0]}
-                 ).to_parquet(fl)
+    pd.DataFrame(
+        {"user_id": [7.0, 4.5], "ts": pd.to_datetime(["2024-01-02", "2024-01-03"]), "amount": [1.0, 2.0]}
+    ).to_parquet(fl)
     with pytest.raises(DataValidationError, match="whole_number_id"):
         datasets.load_transactions(fl)
 
 
 def test_parquet_duplicate_columns_zones_and_numeric_dates(tmp_path):
     dup = tmp_path / "dup.parquet"
-    pq.write_table(pa.table([pa.array(["a"]), pa.array(["2024-01-02"]), pa.array([1.0]), pa.array([2.0])],
-                            names=["user_id", "ts", "amount", "amount"]), dup)
+    pq.write_table(
+        pa.table(
+            [pa.array(["a"]), pa.array(["2024-01-02"]), pa.array([1.0]), pa.array([2.0])],
+            names=["user_id", "ts", "amount", "amount"],
+        ),
+        dup,
+    )
     with pytest.raises(DataValidationError, match="duplicated column name"):
         datasets.load_transactions(dup)
     aware = tmp_path / "aware.parquet"
-    pd.DataFrame({"user_id": ["a"], "ts": pd.to_datetime(["2024-01-02 23:30"]).tz_localize("UTC"),
-                  "amount": [1.0]}).to_parquet(aware)
+    pd.DataFrame(
+        {"user_id": ["a"], "ts": pd.to_datetime(["2024-01-02 23:30"]).tz_localize("UTC"), "amount": [1.0]}
+    ).to_parquet(aware)
     assert datasets.load_transactions(aware)["ts"].tolist() == [pd.Timestamp("2024-01-02 23:30")]
     assert datasets.load_transactions(aware, tz="Europe/Berlin")["ts"].tolist() == [pd.Timestamp("2024-01-03 00:30")]
     num = tmp_path / "num.parquet"

@@ -51,9 +51,15 @@ def _check_cdnow_refresh(home, manifest):
     assert manifest["status"] == "ok"
     assert [n["notebook"] for n in manifest["notebooks"]] == pipeline.NOTEBOOKS
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
-    assert status == {"01_explore_data": "ok", "02_segment_users": "ok", "03_model_churn": "ok",
-                      "04_model_survival": "skipped", "05_model_clv": "ok", "07_measure_campaign": "skipped",
-                      "06_score_users": "ok"}
+    assert status == {
+        "01_explore_data": "ok",
+        "02_segment_users": "ok",
+        "03_model_churn": "ok",
+        "04_model_survival": "skipped",
+        "05_model_clv": "ok",
+        "07_measure_campaign": "skipped",
+        "06_score_users": "ok",
+    }
     run_dir = home / "reports" / "runs" / "t1"
     executed = nbformat.read(run_dir / "01_explore_data.ipynb", as_version=4)
     assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code")
@@ -86,15 +92,23 @@ def _check_cdnow_refresh(home, manifest):
     purchase = ("BetaGeo", "ModifiedBetaGeo", "ParetoNBD")
     rmse = {m: runs[f"{m}-cdnow_sample"].data.metrics["holdout_mean_rmse"] for m in purchase}
     best = min(rmse, key=rmse.get)
-    assert set(runs) == {*(f"{m}-cdnow_sample" for m in purchase), "GammaGamma-cdnow_sample", f"clv-{best}-cdnow_sample",
-                         "ShiftedWindowPurchases-cdnow_sample"}
+    assert set(runs) == {
+        *(f"{m}-cdnow_sample" for m in purchase),
+        "GammaGamma-cdnow_sample",
+        f"clv-{best}-cdnow_sample",
+        "ShiftedWindowPurchases-cdnow_sample",
+    }
     sw = runs["ShiftedWindowPurchases-cdnow_sample"].data  # compared beside the BTYD models, not registered
     assert sw.metrics["holdout_mean_rmse"] > 0 and sw.params["origins"].startswith("1997-")
     # both point forecasts of its negative binomial: the median is the one for absolute error
     assert sw.metrics["holdout_median_mae"] < sw.metrics["holdout_mean_mae"]
     assert 0.1 < sw.metrics["dispersion_one_time"] < sw.metrics["dispersion_repeat"] < 10
-    assert {a.path for a in mlflow.MlflowClient().list_artifacts(runs["ShiftedWindowPurchases-cdnow_sample"].info.run_id,
-                                                                  "figures")} == {"figures/holdout_tracking.png"}
+    assert {
+        a.path
+        for a in mlflow.MlflowClient().list_artifacts(
+            runs["ShiftedWindowPurchases-cdnow_sample"].info.run_id, "figures"
+        )
+    } == {"figures/holdout_tracking.png"}
     bg = runs["BetaGeo-cdnow_sample"].data
     assert abs(bg.metrics["log_likelihood"] - (-9582.43)) < 0.01
     assert abs(bg.metrics["holdout_mean_mae"] - 0.7855) < 1e-3
@@ -102,8 +116,10 @@ def _check_cdnow_refresh(home, manifest):
     cmp_ = runs[f"clv-{best}-cdnow_sample"].data
     assert cmp_.metrics["holdout_rmse"] == rmse[best] < 2.206  # predicting zero: 2.206 (data/README)
     assert cmp_.params["purchase_model"] == best and cmp_.params["selected_by"] == "holdout RMSE of expected purchases"
-    figs = {m: {a.path for a in mlflow.MlflowClient().list_artifacts(runs[f"{m}-cdnow_sample"].info.run_id, "figures")}
-            for m in purchase}
+    figs = {
+        m: {a.path for a in mlflow.MlflowClient().list_artifacts(runs[f"{m}-cdnow_sample"].info.run_id, "figures")}
+        for m in purchase
+    }
     assert figs[best] and not any(figs[m] for m in purchase if m != best)  # diagnostics of the chosen one
     champ = tracking.champion("clv")
     assert champ["version"] == "1" and champ["dataset"] == "cdnow_sample"
@@ -130,11 +146,11 @@ def _check_cdnow_refresh(home, manifest):
     table = pd.read_parquet(published)
     assert list(table.columns) == scoring.COLUMNS and table["user_id"].is_unique
     assert not (run_dir / "user_scores.parquet").exists()  # the staged copy was moved, not left behind
-    again = pipeline.refresh({"dataset": "cdnow_sample", "fast": True}, notebooks=["06_score_users"],
-                             run_id="t2", progress=False)
+    again = pipeline.refresh(
+        {"dataset": "cdnow_sample", "fast": True}, notebooks=["06_score_users"], run_id="t2", progress=False
+    )
     assert again["predictions"]["path"] == str(published)
     pd.testing.assert_frame_equal(pd.read_parquet(published), table)
-
 
     # 03_model_churn on transactions: a classifier trained on a shifted window, scored on the
     # true holdout beside the BTYD models, registered for the data set; the table's p_churn
@@ -189,8 +205,13 @@ def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run, t
     env = {**os.environ, "URM_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
     urm = [sys.executable, "-m", "urm_models.cli"]
-    out = subprocess.run([*urm, "score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30", "--engine", "spark"],
-                         capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(
+        [*urm, "score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30", "--engine", "spark"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stderr == "" and "scored in Spark with urm-clv/" in out.stdout
     with in_home(home):
@@ -203,13 +224,20 @@ def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run, t
         else:
             assert (remote[c].astype(str) == local[c].astype(str)).all(), c
     # the streamed one-box path (users in 3 slices, ranked in DuckDB) republishes the same table
-    out = subprocess.run([*urm, "score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30", "--batches", "3"],
-                         capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(
+        [*urm, "score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30", "--batches", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert out.returncode == 0 and out.stderr == "", out.stderr
     assert f"{len(local):,} users scored with urm-clv/" in out.stdout and "in 3 slices" in out.stdout
     with in_home(home):
         streamed = scoring.read_predictions("cdnow_sample")
-        meta = json.loads(pq.read_schema(scoring.predictions_path("cdnow_sample", "1997-09-30")).metadata[b"urm_models"])
+        meta = json.loads(
+            pq.read_schema(scoring.predictions_path("cdnow_sample", "1997-09-30")).metadata[b"urm_models"]
+        )
     assert meta["rows"] == len(local) and meta["dataset"] == "cdnow_sample" and "churn_horizon" in meta
     pd.testing.assert_frame_equal(streamed, local, check_exact=False, rtol=1e-9)
     # a Parquet export that breaks the contract is refused whole, with the checks and options, and
@@ -219,21 +247,31 @@ def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run, t
         from urm_models import datasets
 
         tx = datasets.load_cdnow(sample=True)[["user_id", "ts", "amount"]]
-    export = pd.concat([tx, tx.head(2)]).assign(amount=lambda d: d["amount"].where(d.index != 5, -1.0)) \
+    export = (
+        pd.concat([tx, tx.head(2)])
+        .assign(amount=lambda d: d["amount"].where(d.index != 5, -1.0))
         .astype({"ts": "datetime64[us]"})
+    )
     export.to_parquet(bad)
     # CDNOW_sample has 21 exact copies of its own (load_cdnow keeps them), plus the 2 added; fewer
     # when the erasure test below ran first in this module
     n_copies = int(export.duplicated().sum())
     assert n_copies >= 2
-    out = subprocess.run([*urm, "score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30", "--batches", "2",
-                          "--path", str(bad)], capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(
+        [*urm, "score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30", "--batches", "2", "--path", str(bad)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert out.returncode == 1 and out.stdout == "", out.stderr
     assert out.stderr.startswith(f"urm score: invalid input:\n{bad}: {len(export):,} rows read")
     assert "Traceback" not in out.stderr
     assert "column amount, check 'non_negative': 1 rows; returns='keep' (--returns keep)" in out.stderr
-    assert f"column (row), check 'no_exact_duplicates': {n_copies} rows; duplicates='keep' (--duplicates keep)" \
+    assert (
+        f"column (row), check 'no_exact_duplicates': {n_copies} rows; duplicates='keep' (--duplicates keep)"
         in out.stderr
+    )
     with in_home(home):
         pd.testing.assert_frame_equal(scoring.read_predictions("cdnow_sample"), streamed)
     # a customers data set is refused with the engine to use (before any Spark work)
@@ -291,15 +329,20 @@ def test_forget_erases_users_everywhere_and_a_refresh_does_not_bring_them_back(c
     roots = [home / d for d in ("data", "reports", "models", "mlruns")]
     with in_home(home):
         table = scoring.read_predictions("cdnow_sample")
-        top = table.sort_values("clv", ascending=False)["user_id"].iloc[0]   # in 05's top-10 and 06's
-        first = table["user_id"].iloc[0]                                     # in 06's head
-        quiet = table["user_id"].iloc[1234]                                  # only in the tables
+        top = table.sort_values("clv", ascending=False)["user_id"].iloc[0]  # in 05's top-10 and 06's
+        first = table["user_id"].iloc[0]  # in 06's head
+        quiet = table["user_id"].iloc[1234]  # only in the tables
         gone = [top, first, quiet]
         pseudos = privacy.pseudonymize(gone)
         before = mentions.find(roots, gone + pseudos)
-        assert set(before) == set(gone) | set(pseudos[:2]), before         # the search finds them
-        out = subprocess.run([sys.executable, "-m", "urm_models.cli", "forget", *gone, "--dataset", "cdnow_sample"],
-                             capture_output=True, text=True, env={**os.environ}, timeout=300)
+        assert set(before) == set(gone) | set(pseudos[:2]), before  # the search finds them
+        out = subprocess.run(
+            [sys.executable, "-m", "urm_models.cli", "forget", *gone, "--dataset", "cdnow_sample"],
+            capture_output=True,
+            text=True,
+            env={**os.environ},
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr
         assert "erased 3 user(s) from data set 'cdnow_sample'" in out.stdout
         assert mentions.find(roots, gone + pseudos) == {}

@@ -25,15 +25,25 @@ from urm_models import datasets, erasure, io, paths, pipeline, privacy, scoring,
 def urm(*args, home, timeout=600):
     env = {**os.environ, "URM_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "urm_models.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "urm_models.cli", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 # ------------------------------------------------------------------------------ unsafe names
 
 
-@pytest.mark.parametrize("flag,value", [("--run-id", "../../x"), ("--run-id", "a/b"), ("--run-id", ".hidden"),
-                                        ("--dataset", "../x"), ("--dataset", "a/../../b"), ("--dataset", "..")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--run-id", "../../x"),
+        ("--run-id", "a/b"),
+        ("--run-id", ".hidden"),
+        ("--dataset", "../x"),
+        ("--dataset", "a/../../b"),
+        ("--dataset", ".."),
+    ],
+)
 def test_unsafe_run_ids_and_dataset_names_are_refused_before_anything_is_written(tmp_path, flag, value):
     home = tmp_path / "home"
     home.mkdir()
@@ -45,8 +55,11 @@ def test_unsafe_run_ids_and_dataset_names_are_refused_before_anything_is_written
 
 
 def test_unsafe_dataset_names_in_score_kpis_and_forget(tmp_path):
-    for args in (["score", "--dataset", "../x", "--as-of", "1997-09-30"], ["kpis", "--dataset", "a/b"],
-                 ["forget", "u1", "--dataset", "../x"]):
+    for args in (
+        ["score", "--dataset", "../x", "--as-of", "1997-09-30"],
+        ["kpis", "--dataset", "a/b"],
+        ["forget", "u1", "--dataset", "../x"],
+    ):
         out = urm(*args, home=tmp_path)
         assert out.returncode == 2 and "is not a safe name" in out.stderr, out.stderr  # a bad argument
     assert datasets.dataset_name("../../etc/shop orders.csv.gz") == "shop_orders"
@@ -107,8 +120,12 @@ def _own_file(tmp_path, rows):
 
 
 def test_forget_removes_rows_and_later_loads_drop_them(home, tmp_path):
-    rows = [("C-001", "2024-01-02", 5), ("C-002", "2024-01-03", 7), ("C-002", "bad date", 1),
-            ("C-003", "2024-01-04", 2)]
+    rows = [
+        ("C-001", "2024-01-02", 5),
+        ("C-002", "2024-01-03", 7),
+        ("C-002", "bad date", 1),
+        ("C-003", "2024-01-04", 2),
+    ]
     path = _own_file(tmp_path, rows)
     tx = datasets.load_transactions(path, errors="quarantine", as_of="2024-06-30")
     users = sorted(set(tx["user_id"]))
@@ -127,8 +144,9 @@ def test_forget_removes_rows_and_later_loads_drop_them(home, tmp_path):
     # scoped to its data set: another data set's user C-002 is not touched
     (tmp_path / "o").mkdir()
     other = _own_file(tmp_path / "o", rows)
-    assert "C-002" in set(datasets.load_transactions(other, dataset="other", as_of="2024-06-30",
-                                                     errors="quarantine")["user_id"])
+    assert "C-002" in set(
+        datasets.load_transactions(other, dataset="other", as_of="2024-06-30", errors="quarantine")["user_id"]
+    )
     # the log holds erasure pseudonyms only, never the id nor the pseudonym reports show
     text = erasure.log_path().read_text()
     assert "C-002" not in text and privacy.pseudonymize(["C-002"])[0] not in text
@@ -169,9 +187,10 @@ def test_the_erasure_log_is_append_only_and_tampering_is_caught(home, tmp_path):
 def test_recover_marks_killed_runs_fails_their_mlflow_runs_and_removes_temp_files(home):
     runs = home / "reports" / "runs"
     (runs / "dead").mkdir(parents=True)
-    (runs / "dead" / "manifest.json").write_text(json.dumps({"run_id": "dead", "status": "running",
-                                                             "parameters": {"dataset": "x"}}))
-    (runs / "torn").mkdir()                      # killed before it wrote a manifest
+    (runs / "dead" / "manifest.json").write_text(
+        json.dumps({"run_id": "dead", "status": "running", "parameters": {"dataset": "x"}})
+    )
+    (runs / "torn").mkdir()  # killed before it wrote a manifest
     (runs / "done").mkdir()
     (runs / "done" / "manifest.json").write_text(json.dumps({"run_id": "done", "status": "ok"}))
     (home / "data" / "snapshots" / "dead").mkdir(parents=True)
@@ -218,8 +237,9 @@ def test_prune_keeps_the_newest_runs_and_the_ones_latest_comes_from(home):
     runs = home / "reports" / "runs"
     for i in range(5):
         (runs / f"r{i}").mkdir(parents=True)
-        (runs / f"r{i}" / "manifest.json").write_text(json.dumps({"run_id": f"r{i}", "status": "ok",
-                                                                  "started": f"2026-01-0{i + 1}T00:00:00"}))
+        (runs / f"r{i}" / "manifest.json").write_text(
+            json.dumps({"run_id": f"r{i}", "status": "ok", "started": f"2026-01-0{i + 1}T00:00:00"})
+        )
         (home / "data" / "snapshots" / f"r{i}").mkdir(parents=True)
     table = pd.DataFrame({c: ["x"] for c in scoring.COLUMNS}).assign(as_of=pd.Timestamp("2024-01-01"))
     scoring.write_predictions(table, "shop", "2024-01-01", metadata={"run_id": "r0"})
@@ -232,8 +252,11 @@ def test_prune_keeps_the_newest_runs_and_the_ones_latest_comes_from(home):
 
 def test_score_forget_and_prune_wait_for_no_refresh_they_refuse_while_one_runs(home):
     with lock_holder.held_lock(home):
-        for args in (["score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30"], ["forget", "u1"],
-                     ["prune", "--keep", "1"]):
+        for args in (
+            ["score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30"],
+            ["forget", "u1"],
+            ["prune", "--keep", "1"],
+        ):
             out = urm(*args, home=home)
             assert out.returncode == 75 and "another refresh is running" in out.stderr, (args, out.stderr)
 
@@ -257,8 +280,18 @@ def test_kill_9_at_random_moments_never_tears_the_table_nor_stops_the_next_refre
     home = tmp_path / "home"
     env = {**os.environ, "URM_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    cmd = [sys.executable, "-m", "urm_models.cli", "refresh", "--dataset", "cdnow_sample", "--fast", "--quiet",
-           "--notebooks", "05_model_clv,06_score_users"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "urm_models.cli",
+        "refresh",
+        "--dataset",
+        "cdnow_sample",
+        "--fast",
+        "--quiet",
+        "--notebooks",
+        "05_model_clv,06_score_users",
+    ]
     t0 = time.monotonic()
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
@@ -270,8 +303,7 @@ def test_kill_9_at_random_moments_never_tears_the_table_nor_stops_the_next_refre
     kills, completed = [], 0
     while len(kills) < 10:
         at = rng.uniform(0.0, duration * 1.1)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         try:
             proc.wait(timeout=at)
         except subprocess.TimeoutExpired:
@@ -299,16 +331,18 @@ def test_kill_9_at_random_moments_never_tears_the_table_nor_stops_the_next_refre
     final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr
     with mock_home(home):
-        manifests = {d.name: json.loads((d / "manifest.json").read_text())
-                     for d in (home / "reports" / "runs").iterdir()}
+        manifests = {
+            d.name: json.loads((d / "manifest.json").read_text()) for d in (home / "reports" / "runs").iterdir()
+        }
         statuses = [m["status"] for m in manifests.values()]
         # a refresh killed after its last manifest write (while exiting) is "ok"; one killed
         # before it made its run folder leaves none
         assert set(statuses) <= {"ok", "killed"} and statuses.count("ok") >= completed + 2
         assert len(statuses) <= len(kills) + completed + 2 and statuses.count("killed") >= 1
         tracking.configure()
-        running = mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                     filter_string="attributes.status = 'RUNNING'")
+        running = mlflow.search_runs(
+            search_all_experiments=True, output_format="list", filter_string="attributes.status = 'RUNNING'"
+        )
         assert running == []
         versions = mlflow.MlflowClient().search_model_versions("name='urm-clv'")
         assert len(versions) == 1  # every refresh fitted the same model: registered once

@@ -42,13 +42,23 @@ def test_cdnow_master_counts(cdnow_master):
 
 
 def test_hand_built_example_in_days_weeks_months():
-    tx = pd.DataFrame({
-        "user_id": ["a", "a", "a", "a", "b", "c", "a"],
-        "ts": pd.to_datetime(["2024-01-01 09:00", "2024-01-01 18:00", "2024-01-08 00:00",
-                              "2024-01-15 00:00", "2024-01-10 00:00", "2024-02-05 00:00",
-                              "2024-02-01 00:00"]),
-        "amount": [10.0, 5.0, 20.0, 40.0, 7.0, 1.0, 3.0],
-    })
+    tx = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "a", "b", "c", "a"],
+            "ts": pd.to_datetime(
+                [
+                    "2024-01-01 09:00",
+                    "2024-01-01 18:00",
+                    "2024-01-08 00:00",
+                    "2024-01-15 00:00",
+                    "2024-01-10 00:00",
+                    "2024-02-05 00:00",
+                    "2024-02-01 00:00",
+                ]
+            ),
+            "amount": [10.0, 5.0, 20.0, 40.0, 7.0, 1.0, 3.0],
+        }
+    )
     d = features.rfm_summary(tx, cutoff="2024-01-29", freq="D", holdout_end="2024-02-10")
     assert list(d.index) == ["a", "b"]  # c starts after the cut-off: not a calibration user
     a = d.loc["a"]
@@ -92,21 +102,28 @@ def test_one_definition_transpiles_to_spark():
 
 day = st.integers(min_value=0, max_value=120)
 rows = st.lists(
-    st.tuples(st.sampled_from(["a", "b", "c", "d"]), day,
-              st.integers(min_value=0, max_value=86_399),
-              st.integers(min_value=0, max_value=10_000)),
-    min_size=1, max_size=40)
+    st.tuples(
+        st.sampled_from(["a", "b", "c", "d"]),
+        day,
+        st.integers(min_value=0, max_value=86_399),
+        st.integers(min_value=0, max_value=10_000),
+    ),
+    min_size=1,
+    max_size=40,
+)
 BASE = pd.Timestamp("2024-01-01")
 CUT = "2024-03-01"  # day 60
 END = "2024-04-30"
 
 
 def frame(rs):
-    return pd.DataFrame({
-        "user_id": [r[0] for r in rs],
-        "ts": [BASE + pd.Timedelta(days=r[1], seconds=r[2]) for r in rs],
-        "amount": [r[3] / 100 for r in rs],
-    })
+    return pd.DataFrame(
+        {
+            "user_id": [r[0] for r in rs],
+            "ts": [BASE + pd.Timedelta(days=r[1], seconds=r[2]) for r in rs],
+            "amount": [r[3] / 100 for r in rs],
+        }
+    )
 
 
 def summary(df, holdout=True):
@@ -127,10 +144,11 @@ def test_invariant_to_splitting_a_purchase_into_same_day_rows(rs, data):
     i = data.draw(st.integers(0, len(rs) - 1))
     user, d, sec, cents = rs[i]
     k = data.draw(st.integers(2, 4))
-    parts = np.diff(np.sort(np.r_[0, data.draw(st.lists(st.integers(0, cents), min_size=k - 1,
-                                                        max_size=k - 1)), cents]))
+    parts = np.diff(
+        np.sort(np.r_[0, data.draw(st.lists(st.integers(0, cents), min_size=k - 1, max_size=k - 1)), cents])
+    )
     secs = data.draw(st.lists(st.integers(0, 86_399), min_size=k, max_size=k))
-    split = rs[:i] + [(user, d, s, int(c)) for s, c in zip(secs, parts)] + rs[i + 1:]
+    split = rs[:i] + [(user, d, s, int(c)) for s, c in zip(secs, parts)] + rs[i + 1 :]
     a, b = summary(frame(rs)), summary(frame(split))
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=1e-9)
 
@@ -160,7 +178,9 @@ def test_feature_queries_run_under_a_memory_limit_and_spill_under_data(home, mon
     con = R.connect()
     assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "61.0 MiB"
     # a query whose sort does not fit in 64 MB completes by spilling
-    out = con.execute("SELECT COUNT(*) FROM (SELECT i, md5(i::VARCHAR) h FROM range(3000000) t(i) ORDER BY h)").fetchone()
+    out = con.execute(
+        "SELECT COUNT(*) FROM (SELECT i, md5(i::VARCHAR) h FROM range(3000000) t(i) ORDER BY h)"
+    ).fetchone()
     assert out == (3_000_000,)
     monkeypatch.setenv("URM_DUCKDB_MEMORY_LIMIT", "lots")
     with pytest.raises(ValueError, match="URM_DUCKDB_MEMORY_LIMIT='lots' is not a memory limit"):

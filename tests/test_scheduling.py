@@ -18,13 +18,29 @@ CLONE_IN_DOCS = "/srv/urm-models"
 
 #: what this machine's network needs to reach the package index (its TLS certificate bundle):
 #: set system-wide on such a machine (/etc/environment), so the scheduler has them too
-MACHINE = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "PIP_FIND_LINKS",
-           "UV_CACHE_DIR", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "PIP_INDEX_URL", "URM_PSEUDONYM_KEY_FILE")
+MACHINE = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "PIP_FIND_LINKS",
+    "UV_CACHE_DIR",
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "PIP_INDEX_URL",
+    "URM_PSEUDONYM_KEY_FILE",
+)
 
 
 def _bare_env(path: str, **more) -> dict:
-    env = {"PATH": path, "HOME": os.environ.get("HOME", "/root"), "SHELL": "/bin/sh", "LANG": "C.UTF-8",
-           **{k: os.environ[k] for k in MACHINE if k in os.environ}}
+    env = {
+        "PATH": path,
+        "HOME": os.environ.get("HOME", "/root"),
+        "SHELL": "/bin/sh",
+        "LANG": "C.UTF-8",
+        **{k: os.environ[k] for k in MACHINE if k in os.environ},
+    }
     return {**env, **more}
 
 
@@ -35,8 +51,9 @@ def clone(tmp_path_factory):
     where = tmp_path_factory.mktemp("sched") / "urm-models"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(where)], check=True, timeout=120)
     team_store = where.parent / "team-store"
-    (where / "team.yaml").write_text(f"tracking_uri: sqlite:///{team_store / 'mlflow.db'}\n"
-                                     f"artifact_root: {team_store / 'artifacts'}\n")
+    (where / "team.yaml").write_text(
+        f"tracking_uri: sqlite:///{team_store / 'mlflow.db'}\nartifact_root: {team_store / 'artifacts'}\n"
+    )
     team_store.mkdir()
     return where
 
@@ -50,8 +67,9 @@ def test_the_cron_line_runs_from_a_fresh_clone(clone):
     (line,) = [ln for ln in _blocks("cron")[0].splitlines() if ln.strip() and not ln.startswith("#")]
     command = line.split(None, 5)[5].replace(CLONE_IN_DOCS, str(clone))  # the five time fields, then the command
     assert not (clone / ".venv").exists() and not (clone / "reports").exists()
-    out = subprocess.run(["/bin/sh", "-c", command], env=_bare_env("/usr/bin:/bin"), capture_output=True,
-                         text=True, timeout=900)
+    out = subprocess.run(
+        ["/bin/sh", "-c", command], env=_bare_env("/usr/bin:/bin"), capture_output=True, text=True, timeout=900
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     log = (clone / "reports" / "cron.log").read_text()
     assert re.search(r"urm refresh --dataset telco\nrefresh \S+-telco: ok in", log), log[-2000:]
@@ -71,13 +89,22 @@ def test_the_systemd_units_verify_and_their_command_runs(clone, tmp_path):
     for name, text in units.items():
         (tmp_path / name).write_text(text)
     if shutil.which("systemd-analyze"):
-        out = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / n) for n in units)],
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            ["systemd-analyze", "verify", *(str(tmp_path / n) for n in units)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0 and "urm-refresh" not in out.stderr, out.stderr
     service = dict(ln.split("=", 1) for ln in units["urm-refresh.service"].splitlines() if "=" in ln)
     # what systemd gives a system service: its own PATH, no shell, the working directory
-    out = subprocess.run(shlex.split(service["ExecStart"]), cwd=service["WorkingDirectory"],
-                         env=_bare_env("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        shlex.split(service["ExecStart"]),
+        cwd=service["WorkingDirectory"],
+        env=_bare_env("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert (clone / "data" / "predictions" / "telco" / "latest" / "user_scores.parquet").is_file()

@@ -72,7 +72,9 @@ def test_cdnow_p_churn_from_the_shifted_window_classifier_when_given(cdnow_maste
     # without the classifier: the CLV model's P(no purchase in 13 weeks), and it says so
     b = scoring.score_transactions(cdnow_master, CUTOFF, scorer).set_index("user_id")
     assert b.attrs["churn_horizon"] == "13 W"
-    np.testing.assert_allclose(b.loc[rfm.index, "p_churn"], scorer.purchase_model.probability_of_n_purchases(13, 0, rfm))
+    np.testing.assert_allclose(
+        b.loc[rfm.index, "p_churn"], scorer.purchase_model.probability_of_n_purchases(13, 0, rfm)
+    )
     # the same purchase model over 12 months (no churn window): a longer window, a lower risk
     assert (cdnow_table.set_index("user_id").loc[rfm.index, "p_churn"] <= b.loc[rfm.index, "p_churn"] + 1e-12).all()
     # no lapsed user is a Champion, and no segment holds more than a quarter of the users
@@ -82,9 +84,13 @@ def test_cdnow_p_churn_from_the_shifted_window_classifier_when_given(cdnow_maste
 
 
 def test_gap_before_last_purchase_is_measured_at_the_cutoff():
-    tx = pd.DataFrame({"user_id": ["a", "a", "a", "b"],
-                       "ts": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-07-29", "2024-07-01"]),
-                       "amount": [1.0, 1.0, 1.0, 1.0]})
+    tx = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b"],
+            "ts": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-07-29", "2024-07-01"]),
+            "amount": [1.0, 1.0, 1.0, 1.0],
+        }
+    )
     act = features.activity_features(tx, "2024-08-05", freq="W")
     assert act.loc["a", "gap_last"] == pytest.approx(29.0)  # 8 Jan -> 29 Jul
     assert act.loc["b", "gap_last"] == 0.0
@@ -100,8 +106,7 @@ def test_telco_table_from_classifier_and_survival_model():
     X = telco.drop(columns=["user_id", "churn"])
     clf = ChurnClassifier(model="logistic", random_state=0).fit(X, telco["churn"])
     surv_df = telco[telco.tenure > 0].drop(columns=["user_id", "totalcharges"])
-    surv = SurvivalPyfunc(SurvivalModel("cox").fit(surv_df, "tenure", "churn"), horizon=12,
-                          charge_col="monthlycharges")
+    surv = SurvivalPyfunc(SurvivalModel("cox").fit(surv_df, "tenure", "churn"), horizon=12, charge_col="monthlycharges")
     t = scoring.score_customers(telco, "2026-11-22", clf, surv, model_versions="x")
     assert len(t) == len(telco) and t["recommended_action"].notna().all()
     gone = t.set_index("user_id").loc[telco.loc[telco.churn == 1, "user_id"]]
@@ -114,8 +119,7 @@ def test_telco_table_from_classifier_and_survival_model():
 
 
 def _table(n=5, clv=1.0):
-    return pd.DataFrame({c: [0.5] * n for c in scoring.COLUMNS}).assign(
-        user_id=[f"u{i}" for i in range(n)], clv=clv)
+    return pd.DataFrame({c: [0.5] * n for c in scoring.COLUMNS}).assign(user_id=[f"u{i}" for i in range(n)], clv=clv)
 
 
 def test_predictions_are_published_atomically_with_a_latest_link(home):

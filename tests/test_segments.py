@@ -9,32 +9,64 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from urm_models import features, segments
-from urm_models.segments import (PLAYBOOK, SEGMENT_RULES, STAGES, TIERS, lifecycle_stages, recommend_actions, rfm_scores, rfm_segments, target_list,
-                                 tier_report, value_tiers)
+from urm_models.segments import (
+    PLAYBOOK,
+    SEGMENT_RULES,
+    STAGES,
+    TIERS,
+    lifecycle_stages,
+    recommend_actions,
+    rfm_scores,
+    rfm_segments,
+    target_list,
+    tier_report,
+    value_tiers,
+)
 
 
 def test_default_rules_cover_every_cell_exactly_once_in_order():
     for r, fm in itertools.product(range(1, 6), range(0, 6)):  # FM = 0: one-time buyers
-        hits = SEGMENT_RULES[(SEGMENT_RULES.r_min <= r) & (r <= SEGMENT_RULES.r_max)
-                             & (SEGMENT_RULES.fm_min <= fm) & (fm <= SEGMENT_RULES.fm_max)]
+        hits = SEGMENT_RULES[
+            (SEGMENT_RULES.r_min <= r)
+            & (r <= SEGMENT_RULES.r_max)
+            & (SEGMENT_RULES.fm_min <= fm)
+            & (fm <= SEGMENT_RULES.fm_max)
+        ]
         assert len(hits) >= 1, (r, fm)
-    assert set(SEGMENT_RULES.segment) == {"Champions", "Loyal", "Potential loyalists", "New", "Promising",
-                                          "Need attention", "About to sleep", "At risk", "Cannot lose",
-                                          "Hibernating", "Lost"}
+    assert set(SEGMENT_RULES.segment) == {
+        "Champions",
+        "Loyal",
+        "Potential loyalists",
+        "New",
+        "Promising",
+        "Need attention",
+        "About to sleep",
+        "At risk",
+        "Cannot lose",
+        "Hibernating",
+        "Lost",
+    }
 
 
 def test_scores_hand_built():
-    rfm = pd.DataFrame({"frequency": [0, 0, 1, 3, 10], "monetary": [0, 0, 5, 20, 50.0],
-                        "time_since_last": [40, 30, 20, 10, 0.0]}, index=list("abcde"))
+    rfm = pd.DataFrame(
+        {"frequency": [0, 0, 1, 3, 10], "monetary": [0, 0, 5, 20, 50.0], "time_since_last": [40, 30, 20, 10, 0.0]},
+        index=list("abcde"),
+    )
     s = rfm_scores(rfm)
-    assert list(s["R"]) == [1, 2, 3, 4, 5]          # most recent = 5
+    assert list(s["R"]) == [1, 2, 3, 4, 5]  # most recent = 5
     # F and M are quintiles among the three repeat buyers (ranks 1-3 of 3: scores 1, 2, 4);
     # the two one-time buyers are a cell of their own
     assert list(s["F"]) == [0, 0, 1, 2, 4] and list(s["M"]) == [0, 0, 1, 2, 4]
     assert list(s["FM"]) == [0, 0, 1, 2, 4]
     seg = rfm_segments(rfm)["segment"]
-    assert seg.to_dict() == {"a": "Lost", "b": "Hibernating", "c": "Need attention",
-                             "d": "Potential loyalists", "e": "Champions"}
+    assert seg.to_dict() == {
+        "a": "Lost",
+        "b": "Hibernating",
+        "c": "Need attention",
+        "d": "Potential loyalists",
+        "e": "Champions",
+    }
     # with lapse_after=5, d (10 periods without a purchase) is lapsed: R 4 becomes 3, and it
     # leaves the recent segment Potential loyalists for Need attention; e (0) keeps R 5
     capped = rfm_segments(rfm, lapse_after=5)
@@ -86,18 +118,25 @@ def test_tier_shares_within_one_user(n, seed):
     t = value_tiers(v)
     counts = t.value_counts()
     cum = 0
-    for tier, share in {"platinum": .1, "gold": .2, "silver": .3, "bronze": .4}.items():
+    for tier, share in {"platinum": 0.1, "gold": 0.2, "silver": 0.3, "bronze": 0.4}.items():
         cum_expected = (cum + share) * n
         cum += share
-        got = sum(counts.get(k, 0) for k in list(["platinum", "gold", "silver", "bronze"])[
-            :list(["platinum", "gold", "silver", "bronze"]).index(tier) + 1])
+        got = sum(
+            counts.get(k, 0)
+            for k in list(["platinum", "gold", "silver", "bronze"])[
+                : list(["platinum", "gold", "silver", "bronze"]).index(tier) + 1
+            ]
+        )
         assert abs(got - cum_expected) <= 1
         assert abs(counts.get(tier, 0) - share * n) <= 1
     # higher tiers hold higher values
     order = {"platinum": 0, "gold": 1, "silver": 2, "bronze": 3}
     ranks = t.map(order)
-    assert all(v[ranks == i].min() >= v[ranks == i + 1].max() for i in range(3)
-               if (ranks == i).any() and (ranks == i + 1).any())
+    assert all(
+        v[ranks == i].min() >= v[ranks == i + 1].max()
+        for i in range(3)
+        if (ranks == i).any() and (ranks == i + 1).any()
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -107,7 +146,7 @@ def test_tied_values_split_by_id_whatever_the_row_order(values, seed):
     t = value_tiers(v)
     # reference: sort by value (high first), then id; cut at the rounded cumulative shares
     ref_order = sorted(v.index, key=lambda u: (-v[u], u))
-    bounds = np.round(np.cumsum([.1, .2, .3, .4]) * len(v)).astype(int)
+    bounds = np.round(np.cumsum([0.1, 0.2, 0.3, 0.4]) * len(v)).astype(int)
     bounds[-1] = len(v)
     expected, start = {}, 0
     for tier, end in zip(["platinum", "gold", "silver", "bronze"], bounds):
@@ -125,12 +164,11 @@ def test_tiers_by_amount_and_report():
     rep = tier_report(t, v)
     assert rep.loc["platinum", "share_of_value"] == pytest.approx(500 / 715)
     with pytest.raises(ValueError, match="add up to 1"):
-        value_tiers(v, shares={"a": .5, "b": .4})
+        value_tiers(v, shares={"a": 0.5, "b": 0.4})
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.floats(0, 1000), min_size=1, max_size=8), st.floats(0, 50), st.floats(0.5, 20),
-       st.floats(0, 1))
+@given(st.lists(st.floats(0, 1000), min_size=1, max_size=8), st.floats(0, 50), st.floats(0.5, 20), st.floats(0, 1))
 def test_target_list_matches_brute_force_and_respects_budget(values, budget, cost, success):
     scores = pd.DataFrame({"value_at_risk": values}, index=[f"u{i}" for i in range(len(values))])
     chosen = target_list(scores, budget=budget, cost_per_contact=cost, success_rate=success)
@@ -144,14 +182,21 @@ def test_target_list_matches_brute_force_and_respects_budget(values, budget, cos
 
 
 def test_target_list_takes_measured_effects_and_labels_assumptions():
-    scores = pd.DataFrame({"value_at_risk": [50.0, 40.0, 30.0, 20.0], "p_churn": [.5, .4, .3, .2],
-                           "clv": [100.0, 100, 100, 100]}, index=list("abcd"))
+    scores = pd.DataFrame(
+        {"value_at_risk": [50.0, 40.0, 30.0, 20.0], "p_churn": [0.5, 0.4, 0.3, 0.2], "clv": [100.0, 100, 100, 100]},
+        index=list("abcd"),
+    )
     assumed = target_list(scores, budget=100, cost_per_contact=5, success_rate=0.3)
-    assert assumed.attrs["basis"].startswith("assumed: a contact saves 30%") and "not measured" in assumed.attrs["basis"]
+    assert (
+        assumed.attrs["basis"].startswith("assumed: a contact saves 30%") and "not measured" in assumed.attrs["basis"]
+    )
     assert list(assumed.index) == ["a", "b", "c", "d"]
     # a measured campaign: d gains most from a contact, b's best arm is no contact (0)
-    measured = scores.assign(expected_incremental_value=[8.0, 0.0, 6.0, 20.0],
-                             recommended_arm=["mail", "none", "mail", "call"], model_versions="urm-uplift/3")
+    measured = scores.assign(
+        expected_incremental_value=[8.0, 0.0, 6.0, 20.0],
+        recommended_arm=["mail", "none", "mail", "call"],
+        model_versions="urm-uplift/3",
+    )
     chosen = target_list(measured, budget=100, cost_per_contact=5, success_rate=0.3)
     assert list(chosen.index) == ["d", "a", "c"] and chosen["recommended_arm"].tolist() == ["call", "mail", "mail"]
     assert chosen.attrs["basis"].startswith("measured") and "urm-uplift/3" in chosen.attrs["basis"]
@@ -193,15 +238,28 @@ def test_lifecycle_stages_hand_built():
     gap = pd.Series([0, 0, 27, 1, 1, 0], index=ids, dtype=float)
     risk = pd.Series([0.9, 0.1, 0.9, 0.7, 0.2, 0.1], index=ids)
     gone = pd.Series([False, False, False, False, False, True], index=ids)
-    stages = lifecycle_stages(age, since_last=since, gap_before_last=gap, lapsed=gone, risk=risk,
-                              period=13, lapse_after=26, at_risk=0.5)
+    stages = lifecycle_stages(
+        age, since_last=since, gap_before_last=gap, lapsed=gone, risk=risk, period=13, lapse_after=26, at_risk=0.5
+    )
     # an observed churn is lapsed even when new; new wins over risk; a return after 26+ is reactivated
-    assert stages.to_dict() == {"new": "new", "lapsed": "lapsed", "back": "reactivated", "risky": "at risk",
-                                "fine": "active", "gone_new": "lapsed"}
+    assert stages.to_dict() == {
+        "new": "new",
+        "lapsed": "lapsed",
+        "back": "reactivated",
+        "risky": "at risk",
+        "fine": "active",
+        "gone_new": "lapsed",
+    }
     assert set(stages) <= set(STAGES)
     # rules whose inputs are missing are skipped
-    assert lifecycle_stages(age, period=13, lapse_after=26).tolist() == ["new", "active", "active", "active",
-                                                                          "active", "new"]
+    assert lifecycle_stages(age, period=13, lapse_after=26).tolist() == [
+        "new",
+        "active",
+        "active",
+        "active",
+        "active",
+        "new",
+    ]
 
 
 def test_lifecycle_rejects_bad_settings_and_missing_rows():
@@ -228,8 +286,11 @@ def test_actions_follow_an_overriding_playbook_file(tmp_path):
     tiers = pd.Series(["gold", "bronze", "gold"], index=["u1", "u2", "u3"])
     stages = pd.Series(["active", "lapsed", "new"], index=["u1", "u2", "u3"])
     book = PLAYBOOK.copy()
-    book.loc[(book.tier == "bronze") & (book.lifecycle_stage == "lapsed"), ["action", "channel", "priority"]] = \
-        ["survey", "email", 4]
+    book.loc[(book.tier == "bronze") & (book.lifecycle_stage == "lapsed"), ["action", "channel", "priority"]] = [
+        "survey",
+        "email",
+        4,
+    ]
     path = tmp_path / "playbook.csv"
     book.to_csv(path, index=False)
     out = recommend_actions(tiers, stages, path)
@@ -246,14 +307,25 @@ def test_actions_follow_an_overriding_playbook_file(tmp_path):
 
 # --------------------------------------------------------------------------------- KPIs
 def test_kpis_by_hand_built():
-    scores = pd.DataFrame({"tier": ["gold", "gold", "bronze", "platinum"], "p_churn": [0.2, 0.4, 0.9, 0.1],
-                           "clv": [10.0, 30.0, 0.0, 60.0]}, index=["a", "b", "c", "d"])
+    scores = pd.DataFrame(
+        {
+            "tier": ["gold", "gold", "bronze", "platinum"],
+            "p_churn": [0.2, 0.4, 0.9, 0.1],
+            "clv": [10.0, 30.0, 0.0, 60.0],
+        },
+        index=["a", "b", "c", "d"],
+    )
     churned = pd.Series([0, 1, 1, 0], index=scores.index)
-    feedback = pd.DataFrame({"user_id": ["a", "a", "b", "c", "d"],
-                             "ts": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-01-01", "2024-01-01", "2024-01-01"]),
-                             "score": [2, 10, 9, 5, 7]})
-    out = segments.kpis_by(scores, "tier", churned=churned, revenue=pd.Series([1.0, 1.0, 2.0, 4.0], index=scores.index),
-                           feedback=feedback)
+    feedback = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "c", "d"],
+            "ts": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-01-01", "2024-01-01", "2024-01-01"]),
+            "score": [2, 10, 9, 5, 7],
+        }
+    )
+    out = segments.kpis_by(
+        scores, "tier", churned=churned, revenue=pd.Series([1.0, 1.0, 2.0, 4.0], index=scores.index), feedback=feedback
+    )
     assert out.index.tolist() == ["platinum", "gold", "bronze"]  # best tier first
     gold = out.loc["gold"]
     assert gold["users"] == 2 and gold["churn_rate"] == pytest.approx(0.3)

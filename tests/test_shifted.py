@@ -68,14 +68,17 @@ def test_the_predictive_distribution(fitted, cdnow_sample):
     mean = sample.predict(cdnow_sample, 39)
     table = sample.probability_of_n_purchases(cdnow_sample, 39, range(400))
     assert list(table.columns) == list(range(400)) and table.index.equals(mean.index)
-    pd.testing.assert_series_equal(sample.probability_of_n_purchases(cdnow_sample, 39, 2), table[2].rename("p_2_purchases"))
+    pd.testing.assert_series_equal(
+        sample.probability_of_n_purchases(cdnow_sample, 39, 2), table[2].rename("p_2_purchases")
+    )
     pmf = table.to_numpy()
     np.testing.assert_allclose(pmf.sum(1), 1.0, atol=1e-9)
     np.testing.assert_allclose(pmf @ np.arange(400), mean, rtol=1e-9)
     k = _shapes(sample, features.rfm_summary(cdnow_sample, CUTOFF, freq="W"))
     np.testing.assert_allclose(pmf @ np.arange(400) ** 2 - mean**2, mean + mean**2 / k, rtol=1e-7)
-    pd.testing.assert_series_equal(sample.probability_no_purchase(cdnow_sample, 39),
-                                   pd.Series(pmf[:, 0], index=mean.index, name="p_no_purchase"))
+    pd.testing.assert_series_equal(
+        sample.probability_no_purchase(cdnow_sample, 39), pd.Series(pmf[:, 0], index=mean.index, name="p_no_purchase")
+    )
     cdf = pmf.cumsum(1)
     median = sample.predict(cdnow_sample, 39, point="median")
     np.testing.assert_array_equal(median, (cdf < 0.5).sum(1))  # the first n with P(X <= n) >= 1/2

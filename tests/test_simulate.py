@@ -16,14 +16,24 @@ def test_deterministic_given_seed_and_sorted():
     assert a["user_id"].nunique() == 2_000  # everyone has a first purchase
 
 
-@pytest.mark.parametrize("model,extra", [
-    ("bgnbd", {"a": 1e-3, "b": 1e3}),       # p ~ 1e-6: nobody drops out
-    ("paretonbd", {"s": 1e-3, "beta": 1e3}),  # mu ~ 1e-6
-])
+@pytest.mark.parametrize(
+    "model,extra",
+    [
+        ("bgnbd", {"a": 1e-3, "b": 1e3}),  # p ~ 1e-6: nobody drops out
+        ("paretonbd", {"s": 1e-3, "beta": 1e3}),  # mu ~ 1e-6
+    ],
+)
 def test_without_dropout_repeat_purchases_are_nbd(model, extra):
     n, T = 40_000, 30.0
-    tx, users = datasets.simulate_transactions(n, model=model, params={"r": 2.0, "alpha": 10.0, **extra},
-                                               T=np.full(n, T), seed=1, spend=None, return_users=True)
+    tx, users = datasets.simulate_transactions(
+        n,
+        model=model,
+        params={"r": 2.0, "alpha": 10.0, **extra},
+        T=np.full(n, T),
+        seed=1,
+        spend=None,
+        return_users=True,
+    )
     x = tx.groupby("user_id").size() - 1
     # NBD: E[X(T)] = r T / alpha; Var = r T/alpha + r (T/alpha)^2
     mean, var = 2.0 * T / 10.0, 2.0 * T / 10.0 + 2.0 * (T / 10.0) ** 2
@@ -35,8 +45,9 @@ def test_bgnbd_dropout_matches_closed_form():
     from scipy.special import hyp2f1
 
     r, alpha, a, b, t, n = 0.8, 5.0, 2.5, 3.0, 40.0, 200_000
-    tx = datasets.simulate_transactions(n, params={"r": r, "alpha": alpha, "a": a, "b": b},
-                                        T=np.full(n, t), seed=7, spend=None)
+    tx = datasets.simulate_transactions(
+        n, params={"r": r, "alpha": alpha, "a": a, "b": b}, T=np.full(n, t), seed=7, spend=None
+    )
     x = tx.groupby("user_id").size() - 1
     expected = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t)))
     assert abs(x.mean() - expected) < 4 * x.std() / np.sqrt(n)
@@ -52,8 +63,9 @@ def test_gamma_gamma_spend_mean():
 
 def test_mbgnbd_can_drop_at_time_zero():
     n = 20_000
-    tx = datasets.simulate_transactions(n, model="mbgnbd", params={"a": 1.0, "b": 1.0, "r": 5, "alpha": 1},
-                                        T=np.full(n, 50.0), seed=0, spend=None)
+    tx = datasets.simulate_transactions(
+        n, model="mbgnbd", params={"a": 1.0, "b": 1.0, "r": 5, "alpha": 1}, T=np.full(n, 50.0), seed=0, spend=None
+    )
     x = tx.groupby("user_id").size() - 1
     # with p ~ U(0,1), P(drop at time 0) = 1/2 and those users make no repeat purchase
     assert (x == 0).mean() == pytest.approx(0.5, abs=0.02)

@@ -78,7 +78,9 @@ def test_a_spark_dataframe_or_a_parquet_path_selects_spark(session, cdnow_sample
     assert_same(local, features.rfm_summary(sdf, CUTOFF, freq="W", holdout_end="1998-06-30"), "spark dataframe")
     path = tmp_path / "tx.parquet"
     frame.to_parquet(path)
-    assert_same(local, features.rfm_summary(path, CUTOFF, freq="W", holdout_end="1998-06-30", engine="spark"), "parquet")
+    assert_same(
+        local, features.rfm_summary(path, CUTOFF, freq="W", holdout_end="1998-06-30", engine="spark"), "parquet"
+    )
     with pytest.raises(ValueError, match="is a Spark DataFrame: run it with engine='spark'"):
         features.rfm_summary(sdf, CUTOFF, engine="duckdb")
     with pytest.raises(ValueError, match=r"engine must be one of \['duckdb', 'spark'\]"):
@@ -89,15 +91,21 @@ def test_a_spark_dataframe_or_a_parquet_path_selects_spark(session, cdnow_sample
 def test_missing_pyspark_or_java_names_what_to_install(case, tmp_path):
     """In a fresh interpreter (no session yet): one message naming the extra or Java."""
     if case == "no pyspark":
-        code = ("import sys; sys.modules['pyspark'] = None; sys.modules['pyspark.sql'] = None\n"
-                "from urm_models import spark\ntry:\n    spark.session()\nexcept spark.SparkUnavailable as e:\n    print(e)")
+        code = (
+            "import sys; sys.modules['pyspark'] = None; sys.modules['pyspark.sql'] = None\n"
+            "from urm_models import spark\ntry:\n    spark.session()\nexcept spark.SparkUnavailable as e:\n    print(e)"
+        )
         env = None
     else:
-        code = "from urm_models import spark\ntry:\n    spark.session()\nexcept spark.SparkUnavailable as e:\n    print(e)"
+        code = (
+            "from urm_models import spark\ntry:\n    spark.session()\nexcept spark.SparkUnavailable as e:\n    print(e)"
+        )
         env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "URM_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
-    expected = "needs pyspark: install the extra 'urm-models[spark]'" if case == "no pyspark" else "needs Java 17 or later"
+    expected = (
+        "needs pyspark: install the extra 'urm-models[spark]'" if case == "no pyspark" else "needs Java 17 or later"
+    )
     assert expected in out.stdout and out.stderr == ""
 
 
@@ -114,8 +122,10 @@ def _models(name: str, tx, as_of):
         scorer = CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq="W", churn_window=13)
         X, y = features.shifted_window(tx, as_of, 13)
         churn = ChurnClassifier(random_state=0, n_bags=1).fit(X, y)
-        _FITTED[name] = scorer, {"churn_model": churn, "churn_window": "13 W",
-                                 "model_versions": "urm-clv/1;urm-churn/1"}
+        _FITTED[name] = (
+            scorer,
+            {"churn_model": churn, "churn_window": "13 W", "model_versions": "urm-clv/1;urm-churn/1"},
+        )
     return _FITTED[name]
 
 
@@ -174,8 +184,12 @@ def test_the_relationship_table_from_spark_equals_the_local_one(session, data, c
     amounts = {"platinum": 100.0, "gold": 40.0, "silver": 10.0, "bronze": 0.0}
     local_a = scoring.score_transactions(tx, as_of, scorer, tier_amounts=amounts)
     spark_a, _ = spark_scoring.score_transactions(tx, as_of, scorer, tier_amounts=amounts)
-    assert spark_a.toPandas().set_index("user_id")["tier"].sort_index().equals(
-        local_a.set_index("user_id")["tier"].astype(object).sort_index())
+    assert (
+        spark_a.toPandas()
+        .set_index("user_id")["tier"]
+        .sort_index()
+        .equals(local_a.set_index("user_id")["tier"].astype(object).sort_index())
+    )
 
 
 def test_the_parquet_contract_gives_the_same_answers_in_spark(session, tmp_path):
@@ -204,8 +218,10 @@ def test_the_parquet_contract_gives_the_same_answers_in_spark(session, tmp_path)
         parquet_contract.check_transactions(str(tmp_path / "zoned.parquet"), engine="spark", now=NOW)
     pq.write_table(pa.table(clean()), tmp_path / "ok.parquet")
     assert parquet_contract.check_transactions(str(tmp_path / "ok.parquet"), engine="spark", now=NOW) == {"n_rows": 6}
-    copies = pd.DataFrame({"user_id": [1, 1], "ts": pd.to_datetime(["1997-01-01"] * 2).astype("datetime64[us]"),
-                           "amount": [5.0, 5.0]}, index=[7, 8])  # pandas writes the index as a column
+    copies = pd.DataFrame(
+        {"user_id": [1, 1], "ts": pd.to_datetime(["1997-01-01"] * 2).astype("datetime64[us]"), "amount": [5.0, 5.0]},
+        index=[7, 8],
+    )  # pandas writes the index as a column
     copies.to_parquet(tmp_path / "copies.parquet")
     with pytest.raises(DataValidationError, match="no_exact_duplicates': 1 rows"):
         parquet_contract.check_transactions(str(tmp_path / "copies.parquet"), engine="spark", now=NOW)

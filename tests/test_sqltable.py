@@ -14,8 +14,14 @@ def _table(n, tag, as_of="2024-01-01"):
     t["clv"] = [float(i) for i in range(n)]
     t["action_priority"] = 1
     t["model_versions"] = f"urm-clv/{tag}"
-    for c in ("p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "value_at_risk",
-              "expected_incremental_value"):
+    for c in (
+        "p_alive",
+        "p_churn",
+        "expected_purchases",
+        "expected_remaining_lifetime",
+        "value_at_risk",
+        "expected_incremental_value",
+    ):
         t[c] = float("nan")
     return t
 
@@ -31,8 +37,10 @@ def test_publish_keeps_the_previous_table_and_forget_reaches_both(home, monkeypa
     assert list(now.columns) == scoring.COLUMNS
     assert now["user_id"].tolist() == ["b0", "b1", "b2"] and before["user_id"].tolist() == [f"a{i}" for i in range(5)]
     assert str(now["as_of"].iloc[0])[:10] == "2024-02-01" and now["expected_incremental_value"].isna().all()
-    assert sqltable.forget(["b1", "a3"], "My Shop.v2") == {"urm_user_scores_my_shop_v2": 1,
-                                                          "urm_user_scores_my_shop_v2_previous": 1}
+    assert sqltable.forget(["b1", "a3"], "My Shop.v2") == {
+        "urm_user_scores_my_shop_v2": 1,
+        "urm_user_scores_my_shop_v2_previous": 1,
+    }
     assert "b1" not in set(sqltable.read("My Shop.v2")["user_id"])
     with pytest.raises(ValueError, match="lacks columns"):
         sqltable.publish(_table(2, "c").drop(columns=["tier"]), "My Shop.v2")

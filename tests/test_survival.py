@@ -98,15 +98,15 @@ def test_integrated_brier_score_beats_the_covariate_free_model(cox, split):
     ibs = integrated_brier_score(cox, test, train)
     # the same model without covariates (one constant column is dropped, so use a dummy with
     # no signal): the Kaplan-Meier curve for everyone
-    null = SurvivalModel("cox").fit(train[["tenure", "churn"]].assign(noise=np.arange(len(train)) % 2),
-                                    "tenure", "churn")
+    null = SurvivalModel("cox").fit(
+        train[["tenure", "churn"]].assign(noise=np.arange(len(train)) % 2), "tenure", "churn"
+    )
     ibs_null = integrated_brier_score(null, test.assign(noise=0), train)
     assert 0 < ibs < ibs_null < 0.25
     # a perfect oracle (S = 1 before each user's churn, 0 after) scores ~0 where nobody is censored
     t = np.arange(1.0, 60.0)
     ev = test[test["churn"] == 1].head(100)
-    oracle = pd.DataFrame((ev["tenure"].to_numpy()[None, :] > t[:, None]).astype(float), index=t,
-                          columns=ev.index)
+    oracle = pd.DataFrame((ev["tenure"].to_numpy()[None, :] > t[:, None]).astype(float), index=t, columns=ev.index)
     assert brier_scores(oracle, ev, train, "tenure", "churn").max() == 0.0
 
 

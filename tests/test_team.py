@@ -39,8 +39,10 @@ def team():
     try:
         import pgserver
     except ImportError as exc:
-        pytest.fail(f"the team tests need PostgreSQL: the pgserver wheel is missing ({exc}); `make test` installs it "
-                    "(dependency group team-test: uv sync --group team-test)")
+        pytest.fail(
+            f"the team tests need PostgreSQL: the pgserver wheel is missing ({exc}); `make test` installs it "
+            "(dependency group team-test: uv sync --group team-test)"
+        )
     base = Path(tempfile.mkdtemp(prefix="urm-pg-"))  # pgserver opens the folder's parents to its own user
     try:
         srv = pgserver.get_server(base / "data", cleanup_mode="delete")
@@ -54,9 +56,27 @@ def team():
     log = open(base / "mlflow-server.log", "w")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", srv.get_uri("mlflow"),
-                               "--artifacts-destination", str(art), "--host", "127.0.0.1", "--port", str(port),
-                               "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            srv.get_uri("mlflow"),
+            "--artifacts-destination",
+            str(art),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while True:
@@ -85,8 +105,14 @@ def _urm(home: Path, *args, timeout=600):
     env = {**os.environ, "URM_HOME": str(home)}
     for var in ("MLFLOW_TRACKING_URI", "URM_DATABASE"):
         env.pop(var, None)
-    return subprocess.run([sys.executable, "-m", "urm_models.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "urm_models.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 @contextlib.contextmanager
@@ -128,16 +154,20 @@ def test_a_refresh_in_one_home_and_a_score_in_another_share_the_team_server(team
         published_a = scoring.read_predictions("cdnow_sample")
     with _in_home(b):
         published_b = scoring.read_predictions("cdnow_sample")
-        meta = __import__("pyarrow.parquet", fromlist=["x"]).read_schema(
-            scoring.predictions_path("cdnow_sample", "1997-09-30")).metadata[b"urm_models"]
+        meta = (
+            __import__("pyarrow.parquet", fromlist=["x"])
+            .read_schema(scoring.predictions_path("cdnow_sample", "1997-09-30"))
+            .metadata[b"urm_models"]
+        )
     pd.testing.assert_frame_equal(published_a, published_b)
     assert json.loads(meta)["model_store"] == team["tracking_uri"]
     assert published_a["model_versions"].iloc[0].startswith("urm-clv/1")
     # the SQL table holds what b published last, the previous one what a published
     sql = sqltable.read("cdnow_sample", url=team["database"])
     assert len(sql) == len(published_b) and set(sql["user_id"]) == set(published_b["user_id"])
-    assert sqltable.read("cdnow_sample", url=team["database"], previous=True)["clv"].sum() == \
-        pytest.approx(published_a["clv"].sum())
+    assert sqltable.read("cdnow_sample", url=team["database"], previous=True)["clv"].sum() == pytest.approx(
+        published_a["clv"].sum()
+    )
     # the UI opens our experiments on their training runs
     import mlflow
 
@@ -157,12 +187,28 @@ def _fake(n: int, tag: str) -> pd.DataFrame:
     from urm_models.scoring import COLUMNS
 
     rng = np.random.default_rng(n)
-    t = pd.DataFrame({"user_id": [f"{tag}{i:07d}" for i in range(n)], "as_of": pd.Timestamp("2024-01-01"),
-                      "tier": "gold", "rfm_segment": "Champions", "lifecycle_stage": "active",
-                      "p_alive": rng.random(n), "p_churn": rng.random(n), "expected_purchases": rng.random(n),
-                      "expected_remaining_lifetime": rng.random(n), "clv": rng.random(n), "value_at_risk": 0.0,
-                      "recommended_action": "x", "action_channel": "email", "action_priority": 1, "cohort": "c",
-                      "model_versions": f"urm-clv/{tag}", "recommended_arm": None, "expected_incremental_value": np.nan})
+    t = pd.DataFrame(
+        {
+            "user_id": [f"{tag}{i:07d}" for i in range(n)],
+            "as_of": pd.Timestamp("2024-01-01"),
+            "tier": "gold",
+            "rfm_segment": "Champions",
+            "lifecycle_stage": "active",
+            "p_alive": rng.random(n),
+            "p_churn": rng.random(n),
+            "expected_purchases": rng.random(n),
+            "expected_remaining_lifetime": rng.random(n),
+            "clv": rng.random(n),
+            "value_at_risk": 0.0,
+            "recommended_action": "x",
+            "action_channel": "email",
+            "action_priority": 1,
+            "cohort": "c",
+            "model_versions": f"urm-clv/{tag}",
+            "recommended_arm": None,
+            "expected_incremental_value": np.nan,
+        }
+    )
     return t[COLUMNS]
 
 
@@ -193,8 +239,12 @@ def test_sql_publishes_are_atomic_for_readers_and_survive_a_kill(team):
         eng = engine(url)
         with eng.connect() as conn:
             while not stop.is_set():
-                row = conn.execute(text("SELECT count(*), count(DISTINCT model_versions), min(model_versions), "
-                                        "min(user_id), max(user_id) FROM urm_user_scores_swap")).one()
+                row = conn.execute(
+                    text(
+                        "SELECT count(*), count(DISTINCT model_versions), min(model_versions), "
+                        "min(user_id), max(user_id) FROM urm_user_scores_swap"
+                    )
+                ).one()
                 conn.commit()
                 seen.append(tuple(row))
         eng.dispose()
@@ -209,7 +259,10 @@ def test_sql_publishes_are_atomic_for_readers_and_survive_a_kill(team):
     assert seen and set(seen) <= whole, set(seen) - whole
     assert len(set(seen)) == 2  # it saw both tables
     pubs = pd.read_sql_table("urm_publications", engine(url))
-    assert (pubs["dataset"] == "swap").sum() == 13 and set(pubs.loc[pubs["dataset"] == "swap", "rows"]) == {20_000, 30_000}
+    assert (pubs["dataset"] == "swap").sum() == 13 and set(pubs.loc[pubs["dataset"] == "swap", "rows"]) == {
+        20_000,
+        30_000,
+    }
 
     sqltable.publish(tables["a"], "killtest", url=url)
     sqltable.publish(tables["b"], "killtest", url=url)
@@ -253,8 +306,10 @@ def test_one_refresh_of_a_data_set_at_a_time_across_homes(team, tmp_path):
     holder.start()
     try:
         assert ready.wait(120)
-        for args in (("refresh", "--dataset", "cdnow_sample", "--fast", "--quiet"),
-                     ("score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30")):
+        for args in (
+            ("refresh", "--dataset", "cdnow_sample", "--fast", "--quiet"),
+            ("score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30"),
+        ):
             out = _urm(b, *args)
             assert out.returncode == 75, out.stderr[-2000:]
             assert "another refresh or score of 'cdnow_sample' is running against the team database" in out.stderr

@@ -26,6 +26,7 @@ def logged_clv(home):
         calls.append(1)
         with tracking.start_run("clv", run_name="test", params={"variant": len(calls) if variant is None else variant}):
             return tracking.log_clv_model(scorer, rfm).model_uri
+
     return log, rfm, scorer
 
 
@@ -56,8 +57,11 @@ def test_promotion_rule_champion_and_challenger(logged_clv):
     # each data set keeps its champion; `champion` names the latest promoted one
     assert tracking.champion("clv", "cdnow_sample")["version"] == better["version"]
     # no silent fallback: cdnow has no champion, and the error names the data sets that have one
-    with pytest.raises(LookupError, match=r"no 'champion' version of urm-clv for data set 'cdnow' in .*champions exist "
-                                          r"for 'cdnow_sample' \(v\d\), 'my.data' \(v\d\).*--models-from"):
+    with pytest.raises(
+        LookupError,
+        match=r"no 'champion' version of urm-clv for data set 'cdnow' in .*champions exist "
+        r"for 'cdnow_sample' \(v\d\), 'my.data' \(v\d\).*--models-from",
+    ):
         tracking.champion("clv", "cdnow")
     assert tracking.champions_by_dataset("clv") == {"cdnow_sample": better["version"], "my.data": other["version"]}
     mine = tracking.champion("clv", "my.data")
@@ -121,8 +125,9 @@ def test_ui_serves_experiments_and_registered_models_over_rest(logged_clv):
     port = _free_port()
     argv, env = tracking.ui_command("127.0.0.1", port)
     assert "--workers" in argv and argv[argv.index("--workers") + 1] == "1"
-    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
     try:
         deadline = time.monotonic() + 180
@@ -141,8 +146,9 @@ def test_ui_serves_experiments_and_registered_models_over_rest(logged_clv):
         (clv,) = [m for m in models if m["name"] == "urm-clv"]
         assert {"alias": "champion", "version": "1"} in clv["aliases"]
         # no background job runner was started beside the single web worker
-        children = subprocess.run(["pgrep", "-g", str(os.getpgid(proc.pid)), "-a"], capture_output=True,
-                                  text=True).stdout
+        children = subprocess.run(
+            ["pgrep", "-g", str(os.getpgid(proc.pid)), "-a"], capture_output=True, text=True
+        ).stdout
         assert "huey" not in children
     finally:
         os.killpg(os.getpgid(proc.pid), signal.SIGTERM)

@@ -40,6 +40,7 @@ def hillstrom():
 
 # ------------------------------------------------------------------------------ metrics
 
+
 def test_qini_by_hand():
     # 4 treated (t=1) and 4 control users; scores rank t-responders first
     y = np.array([1, 1, 0, 0, 1, 0, 0, 0])
@@ -72,6 +73,7 @@ def test_random_ranking_scores_near_zero_and_bootstrap_brackets(hillstrom):
 
 
 # ------------------------------------------------------------------------------ models
+
 
 def test_estimator_conventions(simulated):
     camp, _ = simulated
@@ -132,7 +134,9 @@ def test_default_model_on_hillstrom_beats_response_ranking(hillstrom):
     for seed in (0, 1, 2):
         tr, te = train_test_split(np.arange(len(y)), test_size=0.3, random_state=seed, stratify=t * 2 + y)
         up = UpliftModel(control="No E-Mail", random_state=seed).fit(c.X.iloc[tr], y[tr], d["arm"].iloc[tr])
-        resp = UpliftModel(learner="t", control="No E-Mail", random_state=seed).fit(c.X.iloc[tr], y[tr], d["arm"].iloc[tr])
+        resp = UpliftModel(learner="t", control="No E-Mail", random_state=seed).fit(
+            c.X.iloc[tr], y[tr], d["arm"].iloc[tr]
+        )
         q_up = ev.qini_coefficient(y[te], up.predict(c.X.iloc[te])["Womens E-Mail"], t[te])
         q_resp = ev.qini_coefficient(y[te], resp.predict_outcomes(c.X.iloc[te])["Womens E-Mail"], t[te])
         assert q_up > q_resp + 0.01 and q_up > 0.05, (seed, q_up, q_resp)
@@ -143,6 +147,7 @@ def test_default_model_on_hillstrom_beats_response_ranking(hillstrom):
 
 # ------------------------------------------------------------------------------ policies
 
+
 def test_policies_respect_the_budget_and_pay_only_where_positive():
     idx = pd.Index([f"u{i}" for i in range(10)])
     effects = pd.DataFrame({"a": np.linspace(-0.2, 0.7, 10), "b": np.linspace(0.5, -0.4, 10)}, index=idx)
@@ -150,7 +155,7 @@ def test_policies_respect_the_budget_and_pay_only_where_positive():
     assert net.loc["u9", "a"] == pytest.approx(0.7 * 10 - 1)
     pol = P.uplift_policy(net, control="none", share=0.3)
     assert (pol != "none").sum() == 3
-    assert pol["u0"] == "b" and pol["u9"] == "a"           # each user's better arm
+    assert pol["u0"] == "b" and pol["u9"] == "a"  # each user's better arm
     everyone_positive = P.uplift_policy(net, control="none")
     assert (everyone_positive != "none").sum() == int((net.max(axis=1) > 0).sum())
     money = P.uplift_policy(net, control="none", budget=5.0, cost={"a": 1.0, "b": 3.0})
@@ -169,12 +174,16 @@ def test_policy_value_is_unbiased_on_a_simulated_campaign(simulated):
     d = camp.data.set_index("user_id")
     rng = np.random.default_rng(5)
     pol = pd.Series(rng.choice(["control", "email", "coupon"], len(d), p=[0.4, 0.3, 0.3]), index=d.index)
-    true = np.select([pol == "email", pol == "coupon"],
-                     [truth["effect_purchases[email]"].to_numpy(), truth["effect_purchases[coupon]"].to_numpy()], 0.0).mean()
+    true = np.select(
+        [pol == "email", pol == "coupon"],
+        [truth["effect_purchases[email]"].to_numpy(), truth["effect_purchases[coupon]"].to_numpy()],
+        0.0,
+    ).mean()
     prop = d["arm"].value_counts(normalize=True).to_dict()
     ipw = P.policy_value(pol, d["purchases"], d["arm"], control="control", propensity=prop)
-    mu = pd.DataFrame({a: truth[f"expected_purchases[{a}]"].to_numpy() for a in ("control", "email", "coupon")},
-                      index=d.index)
+    mu = pd.DataFrame(
+        {a: truth[f"expected_purchases[{a}]"].to_numpy() for a in ("control", "email", "coupon")}, index=d.index
+    )
     dr = P.policy_value(pol, d["purchases"], d["arm"], control="control", propensity=prop, outcomes=mu)
     for v in (ipw, dr):
         assert v["lower"] <= true <= v["upper"], (v, true)
@@ -192,10 +201,18 @@ def test_uplift_policy_earns_more_incremental_spend_than_response_targeting(hill
     d = c.data
     diffs = []
     for seed in (0, 1, 2):
-        _, te = train_test_split(np.arange(len(d)), test_size=0.3, random_state=seed,
-                                 stratify=d["arm"] + d["visit"].astype(str))
-        res = P.evaluate_policies(c, "visit", value_outcome="spend", share=0.3, seed=seed,
-                                  test_users=d["user_id"].iloc[te], model=UpliftModel(random_state=seed))
+        _, te = train_test_split(
+            np.arange(len(d)), test_size=0.3, random_state=seed, stratify=d["arm"] + d["visit"].astype(str)
+        )
+        res = P.evaluate_policies(
+            c,
+            "visit",
+            value_outcome="spend",
+            share=0.3,
+            seed=seed,
+            test_users=d["user_id"].iloc[te],
+            model=UpliftModel(random_state=seed),
+        )
         values = res["values"]
         assert values.loc["uplift", "lower"] < values.loc["uplift", "value"] < values.loc["uplift", "upper"]
         assert values.loc["uplift", "contacted"] == pytest.approx(0.3, abs=0.001)

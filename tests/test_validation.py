@@ -107,12 +107,15 @@ def test_empty_file(tmp_path):
         datasets.load_transactions(p2)
 
 
-@pytest.mark.parametrize("name,content", [
-    ("tx.xlsx", b"PK\x03\x04" + b"\x00" * 100),
-    ("tx.csv", b"\x89PNG\r\n\x1a\n" + b"\x00" * 50),
-    ("tx.json", b'[{"user_id": "u1"}]'),
-    ("tx.parquet", b"user_id,ts,amount\nu1,2024-01-01,1\n"),
-])
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("tx.xlsx", b"PK\x03\x04" + b"\x00" * 100),
+        ("tx.csv", b"\x89PNG\r\n\x1a\n" + b"\x00" * 50),
+        ("tx.json", b'[{"user_id": "u1"}]'),
+        ("tx.parquet", b"user_id,ts,amount\nu1,2024-01-01,1\n"),
+    ],
+)
 def test_not_csv_or_parquet(tmp_path, name, content):
     p = write(tmp_path, content, name=name, mode="wb")
     with pytest.raises(DataValidationError) as ei:
@@ -135,13 +138,15 @@ def test_non_utf8_bytes_raise_with_line_numbers(tmp_path):
 
 
 def test_quarantine_keeps_valid_rows_and_writes_every_rejected_row(tmp_path, home):
-    bad = ("u3,2024-13-45,1\n"        # unparseable date
-           ",2024-01-05,1\n"           # empty id
-           "u4,2024-01-05,abc\n"       # non-numeric
-           "u5,2024-01-05,inf\n"       # inf
-           "u6,2024-01-05,-2\n"        # negative
-           "u7,2100-01-01,1\n"         # future
-           "u2,2024-01-03,3\n")        # exact duplicate of line 3
+    bad = (
+        "u3,2024-13-45,1\n"  # unparseable date
+        ",2024-01-05,1\n"  # empty id
+        "u4,2024-01-05,abc\n"  # non-numeric
+        "u5,2024-01-05,inf\n"  # inf
+        "u6,2024-01-05,-2\n"  # negative
+        "u7,2100-01-01,1\n"  # future
+        "u2,2024-01-03,3\n"
+    )  # exact duplicate of line 3
     body = GOOD.encode() + bad.encode() + "\xe9t\xe9,2024-01-04,5\n".encode("latin-1")
     p = write(tmp_path, body, mode="wb")
     n_input = 3 + 7 + 1
@@ -155,8 +160,16 @@ def test_quarantine_keeps_valid_rows_and_writes_every_rejected_row(tmp_path, hom
     q = pd.read_csv(qpath, dtype=str, keep_default_na=False)
     assert len(q) == rep["n_rejected"] == 8
     reasons = " | ".join(q["_reasons"])
-    for check in ("parseable_datetime", "not_missing", "numeric", "finite", "non_negative",
-                  "not_after_as_of", "no_exact_duplicates", "utf-8"):
+    for check in (
+        "parseable_datetime",
+        "not_missing",
+        "numeric",
+        "finite",
+        "non_negative",
+        "not_after_as_of",
+        "no_exact_duplicates",
+        "utf-8",
+    ):
         assert check in reasons, check
     assert set(q["_location"]) >= {"line 5", "line 6", "line 11", "line 12"}
     # failures table: one row per (column, check) with counts adding up
@@ -171,27 +184,39 @@ def test_quarantine_never_leaves_a_partial_file(tmp_path, home):
 
 
 def test_column_mapping_date_format_and_time_zone(tmp_path):
-    p = write(tmp_path, "Customer;Order date;Total;Shop\n"
-                        "A;31/12/2023 23:30;5,00;web\n"
-                        "B;01/01/2024 01:15;7;store\n", name="orders.csv")
-    tx = datasets.load_transactions(p, sep=";", date_format="%d/%m/%Y %H:%M", decimal=",",
-                                    columns={"user_id": "Customer", "ts": "Order date",
-                                             "amount": "Total", "channel": "Shop"})
+    p = write(
+        tmp_path,
+        "Customer;Order date;Total;Shop\nA;31/12/2023 23:30;5,00;web\nB;01/01/2024 01:15;7;store\n",
+        name="orders.csv",
+    )
+    tx = datasets.load_transactions(
+        p,
+        sep=";",
+        date_format="%d/%m/%Y %H:%M",
+        decimal=",",
+        columns={"user_id": "Customer", "ts": "Order date", "amount": "Total", "channel": "Shop"},
+    )
     assert list(tx["user_id"]) == ["A", "B"]
     assert tx["ts"].iloc[0] == pd.Timestamp("2023-12-31 23:30")
     assert list(tx["amount"]) == [5.0, 7.0]
     assert list(tx["channel"]) == ["web", "store"]
     # aware timestamps are converted to the given zone (wall clock there)
-    p2 = write(tmp_path, "user_id,ts,amount\nA,2024-01-01T00:30:00+00:00,1\nB,2024-01-01T12:00:00Z,2\n",
-               name="aware.csv")
+    p2 = write(
+        tmp_path, "user_id,ts,amount\nA,2024-01-01T00:30:00+00:00,1\nB,2024-01-01T12:00:00Z,2\n", name="aware.csv"
+    )
     tx2 = datasets.load_transactions(p2, tz="America/New_York")
     assert tx2["ts"].iloc[0] == pd.Timestamp("2023-12-31 19:30")
     assert tx2["ts"].iloc[1] == pd.Timestamp("2024-01-01 07:00")
 
 
 def test_parquet_input_with_native_types(tmp_path):
-    df = pd.DataFrame({"cust": ["a", "b", None], "ts": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]),
-                       "amount": [1.0, np.inf, 2.0]})
+    df = pd.DataFrame(
+        {
+            "cust": ["a", "b", None],
+            "ts": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]),
+            "amount": [1.0, np.inf, 2.0],
+        }
+    )
     p = tmp_path / "tx.parquet"
     df.to_parquet(p)
     with pytest.raises(DataValidationError) as ei:
@@ -205,15 +230,19 @@ def test_other_canonical_tables(tmp_path):
     users = write(tmp_path, "user_id,signup_ts\na,2024-01-01\na,2024-01-02\n", name="users.csv")
     with pytest.raises(DataValidationError, match="unique_user_id"):
         datasets.load_users(users)
-    subs = write(tmp_path, "user_id,start_ts,end_ts,price,plan\na,2024-01-01,,9.9,basic\n"
-                           "b,2024-02-01,2024-01-01,9.9,basic\n", name="subs.csv")
+    subs = write(
+        tmp_path,
+        "user_id,start_ts,end_ts,price,plan\na,2024-01-01,,9.9,basic\nb,2024-02-01,2024-01-01,9.9,basic\n",
+        name="subs.csv",
+    )
     with pytest.raises(DataValidationError, match=r"end_ts_not_before_start_ts': 1 rows"):
         datasets.load_subscriptions(subs)
     fb = write(tmp_path, "user_id,ts,score\na,2024-01-01,9\nb,2024-01-01,11\n", name="fb.csv")
     with pytest.raises(DataValidationError, match=r"column score, check 'at_most_10': 1 rows"):
         datasets.load_feedback(fb)
-    ok = datasets.load_subscriptions(write(tmp_path, "user_id,start_ts,end_ts,price\na,2024-01-01,,9.9\n",
-                                           name="subs2.csv"))
+    ok = datasets.load_subscriptions(
+        write(tmp_path, "user_id,start_ts,end_ts,price\na,2024-01-01,,9.9\n", name="subs2.csv")
+    )
     assert ok["end_ts"].isna().all()  # null end = still active
 
 

@@ -33,8 +33,15 @@ from .parsing import ConventionError, blank, parse_number
 from .reading import RawTable, raw_from_frame, read_raw
 from .validation import DataValidationError, Errors, Field, validate_table
 
-__all__ = ["Campaign", "load_campaign", "load_hillstrom", "load_assignments", "campaign_from_frame",
-           "HILLSTROM", "HILLSTROM_ARMS"]
+__all__ = [
+    "Campaign",
+    "load_campaign",
+    "load_hillstrom",
+    "load_assignments",
+    "campaign_from_frame",
+    "HILLSTROM",
+    "HILLSTROM_ARMS",
+]
 
 HILLSTROM = "hillstrom.csv"
 #: Hillstrom's arms, control first (the file's ``segment`` column)
@@ -63,7 +70,7 @@ class Campaign:
     window: str = ""
     units: dict = field(default_factory=dict)
     source: str = ""
-    value_feature: str = ""   # a pre-campaign value per user (Hillstrom: past-year spend): the table's tiers
+    value_feature: str = ""  # a pre-campaign value per user (Hillstrom: past-year spend): the table's tiers
     #: from transactions: how to compute the same features at a scoring date
     #: (``experiments.campaign.features_at``'s options); empty for a per-user campaign table
     features_spec: dict = field(default_factory=dict)
@@ -97,8 +104,9 @@ class Campaign:
 
     def _outcome(self, outcome: str) -> str:
         if outcome not in self.outcomes:
-            raise ValueError(f"{outcome!r} is not an outcome of campaign {self.name!r}; its outcomes are "
-                             f"{list(self.outcomes)}")
+            raise ValueError(
+                f"{outcome!r} is not an outcome of campaign {self.name!r}; its outcomes are {list(self.outcomes)}"
+            )
         return outcome
 
     def restrict(self, arms) -> "Campaign":
@@ -123,54 +131,68 @@ def _campaign_checks(df: pd.DataFrame, source: str, *, control: str, arms, arm_c
     per_user = df.groupby("user_id", sort=False)["arm"].nunique()
     two = per_user[per_user > 1]
     if len(two):
-        examples = df[df["user_id"].isin(two.index[:3])].groupby("user_id", sort=False)["arm"] \
-            .agg(lambda s: sorted(set(s))).to_dict()
-        problems.append(f"column {shown}: {len(two):,} of {len(per_user):,} users are in two or more arms, e.g. "
-                        f"{'; '.join(f'user {u!r} in {a}' for u, a in examples.items())}. A user must get "
-                        "one arm: fix the assignment (the campaign is not randomised per user otherwise)")
+        examples = (
+            df[df["user_id"].isin(two.index[:3])]
+            .groupby("user_id", sort=False)["arm"]
+            .agg(lambda s: sorted(set(s)))
+            .to_dict()
+        )
+        problems.append(
+            f"column {shown}: {len(two):,} of {len(per_user):,} users are in two or more arms, e.g. "
+            f"{'; '.join(f'user {u!r} in {a}' for u, a in examples.items())}. A user must get "
+            "one arm: fix the assignment (the campaign is not randomised per user otherwise)"
+        )
         failures.append({"column": "arm", "check": "one_arm_per_user", "n_rows": len(two)})
     else:
         repeated = df["user_id"].duplicated()
         if repeated.any():
             ids = df.loc[repeated, "user_id"].head(3).tolist()
-            problems.append(f"column user_id: {int(repeated.sum()):,} users appear on more than one row "
-                            f"(same arm), e.g. {ids}: give one row per user")
+            problems.append(
+                f"column user_id: {int(repeated.sum()):,} users appear on more than one row "
+                f"(same arm), e.g. {ids}: give one row per user"
+            )
             failures.append({"column": "user_id", "check": "one_row_per_user", "n_rows": int(repeated.sum())})
     found = list(dict.fromkeys(df["arm"].astype(str)))
     if control not in found:
         near = [a for a in found if a.strip().lower() == str(control).strip().lower()]
         hint = f" (did you mean {near[0]!r}?)" if near else ""
-        problems.append(f"column {shown}: the control arm {control!r} does not exist{hint}; the arms are "
-                        f"{sorted(found)} with {df['arm'].value_counts().to_dict()} users: pass "
-                        "control= naming one of them")
+        problems.append(
+            f"column {shown}: the control arm {control!r} does not exist{hint}; the arms are "
+            f"{sorted(found)} with {df['arm'].value_counts().to_dict()} users: pass "
+            "control= naming one of them"
+        )
         failures.append({"column": "arm", "check": "control_exists", "n_rows": len(df)})
     if arms is not None:
         declared = [str(a) for a in arms]
         empty = [a for a in declared if a not in found]
         extra = [a for a in found if a not in declared]
         if empty:
-            problems.append(f"column {shown}: declared arm(s) {empty} have no users (arms found: "
-                            f"{sorted(found)}): fix the file or the arms= list")
+            problems.append(
+                f"column {shown}: declared arm(s) {empty} have no users (arms found: "
+                f"{sorted(found)}): fix the file or the arms= list"
+            )
             failures.append({"column": "arm", "check": "every_arm_has_users", "n_rows": 0})
         if extra:
             n = int(df["arm"].isin(extra).sum())
-            problems.append(f"column {shown}: {n:,} users are in arm(s) {extra} that arms= does not declare "
-                            f"({declared}): add them to arms= or remove those rows")
+            problems.append(
+                f"column {shown}: {n:,} users are in arm(s) {extra} that arms= does not declare "
+                f"({declared}): add them to arms= or remove those rows"
+            )
             failures.append({"column": "arm", "check": "declared_arm", "n_rows": n})
     elif len(found) < 2:
-        problems.append(f"column {shown}: only one arm ({found}) among {len(df):,} users: a campaign "
-                        "needs a control and at least one treatment arm")
+        problems.append(
+            f"column {shown}: only one arm ({found}) among {len(df):,} users: a campaign "
+            "needs a control and at least one treatment arm"
+        )
         failures.append({"column": "arm", "check": "two_or_more_arms", "n_rows": len(df)})
     if problems:
         head = f"{source}: {len(df):,} rows, {df['user_id'].nunique():,} users: the campaign contract fails:"
-        raise DataValidationError("\n  - ".join([head, *problems]), source=source,
-                                  failures=pd.DataFrame(failures))
+        raise DataValidationError("\n  - ".join([head, *problems]), source=source, failures=pd.DataFrame(failures))
     order = [str(a) for a in arms] if arms is not None else sorted(found)
     return (control, *[a for a in order if a != control])
 
 
-def _features(frame: pd.DataFrame, names, source: str, *, categorical=(), decimal=None,
-              thousands=None) -> pd.DataFrame:
+def _features(frame: pd.DataFrame, names, source: str, *, categorical=(), decimal=None, thousands=None) -> pd.DataFrame:
     """Pre-campaign features as they go into a model: a column whose every value is a number
     (in the file's convention) is numeric, any other is a category (text); ``categorical``
     keeps numbers-as-codes (zip codes, plan ids) as text."""
@@ -183,25 +205,46 @@ def _features(frame: pd.DataFrame, names, source: str, *, categorical=(), decima
         try:
             values = parse_number(col, decimal=decimal, thousands=thousands)
         except ConventionError as exc:
-            raise DataValidationError(f"{source}: feature column {name}: {exc.n_rows:,} of {len(col):,} rows "
-                                      f"cannot be read without guessing: {exc}", source=source) from None
+            raise DataValidationError(
+                f"{source}: feature column {name}: {exc.n_rows:,} of {len(col):,} rows "
+                f"cannot be read without guessing: {exc}",
+                source=source,
+            ) from None
         numeric = values.notna() | blank(col)
         if numeric.all() and values.notna().any():
             if not np.isfinite(values.dropna()).all():
-                raise DataValidationError(f"{source}: feature column {name}: {int((~np.isfinite(values.dropna())).sum()):,} "
-                                          "rows hold an infinite value", source=source)
+                raise DataValidationError(
+                    f"{source}: feature column {name}: {int((~np.isfinite(values.dropna())).sum()):,} "
+                    "rows hold an infinite value",
+                    source=source,
+                )
             out[name] = values
         else:
             out[name] = col.where(~blank(col), None).astype(object)
     return out
 
 
-def validate_campaign(raw: RawTable, *, control: str, outcomes, features=None, arms=None,
-                      columns: dict | None = None, categorical=(), errors: Errors = "raise",
-                      decimal: str | None = None, thousands: str | None = None, date_format: str | None = None,
-                      tz: str | None = None, quarantine_dir=None, dataset: str | None = None,
-                      name: str | None = None, window: str = "", units: dict | None = None,
-                      value_feature: str = "") -> Campaign:
+def validate_campaign(
+    raw: RawTable,
+    *,
+    control: str,
+    outcomes,
+    features=None,
+    arms=None,
+    columns: dict | None = None,
+    categorical=(),
+    errors: Errors = "raise",
+    decimal: str | None = None,
+    thousands: str | None = None,
+    date_format: str | None = None,
+    tz: str | None = None,
+    quarantine_dir=None,
+    dataset: str | None = None,
+    name: str | None = None,
+    window: str = "",
+    units: dict | None = None,
+    value_feature: str = "",
+) -> Campaign:
     """One raw per-user campaign table -> :class:`Campaign` (see :func:`load_campaign`)."""
     if isinstance(outcomes, str):
         outcomes = [outcomes]
@@ -217,8 +260,9 @@ def validate_campaign(raw: RawTable, *, control: str, outcomes, features=None, a
     features = list(features)
     missing = [f for f in features if columns.get(f, f) not in file_cols]
     if missing:
-        raise DataValidationError(f"{raw.source}: feature column(s) {missing} are not in the file; it has "
-                                  f"{file_cols}", source=raw.source)
+        raise DataValidationError(
+            f"{raw.source}: feature column(s) {missing} are not in the file; it has {file_cols}", source=raw.source
+        )
     clash = [f for f in features if f in contract]
     if clash:
         raise ValueError(f"{clash} are campaign columns, not features")
@@ -228,13 +272,25 @@ def validate_campaign(raw: RawTable, *, control: str, outcomes, features=None, a
         extra.append(Field("sent_at", "datetime", event_time=True))
     if columns.get("outcome_at", "outcome_at") in file_cols:
         extra.append(Field("outcome_at", "datetime", nullable=True))
-    table = validate_table(raw, "campaign", columns=mapping, errors=errors, decimal=decimal,
-                           thousands=thousands, date_format=date_format, tz=tz, quarantine_dir=quarantine_dir,
-                           dataset=dataset, extra_fields=tuple(extra), duplicates="reject")
+    table = validate_table(
+        raw,
+        "campaign",
+        columns=mapping,
+        errors=errors,
+        decimal=decimal,
+        thousands=thousands,
+        date_format=date_format,
+        tz=tz,
+        quarantine_dir=quarantine_dir,
+        dataset=dataset,
+        extra_fields=tuple(extra),
+        duplicates="reject",
+    )
     report = table.attrs["validation"]
     if table.empty:
-        raise DataValidationError(f"{raw.source}: no valid rows left ({report['n_rejected']:,} rejected)",
-                                  source=raw.source)
+        raise DataValidationError(
+            f"{raw.source}: no valid rows left ({report['n_rejected']:,} rejected)", source=raw.source
+        )
     table["arm"] = table["arm"].astype(str).str.strip()
     arm_col = columns.get("arm", "arm")
     order = _campaign_checks(table, raw.source, control=str(control), arms=arms, arm_col=arm_col)
@@ -246,31 +302,67 @@ def validate_campaign(raw: RawTable, *, control: str, outcomes, features=None, a
                 f"{raw.source}: column outcome_at (file column {columns.get('outcome_at', 'outcome_at')!r}): "
                 f"{int(early.sum()):,} of {len(table):,} users have their outcome dated before their send "
                 f"(sent_at), e.g. {ex}: an outcome before the contact cannot be its effect; fix the dates or "
-                "drop those outcomes", source=raw.source,
-                failures=pd.DataFrame([{"column": "outcome_at", "check": "not_before_sent_at",
-                                        "n_rows": int(early.sum())}]))
+                "drop those outcomes",
+                source=raw.source,
+                failures=pd.DataFrame(
+                    [{"column": "outcome_at", "check": "not_before_sent_at", "n_rows": int(early.sum())}]
+                ),
+            )
     feats = _features(table, features, raw.source, categorical=categorical, decimal=decimal, thousands=thousands)
     keep = ["user_id", "arm", *outcomes, *[c for c in ("sent_at", "outcome_at") if c in table]]
     data = pd.concat([table[keep], feats], axis=1)
     data.attrs["validation"] = report
-    return Campaign(data=data, control=str(control), arms=order, outcomes=tuple(outcomes),
-                    features=tuple(features), name=name or dataset or "campaign", window=window,
-                    units=dict(units or {}), source=raw.source, value_feature=value_feature)
+    return Campaign(
+        data=data,
+        control=str(control),
+        arms=order,
+        outcomes=tuple(outcomes),
+        features=tuple(features),
+        name=name or dataset or "campaign",
+        window=window,
+        units=dict(units or {}),
+        source=raw.source,
+        value_feature=value_feature,
+    )
 
 
-def campaign_from_frame(df: pd.DataFrame, *, control, outcomes, features=None, arms=None,
-                        name: str = "campaign", **kwargs) -> Campaign:
+def campaign_from_frame(
+    df: pd.DataFrame, *, control, outcomes, features=None, arms=None, name: str = "campaign", **kwargs
+) -> Campaign:
     """A :class:`Campaign` from an in-memory table (``user_id``, ``arm``, outcomes, features),
     held to the same contract as a file."""
-    return validate_campaign(raw_from_frame(df.astype({c: object for c in df.columns}), name), control=control,
-                             outcomes=outcomes, features=features, arms=arms, name=name, **kwargs)
+    return validate_campaign(
+        raw_from_frame(df.astype({c: object for c in df.columns}), name),
+        control=control,
+        outcomes=outcomes,
+        features=features,
+        arms=arms,
+        name=name,
+        **kwargs,
+    )
 
 
-def load_campaign(path: str | Path, *, control: str, outcomes, features=None, arms=None,
-                  columns: dict | None = None, categorical=(), window: str = "", units: dict | None = None,
-                  sep: str | None = None, encoding: str = "utf-8", errors: Errors = "raise",
-                  decimal: str | None = None, thousands: str | None = None, date_format: str | None = None,
-                  tz: str | None = None, quarantine_dir=None, dataset: str | None = None) -> Campaign:
+def load_campaign(
+    path: str | Path,
+    *,
+    control: str,
+    outcomes,
+    features=None,
+    arms=None,
+    columns: dict | None = None,
+    categorical=(),
+    window: str = "",
+    units: dict | None = None,
+    sep: str | None = None,
+    encoding: str = "utf-8",
+    errors: Errors = "raise",
+    decimal: str | None = None,
+    thousands: str | None = None,
+    date_format: str | None = None,
+    tz: str | None = None,
+    quarantine_dir=None,
+    dataset: str | None = None,
+) -> Campaign:
     """A per-user campaign file (CSV or Parquet, as :func:`urm_models.datasets.load_transactions`
     reads them): ``user_id``, ``arm``, the ``outcomes`` and pre-campaign ``features`` (default:
     every other column), optionally ``sent_at`` and ``outcome_at`` (when the outcome happened;
@@ -286,11 +378,25 @@ def load_campaign(path: str | Path, *, control: str, outcomes, features=None, ar
     """
     raw = read_raw(path, sep=sep, encoding=encoding, errors=errors)
     dataset = dataset or paths.dataset_name(path)
-    return validate_campaign(raw, control=control, outcomes=outcomes, features=features, arms=arms,
-                             columns=columns, categorical=categorical, errors=errors, decimal=decimal,
-                             thousands=thousands, date_format=date_format, tz=tz,
-                             quarantine_dir=quarantine_dir, dataset=dataset, name=dataset, window=window,
-                             units=units)
+    return validate_campaign(
+        raw,
+        control=control,
+        outcomes=outcomes,
+        features=features,
+        arms=arms,
+        columns=columns,
+        categorical=categorical,
+        errors=errors,
+        decimal=decimal,
+        thousands=thousands,
+        date_format=date_format,
+        tz=tz,
+        quarantine_dir=quarantine_dir,
+        dataset=dataset,
+        name=dataset,
+        window=window,
+        units=units,
+    )
 
 
 def load_hillstrom(path: str | Path | None = None) -> Campaign:
@@ -305,37 +411,88 @@ def load_hillstrom(path: str | Path | None = None) -> Campaign:
         raise DataValidationError(f"{path}: has a user_id column; load it with load_campaign()", source=str(path))
     numbers = (raw.lines - 1) if raw.lines is not None else np.arange(1, len(raw.frame) + 1)
     raw.frame.insert(0, "user_id", [f"r{int(n):05d}" for n in numbers])
-    return validate_campaign(raw, control="No E-Mail", outcomes=["visit", "conversion", "spend"],
-                             features=HILLSTROM_FEATURES, arms=HILLSTROM_ARMS, columns={"arm": "segment"},
-                             categorical=("zip_code", "channel"), dataset="hillstrom", name="hillstrom",
-                             window="in the two weeks after the e-mail", units={"spend": "USD"},
-                             value_feature="history")
+    return validate_campaign(
+        raw,
+        control="No E-Mail",
+        outcomes=["visit", "conversion", "spend"],
+        features=HILLSTROM_FEATURES,
+        arms=HILLSTROM_ARMS,
+        columns={"arm": "segment"},
+        categorical=("zip_code", "channel"),
+        dataset="hillstrom",
+        name="hillstrom",
+        window="in the two weeks after the e-mail",
+        units={"spend": "USD"},
+        value_feature="history",
+    )
 
 
-def load_assignments(path: str | Path, *, control: str, arms=None, columns: dict | None = None,
-                     sep: str | None = None, encoding: str = "utf-8", date_format: str | None = None,
-                     tz: str | None = None, as_of=None, errors: Errors = "raise", quarantine_dir=None,
-                     dataset: str | None = None) -> pd.DataFrame:
+def load_assignments(
+    path: str | Path,
+    *,
+    control: str,
+    arms=None,
+    columns: dict | None = None,
+    sep: str | None = None,
+    encoding: str = "utf-8",
+    date_format: str | None = None,
+    tz: str | None = None,
+    as_of=None,
+    errors: Errors = "raise",
+    quarantine_dir=None,
+    dataset: str | None = None,
+) -> pd.DataFrame:
     """An assignment file ``user_id, arm, sent_at`` (who got which arm, when), validated: the
     data contract row by row (as transactions: dates read without guessing, no send in the
     future), then the campaign checks (one arm per user, the control exists, every declared arm
     has users). Returns ``user_id, arm, sent_at`` with ``attrs["campaign"]`` holding the control
     and the arms (control first)."""
     raw = read_raw(path, sep=sep, encoding=encoding, errors=errors)
-    return assignments_from_raw(raw, control=control, arms=arms, columns=columns, date_format=date_format,
-                                tz=tz, as_of=as_of, errors=errors, quarantine_dir=quarantine_dir,
-                                dataset=dataset or paths.dataset_name(path))
+    return assignments_from_raw(
+        raw,
+        control=control,
+        arms=arms,
+        columns=columns,
+        date_format=date_format,
+        tz=tz,
+        as_of=as_of,
+        errors=errors,
+        quarantine_dir=quarantine_dir,
+        dataset=dataset or paths.dataset_name(path),
+    )
 
 
-def assignments_from_raw(raw: RawTable, *, control: str, arms=None, columns=None, date_format=None, tz=None,
-                         as_of=None, errors: Errors = "raise", quarantine_dir=None, dataset=None) -> pd.DataFrame:
-    table = validate_table(raw, "assignments", columns=columns, errors=errors, date_format=date_format, tz=tz,
-                           as_of=as_of, quarantine_dir=quarantine_dir, dataset=dataset, duplicates="reject")
+def assignments_from_raw(
+    raw: RawTable,
+    *,
+    control: str,
+    arms=None,
+    columns=None,
+    date_format=None,
+    tz=None,
+    as_of=None,
+    errors: Errors = "raise",
+    quarantine_dir=None,
+    dataset=None,
+) -> pd.DataFrame:
+    table = validate_table(
+        raw,
+        "assignments",
+        columns=columns,
+        errors=errors,
+        date_format=date_format,
+        tz=tz,
+        as_of=as_of,
+        quarantine_dir=quarantine_dir,
+        dataset=dataset,
+        duplicates="reject",
+    )
     if table.empty:
         raise DataValidationError(f"{raw.source}: no valid assignment rows", source=raw.source)
     table["arm"] = table["arm"].astype(str).str.strip()
-    order = _campaign_checks(table, raw.source, control=str(control), arms=arms,
-                             arm_col=(columns or {}).get("arm", "arm"))
+    order = _campaign_checks(
+        table, raw.source, control=str(control), arms=arms, arm_col=(columns or {}).get("arm", "arm")
+    )
     out = table[["user_id", "arm", "sent_at"]].copy()
     out.attrs["validation"] = table.attrs["validation"]
     out.attrs["campaign"] = {"control": str(control), "arms": list(order), "source": raw.source}

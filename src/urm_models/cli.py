@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 
 EX_TEMPFAIL = 75  # sysexits: "try again later" (another refresh holds the lock)
-EX_USAGE = 2      # bad arguments: an unknown data set, an unsafe name, a config that is not plain YAML
+EX_USAGE = 2  # bad arguments: an unknown data set, an unsafe name, a config that is not plain YAML
 
-EXIT_CODES = ("exit codes:\n"
-              "   0  success\n"
-              "   1  the input was refused or a step failed (what was there before stays)\n"
-              "   2  bad arguments (unknown data set, unsafe name, unreadable config)\n"
-              "  75  another refresh, score, forget or prune holds the lock: try again later")
+EXIT_CODES = (
+    "exit codes:\n"
+    "   0  success\n"
+    "   1  the input was refused or a step failed (what was there before stays)\n"
+    "   2  bad arguments (unknown data set, unsafe name, unreadable config)\n"
+    "  75  another refresh, score, forget or prune holds the lock: try again later"
+)
 
 
 class UsageError(ValueError):
@@ -33,8 +35,10 @@ def _load_config(path: str | None) -> dict:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"config file {p} is not plain YAML ({first}): only parameter: value mappings, no tags "
-                         "such as !!python/object") from None
+        raise UsageError(
+            f"config file {p} is not plain YAML ({first}): only parameter: value mappings, no tags "
+            "such as !!python/object"
+        ) from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {p} must hold a mapping of parameter: value")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
@@ -63,26 +67,28 @@ def _cmd_refresh(args) -> int:
         params["read"] = {**params.get("read", {}), **read}
     unknown = set(params) - set(DEFAULT_PARAMS)
     if unknown:
-        print(f"urm refresh: unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}",
-              file=sys.stderr)
+        print(f"urm refresh: unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}", file=sys.stderr)
         return 2
     notebooks = args.notebooks.split(",") if args.notebooks else None
     from .pipeline import NOTEBOOKS
 
     if notebooks and [n for n in notebooks if n not in NOTEBOOKS]:
-        raise UsageError(f"--notebooks takes names of the project's notebooks, not paths: unknown "
-                         f"{[n for n in notebooks if n not in NOTEBOOKS]}; known: {NOTEBOOKS}")
+        raise UsageError(
+            f"--notebooks takes names of the project's notebooks, not paths: unknown "
+            f"{[n for n in notebooks if n not in NOTEBOOKS]}; known: {NOTEBOOKS}"
+        )
     try:
-        manifest = refresh(params, notebooks=notebooks, run_id=args.run_id,
-                           progress=not args.quiet)
+        manifest = refresh(params, notebooks=notebooks, run_id=args.run_id, progress=not args.quiet)
     except RefreshLocked as exc:
         print(f"urm refresh: {exc}", file=sys.stderr)
         return EX_TEMPFAIL
     except RefreshError as exc:
         print(f"urm refresh: {exc}", file=sys.stderr)
         return 1
-    print(f"refresh {manifest['run_id']}: {manifest['status']} in {manifest['seconds']:.1f}s; "
-          f"reports in reports/runs/{manifest['run_id']}/")
+    print(
+        f"refresh {manifest['run_id']}: {manifest['status']} in {manifest['seconds']:.1f}s; "
+        f"reports in reports/runs/{manifest['run_id']}/"
+    )
     return 0
 
 
@@ -93,11 +99,25 @@ def _read_options(args) -> dict:
         pairs = [kv.split("=", 1) for kv in args.columns.split(",") if kv.strip()]
         bad = [kv for kv in pairs if len(kv) != 2 or not kv[0].strip() or not kv[1].strip()]
         if bad:
-            raise UsageError(f"--columns takes canonical=yours pairs separated by commas, "
-                             f"e.g. user_id=customer,ts=order_date,amount=total; got {args.columns!r}")
+            raise UsageError(
+                f"--columns takes canonical=yours pairs separated by commas, "
+                f"e.g. user_id=customer,ts=order_date,amount=total; got {args.columns!r}"
+            )
         read["columns"] = {k.strip(): v.strip() for k, v in pairs}
-    for key in ("date_format", "tz", "dst", "decimal", "thousands", "currency", "sep", "encoding", "errors",
-                "duplicates", "returns", "null_ids"):
+    for key in (
+        "date_format",
+        "tz",
+        "dst",
+        "decimal",
+        "thousands",
+        "currency",
+        "sep",
+        "encoding",
+        "errors",
+        "duplicates",
+        "returns",
+        "null_ids",
+    ):
         if getattr(args, key, None):
             read[key] = getattr(args, key)
     return read
@@ -126,8 +146,9 @@ def _known_dataset(name: str, own_file: bool) -> str:
     if not own_file and name not in DATASETS:
         near = difflib.get_close_matches(name, DATASETS, n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise UsageError(f"unknown data set {name!r}{hint}; shipped ones are {sorted(DATASETS)}, or give your own "
-                         "file with --path")
+        raise UsageError(
+            f"unknown data set {name!r}{hint}; shipped ones are {sorted(DATASETS)}, or give your own file with --path"
+        )
     return name
 
 
@@ -154,8 +175,11 @@ def _cmd_ui(args) -> int:
     except RemoteStore as exc:
         print(f"urm ui: {exc}")
         return 0
-    print(f"MLflow UI on http://{args.host}:{args.port}/#/experiments{UI_LINK_QUERY} (the training runs; store "
-          f"{store_label(argv[argv.index('--backend-store-uri') + 1])})", file=sys.stderr)
+    print(
+        f"MLflow UI on http://{args.host}:{args.port}/#/experiments{UI_LINK_QUERY} (the training runs; store "
+        f"{store_label(argv[argv.index('--backend-store-uri') + 1])})",
+        file=sys.stderr,
+    )
     os.execve(argv[0], argv, {**os.environ, **env})
     return 0  # not reached
 
@@ -172,9 +196,14 @@ def _cmd_score(args) -> int:
             if args.engine == "spark":
                 from . import spark_scoring
 
-                table, facts = spark_scoring.score_users(dataset, args.as_of, freq=args.freq,
-                                                         path=args.path or "", read=_read_options(args),
-                                                         models_from=args.models_from)
+                table, facts = spark_scoring.score_users(
+                    dataset,
+                    args.as_of,
+                    freq=args.freq,
+                    path=args.path or "",
+                    read=_read_options(args),
+                    models_from=args.models_from,
+                )
                 path = spark_scoring.write_table(table, dataset, args.as_of, metadata=facts)
                 n, versions = sum(1 for _ in path.glob("*.parquet")), facts["model_versions"]
                 print(f"scored in Spark with {versions}: {path} ({n} Parquet part(s))")
@@ -182,8 +211,14 @@ def _cmd_score(args) -> int:
                 return 0
             if args.batches:
                 return _score_streamed(args, dataset)
-            table = score_users(dataset, args.as_of, freq=args.freq, path=args.path or "",
-                                read=_read_options(args), models_from=args.models_from)
+            table = score_users(
+                dataset,
+                args.as_of,
+                freq=args.freq,
+                path=args.path or "",
+                read=_read_options(args),
+                models_from=args.models_from,
+            )
             as_of = table["as_of"].iloc[0]
             path = write_predictions(table, dataset, as_of)
             print(f"{len(table):,} users scored with {table['model_versions'].iloc[0]}: {path}")
@@ -202,8 +237,10 @@ def _score_streamed(args, dataset: str) -> int:
     if args.as_of is None:
         raise ValueError("as_of is required for transactions (--as-of, the date to score at)")
     if datasets.dataset_kind(dataset, args.path or "") != "transactions":
-        raise ValueError(f"--batches streams transactions data sets; {dataset!r} is a "
-                         f"{datasets.dataset_kind(dataset, args.path or '')} table")
+        raise ValueError(
+            f"--batches streams transactions data sets; {dataset!r} is a "
+            f"{datasets.dataset_kind(dataset, args.path or '')} table"
+        )
     from .scoring import refuse_measured_campaign
 
     source = args.models_from or dataset
@@ -219,10 +256,19 @@ def _score_streamed(args, dataset: str) -> int:
 
     m = transaction_champions(source)
     path = predictions_path(dataset, args.as_of)
-    facts = score_to_parquet(data, args.as_of, m["clv_model"], path, batches=args.batches,
-                             churn_model=m["churn_model"], churn_window=m["churn_window"], freq=args.freq,
-                             model_versions=m["versions"], dataset=dataset,
-                             metadata={"dataset": dataset, "p_churn_source": m["p_churn_source"], **model_facts(source)})
+    facts = score_to_parquet(
+        data,
+        args.as_of,
+        m["clv_model"],
+        path,
+        batches=args.batches,
+        churn_model=m["churn_model"],
+        churn_window=m["churn_window"],
+        freq=args.freq,
+        model_versions=m["versions"],
+        dataset=dataset,
+        metadata={"dataset": dataset, "p_churn_source": m["p_churn_source"], **model_facts(source)},
+    )
     _point_latest(path.parent)
     print(f"{facts['rows']:,} users scored with {m['versions']} in {args.batches} slices: {path}")
     _publish_sql(lambda: __import__("pandas").read_parquet(path), dataset, model_facts(source))
@@ -257,8 +303,10 @@ def _cmd_forget(args) -> int:
 
             near = difflib.get_close_matches(args.dataset, known, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise UsageError(f"unknown data set {args.dataset!r}{hint}: nothing of it is kept here; known: "
-                             f"{sorted(known)}. Without --dataset the users are erased from every data set")
+            raise UsageError(
+                f"unknown data set {args.dataset!r}{hint}: nothing of it is kept here; known: "
+                f"{sorted(known)}. Without --dataset the users are erased from every data set"
+            )
     try:
         done = forget(args.user_ids, dataset=args.dataset)
     except RefreshLocked as exc:
@@ -280,35 +328,61 @@ def _cmd_prune(args) -> int:
     except RefreshLocked as exc:
         print(f"urm prune: {exc}", file=sys.stderr)
         return EX_TEMPFAIL
-    print(f"removed {len(done['removed'])} run folder(s); kept {len(done['kept'])} newest"
-          + (f" and {len(done['kept_for_latest'])} that a latest table comes from" if done["kept_for_latest"] else ""))
+    print(
+        f"removed {len(done['removed'])} run folder(s); kept {len(done['kept'])} newest"
+        + (f" and {len(done['kept_for_latest'])} that a latest table comes from" if done["kept_for_latest"] else "")
+    )
     return 0
 
 
 def _own_file_arguments(parser) -> None:
     parser.add_argument("--path", help="your own transactions file (CSV or Parquet) instead of a shipped data set")
-    parser.add_argument("--columns", help="its column names, canonical=yours: user_id=customer,ts=order_date,amount=total")
-    parser.add_argument("--date-format", dest="date_format",
-                        help="strptime format of its dates, e.g. %%d/%%m/%%Y, or excel (default: one layout "
-                             "inferred per column; day-/month-first is never guessed)")
-    parser.add_argument("--tz", help="IANA time zone: naive times are read in it, times with an offset "
-                        "converted to it (required when offsets are mixed)")
-    parser.add_argument("--dst", choices=["reject", "shift"],
-                        help="local times in a DST gap or fold: reject the rows (default) or shift them")
+    parser.add_argument(
+        "--columns", help="its column names, canonical=yours: user_id=customer,ts=order_date,amount=total"
+    )
+    parser.add_argument(
+        "--date-format",
+        dest="date_format",
+        help="strptime format of its dates, e.g. %%d/%%m/%%Y, or excel (default: one layout "
+        "inferred per column; day-/month-first is never guessed)",
+    )
+    parser.add_argument(
+        "--tz",
+        help="IANA time zone: naive times are read in it, times with an offset "
+        "converted to it (required when offsets are mixed)",
+    )
+    parser.add_argument(
+        "--dst",
+        choices=["reject", "shift"],
+        help="local times in a DST gap or fold: reject the rows (default) or shift them",
+    )
     parser.add_argument("--decimal", choices=[".", ","], help="decimal mark of amounts (default .)")
-    parser.add_argument("--thousands", choices=[",", ".", " ", "'"], help="thousands separator of amounts (default none)")
+    parser.add_argument(
+        "--thousands", choices=[",", ".", " ", "'"], help="thousands separator of amounts (default none)"
+    )
     parser.add_argument("--currency", help="currency symbol or code to remove from amounts, e.g. € or USD")
     parser.add_argument("--sep", help="delimiter (default: told from the header; tab for .tsv)")
     parser.add_argument("--encoding", help="text encoding (default utf-8)")
-    parser.add_argument("--errors", choices=["raise", "quarantine"],
-                        help="bad rows: refuse the file (default) or set them aside in data/quarantine/")
-    parser.add_argument("--duplicates", choices=["reject", "keep"],
-                        help="exact duplicate rows: reject (default) or keep (files without an order id)")
-    parser.add_argument("--returns", choices=["reject", "keep"],
-                        help="negative amounts (returns, refunds): reject (default) or keep")
-    parser.add_argument("--null-ids", dest="null_ids", choices=["refuse", "drop", "keep"],
-                        help="user ids that are null words (NULL, N/A, NA, -, ...; a guest checkout): refuse the file "
-                             "(default), drop those rows, or keep them as ids")
+    parser.add_argument(
+        "--errors",
+        choices=["raise", "quarantine"],
+        help="bad rows: refuse the file (default) or set them aside in data/quarantine/",
+    )
+    parser.add_argument(
+        "--duplicates",
+        choices=["reject", "keep"],
+        help="exact duplicate rows: reject (default) or keep (files without an order id)",
+    )
+    parser.add_argument(
+        "--returns", choices=["reject", "keep"], help="negative amounts (returns, refunds): reject (default) or keep"
+    )
+    parser.add_argument(
+        "--null-ids",
+        dest="null_ids",
+        choices=["refuse", "drop", "keep"],
+        help="user ids that are null words (NULL, N/A, NA, -, ...; a guest checkout): refuse the file "
+        "(default), drop those rows, or keep them as ids",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,90 +395,146 @@ def main(argv: list[str] | None = None) -> int:
     from .pipeline import DEFAULT_PARAMS as D
 
     r = sub.add_parser(
-        "refresh", help="run the notebooks in order with papermill",
+        "refresh",
+        help="run the notebooks in order with papermill",
         description="Run the notebooks that apply to a data set in order (one kernel), keep them under "
-                    "reports/runs/<run-id>/ with a manifest, and publish data/predictions/<dataset>/<as_of>/.",
+        "reports/runs/<run-id>/ with a manifest, and publish data/predictions/<dataset>/<as_of>/.",
         epilog="exit codes:\n"
-               "   0  success: the table is published\n"
-               "   1  a notebook failed or the input was refused (the previous table stays)\n"
-               "   2  bad arguments\n"
-               "  75  another refresh, score, forget or prune holds the lock: try again later",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "   0  success: the table is published\n"
+        "   1  a notebook failed or the input was refused (the previous table stays)\n"
+        "   2  bad arguments\n"
+        "  75  another refresh, score, forget or prune holds the lock: try again later",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.add_argument("--config", help="YAML file of parameters (command-line flags win)")
-    r.add_argument("--dataset", help="shipped data set: cdnow, cdnow_sample or telco; with --path, "
-                   f"the name of yours (default: {D['dataset']}; with --path, the file's name)")
+    r.add_argument(
+        "--dataset",
+        help="shipped data set: cdnow, cdnow_sample or telco; with --path, "
+        f"the name of yours (default: {D['dataset']}; with --path, the file's name)",
+    )
     _own_file_arguments(r)
-    r.add_argument("--cutoff", help=f"calibration cut-off date, inclusive (default: {D['cutoff']}; "
-                   "required with --path)")
-    r.add_argument("--holdout-end", dest="holdout_end", help=f"last day of the holdout period (default: "
-                   f"{D['holdout_end']}; with --path, the last purchase)")
+    r.add_argument(
+        "--cutoff", help=f"calibration cut-off date, inclusive (default: {D['cutoff']}; required with --path)"
+    )
+    r.add_argument(
+        "--holdout-end",
+        dest="holdout_end",
+        help=f"last day of the holdout period (default: {D['holdout_end']}; with --path, the last purchase)",
+    )
     r.add_argument("--freq", choices=["D", "W", "M"], help=f"time unit of the models (default: {D['freq']})")
     r.add_argument("--seed", type=int, help=f"random seed (default: {D['seed']})")
     r.add_argument("--fast", action="store_const", const=True, help="small fits, for tests (default: off)")
-    r.add_argument("--as-of", dest="as_of", help="scoring date (default: the cut-off for transactions, "
-                   "today for customer tables)")
-    r.add_argument("--campaign", help="your campaign's assignment file (user_id, arm, sent_at; CSV or Parquet) on "
-                   "the transactions data set: 07 measures it and the table gets each user's recommended arm")
+    r.add_argument(
+        "--as-of", dest="as_of", help="scoring date (default: the cut-off for transactions, today for customer tables)"
+    )
+    r.add_argument(
+        "--campaign",
+        help="your campaign's assignment file (user_id, arm, sent_at; CSV or Parquet) on "
+        "the transactions data set: 07 measures it and the table gets each user's recommended arm",
+    )
     r.add_argument("--control", help="the assignment file's control arm (no contact)")
-    r.add_argument("--campaign-window", dest="campaign_window", type=float,
-                   help=f"the outcome window after each send, in --freq periods (default: {D['campaign_window']})")
+    r.add_argument(
+        "--campaign-window",
+        dest="campaign_window",
+        type=float,
+        help=f"the outcome window after each send, in --freq periods (default: {D['campaign_window']})",
+    )
     r.add_argument("--notebooks", help="comma-separated subset, in order (default: all that apply)")
     r.add_argument("--run-id", dest="run_id", help="name of the run folder (default: <time>-<dataset>)")
     r.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar per cell)")
-    r.add_argument("--keep-snapshot", dest="keep_snapshot", action="store_const", const=True,
-                   help="keep data/snapshots/<run-id>/, the validated copy of your file (default: deleted)")
+    r.add_argument(
+        "--keep-snapshot",
+        dest="keep_snapshot",
+        action="store_const",
+        const=True,
+        help="keep data/snapshots/<run-id>/, the validated copy of your file (default: deleted)",
+    )
     r.set_defaults(func=_cmd_refresh)
 
-    k = sub.add_parser("kpis", help="print relationship KPIs per period as CSV",
-                       description="Relationship KPIs per period (active, new, returning users, revenue, retention) "
-                                   "of a transactions data set, as CSV on standard output.",
-                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    k.add_argument("--dataset", help="shipped data set, cdnow or cdnow_sample (default: cdnow); with --path, "
-                   "the name of yours")
+    k = sub.add_parser(
+        "kpis",
+        help="print relationship KPIs per period as CSV",
+        description="Relationship KPIs per period (active, new, returning users, revenue, retention) "
+        "of a transactions data set, as CSV on standard output.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    k.add_argument(
+        "--dataset", help="shipped data set, cdnow or cdnow_sample (default: cdnow); with --path, the name of yours"
+    )
     _own_file_arguments(k)
     k.add_argument("--freq", default="M", choices=["D", "W", "M"], help="period length (default: M)")
     k.add_argument("--cutoff", help="last day counted (default: the last purchase)")
-    k.add_argument("--by", choices=["cohort"], help="one row per period and first-purchase cohort (default: "
-                   "per period)")
+    k.add_argument(
+        "--by", choices=["cohort"], help="one row per period and first-purchase cohort (default: per period)"
+    )
     k.set_defaults(func=_cmd_kpis)
 
-    s = sub.add_parser("score", help="score a data set with the champion models and publish the table",
-                       description="Score a data set with its champion models from the registry and publish the "
-                                   "relationship table to data/predictions/<dataset>/<as_of>/ (and to the team "
-                                   "database's table when team.yaml names one).",
-                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = sub.add_parser(
+        "score",
+        help="score a data set with the champion models and publish the table",
+        description="Score a data set with its champion models from the registry and publish the "
+        "relationship table to data/predictions/<dataset>/<as_of>/ (and to the team "
+        "database's table when team.yaml names one).",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("--dataset", help="shipped data set (default: cdnow); with --path, the name of yours")
     _own_file_arguments(s)
-    s.add_argument("--as-of", dest="as_of", help="scoring date (transactions: required; customer tables: "
-                   "default today)")
-    s.add_argument("--freq", default="W", choices=["D", "W", "M"], help="time unit the models were fitted in "
-                   "(default: W)")
-    s.add_argument("--models-from", dest="models_from", metavar="DATASET",
-                   help="score with another data set's champion models (default: the data set's own; "
-                        "a data set without champions is an error naming those that have some)")
-    s.add_argument("--batches", type=int, default=0, metavar="N",
-                   help="local engine: score the users in N slices and rank them in DuckDB, so that memory "
-                        "follows a slice, not the user count (tens of millions of users on one machine)")
-    s.add_argument("--engine", default="local", choices=["local", "spark"],
-                   help="local: one process (default); spark: features, models, ranks and tiers in Spark, "
-                        "Parquet partitioned by as_of under data/predictions/<dataset>/spark/ (the extra "
-                        "urm-models[spark]; docs/scaling.md)")
+    s.add_argument(
+        "--as-of", dest="as_of", help="scoring date (transactions: required; customer tables: default today)"
+    )
+    s.add_argument(
+        "--freq", default="W", choices=["D", "W", "M"], help="time unit the models were fitted in (default: W)"
+    )
+    s.add_argument(
+        "--models-from",
+        dest="models_from",
+        metavar="DATASET",
+        help="score with another data set's champion models (default: the data set's own; "
+        "a data set without champions is an error naming those that have some)",
+    )
+    s.add_argument(
+        "--batches",
+        type=int,
+        default=0,
+        metavar="N",
+        help="local engine: score the users in N slices and rank them in DuckDB, so that memory "
+        "follows a slice, not the user count (tens of millions of users on one machine)",
+    )
+    s.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "spark"],
+        help="local: one process (default); spark: features, models, ranks and tiers in Spark, "
+        "Parquet partitioned by as_of under data/predictions/<dataset>/spark/ (the extra "
+        "urm-models[spark]; docs/scaling.md)",
+    )
     s.set_defaults(func=_cmd_score)
 
-    f = sub.add_parser("forget", help="erase users from every table, report and artifact, and log it (GDPR art. 17)",
-                       description="Erase users from every predictions table (Parquet, Spark partitions, the team "
-                                   "database), quarantine file, snapshot, executed notebook, MLflow artifact and "
-                                   "exported model, and append the erasure to data/erasure/erasures.jsonl: later "
-                                   "loads drop their rows.",
-                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    f = sub.add_parser(
+        "forget",
+        help="erase users from every table, report and artifact, and log it (GDPR art. 17)",
+        description="Erase users from every predictions table (Parquet, Spark partitions, the team "
+        "database), quarantine file, snapshot, executed notebook, MLflow artifact and "
+        "exported model, and append the erasure to data/erasure/erasures.jsonl: later "
+        "loads drop their rows.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     f.add_argument("user_ids", nargs="+", metavar="USER_ID", help="ids as they appear in the data")
-    f.add_argument("--dataset", help="only this data set, one this project keeps something of (default: every "
-                   "data set)")
+    f.add_argument(
+        "--dataset", help="only this data set, one this project keeps something of (default: every data set)"
+    )
     f.set_defaults(func=_cmd_forget)
 
     pr = sub.add_parser("prune", help="remove old run folders (reports/runs/) and their snapshots")
-    pr.add_argument("--keep", type=int, required=True, help="how many of the newest runs to keep; the runs "
-                    "that the latest tables come from are always kept")
+    pr.add_argument(
+        "--keep",
+        type=int,
+        required=True,
+        help="how many of the newest runs to keep; the runs that the latest tables come from are always kept",
+    )
     pr.set_defaults(func=_cmd_prune)
 
     u = sub.add_parser("ui", help="the MLflow UI on the project's store (one worker, no job runners)")

@@ -34,10 +34,23 @@ from .validation import (
 )
 
 __all__ = [
-    "DataValidationError", "load_cdnow", "load_telco", "load_donations", "load_transactions", "load_users",
-    "load_subscriptions", "load_feedback", "validate", "simulate_transactions", "simulate_rfm",
+    "DataValidationError",
+    "load_cdnow",
+    "load_telco",
+    "load_donations",
+    "load_transactions",
+    "load_users",
+    "load_subscriptions",
+    "load_feedback",
+    "validate",
+    "simulate_transactions",
+    "simulate_rfm",
     "fingerprint",
-    "file_sha256", "DATASETS", "load_dataset", "dataset_name", "dataset_kind",
+    "file_sha256",
+    "DATASETS",
+    "load_dataset",
+    "dataset_name",
+    "dataset_kind",
 ]
 
 CDNOW_MASTER = "CDNOW_master.txt"
@@ -84,16 +97,30 @@ def fingerprint(df: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- generic loaders
 
 
-def load_table(path: str | Path, table: str, *, columns: dict[str, str] | None = None,
-               errors: Errors = "raise", sep: str | None = None, encoding: str = "utf-8",
-               names: list[str] | None = None, date_format: str | None = None, tz: str | None = None,
-               dst: Literal["reject", "shift"] = "reject", decimal: str | None = None,
-               thousands: str | None = None, currency: str | None = None,
-               max_amount: float = MAX_AMOUNT, min_date=MIN_DATE, as_of=None,
-               returns: Literal["reject", "keep"] = "reject",
-               duplicates: Literal["reject", "keep"] = "reject",
-               quarantine_dir: str | Path | None = None, dataset: str | None = None,
-               null_ids: Literal["refuse", "drop", "keep"] = "refuse") -> pd.DataFrame:
+def load_table(
+    path: str | Path,
+    table: str,
+    *,
+    columns: dict[str, str] | None = None,
+    errors: Errors = "raise",
+    sep: str | None = None,
+    encoding: str = "utf-8",
+    names: list[str] | None = None,
+    date_format: str | None = None,
+    tz: str | None = None,
+    dst: Literal["reject", "shift"] = "reject",
+    decimal: str | None = None,
+    thousands: str | None = None,
+    currency: str | None = None,
+    max_amount: float = MAX_AMOUNT,
+    min_date=MIN_DATE,
+    as_of=None,
+    returns: Literal["reject", "keep"] = "reject",
+    duplicates: Literal["reject", "keep"] = "reject",
+    quarantine_dir: str | Path | None = None,
+    dataset: str | None = None,
+    null_ids: Literal["refuse", "drop", "keep"] = "refuse",
+) -> pd.DataFrame:
     """Load a user's CSV (``.csv``, ``.tsv``, ``.txt``; plain or ``.gz``/``.bz2``/``.xz``/``.zst``)
     or Parquet file as one of the canonical tables.
 
@@ -104,11 +131,26 @@ def load_table(path: str | Path, table: str, *, columns: dict[str, str] | None =
     name) scopes erasures made with ``urm forget --dataset``.
     """
     raw = read_raw(path, sep=sep, encoding=encoding, errors=errors, names=names)
-    return validate_table(raw, table, columns=columns, errors=errors, date_format=date_format,
-                          tz=tz, dst=dst, decimal=decimal, thousands=thousands, currency=currency,
-                          max_amount=max_amount, min_date=min_date, as_of=as_of, returns=returns,
-                          duplicates=duplicates, quarantine_dir=quarantine_dir,
-                          dataset=dataset or dataset_name(path), null_ids=null_ids)
+    return validate_table(
+        raw,
+        table,
+        columns=columns,
+        errors=errors,
+        date_format=date_format,
+        tz=tz,
+        dst=dst,
+        decimal=decimal,
+        thousands=thousands,
+        currency=currency,
+        max_amount=max_amount,
+        min_date=min_date,
+        as_of=as_of,
+        returns=returns,
+        duplicates=duplicates,
+        quarantine_dir=quarantine_dir,
+        dataset=dataset or dataset_name(path),
+        null_ids=null_ids,
+    )
 
 
 def load_transactions(path: str | Path, columns: dict[str, str] | None = None, **kwargs) -> pd.DataFrame:
@@ -156,15 +198,19 @@ def load_cdnow(sample: bool = False, *, path: str | Path | None = None) -> pd.Da
     if path is None:
         path = paths.raw_data_dir() / (CDNOW_SAMPLE if sample else CDNOW_MASTER)
     if sample:
-        raw = read_raw(path, sep=r"\s+", header=False,
-                       names=["customer_id", "sample_id", "date", "number_of_cds", "dollar_value"])
+        raw = read_raw(
+            path, sep=r"\s+", header=False, names=["customer_id", "sample_id", "date", "number_of_cds", "dollar_value"]
+        )
     else:
         raw = read_raw(path, sep=r"\s+")
-    tx = validate_table(raw, "transactions",
-                        columns={"user_id": "customer_id", "ts": "date", "amount": "dollar_value",
-                                 "quantity": "number_of_cds"},
-                        date_format="%Y%m%d", duplicates="keep",
-                        dataset="cdnow_sample" if sample else "cdnow")
+    tx = validate_table(
+        raw,
+        "transactions",
+        columns={"user_id": "customer_id", "ts": "date", "amount": "dollar_value", "quantity": "number_of_cds"},
+        date_format="%Y%m%d",
+        duplicates="keep",
+        dataset="cdnow_sample" if sample else "cdnow",
+    )
     report = tx.attrs["validation"]
     tx["quantity"] = pd.to_numeric(tx["quantity"]).astype("int64")
     tx = tx[["user_id", "ts", "amount", "quantity"]]
@@ -175,16 +221,29 @@ def load_cdnow(sample: bool = False, *, path: str | Path | None = None) -> pd.Da
 # --------------------------------------------------------------------------- Telco
 
 TELCO_CATEGORICAL = [
-    "gender", "partner", "dependents", "phoneservice", "multiplelines", "internetservice",
-    "onlinesecurity", "onlinebackup", "deviceprotection", "techsupport", "streamingtv",
-    "streamingmovies", "contract", "paperlessbilling", "paymentmethod",
+    "gender",
+    "partner",
+    "dependents",
+    "phoneservice",
+    "multiplelines",
+    "internetservice",
+    "onlinesecurity",
+    "onlinebackup",
+    "deviceprotection",
+    "techsupport",
+    "streamingtv",
+    "streamingmovies",
+    "contract",
+    "paperlessbilling",
+    "paymentmethod",
 ]
 TELCO_NUMERIC = ["seniorcitizen", "monthlycharges", "totalcharges"]
 _YES = {"yes": 1, "no": 0, "1": 1, "0": 0, "true": 1, "false": 0}
 
 
-def load_telco(path: str | Path | None = None, *, errors: Errors = "raise",
-               quarantine_dir: str | Path | None = None) -> pd.DataFrame:
+def load_telco(
+    path: str | Path | None = None, *, errors: Errors = "raise", quarantine_dir: str | Path | None = None
+) -> pd.DataFrame:
     """IBM Telco customer churn: one row per customer.
 
     Columns: ``user_id``, the categorical attributes (strings), ``seniorcitizen`` (0/1),
@@ -199,8 +258,9 @@ def load_telco(path: str | Path | None = None, *, errors: Errors = "raise",
     lowered = [c.lower() for c in raw.frame.columns]
     dup = sorted({c for c in lowered if lowered.count(c) > 1})
     if dup:
-        raise DataValidationError(f"{path}: column name(s) {dup} appear twice once lower-cased; rename "
-                                  "one of each", source=str(path))
+        raise DataValidationError(
+            f"{path}: column name(s) {dup} appear twice once lower-cased; rename one of each", source=str(path)
+        )
     raw.frame.columns = lowered
     return _validate_telco(raw, errors=errors, quarantine_dir=quarantine_dir)
 
@@ -217,20 +277,20 @@ def _validate_telco(raw: RawTable, *, errors: Errors, quarantine_dir) -> pd.Data
     missing = [c for c in required if c not in f.columns]
     if missing:
         raise DataValidationError(
-            f"{source}: Telco table: missing required column(s) {missing}; the file has "
-            f"{list(f.columns)}", source=source,
-            failures=pd.DataFrame([{"column": c, "check": "column_present", "n_rows": len(f)}
-                                   for c in missing]))
+            f"{source}: Telco table: missing required column(s) {missing}; the file has {list(f.columns)}",
+            source=source,
+            failures=pd.DataFrame([{"column": c, "check": "column_present", "n_rows": len(f)} for c in missing]),
+        )
     typed = pd.DataFrame(index=f.index)
     typed["user_id"] = parse_id(f["customerid"])[0]
     for c in TELCO_CATEGORICAL:
         typed[c] = f[c].where(~_blank(f[c]), None).astype(object)
+
     def number(col):
         try:
             return parse_number(f[col])
         except ConventionError as exc:
-            raise DataValidationError(f"{source}: column {col}: {exc.n_rows:,} rows: {exc}",
-                                      source=source) from None
+            raise DataValidationError(f"{source}: column {col}: {exc.n_rows:,} rows: {exc}", source=source) from None
 
     tenure = number("tenure")
     typed["tenure"] = tenure
@@ -252,27 +312,48 @@ def _validate_telco(raw: RawTable, *, errors: Errors, quarantine_dir) -> pd.Data
         {
             "user_id": pa.Column(nullable=True, checks=[not_missing("customerid")]),
             **{c: pa.Column(nullable=True, checks=[not_missing(c)]) for c in TELCO_CATEGORICAL},
-            "tenure": pa.Column(nullable=True, checks=[
-                not_missing("tenure"), numeric("tenure"),
-                _check(lambda s: ~(s < 0) & ~((s % 1) > 0), "whole_months_at_least_0")]),
-            "seniorcitizen": pa.Column(nullable=True, checks=[
-                not_missing("seniorcitizen"), _check(lambda s: s.isna() | s.isin([0, 1]), "is_0_or_1")]),
-            "monthlycharges": pa.Column(nullable=True, checks=[
-                not_missing("monthlycharges"), numeric("monthlycharges"),
-                _check(lambda s: ~(s < 0), "non_negative")]),
-            "totalcharges": pa.Column(nullable=True, checks=[
-                numeric("totalcharges"), _check(lambda s: ~(s < 0), "non_negative"),
-                _check(lambda s: ~(tc_blank.reindex(s.index) & (tenure.reindex(s.index) != 0)),
-                       "blank_only_when_tenure_0")]),
-            "churn": pa.Column(nullable=True, checks=[
-                _check(lambda s: s.notna(), "is_yes_or_no")]),
+            "tenure": pa.Column(
+                nullable=True,
+                checks=[
+                    not_missing("tenure"),
+                    numeric("tenure"),
+                    _check(lambda s: ~(s < 0) & ~((s % 1) > 0), "whole_months_at_least_0"),
+                ],
+            ),
+            "seniorcitizen": pa.Column(
+                nullable=True,
+                checks=[not_missing("seniorcitizen"), _check(lambda s: s.isna() | s.isin([0, 1]), "is_0_or_1")],
+            ),
+            "monthlycharges": pa.Column(
+                nullable=True,
+                checks=[
+                    not_missing("monthlycharges"),
+                    numeric("monthlycharges"),
+                    _check(lambda s: ~(s < 0), "non_negative"),
+                ],
+            ),
+            "totalcharges": pa.Column(
+                nullable=True,
+                checks=[
+                    numeric("totalcharges"),
+                    _check(lambda s: ~(s < 0), "non_negative"),
+                    _check(
+                        lambda s: ~(tc_blank.reindex(s.index) & (tenure.reindex(s.index) != 0)),
+                        "blank_only_when_tenure_0",
+                    ),
+                ],
+            ),
+            "churn": pa.Column(nullable=True, checks=[_check(lambda s: s.notna(), "is_yes_or_no")]),
         },
-        checks=[pa.Check(lambda d: ~(d["user_id"].notna() & d["user_id"].duplicated()),
-                         name="unique_user_id (is a second file, e.g. test.csv, concatenated?)")],
+        checks=[
+            pa.Check(
+                lambda d: ~(d["user_id"].notna() & d["user_id"].duplicated()),
+                name="unique_user_id (is a second file, e.g. test.csv, concatenated?)",
+            )
+        ],
     )
     mapping = {"user_id": "customerid"}
-    out = run_schema(raw, "telco", typed, schema, mapping, errors=errors,
-                     quarantine_dir=quarantine_dir)
+    out = run_schema(raw, "telco", typed, schema, mapping, errors=errors, quarantine_dir=quarantine_dir)
     report = out.attrs["validation"]
     if gone.any():
         report["n_erased"] += int(gone.sum())
@@ -282,10 +363,29 @@ def _validate_telco(raw: RawTable, *, errors: Errors, quarantine_dir) -> pd.Data
     out["tenure"] = out["tenure"].astype("int64")
     out["seniorcitizen"] = out["seniorcitizen"].astype("int64")
     out["churn"] = out["churn"].astype("int64")
-    cols = ["user_id", "gender", "seniorcitizen", "partner", "dependents", "phoneservice",
-            "multiplelines", "internetservice", "onlinesecurity", "onlinebackup",
-            "deviceprotection", "techsupport", "streamingtv", "streamingmovies", "contract",
-            "paperlessbilling", "paymentmethod", "monthlycharges", "totalcharges", "tenure", "churn"]
+    cols = [
+        "user_id",
+        "gender",
+        "seniorcitizen",
+        "partner",
+        "dependents",
+        "phoneservice",
+        "multiplelines",
+        "internetservice",
+        "onlinesecurity",
+        "onlinebackup",
+        "deviceprotection",
+        "techsupport",
+        "streamingtv",
+        "streamingmovies",
+        "contract",
+        "paperlessbilling",
+        "paymentmethod",
+        "monthlycharges",
+        "totalcharges",
+        "tenure",
+        "churn",
+    ]
     out = out[cols]
     out.attrs["validation"] = report
     return out
@@ -302,8 +402,9 @@ def load_donations(path: str | Path | None = None) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, dtype="int64")
     except (ValueError, OSError) as exc:
-        raise DataValidationError(f"{path}: not the donations table (integer columns frequency, recency, "
-                                  f"periods, weights): {exc}") from None
+        raise DataValidationError(
+            f"{path}: not the donations table (integer columns frequency, recency, periods, weights): {exc}"
+        ) from None
     need = ["frequency", "recency", "periods", "weights"]
     if list(table.columns) != need:
         raise DataValidationError(f"{path}: columns {list(table.columns)}, expected {need}")
@@ -331,8 +432,9 @@ def load_dataset(name: str, path: str | Path = "", **read):
         from .campaigns import load_hillstrom
 
         return load_hillstrom()
-    raise ValueError(f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)} "
-                     "(your own transactions file: pass its path)")
+    raise ValueError(
+        f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)} (your own transactions file: pass its path)"
+    )
 
 
 def dataset_kind(name: str, path: str | Path = "") -> str:
@@ -340,6 +442,8 @@ def dataset_kind(name: str, path: str | Path = "") -> str:
     if path:
         return "transactions"
     if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)} "
-                         "(your own transactions file: pass its path)")
+        raise ValueError(
+            f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)} "
+            "(your own transactions file: pass its path)"
+        )
     return DATASETS[name][1]

@@ -61,20 +61,25 @@ def _check_head(entries: list[dict], last: str) -> None:
         head = json.loads(head_path().read_text(encoding="utf-8"))
     except FileNotFoundError:
         if any(e.get("v") == 2 for e in entries):  # written with a head record: it cannot vanish
-            raise ErasureLogError(f"{head_path()} is missing: the end of the erasure log cannot be checked (its "
-                                  "last lines may have been removed)") from None
+            raise ErasureLogError(
+                f"{head_path()} is missing: the end of the erasure log cannot be checked (its "
+                "last lines may have been removed)"
+            ) from None
         return  # a log from before head records; its next append writes one
     except ValueError:
         raise ErasureLogError(f"{head_path()} is not readable: the erasure log's head record was edited") from None
     import hmac
 
     if not hmac.compare_digest(str(head.get("seal", "")), _seal(int(head.get("lines", -1)), str(head.get("last")))):
-        raise ErasureLogError(f"{head_path()}: the seal does not match (edited, or written under another pseudonym "
-                              "key)")
+        raise ErasureLogError(
+            f"{head_path()}: the seal does not match (edited, or written under another pseudonym key)"
+        )
     if head.get("lines") != len(entries) or head.get("last") != last:
-        raise ErasureLogError(f"{log_path()}: {len(entries)} line(s) where the head record counts "
-                              f"{head.get('lines')}, or its last line changed: the end of the log was edited or "
-                              "removed")
+        raise ErasureLogError(
+            f"{log_path()}: {len(entries)} line(s) where the head record counts "
+            f"{head.get('lines')}, or its last line changed: the end of the log was edited or "
+            "removed"
+        )
 
 
 def verify_log() -> list[dict]:
@@ -91,8 +96,10 @@ def _chain() -> tuple[list[dict], str]:
         except json.JSONDecodeError:
             raise ErasureLogError(f"{log_path()}: line {number} is not JSON: the log was edited") from None
         if entry.get("prev") != prev:
-            raise ErasureLogError(f"{log_path()}: line {number} does not follow line {number - 1} (hash "
-                                  "chain broken): the log was edited, truncated or reordered")
+            raise ErasureLogError(
+                f"{log_path()}: line {number} does not follow line {number - 1} (hash "
+                "chain broken): the log was edited, truncated or reordered"
+            )
         prev = hashlib.sha256(line.encode("utf-8")).hexdigest()
         entries.append(entry)
     if entries or head_path().exists():
@@ -122,7 +129,8 @@ def erased_pseudonyms(dataset: str | None = None) -> set[str]:
             raise ErasureLogError(
                 f"{path} holds erasures made under another pseudonym key ({sorted(other)}; this one is "
                 f"{kid}): erased users could not be recognised and would come back. Restore the key "
-                "(URM_PSEUDONYM_KEY or URM_PSEUDONYM_KEY_FILE).")
+                "(URM_PSEUDONYM_KEY or URM_PSEUDONYM_KEY_FILE)."
+            )
         _CACHE.update(key=key, entries=entries)
     return {e["pseudonym"] for e in _CACHE["entries"] if e.get("dataset") in (None, dataset)}
 
@@ -225,8 +233,8 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
         raise ValueError("give at least one user id, none of them empty")
     if dataset is not None:
         paths.safe_name(dataset, "data set name (--dataset)")
-    pseudos = pseudonymize(ids)            # what reports and notebooks showed
-    tokens = pseudonymize(ids, ERASURE)    # what the log keeps
+    pseudos = pseudonymize(ids)  # what reports and notebooks showed
+    tokens = pseudonymize(ids, ERASURE)  # what the log keeps
     when = dt.datetime.now().isoformat(timespec="seconds")
     counts = {u: {} for u in ids}
 
@@ -235,11 +243,13 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
             counts[user][where] = counts[user].get(where, 0) + int(n)
 
     with output_umask(), refresh_lock():
-        for where, n_by_user in [("predictions", _forget_tables(paths.predictions_dir(), ids, dataset, "*/user_scores.parquet")),
-                                 # urm score --engine spark: data/predictions/<dataset>/spark/as_of=<date>/part-*.parquet
-                                 ("predictions", _forget_tables(paths.predictions_dir(), ids, dataset, "spark/as_of=*/*.parquet")),
-                                 ("snapshots", _forget_snapshots(ids, dataset)),
-                                 ("quarantine", _forget_quarantine(ids, dataset))]:
+        for where, n_by_user in [
+            ("predictions", _forget_tables(paths.predictions_dir(), ids, dataset, "*/user_scores.parquet")),
+            # urm score --engine spark: data/predictions/<dataset>/spark/as_of=<date>/part-*.parquet
+            ("predictions", _forget_tables(paths.predictions_dir(), ids, dataset, "spark/as_of=*/*.parquet")),
+            ("snapshots", _forget_snapshots(ids, dataset)),
+            ("quarantine", _forget_quarantine(ids, dataset)),
+        ]:
             for u, n in n_by_user.items():
                 add(u, where, n)
         # tables staged by a refresh that was killed before publishing (the lock is ours: no refresh
@@ -264,10 +274,19 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
             for i, n in _forget_text_files(root, patterns).items():
                 add(ids[i], where, n)
         kid = key_id()
-        append_entries([{"pseudonym": t, "dataset": dataset, "time": when, "key_id": kid,
-                         "removed": counts[u]} for u, t in zip(ids, tokens)])
-    return {"erased": len(ids), "dataset": dataset, "pseudonyms": tokens,
-            "removed": {t: counts[u] for u, t in zip(ids, tokens)}, "log": str(log_path())}
+        append_entries(
+            [
+                {"pseudonym": t, "dataset": dataset, "time": when, "key_id": kid, "removed": counts[u]}
+                for u, t in zip(ids, tokens)
+            ]
+        )
+    return {
+        "erased": len(ids),
+        "dataset": dataset,
+        "pseudonyms": tokens,
+        "removed": {t: counts[u] for u, t in zip(ids, tokens)},
+        "log": str(log_path()),
+    }
 
 
 def _token(value: str):
@@ -383,8 +402,9 @@ def _forget_notebooks(root: Path, patterns, dataset, when) -> dict:
             text = json.dumps(outputs)
             found = {i for i, pat in patterns if pat.search(text)}
             if found:
-                cell["outputs"] = [{"output_type": "stream", "name": "stdout",
-                                    "text": [ERASED_NOTE.format(when=when) + "\n"]}]
+                cell["outputs"] = [
+                    {"output_type": "stream", "name": "stdout", "text": [ERASED_NOTE.format(when=when) + "\n"]}
+                ]
                 changed = True
                 for i in found:
                     out[i] = out.get(i, 0) + 1

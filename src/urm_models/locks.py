@@ -40,8 +40,10 @@ def engine(url: str):
     try:
         return sqlalchemy.create_engine(url, poolclass=NullPool)
     except ModuleNotFoundError as exc:
-        raise RuntimeError(f"the database {settings.redact(url)} needs its driver ({exc.name}): install the "
-                           "team extra (uv sync --extra team, or pip install 'urm-models[team]')") from None
+        raise RuntimeError(
+            f"the database {settings.redact(url)} needs its driver ({exc.name}): install the "
+            "team extra (uv sync --extra team, or pip install 'urm-models[team]')"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -63,14 +65,23 @@ def team_lock(dataset: str | None) -> Iterator[None]:
             holder = None
             with contextlib.suppress(Exception):
                 holder = conn.execute(text("SELECT holder FROM urm_locks WHERE name = :k"), {"k": key}).scalar()
-            raise TeamLocked(f"another refresh or score of {dataset!r} is running against the team database "
-                             f"{settings.redact(url)} ({holder or 'holder unknown'}). Wait for it to finish: the "
-                             "lock goes when that process ends")
-        holder = (f"host {socket.gethostname()}, pid {os.getpid()}, home {paths.project_root()}, started "
-                  f"{dt.datetime.now():%Y-%m-%d %H:%M:%S}")
+            raise TeamLocked(
+                f"another refresh or score of {dataset!r} is running against the team database "
+                f"{settings.redact(url)} ({holder or 'holder unknown'}). Wait for it to finish: the "
+                "lock goes when that process ends"
+            )
+        holder = (
+            f"host {socket.gethostname()}, pid {os.getpid()}, home {paths.project_root()}, started "
+            f"{dt.datetime.now():%Y-%m-%d %H:%M:%S}"
+        )
         conn.execute(text("CREATE TABLE IF NOT EXISTS urm_locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL)"))
-        conn.execute(text("INSERT INTO urm_locks (name, holder) VALUES (:k, :h) "
-                          "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder"), {"k": key, "h": holder})
+        conn.execute(
+            text(
+                "INSERT INTO urm_locks (name, holder) VALUES (:k, :h) "
+                "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder"
+            ),
+            {"k": key, "h": holder},
+        )
         conn.commit()
         try:
             yield

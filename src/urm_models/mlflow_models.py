@@ -10,8 +10,15 @@ class SurvivalPyfunc(mlflow.pyfunc.PythonModel):
     """Scores a SurvivalModel: ``p_churn`` within ``horizon``, ``expected_remaining_lifetime``
     and, with ``charge_col``, the contractual ``clv`` over ``clv_horizon`` periods."""
 
-    def __init__(self, model, horizon: float = 12.0, charge_col: str | None = None,
-                 clv_horizon: int = 24, discount_rate: float = 0.01, margin: float = 1.0):
+    def __init__(
+        self,
+        model,
+        horizon: float = 12.0,
+        charge_col: str | None = None,
+        clv_horizon: int = 24,
+        discount_rate: float = 0.01,
+        margin: float = 1.0,
+    ):
         self.model = model
         self.horizon = float(horizon)
         self.charge_col = charge_col
@@ -22,13 +29,17 @@ class SurvivalPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from .models.survival import contractual_clv
 
-        out = pd.DataFrame({
-            "p_churn": self.model.churn_probability(model_input, self.horizon).to_numpy(),
-            "expected_remaining_lifetime": self.model.expected_remaining_lifetime(model_input).to_numpy(),
-        }, index=model_input.index)
+        out = pd.DataFrame(
+            {
+                "p_churn": self.model.churn_probability(model_input, self.horizon).to_numpy(),
+                "expected_remaining_lifetime": self.model.expected_remaining_lifetime(model_input).to_numpy(),
+            },
+            index=model_input.index,
+        )
         if getattr(self, "charge_col", None):
-            out["clv"] = contractual_clv(self.model, model_input, self.charge_col, self.clv_horizon,
-                                         self.margin, self.discount_rate).to_numpy()
+            out["clv"] = contractual_clv(
+                self.model, model_input, self.charge_col, self.clv_horizon, self.margin, self.discount_rate
+            ).to_numpy()
         return out
 
 

@@ -45,8 +45,22 @@ def _kind(type_name: str) -> str:
         return "decimal"
     if t in ("float", "double", "real", "float4", "float8"):
         return "float"
-    if t in ("tinyint", "smallint", "integer", "int", "bigint", "hugeint", "utinyint", "usmallint",
-             "uinteger", "ubigint", "uhugeint", "long", "short", "byte"):
+    if t in (
+        "tinyint",
+        "smallint",
+        "integer",
+        "int",
+        "bigint",
+        "hugeint",
+        "utinyint",
+        "usmallint",
+        "uinteger",
+        "ubigint",
+        "uhugeint",
+        "long",
+        "short",
+        "byte",
+    ):
         return "integer"
     if t in ("varchar", "string", "text") or t.startswith("varchar"):
         return "text"
@@ -69,25 +83,41 @@ def _types(source, engine: str) -> dict[str, str]:
     finally:
         con.close()
     # DuckDB: TIMESTAMP is naive, TIMESTAMP WITH TIME ZONE an instant
-    return {name: ("timestamp" if typ in ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS")
-                   else _kind(typ)) for name, typ, *_ in rows}
+    return {
+        name: ("timestamp" if typ in ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS") else _kind(typ))
+        for name, typ, *_ in rows
+    }
 
 
 _WANT = {
-    "user_id": ({"integer", "text"}, "whole numbers or text (a float id reads differently in each engine: "
-                                     "write it as int64 or string)"),
-    "ts": ({"timestamp", "date"}, "dates or times without a zone (a time with a zone has no calendar day "
-                                  "until a zone is chosen: write local times, naive, or load the file with "
-                                  "datasets.load_transactions(path, tz=...); text dates: "
-                                  "datasets.load_transactions(path, date_format=...))"),
-    "amount": ({"integer", "float", "decimal"}, "numbers (text amounts: datasets.load_transactions(path, "
-                                                "decimal=..., currency=...))"),
+    "user_id": (
+        {"integer", "text"},
+        "whole numbers or text (a float id reads differently in each engine: write it as int64 or string)",
+    ),
+    "ts": (
+        {"timestamp", "date"},
+        "dates or times without a zone (a time with a zone has no calendar day "
+        "until a zone is chosen: write local times, naive, or load the file with "
+        "datasets.load_transactions(path, tz=...); text dates: "
+        "datasets.load_transactions(path, date_format=...))",
+    ),
+    "amount": (
+        {"integer", "float", "decimal"},
+        "numbers (text amounts: datasets.load_transactions(path, decimal=..., currency=...))",
+    ),
 }
 
 
-def check_transactions(source, *, engine: str | None = None, duplicates: str = "reject",
-                       returns: str = "reject", max_amount: float = MAX_AMOUNT, min_date=MIN_DATE,
-                       now=None) -> dict:
+def check_transactions(
+    source,
+    *,
+    engine: str | None = None,
+    duplicates: str = "reject",
+    returns: str = "reject",
+    max_amount: float = MAX_AMOUNT,
+    min_date=MIN_DATE,
+    now=None,
+) -> dict:
     """Refuse a Parquet file (or folder, or Spark DataFrame) of transactions that breaks the
     contract; return ``{"n_rows": ...}`` when it holds. ``duplicates`` and ``returns`` are the
     options of :func:`validation.validate_table` (``"keep"`` accepts exact copies, negative
@@ -105,15 +135,21 @@ def check_transactions(source, *, engine: str | None = None, duplicates: str = "
         raise DataValidationError(
             f"{name}: transactions table: missing required column(s) {missing}; the file has {sorted(types)}. "
             f"Rename them in the export, or load the file with datasets.load_transactions(path, "
-            f"columns={{'user_id': ..., 'ts': ..., 'amount': ...}})", source=name,
-            failures=pd.DataFrame([{"column": c, "check": "column_present", "n_rows": None} for c in missing]))
+            f"columns={{'user_id': ..., 'ts': ..., 'amount': ...}})",
+            source=name,
+            failures=pd.DataFrame([{"column": c, "check": "column_present", "n_rows": None} for c in missing]),
+        )
     wrong = [(c, types[c], why) for c, (ok, why) in _WANT.items() if types[c] not in ok]
     if wrong:
         raise DataValidationError(
-            f"{name}: " + "; ".join(f"column {c} is stored as {kind.replace('_tz', ' with a time zone')}: "
-                                    f"it must hold {why}" for c, kind, why in wrong), source=name,
-            failures=pd.DataFrame([{"column": c, "check": f"type ({kind})", "n_rows": None}
-                                   for c, kind, _ in wrong]))
+            f"{name}: "
+            + "; ".join(
+                f"column {c} is stored as {kind.replace('_tz', ' with a time zone')}: it must hold {why}"
+                for c, kind, why in wrong
+            ),
+            source=name,
+            failures=pd.DataFrame([{"column": c, "check": f"type ({kind})", "n_rows": None} for c, kind, _ in wrong]),
+        )
 
     floor = pd.Timestamp(min_date)
     latest = pd.Timestamp(now) if now is not None else pd.Timestamp(datetime.now())
@@ -124,41 +160,67 @@ def check_transactions(source, *, engine: str | None = None, duplicates: str = "
     checks = {  # (column, check, option) -> condition on a row
         ("user_id", "not_missing", ""): "user_id IS NULL OR TRIM(CAST(user_id AS VARCHAR)) = ''",
         # the refusal of validate_table's null_ids='refuse': a guest's "NULL" is no user
-        ("user_id", "not_a_null_word", "load the file with datasets.load_transactions(path, null_ids='drop') to "
-         "leave those rows out"): f"LOWER(TRIM(CAST(user_id AS VARCHAR))) IN ({words})",
+        (
+            "user_id",
+            "not_a_null_word",
+            "load the file with datasets.load_transactions(path, null_ids='drop') to leave those rows out",
+        ): f"LOWER(TRIM(CAST(user_id AS VARCHAR))) IN ({words})",
         ("ts", "not_missing", ""): "ts IS NULL",
         ("ts", f"not_before_{floor:%Y-%m-%d}", ""): f"CAST(ts AS DATE) < DATE '{floor:%Y-%m-%d}'",
-        ("ts", f"not_after_now ({latest:%Y-%m-%d %H:%M})", ""):
-            f"CAST(ts AS TIMESTAMP) > TIMESTAMP '{latest:%Y-%m-%d %H:%M:%S}'",
+        (
+            "ts",
+            f"not_after_now ({latest:%Y-%m-%d %H:%M})",
+            "",
+        ): f"CAST(ts AS TIMESTAMP) > TIMESTAMP '{latest:%Y-%m-%d %H:%M:%S}'",
         # NaN is a missing amount, as pandas reads it; infinities are not finite
         ("amount", "not_missing", ""): f"amount IS NULL OR isnan({amount})",
         ("amount", "finite", ""): f"NOT isnan({amount}) AND ABS({amount}) > 1e308",
-        ("amount", f"magnitude_at_most_{max_amount:g}", ""):
-            f"NOT isnan({amount}) AND ABS({amount}) <= 1e308 AND ABS({amount}) > {float(max_amount)!r}",
+        (
+            "amount",
+            f"magnitude_at_most_{max_amount:g}",
+            "",
+        ): f"NOT isnan({amount}) AND ABS({amount}) <= 1e308 AND ABS({amount}) > {float(max_amount)!r}",
     }
     if returns == "reject":
         checks[("amount", "non_negative", "returns='keep' (--returns keep) accepts refunds")] = f"{amount} < 0"
     sums = ",\n  ".join(f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS c{i}" for i, cond in enumerate(checks.values()))
     counts = run_sql(source, f"SELECT COUNT(*) AS n_rows,\n  {sums}\nFROM transactions", engine).iloc[0]
     n_rows = int(counts["n_rows"])
-    failures = [(col, check, int(counts[f"c{i}"] or 0), option)
-                for i, (col, check, option) in enumerate(checks) if int(counts[f"c{i}"] or 0)]
+    failures = [
+        (col, check, int(counts[f"c{i}"] or 0), option)
+        for i, (col, check, option) in enumerate(checks)
+        if int(counts[f"c{i}"] or 0)
+    ]
     if duplicates == "reject":
         # copies over the data's columns: pandas writes a non-default index as __index_level_0__,
         # which is not data (read back, it is the index again)
         data = ", ".join('"' + c.replace('"', '""') + '"' for c in types if not _PANDAS_INDEX.fullmatch(c))
-        distinct = int(run_sql(source, f"SELECT COUNT(*) AS n FROM (SELECT DISTINCT {data} FROM transactions) AS d",
-                               engine).iloc[0]["n"])
+        distinct = int(
+            run_sql(source, f"SELECT COUNT(*) AS n FROM (SELECT DISTINCT {data} FROM transactions) AS d", engine).iloc[
+                0
+            ]["n"]
+        )
         if distinct < n_rows:
-            failures.append(("(row)", "no_exact_duplicates", n_rows - distinct,
-                             "duplicates='keep' (--duplicates keep) keeps exact copies as separate orders"))
+            failures.append(
+                (
+                    "(row)",
+                    "no_exact_duplicates",
+                    n_rows - distinct,
+                    "duplicates='keep' (--duplicates keep) keeps exact copies as separate orders",
+                )
+            )
     if failures:
         lines = [f"{name}: {n_rows:,} rows read; some break the transactions contract:"]
         for col, check, n, option in failures:
             lines.append(f"  - column {col}, check '{check}': {n:,} rows" + (f"; {option}" if option else ""))
-        lines.append("This path reads the Parquet file as it is: fix the export, or load it with "
-                     "datasets.load_transactions(path, errors='quarantine') to set the rejected rows aside "
-                     "(urm score without --engine spark or --batches).")
-        raise DataValidationError("\n".join(lines), source=name, failures=pd.DataFrame(
-            [{"column": c, "check": k, "n_rows": n} for c, k, n, _ in failures]))
+        lines.append(
+            "This path reads the Parquet file as it is: fix the export, or load it with "
+            "datasets.load_transactions(path, errors='quarantine') to set the rejected rows aside "
+            "(urm score without --engine spark or --batches)."
+        )
+        raise DataValidationError(
+            "\n".join(lines),
+            source=name,
+            failures=pd.DataFrame([{"column": c, "check": k, "n_rows": n} for c, k, n, _ in failures]),
+        )
     return {"n_rows": n_rows}

@@ -57,7 +57,7 @@ MAX_EXAMPLES = 5
 #: Options that settle a number convention, most common first.
 DECIMALS = (".", ",")
 THOUSANDS = (None, ",", ".", " ", "'", "\u00a0", "\u202f")
-EXACT_INT_FLOAT = 2 ** 53
+EXACT_INT_FLOAT = 2**53
 
 
 class ConventionError(ValueError):
@@ -80,7 +80,9 @@ def blank(s: pd.Series) -> pd.Series:
 
         empty = pc.equal(pc.utf8_trim_whitespace(arr), "").fill_null(True)
         return pd.Series(empty.to_numpy(zero_copy_only=False), index=s.index, dtype=bool)
-    return s.isna() | s.map(lambda v: isinstance(v, str) and not v.strip(), na_action="ignore").fillna(False).astype(bool)
+    return s.isna() | s.map(lambda v: isinstance(v, str) and not v.strip(), na_action="ignore").fillna(False).astype(
+        bool
+    )
 
 
 def _as_arrow_text(s: pd.Series):
@@ -108,8 +110,26 @@ def _on_unique(s: pd.Series, fn) -> pd.Series:
 
 
 #: What exports write for "no user" in an id column (compared without case and surrounding space)
-NULL_WORDS = frozenset({"null", "(null)", "<null>", "none", "nil", "na", "n/a", "#n/a", "nan", "-", "--", "?",
-                        "undefined", "unknown", "(blank)", "(empty)"})
+NULL_WORDS = frozenset(
+    {
+        "null",
+        "(null)",
+        "<null>",
+        "none",
+        "nil",
+        "na",
+        "n/a",
+        "#n/a",
+        "nan",
+        "-",
+        "--",
+        "?",
+        "undefined",
+        "unknown",
+        "(blank)",
+        "(empty)",
+    }
+)
 
 
 def null_words(ids: pd.Series) -> pd.Series:
@@ -133,8 +153,10 @@ def parse_id(s: pd.Series) -> tuple[pd.Series, pd.Series]:
         out = pd.Series([str(int(x)) if good else None for x, good in zip(v, ok)], index=s.index, dtype=object)
         invalid = pd.Series(~ok & ~np.isnan(v), index=s.index)
     else:
-        out = s.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip(),
-                    na_action="ignore").astype(object)
+        out = s.map(
+            lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip(),
+            na_action="ignore",
+        ).astype(object)
     out = out.where(~blank(s), None)
     out[out.isna()] = None
     return out.astype(object), invalid
@@ -167,8 +189,9 @@ def _strip_currency(u: pd.Series, currency: str | None) -> pd.Series:
     return u.str.replace(rf"\s*{c}$", "", regex=True)
 
 
-def parse_number(s: pd.Series, *, decimal: str | None = ".", thousands: str | None = None,
-                 currency: str | None = None) -> pd.Series:
+def parse_number(
+    s: pd.Series, *, decimal: str | None = ".", thousands: str | None = None, currency: str | None = None
+) -> pd.Series:
     """Floats (NaN where blank or unparseable; ``inf``/``nan`` literals as such, for the
     validator to reject). Raises :class:`ConventionError` when some values fit another
     decimal/thousands convention than the one chosen. ``decimal=None``: ``"."``, unless the
@@ -195,6 +218,7 @@ def parse_number(s: pd.Series, *, decimal: str | None = ".", thousands: str | No
                 return float(v)
             except (TypeError, ValueError):
                 return None
+
         text = text.map(conv, na_action="ignore")
         numeric = text.map(lambda v: isinstance(v, float), na_action="ignore").fillna(False).astype(bool)
         if numeric.all():
@@ -211,11 +235,11 @@ def parse_number(s: pd.Series, *, decimal: str | None = ".", thousands: str | No
             normal = normal.str.replace(thousands, "", regex=False)
         normal = normal.str.replace(decimal, ".", regex=False)
         # float(), not to_numeric: 1e999 is inf (rejected as not finite), not a parse failure
-        val = pd.Series([float(v) if isinstance(v, str) else np.nan for v in normal.astype(object)],
-                        index=normal.index, dtype=float)
+        val = pd.Series(
+            [float(v) if isinstance(v, str) else np.nan for v in normal.astype(object)], index=normal.index, dtype=float
+        )
         lit = txt.str.lower().str.fullmatch(r"[+-]?(nan|inf|infinity)").fillna(False).astype(bool)
-        val = val.where(~lit, pd.to_numeric(txt.where(lit).str.lower().str.replace("infinity", "inf"),
-                                            errors="coerce"))
+        val = val.where(~lit, pd.to_numeric(txt.where(lit).str.lower().str.replace("infinity", "inf"), errors="coerce"))
         return val.where(num.isna(), num)
 
     values = _on_unique(text, parse)
@@ -247,7 +271,10 @@ def _check_dotted_groups(text: pd.Series, currency: str | None) -> None:
         f"{', '.join(map(repr, examples))}: {first!r} is {_to_float(first, '.', None):g} with a decimal point and "
         f"{_to_float(first, ',', '.'):g} with a thousands dot (German integers), and values without a dot fit both. "
         f"Say which: decimal='.' or thousands='.'",
-        n_rows=int(len(dotted)), option="decimal='.' or thousands='.'", check="decimal_or_thousands_dot")
+        n_rows=int(len(dotted)),
+        option="decimal='.' or thousands='.'",
+        check="decimal_or_thousands_dot",
+    )
 
 
 def _check_convention(text: pd.Series, values: pd.Series, decimal, thousands, currency) -> None:
@@ -283,8 +310,10 @@ def _check_convention(text: pd.Series, values: pd.Series, decimal, thousands, cu
         f"{n:,} value(s) do not fit {_convention_name(decimal, thousands)} but do fit another number "
         f"convention, e.g. {'; '.join(readings)}. Nothing is stripped or guessed: pass {option} "
         f"(or the convention of the file) to read them.",
-        n_rows=int(text.index.isin(cand[mismatched].index).sum()), option=option,
-        check="number_convention")
+        n_rows=int(text.index.isin(cand[mismatched].index).sum()),
+        option=option,
+        check="number_convention",
+    )
 
 
 def _to_float(v: str, decimal: str, thousands: str | None) -> float:
@@ -299,15 +328,30 @@ _ZONE = r"(?:\s*(?P<z>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?))?"
 # a time, optionally followed by a UTC offset (an offset without a time is not a layout)
 _TIME = rf"(?:[T ](?P<H>\d{{1,2}}):(?P<M>\d{{2}})(?::(?P<S>\d{{2}})(?:\.(?P<f>\d{{1,9}}))?)?{_ZONE})?"
 _MONTH_RE = r"(?P<mon>[A-Za-z]{3,9})"
-_FULL_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september",
-                "october", "november", "december"]
+_FULL_MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
 #: layout name -> (regex, how it is shown to the user)
 LAYOUTS = {
     "iso": (rf"^(?P<Y>\d{{4}})-(?P<m>\d{{1,2}})-(?P<d>\d{{1,2}}){_TIME}$", "%Y-%m-%d"),
     "ymd_slash": (rf"^(?P<Y>\d{{4}})/(?P<m>\d{{1,2}})/(?P<d>\d{{1,2}}){_TIME}$", "%Y/%m/%d"),
     "ymd_dot": (rf"^(?P<Y>\d{{4}})\.(?P<m>\d{{1,2}})\.(?P<d>\d{{1,2}}){_TIME}$", "%Y.%m.%d"),
-    "compact": (rf"^(?P<Y>\d{{4}})(?P<m>\d{{2}})(?P<d>\d{{2}})"
-                rf"(?:T(?P<H>\d{{2}})(?P<M>\d{{2}})(?P<S>\d{{2}})?{_ZONE})?$", "%Y%m%d"),
+    "compact": (
+        rf"^(?P<Y>\d{{4}})(?P<m>\d{{2}})(?P<d>\d{{2}})"
+        rf"(?:T(?P<H>\d{{2}})(?P<M>\d{{2}})(?P<S>\d{{2}})?{_ZONE})?$",
+        "%Y%m%d",
+    ),
     "ab_slash": (rf"^(?P<a>\d{{1,2}})/(?P<b>\d{{1,2}})/(?P<Y>\d{{4}}){_TIME}$", "dd/mm/yyyy or mm/dd/yyyy"),
     "ab_dot": (rf"^(?P<a>\d{{1,2}})\.(?P<b>\d{{1,2}})\.(?P<Y>\d{{4}}){_TIME}$", "dd.mm.yyyy or mm.dd.yyyy"),
     "ab_dash": (rf"^(?P<a>\d{{1,2}})-(?P<b>\d{{1,2}})-(?P<Y>\d{{4}}){_TIME}$", "dd-mm-yyyy or mm-dd-yyyy"),
@@ -316,8 +360,8 @@ LAYOUTS = {
 }
 _TWO_DIGIT_YEAR = re.compile(r"^\d{1,2}([/.-])\d{1,2}\1\d{2}(?:[T ].*)?$")
 _SERIAL = re.compile(r"^\d{1,6}(?:\.\d+)?$")
-_EPOCH = re.compile(r"^\d{9,10}(?:\.\d+)?$")        # Unix seconds: 1973-03 .. 2286-11
-_EPOCH_MS = re.compile(r"^\d{12,13}$")               # Unix milliseconds
+_EPOCH = re.compile(r"^\d{9,10}(?:\.\d+)?$")  # Unix seconds: 1973-03 .. 2286-11
+_EPOCH_MS = re.compile(r"^\d{12,13}$")  # Unix milliseconds
 _OFFSET_AT_END = r"(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
 
 
@@ -333,6 +377,7 @@ class ParsedDates:
 def _offset_minutes(z: pd.Series) -> pd.Series:
     """Minutes east of UTC of offset strings (``Z``, ``UTC``, ``+05:00``, ``-0330``, ``+05``);
     NaN where there is none. Computed once per distinct string."""
+
     def one(v):
         if not isinstance(v, str) or not v:
             return np.nan
@@ -344,6 +389,7 @@ def _offset_minutes(z: pd.Series) -> pd.Series:
             return np.nan
         minutes = int(m.group(2)) * 60 + int(m.group(3) or 0)
         return float(-minutes if m.group(1) == "-" else minutes)
+
     codes, uniques = pd.factorize(z, sort=False)
     table = np.array([one(v) for v in uniques] + [np.nan])
     return pd.Series(table[codes], index=z.index)
@@ -373,17 +419,31 @@ def _assemble(Y, m, d, H=None, M=None, S=None, ns=None) -> np.ndarray:
     S = zero if S is None else np.nan_to_num(S, nan=0.0)
     ns = zero if ns is None else np.nan_to_num(ns, nan=0.0)
     with np.errstate(invalid="ignore"):
-        ok = (np.isfinite(Y) & np.isfinite(m) & np.isfinite(d) & (Y >= 1678) & (Y <= 2261)
-              & (m >= 1) & (m <= 12) & (d >= 1) & (H <= 23) & (M <= 59) & (S <= 59))
+        ok = (
+            np.isfinite(Y)
+            & np.isfinite(m)
+            & np.isfinite(d)
+            & (Y >= 1678)
+            & (Y <= 2261)
+            & (m >= 1)
+            & (m <= 12)
+            & (d >= 1)
+            & (H <= 23)
+            & (M <= 59)
+            & (S <= 59)
+        )
     Yc, mc, dc = (np.where(ok, x, 1).astype(np.int64) for x in (np.where(ok, Y, 1970), m, d))
     month = (Yc - 1970) * 12 + (mc - 1)
     start = month.astype("datetime64[M]").astype("datetime64[D]")
     length = ((month + 1).astype("datetime64[M]").astype("datetime64[D]") - start).astype(np.int64)
     ok &= dc <= length
     day = start + (np.where(ok, dc, 1) - 1).astype("timedelta64[D]")
-    out = (day.astype("datetime64[ns]") + (H.astype(np.int64) * 3600 + M.astype(np.int64) * 60
-                                           + S.astype(np.int64)) * np.timedelta64(1_000_000_000, "ns")
-           + ns.astype(np.int64).astype("timedelta64[ns]"))
+    out = (
+        day.astype("datetime64[ns]")
+        + (H.astype(np.int64) * 3600 + M.astype(np.int64) * 60 + S.astype(np.int64))
+        * np.timedelta64(1_000_000_000, "ns")
+        + ns.astype(np.int64).astype("timedelta64[ns]")
+    )
     out[~ok] = np.datetime64("NaT")
     return out
 
@@ -420,10 +480,14 @@ def _parts(arr, layout: str) -> dict[str, np.ndarray]:
                 if v in (name, name[:3]):
                     return float(i)
             return np.nan
+
         codes, uniques = pd.factorize(mon, sort=False)
         out["m"] = np.array([month(v) for v in uniques] + [np.nan])[codes]
-    out["z"] = (pd.Series(struct.field("z").to_numpy(zero_copy_only=False), dtype=object)
-                if "z" in groups else pd.Series([None] * len(arr), dtype=object))
+    out["z"] = (
+        pd.Series(struct.field("z").to_numpy(zero_copy_only=False), dtype=object)
+        if "z" in groups
+        else pd.Series([None] * len(arr), dtype=object)
+    )
     return out
 
 
@@ -454,7 +518,11 @@ def _infer(u: pd.Series) -> tuple[pd.Series, pd.Series]:
         raise _refuse(
             f"the dates are written in {len(kinds)} different layouts ({shown}): one column, one "
             f"format. Pass date_format= with the layout of the file; rows in another layout are then "
-            f"rejected.", 'date_format="..."', "one_date_layout", found)
+            f"rejected.",
+            'date_format="..."',
+            "one_date_layout",
+            found,
+        )
     layout = names[kinds[0]]
     p = _parts(arr, layout)
     if layout.startswith("ab_"):
@@ -463,8 +531,10 @@ def _infer(u: pd.Series) -> tuple[pd.Series, pd.Series]:
         wall = _assemble(p["Y"], p["m"], p["d"], p.get("H"), p.get("M"), p.get("S"), p.get("ns"))
     wall = np.where(found, wall, np.datetime64("NaT"))
     offsets = _offset_minutes(p["z"]).to_numpy()
-    return (pd.Series(wall, index=u.index, dtype="datetime64[ns]"),
-            pd.Series(np.where(found, offsets, np.nan), index=u.index))
+    return (
+        pd.Series(wall, index=u.index, dtype="datetime64[ns]"),
+        pd.Series(np.where(found, offsets, np.nan), index=u.index),
+    )
 
 
 def _day_or_month_first(u: pd.Series, p: dict, found: np.ndarray, sep: str) -> np.ndarray:
@@ -480,16 +550,20 @@ def _day_or_month_first(u: pd.Series, p: dict, found: np.ndarray, sep: str) -> n
     said = []
     if both.any():
         i = int(np.flatnonzero(both)[0])
-        said.append(f"{u.iloc[i]!r} is {pd.Timestamp(day_first[i]):%Y-%m-%d} day-first and "
-                    f"{pd.Timestamp(month_first[i]):%Y-%m-%d} month-first")
+        said.append(
+            f"{u.iloc[i]!r} is {pd.Timestamp(day_first[i]):%Y-%m-%d} day-first and "
+            f"{pd.Timestamp(month_first[i]):%Y-%m-%d} month-first"
+        )
     if only_day.any():
         said.append(f"{u.iloc[int(np.flatnonzero(only_day)[0])]!r} is a date only day-first")
     if only_month.any():
         said.append(f"{u.iloc[int(np.flatnonzero(only_month)[0])]!r} is a date only month-first")
     if only_day.any() and only_month.any():
         option = f'date_format="{fmt_d}"'
-        advice = (f"the column mixes both orders: pass the format of the file ({option} or "
-                  f'date_format="{fmt_m}"); the rows in the other order are then rejected')
+        advice = (
+            f"the column mixes both orders: pass the format of the file ({option} or "
+            f'date_format="{fmt_m}"); the rows in the other order are then rejected'
+        )
         mask = only_day | only_month | both
     elif only_month.any():
         option = f'date_format="{fmt_m}"'
@@ -497,12 +571,18 @@ def _day_or_month_first(u: pd.Series, p: dict, found: np.ndarray, sep: str) -> n
         mask = both
     else:
         option = f'date_format="{fmt_d}"'
-        advice = (f"every date fits day-first: pass {option}" if only_day.any() else
-                  f'pass {option} (day first) or date_format="{fmt_m}" (month first)')
+        advice = (
+            f"every date fits day-first: pass {option}"
+            if only_day.any()
+            else f'pass {option} (day first) or date_format="{fmt_m}" (month first)'
+        )
         mask = both
-    raise _refuse(f"day-first or month-first is not guessed: {'; '.join(said)}. "
-                  f"{advice[0].upper()}{advice[1:]}.", option,
-                  "day_or_month_first", mask)
+    raise _refuse(
+        f"day-first or month-first is not guessed: {'; '.join(said)}. {advice[0].upper()}{advice[1:]}.",
+        option,
+        "day_or_month_first",
+        mask,
+    )
 
 
 def _refuse_unknown(u: pd.Series) -> None:
@@ -511,20 +591,30 @@ def _refuse_unknown(u: pd.Series) -> None:
     if txt.str.match(_TWO_DIGIT_YEAR).all():
         raise _refuse(
             f"the dates have two-digit years ({_examples(txt)}): the century and the day/month order "
-            f"are not guessed. Pass date_format= (e.g. date_format=\"%d/%m/%y\").",
-            'date_format="%d/%m/%y"', "two_digit_year", np.ones(len(u), bool))
+            f'are not guessed. Pass date_format= (e.g. date_format="%d/%m/%y").',
+            'date_format="%d/%m/%y"',
+            "two_digit_year",
+            np.ones(len(u), bool),
+        )
     if txt.str.match(_EPOCH).all() or txt.str.match(_EPOCH_MS).all():
         ms = bool(txt.str.match(_EPOCH_MS).all())
         raise _refuse(
             f"the dates are {'13' if ms else '10'}-digit numbers ({_examples(txt)}): Unix epoch "
             f"{'milliseconds' if ms else 'seconds'}, by their size, but not read by guessing. Pass "
-            f"date_format=\"{'epoch_ms' if ms else 'epoch'}\" (UTC instants: with tz= converted to that zone).",
-            f'date_format="{"epoch_ms" if ms else "epoch"}"', "epoch_dates", np.ones(len(u), bool))
+            f'date_format="{"epoch_ms" if ms else "epoch"}" (UTC instants: with tz= converted to that zone).',
+            f'date_format="{"epoch_ms" if ms else "epoch"}"',
+            "epoch_dates",
+            np.ones(len(u), bool),
+        )
     if txt.str.match(_SERIAL).all():
         raise _refuse(
             f"the dates are plain numbers ({_examples(txt)}): Excel serial days, Unix seconds or "
-            f"yyyymmdd are not told apart by guessing. Pass date_format=\"excel\" for Excel serial "
-            f"days or date_format=\"%Y%m%d\".", 'date_format="excel"', "numeric_dates", np.ones(len(u), bool))
+            f'yyyymmdd are not told apart by guessing. Pass date_format="excel" for Excel serial '
+            f'days or date_format="%Y%m%d".',
+            'date_format="excel"',
+            "numeric_dates",
+            np.ones(len(u), bool),
+        )
 
 
 def _explicit(u: pd.Series, date_format: str) -> tuple[pd.Series, pd.Series]:
@@ -549,8 +639,9 @@ def _explicit(u: pd.Series, date_format: str) -> tuple[pd.Series, pd.Series]:
     return pd.to_datetime(txt, format=date_format, errors="coerce").astype("datetime64[ns]"), none
 
 
-def parse_datetime(s: pd.Series, *, date_format: str | None = None, tz: str | None = None,
-                   dst: str = "reject") -> ParsedDates:
+def parse_datetime(
+    s: pd.Series, *, date_format: str | None = None, tz: str | None = None, dst: str = "reject"
+) -> ParsedDates:
     """Parse a column to naive wall-clock timestamps (see the module's rules)."""
     if dst not in ("reject", "shift"):
         raise ValueError(f"dst must be 'reject' or 'shift', not {dst!r}")
@@ -564,17 +655,26 @@ def parse_datetime(s: pd.Series, *, date_format: str | None = None, tz: str | No
             return ParsedDates(wall.astype("datetime64[ns]"), none, none)
         wall = s.astype("datetime64[ns]")
         return ParsedDates(wall, none, none) if tz is None else _localize(wall, tz, dst)
-    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and \
-            date_format in ("excel", "epoch", "epoch_ms"):
-        s = s.astype(object).where(s.notna(), None).map(lambda v: f"{v:.0f}" if isinstance(v, float) and v == int(v)
-                                                         else str(v), na_action="ignore")
+    if (
+        pd.api.types.is_numeric_dtype(s)
+        and not pd.api.types.is_bool_dtype(s)
+        and date_format in ("excel", "epoch", "epoch_ms")
+    ):
+        s = (
+            s.astype(object)
+            .where(s.notna(), None)
+            .map(lambda v: f"{v:.0f}" if isinstance(v, float) and v == int(v) else str(v), na_action="ignore")
+        )
     elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
         raise ConventionError(
             f"the dates are stored as {s.dtype} values, not text or timestamps: Excel serial days, Unix "
-            f"seconds or yyyymmdd are not told apart by guessing. Pass date_format=\"excel\" for Excel "
-            f"serial days, date_format=\"epoch\" (or \"epoch_ms\") for Unix seconds (milliseconds), or store "
-            f"them as text or timestamps.", n_rows=int(s.notna().sum()),
-            option='date_format="excel" or "epoch"', check="numeric_dates")
+            f'seconds or yyyymmdd are not told apart by guessing. Pass date_format="excel" for Excel '
+            f'serial days, date_format="epoch" (or "epoch_ms") for Unix seconds (milliseconds), or store '
+            f"them as text or timestamps.",
+            n_rows=int(s.notna().sum()),
+            option='date_format="excel" or "epoch"',
+            check="numeric_dates",
+        )
     vals = s[~blank(s)]
     if vals.empty:
         return ParsedDates(pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]"), none, none)
@@ -603,17 +703,23 @@ def parse_datetime(s: pd.Series, *, date_format: str | None = None, tz: str | No
             raise ConventionError(
                 f"{int(aware.sum()):,} timestamp(s) carry a UTC offset (e.g. {_examples(u[aware_u])}) and "
                 f"{int(naive.sum()):,} do not (e.g. {_examples(u[naive_u])}): the zone of the naive ones "
-                f"is not guessed. Pass tz= (e.g. tz=\"UTC\" or tz=\"Europe/Berlin\"): naive times are "
+                f'is not guessed. Pass tz= (e.g. tz="UTC" or tz="Europe/Berlin"): naive times are '
                 f"read in it and the others converted to it.",
-                n_rows=int(aware.sum()), option='tz="..."', check="offsets_mixed_with_naive")
+                n_rows=int(aware.sum()),
+                option='tz="..."',
+                check="offsets_mixed_with_naive",
+            )
         distinct = sorted(set(off[aware].tolist()))
         if len(distinct) > 1:
             shown = ", ".join(_fmt_offset(m) for m in distinct[:4])
             raise ConventionError(
                 f"the timestamps carry {len(distinct)} different UTC offsets ({shown}): converting them "
-                f"to one zone is not guessed. Pass tz= (e.g. tz=\"Europe/Berlin\" or tz=\"UTC\"); every "
+                f'to one zone is not guessed. Pass tz= (e.g. tz="Europe/Berlin" or tz="UTC"); every '
                 f"timestamp is then converted to it.",
-                n_rows=int(aware.sum()), option='tz="..."', check="one_utc_offset")
+                n_rows=int(aware.sum()),
+                option='tz="..."',
+                check="one_utc_offset",
+            )
         return ParsedDates(wall, none, none)  # one offset: the wall clock as written at that offset
     instant = (wall - pd.to_timedelta(off.fillna(0), unit="min")).where(aware)
     converted = instant.dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)

@@ -20,8 +20,10 @@ def safe_name(value: str, what: str = "name") -> str:
     """``value`` if it is a safe folder name (letters, digits, ``_``, ``.``, ``-``; not starting
     with ``.`` or ``-``; no ``..``; at most 128 characters), else ValueError naming ``what``."""
     if not isinstance(value, str) or not SAFE_NAME.fullmatch(value) or ".." in value:
-        raise ValueError(f"{what} {value!r} is not a safe name: use letters, digits, '_', '-' and '.' "
-                         "(not first), at most 128 characters, no path separators and no '..'")
+        raise ValueError(
+            f"{what} {value!r} is not a safe name: use letters, digits, '_', '-' and '.' "
+            "(not first), at most 128 characters, no path separators and no '..'"
+        )
     return value
 
 

@@ -71,13 +71,13 @@ DEFAULT_PARAMS = {
     "seed": 0,
     "fast": False,
     "as_of": "",  # "" = the cut-off for transactions, today for customer tables
-    "path": "",   # your own transactions file instead of a shipped data set ...
-    "read": {},   # ... and how to read it (datasets.load_transactions' options)
+    "path": "",  # your own transactions file instead of a shipped data set ...
+    "read": {},  # ... and how to read it (datasets.load_transactions' options)
     "keep_snapshot": False,  # keep data/snapshots/<run-id>/ (the validated input) after the run
-    "campaign": "",          # your campaign's assignment file (user_id, arm, sent_at) on a transactions data set ...
-    "control": "",           # ... its control arm ...
-    "campaign_window": 4,    # ... the outcome window after each send (freq periods) ...
-    "campaign_read": {},     # ... and how to read it (campaigns.load_assignments' options)
+    "campaign": "",  # your campaign's assignment file (user_id, arm, sent_at) on a transactions data set ...
+    "control": "",  # ... its control arm ...
+    "campaign_window": 4,  # ... the outcome window after each send (freq periods) ...
+    "campaign_read": {},  # ... and how to read it (campaigns.load_assignments' options)
 }
 #: parameters of the refresh itself, not passed to notebooks
 RUN_ONLY = ("keep_snapshot",)
@@ -103,8 +103,11 @@ def ensure_kernel() -> str:
         pass
     from ipykernel.kernelspec import install
 
-    install(kernel_name=KERNEL_NAME, display_name=f"urm-models (Python {sys.version_info.major}."
-            f"{sys.version_info.minor})", prefix=sys.prefix)
+    install(
+        kernel_name=KERNEL_NAME,
+        display_name=f"urm-models (Python {sys.version_info.major}.{sys.version_info.minor})",
+        prefix=sys.prefix,
+    )
     return KERNEL_NAME
 
 
@@ -128,7 +131,8 @@ def refresh_lock(path: Path | None = None, dataset: str | None = None) -> Iterat
             holder = fh.read().strip() or "unknown"
             raise RefreshLocked(
                 f"another refresh is running ({holder}); lock file {path}. Wait for it to "
-                f"finish; the lock is released when that process exits.") from None
+                f"finish; the lock is released when that process exits."
+            ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()}, started {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
@@ -218,8 +222,10 @@ def _register_engine() -> None:
                 reply = self.wait_for_reply(self.kc.execute(self.prelude, silent=True, store_history=False))
                 content = (reply or {}).get("content", {})
                 if content.get("status") != "ok":
-                    raise RefreshError(f"could not prepare the kernel for the next notebook: "
-                                       f"{content.get('ename')}: {content.get('evalue')}")
+                    raise RefreshError(
+                        f"could not prepare the kernel for the next notebook: "
+                        f"{content.get('ename')}: {content.get('evalue')}"
+                    )
             super().papermill_execute_cells()
 
         def execute(self, **kwargs):
@@ -232,13 +238,29 @@ def _register_engine() -> None:
 
     class SharedKernelEngine(NBClientEngine):
         @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
-                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+        def execute_managed_notebook(
+            cls,
+            nb_man,
+            kernel_name,
+            log_output=False,
+            stdout_file=None,
+            stderr_file=None,
+            start_timeout=60,
+            execution_timeout=None,
+            **kwargs,
+        ):
             kwargs = remove_args(["input_path"], **kwargs)
             safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
-            final = merge_kwargs(safe_kwargs, timeout=execution_timeout or kwargs.get("timeout"),
-                                 startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
-                                 log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+            final = merge_kwargs(
+                safe_kwargs,
+                timeout=execution_timeout or kwargs.get("timeout"),
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=logger,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+            )
             return SharedKernelClient(nb_man, **final).execute()
 
     papermill_engines.register(ENGINE, SharedKernelEngine)
@@ -285,8 +307,16 @@ def _kernel_pid(km) -> int | None:
     return getattr(process, "pid", None)
 
 
-def run_notebook(name: str, params: Mapping, out_dir: Path, *, progress: bool = True,
-                 notebooks_dir: Path | None = None, km=None, on_cell=None) -> dict:
+def run_notebook(
+    name: str,
+    params: Mapping,
+    out_dir: Path,
+    *,
+    progress: bool = True,
+    notebooks_dir: Path | None = None,
+    km=None,
+    on_cell=None,
+) -> dict:
     """Execute one notebook; return its manifest entry. Raises RefreshError on a failing cell.
 
     With ``km`` (from :func:`shared_kernel`) it runs in that kernel, else in a kernel of its
@@ -314,17 +344,31 @@ def run_notebook(name: str, params: Mapping, out_dir: Path, *, progress: bool = 
 
     def finish(**more):
         mine = resource.getrusage(resource.RUSAGE_SELF)
-        cpu = (mine.ru_utime - own.ru_utime + mine.ru_stime - own.ru_stime
-               + _process_cpu_seconds(_kernel_pid(km)) - kernel_cpu)
+        cpu = (
+            mine.ru_utime
+            - own.ru_utime
+            + mine.ru_stime
+            - own.ru_stime
+            + _process_cpu_seconds(_kernel_pid(km))
+            - kernel_cpu
+        )
         entry.update(seconds=round(time.perf_counter() - t0, 2), **more)
         if km is not None:  # a kernel of its own exits before it can be measured
             entry["cpu_seconds"] = round(cpu, 2)
 
     with mock.patch.dict(os.environ, {"URM_NOTEBOOK": f"notebooks/{name}.ipynb"}):
         try:
-            pm.execute_notebook(str(src), str(out), parameters=passed, kernel_name=ensure_kernel(),
-                                progress_bar=progress, cwd=str(paths.project_root()),
-                                log_output=False, config=_kernel_config(), **extra)
+            pm.execute_notebook(
+                str(src),
+                str(out),
+                parameters=passed,
+                kernel_name=ensure_kernel(),
+                progress_bar=progress,
+                cwd=str(paths.project_root()),
+                log_output=False,
+                config=_kernel_config(),
+                **extra,
+            )
         except pm.PapermillExecutionError as exc:
             finish(status="failed", error=f"{exc.ename}: {exc.evalue}")
             first_line = exc.source.strip().splitlines()[0] if exc.source.strip() else ""
@@ -333,7 +377,8 @@ def run_notebook(name: str, params: Mapping, out_dir: Path, *, progress: bool = 
             err = RefreshError(
                 f"notebook {name}.ipynb failed in cell {src_cell} (counting from 0; execution "
                 f"count {exc.exec_count}): {exc.ename}: {exc.evalue}\n  cell source: "
-                f"{first_line} ...\n  the executed notebook is kept at {out}")
+                f"{first_line} ...\n  the executed notebook is kept at {out}"
+            )
             err.entry = entry
             raise err from exc
     finish(status="ok")
@@ -357,9 +402,14 @@ def _source_cell_index(executed: Path, index: int) -> int:
     return index
 
 
-def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = None,
-            run_id: str | None = None, progress: bool = True,
-            notebooks_dir: Path | None = None) -> dict:
+def refresh(
+    params: Mapping | None = None,
+    *,
+    notebooks: Sequence[str] | None = None,
+    run_id: str | None = None,
+    progress: bool = True,
+    notebooks_dir: Path | None = None,
+) -> dict:
     """Run the notebooks in order; return the run manifest (also written to the run folder)."""
     from .tracking import git_commit
 
@@ -370,8 +420,9 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
         _safe(run_id, "run id (--run-id)")
     unknown = [n for n in (notebooks or []) if n not in NOTEBOOKS]
     if unknown:
-        raise RefreshError(f"notebooks are named, not given as paths: unknown {unknown}; the refresh's notebooks "
-                           f"are {NOTEBOOKS}")
+        raise RefreshError(
+            f"notebooks are named, not given as paths: unknown {unknown}; the refresh's notebooks are {NOTEBOOKS}"
+        )
     with output_umask():
         p, own = _own_data(dict(DEFAULT_PARAMS, **given), given=given)
         names = list(notebooks or NOTEBOOKS)
@@ -388,9 +439,16 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
         staged = paths.staging_dir() / run_id / "user_scores.parquet"  # raw ids: under data/, not reports/
         from .settings import summary as team_settings
 
-        manifest = {"run_id": run_id, "parameters": p, "git_commit": git_commit(), "pid": os.getpid(),
-                    "started": dt.datetime.now().isoformat(timespec="seconds"), "notebooks": [],
-                    "status": "running", "settings": team_settings()}
+        manifest = {
+            "run_id": run_id,
+            "parameters": p,
+            "git_commit": git_commit(),
+            "pid": os.getpid(),
+            "started": dt.datetime.now().isoformat(timespec="seconds"),
+            "notebooks": [],
+            "status": "running",
+            "settings": team_settings(),
+        }
         with refresh_lock(dataset=p["dataset"]):
             manifest["recovered"] = recover(run_id)
             manifest["data_fingerprint"] = _source_fingerprint(data)
@@ -407,35 +465,56 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                 make_dirs(snapshot_dir)
                 write_parquet(own, snapshot, index=False)
                 p_run.update(path=str(snapshot), read={k: v for k, v in p["read"].items() if k in _KEEP_ROWS})
-                manifest["data"] = {"source": p["path"], "snapshot": str(snapshot), "rows": len(own),
-                                    "validation": _without_examples(own.attrs.get("validation"))}
+                manifest["data"] = {
+                    "source": p["path"],
+                    "snapshot": str(snapshot),
+                    "rows": len(own),
+                    "validation": _without_examples(own.attrs.get("validation")),
+                }
                 write_text(json.dumps(manifest, indent=2, default=str), mpath)
             p_scoring = {**p_run, "output": str(staged)}
             t0 = time.perf_counter()
             name = names[0] if names else ""
             # the kernel inherits this environment: MLflow, which sets its own logger to INFO when
             # imported, keeps its notices about its tables and input examples out of the notebooks
-            with mock.patch.dict(os.environ, {"URM_REFRESH_ID": run_id,
-                                              "URM_SOURCE_FINGERPRINT": manifest["data_fingerprint"],
-                                              "MLFLOW_LOGGING_LEVEL": os.environ.get("MLFLOW_LOGGING_LEVEL",
-                                                                                     "WARNING")}):
-                runnable = [n for n in names if kind in NOTEBOOK_KINDS.get(n, (kind,))
-                            or (n == CAMPAIGN_NOTEBOOK and p["campaign"])]
+            with mock.patch.dict(
+                os.environ,
+                {
+                    "URM_REFRESH_ID": run_id,
+                    "URM_SOURCE_FINGERPRINT": manifest["data_fingerprint"],
+                    "MLFLOW_LOGGING_LEVEL": os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING"),
+                },
+            ):
+                runnable = [
+                    n
+                    for n in names
+                    if kind in NOTEBOOK_KINDS.get(n, (kind,)) or (n == CAMPAIGN_NOTEBOOK and p["campaign"])
+                ]
                 bar = _progress(runnable, progress, notebooks_dir)
                 try:
                     with shared_kernel() as km:
                         for name in names:
                             if name not in runnable:
-                                why = (f"no campaign given (--campaign)" if name == CAMPAIGN_NOTEBOOK
-                                       and kind == "transactions" else f"not applicable to {kind} data")
+                                why = (
+                                    f"no campaign given (--campaign)"
+                                    if name == CAMPAIGN_NOTEBOOK and kind == "transactions"
+                                    else f"not applicable to {kind} data"
+                                )
                                 manifest["notebooks"].append({"notebook": name, "status": "skipped", "reason": why})
                                 continue
                             if bar is not None:
                                 bar.set_description(name)
-                            manifest["notebooks"].append(run_notebook(
-                                name, p_scoring if name == SCORING_NOTEBOOK else p_run, out_dir,
-                                progress=False, notebooks_dir=notebooks_dir, km=km,
-                                on_cell=(lambda _name: bar.update(1)) if bar is not None else None))
+                            manifest["notebooks"].append(
+                                run_notebook(
+                                    name,
+                                    p_scoring if name == SCORING_NOTEBOOK else p_run,
+                                    out_dir,
+                                    progress=False,
+                                    notebooks_dir=notebooks_dir,
+                                    km=km,
+                                    on_cell=(lambda _name: bar.update(1)) if bar is not None else None,
+                                )
+                            )
                     if bar is not None:
                         bar.set_description("publishing and exporting the champions")
                     if SCORING_NOTEBOOK in names:
@@ -443,8 +522,7 @@ def refresh(params: Mapping | None = None, *, notebooks: Sequence[str] | None = 
                     manifest["models"] = _champions(p["dataset"])
                 except RefreshError as exc:
                     manifest.update(status="failed", error=str(exc))
-                    manifest["notebooks"].append(getattr(exc, "entry", {"notebook": name,
-                                                                         "status": "failed"}))
+                    manifest["notebooks"].append(getattr(exc, "entry", {"notebook": name, "status": "failed"}))
                     raise
                 finally:
                     if bar is not None:
@@ -484,17 +562,28 @@ def _check_dates(p: dict, tx, what: str) -> None:
     cutoff = _day(p["cutoff"], "cutoff")
     holdout_end = _day(p["holdout_end"], "holdout_end")
     if not first <= cutoff < holdout_end:
-        raise RefreshError(f"cut-off {cutoff:%Y-%m-%d} must lie on or after the first purchase and before the end "
-                           f"of the holdout ({holdout_end:%Y-%m-%d}): the purchases of {what} run from "
-                           f"{first:%Y-%m-%d} to {last:%Y-%m-%d} (--cutoff, --holdout-end)")
+        raise RefreshError(
+            f"cut-off {cutoff:%Y-%m-%d} must lie on or after the first purchase and before the end "
+            f"of the holdout ({holdout_end:%Y-%m-%d}): the purchases of {what} run from "
+            f"{first:%Y-%m-%d} to {last:%Y-%m-%d} (--cutoff, --holdout-end)"
+        )
 
 
 def restrict_outputs() -> None:
     """Apply the file-mode policy to everything the project writes: what MLflow copies keeps
     its source's mode (the package's code travels with each model), the umask cannot cover it."""
-    restrict([paths.reports_dir(), paths.mlruns_dir(), paths.models_dir(), paths.predictions_dir(),
-              paths.quarantine_dir(), paths.snapshots_dir(), paths.project_root() / "data" / "erasure",
-              paths.project_root() / "data" / "tmp"])
+    restrict(
+        [
+            paths.reports_dir(),
+            paths.mlruns_dir(),
+            paths.models_dir(),
+            paths.predictions_dir(),
+            paths.quarantine_dir(),
+            paths.snapshots_dir(),
+            paths.project_root() / "data" / "erasure",
+            paths.project_root() / "data" / "tmp",
+        ]
+    )
 
 
 def _safe(value, what: str) -> str:
@@ -509,11 +598,11 @@ def _without_examples(report: dict | None) -> dict | None:
     manifest under reports/ may hold. The examples are in the quarantine file under data/."""
     if not report:
         return report
-    return {**report, "failures": [{k: v for k, v in f.items() if k != "examples"}
-                                   for f in report.get("failures", [])]}
+    return {**report, "failures": [{k: v for k, v in f.items() if k != "examples"} for f in report.get("failures", [])]}
 
 
 # ------------------------------------------------------------------------------ crash leftovers
+
 
 def recover(current: str | None = None) -> dict:
     """Clean up after refreshes that ended without finishing (``kill -9``, a crash, a reboot).
@@ -534,16 +623,26 @@ def recover(current: str | None = None) -> dict:
         try:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            manifest = {"run_id": folder.name, "status": "running", "notebooks": [],
-                        "note": "the run was stopped before it wrote its manifest"}
+            manifest = {
+                "run_id": folder.name,
+                "status": "running",
+                "notebooks": [],
+                "note": "the run was stopped before it wrote its manifest",
+            }
         except ValueError:
-            manifest = {"run_id": folder.name, "status": "running", "notebooks": [],
-                        "note": "the manifest was unreadable"}
+            manifest = {
+                "run_id": folder.name,
+                "status": "running",
+                "notebooks": [],
+                "note": "the manifest was unreadable",
+            }
         if manifest.get("status") != "running":
             continue
-        manifest.update(status="killed", detected=now,
-                        error=f"the refresh ended without finishing (killed or crashed); found by "
-                              f"refresh {current or '(recover)'}")
+        manifest.update(
+            status="killed",
+            detected=now,
+            error=f"the refresh ended without finishing (killed or crashed); found by refresh {current or '(recover)'}",
+        )
         if not (manifest.get("parameters") or {}).get("keep_snapshot"):
             shutil.rmtree(paths.snapshots_dir() / folder.name, ignore_errors=True)
         shutil.rmtree(paths.staging_dir() / folder.name, ignore_errors=True)
@@ -573,7 +672,8 @@ def _fail_orphan_mlflow_runs(current: str | None) -> list[str]:
                 rows = con.execute(
                     "SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
                     "WHERE r.status = 'RUNNING' AND t.key = 'refresh_id' AND t.value != ?",
-                    (current or "",)).fetchall()
+                    (current or "",),
+                ).fetchall()
             except sqlite3.Error:
                 return []
         ids = [r[0] for r in rows]
@@ -581,10 +681,10 @@ def _fail_orphan_mlflow_runs(current: str | None) -> list[str]:
         import mlflow
 
         tracking.configure()
-        found = mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                   filter_string="attributes.status = 'RUNNING'")
-        ids = [r.info.run_id for r in found
-               if r.data.tags.get("refresh_id") and r.data.tags["refresh_id"] != current]
+        found = mlflow.search_runs(
+            search_all_experiments=True, output_format="list", filter_string="attributes.status = 'RUNNING'"
+        )
+        ids = [r.info.run_id for r in found if r.data.tags.get("refresh_id") and r.data.tags["refresh_id"] != current]
     if ids:
         import mlflow
 
@@ -603,15 +703,23 @@ def _remove_tmp_files() -> list[str]:
     import fnmatch
 
     removed = []
-    roots = [paths.predictions_dir(), paths.quarantine_dir(), paths.snapshots_dir(),
-             paths.reports_dir() / "runs", paths.models_dir()]
+    roots = [
+        paths.predictions_dir(),
+        paths.quarantine_dir(),
+        paths.snapshots_dir(),
+        paths.reports_dir() / "runs",
+        paths.models_dir(),
+    ]
     for root in roots:
         for folder, dirs, files in os.walk(root):
             here = Path(folder)
             for name in [*files, *dirs]:
                 hit = here / name
-                stale = fnmatch.fnmatch(name, ".*.tmp") or fnmatch.fnmatch(name, ".latest.*") or (
-                    here == paths.models_dir() and name.startswith(".") and hit.is_dir() and not hit.is_symlink())
+                stale = (
+                    fnmatch.fnmatch(name, ".*.tmp")
+                    or fnmatch.fnmatch(name, ".latest.*")
+                    or (here == paths.models_dir() and name.startswith(".") and hit.is_dir() and not hit.is_symlink())
+                )
                 if not stale:
                     continue
                 if hit.is_dir() and not hit.is_symlink():
@@ -637,6 +745,7 @@ def prune(keep: int) -> dict:
                 return json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("started") or ""
             except (OSError, ValueError):
                 return ""
+
         folders.sort(key=lambda f: (started(f), f.stat().st_mtime), reverse=True)
         protected = _published_runs()
         removed, kept_latest = [], []
@@ -648,7 +757,7 @@ def prune(keep: int) -> dict:
             shutil.rmtree(paths.snapshots_dir() / folder.name, ignore_errors=True)
             removed.append(folder.name)
         snaps = paths.snapshots_dir()
-        for orphan in (snaps.iterdir() if snaps.is_dir() else []):
+        for orphan in snaps.iterdir() if snaps.is_dir() else []:
             if not (runs / orphan.name).exists():
                 shutil.rmtree(orphan, ignore_errors=True)
                 removed.append(f"snapshot {orphan.name}")
@@ -687,17 +796,31 @@ def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:
     try:
         table = pd.read_parquet(staged)
         path = write_predictions(table, dataset, as_of, metadata={"run_id": run_id})
-        sql = (publish_sql(table, dataset, run_id=run_id, metadata={k: table.attrs.get(k) for k in
-                                                                    ("models_trained_on", "model_store")})
-               if database_url() else None)
+        sql = (
+            publish_sql(
+                table,
+                dataset,
+                run_id=run_id,
+                metadata={k: table.attrs.get(k) for k in ("models_trained_on", "model_store")},
+            )
+            if database_url()
+            else None
+        )
     except (OSError, ValueError) as exc:
         raise RefreshError(f"publishing the predictions of {staged} failed: {exc}") from exc
     staged.unlink()
-    return {"path": str(path), "sql": sql, "latest": str(path.parent.parent / "latest"), "rows": len(table),
-            "as_of": as_of, "model_versions": sorted(table["model_versions"].dropna().unique().tolist()),
-            "p_churn_source": table.attrs.get("p_churn_source"), "churn_horizon": table.attrs.get("churn_horizon"),
-            "tiers": table["tier"].value_counts().to_dict(),
-            "lifecycle_stages": table["lifecycle_stage"].value_counts().to_dict()}
+    return {
+        "path": str(path),
+        "sql": sql,
+        "latest": str(path.parent.parent / "latest"),
+        "rows": len(table),
+        "as_of": as_of,
+        "model_versions": sorted(table["model_versions"].dropna().unique().tolist()),
+        "p_churn_source": table.attrs.get("p_churn_source"),
+        "churn_horizon": table.attrs.get("churn_horizon"),
+        "tiers": table["tier"].value_counts().to_dict(),
+        "lifecycle_stages": table["lifecycle_stage"].value_counts().to_dict(),
+    }
 
 
 def _champions(dataset: str) -> dict:
@@ -717,8 +840,12 @@ def _champions(dataset: str) -> dict:
         except Exception as exc:  # the predictions are published already; say so, don't fail
             log.warning("could not export %s v%s: %s", info["name"], info["version"], exc)
             exported = None
-        out[info["name"]] = {"version": info["version"], "dataset": info["dataset"], "run_id": info["run_id"],
-                             "exported_to": exported}
+        out[info["name"]] = {
+            "version": info["version"],
+            "dataset": info["dataset"],
+            "run_id": info["run_id"],
+            "exported_to": exported,
+        }
     return out
 
 
@@ -758,8 +885,7 @@ def _own_data(p: dict, given: Mapping):
     if "dataset" not in given:
         p["dataset"] = datasets.dataset_name(path)
     if p["dataset"] in datasets.DATASETS:
-        raise RefreshError(f"{p['dataset']!r} is a shipped data set; name the data set in {path} "
-                           "otherwise (--dataset)")
+        raise RefreshError(f"{p['dataset']!r} is a shipped data set; name the data set in {path} otherwise (--dataset)")
     if not path.is_file():
         raise RefreshError(f"data file {path} not found")
     tx = datasets.load_dataset(p["dataset"], path, **p["read"])
@@ -773,8 +899,10 @@ def _own_data(p: dict, given: Mapping):
     holdout_end = _day(given.get("holdout_end") or last, "holdout_end")
     cutoff = _day(p["cutoff"], "cutoff")
     if not first <= cutoff < holdout_end:
-        raise RefreshError(f"cut-off {cutoff:%Y-%m-%d} must lie on or after the first purchase and "
-                           f"before the end of the holdout ({holdout_end:%Y-%m-%d}): {span}")
+        raise RefreshError(
+            f"cut-off {cutoff:%Y-%m-%d} must lie on or after the first purchase and "
+            f"before the end of the holdout ({holdout_end:%Y-%m-%d}): {span}"
+        )
     p.update(path=str(path), holdout_end=f"{holdout_end:%Y-%m-%d}")
     if "previous" not in given:
         p["previous"] = f"{cutoff - dt.timedelta(weeks=13):%Y-%m-%d}"
@@ -795,8 +923,9 @@ def _check_campaign(p: dict, kind: str) -> None:
             raise RefreshError(f"campaign option(s) {sorted(options)} need an assignment file (--campaign)")
         return
     if kind != "transactions":
-        raise RefreshError(f"an assignment file (--campaign) goes with a transactions data set; {p['dataset']!r} is "
-                           f"a {kind} data set")
+        raise RefreshError(
+            f"an assignment file (--campaign) goes with a transactions data set; {p['dataset']!r} is a {kind} data set"
+        )
     if not p.get("control"):
         raise RefreshError(f"name the control arm of {p['campaign']} (--control)")
     path = Path(os.path.abspath(Path(p["campaign"]).expanduser()))
@@ -805,8 +934,10 @@ def _check_campaign(p: dict, kind: str) -> None:
     read = p.get("campaign_read") or {}
     known = {"columns", "sep", "encoding", "date_format", "tz", "arms", "errors"}
     if not isinstance(read, Mapping) or set(read) - known:
-        raise RefreshError(f"unknown campaign reading option(s) {sorted(set(read) - known) if isinstance(read, Mapping) else read}; "
-                           f"known: {sorted(known)}")
+        raise RefreshError(
+            f"unknown campaign reading option(s) {sorted(set(read) - known) if isinstance(read, Mapping) else read}; "
+            f"known: {sorted(known)}"
+        )
     try:
         float(p["campaign_window"])
     except (TypeError, ValueError):

@@ -54,9 +54,11 @@ def pseudonym_key() -> bytes:
     path = key_file()
     for root in {paths.source_root(), paths.project_root()}:
         if _inside(path, root):
-            raise ValueError(f"the pseudonym key file {path} lies inside the project ({root}), where it "
-                             "could be committed or copied with the reports: set URM_PSEUDONYM_KEY_FILE "
-                             "to a path outside it")
+            raise ValueError(
+                f"the pseudonym key file {path} lies inside the project ({root}), where it "
+                "could be committed or copied with the reports: set URM_PSEUDONYM_KEY_FILE "
+                "to a path outside it"
+            )
     try:
         return bytes.fromhex(path.read_text(encoding="ascii").strip())
     except FileNotFoundError:
@@ -94,8 +96,7 @@ def pseudonym_map(ids: pd.Series, domain: str = "", key: bytes | None = None) ->
     """Pseudonyms aligned with ``ids``, computed once per distinct id (``key``: as in
     :func:`pseudonymize`)."""
     codes, uniques = pd.factorize(ids.astype(str), sort=False)
-    return pd.Series(pd.Index(pseudonymize(uniques, domain, key=key)).to_numpy()[codes], index=ids.index,
-                     dtype=object)
+    return pd.Series(pd.Index(pseudonymize(uniques, domain, key=key)).to_numpy()[codes], index=ids.index, dtype=object)
 
 
 def masked(df: pd.DataFrame | pd.Series, column: str = "user_id"):

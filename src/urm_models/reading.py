@@ -37,8 +37,13 @@ from .validation import DataValidationError, Errors
 MAX_EXAMPLES = 5
 CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".dat"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
-COMPRESSIONS = {".gz": b"\x1f\x8b", ".bz2": b"BZh", ".xz": b"\xfd7zXZ\x00", ".zst": b"\x28\xb5\x2f\xfd",
-                ".zip": b"PK\x03\x04"}
+COMPRESSIONS = {
+    ".gz": b"\x1f\x8b",
+    ".bz2": b"BZh",
+    ".xz": b"\xfd7zXZ\x00",
+    ".zst": b"\x28\xb5\x2f\xfd",
+    ".zip": b"PK\x03\x04",
+}
 #: delimiters told apart from the header line when ``sep`` is not given
 DELIMITERS = (",", ";", "\t", "|")
 WHITESPACE = r"\s+"
@@ -72,8 +77,9 @@ def raw_from_frame(df: pd.DataFrame, name: str = "<DataFrame>") -> RawTable:
     cols = [str(c) for c in df.columns]
     dup = sorted({c for c in cols if cols.count(c) > 1})
     if dup:
-        raise DataValidationError(f"{name}: duplicated column name(s) {dup}: which one is meant cannot "
-                                  "be told; rename them", source=name)
+        raise DataValidationError(
+            f"{name}: duplicated column name(s) {dup}: which one is meant cannot be told; rename them", source=name
+        )
     return RawTable(name, df.reset_index(drop=True), "frame")
 
 
@@ -89,8 +95,11 @@ def check_regular_file(path: str | os.PathLike) -> Path:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
     if stat.S_ISLNK(st.st_mode):
-        raise _fail(path, f"is a symbolic link (to {os.readlink(path)}); give the path of the file "
-                          "itself: links are not followed, so that a link cannot pull another file in")
+        raise _fail(
+            path,
+            f"is a symbolic link (to {os.readlink(path)}); give the path of the file "
+            "itself: links are not followed, so that a link cannot pull another file in",
+        )
     if stat.S_ISDIR(st.st_mode):
         raise _fail(path, "is a directory, not a CSV or Parquet file")
     if not stat.S_ISREG(st.st_mode):
@@ -118,8 +127,7 @@ def _decompress(path: Path, comp: str) -> bytes:
     with open(path, "rb") as fh:
         head = fh.read(8)
     if not head.startswith(COMPRESSIONS[comp]):
-        raise _fail(path, f"named {comp} but its bytes are not {comp[1:]}-compressed; rename it or "
-                          "export it again")
+        raise _fail(path, f"named {comp} but its bytes are not {comp[1:]}-compressed; rename it or export it again")
     try:
         if comp == ".gz":
             with gzip.open(path, "rb") as fh:
@@ -138,8 +146,11 @@ def _decompress(path: Path, comp: str) -> bytes:
         with zipfile.ZipFile(path) as zf:
             members = [m for m in zf.infolist() if not m.is_dir()]
             if len(members) != 1:
-                raise _fail(path, f"a zip archive must hold exactly one file, it holds {len(members)}: "
-                                  f"{[m.filename for m in members][:5]}")
+                raise _fail(
+                    path,
+                    f"a zip archive must hold exactly one file, it holds {len(members)}: "
+                    f"{[m.filename for m in members][:5]}",
+                )
             return zf.read(members[0])
     except DataValidationError:
         raise
@@ -152,8 +163,7 @@ def _decompress(path: Path, comp: str) -> bytes:
 
 
 #: byte-order marks of text that is not UTF-8 (Excel's "Unicode text" export is UTF-16 LE)
-WIDE_BOMS = {b"\xff\xfe\x00\x00": "utf-32", b"\x00\x00\xfe\xff": "utf-32", b"\xff\xfe": "utf-16",
-             b"\xfe\xff": "utf-16"}
+WIDE_BOMS = {b"\xff\xfe\x00\x00": "utf-32", b"\x00\x00\xfe\xff": "utf-32", b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16"}
 
 
 def _wide(encoding: str) -> bool:
@@ -173,43 +183,68 @@ def _format_of(path: Path, encoding: str = "utf-8") -> tuple[Literal["csv", "par
         head = fh.read(8192)
     if comp is not None:
         if fmt_sfx in PARQUET_SUFFIXES:
-            raise _fail(path, "a compressed Parquet file: Parquet compresses its own columns; give "
-                              f"{path.name.removesuffix(comp)} itself")
+            raise _fail(
+                path,
+                "a compressed Parquet file: Parquet compresses its own columns; give "
+                f"{path.name.removesuffix(comp)} itself",
+            )
         if fmt_sfx not in CSV_SUFFIXES:
-            raise _fail(path, f"unsupported file type {fmt_sfx or '(no extension)'!r} inside {comp}; "
-                              f"give a CSV ({', '.join(sorted(CSV_SUFFIXES))}) compressed as "
-                              f"{', '.join(sorted(COMPRESSIONS))}")
+            raise _fail(
+                path,
+                f"unsupported file type {fmt_sfx or '(no extension)'!r} inside {comp}; "
+                f"give a CSV ({', '.join(sorted(CSV_SUFFIXES))}) compressed as "
+                f"{', '.join(sorted(COMPRESSIONS))}",
+            )
         return "csv", comp
     if head.startswith(b"PAR1"):
         if fmt_sfx in CSV_SUFFIXES:
-            raise _fail(path, f"the file is named like a CSV but its bytes are Parquet; rename it to "
-                              f"{path.stem}.parquet")
+            raise _fail(
+                path, f"the file is named like a CSV but its bytes are Parquet; rename it to {path.stem}.parquet"
+            )
         return "parquet", None
     if fmt_sfx in PARQUET_SUFFIXES:
         raise _fail(path, "not a Parquet file (it does not start with the Parquet magic bytes 'PAR1')")
     for sfx, magic in COMPRESSIONS.items():
         if head.startswith(magic):
-            raise _fail(path, f"not a CSV or Parquet file: its bytes are {sfx[1:]}-compressed (zip/xlsx "
-                              f"or an archive). Name it {path.name}{sfx} if it is a compressed CSV, or "
-                              "export it as CSV (UTF-8) or Parquet.")
+            raise _fail(
+                path,
+                f"not a CSV or Parquet file: its bytes are {sfx[1:]}-compressed (zip/xlsx "
+                f"or an archive). Name it {path.name}{sfx} if it is a compressed CSV, or "
+                "export it as CSV (UTF-8) or Parquet.",
+            )
     bom = next((enc for mark, enc in WIDE_BOMS.items() if head.startswith(mark)), None)
     if bom is not None and not _wide(encoding):
-        raise _fail(path, f"the file is {bom.upper()} text (a byte-order mark; Excel's 'Unicode text' export is "
-                          f"UTF-16): pass encoding='{bom}' (--encoding {bom})")
+        raise _fail(
+            path,
+            f"the file is {bom.upper()} text (a byte-order mark; Excel's 'Unicode text' export is "
+            f"UTF-16): pass encoding='{bom}' (--encoding {bom})",
+        )
     if (b"\x00" in head and not _wide(encoding)) or head.startswith((b"\x89PNG", b"%PDF")):
-        raise _fail(path, "not a CSV or Parquet file (binary content: an image, PDF or other binary "
-                          "bytes). Export it as CSV (UTF-8) or Parquet; UTF-16 text needs encoding='utf-16'.")
+        raise _fail(
+            path,
+            "not a CSV or Parquet file (binary content: an image, PDF or other binary "
+            "bytes). Export it as CSV (UTF-8) or Parquet; UTF-16 text needs encoding='utf-16'.",
+        )
     if fmt_sfx not in CSV_SUFFIXES:
-        raise _fail(path, f"unsupported file type {fmt_sfx or '(no extension)'!r}; give a CSV "
-                          f"({', '.join(sorted(CSV_SUFFIXES))}, optionally compressed as "
-                          f"{', '.join(sorted(COMPRESSIONS))}) or Parquet "
-                          f"({', '.join(sorted(PARQUET_SUFFIXES))}) file")
+        raise _fail(
+            path,
+            f"unsupported file type {fmt_sfx or '(no extension)'!r}; give a CSV "
+            f"({', '.join(sorted(CSV_SUFFIXES))}, optionally compressed as "
+            f"{', '.join(sorted(COMPRESSIONS))}) or Parquet "
+            f"({', '.join(sorted(PARQUET_SUFFIXES))}) file",
+        )
     return "csv", None
 
 
-def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8",
-             errors: Errors = "raise", header: bool = True,
-             names: list[str] | None = None) -> RawTable:
+def read_raw(
+    path: str | Path,
+    *,
+    sep: str | None = None,
+    encoding: str = "utf-8",
+    errors: Errors = "raise",
+    header: bool = True,
+    names: list[str] | None = None,
+) -> RawTable:
     """Read a CSV (plain or compressed) or Parquet file without interpreting any value.
 
     ``sep``: the delimiter; by default ``\\t`` for ``.tsv`` files and otherwise the one of
@@ -224,8 +259,12 @@ def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8
         return _read_parquet(path)
     data = _decompress(path, comp) if comp else path.read_bytes()
     if not data.strip():
-        raise _fail(path, "the file holds no data (only whitespace)" if data else
-                    "the file is empty once decompressed, no rows to load")
+        raise _fail(
+            path,
+            "the file holds no data (only whitespace)"
+            if data
+            else "the file is empty once decompressed, no rows to load",
+        )
     text, rejected = _decode(path, data, encoding, errors)
     if sep is None:
         inner = _suffixes(path)[0]
@@ -238,8 +277,7 @@ def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8
         head_line, head = first
         columns = list(names) if names is not None else [c.strip().lstrip("\ufeff").strip() for c in head]
         if names is not None and len(names) != len(head):
-            raise _fail(path, f"names= gives {len(names)} column names, the header line has {len(head)} "
-                              f"fields: {head}")
+            raise _fail(path, f"names= gives {len(names)} column names, the header line has {len(head)} fields: {head}")
     else:
         if names is None:
             raise ValueError("header=False needs names")
@@ -260,13 +298,15 @@ def read_raw(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8
     _check_header(path, columns, len(line_numbers) + len(bad_lines))
     if bad_lines and errors == "raise":
         examples = "; ".join(f"line {n}: {t!r} ({why})" for n, t, why in bad_lines[:MAX_EXAMPLES])
-        raise _fail(path, f"{len(bad_lines):,} row(s) do not have the header's {width} fields "
-                          f"(header{' on line ' + str(head_line) if head_line else ''}: "
-                          f"{columns}), e.g. {examples}. A delimiter inside an unquoted value (such "
-                          f"as 1,234.50 in a comma-separated file) does this: quote such values, "
-                          f"pass the right sep=, or errors='quarantine' to set these rows aside.",
-                    failures=pd.DataFrame([{"column": "(line)", "check": "field_count",
-                                            "n_rows": len(bad_lines)}]))
+        raise _fail(
+            path,
+            f"{len(bad_lines):,} row(s) do not have the header's {width} fields "
+            f"(header{' on line ' + str(head_line) if head_line else ''}: "
+            f"{columns}), e.g. {examples}. A delimiter inside an unquoted value (such "
+            f"as 1,234.50 in a comma-separated file) does this: quote such values, "
+            f"pass the right sep=, or errors='quarantine' to set these rows aside.",
+            failures=pd.DataFrame([{"column": "(line)", "check": "field_count", "n_rows": len(bad_lines)}]),
+        )
     if not line_numbers:
         if bad_lines:
             raise _fail(path, f"none of the {len(bad_lines):,} data row(s) has the header's {width} fields")
@@ -291,13 +331,19 @@ def _check_header(path: Path, columns: list[str], n_rows: int, parquet: bool = F
     for c in columns:
         count[c] = count.get(c, 0) + 1
         distinct.append(c if count[c] == 1 else f"{c}_{count[c]}")
-    fix = ("rename the copies where the file is written" if parquet else
-           f"pass names={distinct!r} to name the columns yourself (the header line is then skipped) "
-           "and map the one you mean with columns=")
-    raise _fail(path, f"duplicated column name(s): {what}, over {n_rows:,} rows. Which one is meant "
-                      f"cannot be told: {fix}.",
-                failures=pd.DataFrame([{"column": c, "check": "unique_column_name", "n_rows": n_rows,
-                                        "option": "names="} for c in dup]))
+    fix = (
+        "rename the copies where the file is written"
+        if parquet
+        else f"pass names={distinct!r} to name the columns yourself (the header line is then skipped) "
+        "and map the one you mean with columns="
+    )
+    raise _fail(
+        path,
+        f"duplicated column name(s): {what}, over {n_rows:,} rows. Which one is meant cannot be told: {fix}.",
+        failures=pd.DataFrame(
+            [{"column": c, "check": "unique_column_name", "n_rows": n_rows, "option": "names="} for c in dup]
+        ),
+    )
 
 
 def _decode(path: Path, data: bytes, encoding: str, errors: Errors) -> tuple[str, list]:
@@ -322,11 +368,13 @@ def _decode(path: Path, data: bytes, encoding: str, errors: Errors) -> tuple[str
             good.append("\n")
     if errors == "raise" or 1 in {n for n, _, _ in rejected}:
         examples = "; ".join(f"line {n}: {t} ({why})" for n, t, why in rejected[:MAX_EXAMPLES])
-        raise _fail(path, f"{len(rejected)} line(s) are not valid {encoding} text, e.g. {examples}. "
-                          f"Pass encoding='latin-1' (or the file's real encoding), or errors='quarantine' "
-                          f"to set these lines aside.",
-                    failures=pd.DataFrame([{"column": "(line)", "check": f"{encoding}_text",
-                                            "n_rows": len(rejected)}]))
+        raise _fail(
+            path,
+            f"{len(rejected)} line(s) are not valid {encoding} text, e.g. {examples}. "
+            f"Pass encoding='latin-1' (or the file's real encoding), or errors='quarantine' "
+            f"to set these lines aside.",
+            failures=pd.DataFrame([{"column": "(line)", "check": f"{encoding}_text", "n_rows": len(rejected)}]),
+        )
     return "".join(good).removeprefix("\ufeff"), rejected
 
 
@@ -349,8 +397,10 @@ def _sniff_delimiter(path: Path, text: str) -> str:
             splits[d] = len(fields)
     if len(splits) > 1:
         named = ", ".join(f"{d!r} into {n} columns" for d, n in splits.items())
-        raise _fail(path, f"the header line splits on more than one delimiter ({named}): pass sep= "
-                          f"(e.g. sep={next(iter(splits))!r})")
+        raise _fail(
+            path,
+            f"the header line splits on more than one delimiter ({named}): pass sep= (e.g. sep={next(iter(splits))!r})",
+        )
     return next(iter(splits), ",")
 
 
@@ -358,8 +408,7 @@ def _csv_records(path: Path, text: str, sep: str):
     """(line where the record starts, fields) of every non-blank record."""
     if len(sep) != 1:
         raise ValueError(f"sep must be one character or {WHITESPACE!r}, not {sep!r}")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar='"', doublequote=True,
-                        strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar='"', doublequote=True, strict=True)
     last = 0
     try:
         for row in reader:
@@ -367,8 +416,11 @@ def _csv_records(path: Path, text: str, sep: str):
             if row and (len(row) > 1 or row[0].strip()):  # a blank line is no record
                 yield start, row
     except csv.Error as exc:
-        raise _fail(path, f"cannot parse as CSV at line {reader.line_num}: {exc}. A stray or unclosed "
-                          "quote, or a NUL byte, does this.") from None
+        raise _fail(
+            path,
+            f"cannot parse as CSV at line {reader.line_num}: {exc}. A stray or unclosed "
+            "quote, or a NUL byte, does this.",
+        ) from None
 
 
 def _whitespace_records(text: str):

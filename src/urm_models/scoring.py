@@ -30,14 +30,38 @@ import pandas as pd
 
 from . import paths, segments
 
-COLUMNS = ["user_id", "as_of", "tier", "rfm_segment", "lifecycle_stage", "p_alive", "p_churn",
-           "expected_purchases", "expected_remaining_lifetime", "clv", "value_at_risk",
-           "recommended_action", "action_channel", "action_priority", "cohort", "model_versions",
-           "recommended_arm", "expected_incremental_value"]
+COLUMNS = [
+    "user_id",
+    "as_of",
+    "tier",
+    "rfm_segment",
+    "lifecycle_stage",
+    "p_alive",
+    "p_churn",
+    "expected_purchases",
+    "expected_remaining_lifetime",
+    "clv",
+    "value_at_risk",
+    "recommended_action",
+    "action_channel",
+    "action_priority",
+    "cohort",
+    "model_versions",
+    "recommended_arm",
+    "expected_incremental_value",
+]
 #: the columns a measured campaign fills (the data set's ``urm-uplift`` champion); empty otherwise
 CAMPAIGN_COLUMNS = ["recommended_arm", "expected_incremental_value"]
-TEXT_COLUMNS = ("tier", "rfm_segment", "lifecycle_stage", "recommended_action", "action_channel", "cohort",
-                "model_versions", "recommended_arm")
+TEXT_COLUMNS = (
+    "tier",
+    "rfm_segment",
+    "lifecycle_stage",
+    "recommended_action",
+    "action_channel",
+    "cohort",
+    "model_versions",
+    "recommended_arm",
+)
 
 
 def _model_inputs(model, df: pd.DataFrame) -> pd.DataFrame:
@@ -76,8 +100,9 @@ def _positive_probability(model, X: pd.DataFrame) -> np.ndarray:
     return p[:, -1] if p.ndim == 2 else p
 
 
-def _finish(table: pd.DataFrame, value_col: str, *, as_of, tier_shares, tier_amounts, playbook,
-            model_versions: str) -> pd.DataFrame:
+def _finish(
+    table: pd.DataFrame, value_col: str, *, as_of, tier_shares, tier_amounts, playbook, model_versions: str
+) -> pd.DataFrame:
     table["tier"] = segments.value_tiers(table[value_col], shares=tier_shares, amounts=tier_amounts)
     return _finish_rows(table, as_of=as_of, playbook=playbook, model_versions=model_versions)
 
@@ -113,6 +138,7 @@ def ranks_sql(view: str, n: int, tier_shares, tier_amounts) -> str:
     the R, F, M quintiles (``RANK`` is pandas' "min" rank, as :func:`segments.rfm_scores`
     ranks) and the tier (``ROW_NUMBER`` over CLV descending, then user id: the order of
     :func:`segments.value_tiers`, cut at the same rounded shares). Runs in Spark and in DuckDB."""
+
     def quintile(rank: str, count: str) -> str:
         return f"LEAST(5, GREATEST(1, 1 + CAST(FLOOR(5 * ({rank} - 1) / GREATEST({count}, 1)) AS BIGINT)))"
 
@@ -144,9 +170,9 @@ ranked AS (
 )
 SELECT user_id, p_alive, p_churn, expected_purchases, expected_remaining_lifetime, clv, lifecycle_stage, cohort,
        time_since_last, frequency, monetary,
-       {quintile('r_rank', 'n_all')} AS R,
-       CASE WHEN frequency > 0 THEN {quintile('f_rank', 'n_repeat')} ELSE 0 END AS F,
-       CASE WHEN frequency > 0 THEN {quintile('m_rank', 'n_repeat')} ELSE 0 END AS M,
+       {quintile("r_rank", "n_all")} AS R,
+       CASE WHEN frequency > 0 THEN {quintile("f_rank", "n_repeat")} ELSE 0 END AS F,
+       CASE WHEN frequency > 0 THEN {quintile("m_rank", "n_repeat")} ELSE 0 END AS M,
        {tier} AS tier
 FROM ranked"""
 
@@ -160,8 +186,17 @@ def finish_ranked(t: pd.DataFrame, *, as_of, lapse_after, rules, playbook, model
     return _finish_rows(t, as_of=as_of, playbook=playbook, model_versions=model_versions)
 
 
-def score_rows(act: pd.DataFrame, as_of, clv_model, *, churn_model=None, freq: str = "W", period: float = 13,
-               lapse_after: float = 26, at_risk: float = 0.5) -> pd.DataFrame:
+def score_rows(
+    act: pd.DataFrame,
+    as_of,
+    clv_model,
+    *,
+    churn_model=None,
+    freq: str = "W",
+    period: float = 13,
+    lapse_after: float = 26,
+    at_risk: float = 0.5,
+) -> pd.DataFrame:
     """The row-wise part of the table for some users' activity features (any batch of them):
     the CLV model's scores, ``p_churn``, lifecycle stage and cohort, plus what the ranks need."""
     from .features import cohort_of
@@ -171,20 +206,42 @@ def score_rows(act: pd.DataFrame, as_of, clv_model, *, churn_model=None, freq: s
     if churn_model is not None:
         t["p_churn"] = _positive_probability(churn_model, act)
     t["lifecycle_stage"] = segments.lifecycle_stages(
-        act["T"], since_last=act["time_since_last"], gap_before_last=act["gap_last"], risk=t["p_churn"],
-        period=period, lapse_after=lapse_after, at_risk=at_risk)
+        act["T"],
+        since_last=act["time_since_last"],
+        gap_before_last=act["gap_last"],
+        risk=t["p_churn"],
+        period=period,
+        lapse_after=lapse_after,
+        at_risk=at_risk,
+    )
     t["cohort"] = cohort_of(act["T"], as_of, freq)
     for c in ("time_since_last", "frequency", "monetary"):
         t[c] = act[c]
     return t
 
 
-def score_to_parquet(transactions, as_of, clv_model, path, *, batches: int = 10, churn_model=None,
-                     churn_window: str = "", freq: str = "W", model_versions: str = "",
-                     tier_shares: Mapping | None = None, tier_amounts: Mapping | None = None,
-                     period: float = 13, lapse_after: float = 26, at_risk: float = 0.5, rules=None,
-                     playbook=None, batch_rows: int = 500_000, metadata: Mapping | None = None,
-                     dataset: str | None = None) -> dict:
+def score_to_parquet(
+    transactions,
+    as_of,
+    clv_model,
+    path,
+    *,
+    batches: int = 10,
+    churn_model=None,
+    churn_window: str = "",
+    freq: str = "W",
+    model_versions: str = "",
+    tier_shares: Mapping | None = None,
+    tier_amounts: Mapping | None = None,
+    period: float = 13,
+    lapse_after: float = 26,
+    at_risk: float = 0.5,
+    rules=None,
+    playbook=None,
+    batch_rows: int = 500_000,
+    metadata: Mapping | None = None,
+    dataset: str | None = None,
+) -> dict:
     """The relationship table of :func:`score_transactions`, streamed: memory grows with a batch
     of users, not with the user count (the one-box path for tens of millions of users).
 
@@ -235,8 +292,16 @@ def score_to_parquet(transactions, as_of, clv_model, path, *, batches: int = 10,
                 act = act[keep(act.index.to_numpy())]
             if act.empty:
                 continue
-            rows = score_rows(act, stamp, clv_model, churn_model=churn_model, freq=freq, period=period,
-                              lapse_after=lapse_after, at_risk=at_risk).reset_index()
+            rows = score_rows(
+                act,
+                stamp,
+                clv_model,
+                churn_model=churn_model,
+                freq=freq,
+                period=period,
+                lapse_after=lapse_after,
+                at_risk=at_risk,
+            ).reset_index()
             arrow = pa.Table.from_pandas(rows, preserve_index=False)
             writer = writer or pq.ParquetWriter(scored_file, arrow.schema)
             writer.write_table(arrow)
@@ -246,26 +311,37 @@ def score_to_parquet(transactions, as_of, clv_model, path, *, batches: int = 10,
         writer.close()
         escaped = str(scored_file).replace("'", "''")
         con.execute(f"CREATE VIEW scored AS SELECT * FROM read_parquet('{escaped}')")
-        n, bad = con.execute("SELECT COUNT(*), COUNT(*) FILTER (WHERE clv IS NULL OR isnan(clv)) "
-                             "FROM scored").fetchall()[0]
+        n, bad = con.execute(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE clv IS NULL OR isnan(clv)) FROM scored"
+        ).fetchall()[0]
         if bad:
             raise ValueError(f"the CLV model returned {bad} missing values of {n}")
         facts = {"churn_horizon": churn_window if churn_model is not None else _horizon_label(scorer)}
         if getattr(scorer, "horizon", None) is not None:
             facts["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
-        reader = con.sql(ranks_sql("scored", n, tier_shares, tier_amounts) + " ORDER BY user_id") \
-            .to_arrow_reader(batch_rows)
+        reader = con.sql(ranks_sql("scored", n, tier_shares, tier_amounts) + " ORDER BY user_id").to_arrow_reader(
+            batch_rows
+        )
         with atomic_path(path) as tmp:
             out_writer = None
             for batch in reader:
                 t = batch.to_pandas().set_index("user_id")
-                out = finish_ranked(t, as_of=stamp, lapse_after=lapse_after, rules=rules, playbook=playbook,
-                                    model_versions=model_versions)
+                out = finish_ranked(
+                    t,
+                    as_of=stamp,
+                    lapse_after=lapse_after,
+                    rules=rules,
+                    playbook=playbook,
+                    model_versions=model_versions,
+                )
                 arrow = pa.Table.from_pandas(out, preserve_index=False)
                 if out_writer is None:
-                    meta = {**(arrow.schema.metadata or {}), b"urm_models": json.dumps(
-                        {"as_of": f"{stamp:%Y-%m-%d}", "rows": int(n), **facts, **(metadata or {})},
-                        default=str).encode()}
+                    meta = {
+                        **(arrow.schema.metadata or {}),
+                        b"urm_models": json.dumps(
+                            {"as_of": f"{stamp:%Y-%m-%d}", "rows": int(n), **facts, **(metadata or {})}, default=str
+                        ).encode(),
+                    }
                     out_writer = pq.ParquetWriter(tmp, arrow.schema.with_metadata(meta))
                 out_writer.write_table(arrow.cast(out_writer.schema))
             out_writer.close()
@@ -275,12 +351,23 @@ def score_to_parquet(transactions, as_of, clv_model, path, *, batches: int = 10,
     return {**facts, "rows": int(n)}
 
 
-def score_transactions(transactions: pd.DataFrame, as_of, clv_model, *, churn_model=None,
-                       churn_window: str = "", freq: str = "W",
-                       model_versions: str = "", tier_shares: Mapping | None = None,
-                       tier_amounts: Mapping | None = None, period: float = 13,
-                       lapse_after: float = 26, at_risk: float = 0.5, rules=None,
-                       playbook=None) -> pd.DataFrame:
+def score_transactions(
+    transactions: pd.DataFrame,
+    as_of,
+    clv_model,
+    *,
+    churn_model=None,
+    churn_window: str = "",
+    freq: str = "W",
+    model_versions: str = "",
+    tier_shares: Mapping | None = None,
+    tier_amounts: Mapping | None = None,
+    period: float = 13,
+    lapse_after: float = 26,
+    at_risk: float = 0.5,
+    rules=None,
+    playbook=None,
+) -> pd.DataFrame:
     """The relationship table of a transactions data set at ``as_of``.
 
     ``clv_model`` scores the RFM table (a :class:`~urm_models.models.CLVScorer` or the logged
@@ -306,11 +393,24 @@ def score_transactions(transactions: pd.DataFrame, as_of, clv_model, *, churn_mo
         table["p_churn"] = _positive_probability(churn_model, act)
     table["rfm_segment"] = segments.rfm_segments(act, rules, lapse_after=lapse_after)["segment"]
     table["lifecycle_stage"] = segments.lifecycle_stages(
-        act["T"], since_last=act["time_since_last"], gap_before_last=act["gap_last"],
-        risk=table["p_churn"], period=period, lapse_after=lapse_after, at_risk=at_risk)
+        act["T"],
+        since_last=act["time_since_last"],
+        gap_before_last=act["gap_last"],
+        risk=table["p_churn"],
+        period=period,
+        lapse_after=lapse_after,
+        at_risk=at_risk,
+    )
     table["cohort"] = cohort_of(act["T"], as_of, freq)
-    out = _finish(table, "clv", as_of=as_of, tier_shares=tier_shares, tier_amounts=tier_amounts,
-                  playbook=playbook, model_versions=model_versions)
+    out = _finish(
+        table,
+        "clv",
+        as_of=as_of,
+        tier_shares=tier_shares,
+        tier_amounts=tier_amounts,
+        playbook=playbook,
+        model_versions=model_versions,
+    )
     out.attrs["churn_horizon"] = churn_window if churn_model is not None else _horizon_label(scorer)
     if getattr(scorer, "horizon", None) is not None:
         out.attrs["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
@@ -332,11 +432,21 @@ def _horizon_label(scorer) -> str:
     return f"{h} {f}" if h is not None else ""
 
 
-def score_customers(customers: pd.DataFrame, as_of, churn_model, survival_model, *,
-                    duration_col: str = "tenure", event_col: str = "churn",
-                    model_versions: str = "", tier_shares: Mapping | None = None,
-                    tier_amounts: Mapping | None = None, period: float = 3,
-                    at_risk: float = 0.5, playbook=None) -> pd.DataFrame:
+def score_customers(
+    customers: pd.DataFrame,
+    as_of,
+    churn_model,
+    survival_model,
+    *,
+    duration_col: str = "tenure",
+    event_col: str = "churn",
+    model_versions: str = "",
+    tier_shares: Mapping | None = None,
+    tier_amounts: Mapping | None = None,
+    period: float = 3,
+    at_risk: float = 0.5,
+    playbook=None,
+) -> pd.DataFrame:
     """The relationship table of a contractual (customers) data set such as Telco.
 
     ``churn_model`` gives ``p_churn`` (the classifier, or the logged ``urm-churn`` model);
@@ -364,12 +474,24 @@ def score_customers(customers: pd.DataFrame, as_of, churn_model, survival_model,
     table["clv"] = np.where(churned, 0.0, surv["clv"])
     table["rfm_segment"] = pd.NA
     table["lifecycle_stage"] = segments.lifecycle_stages(
-        df[duration_col].astype(float), lapsed=pd.Series(churned, index=df.index),
-        risk=table["p_churn"], period=period, lapse_after=max(period, 1.0), at_risk=at_risk)
+        df[duration_col].astype(float),
+        lapsed=pd.Series(churned, index=df.index),
+        risk=table["p_churn"],
+        period=period,
+        lapse_after=max(period, 1.0),
+        at_risk=at_risk,
+    )
     band = (df[duration_col].astype(int) // 12) * 12
     table["cohort"] = [f"tenure {b}-{b + 11} months" for b in band]
-    out = _finish(table, "clv", as_of=as_of, tier_shares=tier_shares, tier_amounts=tier_amounts,
-                  playbook=playbook, model_versions=model_versions)
+    out = _finish(
+        table,
+        "clv",
+        as_of=as_of,
+        tier_shares=tier_shares,
+        tier_amounts=tier_amounts,
+        playbook=playbook,
+        model_versions=model_versions,
+    )
     out.attrs["churn_horizon"] = "the churn label's window"
     inner = survival_model.unwrap_python_model() if hasattr(survival_model, "unwrap_python_model") else survival_model
     if getattr(inner, "clv_horizon", None) is not None:
@@ -377,8 +499,16 @@ def score_customers(customers: pd.DataFrame, as_of, churn_model, survival_model,
     return out
 
 
-def score_campaign(campaign, as_of, uplift_model, *, model_versions: str = "", tier_shares: Mapping | None = None,
-                   tier_amounts: Mapping | None = None, channel: str = "campaign") -> pd.DataFrame:
+def score_campaign(
+    campaign,
+    as_of,
+    uplift_model,
+    *,
+    model_versions: str = "",
+    tier_shares: Mapping | None = None,
+    tier_amounts: Mapping | None = None,
+    channel: str = "campaign",
+) -> pd.DataFrame:
     """The relationship table of a campaign data set (one row per user with pre-campaign
     features, such as Hillstrom): each user's ``recommended_arm`` (the control: no contact) and
     ``expected_incremental_value`` from the ``urm-uplift`` model (an
@@ -396,8 +526,9 @@ def score_campaign(campaign, as_of, uplift_model, *, model_versions: str = "", t
     for c in ("rfm_segment", "lifecycle_stage", "cohort"):
         table[c] = pd.NA
     value = getattr(campaign, "value_feature", "")
-    table["tier"] = (segments.value_tiers(X[value].astype(float), shares=tier_shares, amounts=tier_amounts)
-                     if value else pd.NA)
+    table["tier"] = (
+        segments.value_tiers(X[value].astype(float), shares=tier_shares, amounts=tier_amounts) if value else pd.NA
+    )
     arm = scores["recommended_arm"].astype(str)
     gain = scores["expected_incremental_value"].astype(float)
     contact = arm != str(campaign.control)
@@ -411,13 +542,24 @@ def score_campaign(campaign, as_of, uplift_model, *, model_versions: str = "", t
         priority[contact.to_numpy()] = np.minimum(4, np.ceil(ranks * 4)).astype("int64")
     table["action_priority"] = priority
     out = _format(table, as_of, model_versions)
-    out.attrs["tier_basis"] = (f"{value}, the value each user brought before the campaign" if value else
-                               "nothing: the campaign names no pre-campaign value (value_feature)")
+    out.attrs["tier_basis"] = (
+        f"{value}, the value each user brought before the campaign"
+        if value
+        else "nothing: the campaign names no pre-campaign value (value_feature)"
+    )
     return out
 
 
-def score_users(dataset: str, as_of=None, *, freq: str = "W", path: str | Path = "",
-                read: dict | None = None, models_from: str | None = None, **options) -> pd.DataFrame:
+def score_users(
+    dataset: str,
+    as_of=None,
+    *,
+    freq: str = "W",
+    path: str | Path = "",
+    read: dict | None = None,
+    models_from: str | None = None,
+    **options,
+) -> pd.DataFrame:
     """Score a data set with the champion models of the registry: a shipped one by name, or
     your own transactions file (``path``, read with ``read`` as in
     :func:`urm_models.datasets.load_dataset`) under the name ``dataset``.
@@ -450,16 +592,23 @@ def _score_users(dataset, as_of, *, freq, path, read, source, **options) -> pd.D
     if kind == "campaign":
         model, info = _load(tracking, "uplift", source)
         versions = f"{info['name']}/{info['version']}"
-        out = score_campaign(data, as_of or pd.Timestamp.today().normalize(), model, model_versions=versions,
-                             **options)
+        out = score_campaign(data, as_of or pd.Timestamp.today().normalize(), model, model_versions=versions, **options)
         out.attrs["uplift_source"] = f"{versions} ({info['tags'].get('learner', '')} learner)"
         return out
     if kind == "transactions":
         if as_of is None:
             raise ValueError("as_of is required for transactions (the date to score at)")
         m = transaction_champions(source)
-        out = score_transactions(data, as_of, m["clv_model"], churn_model=m["churn_model"],
-                                 churn_window=m["churn_window"], freq=freq, model_versions=m["versions"], **options)
+        out = score_transactions(
+            data,
+            as_of,
+            m["clv_model"],
+            churn_model=m["churn_model"],
+            churn_window=m["churn_window"],
+            freq=freq,
+            model_versions=m["versions"],
+            **options,
+        )
         out.attrs["p_churn_source"] = m["p_churn_source"]
         uplift = uplift_champion(source)
         if uplift is not None:
@@ -495,8 +644,10 @@ def add_campaign_columns(table: pd.DataFrame, transactions, as_of, uplift_model,
     policy = getattr(inner, "policy", inner)
     spec = getattr(policy, "features_spec", {})
     if not spec:
-        raise ValueError(f"{info['name']} v{info['version']} was trained on a campaign table's own features, not on "
-                         "transactions: it cannot score this data set")
+        raise ValueError(
+            f"{info['name']} v{info['version']} was trained on a campaign table's own features, not on "
+            "transactions: it cannot score this data set"
+        )
     X = features_at(transactions, as_of, table["user_id"], **spec)
     pred = _predict_frame(uplift_model, X)
     out = table.copy()
@@ -518,8 +669,10 @@ def refuse_measured_campaign(dataset: str, path_name: str) -> None:
         info = tracking.champion("uplift", dataset)
     except LookupError:
         return
-    raise ValueError(f"{dataset} has a measured campaign ({info['name']} v{info['version']}): {path_name} does not "
-                     "score its recommended arms; run `urm score` without --batches and --engine spark")
+    raise ValueError(
+        f"{dataset} has a measured campaign ({info['name']} v{info['version']}): {path_name} does not "
+        "score its recommended arms; run `urm score` without --batches and --engine spark"
+    )
 
 
 def transaction_champions(dataset: str) -> dict:
@@ -541,10 +694,14 @@ def transaction_champions(dataset: str) -> dict:
         source = f"{c_info['name']}/{c_info['version']} (shifted-window classifier, better on the holdout)"
     elif c_info is not None:
         source += f"; it ranked the holdout better than {c_info['name']}/{c_info['version']}"
-    window = (f"{c_info['tags'].get('churn_window')} {c_info['tags'].get('churn_freq')}"
-              if churn is not None else "")
-    return {"clv_model": model, "churn_model": churn, "churn_window": window, "versions": versions,
-            "p_churn_source": source}
+    window = f"{c_info['tags'].get('churn_window')} {c_info['tags'].get('churn_freq')}" if churn is not None else ""
+    return {
+        "clv_model": model,
+        "churn_model": churn,
+        "churn_window": window,
+        "versions": versions,
+        "p_churn_source": source,
+    }
 
 
 def _load(tracking, family: str, dataset: str):
@@ -576,10 +733,19 @@ def write_predictions(table: pd.DataFrame, dataset: str, as_of, *, metadata: Map
         raise ValueError(f"the predictions table has {dup} duplicate user_id rows of {n}")
     path = predictions_path(dataset, as_of)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
-    meta = {**(arrow.schema.metadata or {}),
-            b"urm_models": json.dumps({"dataset": dataset, "as_of": f"{pd.Timestamp(as_of):%Y-%m-%d}",
-                                       "rows": n, **table.attrs, **(metadata or {})},
-                                      default=str).encode()}
+    meta = {
+        **(arrow.schema.metadata or {}),
+        b"urm_models": json.dumps(
+            {
+                "dataset": dataset,
+                "as_of": f"{pd.Timestamp(as_of):%Y-%m-%d}",
+                "rows": n,
+                **table.attrs,
+                **(metadata or {}),
+            },
+            default=str,
+        ).encode(),
+    }
     with atomic_path(path) as tmp:
         pq.write_table(arrow.replace_schema_metadata(meta), tmp)
     _point_latest(path.parent)
@@ -598,8 +764,9 @@ def _point_latest(folder: Path) -> Path:
 
 def read_predictions(dataset: str, as_of=None) -> pd.DataFrame:
     """The predictions table of ``as_of`` (default: ``latest``)."""
-    folder = (paths.predictions_dir() / dataset / "latest") if as_of is None else \
-        predictions_path(dataset, as_of).parent
+    folder = (
+        (paths.predictions_dir() / dataset / "latest") if as_of is None else predictions_path(dataset, as_of).parent
+    )
     path = folder / "user_scores.parquet"
     if not path.is_file():
         raise FileNotFoundError(f"no predictions at {path}: run `urm refresh --dataset {dataset}`")

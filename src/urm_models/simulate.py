@@ -102,8 +102,7 @@ def simulate_rfm(
     ``b_i = b exp(sum dropout_b_c z_ic)``, ``beta_i = beta exp(-sum dropout_c z_ic)`` on the raw
     (unstandardised) covariates; the covariate columns are returned beside the summary.
     """
-    (uid, tt, amount), users = _simulate(n_users, model, params, spend, seed, T, holdout, "W",
-                                         covariates, coefficients)
+    (uid, tt, amount), users = _simulate(n_users, model, params, spend, seed, T, holdout, "W", covariates, coefficients)
     n = int(n_users)
     later = tt > users["T"][uid]
     held = np.bincount(uid[later], minlength=n)
@@ -117,8 +116,10 @@ def simulate_rfm(
     freq = counts - 1
     with np.errstate(invalid="ignore", divide="ignore"):
         monetary = np.where(freq > 0, (total - first_amount) / np.maximum(freq, 1), 0.0)
-    out = pd.DataFrame({"frequency": freq.astype("int64"), "recency": last, "T": users["T"],
-                        "monetary": monetary}, index=pd.Index(users["user_id"], name="user_id"))
+    out = pd.DataFrame(
+        {"frequency": freq.astype("int64"), "recency": last, "T": users["T"], "monetary": monetary},
+        index=pd.Index(users["user_id"], name="user_id"),
+    )
     if holdout:
         out["frequency_holdout"] = held.astype("int64")
     if covariates is not None:
@@ -128,8 +129,10 @@ def simulate_rfm(
 
 
 #: which parameter each coefficient prefix scales, and the sign of its link
-_COEF_LINKS = {"bgnbd": {"purchase_": ("alpha", -1.0), "dropout_a_": ("a", 1.0), "dropout_b_": ("b", 1.0)},
-               "paretonbd": {"purchase_": ("alpha", -1.0), "dropout_": ("beta", -1.0)}}
+_COEF_LINKS = {
+    "bgnbd": {"purchase_": ("alpha", -1.0), "dropout_a_": ("a", 1.0), "dropout_b_": ("b", 1.0)},
+    "paretonbd": {"purchase_": ("alpha", -1.0), "dropout_": ("beta", -1.0)},
+}
 _COEF_LINKS["mbgnbd"] = _COEF_LINKS["bgnbd"]
 
 
@@ -146,10 +149,12 @@ def _user_params(model, prm, n, covariates, coefficients) -> dict:
     for name, coef in coefficients.items():
         # longest prefix first: "dropout_a_x" is not "dropout_" + "a_x"
         prefix = next((p for p in sorted(links, key=len, reverse=True) if name.startswith(p)), None)
-        col = name[len(prefix):] if prefix else None
+        col = name[len(prefix) :] if prefix else None
         if prefix is None or col not in covariates.columns:
-            raise ValueError(f"coefficient {name!r}: expected one of {sorted(links)} followed by a "
-                             f"covariate column ({list(covariates.columns)})")
+            raise ValueError(
+                f"coefficient {name!r}: expected one of {sorted(links)} followed by a "
+                f"covariate column ({list(covariates.columns)})"
+            )
         param, sign = links[prefix]
         out[param] = out[param] * np.exp(sign * float(coef) * covariates[col].to_numpy(float))
     return out
@@ -233,8 +238,9 @@ def _simulate(n_users, model, params, spend, seed, T, holdout, freq, covariates=
 BGBB_PARAMS = {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.783}
 
 
-def simulate_bgbb(n_users: int, n_periods: int = 6, params: dict | None = None, seed: int = 0,
-                  holdout: int = 0) -> pd.DataFrame:
+def simulate_bgbb(
+    n_users: int, n_periods: int = 6, params: dict | None = None, seed: int = 0, holdout: int = 0
+) -> pd.DataFrame:
     """BG/BB histories: for each user ``p ~ Beta(alpha, beta)``, ``theta ~ Beta(gamma, delta)``;
     at each of ``n_periods + holdout`` opportunities after the first transaction the user dies
     first with probability ``theta`` (for good), else transacts with probability ``p``.
@@ -256,9 +262,14 @@ def simulate_bgbb(n_users: int, n_periods: int = 6, params: dict | None = None, 
     cal = bought[:, :n_periods]
     idx = np.arange(1, n_periods + 1)[None, :]
     recency = np.where(cal.any(axis=1), (cal * idx).max(axis=1), 0)
-    return pd.DataFrame({"frequency": cal.sum(axis=1).astype("int64"), "recency": recency.astype("int64"),
-                         "n_periods": np.full(n_users, int(n_periods), dtype="int64"),
-                         "frequency_holdout": bought[:, n_periods:].sum(axis=1).astype("int64")})
+    return pd.DataFrame(
+        {
+            "frequency": cal.sum(axis=1).astype("int64"),
+            "recency": recency.astype("int64"),
+            "n_periods": np.full(n_users, int(n_periods), dtype="int64"),
+            "frequency_holdout": bought[:, n_periods:].sum(axis=1).astype("int64"),
+        }
+    )
 
 
 # ------------------------------------------------------------------------------ campaigns
@@ -269,15 +280,29 @@ def simulate_bgbb(n_users: int, n_periods: int = 6, params: dict | None = None, 
 USER_TYPES = ("persuadable", "sure thing", "lost cause", "sleeping dog")
 #: default effects of a contact of strength 1 on each type: multipliers of the purchase rate and
 #: of the dropout rate from the send on
-CAMPAIGN_EFFECTS = {"persuadable": (2.5, 0.5), "sure thing": (1.0, 1.0), "lost cause": (1.0, 1.0),
-                    "sleeping dog": (0.6, 2.0)}
+CAMPAIGN_EFFECTS = {
+    "persuadable": (2.5, 0.5),
+    "sure thing": (1.0, 1.0),
+    "lost cause": (1.0, 1.0),
+    "sleeping dog": (0.6, 2.0),
+}
 
 
-def simulate_campaign(n_users: int, arms: dict | None = None, *, control: str = "control",
-                      allocation: dict | None = None, window: float = 8.0, freq: Literal["D", "W", "M"] = "W",
-                      sent_at: str | pd.Timestamp = "2021-03-01", params: dict | None = None,
-                      spend: tuple[str, dict] | None = DEFAULT_SPEND, effects: dict | None = None,
-                      T: tuple[float, float] = (20.0, 78.0), seed: int = 0):
+def simulate_campaign(
+    n_users: int,
+    arms: dict | None = None,
+    *,
+    control: str = "control",
+    allocation: dict | None = None,
+    window: float = 8.0,
+    freq: Literal["D", "W", "M"] = "W",
+    sent_at: str | pd.Timestamp = "2021-03-01",
+    params: dict | None = None,
+    spend: tuple[str, dict] | None = DEFAULT_SPEND,
+    effects: dict | None = None,
+    T: tuple[float, float] = (20.0, 78.0),
+    seed: int = 0,
+):
     """A randomised retention campaign with known, heterogeneous effects (ground truth for the
     analysis and the uplift models).
 
@@ -323,8 +348,11 @@ def simulate_campaign(n_users: int, arms: dict | None = None, *, control: str = 
     alive = users["tau_"] > T_arr
     high = lam >= np.quantile(lam, 0.75)
     sleeping = alive & (rng.random(n) < np.where(high, 0.3, 0.05))
-    kind = np.where(~alive, "lost cause", np.where(sleeping, "sleeping dog",
-                    np.where(lam < np.median(lam), "persuadable", "sure thing"))).astype(object)
+    kind = np.where(
+        ~alive,
+        "lost cause",
+        np.where(sleeping, "sleeping dog", np.where(lam < np.median(lam), "persuadable", "sure thing")),
+    ).astype(object)
     arm = np.asarray(names, dtype=object)[rng.choice(len(names), size=n, p=shares)]
     strength = np.array([0.0 if a == control else float(arms[a]) for a in arm])
     nu = users.get("nu_")
@@ -345,7 +373,11 @@ def simulate_campaign(n_users: int, arms: dict | None = None, *, control: str = 
         truth[f"p_purchase[{a}]"] = np.where(alive, p_any, 0.0)
         truth[f"expected_spend[{a}]"] = truth[f"expected_purchases[{a}]"] * unit_spend
     for a in arms:
-        for what, col in (("purchases", "expected_purchases"), ("converted", "p_purchase"), ("spend", "expected_spend")):
+        for what, col in (
+            ("purchases", "expected_purchases"),
+            ("converted", "p_purchase"),
+            ("spend", "expected_spend"),
+        ):
             truth[f"effect_{what}[{a}]"] = truth[f"{col}[{a}]"] - truth[f"{col}[{control}]"]
 
     # after the send: a memoryless remaining lifetime and Poisson purchases at the arm's rates

@@ -40,8 +40,10 @@ def resolve_engine(transactions, engine: str | None) -> str:
         raise ValueError(f"engine must be one of {list(ENGINES)} or None, not {engine!r}")
     if is_spark_dataframe(transactions):
         if engine == "duckdb":
-            raise ValueError("transactions is a Spark DataFrame: run it with engine='spark' (or None), "
-                             "or collect it with .toPandas() for DuckDB")
+            raise ValueError(
+                "transactions is a Spark DataFrame: run it with engine='spark' (or None), "
+                "or collect it with .toPandas() for DuckDB"
+            )
         return "spark"
     return engine or "duckdb"
 
@@ -59,16 +61,20 @@ def session(master: str | None = None):
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise SparkUnavailable(f"the Spark engine needs pyspark: install the extra {EXTRA!r} "
-                               f"(pip install '{EXTRA}', or uv sync --extra spark)") from None
+        raise SparkUnavailable(
+            f"the Spark engine needs pyspark: install the extra {EXTRA!r} "
+            f"(pip install '{EXTRA}', or uv sync --extra spark)"
+        ) from None
     # py4j (pyspark's bridge to the JVM) logs every connection it opens and closes at INFO,
     # which the CLI's logging would print; its warnings and errors still show
     logging.getLogger("py4j").setLevel(logging.WARNING)
     active = SparkSession.getActiveSession()
     if active is None:
         if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
-            raise SparkUnavailable("the Spark engine needs Java 17 or later (java on PATH or JAVA_HOME set); "
-                                   f"pyspark itself comes with the extra {EXTRA!r}")
+            raise SparkUnavailable(
+                "the Spark engine needs Java 17 or later (java on PATH or JAVA_HOME set); "
+                f"pyspark itself comes with the extra {EXTRA!r}"
+            )
         from .io import make_dirs
 
         # Spark's Python workers must run this interpreter (the one with urm_models installed)
@@ -84,20 +90,21 @@ def session(master: str | None = None):
 
         umask = _POLICY[access()][2]  # files Spark writes (Hadoop's FileSystem) follow the policy too
         java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={log4j}"
-        builder = (SparkSession.builder
-                   .master(master or os.environ.get("URM_SPARK_MASTER", "local[2]"))
-                   .appName("urm-models")
-                   .config("spark.ui.enabled", "false")
-                   .config("spark.sql.shuffle.partitions", "4")
-                   .config("spark.ui.showConsoleProgress", "false")
-                   # local mode runs everything in the driver's JVM: Spark's default 1 GB heap
-                   # loses task results when 10M purchases are reduced to 1M users
-                   .config("spark.driver.memory", os.environ.get("URM_SPARK_DRIVER_MEMORY", "4g"))
-                   .config("spark.driver.maxResultSize", "0")
-                   .config("spark.hadoop.fs.permissions.umask-mode", f"{umask:03o}")
-                   .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                   .config("spark.driver.extraJavaOptions", java_opts)
-                   .config("spark.executor.extraJavaOptions", java_opts))
+        builder = (
+            SparkSession.builder.master(master or os.environ.get("URM_SPARK_MASTER", "local[2]"))
+            .appName("urm-models")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.ui.showConsoleProgress", "false")
+            # local mode runs everything in the driver's JVM: Spark's default 1 GB heap
+            # loses task results when 10M purchases are reduced to 1M users
+            .config("spark.driver.memory", os.environ.get("URM_SPARK_DRIVER_MEMORY", "4g"))
+            .config("spark.driver.maxResultSize", "0")
+            .config("spark.hadoop.fs.permissions.umask-mode", f"{umask:03o}")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.driver.extraJavaOptions", java_opts)
+            .config("spark.executor.extraJavaOptions", java_opts)
+        )
         active = _quietly(builder.getOrCreate, local / "jvm.log")
         active.sparkContext.setLogLevel("ERROR")
     active.conf.set("spark.sql.session.timeZone", "UTC")
@@ -141,17 +148,21 @@ def _dataframe(spark, transactions):
             df.schema  # noqa: B018 (resolves the files' schema now, where the error can be named)
         except AnalysisException as exc:
             if "TIMESTAMP(NANOS" in str(exc):
-                raise ValueError(f"{transactions}: Spark cannot read timestamps in nanoseconds (pandas' default "
-                                 f"for Parquet); write the file with df.to_parquet(path, coerce_timestamps='us', "
-                                 f"allow_truncated_timestamps=True)") from None
+                raise ValueError(
+                    f"{transactions}: Spark cannot read timestamps in nanoseconds (pandas' default "
+                    f"for Parquet); write the file with df.to_parquet(path, coerce_timestamps='us', "
+                    f"allow_truncated_timestamps=True)"
+                ) from None
             raise
     elif isinstance(transactions, pd.DataFrame):
         frame = transactions[["user_id", "ts", "amount"]].copy()
         frame["ts"] = pd.to_datetime(frame["ts"]).astype("datetime64[us]")  # naive: TIMESTAMP_NTZ
         df = spark.createDataFrame(frame)
     else:
-        raise TypeError(f"the Spark engine reads a Spark DataFrame, a pandas DataFrame or a Parquet path, "
-                        f"not {type(transactions).__name__}")
+        raise TypeError(
+            f"the Spark engine reads a Spark DataFrame, a pandas DataFrame or a Parquet path, "
+            f"not {type(transactions).__name__}"
+        )
     missing = [c for c in ("user_id", "ts", "amount") if c not in df.columns]
     if missing:
         raise ValueError(f"transactions lack column(s) {missing}; expected user_id, ts, amount")

@@ -27,20 +27,38 @@ import pandas as pd
 
 from . import paths, scoring, segments
 
-_SCORED = ("user_id string, p_alive double, p_churn double, expected_purchases double, "
-           "expected_remaining_lifetime double, clv double, lifecycle_stage string, cohort string, "
-           "time_since_last double, frequency bigint, monetary double")
-_TABLE = ("user_id string, as_of date, tier string, rfm_segment string, lifecycle_stage string, "
-          "p_alive double, p_churn double, expected_purchases double, expected_remaining_lifetime double, "
-          "clv double, value_at_risk double, recommended_action string, action_channel string, "
-          "action_priority bigint, cohort string, model_versions string, recommended_arm string, "
-          "expected_incremental_value double")
+_SCORED = (
+    "user_id string, p_alive double, p_churn double, expected_purchases double, "
+    "expected_remaining_lifetime double, clv double, lifecycle_stage string, cohort string, "
+    "time_since_last double, frequency bigint, monetary double"
+)
+_TABLE = (
+    "user_id string, as_of date, tier string, rfm_segment string, lifecycle_stage string, "
+    "p_alive double, p_churn double, expected_purchases double, expected_remaining_lifetime double, "
+    "clv double, value_at_risk double, recommended_action string, action_channel string, "
+    "action_priority bigint, cohort string, model_versions string, recommended_arm string, "
+    "expected_incremental_value double"
+)
 
 
-def score_transactions(transactions, as_of, clv_model, *, churn_model=None, churn_window: str = "",
-                       freq: str = "W", model_versions: str = "", tier_shares: Mapping | None = None,
-                       tier_amounts: Mapping | None = None, period: float = 13, lapse_after: float = 26,
-                       at_risk: float = 0.5, rules=None, playbook=None, dataset: str | None = None):
+def score_transactions(
+    transactions,
+    as_of,
+    clv_model,
+    *,
+    churn_model=None,
+    churn_window: str = "",
+    freq: str = "W",
+    model_versions: str = "",
+    tier_shares: Mapping | None = None,
+    tier_amounts: Mapping | None = None,
+    period: float = 13,
+    lapse_after: float = 26,
+    at_risk: float = 0.5,
+    rules=None,
+    playbook=None,
+    dataset: str | None = None,
+):
     """The relationship table of ``transactions`` (a Spark DataFrame, a pandas DataFrame or a
     Parquet path) at ``as_of`` as a lazy Spark DataFrame, with the arguments and meaning of
     :func:`scoring.score_transactions`; ``.attrs``-like facts (horizons) are returned beside it
@@ -64,8 +82,16 @@ def score_transactions(transactions, as_of, clv_model, *, churn_model=None, chur
         for pdf in batches:
             if keep is not None:
                 pdf = pdf[keep(pdf["user_id"].to_numpy())]
-            yield scoring.score_rows(pdf.set_index("user_id"), as_of, clv_model, churn_model=churn_model, freq=freq,
-                                     period=period, lapse_after=lapse_after, at_risk=at_risk).reset_index()
+            yield scoring.score_rows(
+                pdf.set_index("user_id"),
+                as_of,
+                clv_model,
+                churn_model=churn_model,
+                freq=freq,
+                period=period,
+                lapse_after=lapse_after,
+                at_risk=at_risk,
+            ).reset_index()
 
     scored = act.mapInPandas(score_rows, _SCORED)
     session = scored.sparkSession
@@ -81,8 +107,9 @@ def score_transactions(transactions, as_of, clv_model, *, churn_model=None, chur
     def finish(batches):
         for pdf in batches:
             t = pdf.set_index("user_id")
-            out = scoring.finish_ranked(t, as_of=stamp, lapse_after=lapse_after, rules=rules,
-                                        playbook=playbook, model_versions=model_versions)
+            out = scoring.finish_ranked(
+                t, as_of=stamp, lapse_after=lapse_after, rules=rules, playbook=playbook, model_versions=model_versions
+            )
             out["as_of"] = stamp.date()
             yield out.astype({c: object for c in out.columns if str(out[c].dtype) == "string"})
 
@@ -93,8 +120,16 @@ def score_transactions(transactions, as_of, clv_model, *, churn_model=None, chur
     return table, facts
 
 
-def score_users(dataset: str, as_of, *, freq: str = "W", path: str | Path = "", read: dict | None = None,
-                models_from: str | None = None, **options):
+def score_users(
+    dataset: str,
+    as_of,
+    *,
+    freq: str = "W",
+    path: str | Path = "",
+    read: dict | None = None,
+    models_from: str | None = None,
+    **options,
+):
     """Score a transactions data set in Spark with its champion models (as
     :func:`scoring.score_users`): a Parquet file or folder (``path``) is read by Spark itself,
     columns ``user_id, ts, amount`` as the data contract names them, and held to the contract
@@ -107,25 +142,37 @@ def score_users(dataset: str, as_of, *, freq: str = "W", path: str | Path = "", 
         raise ValueError("as_of is required for transactions (the date to score at)")
     kind = datasets.dataset_kind(dataset, path)
     if kind != "transactions":
-        raise ValueError(f"the Spark engine scores transactions data sets; {dataset!r} is a {kind} table: "
-                         f"score it with the local engine (urm score without --engine spark)")
+        raise ValueError(
+            f"the Spark engine scores transactions data sets; {dataset!r} is a {kind} table: "
+            f"score it with the local engine (urm score without --engine spark)"
+        )
     source = models_from or dataset
     scoring.refuse_measured_campaign(source, "the Spark engine")
     p = Path(path) if path else None
     if p is not None and (p.is_dir() or p.suffix.lower() in {".parquet", ".pq"}):
         others = sorted(set(read or {}) - {"duplicates", "returns"})
         if others:
-            raise ValueError(f"reading options ({', '.join('--' + o.replace('_', '-') for o in others)}) apply to "
-                             f"files read in pandas; Spark reads the Parquet file's own user_id, ts and amount "
-                             f"columns (of the options, only --duplicates and --returns apply)")
+            raise ValueError(
+                f"reading options ({', '.join('--' + o.replace('_', '-') for o in others)}) apply to "
+                f"files read in pandas; Spark reads the Parquet file's own user_id, ts and amount "
+                f"columns (of the options, only --duplicates and --returns apply)"
+            )
         data = str(p)
         parquet_contract.check_transactions(data, engine="spark", **(read or {}))
     else:
         data = datasets.load_dataset(dataset, path, **(read or {}))
     m = scoring.transaction_champions(source)
-    table, facts = score_transactions(data, as_of, m["clv_model"], churn_model=m["churn_model"],
-                                      churn_window=m["churn_window"], freq=freq, model_versions=m["versions"],
-                                      dataset=dataset, **options)
+    table, facts = score_transactions(
+        data,
+        as_of,
+        m["clv_model"],
+        churn_model=m["churn_model"],
+        churn_window=m["churn_window"],
+        freq=freq,
+        model_versions=m["versions"],
+        dataset=dataset,
+        **options,
+    )
     facts["p_churn_source"] = m["p_churn_source"]
     facts["model_versions"] = m["versions"]
     facts.update(scoring.model_facts(source))

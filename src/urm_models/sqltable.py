@@ -72,8 +72,9 @@ def _copy(pd_table, conn, keys, data_iter) -> None:
                 copy.write_row([None if isinstance(v, float) and v != v else v for v in row])
 
 
-def publish(table: pd.DataFrame, dataset: str, *, url: str | None = None, run_id: str = "",
-            metadata: dict | None = None) -> dict:
+def publish(
+    table: pd.DataFrame, dataset: str, *, url: str | None = None, run_id: str = "", metadata: dict | None = None
+) -> dict:
     """Write ``table`` (the predictions table) as the data set's current SQL table, atomically,
     keeping the previous one. Returns what was published."""
     from sqlalchemy import inspect, text
@@ -101,22 +102,43 @@ def publish(table: pd.DataFrame, dataset: str, *, url: str | None = None, run_id
                 conn.execute(text(f'DROP TABLE IF EXISTS "{old}"'))
         conn.commit()
     try:
-        frame.to_sql(staging, eng, index=False, dtype=_types(eng), chunksize=50_000,
-                     method=_copy if eng.dialect.name == "postgresql" else None)
+        frame.to_sql(
+            staging,
+            eng,
+            index=False,
+            dtype=_types(eng),
+            chunksize=50_000,
+            method=_copy if eng.dialect.name == "postgresql" else None,
+        )
         as_of = str(frame["as_of"].iloc[0]) if len(frame) else ""
         versions = ";".join(sorted(table["model_versions"].dropna().astype(str).unique()))
         with eng.begin() as conn:  # the swap: one transaction
-            conn.execute(text(f"CREATE TABLE IF NOT EXISTS {PUBLICATIONS} (dataset TEXT NOT NULL, as_of TEXT NOT NULL, "
-                              "rows BIGINT NOT NULL, model_versions TEXT, run_id TEXT, details TEXT, published_at TEXT NOT NULL)"))
+            conn.execute(
+                text(
+                    f"CREATE TABLE IF NOT EXISTS {PUBLICATIONS} (dataset TEXT NOT NULL, as_of TEXT NOT NULL, "
+                    "rows BIGINT NOT NULL, model_versions TEXT, run_id TEXT, details TEXT, published_at TEXT NOT NULL)"
+                )
+            )
             names = set(inspect(conn).get_table_names())
             conn.execute(text(f"DROP TABLE IF EXISTS {name}_previous"))
             if name in names:
                 conn.execute(text(f"ALTER TABLE {name} RENAME TO {name}_previous"))
             conn.execute(text(f'ALTER TABLE "{staging}" RENAME TO {name}'))
-            conn.execute(text(f"INSERT INTO {PUBLICATIONS} (dataset, as_of, rows, model_versions, run_id, details, "
-                              "published_at) VALUES (:d, :a, :n, :v, :r, :x, :t)"),
-                         {"d": dataset, "a": as_of, "n": len(frame), "v": versions, "r": run_id,
-                          "x": json.dumps(metadata or {}, default=str), "t": dt.datetime.now().isoformat(timespec="seconds")})
+            conn.execute(
+                text(
+                    f"INSERT INTO {PUBLICATIONS} (dataset, as_of, rows, model_versions, run_id, details, "
+                    "published_at) VALUES (:d, :a, :n, :v, :r, :x, :t)"
+                ),
+                {
+                    "d": dataset,
+                    "a": as_of,
+                    "n": len(frame),
+                    "v": versions,
+                    "r": run_id,
+                    "x": json.dumps(metadata or {}, default=str),
+                    "t": dt.datetime.now().isoformat(timespec="seconds"),
+                },
+            )
     except BaseException:
         with eng.connect() as conn:
             conn.execute(text(f'DROP TABLE IF EXISTS "{staging}"'))

@@ -26,6 +26,7 @@ from . import paths
 
 log = logging.getLogger(__name__)
 
+
 class RemoteStore(ValueError):
     """The store is a server elsewhere: nothing to start locally."""
 
@@ -73,9 +74,11 @@ def artifact_root() -> str | None:
         return None
     root, _ = get("artifact_root")
     if not root:
-        raise ValueError(f"the tracking store {store_label(uri)} is a database named directly: its artifacts would "
-                         f"land in each machine's own mlruns/. Run an MLflow server on it and set tracking_uri to the "
-                         f"server's http:// address (docs/team.md), or set artifact_root (a shared folder or bucket)")
+        raise ValueError(
+            f"the tracking store {store_label(uri)} is a database named directly: its artifacts would "
+            f"land in each machine's own mlruns/. Run an MLflow server on it and set tracking_uri to the "
+            f"server's http:// address (docs/team.md), or set artifact_root (a shared folder or bucket)"
+        )
     return root.rstrip("/")
 
 
@@ -90,8 +93,10 @@ class _PickleNotices(logging.Filter):
     object (the CLV and survival pyfuncs). The models must be pickled; the notice says nothing
     about this run. Filtering it is the only remedy: the cause is MLflow's blanket notice."""
 
-    NOTICES = ("Saving scikit-learn models in the pickle or cloudpickle format",
-               "Passing a Python object as `python_model`")
+    NOTICES = (
+        "Saving scikit-learn models in the pickle or cloudpickle format",
+        "Passing a Python object as `python_model`",
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith(self.NOTICES)
@@ -185,10 +190,16 @@ def git_commit() -> str:
     """HEAD of the source checkout, with ``-dirty`` when tracked files changed; ``unknown`` else."""
     root = paths.source_root()
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -225,9 +236,15 @@ def now() -> float:
 
 
 @contextlib.contextmanager
-def start_run(experiment: str, *, run_name: str | None = None,
-              params: Mapping | None = None, tags: Mapping | None = None,
-              notebook: str | None = None, started: float | None = None) -> Iterator:
+def start_run(
+    experiment: str,
+    *,
+    run_name: str | None = None,
+    params: Mapping | None = None,
+    tags: Mapping | None = None,
+    notebook: str | None = None,
+    started: float | None = None,
+) -> Iterator:
     """Start an MLflow run in ``experiment`` that records params, git commit and notebook.
 
     ``notebook`` defaults to ``URM_NOTEBOOK``, which the refresh sets for each notebook it runs.
@@ -240,8 +257,11 @@ def start_run(experiment: str, *, run_name: str | None = None,
     exp_id = ensure_experiment(EXPERIMENTS.get(experiment, experiment))
     nb = notebook or os.environ.get("URM_NOTEBOOK", "")
     commit = git_commit()
-    all_tags = {"git_commit": commit, "mlflow.source.git.commit": commit.removesuffix("-dirty"),
-                "code_version": code_version(nb or None)}
+    all_tags = {
+        "git_commit": commit,
+        "mlflow.source.git.commit": commit.removesuffix("-dirty"),
+        "code_version": code_version(nb or None),
+    }
     if nb:
         all_tags.update({"notebook": nb, "mlflow.source.name": nb, "mlflow.source.type": "NOTEBOOK"})
     if os.environ.get("URM_REFRESH_ID"):
@@ -252,17 +272,30 @@ def start_run(experiment: str, *, run_name: str | None = None,
     run_id = None
     if started is not None:
         configure()
-        run_id = mlflow.MlflowClient().create_run(exp_id, start_time=int(started * 1000), tags=all_tags,
-                                                   run_name=run_name).info.run_id
-    with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else exp_id,
-                          run_name=None if run_id else run_name, tags=None if run_id else all_tags) as run:
+        run_id = (
+            mlflow.MlflowClient()
+            .create_run(exp_id, start_time=int(started * 1000), tags=all_tags, run_name=run_name)
+            .info.run_id
+        )
+    with mlflow.start_run(
+        run_id=run_id,
+        experiment_id=None if run_id else exp_id,
+        run_name=None if run_id else run_name,
+        tags=None if run_id else all_tags,
+    ) as run:
         if params:
             mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
         yield run
 
 
-def log_dataset(df: pd.DataFrame, *, name: str, source: str | Path | None = None,
-                context: str = "training", targets: str | None = None) -> str:
+def log_dataset(
+    df: pd.DataFrame,
+    *,
+    name: str,
+    source: str | Path | None = None,
+    context: str = "training",
+    targets: str | None = None,
+) -> str:
     """Log ``df`` as an ``mlflow.data`` input of the active run; return its fingerprint."""
     import mlflow
 
@@ -273,8 +306,7 @@ def log_dataset(df: pd.DataFrame, *, name: str, source: str | Path | None = None
     digest = fingerprint(df)
     # the table is what the notebook's code made from ``source``: one explicit source type (a
     # plain string would be matched against several registered source types, and MLflow warns)
-    origin = CodeDatasetSource(tags={"source": str(source or ""),
-                                     "notebook": os.environ.get("URM_NOTEBOOK", "")})
+    origin = CodeDatasetSource(tags={"source": str(source or ""), "notebook": os.environ.get("URM_NOTEBOOK", "")})
     ds = mlflow.data.from_pandas(df, source=origin, name=name, digest=digest, targets=targets)
     with _integer_columns_hint_silenced():
         mlflow.log_input(ds, context=context)
@@ -330,8 +362,7 @@ def _integer_columns_hint_silenced():
     import warnings
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column",
-                                category=UserWarning)
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
         yield
 
 
@@ -349,8 +380,20 @@ def _pip_requirements() -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
     reqs = []
-    for dist in ("pandas", "numpy", "scipy", "scikit-learn", "xgboost-cpu", "lifelines", "duckdb",
-                 "pyarrow", "pandera", "sqlglot", "threadpoolctl", "cloudpickle"):
+    for dist in (
+        "pandas",
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "xgboost-cpu",
+        "lifelines",
+        "duckdb",
+        "pyarrow",
+        "pandera",
+        "sqlglot",
+        "threadpoolctl",
+        "cloudpickle",
+    ):
         try:
             reqs.append(f"{dist}=={version(dist)}")
         except PackageNotFoundError:
@@ -362,23 +405,35 @@ def _code_paths() -> list[str]:
     return [str(Path(__file__).resolve().parent)]
 
 
-def log_sklearn_model(model, X_example: pd.DataFrame, name: str = "model",
-                      registered_model_name: str | None = None):
+def log_sklearn_model(model, X_example: pd.DataFrame, name: str = "model", registered_model_name: str | None = None):
     """Log a fitted scikit-learn estimator whose pyfunc ``predict`` returns ``predict_proba``,
     with a signature and an input example; the urm_models package travels with it."""
     import mlflow
+
     example = _example(X_example)
     signature = _infer_signature(example, model.predict_proba(example))
     # skops (MLflow's default format) refuses classes of ours such as the XGBoost wrapper
-    return mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=example,
-                                    pyfunc_predict_fn="predict_proba",
-                                    serialization_format="cloudpickle",
-                                    pip_requirements=_pip_requirements(), code_paths=_code_paths(),
-                                    registered_model_name=registered_model_name)
+    return mlflow.sklearn.log_model(
+        model,
+        name=name,
+        signature=signature,
+        input_example=example,
+        pyfunc_predict_fn="predict_proba",
+        serialization_format="cloudpickle",
+        pip_requirements=_pip_requirements(),
+        code_paths=_code_paths(),
+        registered_model_name=registered_model_name,
+    )
 
 
-def log_survival_model(model, X_example: pd.DataFrame, horizon: float = 12.0, name: str = "model",
-                       registered_model_name: str | None = None, **clv):
+def log_survival_model(
+    model,
+    X_example: pd.DataFrame,
+    horizon: float = 12.0,
+    name: str = "model",
+    registered_model_name: str | None = None,
+    **clv,
+):
     """Log a fitted SurvivalModel as a pyfunc returning, per row, ``p_churn`` within
     ``horizon`` periods and ``expected_remaining_lifetime`` (both given the current duration),
     and the contractual ``clv`` when ``charge_col`` (and optionally ``clv_horizon``,
@@ -389,10 +444,15 @@ def log_survival_model(model, X_example: pd.DataFrame, horizon: float = 12.0, na
     wrapper = SurvivalPyfunc(model, horizon, **clv)
     example = _example(X_example)
     signature = _infer_signature(example, wrapper.predict(None, example))
-    return mlflow.pyfunc.log_model(name=name, python_model=wrapper, signature=signature,
-                                   input_example=example, pip_requirements=_pip_requirements(),
-                                   code_paths=_code_paths(),
-                                   registered_model_name=registered_model_name)
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=wrapper,
+        signature=signature,
+        input_example=example,
+        pip_requirements=_pip_requirements(),
+        code_paths=_code_paths(),
+        registered_model_name=registered_model_name,
+    )
 
 
 def log_clv_model(scorer, rfm_example: pd.DataFrame, name: str = "model"):
@@ -405,9 +465,14 @@ def log_clv_model(scorer, rfm_example: pd.DataFrame, name: str = "model"):
     wrapper = CLVPyfunc(scorer)
     example = rfm_example[["frequency", "recency", "T", "monetary"]].head(5).reset_index(drop=True)
     signature = _infer_signature(example, wrapper.predict(None, example))
-    return mlflow.pyfunc.log_model(name=name, python_model=wrapper, signature=signature,
-                                   input_example=example, pip_requirements=_pip_requirements(),
-                                   code_paths=_code_paths())
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=wrapper,
+        signature=signature,
+        input_example=example,
+        pip_requirements=_pip_requirements(),
+        code_paths=_code_paths(),
+    )
 
 
 def log_uplift_model(policy, X_example: pd.DataFrame, name: str = "model"):
@@ -420,8 +485,14 @@ def log_uplift_model(policy, X_example: pd.DataFrame, name: str = "model"):
     wrapper = UpliftPyfunc(policy)
     example = _example(X_example[policy.features])
     signature = _infer_signature(example, wrapper.predict(None, example))
-    return mlflow.pyfunc.log_model(name=name, python_model=wrapper, signature=signature, input_example=example,
-                                   pip_requirements=_pip_requirements(), code_paths=_code_paths())
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=wrapper,
+        signature=signature,
+        input_example=example,
+        pip_requirements=_pip_requirements(),
+        code_paths=_code_paths(),
+    )
 
 
 # ------------------------------------------------------------------------------ registry
@@ -458,13 +529,21 @@ def model_identity(run_id: str, family: str, dataset: str) -> str:
 
     run = mlflow.MlflowClient().get_run(run_id)
     tags = run.data.tags
-    data = ({"source": tags["source_fingerprint"]} if tags.get("source_fingerprint") else
-            {k: v for k, v in tags.items() if k.startswith("data_fingerprint.")})
-    blob = json.dumps({
-        "family": family, "dataset": dataset,
-        "params": {k: v for k, v in run.data.params.items() if k not in VOLATILE_PARAMS},
-        "data": data, "code": tags.get("code_version", ""),
-    }, sort_keys=True)
+    data = (
+        {"source": tags["source_fingerprint"]}
+        if tags.get("source_fingerprint")
+        else {k: v for k, v in tags.items() if k.startswith("data_fingerprint.")}
+    )
+    blob = json.dumps(
+        {
+            "family": family,
+            "dataset": dataset,
+            "params": {k: v for k, v in run.data.params.items() if k not in VOLATILE_PARAMS},
+            "data": data,
+            "code": tags.get("code_version", ""),
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -487,8 +566,9 @@ def _version_by_alias(client, name: str, alias: str):
         return None
 
 
-def register_model(model_uri: str, family: str, *, metric_value: float, dataset: str,
-                   tags: Mapping | None = None) -> dict:
+def register_model(
+    model_uri: str, family: str, *, metric_value: float, dataset: str, tags: Mapping | None = None
+) -> dict:
     """Register ``model_uri`` as a new version of the family's model and apply the promotion
     rule within its data set: it becomes the data set's champion (alias
     :func:`champion_alias`, and ``champion``) if the data set has none yet or if it beats that
@@ -519,8 +599,7 @@ def register_model(model_uri: str, family: str, *, metric_value: float, dataset:
         client.log_metric(source_run, metric, value)
     identity = model_identity(source_run, family, dataset)
     try:
-        same = [mv for mv in client.search_model_versions(f"name='{name}'")
-                if mv.tags.get("identity") == identity]
+        same = [mv for mv in client.search_model_versions(f"name='{name}'") if mv.tags.get("identity") == identity]
     except MlflowException:
         same = []
     if same:
@@ -536,9 +615,14 @@ def register_model(model_uri: str, family: str, *, metric_value: float, dataset:
             mv = mlflow.register_model(model_uri, name)
         version = str(mv.version)
         registered = True
-        for key, val in {"dataset": dataset, "metric": metric, metric: repr(value),
-                         "git_commit": git_commit(), "identity": identity,
-                         **{k: str(v) for k, v in (tags or {}).items()}}.items():
+        for key, val in {
+            "dataset": dataset,
+            "metric": metric,
+            metric: repr(value),
+            "git_commit": git_commit(),
+            "identity": identity,
+            **{k: str(v) for k, v in (tags or {}).items()},
+        }.items():
             client.set_model_version_tag(name, version, key, val)
     alias = champion_alias(dataset)
     champ = _version_by_alias(client, name, alias)
@@ -549,17 +633,22 @@ def register_model(model_uri: str, family: str, *, metric_value: float, dataset:
         client.set_registered_model_alias(name, alias, version)
         client.set_registered_model_alias(name, CHAMPION, version)
         log.info("%s v%s: champion, identical to this model (not registered again)", name, version)
-        return {"name": name, "version": version, "role": CHAMPION, "registered": False,
-                "reason": f"identical to champion v{version} (same data, parameters and code)",
-                "metric": metric, "value": value}
+        return {
+            "name": name,
+            "version": version,
+            "role": CHAMPION,
+            "registered": False,
+            "reason": f"identical to champion v{version} (same data, parameters and code)",
+            "metric": metric,
+            "value": value,
+        }
     if champ is None:
         promote, reason = True, f"no champion for {dataset!r} yet"
     else:
         old = float(champ.tags.get(metric, "nan"))
         better = value > old if direction == "higher" else value < old
         promote = bool(better) or not math.isfinite(old)
-        reason = (f"{metric} {value:.6g} vs {dataset!r} champion v{champ.version} {old:.6g} "
-                  f"({direction} is better)")
+        reason = f"{metric} {value:.6g} vs {dataset!r} champion v{champ.version} {old:.6g} ({direction} is better)"
     if not registered:
         reason += f"; identical to v{version}, not registered again"
     if promote:
@@ -573,8 +662,15 @@ def register_model(model_uri: str, family: str, *, metric_value: float, dataset:
         client.set_model_version_tag(name, version, "role", CHALLENGER)
     role = CHAMPION if promote else CHALLENGER
     log.info("%s v%s: %s (%s)", name, version, role, reason)
-    return {"name": name, "version": version, "role": role, "reason": reason, "registered": registered,
-            "metric": metric, "value": value}
+    return {
+        "name": name,
+        "version": version,
+        "role": role,
+        "reason": reason,
+        "registered": registered,
+        "metric": metric,
+        "value": value,
+    }
 
 
 def store_label(uri: str | None = None) -> str:
@@ -621,8 +717,10 @@ def champion(family_or_name: str, dataset: str | None = None) -> dict:
         alias = champion_alias(dataset)
         mv = _version_by_alias(client, name, alias)
         if mv is not None and mv.tags.get("dataset") != dataset:
-            raise LookupError(f"{name}@{alias} v{mv.version} was trained on {mv.tags.get('dataset')!r}, "
-                              f"not {dataset!r} (two data set names share the alias): rename one data set")
+            raise LookupError(
+                f"{name}@{alias} v{mv.version} was trained on {mv.tags.get('dataset')!r}, "
+                f"not {dataset!r} (two data set names share the alias): rename one data set"
+            )
         if mv is None:  # a registry from before per-data-set champions
             glob = _version_by_alias(client, name, CHAMPION)
             if glob is not None and glob.tags.get("dataset") == dataset:
@@ -633,13 +731,25 @@ def champion(family_or_name: str, dataset: str | None = None) -> dict:
         what = f" for data set {dataset!r}" if dataset else ""
         run = f"urm refresh --dataset {dataset}" if dataset else "urm refresh"
         others = champions_by_dataset(name) if dataset else {}
-        hint = (f"; champions exist for {', '.join(f'{d!r} (v{v})' for d, v in others.items())}: to score with one "
-                f"of them, name it (urm score --models-from DATASET)" if others else "")
-        raise LookupError(f"no '{CHAMPION}' version of {name}{what} in {store_label()}{hint}; or run the "
-                          f"notebook that fits it ({run}) first")
-    return {"name": name, "version": str(mv.version), "uri": f"models:/{name}@{alias}",
-            "dataset": mv.tags.get("dataset"), "run_id": mv.run_id, "tags": dict(mv.tags),
-            "store": store_label()}
+        hint = (
+            f"; champions exist for {', '.join(f'{d!r} (v{v})' for d, v in others.items())}: to score with one "
+            f"of them, name it (urm score --models-from DATASET)"
+            if others
+            else ""
+        )
+        raise LookupError(
+            f"no '{CHAMPION}' version of {name}{what} in {store_label()}{hint}; or run the "
+            f"notebook that fits it ({run}) first"
+        )
+    return {
+        "name": name,
+        "version": str(mv.version),
+        "uri": f"models:/{name}@{alias}",
+        "dataset": mv.tags.get("dataset"),
+        "run_id": mv.run_id,
+        "tags": dict(mv.tags),
+        "store": store_label(),
+    }
 
 
 def load_champion(family_or_name: str, dataset: str | None = None):
@@ -666,13 +776,14 @@ def ui_command(host: str = "127.0.0.1", port: int = 5000) -> tuple[list[str], di
 
     uri = tracking_uri()
     if is_server(uri):
-        raise RemoteStore(f"the tracking store is the MLflow server {store_label(uri)}: it serves its own UI, "
-                          f"open {store_label(uri).rstrip('/')}/#/experiments{UI_LINK_QUERY} in a browser (nothing "
-                          f"is started here)")
+        raise RemoteStore(
+            f"the tracking store is the MLflow server {store_label(uri)}: it serves its own UI, "
+            f"open {store_label(uri).rstrip('/')}/#/experiments{UI_LINK_QUERY} in a browser (nothing "
+            f"is started here)"
+        )
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     exe = str(mlflow_bin) if mlflow_bin.exists() else (shutil.which("mlflow") or "mlflow")
-    argv = [exe, "ui", "--host", host, "--port", str(int(port)), "--workers", "1",
-            "--backend-store-uri", uri]
+    argv = [exe, "ui", "--host", host, "--port", str(int(port)), "--workers", "1", "--backend-store-uri", uri]
     root = artifact_root()
     if root is not None:
         argv += ["--default-artifact-root", root]
@@ -705,8 +816,9 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
     tmp.chmod(dir_mode())  # the output policy (io.py): owner-only unless URM_OUTPUT_ACCESS=group
     try:
         with mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
-            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{info['name']}/{info['version']}",
-                                                dst_path=str(tmp))
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{info['name']}/{info['version']}", dst_path=str(tmp)
+            )
         (tmp / "champion.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         old = dest.with_name(f".{dest.name}.old")
         shutil.rmtree(old, ignore_errors=True)
@@ -718,4 +830,3 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
-

@@ -52,8 +52,7 @@ MIN_DATE = "1970-01-01"
 class DataValidationError(ValueError):
     """Input data breaks the data contract. ``failures`` holds one row per (column, check)."""
 
-    def __init__(self, message: str, *, source: str | None = None,
-                 failures: pd.DataFrame | None = None):
+    def __init__(self, message: str, *, source: str | None = None, failures: pd.DataFrame | None = None):
         super().__init__(message)
         self.source = source
         self.failures = failures if failures is not None else pd.DataFrame()
@@ -77,8 +76,12 @@ class ValidationReport:
 
     def to_dict(self) -> dict:
         return {
-            "source": self.source, "table": self.table, "n_input": self.n_input,
-            "n_valid": self.n_valid, "n_rejected": self.n_rejected, "n_erased": self.n_erased,
+            "source": self.source,
+            "table": self.table,
+            "n_input": self.n_input,
+            "n_valid": self.n_valid,
+            "n_rejected": self.n_rejected,
+            "n_erased": self.n_erased,
             "quarantine_path": str(self.quarantine_path) if self.quarantine_path else None,
             "failures": self.failures.to_dict("records"),
         }
@@ -88,12 +91,12 @@ class ValidationReport:
 class Field:
     name: str
     kind: Literal["id", "datetime", "number", "text"]
-    required: bool = True   # the column must be present
+    required: bool = True  # the column must be present
     nullable: bool = False  # values may be empty
     minimum: float | None = None
     maximum: float | None = None
     event_time: bool = False  # checked against ``as_of`` (no dates in the future)
-    amount: bool = False      # bounded by ``max_amount``
+    amount: bool = False  # bounded by ``max_amount``
 
 
 TABLES: dict[str, tuple[Field, ...]] = {
@@ -229,15 +232,20 @@ def validate_table(
         raise DataValidationError(
             f"{source}: the column mapping names the same file column twice: "
             + "; ".join(f"{c!r} for {', '.join(map(repr, ks))}" for c, ks in names.items())
-            + ". Map each canonical column to its own file column.", source=source)
+            + ". Map each canonical column to its own file column.",
+            source=source,
+        )
     # canonical name -> column in the file
     mapping: dict[str, str] = {}
     for f in fields:
         src = columns.get(f.name, f.name)
         if src in frame.columns and (f.name in columns or src not in columns.values()):
             mapping[f.name] = src
-    missing = [f"{f.name!r}" + (f" (mapped from {columns[f.name]!r})" if f.name in columns else "")
-               for f in fields if f.required and f.name not in mapping]
+    missing = [
+        f"{f.name!r}" + (f" (mapped from {columns[f.name]!r})" if f.name in columns else "")
+        for f in fields
+        if f.required and f.name not in mapping
+    ]
     unknown_maps = [c for c in columns.values() if c not in frame.columns]
     if missing or unknown_maps:
         parts = []
@@ -249,8 +257,8 @@ def validate_table(
             f"{source}: {table} table: {'; '.join(parts)}. The file has columns "
             f"{list(map(str, frame.columns))}; map yours with columns={{'user_id': ..., ...}}.",
             source=source,
-            failures=pd.DataFrame([{"column": m, "check": "column_present", "n_rows": len(frame)}
-                                   for m in missing]))
+            failures=pd.DataFrame([{"column": m, "check": "column_present", "n_rows": len(frame)} for m in missing]),
+        )
     extra_cols = {c: s for c, s in columns.items() if c not in mapping and s in frame.columns}
 
     ids, bad_ids = parse_id(frame[mapping["user_id"]])
@@ -265,9 +273,12 @@ def validate_table(
                 f"{source}: column {col}: {n_null_ids:,} of {len(frame):,} rows have a user id that is a null word "
                 f"({', '.join(f'{k!r}: {v:,}' for k, v in counts.items())}): what an export writes for no user (a "
                 "guest checkout), not one user. Pass null_ids='drop' (--null-ids drop) to leave those rows out, or "
-                "null_ids='keep' to read them as ids", source=source,
-                failures=pd.DataFrame([{"column": "user_id", "check": "not_a_null_word", "n_rows": n_null_ids,
-                                        "option": "null_ids"}]))
+                "null_ids='keep' to read them as ids",
+                source=source,
+                failures=pd.DataFrame(
+                    [{"column": "user_id", "check": "not_a_null_word", "n_rows": n_null_ids, "option": "null_ids"}]
+                ),
+            )
         if n_null_ids:
             keep = ~nulls.to_numpy()
             frame, ids, bad_ids = frame[keep], ids[keep], bad_ids[keep]
@@ -305,14 +316,25 @@ def validate_table(
                 val = parsed.values
                 typed[f.name] = val
                 fmt_txt = f" (format {date_format!r})" if date_format else ""
-                checks.append(_mask_check(val.isna() & ~is_blank & ~parsed.dst_gap & ~parsed.dst_fold,
-                                          f"parseable_datetime{fmt_txt}"))
+                checks.append(
+                    _mask_check(
+                        val.isna() & ~is_blank & ~parsed.dst_gap & ~parsed.dst_fold, f"parseable_datetime{fmt_txt}"
+                    )
+                )
                 if parsed.dst_gap.any():
-                    checks.append(_mask_check(parsed.dst_gap, f"exists_in_{tz} (a local time in a DST gap; "
-                                                              "dst='shift' moves it to the gap's end)"))
+                    checks.append(
+                        _mask_check(
+                            parsed.dst_gap,
+                            f"exists_in_{tz} (a local time in a DST gap; dst='shift' moves it to the gap's end)",
+                        )
+                    )
                 if parsed.dst_fold.any():
-                    checks.append(_mask_check(parsed.dst_fold, f"unambiguous_in_{tz} (a local time in a DST "
-                                                               "fold; dst='shift' takes the first occurrence)"))
+                    checks.append(
+                        _mask_check(
+                            parsed.dst_fold,
+                            f"unambiguous_in_{tz} (a local time in a DST fold; dst='shift' takes the first occurrence)",
+                        )
+                    )
                 if floor is not None and not (f.nullable and f.name == "end_ts"):
                     checks.append(_mask_check(val < floor, f"not_before_{floor:%Y-%m-%d} (min_date= moves the floor)"))
                 if f.event_time:
@@ -322,8 +344,11 @@ def validate_table(
                 typed[f.name] = val
                 unparseable = val.isna() & ~is_blank & ~_literal_nan(rawcol)
                 sign = _currency_sign(rawcol[unparseable]) if unparseable.any() and not currency else None
-                checks.append(_mask_check(unparseable, f"numeric (a currency sign: currency={sign!r} removes it)"
-                                          if sign else "numeric"))
+                checks.append(
+                    _mask_check(
+                        unparseable, f"numeric (a currency sign: currency={sign!r} removes it)" if sign else "numeric"
+                    )
+                )
                 checks.append(_mask_check(_literal_nan(rawcol) | np.isinf(val.fillna(0.0)), "finite"))
                 lo = f.minimum
                 refunds = table == "transactions" and f.name == "amount"
@@ -331,24 +356,35 @@ def validate_table(
                     lo = None
                 if lo is not None:
                     name = f"at_least_{lo:g}" if lo else "non_negative"
-                    checks.append(_mask_check(val < lo, name + (" (returns='keep' keeps returns and refunds)"
-                                                                if refunds else "")))
+                    checks.append(
+                        _mask_check(val < lo, name + (" (returns='keep' keeps returns and refunds)" if refunds else ""))
+                    )
                 if f.maximum is not None:
                     checks.append(_mask_check(val > f.maximum, f"at_most_{f.maximum:g}"))
                 if f.amount:
-                    checks.append(_mask_check(np.isfinite(val) & (val.abs() > max_amount),
-                                              f"magnitude_at_most_{max_amount:g} (max_amount)"))
+                    checks.append(
+                        _mask_check(
+                            np.isfinite(val) & (val.abs() > max_amount),
+                            f"magnitude_at_most_{max_amount:g} (max_amount)",
+                        )
+                    )
         except ConventionError as exc:
             shown = f.name if file_col == f.name else f"{f.name} (file column {file_col!r})"
-            guesses.append((f"column {shown}: {exc.n_rows:,} of {len(frame):,} rows cannot be read "
-                            f"without guessing ({exc.check}): {exc}",
-                            {"column": f.name, "check": exc.check, "n_rows": exc.n_rows, "option": exc.option}))
+            guesses.append(
+                (
+                    f"column {shown}: {exc.n_rows:,} of {len(frame):,} rows cannot be read "
+                    f"without guessing ({exc.check}): {exc}",
+                    {"column": f.name, "check": exc.check, "n_rows": exc.n_rows, "option": exc.option},
+                )
+            )
             continue
         col_schemas[f.name] = pa.Column(nullable=True, checks=checks, required=True)
     if guesses:  # every column that needs an option, in one error
         raise DataValidationError(
             f"{source}: " + ("\n  - ".join(["", *(m for m, _ in guesses)]) if len(guesses) > 1 else guesses[0][0]),
-            source=source, failures=pd.DataFrame([g for _, g in guesses]))
+            source=source,
+            failures=pd.DataFrame([g for _, g in guesses]),
+        )
     for name, src in extra_cols.items():
         typed[name] = frame[src]
 
@@ -357,14 +393,14 @@ def validate_table(
         dup = frame.duplicated(keep="first")
         frame_checks.append(pa.Check(lambda d, m=dup: ~m.reindex(d.index), name="no_exact_duplicates"))
     if table == "users":
-        frame_checks.append(pa.Check(lambda d: ~(d["user_id"].notna() & d["user_id"].duplicated()),
-                                     name="unique_user_id"))
+        frame_checks.append(
+            pa.Check(lambda d: ~(d["user_id"].notna() & d["user_id"].duplicated()), name="unique_user_id")
+        )
     if table == "subscriptions" and "end_ts" in typed:
         frame_checks.append(pa.Check(lambda d: ~(d["end_ts"] < d["start_ts"]), name="end_ts_not_before_start_ts"))
 
     schema = pa.DataFrameSchema(col_schemas, checks=frame_checks, strict=False, coerce=False)
-    out = run_schema(raw, table, typed, schema, mapping, errors=errors, quarantine_dir=quarantine_dir,
-                     dataset=dataset)
+    out = run_schema(raw, table, typed, schema, mapping, errors=errors, quarantine_dir=quarantine_dir, dataset=dataset)
     if n_erased:
         out.attrs["validation"]["n_erased"] += n_erased
         out.attrs["validation"]["n_input"] += n_erased
@@ -381,9 +417,11 @@ def quarantine_folder(quarantine_dir=None) -> Path:
     if not qdir.is_absolute():
         qdir = paths.project_root() / qdir
     if not qdir.resolve().is_relative_to(root.resolve()):
-        raise ValueError(f"quarantine_dir {qdir} lies outside {root}: rejected rows are raw rows and stay in the "
-                         "project's data/quarantine/ (owner-only, where urm forget finds them); name a folder "
-                         "inside it or leave quarantine_dir out")
+        raise ValueError(
+            f"quarantine_dir {qdir} lies outside {root}: rejected rows are raw rows and stay in the "
+            "project's data/quarantine/ (owner-only, where urm forget finds them); name a folder "
+            "inside it or leave quarantine_dir out"
+        )
     return qdir
 
 
@@ -446,16 +484,32 @@ def _subset(raw: RawTable, keep: np.ndarray) -> RawTable:
     return dataclasses.replace(raw, frame=raw.frame[keep], lines=lines)
 
 
-def run_schema(raw: RawTable, table: str, typed: pd.DataFrame, schema: pa.DataFrameSchema,
-               mapping: dict[str, str], *, errors: Errors = "raise",
-               quarantine_dir=None, dataset: str | None = None) -> pd.DataFrame:
+def run_schema(
+    raw: RawTable,
+    table: str,
+    typed: pd.DataFrame,
+    schema: pa.DataFrameSchema,
+    mapping: dict[str, str],
+    *,
+    errors: Errors = "raise",
+    quarantine_dir=None,
+    dataset: str | None = None,
+) -> pd.DataFrame:
     """Validate ``typed`` (parsed from ``raw``, same index) with ``schema``; raise or quarantine.
 
     ``mapping`` maps canonical column names to the file's column names, for the examples.
     """
     failures = _failure_cases(schema, typed)
-    return _finish(raw, table, typed, failures, errors=errors, quarantine_dir=quarantine_dir,
-                   column_sources=mapping, dataset=dataset)
+    return _finish(
+        raw,
+        table,
+        typed,
+        failures,
+        errors=errors,
+        quarantine_dir=quarantine_dir,
+        column_sources=mapping,
+        dataset=dataset,
+    )
 
 
 def _failure_cases(schema: pa.DataFrameSchema, typed: pd.DataFrame) -> pd.DataFrame:
@@ -492,9 +546,17 @@ def _example(raw: RawTable, idx, column: str, mapping_col: str | None) -> str:
     return f"{where}: {'(empty)' if val is None or (isinstance(val, float) and np.isnan(val)) else repr(val)}"
 
 
-def _finish(raw: RawTable, table: str, typed: pd.DataFrame, fc: pd.DataFrame, *,
-            errors: Errors, quarantine_dir, column_sources: dict[str, str] | None = None,
-            dataset: str | None = None) -> pd.DataFrame:
+def _finish(
+    raw: RawTable,
+    table: str,
+    typed: pd.DataFrame,
+    fc: pd.DataFrame,
+    *,
+    errors: Errors,
+    quarantine_dir,
+    column_sources: dict[str, str] | None = None,
+    dataset: str | None = None,
+) -> pd.DataFrame:
     source = raw.source
     rejected_lines, n_lines_erased = _drop_erased_lines(raw, dataset)
     n_lines_rejected = len(rejected_lines)
@@ -506,12 +568,24 @@ def _finish(raw: RawTable, table: str, typed: pd.DataFrame, fc: pd.DataFrame, *,
         idx = grp["index"].tolist()
         src = colsrc.get(col, col if col in raw.frame.columns else None)
         examples = [_example(raw, i, col, src) for i in idx[:MAX_EXAMPLES]]
-        summary_rows.append({"column": col if src in (None, col) else f"{col} (file column {src!r})",
-                             "check": check, "n_rows": len(idx), "examples": examples})
+        summary_rows.append(
+            {
+                "column": col if src in (None, col) else f"{col} (file column {src!r})",
+                "check": check,
+                "n_rows": len(idx),
+                "examples": examples,
+            }
+        )
     for why in dict.fromkeys(r.split(":")[0].split(" (")[0] for _, _, r in rejected_lines):
         these = [(n, t, r) for n, t, r in rejected_lines if r.split(":")[0].split(" (")[0] == why]
-        summary_rows.append({"column": "(line)", "check": why, "n_rows": len(these),
-                             "examples": [f"line {n}: {t} ({r})" for n, t, r in these[:MAX_EXAMPLES]]})
+        summary_rows.append(
+            {
+                "column": "(line)",
+                "check": why,
+                "n_rows": len(these),
+                "examples": [f"line {n}: {t} ({r})" for n, t, r in these[:MAX_EXAMPLES]],
+            }
+        )
     failures = pd.DataFrame(summary_rows, columns=["column", "check", "n_rows", "examples"])
     bad_index = pd.Index(fc["index"].unique()) if len(fc) else pd.Index([])
     n_bad_rows = len(bad_index) + n_lines_rejected
@@ -519,39 +593,63 @@ def _finish(raw: RawTable, table: str, typed: pd.DataFrame, fc: pd.DataFrame, *,
     if n_bad_rows and errors == "raise":
         lines = [f"{source}: {n_bad_rows:,} of {n_input:,} rows fail the {table} contract:"]
         for r in summary_rows:
-            lines.append(f"  - column {r['column']}, check '{r['check']}': {r['n_rows']:,} rows, "
-                         f"e.g. {'; '.join(r['examples'])}")
-        lines.append("Fix the file, map its columns with columns={...}, or pass errors='quarantine' "
-                     "to load the valid rows and set the rejected ones aside in data/quarantine/.")
+            lines.append(
+                f"  - column {r['column']}, check '{r['check']}': {r['n_rows']:,} rows, e.g. {'; '.join(r['examples'])}"
+            )
+        lines.append(
+            "Fix the file, map its columns with columns={...}, or pass errors='quarantine' "
+            "to load the valid rows and set the rejected ones aside in data/quarantine/."
+        )
         raise DataValidationError("\n".join(lines), source=source, failures=failures)
 
     valid = typed.drop(index=bad_index) if len(bad_index) else typed
     qpath = None
     if n_bad_rows:
         qdir = quarantine_folder(quarantine_dir)
-        reasons = (fc.assign(reason=fc["column"].astype(str) + ": " + fc["check"])
-                   .groupby("index", sort=True)["reason"].agg("; ".join))
+        reasons = (
+            fc.assign(reason=fc["column"].astype(str) + ": " + fc["check"])
+            .groupby("index", sort=True)["reason"]
+            .agg("; ".join)
+        )
         rejected = raw.frame.loc[bad_index].copy()
         rejected = rejected.astype(object)
         rejected.insert(0, "_location", [raw.location(i) for i in rejected.index])
-        rejected.insert(1, "_user_id", typed["user_id"].reindex(rejected.index).to_numpy()
-                        if "user_id" in typed else None)
+        rejected.insert(
+            1, "_user_id", typed["user_id"].reindex(rejected.index).to_numpy() if "user_id" in typed else None
+        )
         rejected["_reasons"] = reasons.reindex(rejected.index).to_numpy()
         if n_lines_rejected:
-            extra = pd.DataFrame({"_location": [f"line {n}" for n, _, _ in rejected_lines],
-                                  "_reasons": [f"(line): {r}" for _, _, r in rejected_lines],
-                                  "_raw_line": [t for _, t, _ in rejected_lines]})
+            extra = pd.DataFrame(
+                {
+                    "_location": [f"line {n}" for n, _, _ in rejected_lines],
+                    "_reasons": [f"(line): {r}" for _, _, r in rejected_lines],
+                    "_raw_line": [t for _, t, _ in rejected_lines],
+                }
+            )
             rejected = pd.concat([rejected, extra], ignore_index=True)
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
         stem = Path(source).name.replace(".", "_") if raw.fmt != "frame" else "frame"
         qpath = qdir / f"{dataset or 'unnamed'}-{table}-{stem}-{stamp}.csv"
         # every field quoted: a lone carriage return inside a value must not split the row
         write_csv(rejected, qpath, index=False, quoting=csv.QUOTE_ALL)
-        log.warning("%s: quarantined %d of %d rows to %s (%s)", source, n_bad_rows, n_input, qpath,
-                    ", ".join(f"{r['column']}/{r['check']}: {r['n_rows']}" for r in summary_rows))
-    report = ValidationReport(source=source, table=table, n_input=n_input + n_lines_erased,
-                              n_valid=len(valid), n_rejected=n_bad_rows, failures=failures,
-                              quarantine_path=qpath, n_erased=n_lines_erased)
+        log.warning(
+            "%s: quarantined %d of %d rows to %s (%s)",
+            source,
+            n_bad_rows,
+            n_input,
+            qpath,
+            ", ".join(f"{r['column']}/{r['check']}: {r['n_rows']}" for r in summary_rows),
+        )
+    report = ValidationReport(
+        source=source,
+        table=table,
+        n_input=n_input + n_lines_erased,
+        n_valid=len(valid),
+        n_rejected=n_bad_rows,
+        failures=failures,
+        quarantine_path=qpath,
+        n_erased=n_lines_erased,
+    )
     valid = valid.reset_index(drop=True)
     valid.attrs["validation"] = report.to_dict()  # JSON-safe: attrs travel into Parquet metadata
     return valid

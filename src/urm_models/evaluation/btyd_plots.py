@@ -66,8 +66,7 @@ def period_transactions(model, rfm: pd.DataFrame, max_frequency: int = 7) -> Fig
     return fig
 
 
-def calibration_vs_holdout(predictions: dict[str, pd.Series], rfm: pd.DataFrame,
-                           max_frequency: int = 7) -> Figure:
+def calibration_vs_holdout(predictions: dict[str, pd.Series], rfm: pd.DataFrame, max_frequency: int = 7) -> Figure:
     """Mean holdout purchases by calibration frequency: actual vs each model's prediction."""
     validate_rfm(rfm, columns=("frequency", "frequency_holdout"))
     grp = rfm["frequency"].clip(upper=max_frequency)
@@ -94,8 +93,7 @@ def _by(values: pd.Series, groups: pd.Series):
     return m.index.to_numpy(), m.to_numpy()
 
 
-def _matrix(fn, max_frequency: int, max_recency: float, T: float, title: str, label: str,
-            unit: str) -> Figure:
+def _matrix(fn, max_frequency: int, max_recency: float, T: float, title: str, label: str, unit: str) -> Figure:
     x = np.arange(max_frequency + 1, dtype=float)
     rec = np.linspace(0, max_recency, 40)
     X, R = np.meshgrid(x, rec, indexing="ij")
@@ -103,8 +101,7 @@ def _matrix(fn, max_frequency: int, max_recency: float, T: float, title: str, la
     Z = fn(X.ravel(), R.ravel(), np.full(X.size, T)).reshape(X.shape)
     fig = Figure(figsize=(7, 5))
     ax = fig.add_subplot()
-    im = ax.imshow(Z, origin="lower", aspect="auto", cmap="viridis",
-                   extent=[0, max_recency, -0.5, max_frequency + 0.5])
+    im = ax.imshow(Z, origin="lower", aspect="auto", cmap="viridis", extent=[0, max_recency, -0.5, max_frequency + 0.5])
     ax.set_xlabel(f"recency: age at the last purchase ({unit} after the first)")
     ax.set_ylabel("frequency (repeat purchases)")
     ax.set_title(title)
@@ -113,15 +110,20 @@ def _matrix(fn, max_frequency: int, max_recency: float, T: float, title: str, la
     return fig
 
 
-def frequency_recency_matrix(model, T: float, t: float = 1.0, max_frequency: int = 30,
-                             freq: str = "W") -> Figure:
+def frequency_recency_matrix(model, T: float, t: float = 1.0, max_frequency: int = 30, freq: str = "W") -> Figure:
     """Expected purchases in the next ``t`` periods (of ``freq``) for a customer whose first
     purchase was ``T`` periods ago."""
     _population(model, "frequency_recency_matrix")
-    return _matrix(lambda x, r, TT: model._conditional_expected(t, x, r, TT), max_frequency, T, T,
-                   f"{type(model).__name__}: expected purchases in the next {periods(t, freq)}\n"
-                   f"of a customer who first bought {periods(round(T), freq)} ago", "expected purchases",
-                   UNIT_WORDS[freq])
+    return _matrix(
+        lambda x, r, TT: model._conditional_expected(t, x, r, TT),
+        max_frequency,
+        T,
+        T,
+        f"{type(model).__name__}: expected purchases in the next {periods(t, freq)}\n"
+        f"of a customer who first bought {periods(round(T), freq)} ago",
+        "expected purchases",
+        UNIT_WORDS[freq],
+    )
 
 
 def p_alive_matrix(model, T: float, max_frequency: int = 30, freq: str = "W") -> Figure:
@@ -129,9 +131,15 @@ def p_alive_matrix(model, T: float, max_frequency: int = 30, freq: str = "W") ->
     from scipy.special import expit
 
     _population(model, "p_alive_matrix")
-    return _matrix(lambda x, r, TT: expit(-model._log_odds_dead(x, r, TT)), max_frequency, T, T,
-                   f"{type(model).__name__}: P(alive) of a customer who first bought "
-                   f"{periods(round(T), freq)} ago", "P(alive)", UNIT_WORDS[freq])
+    return _matrix(
+        lambda x, r, TT: expit(-model._log_odds_dead(x, r, TT)),
+        max_frequency,
+        T,
+        T,
+        f"{type(model).__name__}: P(alive) of a customer who first bought {periods(round(T), freq)} ago",
+        "P(alive)",
+        UNIT_WORDS[freq],
+    )
 
 
 def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str, covariates=None):
@@ -142,8 +150,7 @@ def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str, covaria
     from ..simulate import UNIT_DAYS
 
     unit = UNIT_DAYS[freq]
-    days = transactions.assign(d=pd.to_datetime(transactions["ts"]).dt.normalize()) \
-        .drop_duplicates(["user_id", "d"])
+    days = transactions.assign(d=pd.to_datetime(transactions["ts"]).dt.normalize()).drop_duplicates(["user_id", "d"])
     first = days.groupby("user_id")["d"].transform("min")
     cutoff, end = pd.Timestamp(cutoff), pd.Timestamp(end)
     starts = days.loc[days["d"] == first].groupby("user_id")["d"].first()
@@ -156,8 +163,10 @@ def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str, covaria
     if _with_covariates(model) and covariates is not None:
         missing = starts.index.difference(covariates.index.astype(str))
         if len(missing):
-            raise ValueError(f"covariates lack {len(missing):,} of the {len(starts):,} customers who started "
-                             f"by {cutoff:%Y-%m-%d}: give one row per customer, indexed by user_id")
+            raise ValueError(
+                f"covariates lack {len(missing):,} of the {len(starts):,} customers who started "
+                f"by {cutoff:%Y-%m-%d}: give one row per customer, indexed by user_id"
+            )
         covariates = covariates.set_axis(covariates.index.astype(str)).reindex(starts.index)
     P = _params(model, covariates)
     expected = []
@@ -173,13 +182,15 @@ def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str, covaria
             age = ((g - starts.min()).days - s_days) / unit
             ok = age > 0
             z = np.zeros(int(ok.sum()))
-            expected.append(float(model._conditional_expected(age[ok], z, z, z, _take(P, ok)).sum())
-                            if ok.any() else 0.0)
+            expected.append(
+                float(model._conditional_expected(age[ok], z, z, z, _take(P, ok)).sum()) if ok.any() else 0.0
+            )
     return grid, actual, np.asarray(expected), cutoff
 
 
-def cumulative_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: str = "W",
-                         covariates: pd.DataFrame | None = None) -> Figure:
+def cumulative_purchases(
+    model, transactions: pd.DataFrame, cutoff, end, freq: str = "W", covariates: pd.DataFrame | None = None
+) -> Figure:
     """Cumulative repeat purchases (same-day purchases merged) over calendar time: actual vs
     the model's expectation sum_i E[X(tau - s_i)] from each customer's first purchase s_i.
     A model with covariates needs ``covariates``: its columns, one row per customer (index
@@ -198,8 +209,9 @@ def cumulative_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: s
     return fig
 
 
-def holdout_tracking(expected: dict[str, np.ndarray], transactions: pd.DataFrame, cutoff, end,
-                     freq: str = "W") -> Figure:
+def holdout_tracking(
+    expected: dict[str, np.ndarray], transactions: pd.DataFrame, cutoff, end, freq: str = "W"
+) -> Figure:
     """Cumulative repeat purchases after the cut-off of the customers known at it: actual vs
     each predictor's expected totals. ``expected[name][k-1]`` is the predictor's total over the
     first ``k`` periods of ``freq`` after ``cutoff`` (k = 1, 2, ... up to ``end``), so any
@@ -207,8 +219,7 @@ def holdout_tracking(expected: dict[str, np.ndarray], transactions: pd.DataFrame
     from ..simulate import UNIT_DAYS
 
     cutoff, end = pd.Timestamp(cutoff).normalize(), pd.Timestamp(end).normalize()
-    days = transactions.assign(d=pd.to_datetime(transactions["ts"]).dt.normalize()) \
-        .drop_duplicates(["user_id", "d"])
+    days = transactions.assign(d=pd.to_datetime(transactions["ts"]).dt.normalize()).drop_duplicates(["user_id", "d"])
     first = days.groupby("user_id")["d"].min()
     known = first.index[first <= cutoff]
     after = np.sort(days.loc[(days["d"] > cutoff) & (days["d"] <= end) & days["user_id"].isin(known), "d"].to_numpy())
@@ -222,8 +233,10 @@ def holdout_tracking(expected: dict[str, np.ndarray], transactions: pd.DataFrame
     for name, values in expected.items():
         values = np.asarray(values, float)
         if values.shape != (n,):
-            raise ValueError(f"expected[{name!r}] has {values.size} values; the grid has {n} {UNIT_WORDS[freq]} "
-                             f"from {cutoff:%Y-%m-%d} to {end:%Y-%m-%d}")
+            raise ValueError(
+                f"expected[{name!r}] has {values.size} values; the grid has {n} {UNIT_WORDS[freq]} "
+                f"from {cutoff:%Y-%m-%d} to {end:%Y-%m-%d}"
+            )
         ax.plot(grid, values, "--", label=f"{name} ({values[-1] / max(actual[-1], 1) - 1:+.1%} at the end)")
     ax.set_ylabel("cumulative repeat purchases since the cut-off")
     ax.set_xlabel("date")
@@ -233,8 +246,9 @@ def holdout_tracking(expected: dict[str, np.ndarray], transactions: pd.DataFrame
     return fig
 
 
-def incremental_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: str = "W",
-                          covariates: pd.DataFrame | None = None) -> Figure:
+def incremental_purchases(
+    model, transactions: pd.DataFrame, cutoff, end, freq: str = "W", covariates: pd.DataFrame | None = None
+) -> Figure:
     """Repeat purchases per week (per day for ``freq="D"``) over calendar time, actual vs the
     model: the week-to-week differences of :func:`cumulative_purchases` (``covariates`` as
     there). Seasonality the model cannot know (CDNOW's Christmas 1997) shows here first."""
@@ -253,8 +267,15 @@ def incremental_purchases(model, transactions: pd.DataFrame, cutoff, end, freq: 
     return fig
 
 
-def p_alive_history(model, transactions: pd.DataFrame, user_id, end, freq: str = "W",
-                    label: str | None = None, covariates: pd.DataFrame | None = None) -> Figure:
+def p_alive_history(
+    model,
+    transactions: pd.DataFrame,
+    user_id,
+    end,
+    freq: str = "W",
+    label: str | None = None,
+    covariates: pd.DataFrame | None = None,
+) -> Figure:
     """One customer's P(alive) over calendar time, from their first purchase to ``end``, as the
     model re-scores them each day with the purchases made so far (same-day purchases merged);
     their purchases are marked. ``label`` names them in the title (pass a pseudonym, not the
@@ -302,8 +323,15 @@ def _clip_spike(ax, dist) -> None:
     top = float(dist.pdf(dist.ppf(0.05)))
     if dist.pdf(dist.ppf(0.001)) > 3 * top:
         ax.set_ylim(0, 1.2 * top)
-        ax.text(0.98, 0.6, "density near 0\nrises beyond the axis", transform=ax.transAxes,
-                ha="right", fontsize=7, color="grey")
+        ax.text(
+            0.98,
+            0.6,
+            "density near 0\nrises beyond the axis",
+            transform=ax.transAxes,
+            ha="right",
+            fontsize=7,
+            color="grey",
+        )
 
 
 def heterogeneity(model, freq: str = "W") -> Figure:
@@ -360,8 +388,14 @@ def customer_exposure(rfm: pd.DataFrame, n: int = 100, seed: int = 0, freq: str 
     ax = fig.add_subplot()
     ax.hlines(y, 0, sample["T"], color="lightgrey", label=f"observed (T, {word})")
     repeat = sample["frequency"].to_numpy() > 0
-    ax.plot(sample["recency"].to_numpy()[repeat], y[repeat], "o", ms=3, color="steelblue",
-            label="last repeat purchase (recency)")
+    ax.plot(
+        sample["recency"].to_numpy()[repeat],
+        y[repeat],
+        "o",
+        ms=3,
+        color="steelblue",
+        label="last repeat purchase (recency)",
+    )
     ax.plot(np.zeros((~repeat).sum()), y[~repeat], "x", ms=3, color="darkorange", label="one-time buyer")
     ax.set_yticks([])
     ax.set_xlabel(f"{word} since the first purchase")

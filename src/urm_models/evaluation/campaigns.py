@@ -15,13 +15,23 @@ def _scale(unit: str) -> tuple[float, str]:
 def lift_plot(lifts: pd.DataFrame, *, title: str = "") -> Figure:
     """Each treatment arm's absolute lift over the control (``experiments.lift_table``) with its
     95% interval and the simultaneous interval of all arms (thin)."""
-    outcome, unit, window = lifts.attrs.get("outcome", "outcome"), lifts.attrs.get("unit", ""), lifts.attrs.get("window", "")
+    outcome, unit, window = (
+        lifts.attrs.get("outcome", "outcome"),
+        lifts.attrs.get("unit", ""),
+        lifts.attrs.get("window", ""),
+    )
     scale, label = _scale(unit)
     fig = Figure(figsize=(6.5, 0.6 * len(lifts) + 2.2))
     ax = fig.add_subplot()
     y = np.arange(len(lifts))[::-1]
-    ax.hlines(y, lifts["lift_lower_simultaneous"] * scale, lifts["lift_upper_simultaneous"] * scale, color="grey",
-              lw=1, label="simultaneous 95% (all arms)")
+    ax.hlines(
+        y,
+        lifts["lift_lower_simultaneous"] * scale,
+        lifts["lift_upper_simultaneous"] * scale,
+        color="grey",
+        lw=1,
+        label="simultaneous 95% (all arms)",
+    )
     ax.hlines(y, lifts["lift_lower"] * scale, lifts["lift_upper"] * scale, color="#4c72b0", lw=4, label="95% interval")
     ax.plot(lifts["lift"] * scale, y, "o", color="black", label="lift")
     ax.axvline(0, color="grey", lw=0.6)
@@ -34,8 +44,9 @@ def lift_plot(lifts: pd.DataFrame, *, title: str = "") -> Figure:
     return fig
 
 
-def policy_plot(values: pd.DataFrame, *, unit: str = "", value_outcome: str = "value", share: float | None = None,
-                window: str = "") -> Figure:
+def policy_plot(
+    values: pd.DataFrame, *, unit: str = "", value_outcome: str = "value", share: float | None = None, window: str = ""
+) -> Figure:
     """What each policy earns per user over contacting no one (``experiments.policy.compare_policies``
     or ``evaluate_policies``'s ``values``), with 95% intervals; the share of users each contacts
     in the labels."""
@@ -45,8 +56,15 @@ def policy_plot(values: pd.DataFrame, *, unit: str = "", value_outcome: str = "v
     y = np.arange(len(v))[::-1]
     colours = ["#dd8452" if i == "uplift" else "#4c72b0" for i in v.index]
     ax.barh(y, v["value"], color=colours, alpha=0.85)
-    ax.errorbar(v["value"], y, xerr=np.vstack([v["value"] - v["lower"], v["upper"] - v["value"]]), fmt="none",
-                ecolor="black", capsize=3, lw=1)
+    ax.errorbar(
+        v["value"],
+        y,
+        xerr=np.vstack([v["value"] - v["lower"], v["upper"] - v["value"]]),
+        fmt="none",
+        ecolor="black",
+        capsize=3,
+        lw=1,
+    )
     ax.set_yticks(y, [f"{i} ({c:.0%} contacted)" for i, c in zip(v.index, v["contacted"])])
     ax.axvline(0, color="grey", lw=0.6)
     ax.set_xlabel(f"incremental {value_outcome} per user over contacting no one ({unit or 'per user'}), 95% interval")

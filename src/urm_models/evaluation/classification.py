@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.base import clone
-from sklearn.metrics import (average_precision_score, brier_score_loss, log_loss,
-                             roc_auc_score)
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 
@@ -23,7 +22,9 @@ def lift_at(y, p, share: float = 0.1) -> tuple[float, float]:
     top = np.argsort(-p, kind="stable")[:n_top]
     rate = y.mean()
     caught = y[top].sum()
-    return float(y[top].mean() / rate) if rate > 0 else float("nan"), float(caught / y.sum()) if y.sum() else float("nan")
+    return float(y[top].mean() / rate) if rate > 0 else float("nan"), float(caught / y.sum()) if y.sum() else float(
+        "nan"
+    )
 
 
 def classification_metrics(y, p) -> dict:
@@ -31,13 +32,19 @@ def classification_metrics(y, p) -> dict:
     y = np.asarray(y, int)
     p = np.clip(np.asarray(p, float), 1e-15, 1 - 1e-15)
     lift, capture = lift_at(y, p, 0.1)
-    return {"roc_auc": float(roc_auc_score(y, p)), "pr_auc": float(average_precision_score(y, p)),
-            "brier": float(brier_score_loss(y, p)), "log_loss": float(log_loss(y, p)),
-            "lift_10": lift, "capture_10": capture}
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, p)),
+        "lift_10": lift,
+        "capture_10": capture,
+    }
 
 
-def cross_validate(estimator, X: pd.DataFrame, y, n_splits: int = 5, seed: int = 0,
-                   uncalibrated: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+def cross_validate(
+    estimator, X: pd.DataFrame, y, n_splits: int = 5, seed: int = 0, uncalibrated: bool = False
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Stratified k-fold CV with a fixed seed: per-fold metrics and the out-of-fold predictions.
 
     With ``uncalibrated=True`` the estimator's ``predict_proba_uncalibrated`` is scored as well
@@ -70,16 +77,21 @@ def _saved(y, p, value_saved: float, success_rate: float | None, effect) -> tupl
         # measured: the probability a contact keeps this user (a randomised campaign's uplift), churner or not
         return eff[order] * value_saved, order, "measured effect per user (a randomised campaign's uplift model)"
     if success_rate is None:
-        raise ValueError("give a measured effect per user (effect=, from a campaign's uplift model) or an assumed "
-                         "success_rate=")
+        raise ValueError(
+            "give a measured effect per user (effect=, from a campaign's uplift model) or an assumed success_rate="
+        )
     if not 0 <= success_rate <= 1:
         raise ValueError(f"success_rate must lie in [0, 1], got {success_rate}")
-    return (y[order] * success_rate * value_saved, order,
-            f"assumed: a contact keeps {success_rate:.0%} of churners, the same for everyone (not measured)")
+    return (
+        y[order] * success_rate * value_saved,
+        order,
+        f"assumed: a contact keeps {success_rate:.0%} of churners, the same for everyone (not measured)",
+    )
 
 
-def choose_threshold(y, p, cost_per_contact: float, value_saved: float,
-                     success_rate: float | None = None, *, effect=None) -> dict:
+def choose_threshold(
+    y, p, cost_per_contact: float, value_saved: float, success_rate: float | None = None, *, effect=None
+) -> dict:
     """The score threshold that maximises the realised value of contacting users above it.
 
     Contacting a user costs ``cost_per_contact``; a kept user is worth ``value_saved``. What a
@@ -95,8 +107,10 @@ def choose_threshold(y, p, cost_per_contact: float, value_saved: float,
     k = int(np.argmax(gain))
     best = float(gain[k])
     rate = success_rate if effect is None else float(np.mean(effect))
-    out = {"break_even_probability": cost_per_contact / (rate * value_saved) if rate * value_saved > 0 else float("inf"),
-           "basis": basis}
+    out = {
+        "break_even_probability": cost_per_contact / (rate * value_saved) if rate * value_saved > 0 else float("inf"),
+        "basis": basis,
+    }
     if best <= 0:
         return {"threshold": 1.0, "n_contacted": 0, "value": 0.0, **out}
     return {"threshold": float(p[order][k]), "n_contacted": k + 1, "value": best, **out}
@@ -138,8 +152,9 @@ def lift_plot(y, probabilities: dict[str, np.ndarray]) -> Figure:
     return fig
 
 
-def threshold_plot(y, p, cost_per_contact: float, value_saved: float, success_rate: float | None = None, *,
-                   effect=None) -> Figure:
+def threshold_plot(
+    y, p, cost_per_contact: float, value_saved: float, success_rate: float | None = None, *, effect=None
+) -> Figure:
     """The campaign's value against the number of users contacted, highest risk first; the title
     says whether what a contact keeps was measured or assumed."""
     gains, _, basis = _saved(y, p, value_saved, success_rate, effect)

@@ -19,9 +19,13 @@ def purchase_metrics(predicted, actual) -> dict:
     if not np.isfinite(p).all():
         raise ValueError(f"{int((~np.isfinite(p)).sum())} predictions are not finite")
     total_a, total_p = float(a.sum()), float(p.sum())
-    return {"mae": float(np.mean(np.abs(p - a))), "rmse": float(np.sqrt(np.mean((p - a) ** 2))),
-            "predicted_total": total_p, "actual_total": total_a,
-            "aggregate_error": (total_p - total_a) / total_a if total_a else float("nan")}
+    return {
+        "mae": float(np.mean(np.abs(p - a))),
+        "rmse": float(np.sqrt(np.mean((p - a) ** 2))),
+        "predicted_total": total_p,
+        "actual_total": total_a,
+        "aggregate_error": (total_p - total_a) / total_a if total_a else float("nan"),
+    }
 
 
 def naive_baselines(rfm: pd.DataFrame, t: float) -> dict[str, pd.Series]:
@@ -47,20 +51,27 @@ def covariate_table(models: dict, rfm: pd.DataFrame, covariates: list[str], t: f
     """
     rows, refitted = {}, {}
     for name, m in models.items():
-        cov = type(m)(purchase_covariates=covariates, dropout_covariates=covariates,
-                      penalizer=m.penalizer).fit(rfm)
+        cov = type(m)(purchase_covariates=covariates, dropout_covariates=covariates, penalizer=m.penalizer).fit(rfm)
         refitted[name] = cov
         for label, model in ((name, m), (f"{name} + covariates", cov)):
             pred = model.conditional_expected_purchases(t, rfm)
-            rows[label] = {"log_likelihood": model.log_likelihood_, "aic": model.aic_,
-                           **purchase_metrics(pred, rfm["frequency_holdout"])}
+            rows[label] = {
+                "log_likelihood": model.log_likelihood_,
+                "aic": model.aic_,
+                **purchase_metrics(pred, rfm["frequency_holdout"]),
+            }
     return pd.DataFrame(rows).T, refitted
 
 
 #: Predictors considered by :func:`select_on_validation`: (model class name, statistic).
-CANDIDATES = (("BetaGeo", "mean"), ("BetaGeo", "median"),
-              ("ModifiedBetaGeo", "mean"), ("ModifiedBetaGeo", "median"),
-              ("ParetoNBD", "mean"), ("ParetoNBD", "median"))
+CANDIDATES = (
+    ("BetaGeo", "mean"),
+    ("BetaGeo", "median"),
+    ("ModifiedBetaGeo", "mean"),
+    ("ModifiedBetaGeo", "median"),
+    ("ParetoNBD", "mean"),
+    ("ParetoNBD", "median"),
+)
 
 
 def predict_purchases(model, statistic: str, t: float, rfm: pd.DataFrame) -> pd.Series:
@@ -74,9 +85,14 @@ def predict_purchases(model, statistic: str, t: float, rfm: pd.DataFrame) -> pd.
     raise ValueError(f"statistic must be 'mean' or 'median', not {statistic!r}")
 
 
-def select_on_validation(transactions: pd.DataFrame, cutoff, freq: str = "W",
-                         validation_periods: float = 13, candidates=CANDIDATES,
-                         metric: str = "mae") -> tuple[tuple[str, str], pd.DataFrame]:
+def select_on_validation(
+    transactions: pd.DataFrame,
+    cutoff,
+    freq: str = "W",
+    validation_periods: float = 13,
+    candidates=CANDIDATES,
+    metric: str = "mae",
+) -> tuple[tuple[str, str], pd.DataFrame]:
     """Pick a purchase predictor without touching the holdout.
 
     The calibration period is split: models are fitted up to ``cutoff - validation_periods``

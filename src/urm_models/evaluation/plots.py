@@ -20,8 +20,13 @@ def cohort_heatmap(retention: pd.DataFrame, title: str = "Cohort retention") -> 
     fig = Figure(figsize=(max(6, 0.45 * retention.shape[1] + 2), max(3, 0.35 * retention.shape[0] + 1.5)))
     ax = fig.add_subplot()
     data = retention.to_numpy(dtype=float)
-    im = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap="viridis", vmin=0,
-                   vmax=np.nanmax(data[:, 1:]) if data.shape[1] > 1 else 1)
+    im = ax.imshow(
+        np.ma.masked_invalid(data),
+        aspect="auto",
+        cmap="viridis",
+        vmin=0,
+        vmax=np.nanmax(data[:, 1:]) if data.shape[1] > 1 else 1,
+    )
     ax.set_xticks(range(retention.shape[1]), [str(c) for c in retention.columns])
     ax.set_yticks(range(retention.shape[0]), [str(i) for i in retention.index])
     ax.set_xlabel(f"{retention.columns.name or 'period'}s since first purchase")
@@ -30,19 +35,35 @@ def cohort_heatmap(retention: pd.DataFrame, title: str = "Cohort retention") -> 
     if data.size <= 400:
         for (i, j), v in np.ndenumerate(data):
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.0%}", ha="center", va="center", fontsize=7,
-                        color="white" if v < 0.6 * np.nanmax(data[:, 1:] if data.shape[1] > 1 else data) else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.0%}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if v < 0.6 * np.nanmax(data[:, 1:] if data.shape[1] > 1 else data) else "black",
+                )
     fig.colorbar(im, ax=ax, label="active share")
     fig.tight_layout()
     return fig
 
 
-KPI_UNITS = {"active_users": "users", "retention_rate": "share", "repeat_purchase_rate": "share",
-             "revenue_per_user": "amount per active user", "churn_rate": "share", "revenue": "amount"}
+KPI_UNITS = {
+    "active_users": "users",
+    "retention_rate": "share",
+    "repeat_purchase_rate": "share",
+    "revenue_per_user": "amount per active user",
+    "churn_rate": "share",
+    "revenue": "amount",
+}
 
 
-def kpi_trends(kpis: pd.DataFrame, columns=("active_users", "retention_rate", "repeat_purchase_rate",
-                                             "revenue_per_user"), currency: str = "amount") -> Figure:
+def kpi_trends(
+    kpis: pd.DataFrame,
+    columns=("active_users", "retention_rate", "repeat_purchase_rate", "revenue_per_user"),
+    currency: str = "amount",
+) -> Figure:
     """One small panel per KPI over periods (a :func:`urm_models.features.kpis` table); amounts
     are labelled in ``currency``."""
     columns = [c for c in columns if c in kpis.columns]
@@ -57,7 +78,7 @@ def kpi_trends(kpis: pd.DataFrame, columns=("active_users", "retention_rate", "r
         step = max(1, len(x) // 8)
         ax.set_xticks(x[::step], [str(i) for i in kpis.index[::step]], rotation=30, fontsize=7)
         ax.grid(alpha=0.3)
-    for ax in axes[len(columns):]:
+    for ax in axes[len(columns) :]:
         ax.set_visible(False)
     fig.tight_layout()
     return fig
@@ -74,8 +95,9 @@ def histogram(values, bins: int = 30, title: str = "", xlabel: str = "") -> Figu
     return fig
 
 
-def transition_heatmap(matrix: pd.DataFrame, title: str = "Transitions", fmt: str = "{:.0%}",
-                       label: str | None = None) -> Figure:
+def transition_heatmap(
+    matrix: pd.DataFrame, title: str = "Transitions", fmt: str = "{:.0%}", label: str | None = None
+) -> Figure:
     """Heat map of a transition matrix from :func:`urm_models.segments.transitions` (rows:
     label before, columns: label after), e.g. its ``shares`` (``fmt`` percent) or ``counts``
     (``fmt="{:,.0f}"``); ``label`` names the colour scale (default: "share of the row's users"
@@ -92,8 +114,9 @@ def transition_heatmap(matrix: pd.DataFrame, title: str = "Transitions", fmt: st
     top = np.nanmax(data) if np.isfinite(data).any() else 1.0
     for (i, j), v in np.ndenumerate(data):
         if np.isfinite(v):
-            ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=7,
-                    color="white" if v > 0.6 * top else "black")
+            ax.text(
+                j, i, fmt.format(v), ha="center", va="center", fontsize=7, color="white" if v > 0.6 * top else "black"
+            )
     fig.colorbar(im, ax=ax, label=label or ("share of the row's users" if "%" in fmt else "users"))
     fig.tight_layout()
     return fig

@@ -19,8 +19,9 @@ def _censoring_survival(train: pd.DataFrame, duration_col: str, event_col: str):
     return G
 
 
-def brier_scores(survival: pd.DataFrame, test: pd.DataFrame, train: pd.DataFrame,
-                 duration_col: str, event_col: str) -> pd.Series:
+def brier_scores(
+    survival: pd.DataFrame, test: pd.DataFrame, train: pd.DataFrame, duration_col: str, event_col: str
+) -> pd.Series:
     """IPCW Brier score at each time of ``survival`` (rows: times, columns: test users, the
     predicted S_i(t)). A user who churned by t counts (S_i(t))^2 / G(T_i-); one still at risk
     counts (1 - S_i(t))^2 / G(t); users censored before t count 0 (their weight goes to others).
@@ -34,8 +35,9 @@ def brier_scores(survival: pd.DataFrame, test: pd.DataFrame, train: pd.DataFrame
     for k, t in enumerate(survival.index.to_numpy(float)):
         died = (T <= t) & (E == 1)
         alive = T > t
-        out.append(np.mean(np.where(died, S[k] ** 2 / g_before, 0.0)
-                           + np.where(alive, (1.0 - S[k]) ** 2 / G(t)[0], 0.0)))
+        out.append(
+            np.mean(np.where(died, S[k] ** 2 / g_before, 0.0) + np.where(alive, (1.0 - S[k]) ** 2 / G(t)[0], 0.0))
+        )
     return pd.Series(out, index=survival.index, name="brier")
 
 
@@ -52,8 +54,9 @@ def integrated_brier_score(model, test: pd.DataFrame, train: pd.DataFrame, times
     return float(np.trapezoid(bs.to_numpy(), times) / (times[-1] - times[0]))
 
 
-def kaplan_meier_by(df: pd.DataFrame, duration_col: str, event_col: str, by: str,
-                    at=None, title: str | None = None, unit: str = ""):
+def kaplan_meier_by(
+    df: pd.DataFrame, duration_col: str, event_col: str, by: str, at=None, title: str | None = None, unit: str = ""
+):
     """Kaplan-Meier survival per group of ``by`` (e.g. tier, contract, cohort).
 
     Returns ``(figure, table)``: the curves with 95% bands, and per group the number still at

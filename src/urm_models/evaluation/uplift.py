@@ -72,7 +72,9 @@ def uplift_curve(y, uplift, treated) -> pd.DataFrame:
     y, u, t = _arrays(y, uplift, treated)
     n, n_t, n_c, y_t, y_c = _cumulative(y, u, t)
     with np.errstate(invalid="ignore", divide="ignore"):
-        diff = np.where(n_t > 0, y_t / np.where(n_t > 0, n_t, 1), 0.0) - np.where(n_c > 0, y_c / np.where(n_c > 0, n_c, 1), 0.0)
+        diff = np.where(n_t > 0, y_t / np.where(n_t > 0, n_t, 1), 0.0) - np.where(
+            n_c > 0, y_c / np.where(n_c > 0, n_c, 1), 0.0
+        )
     return pd.DataFrame({"targeted": n, "share": n / n[-1], "incremental": diff * n})
 
 
@@ -125,26 +127,37 @@ def uplift_by_decile(y, uplift, treated, bins: int = 10, alpha: float = 0.05) ->
     rows = []
     for b, idx in enumerate(np.array_split(order, bins), start=1):
         yt, yc = y[idx][t[idx] == 1], y[idx][t[idx] == 0]
-        row = {"decile": b, "users": len(idx), "treated": len(yt), "control": len(yc),
-               "treated_mean": yt.mean() if len(yt) else np.nan, "control_mean": yc.mean() if len(yc) else np.nan,
-               "predicted": float(u[idx].mean())}
+        row = {
+            "decile": b,
+            "users": len(idx),
+            "treated": len(yt),
+            "control": len(yc),
+            "treated_mean": yt.mean() if len(yt) else np.nan,
+            "control_mean": yc.mean() if len(yc) else np.nan,
+            "predicted": float(u[idx].mean()),
+        }
         if len(yt) >= 2 and len(yc) >= 2:
-            d, lo, hi, _, _ = (difference_of_proportions(yt.sum(), len(yt), yc.sum(), len(yc), z) if binary
-                               else difference_of_means(yt, yc, z))
+            d, lo, hi, _, _ = (
+                difference_of_proportions(yt.sum(), len(yt), yc.sum(), len(yc), z)
+                if binary
+                else difference_of_means(yt, yc, z)
+            )
         else:
             d = lo = hi = np.nan
         rows.append({**row, "uplift": d, "lower": lo, "upper": hi})
     return pd.DataFrame(rows).set_index("decile")
 
 
-def evaluate(y, uplift, treated, *, k: float = 0.3, n_boot: int = 200, seed: int = 0,
-             alpha: float = 0.05) -> pd.Series:
+def evaluate(y, uplift, treated, *, k: float = 0.3, n_boot: int = 200, seed: int = 0, alpha: float = 0.05) -> pd.Series:
     """Qini coefficient, AUUC and uplift at ``k`` with percentile bootstrap intervals (the
     held-out users resampled within each arm, ``n_boot`` times, seeded): a Series with
     ``qini``, ``qini_lower``, ``qini_upper``, ``auuc``..., ``uplift_at_<k%>``..."""
     y, u, t = _arrays(y, uplift, treated)
-    metrics = {"qini": qini_coefficient, "auuc": auuc,
-               f"uplift_at_{int(round(k * 100))}": lambda a, b, c: uplift_at_k(a, b, c, k)}
+    metrics = {
+        "qini": qini_coefficient,
+        "auuc": auuc,
+        f"uplift_at_{int(round(k * 100))}": lambda a, b, c: uplift_at_k(a, b, c, k),
+    }
     point = {name: fn(y, u, t) for name, fn in metrics.items()}
     rng = np.random.default_rng(seed)
     idx_t, idx_c = np.flatnonzero(t == 1), np.flatnonzero(t == 0)
@@ -163,8 +176,16 @@ def evaluate(y, uplift, treated, *, k: float = 0.3, n_boot: int = 200, seed: int
 # ------------------------------------------------------------------------------ plots
 
 
-def qini_plot(y, rankings: dict, treated, *, outcome: str = "outcome", unit: str = "", window: str = "",
-              arm: str = "the treatment") -> Figure:
+def qini_plot(
+    y,
+    rankings: dict,
+    treated,
+    *,
+    outcome: str = "outcome",
+    unit: str = "",
+    window: str = "",
+    arm: str = "the treatment",
+) -> Figure:
     """Qini curves of several rankings (``{name: scores}``) with the random ranking's diagonal;
     the x axis counts held-out users targeted, the y axis the incremental outcomes among them."""
     fig = Figure(figsize=(6.5, 4.5))
@@ -186,8 +207,9 @@ def qini_plot(y, rankings: dict, treated, *, outcome: str = "outcome", unit: str
     return fig
 
 
-def uplift_by_decile_plot(table: pd.DataFrame, *, outcome: str = "outcome", unit: str = "", window: str = "",
-                          arm: str = "the treatment") -> Figure:
+def uplift_by_decile_plot(
+    table: pd.DataFrame, *, outcome: str = "outcome", unit: str = "", window: str = "", arm: str = "the treatment"
+) -> Figure:
     """Observed uplift per decile of predicted uplift with its 95% interval, and the predicted
     mean uplift of each decile."""
     scale = 100.0 if unit == "share of users" else 1.0
@@ -195,7 +217,10 @@ def uplift_by_decile_plot(table: pd.DataFrame, *, outcome: str = "outcome", unit
     fig = Figure(figsize=(6.5, 4.2))
     ax = fig.add_subplot()
     x = table.index.to_numpy()
-    err = np.vstack([(table["uplift"] - table["lower"]).to_numpy(), (table["upper"] - table["uplift"]).to_numpy()]) * scale
+    err = (
+        np.vstack([(table["uplift"] - table["lower"]).to_numpy(), (table["upper"] - table["uplift"]).to_numpy()])
+        * scale
+    )
     ax.bar(x, table["uplift"] * scale, color="#4c72b0", alpha=0.8, label="observed (treated - control)")
     ax.errorbar(x, table["uplift"] * scale, yerr=err, fmt="none", ecolor="black", capsize=3, lw=1, label="95% interval")
     ax.plot(x, table["predicted"] * scale, "o-", color="#dd8452", ms=4, label="predicted")

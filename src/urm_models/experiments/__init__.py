@@ -13,5 +13,14 @@ They take and return DataFrames and know no MLflow.
 from .analysis import ExperimentReport, adjusted_lift, analyze, arm_summary, balance, lift_table, srm_test
 from .planning import minimum_detectable_effect, sample_size
 
-__all__ = ["analyze", "ExperimentReport", "arm_summary", "lift_table", "adjusted_lift", "srm_test", "balance",
-           "sample_size", "minimum_detectable_effect"]
+__all__ = [
+    "analyze",
+    "ExperimentReport",
+    "arm_summary",
+    "lift_table",
+    "adjusted_lift",
+    "srm_test",
+    "balance",
+    "sample_size",
+    "minimum_detectable_effect",
+]

@@ -54,8 +54,15 @@ def arm_summary(campaign: Campaign, outcome: str) -> pd.DataFrame:
     y = campaign.outcome(outcome)
     arm = campaign.data.set_index("user_id")["arm"]
     g = y.groupby(arm, sort=False)
-    out = pd.DataFrame({"users": g.size(), "mean": g.mean(), "std": g.std(ddof=1),
-                        "nonzero": g.apply(lambda s: int((s != 0).sum())), "total": g.sum()})
+    out = pd.DataFrame(
+        {
+            "users": g.size(),
+            "mean": g.mean(),
+            "std": g.std(ddof=1),
+            "nonzero": g.apply(lambda s: int((s != 0).sum())),
+            "total": g.sum(),
+        }
+    )
     out = out.reindex(list(campaign.arms))
     out.insert(1, "share", out["users"] / out["users"].sum())
     out.index.name = "arm"
@@ -105,17 +112,36 @@ def lift_table(campaign: Campaign, outcome: str, *, alpha: float = 0.05) -> pd.D
             _, lo_s, hi_s, _, _ = difference_of_means(y1, y0, z_sim)
             method = "Welch (difference), delta method on the log ratio (relative)"
         few = [name for name, v in ((a, y1), (campaign.control, y0)) if (v != 0).sum() < MIN_NONZERO]
-        note = (f"fewer than {MIN_NONZERO} users with a non-zero outcome in {few}: the interval may be too "
-                "narrow" if few else "")
-        rows.append({"arm": a, "users": len(y1), "control_users": len(y0), "control_mean": y0.mean(),
-                     "mean": y1.mean(), "lift": d, "lift_lower": lo, "lift_upper": hi,
-                     "relative_lift": rel[0], "relative_lift_lower": rel[1], "relative_lift_upper": rel[2],
-                     "p_value": p, "lift_lower_simultaneous": lo_s, "lift_upper_simultaneous": hi_s,
-                     "method": method, "note": note})
+        note = (
+            f"fewer than {MIN_NONZERO} users with a non-zero outcome in {few}: the interval may be too narrow"
+            if few
+            else ""
+        )
+        rows.append(
+            {
+                "arm": a,
+                "users": len(y1),
+                "control_users": len(y0),
+                "control_mean": y0.mean(),
+                "mean": y1.mean(),
+                "lift": d,
+                "lift_lower": lo,
+                "lift_upper": hi,
+                "relative_lift": rel[0],
+                "relative_lift_lower": rel[1],
+                "relative_lift_upper": rel[2],
+                "p_value": p,
+                "lift_lower_simultaneous": lo_s,
+                "lift_upper_simultaneous": hi_s,
+                "method": method,
+                "note": note,
+            }
+        )
     out = pd.DataFrame(rows).set_index("arm")
     out.insert(out.columns.get_loc("p_value") + 1, "p_holm", _holm(out["p_value"].to_numpy()))
-    out.attrs.update(outcome=outcome, unit=campaign.unit(outcome), window=campaign.window, alpha=alpha,
-                     control=campaign.control)
+    out.attrs.update(
+        outcome=outcome, unit=campaign.unit(outcome), window=campaign.window, alpha=alpha, control=campaign.control
+    )
     return out
 
 
@@ -134,16 +160,21 @@ def srm_test(campaign: Campaign, allocation: dict | None = None) -> dict:
         unknown = sorted(set(allocation) - set(campaign.arms))
         missing = [a for a in campaign.arms if a not in allocation]
         if unknown or missing:
-            raise ValueError(f"allocation must give a share for each arm {list(campaign.arms)}; "
-                             f"unknown {unknown}, missing {missing}")
+            raise ValueError(
+                f"allocation must give a share for each arm {list(campaign.arms)}; unknown {unknown}, missing {missing}"
+            )
         shares = np.array([float(allocation[a]) for a in campaign.arms])
         if np.any(shares <= 0) or not np.isclose(shares.sum(), 1.0):
             raise ValueError(f"allocation shares must be positive and add up to 1, got {dict(allocation)}")
     expected = shares * counts.sum()
     chi2, p = stats.chisquare(counts, expected)
-    return {"observed": dict(zip(campaign.arms, counts.astype(int).tolist())),
-            "expected": dict(zip(campaign.arms, np.round(expected, 1).tolist())),
-            "chi2": float(chi2), "p_value": float(p), "mismatch": bool(p < SRM_ALPHA)}
+    return {
+        "observed": dict(zip(campaign.arms, counts.astype(int).tolist())),
+        "expected": dict(zip(campaign.arms, np.round(expected, 1).tolist())),
+        "chi2": float(chi2),
+        "p_value": float(p),
+        "mismatch": bool(p < SRM_ALPHA),
+    }
 
 
 def _design(frame: pd.DataFrame, drop_first: bool) -> pd.DataFrame:
@@ -213,7 +244,7 @@ def _ols_hc2(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     beta = np.linalg.solve(r, q.T @ y)
     resid = y - X @ beta
     h = np.einsum("ij,ij->i", q, q)  # leverages
-    w = resid ** 2 / np.clip(1 - h, 1e-12, None)
+    w = resid**2 / np.clip(1 - h, 1e-12, None)
     r_inv = np.linalg.inv(r)
     bread = r_inv @ r_inv.T  # (X'X)^-1
     meat = (X * w[:, None]).T @ X
@@ -246,11 +277,19 @@ def adjusted_lift(campaign: Campaign, outcome: str, covariates=None, *, alpha: f
         beta, cov = _ols_hc2(np.column_stack([ones, t, Zc, Zc * t[:, None]]), y)
         b0 = y[t == 1].mean() - y[t == 0].mean()
         se0, se = float(np.sqrt(cov0[1, 1])), float(np.sqrt(cov[1, 1]))
-        rows.append({"arm": a, "lift": float(beta[1]), "lift_lower": float(beta[1] - z * se),
-                     "lift_upper": float(beta[1] + z * se), "std_error": se, "unadjusted_lift": float(b0),
-                     "unadjusted_std_error": se0,
-                     "variance_reduction": float(1 - se ** 2 / se0 ** 2) if se0 > 0 else 0.0,
-                     "covariates": Z.shape[1]})
+        rows.append(
+            {
+                "arm": a,
+                "lift": float(beta[1]),
+                "lift_lower": float(beta[1] - z * se),
+                "lift_upper": float(beta[1] + z * se),
+                "std_error": se,
+                "unadjusted_lift": float(b0),
+                "unadjusted_std_error": se0,
+                "variance_reduction": float(1 - se**2 / se0**2) if se0 > 0 else 0.0,
+                "covariates": Z.shape[1],
+            }
+        )
     out = pd.DataFrame(rows).set_index("arm")
     out.attrs.update(outcome=outcome, unit=campaign.unit(outcome), covariates=cols, alpha=alpha)
     return out
@@ -276,30 +315,47 @@ class ExperimentReport:
         scale = 100.0 if self.unit == "share of users" else 1.0
         lines = []
         for a, r in self.lifts.iterrows():
-            sig = "significant" if r.get("p_holm", r["p_value"]) < self.lifts.attrs.get("alpha", 0.05) else "not significant"
-            lines.append(f"{a}: {self.outcome} {r['mean'] * scale:.3g} vs {r['control_mean'] * scale:.3g} "
-                         f"{'%' if scale == 100 else unit} {self.window}; lift {r['lift'] * scale:+.3g} {unit} "
-                         f"(95% {r['lift_lower'] * scale:+.3g} to {r['lift_upper'] * scale:+.3g}), relative "
-                         f"{r['relative_lift']:+.1%}; {sig} after Holm's correction (p {r['p_holm']:.2g})")
+            sig = (
+                "significant"
+                if r.get("p_holm", r["p_value"]) < self.lifts.attrs.get("alpha", 0.05)
+                else "not significant"
+            )
+            lines.append(
+                f"{a}: {self.outcome} {r['mean'] * scale:.3g} vs {r['control_mean'] * scale:.3g} "
+                f"{'%' if scale == 100 else unit} {self.window}; lift {r['lift'] * scale:+.3g} {unit} "
+                f"(95% {r['lift_lower'] * scale:+.3g} to {r['lift_upper'] * scale:+.3g}), relative "
+                f"{r['relative_lift']:+.1%}; {sig} after Holm's correction (p {r['p_holm']:.2g})"
+            )
         return "\n".join(lines + self.notes)
 
 
-def analyze(campaign: Campaign, outcome: str, *, alpha: float = 0.05, allocation: dict | None = None,
-            covariates=None) -> ExperimentReport:
+def analyze(
+    campaign: Campaign, outcome: str, *, alpha: float = 0.05, allocation: dict | None = None, covariates=None
+) -> ExperimentReport:
     """Arms, lifts, the regression-adjusted lifts, the sample-ratio test and covariate balance
     of one outcome, with notes on anything that weakens the result."""
-    report = ExperimentReport(outcome=outcome, unit=campaign.unit(outcome), window=campaign.window,
-                              arms=arm_summary(campaign, outcome), lifts=lift_table(campaign, outcome, alpha=alpha),
-                              adjusted=adjusted_lift(campaign, outcome, covariates, alpha=alpha),
-                              srm=srm_test(campaign, allocation), balance=balance(campaign, covariates))
+    report = ExperimentReport(
+        outcome=outcome,
+        unit=campaign.unit(outcome),
+        window=campaign.window,
+        arms=arm_summary(campaign, outcome),
+        lifts=lift_table(campaign, outcome, alpha=alpha),
+        adjusted=adjusted_lift(campaign, outcome, covariates, alpha=alpha),
+        srm=srm_test(campaign, allocation),
+        balance=balance(campaign, covariates),
+    )
     if report.srm["mismatch"]:
-        report.notes.append(f"SAMPLE RATIO MISMATCH: arm sizes {report.srm['observed']} against the planned "
-                            f"{report.srm['expected']} (p {report.srm['p_value']:.2g}): the assignment or its "
-                            "logging is broken; do not trust the lifts")
+        report.notes.append(
+            f"SAMPLE RATIO MISMATCH: arm sizes {report.srm['observed']} against the planned "
+            f"{report.srm['expected']} (p {report.srm['p_value']:.2g}): the assignment or its "
+            "logging is broken; do not trust the lifts"
+        )
     bad = report.balance.index[report.balance["imbalanced"]].tolist()
     if bad:
-        report.notes.append(f"covariates with a standardised mean difference above {SMD_LIMIT}: {bad}; the "
-                            "adjusted lifts correct for them")
+        report.notes.append(
+            f"covariates with a standardised mean difference above {SMD_LIMIT}: {bad}; the "
+            "adjusted lifts correct for them"
+        )
     for a, r in report.lifts.iterrows():
         if r["note"]:
             report.notes.append(f"{a}: {r['note']}")

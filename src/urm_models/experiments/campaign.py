@@ -38,9 +38,19 @@ def _validated(assignments: pd.DataFrame, control, arms) -> tuple[pd.DataFrame, 
     return checked, checked.attrs["campaign"]["control"], tuple(checked.attrs["campaign"]["arms"])
 
 
-def from_transactions(transactions: pd.DataFrame, assignments: pd.DataFrame, *, window: float, freq: str = "W",
-                      control=None, arms=None, btyd: bool = True, clv_horizon: int = 12, currency: str = "",
-                      name: str = "campaign") -> Campaign:
+def from_transactions(
+    transactions: pd.DataFrame,
+    assignments: pd.DataFrame,
+    *,
+    window: float,
+    freq: str = "W",
+    control=None,
+    arms=None,
+    btyd: bool = True,
+    clv_horizon: int = 12,
+    currency: str = "",
+    name: str = "campaign",
+) -> Campaign:
     """The :class:`~urm_models.campaigns.Campaign` of an assignment file (``user_id, arm,
     sent_at``: :func:`urm_models.campaigns.load_assignments`) on a data set's ``transactions``.
 
@@ -63,8 +73,12 @@ def from_transactions(transactions: pd.DataFrame, assignments: pd.DataFrame, *, 
             f"assignments: column sent_at: {int(late.sum()):,} of {len(asg):,} users were sent the campaign after "
             f"{latest:%Y-%m-%d}, so their {window:g} {UNIT_WORDS[freq]} outcome window ends after the last purchase "
             f"in the transactions ({last:%Y-%m-%d}): their outcomes are not observed yet. Pass a shorter window= "
-            "or leave those sends out", source="assignments",
-            failures=pd.DataFrame([{"column": "sent_at", "check": "outcome_window_observed", "n_rows": int(late.sum())}]))
+            "or leave those sends out",
+            source="assignments",
+            failures=pd.DataFrame(
+                [{"column": "sent_at", "check": "outcome_window_observed", "n_rows": int(late.sum())}]
+            ),
+        )
     parts = []
     spec = {"freq": freq, "window": float(window), "btyd": bool(btyd), "clv_horizon": int(clv_horizon)}
     for day, group in asg.assign(_day=send).groupby("_day", sort=True):
@@ -72,24 +86,38 @@ def from_transactions(transactions: pd.DataFrame, assignments: pd.DataFrame, *, 
         users = pd.Index(group["user_id"].astype(str), name="user_id")
         X = features_at(transactions, cutoff, users, **spec)
         out = window_outcomes(transactions, day, window, freq).reindex(users)
-        part = pd.DataFrame({"user_id": users, "arm": group["arm"].astype(str).to_numpy(),
-                             "sent_at": group["sent_at"].to_numpy(),
-                             "purchases": out["purchases"].fillna(0).astype("int64").to_numpy(),
-                             "converted": (out["purchases"].fillna(0) > 0).astype("int64").to_numpy(),
-                             "spend": out["spend"].fillna(0.0).to_numpy()})
+        part = pd.DataFrame(
+            {
+                "user_id": users,
+                "arm": group["arm"].astype(str).to_numpy(),
+                "sent_at": group["sent_at"].to_numpy(),
+                "purchases": out["purchases"].fillna(0).astype("int64").to_numpy(),
+                "converted": (out["purchases"].fillna(0) > 0).astype("int64").to_numpy(),
+                "spend": out["spend"].fillna(0.0).to_numpy(),
+            }
+        )
         parts.append(pd.concat([part.reset_index(drop=True), X.reset_index(drop=True)], axis=1))
     data = pd.concat(parts, ignore_index=True)
     feats = tuple(c for c in data.columns if c not in ("user_id", "arm", "sent_at", *OUTCOMES))
     words = f"{window:g} {UNIT_WORDS[freq][:-1] if window == 1 else UNIT_WORDS[freq]}"
-    camp = Campaign(data=data, control=control, arms=arm_order, outcomes=OUTCOMES, features=feats, name=name,
-                    window=f"in the {words} from the send day", units={"spend": currency or "amount",
-                                                                        "purchases": "purchase days per user"},
-                    source="assignments", features_spec=spec)
+    camp = Campaign(
+        data=data,
+        control=control,
+        arms=arm_order,
+        outcomes=OUTCOMES,
+        features=feats,
+        name=name,
+        window=f"in the {words} from the send day",
+        units={"spend": currency or "amount", "purchases": "purchase days per user"},
+        source="assignments",
+        features_spec=spec,
+    )
     return camp
 
 
-def features_at(transactions, cutoff, users=None, *, freq: str = "W", window: float = 4.0, btyd: bool = True,
-                clv_horizon: int = 12) -> pd.DataFrame:
+def features_at(
+    transactions, cutoff, users=None, *, freq: str = "W", window: float = 4.0, btyd: bool = True, clv_horizon: int = 12
+) -> pd.DataFrame:
     """The campaign features of ``users`` (default: everyone with a purchase up to ``cutoff``)
     from the purchases on or before ``cutoff``, indexed by ``user_id``: what
     :func:`from_transactions` computes the day before a send and what scoring computes at its
@@ -114,11 +142,18 @@ def _btyd_scores(transactions, cutoff, freq: str, window: float, clv_horizon: in
         purchase = ParetoNBD().fit(rfm)
         spend = GammaGamma().fit(rfm)
     except (ConvergenceError, ValueError) as exc:
-        raise ValueError(f"the BTYD features at {cutoff:%Y-%m-%d} cannot be fitted ({exc}); pass btyd=False to "
-                         "build the campaign from the activity features alone") from None
+        raise ValueError(
+            f"the BTYD features at {cutoff:%Y-%m-%d} cannot be fitted ({exc}); pass btyd=False to "
+            "build the campaign from the activity features alone"
+        ) from None
     scores = CLVScorer(purchase, spend, rfm_freq=freq, horizon=clv_horizon, freq="M", churn_window=window).predict(rfm)
-    scores = scores.rename(columns={"expected_purchases": "btyd_expected_purchases", "p_churn": "btyd_p_no_purchase",
-                                    "expected_remaining_lifetime": "btyd_remaining_lifetime"})
+    scores = scores.rename(
+        columns={
+            "expected_purchases": "btyd_expected_purchases",
+            "p_churn": "btyd_p_no_purchase",
+            "expected_remaining_lifetime": "btyd_remaining_lifetime",
+        }
+    )
     return scores[["p_alive", "btyd_p_no_purchase", "btyd_expected_purchases", "clv"]].astype(float)
 
 

@@ -46,12 +46,12 @@ def difference_of_means(y1: np.ndarray, y0: np.ndarray, z: float):
     v1, v0 = y1.var(ddof=1) / n1, y0.var(ddof=1) / n0
     d, se = m1 - m0, np.sqrt(v1 + v0)
     if m1 > 0 and m0 > 0:
-        se_log = np.sqrt(v1 / m1 ** 2 + v0 / m0 ** 2)
+        se_log = np.sqrt(v1 / m1**2 + v0 / m0**2)
         rel = (m1 / m0 - 1, m1 / m0 * np.exp(-z * se_log) - 1, m1 / m0 * np.exp(z * se_log) - 1)
     else:
         rel = (np.nan, np.nan, np.nan)
     if se > 0:
-        df = (v1 + v0) ** 2 / (v1 ** 2 / max(n1 - 1, 1) + v0 ** 2 / max(n0 - 1, 1))
+        df = (v1 + v0) ** 2 / (v1**2 / max(n1 - 1, 1) + v0**2 / max(n0 - 1, 1))
         p = 2 * stats.t.sf(abs(d) / se, df)
     else:
         p = 1.0 if d == 0 else 0.0

@@ -31,16 +31,27 @@ def _variances(baseline: float, delta: float, sd: float | None) -> tuple[float, 
     if sd is None:
         p1 = baseline + delta
         if not 0 < baseline < 1 or not 0 < p1 < 1:
-            raise ValueError(f"a binary outcome needs rates in (0, 1): control {baseline}, with the lift {p1}; "
-                             "for an amount pass sd=")
+            raise ValueError(
+                f"a binary outcome needs rates in (0, 1): control {baseline}, with the lift {p1}; "
+                "for an amount pass sd="
+            )
         return baseline * (1 - baseline), p1 * (1 - p1)
     if not sd > 0:
         raise ValueError(f"sd must be positive, got {sd}")
-    return sd ** 2, sd ** 2
+    return sd**2, sd**2
 
 
-def sample_size(baseline: float, mde: float, *, relative: bool = False, sd: float | None = None,
-                alpha: float = 0.05, power: float = 0.8, treatments: int = 1, ratio: float = 1.0) -> dict:
+def sample_size(
+    baseline: float,
+    mde: float,
+    *,
+    relative: bool = False,
+    sd: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    treatments: int = 1,
+    ratio: float = 1.0,
+) -> dict:
     """Users needed to detect a lift of ``mde`` (absolute, or relative to ``baseline`` with
     ``relative=True``) over the control mean ``baseline``.
 
@@ -54,16 +65,32 @@ def sample_size(baseline: float, mde: float, *, relative: bool = False, sd: floa
     if not ratio > 0:
         raise ValueError(f"ratio must be positive, got {ratio}")
     v0, v1 = _variances(baseline, delta, sd)
-    n0 = math.ceil(_z(alpha, power, treatments) ** 2 * (v0 + v1 / ratio) / delta ** 2)
+    n0 = math.ceil(_z(alpha, power, treatments) ** 2 * (v0 + v1 / ratio) / delta**2)
     n1 = math.ceil(n0 * ratio)
-    return {"control": n0, "per_treatment": n1, "total": n0 + treatments * n1, "baseline": baseline,
-            "lift": delta, "relative_lift": delta / baseline if baseline else float("nan"),
-            "alpha": alpha, "power": power, "treatments": treatments}
+    return {
+        "control": n0,
+        "per_treatment": n1,
+        "total": n0 + treatments * n1,
+        "baseline": baseline,
+        "lift": delta,
+        "relative_lift": delta / baseline if baseline else float("nan"),
+        "alpha": alpha,
+        "power": power,
+        "treatments": treatments,
+    }
 
 
-def minimum_detectable_effect(n_control: int, baseline: float, *, sd: float | None = None, alpha: float = 0.05,
-                              power: float = 0.8, treatments: int = 1, ratio: float = 1.0,
-                              direction: int = 1) -> dict:
+def minimum_detectable_effect(
+    n_control: int,
+    baseline: float,
+    *,
+    sd: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    treatments: int = 1,
+    ratio: float = 1.0,
+    direction: int = 1,
+) -> dict:
     """The smallest lift (``direction`` +1: an increase, -1: a decrease) that ``n_control``
     control users and ``ratio`` times as many per treatment arm detect with ``power``.
     Returns ``lift`` (absolute), ``relative_lift`` and the inputs."""
@@ -71,11 +98,10 @@ def minimum_detectable_effect(n_control: int, baseline: float, *, sd: float | No
         raise ValueError(f"need n_control >= 2 and ratio > 0, got {n_control}, {ratio}")
     zz = _z(alpha, power, treatments)
     if sd is not None:
-        delta = zz * math.sqrt(sd ** 2 * (1 + 1 / ratio) / n_control)
+        delta = zz * math.sqrt(sd**2 * (1 + 1 / ratio) / n_control)
     else:
         if not 0 < baseline < 1:
-            raise ValueError(f"a binary outcome needs a control rate in (0, 1), got {baseline}; for an amount "
-                             "pass sd=")
+            raise ValueError(f"a binary outcome needs a control rate in (0, 1), got {baseline}; for an amount pass sd=")
         room = (1 - baseline) if direction > 0 else baseline
 
         def gap(d):
@@ -87,6 +113,13 @@ def minimum_detectable_effect(n_control: int, baseline: float, *, sd: float | No
             raise ValueError(f"{n_control} control users cannot detect any lift from {baseline} with power {power}")
         delta = optimize.brentq(gap, 1e-12, hi)
     delta = float(np.sign(direction) * delta)
-    return {"lift": delta, "relative_lift": delta / baseline if baseline else float("nan"),
-            "control": int(n_control), "per_treatment": int(math.ceil(n_control * ratio)), "baseline": baseline,
-            "alpha": alpha, "power": power, "treatments": treatments}
+    return {
+        "lift": delta,
+        "relative_lift": delta / baseline if baseline else float("nan"),
+        "control": int(n_control),
+        "per_treatment": int(math.ceil(n_control * ratio)),
+        "baseline": baseline,
+        "alpha": alpha,
+        "power": power,
+        "treatments": treatments,
+    }

@@ -53,8 +53,11 @@ def incremental_value(effects: pd.DataFrame, *, value=1.0, cost=0.0) -> pd.DataF
 
 def _ranked(best: pd.Series) -> pd.Index:
     """Users by ``best`` descending, ties by user (so that a ranking never depends on row order)."""
-    order = best.to_frame("v").assign(_u=best.index.astype(str)).sort_values(["v", "_u"], ascending=[False, True],
-                                                                         kind="mergesort")
+    order = (
+        best.to_frame("v")
+        .assign(_u=best.index.astype(str))
+        .sort_values(["v", "_u"], ascending=[False, True], kind="mergesort")
+    )
     return order.index
 
 
@@ -67,8 +70,9 @@ def _cap(n: int, share: float | None, budget: float | None, costs: pd.Series | N
     return max(0, limit)
 
 
-def uplift_policy(net: pd.DataFrame, *, control, share: float | None = None, budget: float | None = None,
-                  cost=0.0) -> pd.Series:
+def uplift_policy(
+    net: pd.DataFrame, *, control, share: float | None = None, budget: float | None = None, cost=0.0
+) -> pd.Series:
     """Each user's arm from their expected incremental value per arm (``net``:
     :func:`incremental_value`): the arm with the largest value, for the users where it is
     positive, best first, at most ``share`` of all users and ``budget`` in contact costs
@@ -85,8 +89,9 @@ def uplift_policy(net: pd.DataFrame, *, control, share: float | None = None, bud
     return out
 
 
-def score_policy(scores: pd.DataFrame, *, control, share: float | None = None, budget: float | None = None,
-                 cost=0.0) -> pd.Series:
+def score_policy(
+    scores: pd.DataFrame, *, control, share: float | None = None, budget: float | None = None, cost=0.0
+) -> pd.Series:
     """Targeting by a score instead of an effect (a response model's predicted outcome under
     each arm, or a churn model's risk): each user's best-scoring arm, the highest scores first,
     up to ``share`` of the users or ``budget``; positive or not (a score says who, not whether
@@ -122,8 +127,17 @@ def _check_limits(share, budget):
         raise ValueError(f"budget must be non-negative, got {budget}")
 
 
-def policy_value(policy: pd.Series, y: pd.Series, arm: pd.Series, *, control, propensity: dict | pd.Series,
-                 outcomes: pd.DataFrame | None = None, cost=0.0, alpha: float = 0.05) -> dict:
+def policy_value(
+    policy: pd.Series,
+    y: pd.Series,
+    arm: pd.Series,
+    *,
+    control,
+    propensity: dict | pd.Series,
+    outcomes: pd.DataFrame | None = None,
+    cost=0.0,
+    alpha: float = 0.05,
+) -> dict:
     """What ``policy`` (an arm per user) earns per user over contacting no one, estimated on
     users randomised to ``arm`` with known shares ``propensity`` (``{arm: share}``): net of the
     contact ``cost`` (a number or ``{arm: cost}``), in ``y``'s unit.
@@ -170,8 +184,16 @@ def policy_value(policy: pd.Series, y: pd.Series, arm: pd.Series, *, control, pr
     est = float(psi.mean())
     se = float(psi.std(ddof=1) / np.sqrt(n))
     z = stats.norm.ppf(1 - alpha / 2)
-    return {"value": est, "std_error": se, "lower": est - z * se, "upper": est + z * se, "total": est * n,
-            "contacted": float((pi != control).mean()), "users": n, "method": method}
+    return {
+        "value": est,
+        "std_error": se,
+        "lower": est - z * se,
+        "upper": est + z * se,
+        "total": est * n,
+        "contacted": float((pi != control).mean()),
+        "users": n,
+        "method": method,
+    }
 
 
 def compare_policies(policies: dict, y: pd.Series, arm: pd.Series, **kwargs) -> pd.DataFrame:
@@ -211,14 +233,26 @@ def value_per_unit(campaign, outcome: str, value_outcome: str, alpha: float = 0.
             notes.append(a)
     basis = f"measured: lift in {value_outcome} / lift in {outcome} per arm"
     if notes:
-        basis += (f"; for {notes} (lift in {outcome} not significant) the mean {value_outcome} per {outcome} of the "
-                  "arm's users, not a measured effect")
+        basis += (
+            f"; for {notes} (lift in {outcome} not significant) the mean {value_outcome} per {outcome} of the "
+            "arm's users, not a measured effect"
+        )
     return values, basis
 
 
-def evaluate_policies(campaign, outcome: str, *, value_outcome: str | None = None, share: float = 0.3,
-                      cost=0.0, folds: int = 5, seed: int = 0, model=None, alpha: float = 0.05,
-                      test_users=None) -> dict:
+def evaluate_policies(
+    campaign,
+    outcome: str,
+    *,
+    value_outcome: str | None = None,
+    share: float = 0.3,
+    cost=0.0,
+    folds: int = 5,
+    seed: int = 0,
+    model=None,
+    alpha: float = 0.05,
+    test_users=None,
+) -> dict:
     """Targeting policies compared on held-out users of ``campaign``, by cross-fitting: the users
     are split into ``folds`` (stratified by arm and outcome); each fold's users get the arms the
     policies choose with models fitted on the other folds only, so every user is held out from
@@ -274,8 +308,15 @@ def evaluate_policies(campaign, outcome: str, *, value_outcome: str | None = Non
         mu = t.predict_outcomes(X.iloc[test])
         response = pd.DataFrame({a: mu[a] * values[a] for a in campaign.treatments}, index=mu.index)
         parts["response model"].append(score_policy(response, control=control, share=share))
-        lift = {a: (y[train][arm.iloc[train].to_numpy() == a].mean() - y[train][arm.iloc[train].to_numpy() == control].mean())
-                * values[a] - float(costs[a]) for a in campaign.treatments}
+        lift = {
+            a: (
+                y[train][arm.iloc[train].to_numpy() == a].mean()
+                - y[train][arm.iloc[train].to_numpy() == control].mean()
+            )
+            * values[a]
+            - float(costs[a])
+            for a in campaign.treatments
+        }
         best = max(lift, key=lift.get)
         best_arms.append(best)
         # the least likely to reach the outcome without a contact come first
@@ -300,8 +341,15 @@ def evaluate_policies(campaign, outcome: str, *, value_outcome: str | None = Non
         est, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
         diff.append({"policy": name, "difference": est, "std_error": se, "lower": est - z * se, "upper": est + z * se})
     values, basis = value_per_unit(campaign, outcome, value_outcome, alpha)
-    return {"values": table, "difference": pd.DataFrame(diff).set_index("policy"), "policies": policies,
-            "value_per_unit": values, "basis": basis, "share": share, "folds": folds}
+    return {
+        "values": table,
+        "difference": pd.DataFrame(diff).set_index("policy"),
+        "policies": policies,
+        "value_per_unit": values,
+        "basis": basis,
+        "share": share,
+        "folds": folds,
+    }
 
 
 def _clone(model, control, learner=None):
@@ -321,8 +369,7 @@ def _terms(policy, y, arm, *, control, propensity, cost=0.0, alpha=0.05) -> np.n
     pi = policy.to_numpy(object)
     av = arm.reindex(policy.index).to_numpy(object)
     yv = y.reindex(policy.index).to_numpy(float)
-    return ((av == pi) * yv / e.reindex(pi).to_numpy() - (av == control) * yv / e[control]
-            - costs.reindex(pi).to_numpy())
+    return (av == pi) * yv / e.reindex(pi).to_numpy() - (av == control) * yv / e[control] - costs.reindex(pi).to_numpy()
 
 
 class UpliftPolicy:
@@ -336,8 +383,19 @@ class UpliftPolicy:
     recommended arm's effect times its value, **before** the contact's cost (0 for the
     control), so that a budget decision (``segments.target_list``) subtracts its own cost once."""
 
-    def __init__(self, model, value_per_unit: dict, *, cost=0.0, outcome: str, value_outcome: str, basis: str = "",
-                 window: str = "", unit: str = "", features_spec: dict | None = None):
+    def __init__(
+        self,
+        model,
+        value_per_unit: dict,
+        *,
+        cost=0.0,
+        outcome: str,
+        value_outcome: str,
+        basis: str = "",
+        window: str = "",
+        unit: str = "",
+        features_spec: dict | None = None,
+    ):
         self.model = model
         self.value_per_unit = {str(k): float(v) for k, v in value_per_unit.items()}
         self.cost = cost
@@ -369,8 +427,9 @@ class UpliftPolicy:
         for a in net.columns:
             out[f"incremental_value[{a}]"] = net[a].to_numpy()
         chosen = net.idxmax(axis=1).to_numpy()
-        gross = effects.to_numpy()[np.arange(len(effects)), effects.columns.get_indexer(chosen)] * \
-            np.array([self.value_per_unit[a] for a in chosen])
+        gross = effects.to_numpy()[np.arange(len(effects)), effects.columns.get_indexer(chosen)] * np.array(
+            [self.value_per_unit[a] for a in chosen]
+        )
         contact = best.to_numpy() > 0
         out["recommended_arm"] = np.where(contact, chosen, str(self.control))
         out["expected_incremental_value"] = np.where(contact, gross, 0.0)

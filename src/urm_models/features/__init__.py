@@ -5,4 +5,19 @@ from .periods import period_summary
 from .cohorts import activity_sql, cohort_of, cohort_retention, kpis, nps, overview
 from .rfm import first_purchase, rfm_sql, rfm_summary
 
-__all__ = ["activity_features", "churn_labels", "churn_window", "shifted_window", "period_summary", "rfm_summary", "rfm_sql", "first_purchase", "cohort_retention", "kpis", "nps", "activity_sql", "overview", "cohort_of"]
+__all__ = [
+    "activity_features",
+    "churn_labels",
+    "churn_window",
+    "shifted_window",
+    "period_summary",
+    "rfm_summary",
+    "rfm_sql",
+    "first_purchase",
+    "cohort_retention",
+    "kpis",
+    "nps",
+    "activity_sql",
+    "overview",
+    "cohort_of",
+]

@@ -52,8 +52,10 @@ def activity_sql(cutoff, freq: str = "W", windows=(4, 13, 26), source: str = "tr
         win_cols.append(f"SUM(CASE WHEN d > {cut} - INTERVAL {days} DAY THEN amount ELSE 0.0 END) AS spend_{w}")
     w0 = windows[0]
     d0 = int(round(w0 * UNIT_DAYS[freq]))
-    win_cols.append(f"SUM(CASE WHEN d > {cut} - INTERVAL {2 * d0} DAY AND d <= {cut} - INTERVAL {d0} DAY "
-                    f"THEN 1 ELSE 0 END) AS purchases_prev_{w0}")
+    win_cols.append(
+        f"SUM(CASE WHEN d > {cut} - INTERVAL {2 * d0} DAY AND d <= {cut} - INTERVAL {d0} DAY "
+        f"THEN 1 ELSE 0 END) AS purchases_prev_{w0}"
+    )
     windowed = [f"purchases_{w}, spend_{w}" for w in windows]
     return f"""WITH {days_cte(source, cut)},
 gaps AS (
@@ -74,21 +76,22 @@ per_user AS (
            SUM(amount) / CAST(COUNT(*) AS DOUBLE) AS avg_spend,
            AVG(gap) AS gap_mean, STDDEV_SAMP(gap) AS gap_std, MAX(gap) AS gap_max,
            ARG_MAX(gap, d) AS gap_last,
-           {(',' + chr(10) + '           ').join(win_cols)}
+           {("," + chr(10) + "           ").join(win_cols)}
     FROM gaps
     GROUP BY user_id
 )
 SELECT user_id, frequency, recency, T, time_since_last, monetary, total_spend, avg_spend,
        COALESCE(gap_mean, T) AS gap_mean, COALESCE(gap_std, 0.0) AS gap_std,
        COALESCE(gap_max, T) AS gap_max, COALESCE(gap_last, 0.0) AS gap_last,
-       {', '.join(windowed)},
+       {", ".join(windowed)},
        CAST(purchases_{w0} - purchases_prev_{w0} AS BIGINT) AS trend
 FROM per_user
 ORDER BY user_id"""
 
 
-def activity_features(transactions, cutoff, freq: str = "W", windows=(4, 13, 26),
-                      engine: str | None = None) -> pd.DataFrame:
+def activity_features(
+    transactions, cutoff, freq: str = "W", windows=(4, 13, 26), engine: str | None = None
+) -> pd.DataFrame:
     """Per-user features from the activity on or before ``cutoff`` (all times in ``freq`` units).
 
     Columns: ``frequency, recency, T`` (= tenure), ``time_since_last, monetary, total_spend,
@@ -126,18 +129,23 @@ def churn_window(transactions, cutoff, horizon: float, freq: str = "W", step: in
     if step <= 0 or horizon < step:
         raise ValueError(f"need 0 < step <= horizon, got step={step}, horizon={horizon}")
     cut = _date(cutoff, "cutoff")
-    first = run_sql(transactions, f"""
+    first = run_sql(
+        transactions,
+        f"""
         SELECT MIN(CAST(ts AS DATE)) AS first FROM transactions
-        WHERE CAST(ts AS DATE) <= DATE '{cut:%Y-%m-%d}' GROUP BY user_id""")["first"]
+        WHERE CAST(ts AS DATE) <= DATE '{cut:%Y-%m-%d}' GROUP BY user_id""",
+    )["first"]
     first = pd.to_datetime(first)
     for w in range(int(horizon // step) * step, 0, -step):
         start = window_start(cut, w, freq)
         known = first[first <= start]
         if len(known) and ((start - known).dt.days / UNIT_DAYS[freq]).median() >= w:
             return w
-    raise ValueError(f"the data hold too little history before {cut:%Y-%m-%d} for a shifted-window churn "
-                     f"model: at {step} {freq} before it the median user has less than {step} {freq} of "
-                     f"history. Choose a later cutoff or a shorter step.")
+    raise ValueError(
+        f"the data hold too little history before {cut:%Y-%m-%d} for a shifted-window churn "
+        f"model: at {step} {freq} before it the median user has less than {step} {freq} of "
+        f"history. Choose a later cutoff or a shorter step."
+    )
 
 
 def shifted_window(transactions, cutoff, window: float, freq: str = "W", windows=(4, 13, 26)):

@@ -22,8 +22,7 @@ def _cut_literal(cutoff) -> str | None:
     return f"DATE '{_date(cutoff, 'cutoff'):%Y-%m-%d}'" if cutoff is not None else None
 
 
-def activity_sql(freq: str = "M", cutoff=None, source: str = "transactions",
-                 dialect: str = "duckdb") -> str:
+def activity_sql(freq: str = "M", cutoff=None, source: str = "transactions", dialect: str = "duckdb") -> str:
     """One row per (user, period) with activity: cohort, revenue, purchase days, flags."""
     if freq not in _TRUNC:
         raise ValueError(f"freq must be one of {sorted(_TRUNC)}, not {freq!r}")
@@ -54,6 +53,7 @@ LEFT JOIN seconds AS s ON s.user_id = a.user_id"""
     if dialect == "duckdb":
         return sql
     import sqlglot
+
     return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
 
 
@@ -89,8 +89,9 @@ def _offset(a: pd.Series, b: pd.Series, freq: str) -> pd.Series:
     return days // 7 if freq == "W" else days
 
 
-def cohort_retention(transactions, freq: str = "M", cutoff=None, counts: bool = False,
-                     engine: str | None = None) -> pd.DataFrame:
+def cohort_retention(
+    transactions, freq: str = "M", cutoff=None, counts: bool = False, engine: str | None = None
+) -> pd.DataFrame:
     """Cohort x period matrix: the share of each cohort active in each period since its start.
 
     Rows are cohorts (label of the first-purchase period), columns the number of periods since
@@ -130,8 +131,14 @@ def nps(feedback: pd.DataFrame, freq: str | None = None) -> pd.Series | float:
     return val.groupby(period.to_numpy()).mean().rename("nps")
 
 
-def kpis(transactions, freq: str = "M", cutoff=None, by: str | None = None,
-         feedback: pd.DataFrame | None = None, engine: str | None = None) -> pd.DataFrame:
+def kpis(
+    transactions,
+    freq: str = "M",
+    cutoff=None,
+    by: str | None = None,
+    feedback: pd.DataFrame | None = None,
+    engine: str | None = None,
+) -> pd.DataFrame:
     """Relationship KPIs per calendar period (``by=None``) or per cohort and period (``by="cohort"``).
 
     Columns: ``active_users``, ``new_users``, ``retained_users`` (active in this period and the
@@ -147,8 +154,9 @@ def kpis(transactions, freq: str = "M", cutoff=None, by: str | None = None,
     if tot.empty:
         raise ValueError("no transactions on or before the cutoff")
     keys = ["period"] if by is None else ["cohort", "period"]
-    g = tot.groupby(keys)[["active_users", "new_users", "retained_users", "new_repeaters", "revenue",
-                           "purchase_days"]].sum()
+    g = tot.groupby(keys)[
+        ["active_users", "new_users", "retained_users", "new_repeaters", "revenue", "purchase_days"]
+    ].sum()
     start, end = tot["period"].min(), tot["period"].max()
     # W-SUN periods start on Monday, as DuckDB's week truncation does
     pidx = pd.DatetimeIndex(pd.period_range(start, end, freq=_PANDAS_FREQ[freq]).start_time)
@@ -184,9 +192,13 @@ def kpis(transactions, freq: str = "M", cutoff=None, by: str | None = None,
         if by is None:
             out["nps"] = fb.groupby("period")["nps_value"].mean().reindex(out.index)
         else:
-            first = run_sql(transactions, f"""WITH {days_cte('transactions', _cut_literal(cutoff))}
+            first = run_sql(
+                transactions,
+                f"""WITH {days_cte("transactions", _cut_literal(cutoff))}
                 SELECT user_id, CAST(DATE_TRUNC('{_TRUNC[freq]}', MIN(d)) AS DATE) AS cohort FROM days
-                GROUP BY user_id""", engine)
+                GROUP BY user_id""",
+                engine,
+            )
             cohorts = pd.Series(pd.to_datetime(first["cohort"]).to_numpy(), index=first["user_id"].astype(str))
             fb["cohort"] = fb["user_id"].astype(str).map(cohorts)
             s = fb.dropna(subset=["cohort"]).groupby(["cohort", "period"])["nps_value"].mean()
@@ -197,7 +209,8 @@ def kpis(transactions, freq: str = "M", cutoff=None, by: str | None = None,
     else:
         out.index = pd.MultiIndex.from_arrays(
             [_label(out.index.get_level_values(0), freq), _label(out.index.get_level_values(1), freq)],
-            names=["cohort", "period"])
+            names=["cohort", "period"],
+        )
     return out
 
 
@@ -207,20 +220,21 @@ def overview(transactions: pd.DataFrame, rfm: pd.DataFrame | None = None) -> dic
     out = {
         "n_users": int(transactions["user_id"].nunique()),
         "n_transactions": int(len(transactions)),
-        "n_purchase_days": int(transactions.assign(_d=ts.dt.normalize())
-                               .drop_duplicates(["user_id", "_d"]).shape[0]),
+        "n_purchase_days": int(transactions.assign(_d=ts.dt.normalize()).drop_duplicates(["user_id", "_d"]).shape[0]),
         "revenue": float(transactions["amount"].sum()),
         "first_ts": ts.min().isoformat(),
         "last_ts": ts.max().isoformat(),
     }
     if rfm is not None:
-        out.update({
-            "rfm_users": int(len(rfm)),
-            "calibration_repeat_purchases": int(rfm["frequency"].sum()),
-            "repeat_customers": int((rfm["frequency"] > 0).sum()),
-            "share_repeat_customers": float((rfm["frequency"] > 0).mean()),
-            "mean_monetary_repeaters": float(rfm.loc[rfm["frequency"] > 0, "monetary"].mean()),
-        })
+        out.update(
+            {
+                "rfm_users": int(len(rfm)),
+                "calibration_repeat_purchases": int(rfm["frequency"].sum()),
+                "repeat_customers": int((rfm["frequency"] > 0).sum()),
+                "share_repeat_customers": float((rfm["frequency"] > 0).mean()),
+                "mean_monetary_repeaters": float(rfm.loc[rfm["frequency"] > 0, "monetary"].mean()),
+            }
+        )
         if "frequency_holdout" in rfm:
             out["holdout_purchases"] = int(rfm["frequency_holdout"].sum())
     return out
@@ -236,5 +250,4 @@ def cohort_of(age: pd.Series, as_of, freq: str = "W", cohort_freq: str = "M") ->
     first = _date(as_of, "as_of") - pd.to_timedelta(age.to_numpy(float) * UNIT_DAYS[freq], unit="D")
     start = pd.DatetimeIndex(first).round("D").to_period(_PANDAS_FREQ[cohort_freq]).start_time
     codes, uniques = pd.factorize(start)  # format each distinct period once, not every user
-    return pd.Series(np.asarray(_label(uniques, cohort_freq), dtype=object)[codes], index=age.index,
-                     name="cohort")
+    return pd.Series(np.asarray(_label(uniques, cohort_freq), dtype=object)[codes], index=age.index, name="cohort")

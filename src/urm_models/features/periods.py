@@ -20,12 +20,17 @@ PERIODS = {"Y": "year", "Q": "quarter", "M": "month", "W": "week"}
 
 def _period_end(day: pd.Timestamp, period: str) -> bool:
     nxt = day + pd.Timedelta(days=1)
-    return {"Y": nxt.dayofyear == 1, "Q": nxt.day == 1 and nxt.month in (1, 4, 7, 10),
-            "M": nxt.day == 1, "W": nxt.dayofweek == 0}[period]
+    return {
+        "Y": nxt.dayofyear == 1,
+        "Q": nxt.day == 1 and nxt.month in (1, 4, 7, 10),
+        "M": nxt.day == 1,
+        "W": nxt.dayofweek == 0,
+    }[period]
 
 
-def period_summary(transactions, cutoff, period: str = "Y", holdout_end=None,
-                   engine: str | None = None) -> pd.DataFrame:
+def period_summary(
+    transactions, cutoff, period: str = "Y", holdout_end=None, engine: str | None = None
+) -> pd.DataFrame:
     """Per-user ``frequency, recency, n_periods`` in calendar ``period`` units (``"Y"``,
     ``"Q"``, ``"M"``, ``"W"``: ISO weeks, Monday first) up to ``cutoff``; with ``holdout_end``
     also ``frequency_holdout`` (active periods after the cut-off) and ``n_periods_holdout``.
@@ -44,15 +49,19 @@ def period_summary(transactions, cutoff, period: str = "Y", holdout_end=None,
         ends.append(("holdout_end", end))
     for name, day in ends:
         if not _period_end(day, period):
-            raise ValueError(f"{name} {day:%Y-%m-%d} does not end a {part}: a {part} cut in two would count "
-                             f"as a half-observed opportunity; pass the last day of a {part}")
+            raise ValueError(
+                f"{name} {day:%Y-%m-%d} does not end a {part}: a {part} cut in two would count "
+                f"as a half-observed opportunity; pass the last day of a {part}"
+            )
     last = f"DATE '{(end or cut):%Y-%m-%d}'"
     cut_sql = f"DATE '{cut:%Y-%m-%d}'"
     holdout = ""
     if end is not None:
-        holdout = (f",\n       COUNT(*) FILTER (WHERE a.per > DATE_TRUNC('{part}', {cut_sql})) AS frequency_holdout,"
-                   f"\n       DATE_DIFF('{part}', DATE_TRUNC('{part}', {cut_sql}), DATE_TRUNC('{part}', {last}))"
-                   f" AS n_periods_holdout")
+        holdout = (
+            f",\n       COUNT(*) FILTER (WHERE a.per > DATE_TRUNC('{part}', {cut_sql})) AS frequency_holdout,"
+            f"\n       DATE_DIFF('{part}', DATE_TRUNC('{part}', {cut_sql}), DATE_TRUNC('{part}', {last}))"
+            f" AS n_periods_holdout"
+        )
     sql = f"""
 WITH active AS (
     SELECT CAST(user_id AS VARCHAR) AS user_id, DATE_TRUNC('{part}', CAST(ts AS DATE)) AS per

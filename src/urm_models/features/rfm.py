@@ -52,8 +52,7 @@ def days_cte(source: str, last_day_sql: str | None) -> str:
 )"""
 
 
-def rfm_sql(cutoff, freq: str = "D", holdout_end=None, source: str = "transactions",
-            dialect: str = "duckdb") -> str:
+def rfm_sql(cutoff, freq: str = "D", holdout_end=None, source: str = "transactions", dialect: str = "duckdb") -> str:
     """The SQL that computes :func:`rfm_summary` from a table ``source(user_id, ts, amount)``.
 
     ``dialect`` other than ``"duckdb"`` (e.g. ``"spark"``) is produced by sqlglot from the
@@ -104,6 +103,7 @@ ORDER BY cal.user_id"""
     if dialect == "duckdb":
         return sql
     import sqlglot
+
     return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
 
 
@@ -117,8 +117,10 @@ def memory_limit() -> str:
     """The memory limit every feature query runs under (``URM_DUCKDB_MEMORY_LIMIT``)."""
     value = os.environ.get("URM_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip()
     if not _LIMIT.fullmatch(value):
-        raise ValueError(f"URM_DUCKDB_MEMORY_LIMIT={value!r} is not a memory limit: give a share of RAM "
-                         f"such as '60%' or an amount such as '8GB'")
+        raise ValueError(
+            f"URM_DUCKDB_MEMORY_LIMIT={value!r} is not a memory limit: give a share of RAM "
+            f"such as '60%' or an amount such as '8GB'"
+        )
     return value
 
 
@@ -139,8 +141,10 @@ def connect() -> duckdb.DuckDBPyConnection:
     try:
         make_dirs(spill_dir())  # DuckDB creates one folder level only
     except OSError as exc:
-        raise RuntimeError(f"cannot create DuckDB's spill folder {spill_dir()} ({exc.strerror}): set "
-                           f"URM_HOME to a writable project folder") from None
+        raise RuntimeError(
+            f"cannot create DuckDB's spill folder {spill_dir()} ({exc.strerror}): set "
+            f"URM_HOME to a writable project folder"
+        ) from None
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{limit}'")
     con.execute(f"SET temp_directory = '{str(spill_dir()).replace(chr(39), chr(39) * 2)}'")
@@ -156,15 +160,18 @@ def _relation(con: duckdb.DuckDBPyConnection, transactions) -> None:
     if isinstance(transactions, (str, Path)):
         p = Path(transactions)
         if p.suffix.lower() not in {".parquet", ".pq"}:
-            raise ValueError(f"{p}: rfm_summary reads Parquet paths; load CSV files with "
-                             f"datasets.load_transactions first")
+            raise ValueError(
+                f"{p}: rfm_summary reads Parquet paths; load CSV files with datasets.load_transactions first"
+            )
         con.execute(f"CREATE VIEW transactions AS SELECT * FROM read_parquet('{p.as_posix()}')")
         return
     if isinstance(transactions, pd.DataFrame):
         missing = [c for c in ("user_id", "ts", "amount") if c not in transactions.columns]
         if missing:
-            raise ValueError(f"transactions lack column(s) {missing}; expected user_id, ts, amount "
-                             f"(load them with datasets.load_transactions)")
+            raise ValueError(
+                f"transactions lack column(s) {missing}; expected user_id, ts, amount "
+                f"(load them with datasets.load_transactions)"
+            )
         con.register("transactions", transactions[["user_id", "ts", "amount"]])
         return
     con.register("transactions", transactions)  # arrow tables, duckdb relations
@@ -241,4 +248,3 @@ def first_purchase(transactions, cutoff, engine: str | None = None) -> pd.DataFr
     out = run_sql(transactions, first_purchase_sql(cutoff), engine).set_index("user_id")
     out["first_date"] = pd.to_datetime(out["first_date"]).astype("datetime64[ns]")
     return out
-

@@ -14,6 +14,19 @@ from .targeting import target_list
 from .tiers import DEFAULT_TIER_SHARES, TIERS, tier_report, value_tiers
 from .transitions import transitions
 
-__all__ = ["rfm_scores", "SEGMENT_RULES", "rfm_segments", "value_tiers", "tier_report",
-           "DEFAULT_TIER_SHARES", "TIERS", "STAGES", "lifecycle_stages", "PLAYBOOK",
-           "recommend_actions", "kpis_by", "target_list", "transitions"]
+__all__ = [
+    "rfm_scores",
+    "SEGMENT_RULES",
+    "rfm_segments",
+    "value_tiers",
+    "tier_report",
+    "DEFAULT_TIER_SHARES",
+    "TIERS",
+    "STAGES",
+    "lifecycle_stages",
+    "PLAYBOOK",
+    "recommend_actions",
+    "kpis_by",
+    "target_list",
+    "transitions",
+]

@@ -21,7 +21,6 @@ def _user_table(table, default: pd.DataFrame, what: str) -> pd.DataFrame:
     return table[need]
 
 
-
 def _series(values, index, name) -> pd.Series | None:
     if values is None:
         return None

@@ -9,8 +9,9 @@ from .lifecycle import STAGES
 from .tiers import TIERS
 
 
-def kpis_by(scores: pd.DataFrame, by: str, *, churned=None, revenue=None,
-            feedback: pd.DataFrame | None = None) -> pd.DataFrame:
+def kpis_by(
+    scores: pd.DataFrame, by: str, *, churned=None, revenue=None, feedback: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Relationship KPIs per group (``by``: a column of ``scores``, e.g. tier or cohort).
 
     Columns: ``users``, ``share_of_users``; predicted ``churn_rate`` (mean ``p_churn``) and
@@ -47,7 +48,7 @@ def kpis_by(scores: pd.DataFrame, by: str, *, churned=None, revenue=None,
     if feedback is not None:
         from ..features.cohorts import nps
 
-        latest = (feedback.sort_values("ts").groupby("user_id").tail(1).set_index("user_id")["score"])
+        latest = feedback.sort_values("ts").groupby("user_id").tail(1).set_index("user_id")["score"]
         joined = df[[by]].join(latest.rename("score"), how="inner")
         out["nps"] = pd.Series({k: nps(t) for k, t in joined.groupby(by, observed=True)}, dtype=float)
         out["nps_responses"] = joined.groupby(by, observed=True).size()

@@ -12,9 +12,17 @@ from ._tables import _series
 STAGES = ["lapsed", "new", "reactivated", "at risk", "active"]
 
 
-def lifecycle_stages(age: pd.Series, *, since_last=None, gap_before_last=None, lapsed=None,
-                     risk=None, period: float = 13, lapse_after: float = 26,
-                     at_risk: float = 0.5) -> pd.Series:
+def lifecycle_stages(
+    age: pd.Series,
+    *,
+    since_last=None,
+    gap_before_last=None,
+    lapsed=None,
+    risk=None,
+    period: float = 13,
+    lapse_after: float = 26,
+    at_risk: float = 0.5,
+) -> pd.Series:
     """Lifecycle stage per user; all times in one unit (that of ``age``).
 
     Rules, first match wins:

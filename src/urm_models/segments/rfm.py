@@ -12,19 +12,22 @@ from ._tables import _user_table
 #: monetary scores among repeat buyers, rounded up; 0 for one-time buyers). The first matching
 #: rule wins; the default table covers all 30 (R, FM) cells. Override with your own table (same
 #: columns) or a CSV file of it.
-SEGMENT_RULES = pd.DataFrame([
-    ("Champions", 4, 5, 4, 5),
-    ("Loyal", 3, 5, 3, 5),
-    ("Potential loyalists", 4, 5, 2, 2),
-    ("Promising", 4, 5, 1, 1),
-    ("New", 4, 5, 0, 0),
-    ("Need attention", 3, 3, 1, 2),
-    ("About to sleep", 3, 3, 0, 0),
-    ("Cannot lose", 1, 2, 4, 5),
-    ("At risk", 1, 2, 2, 3),
-    ("Hibernating", 2, 2, 0, 1),
-    ("Lost", 1, 1, 0, 1),
-], columns=["segment", "r_min", "r_max", "fm_min", "fm_max"])
+SEGMENT_RULES = pd.DataFrame(
+    [
+        ("Champions", 4, 5, 4, 5),
+        ("Loyal", 3, 5, 3, 5),
+        ("Potential loyalists", 4, 5, 2, 2),
+        ("Promising", 4, 5, 1, 1),
+        ("New", 4, 5, 0, 0),
+        ("Need attention", 3, 3, 1, 2),
+        ("About to sleep", 3, 3, 0, 0),
+        ("Cannot lose", 1, 2, 4, 5),
+        ("At risk", 1, 2, 2, 3),
+        ("Hibernating", 2, 2, 0, 1),
+        ("Lost", 1, 1, 0, 1),
+    ],
+    columns=["segment", "r_min", "r_max", "fm_min", "fm_max"],
+)
 
 
 def _quintile(values: pd.Series) -> pd.Series:
@@ -83,11 +86,15 @@ def _rules(rules) -> pd.DataFrame:
         return SEGMENT_RULES
     rules = _user_table(rules, SEGMENT_RULES, "the segment rule table")
     grid = [(r, fm) for r in range(1, 6) for fm in range(0, 6)]
-    uncovered = [(r, fm) for r, fm in grid if not ((rules.r_min <= r) & (r <= rules.r_max)
-                                                   & (rules.fm_min <= fm) & (fm <= rules.fm_max)).any()]
+    uncovered = [
+        (r, fm)
+        for r, fm in grid
+        if not ((rules.r_min <= r) & (r <= rules.r_max) & (rules.fm_min <= fm) & (fm <= rules.fm_max)).any()
+    ]
     if uncovered:
-        raise ValueError(f"segment rules leave (R, FM) cells {uncovered} without a segment "
-                         f"(FM = 0 holds the one-time buyers)")
+        raise ValueError(
+            f"segment rules leave (R, FM) cells {uncovered} without a segment (FM = 0 holds the one-time buyers)"
+        )
     return rules
 
 

@@ -10,8 +10,9 @@ import pandas as pd
 MEASURED = "expected_incremental_value"
 
 
-def target_list(scores: pd.DataFrame, budget: float, cost_per_contact: float,
-                success_rate: float | None = None) -> pd.DataFrame:
+def target_list(
+    scores: pd.DataFrame, budget: float, cost_per_contact: float, success_rate: float | None = None
+) -> pd.DataFrame:
     """Whom to contact to maximise the expected value a campaign adds within ``budget``.
 
     Each contact costs ``cost_per_contact``. What a contact adds for user i is, in order:
@@ -36,15 +37,25 @@ def target_list(scores: pd.DataFrame, budget: float, cost_per_contact: float,
     extra = {}
     if measured:
         saving = scores[MEASURED].astype(float).fillna(0.0)
-        var = scores["value_at_risk"].astype(float) if "value_at_risk" in scores else pd.Series(np.nan, index=scores.index)
-        versions = scores["model_versions"].dropna().iloc[0] if "model_versions" in scores and scores["model_versions"].notna().any() else ""
+        var = (
+            scores["value_at_risk"].astype(float)
+            if "value_at_risk" in scores
+            else pd.Series(np.nan, index=scores.index)
+        )
+        versions = (
+            scores["model_versions"].dropna().iloc[0]
+            if "model_versions" in scores and scores["model_versions"].notna().any()
+            else ""
+        )
         basis = f"measured: the uplift model's expected incremental value per user ({versions})".replace(" ()", "")
         if "recommended_arm" in scores:
             extra["recommended_arm"] = scores["recommended_arm"]
     else:
         if success_rate is None:
-            raise ValueError("the scores hold no measured effect (expected_incremental_value from a campaign's uplift "
-                             "model, notebook 07): pass success_rate= to assume one, labelled as an assumption")
+            raise ValueError(
+                "the scores hold no measured effect (expected_incremental_value from a campaign's uplift "
+                "model, notebook 07): pass success_rate= to assume one, labelled as an assumption"
+            )
         if not 0 <= success_rate <= 1:
             raise ValueError(f"success_rate must lie in [0, 1], got {success_rate}")
         if "value_at_risk" in scores.columns:
@@ -54,10 +65,16 @@ def target_list(scores: pd.DataFrame, budget: float, cost_per_contact: float,
         else:
             raise ValueError("scores need value_at_risk, or p_churn and clv")
         saving = success_rate * var
-        basis = (f"assumed: a contact saves {success_rate:.0%} of every user's value at risk (not measured; a "
-                 "randomised campaign measures it, notebook 07)")
-    order = saving.to_frame("s").assign(_id=saving.index).sort_values(
-        ["s", "_id"], ascending=[False, True], kind="mergesort").index
+        basis = (
+            f"assumed: a contact saves {success_rate:.0%} of every user's value at risk (not measured; a "
+            "randomised campaign measures it, notebook 07)"
+        )
+    order = (
+        saving.to_frame("s")
+        .assign(_id=saving.index)
+        .sort_values(["s", "_id"], ascending=[False, True], kind="mergesort")
+        .index
+    )
     k_budget = int(np.floor(budget / cost_per_contact + 1e-12))
     chosen = [u for u in order[:k_budget] if saving[u] > cost_per_contact]
     out = pd.DataFrame({"value_at_risk": var.reindex(chosen), "expected_saving": saving[chosen]})
@@ -65,7 +82,11 @@ def target_list(scores: pd.DataFrame, budget: float, cost_per_contact: float,
         out[name] = col.reindex(chosen)
     out["net"] = out["expected_saving"] - cost_per_contact
     spend = len(chosen) * cost_per_contact
-    out.attrs.update(n_contacted=len(chosen), spend=float(spend),
-                     expected_saving=float(out["expected_saving"].sum()),
-                     expected_return=float(out["expected_saving"].sum() - spend), basis=basis)
+    out.attrs.update(
+        n_contacted=len(chosen),
+        spend=float(spend),
+        expected_saving=float(out["expected_saving"].sum()),
+        expected_return=float(out["expected_saving"].sum() - spend),
+        basis=basis,
+    )
     return out

@@ -21,12 +21,20 @@ def transitions(before: pd.Series, after: pd.Series, order: list | None = None) 
     labels = [x for x in labels if x != "(none)"]
     extra = sorted((set(b) | set(a)) - set(labels) - {"(none)"})
     axis = labels + extra + (["(none)"] if "(none)" in set(b) | set(a) else [])
-    counts = pd.crosstab(pd.Categorical(b, categories=axis), pd.Categorical(a, categories=axis),
-                         dropna=False, rownames=["before"], colnames=["after"])
+    counts = pd.crosstab(
+        pd.Categorical(b, categories=axis),
+        pd.Categorical(a, categories=axis),
+        dropna=False,
+        rownames=["before"],
+        colnames=["after"],
+    )
     shares = counts.div(counts.sum(axis=1).where(counts.sum(axis=1) > 0), axis=0)
     both = (b != "(none)") & (a != "(none)")
-    out = {"counts": counts, "shares": shares,
-           "stability": float((b[both] == a[both]).mean()) if both.any() else float("nan")}
+    out = {
+        "counts": counts,
+        "shares": shares,
+        "stability": float((b[both] == a[both]).mean()) if both.any() else float("nan"),
+    }
     if order is not None:
         rank = {lab: i for i, lab in enumerate(order)}
         rb, ra = b[both].map(rank), a[both].map(rank)
