@@ -58,7 +58,9 @@ scheduled: $(STAMP) ## one refresh for cron or systemd: DATASET=... (default cdn
 	if [ $$code -eq 75 ]; then echo "skipped: another refresh holds the lock" >> reports/cron.log; exit 0; \
 	elif [ $$code -ne 0 ]; then echo "urm refresh --dataset $(DATASET) failed (exit $$code): $(CURDIR)/reports/cron.log" >&2; exit $$code; fi
 
-test: $(TEST_STAMP) ## the test suite (unit, property, fuzz, data, notebook, reliability and end-to-end tests)
+test: $(TEST_STAMP) ## lint and format check (ruff), then the test suite (unit, property, fuzz, data, notebook, reliability, end-to-end)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=10
 
 # rooted at the project (notebooks/ opens first) so that the executed notebooks under reports/runs/ open too

@@ -331,7 +331,7 @@ def _scoring_case(which: str) -> dict:
             import mlflow.pyfunc
 
             model = mlflow.pyfunc.load_model(str(SCORING_MODEL))
-        out = scoring.score_transactions(tx, RFM_CUTOFF, model, freq=RFM_FREQ)
+        out = scoring.score_transactions(tx, RFM_CUTOFF, model, options=scoring.ScoringOptions(freq=RFM_FREQ))
         extra = {
             "total_clv": float(out["clv"].sum()),
             "tiers": out["tier"].value_counts().to_dict(),
@@ -692,12 +692,14 @@ def bench_refresh() -> list[dict]:
         f"(user + sys), {total_wall:.1f} s wall\n"
     )
     print(
-        "| refresh | users | wall s | CPU s | CPU s outside the notebooks (start-up, lock, fingerprint, publish, export) |"
+        "| refresh | users | wall s | CPU s | CPU s outside the notebooks "
+        "(start-up, lock, fingerprint, publish, export) |"
     )
     print("|---|---|---|---|---|")
     for r in refreshes:
         print(
-            f"| {r['dataset']} | {r['users']:,} | {r['wall']:.1f} | {r['cpu_seconds']:.1f} | {r['outside_notebooks_cpu']:.1f} |"
+            f"| {r['dataset']} | {r['users']:,} | {r['wall']:.1f} | {r['cpu_seconds']:.1f} | "
+            f"{r['outside_notebooks_cpu']:.1f} |"
         )
     print("\n| data set | notebook | wall s | CPU s |\n|---|---|---|---|")
     for r in rows:
@@ -755,14 +757,18 @@ def _spark_case(which: str) -> dict:
     scorer = pickle.loads(SCORER_1M.read_bytes())
     t4 = time.perf_counter()
     if which == "spark":  # the whole relationship table, written as the CLI writes it
-        from urm_models import spark_scoring
+        from urm_models import scoring, spark_scoring
 
-        table, _ = spark_scoring.score_transactions(str(RFM_DATA), RFM_CUTOFF, scorer, freq=RFM_FREQ)
+        table, _ = spark_scoring.score_transactions_in_spark(
+            str(RFM_DATA), RFM_CUTOFF, scorer, options=scoring.ScoringOptions(freq=RFM_FREQ)
+        )
         table.write.mode("overwrite").partitionBy("as_of").parquet(str(OUT / "spark_table"))
     else:
         from urm_models import scoring
 
-        scoring.score_transactions(RFM_DATA, RFM_CUTOFF, scorer, freq=RFM_FREQ).to_parquet(OUT / "local_table.parquet")
+        scoring.score_transactions(
+            RFM_DATA, RFM_CUTOFF, scorer, options=scoring.ScoringOptions(freq=RFM_FREQ)
+        ).to_parquet(OUT / "local_table.parquet")
     t5 = time.perf_counter()
     jvm = 0.0
     if which == "spark":
@@ -859,7 +865,12 @@ def _onebox_table(limit: str) -> dict:
     base = _maxrss_mb()
     t0 = time.perf_counter()
     facts = scoring.score_to_parquet(
-        ONEBOX_DIR / "*.parquet", RFM_CUTOFF, scorer, OUT / "onebox_table.parquet", batches=10, freq=RFM_FREQ
+        ONEBOX_DIR / "*.parquet",
+        RFM_CUTOFF,
+        scorer,
+        OUT / "onebox_table.parquet",
+        batches=10,
+        options=scoring.ScoringOptions(freq=RFM_FREQ),
     )
     secs = time.perf_counter() - t0
     return {

@@ -8,9 +8,9 @@ import os
 
 def hold_lock(home, ready, release, seconds: float = 60) -> None:
     os.environ["URM_HOME"] = str(home)
-    from urm_models import pipeline
+    from urm_models import locks
 
-    with pipeline.refresh_lock():
+    with locks.refresh_lock():
         ready.set()
         release.wait(seconds)
 

@@ -12,8 +12,8 @@ from urm_models.models import (
     ConvergenceError,
     GammaGamma,
     ModifiedBetaGeo,
-    ParetoNBD,
     NotFittedError,
+    ParetoNBD,
     ShiftedBetaGeometric,
 )
 from urm_models.models.btyd import _Purchases
@@ -226,8 +226,8 @@ def test_p_alive_in_unit_interval_and_predictions_finite(lp, hist):
     x, tx, T = _prepared(hist)
     rfm = pd.DataFrame({"frequency": x, "recency": tx, "T": T})
     for cls in (BetaGeo, ModifiedBetaGeo):
-        m = cls()._with_params(dict(zip(("r", "alpha", "a", "b"), np.exp(lp))))
-        m.params_ = {k: float(v) for k, v in zip(("r", "alpha", "a", "b"), np.exp(lp))}
+        m = cls()._with_params(dict(zip(("r", "alpha", "a", "b"), np.exp(lp), strict=True)))
+        m.params_ = {k: float(v) for k, v in zip(("r", "alpha", "a", "b"), np.exp(lp), strict=True)}
         pa = m.p_alive(rfm)
         assert ((pa >= 0) & (pa <= 1)).all()
         if abs(m.params_["a"] - 1) > 1e-3:
@@ -423,7 +423,7 @@ def test_pareto_p_alive_in_unit_interval(lp, hist):
 
     x, tx, T = _prepared(hist)
     rfm = pd.DataFrame({"frequency": x, "recency": tx, "T": T})
-    m = ParetoNBD()._with_params(dict(zip(("r", "alpha", "s", "beta"), np.exp(lp))))
+    m = ParetoNBD()._with_params(dict(zip(("r", "alpha", "s", "beta"), np.exp(lp), strict=True)))
     pa = m.p_alive(rfm)
     assert ((pa >= 0) & (pa <= 1)).all()
     assert np.isfinite(m.conditional_expected_purchases(10.0, rfm)).all()

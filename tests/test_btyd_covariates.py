@@ -38,8 +38,8 @@ def test_recovers_known_coefficients_within_three_standard_errors(fitted):
     base parameters at the covariates' means."""
     kind, rfm, m = fitted
     prm = simulate.DEFAULT_PARAMS[kind]
-    mu = dict(zip(m.covariate_columns_, m.covariate_means_))
-    sd = dict(zip(m.covariate_columns_, m.covariate_scales_))
+    mu = dict(zip(m.covariate_columns_, m.covariate_means_, strict=True))
+    sd = dict(zip(m.covariate_columns_, m.covariate_scales_, strict=True))
     links = simulate._COEF_LINKS[kind]
     truth = {k: 0.0 for k in m.real_params}
     truth.update({k: v * sd[k.split("_")[-1]] for k, v in TRUE[kind].items()})
@@ -68,7 +68,7 @@ def test_predictions_use_each_customers_own_parameters(fitted):
     p0 = m.probability_no_purchase(10, rows)
     life = m.expected_remaining_lifetime(rows, 26)
     for i in range(len(rows)):
-        plain = MODELS[kind]()._with_params(dict(zip(type(m).param_names, np.exp(L[:, i]))))
+        plain = MODELS[kind]()._with_params(dict(zip(type(m).param_names, np.exp(L[:, i]), strict=True)))
         plain.purchase_covariates = plain.dropout_covariates = ()
         one = rows.iloc[[i]]
         assert exp_p.iloc[i] == pytest.approx(plain.conditional_expected_purchases(10, one).iloc[0], rel=1e-12)

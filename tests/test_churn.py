@@ -13,9 +13,9 @@ from urm_models import datasets, features
 from urm_models.evaluation.classification import (
     choose_threshold,
     classification_metrics,
-    threshold_plot,
     cross_validate,
     lift_at,
+    threshold_plot,
 )
 from urm_models.models import ChurnClassifier
 
@@ -152,7 +152,7 @@ def test_each_bag_keeps_its_trees_up_to_the_best_validation_loss(telco):
     X, y = telco
     Z, ys = _encoded(X.iloc[:2000]), y[:2000]
     est = _XGBEarlyStopping(n_bags=2, learning_rate=0.1, early_stopping_rounds=20, random_state=3).fit(Z, ys)
-    for b, (bst, n) in enumerate(zip(est.boosters_, est.best_n_estimators_)):
+    for b, (bst, n) in enumerate(zip(est.boosters_, est.best_n_estimators_, strict=True)):
         assert bst.num_boosted_rounds() == n
         # the same split and seed, trained to the end: its validation loss is lowest at tree n
         Ztr, Zva, ytr, yva = train_test_split(Z, ys, test_size=0.2, stratify=ys, random_state=3 + b)

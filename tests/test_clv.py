@@ -116,7 +116,7 @@ def test_bg_remaining_lifetime_matches_direct_integration(models):
         x, T = u["frequency"], u["T"]
         alive = bg.p_alive(users.loc[[uid]]).iloc[0]
 
-        def S(t):
+        def S(t, x=x, T=T):
             return integrate.quad(
                 lambda p: stats.beta.pdf(p, a, b + x) * (1 + p * t / (alpha + T)) ** -(r + x), 0, 1, limit=200
             )[0]

@@ -99,5 +99,5 @@ def test_weekly_and_daily_periods(tx):
 
 
 def test_feature_sql_transpiles_to_spark():
-    sql = features.activity_sql("M", "2024-01-01", dialect="spark")
+    sql = features.period_activity_sql("M", "2024-01-01", dialect="spark")
     assert "DATE_TRUNC" in sql.upper()

@@ -43,7 +43,7 @@ def test_hillstrom_analysis(hillstrom):
     report = experiments.analyze(hillstrom, "visit")
     lifts = report.lifts
     assert lifts.loc["Mens E-Mail", "lift"] == pytest.approx(3_894 / 21_307 - 2_262 / 21_306)
-    for arm, r in lifts.iterrows():
+    for _arm, r in lifts.iterrows():
         assert r["lift_lower"] < r["lift"] < r["lift_upper"]
         assert r["lift_lower_simultaneous"] < r["lift_lower"] and r["lift_upper_simultaneous"] > r["lift_upper"]
         assert r["p_holm"] >= r["p_value"]
@@ -76,7 +76,7 @@ def test_intervals_cover_the_true_lift_in_repeated_simulated_experiments():
             true = truth[f"effect_{outcome}[contact]"].mean()
             hits[outcome] += row["lift_lower"] <= true <= row["lift_upper"]
     coverage = {k: v / reps for k, v in hits.items()}
-    for outcome, c in coverage.items():
+    for c in coverage.values():
         assert 0.925 <= c <= 0.975, coverage
 
 

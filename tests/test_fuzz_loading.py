@@ -23,10 +23,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
-import pytest
 
 from urm_models import datasets
 from urm_models.validation import DataValidationError

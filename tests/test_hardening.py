@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import lock_holder
-from urm_models import datasets, erasure, paths, pipeline
+from urm_models import datasets, erasure, forget, locks, paths, pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,8 +45,8 @@ def test_a_refused_lock_keeps_the_holders_information(home):
     with lock_holder.held_lock(home):
         before = lock.read_text()
         assert before.startswith("pid ")
-        with pytest.raises(pipeline.RefreshLocked, match=before.split(",")[0]):
-            with pipeline.refresh_lock():
+        with pytest.raises(locks.RefreshLocked, match=before.split(",")[0]):
+            with locks.refresh_lock():
                 pass
         assert lock.read_text() == before
 
@@ -101,7 +101,7 @@ def test_rejected_rows_stay_in_the_projects_quarantine(home, tmp_path):
     inside = paths.quarantine_dir() / "mine"
     tx = datasets.load_transactions(csv, errors="quarantine", quarantine_dir=inside)
     assert len(tx) == 1 and len(list(inside.glob("*.csv"))) == 1
-    done = erasure.forget(["u2"])
+    done = forget.forget(["u2"])
     assert done["removed"][done["pseudonyms"][0]].get("quarantine") == 1
     assert "u2" not in next(inside.glob("*.csv")).read_text()
 
@@ -130,7 +130,7 @@ def test_a_killed_runs_staged_table_does_not_outlive_it(home):
     table.to_parquet(home / "reports" / "runs" / "old" / "user_scores.parquet")  # where it used to be staged
     (paths.staging_dir() / "new").mkdir(parents=True)
     table.to_parquet(paths.staging_dir() / "new" / "user_scores.parquet")
-    done = erasure.forget(["u1"])
+    done = forget.forget(["u1"])
     assert done["removed"][done["pseudonyms"][0]].get("staged_tables") == 1
     assert not (paths.staging_dir() / "new").exists()
     assert pd.read_parquet(home / "reports" / "runs" / "old" / "user_scores.parquet")["user_id"].tolist() == ["u2"]
@@ -213,8 +213,8 @@ def test_excels_unicode_text_export_reads_with_its_encoding(tmp_path):
 
 def test_the_end_of_the_erasure_log_is_protected(home, tmp_path):
     """D5: removing or editing the last line went unnoticed, and the erased user came back."""
-    erasure.forget(["a1"])
-    erasure.forget(["b2"])
+    forget.forget(["a1"])
+    forget.forget(["b2"])
     log = erasure.log_path()
     lines = log.read_text().splitlines()
     assert len(erasure.verify_log()) == 2
@@ -252,3 +252,16 @@ def test_row_level_messages_name_the_option_that_fixes_them(tmp_path):
         datasets.load_transactions(epoch)
     read = datasets.load_transactions(epoch, date_format="epoch", tz="Europe/Berlin")
     assert read["ts"].tolist() == [pd.Timestamp("2024-01-01 01:00"), pd.Timestamp("2024-01-02 01:00")]
+
+
+def test_environ_sets_variables_for_a_block_and_restores_them(monkeypatch):
+    """The refresh's environment for its kernel (settings.environ, which replaced mock.patch.dict
+    in production code): each variable comes back as it was, unset or set, even after an error."""
+    from urm_models.settings import environ
+
+    monkeypatch.setenv("URM_A", "before")
+    monkeypatch.delenv("URM_B", raising=False)
+    with pytest.raises(RuntimeError), environ({"URM_A": "x", "URM_B": 3}):
+        assert os.environ["URM_A"] == "x" and os.environ["URM_B"] == "3"
+        raise RuntimeError
+    assert os.environ["URM_A"] == "before" and "URM_B" not in os.environ

@@ -11,7 +11,7 @@ import pytest
 
 import lock_holder
 import mentions
-from urm_models import paths, pipeline, scoring, tracking
+from urm_models import locks, paths, pipeline, scoring, tracking
 
 NOTEBOOKS = sorted(paths.notebooks_dir().glob("*.ipynb"))
 OUTPUTS = ("reports", "mlruns", "models")  # what others read: no raw user id may be there
@@ -134,7 +134,7 @@ def test_every_parameter_line_is_understood_by_papermill():
 
 
 def test_a_second_concurrent_refresh_refuses(home):
-    with lock_holder.held_lock(home), pytest.raises(pipeline.RefreshLocked, match="another refresh is running .pid"):
+    with lock_holder.held_lock(home), pytest.raises(locks.RefreshLocked, match="another refresh is running .pid"):
         pipeline.refresh({"dataset": "cdnow_sample"}, progress=False)
     assert not (home / "reports" / "runs").exists() or not any((home / "reports" / "runs").iterdir())
 
@@ -366,9 +366,9 @@ def test_refresh_on_the_hillstrom_campaign(home):
     sample = set(camp.data["user_id"].sample(300, random_state=0))
     assert mentions.find([home / d for d in OUTPUTS], sample) == {}
     # what a customer asks to erase leaves the published table and every later load
-    from urm_models import erasure
+    from urm_models import forget
 
-    erasure.forget(["r00007"], dataset="hillstrom")
+    forget.forget(["r00007"], dataset="hillstrom")
     assert "r00007" not in set(scoring.read_predictions("hillstrom")["user_id"])
     assert "r00007" not in set(campaigns.load_hillstrom().data["user_id"])
 

@@ -276,7 +276,7 @@ def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run, t
         pd.testing.assert_frame_equal(scoring.read_predictions("cdnow_sample"), streamed)
     # a customers data set is refused with the engine to use (before any Spark work)
     with in_home(home), pytest.raises(ValueError, match="the Spark engine scores transactions data sets"):
-        spark_scoring.score_users("telco", "2026-01-01")
+        spark_scoring.score_users_in_spark("telco", "2026-01-01")
 
 
 @pytest.mark.slow

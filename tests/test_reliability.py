@@ -18,8 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import lock_holder
-
-from urm_models import datasets, erasure, io, paths, pipeline, privacy, scoring, tracking
+from urm_models import datasets, erasure, forget, io, paths, pipeline, privacy, scoring, tracking
 
 
 def urm(*args, home, timeout=600):
@@ -134,7 +133,7 @@ def test_forget_removes_rows_and_later_loads_drop_them(home, tmp_path):
     scoring.write_predictions(table, "shop", "2024-06-30")
     q = Path(tx.attrs["validation"]["quarantine_path"])
     assert "C-002" in q.read_text()
-    done = erasure.forget(["C-002"], dataset="shop")
+    done = forget.forget(["C-002"], dataset="shop")
     assert done["removed"][done["pseudonyms"][0]] == {"predictions": 1, "quarantine": 1}
     assert "C-002" not in q.read_text()
     assert "C-002" not in set(scoring.read_predictions("shop")["user_id"])
@@ -154,8 +153,8 @@ def test_forget_removes_rows_and_later_loads_drop_them(home, tmp_path):
 
 
 def test_the_erasure_log_is_append_only_and_tampering_is_caught(home, tmp_path):
-    erasure.forget(["a1"])
-    erasure.forget(["b2", "c3"], dataset="shop")
+    forget.forget(["a1"])
+    forget.forget(["b2", "c3"], dataset="shop")
     log = erasure.log_path()
     lines = log.read_text().splitlines()
     assert len(lines) == 3 and len(erasure.verify_log()) == 3
@@ -346,7 +345,7 @@ def test_kill_9_at_random_moments_never_tears_the_table_nor_stops_the_next_refre
         assert running == []
         versions = mlflow.MlflowClient().search_model_versions("name='urm-clv'")
         assert len(versions) == 1  # every refresh fitted the same model: registered once
-        with pytest.raises(Exception):
+        with pytest.raises(mlflow.exceptions.MlflowException):
             mlflow.MlflowClient().get_model_version_by_alias("urm-clv", "challenger")
         leftovers = [p for p in (home / "data").rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".latest.")]
         assert leftovers == []

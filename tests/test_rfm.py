@@ -148,7 +148,7 @@ def test_invariant_to_splitting_a_purchase_into_same_day_rows(rs, data):
         np.sort(np.r_[0, data.draw(st.lists(st.integers(0, cents), min_size=k - 1, max_size=k - 1)), cents])
     )
     secs = data.draw(st.lists(st.integers(0, 86_399), min_size=k, max_size=k))
-    split = rs[:i] + [(user, d, s, int(c)) for s, c in zip(secs, parts)] + rs[i + 1 :]
+    split = rs[:i] + [(user, d, s, int(c)) for s, c in zip(secs, parts, strict=True)] + rs[i + 1 :]
     a, b = summary(frame(rs)), summary(frame(split))
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=1e-9)
 
@@ -168,7 +168,7 @@ def test_rows_after_the_cutoff_change_no_calibration_column(rs, later):
 def test_feature_queries_run_under_a_memory_limit_and_spill_under_data(home, monkeypatch):
     import stat
 
-    from urm_models.features import rfm as R
+    from urm_models import sql as R
 
     con = R.connect()
     limit, spill = con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()

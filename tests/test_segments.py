@@ -149,7 +149,7 @@ def test_tied_values_split_by_id_whatever_the_row_order(values, seed):
     bounds = np.round(np.cumsum([0.1, 0.2, 0.3, 0.4]) * len(v)).astype(int)
     bounds[-1] = len(v)
     expected, start = {}, 0
-    for tier, end in zip(["platinum", "gold", "silver", "bronze"], bounds):
+    for tier, end in zip(["platinum", "gold", "silver", "bronze"], bounds, strict=True):
         expected.update({u: tier for u in ref_order[start:end]})
         start = end
     assert t.to_dict() == expected
@@ -274,7 +274,7 @@ def test_lifecycle_rejects_bad_settings_and_missing_rows():
 
 # ---------------------------------------------------------------------------------- actions
 def test_default_playbook_covers_every_tier_and_stage_once():
-    pairs = list(zip(PLAYBOOK.tier, PLAYBOOK.lifecycle_stage))
+    pairs = list(zip(PLAYBOOK.tier, PLAYBOOK.lifecycle_stage, strict=True))
     assert sorted(pairs) == sorted(itertools.product(TIERS, STAGES))
     assert PLAYBOOK.priority.between(1, 5).all()
     row = PLAYBOOK.set_index(["tier", "lifecycle_stage"])

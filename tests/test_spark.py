@@ -150,7 +150,7 @@ def test_the_relationship_table_from_spark_equals_the_local_one(session, data, c
     tx, as_of = (cdnow_sample, CUTOFF) if data == "cdnow_sample" else (simulated, "2021-06-30")
     scorer, kw = _models(data, tx, as_of)
     local = scoring.score_transactions(tx, as_of, scorer, **kw)
-    table, facts = spark_scoring.score_transactions(tx, as_of, scorer, **kw)
+    table, facts = spark_scoring.score_transactions_in_spark(tx, as_of, scorer, **kw)
     assert facts == local.attrs
     folder = spark_scoring.write_table(table, data, as_of, metadata=facts)
     assert folder == home / "data" / "predictions" / data / "spark" / f"as_of={pd.Timestamp(as_of):%Y-%m-%d}"
@@ -164,10 +164,10 @@ def test_the_relationship_table_from_spark_equals_the_local_one(session, data, c
     if data != "cdnow_sample":
         return  # the amounts rule and the erasure are the same code on any data: checked once
     # urm forget reaches the Spark partitions too
-    from urm_models import erasure
+    from urm_models import forget
 
     gone = list(local["user_id"].iloc[[0, 5]])
-    out = erasure.forget(gone, dataset=data)
+    out = forget.forget(gone, dataset=data)
     assert all(r.get("predictions") == 1 for r in out["removed"].values())
     left = spark_scoring.read_table(data, as_of)
     assert len(left) == len(local) - 2 and not left["user_id"].isin(gone).any()
@@ -175,15 +175,16 @@ def test_the_relationship_table_from_spark_equals_the_local_one(session, data, c
     # a new table for this data set (and only erasures of this data set or of all apply)
     raw = home / "data" / "raw.parquet"
     tx[["user_id", "ts", "amount"]].astype({"ts": "datetime64[us]"}).to_parquet(raw)
-    rescored, _ = spark_scoring.score_transactions(str(raw), as_of, scorer, dataset=data, **kw)
+    rescored, _ = spark_scoring.score_transactions_in_spark(str(raw), as_of, scorer, dataset=data, **kw)
     ids = rescored.select("user_id").toPandas()["user_id"]
     assert len(ids) == len(local) - 2 and not ids.isin(gone).any()
-    other, _ = spark_scoring.score_transactions(str(raw), as_of, scorer, dataset="another", **kw)
+    other, _ = spark_scoring.score_transactions_in_spark(str(raw), as_of, scorer, dataset="another", **kw)
     assert other.count() == len(local)
     # tiers by amounts: a rule per row, the same too
     amounts = {"platinum": 100.0, "gold": 40.0, "silver": 10.0, "bronze": 0.0}
-    local_a = scoring.score_transactions(tx, as_of, scorer, tier_amounts=amounts)
-    spark_a, _ = spark_scoring.score_transactions(tx, as_of, scorer, tier_amounts=amounts)
+    by_amounts = scoring.ScoringOptions(tier_amounts=amounts)
+    local_a = scoring.score_transactions(tx, as_of, scorer, options=by_amounts)
+    spark_a, _ = spark_scoring.score_transactions_in_spark(tx, as_of, scorer, options=by_amounts)
     assert (
         spark_a.toPandas()
         .set_index("user_id")["tier"]
@@ -197,8 +198,8 @@ def test_the_parquet_contract_gives_the_same_answers_in_spark(session, tmp_path)
     (tests/test_parquet_contract.py); the same type refusals."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from test_parquet_contract import EXPECTED, NOW, broken, clean
 
+    from test_parquet_contract import EXPECTED, NOW, broken, clean
     from urm_models import parquet_contract
     from urm_models.validation import DataValidationError
 
@@ -230,9 +231,11 @@ def test_the_parquet_contract_gives_the_same_answers_in_spark(session, tmp_path)
     from urm_models import spark_scoring
 
     with pytest.raises(DataValidationError, match="no_exact_duplicates"):
-        spark_scoring.score_users("mine", "1997-09-30", path=path, read={"returns": "keep"})
+        spark_scoring.score_users_in_spark("mine", "1997-09-30", path=path, read={"returns": "keep"})
     with pytest.raises(ValueError, match=r"reading options \(--date-format\) apply to files read in pandas"):
-        spark_scoring.score_users("mine", "1997-09-30", path=path, read={"date_format": "%Y", "duplicates": "keep"})
+        spark_scoring.score_users_in_spark(
+            "mine", "1997-09-30", path=path, read={"date_format": "%Y", "duplicates": "keep"}
+        )
 
 
 def test_the_streamed_one_box_table_equals_the_in_memory_one(cdnow_sample, home, tmp_path):
@@ -250,10 +253,10 @@ def test_the_streamed_one_box_table_equals_the_in_memory_one(cdnow_sample, home,
     _same_table(local, streamed.assign(as_of=streamed["as_of"].astype(local["as_of"].dtype)))
     assert sorted(p.name for p in out.parent.iterdir()) == ["table.parquet"]  # the scratch file is gone
     # users erased since the file was written stay out of it (here: erased from every data set)
-    from urm_models import erasure
+    from urm_models import forget
 
     gone = list(local["user_id"].iloc[[3, 700]])
-    erasure.forget(gone)
+    forget.forget(gone)
     raw = tmp_path / "raw.parquet"
     cdnow_sample[["user_id", "ts", "amount"]].to_parquet(raw)
     facts = scoring.score_to_parquet(str(raw), CUTOFF, scorer, out, batches=3, **kw)

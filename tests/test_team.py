@@ -219,20 +219,21 @@ def _publish_forever(url: str, ready) -> None:
     big = _fake(1_500_000, "k")
     ready.set()
     while True:
-        sqltable.publish(big, "killtest", url=url)
+        sqltable.publish_table(big, "killtest", url=url)
 
 
 @pytest.mark.slow
 def test_sql_publishes_are_atomic_for_readers_and_survive_a_kill(team):
     """A reader polling during repeated publishes sees one whole table at a time, never a part or
     a mix; a publisher killed with -9 mid-publish leaves the current and the previous table as they were."""
+    from sqlalchemy import text
+
     from urm_models import sqltable
     from urm_models.locks import engine
-    from sqlalchemy import text
 
     url = team["database"]
     tables = {"a": _fake(30_000, "a"), "b": _fake(20_000, "b")}
-    sqltable.publish(tables["a"], "swap", url=url)
+    sqltable.publish_table(tables["a"], "swap", url=url)
     seen, stop = [], threading.Event()
 
     def reader():
@@ -252,7 +253,7 @@ def test_sql_publishes_are_atomic_for_readers_and_survive_a_kill(team):
     thread = threading.Thread(target=reader)
     thread.start()
     for i in range(12):
-        sqltable.publish(tables["ab"[i % 2]], "swap", url=url)
+        sqltable.publish_table(tables["ab"[i % 2]], "swap", url=url)
     stop.set()
     thread.join(60)
     whole = {(30_000, 1, "urm-clv/a", "a0000000", "a0029999"), (20_000, 1, "urm-clv/b", "b0000000", "b0019999")}
@@ -264,8 +265,8 @@ def test_sql_publishes_are_atomic_for_readers_and_survive_a_kill(team):
         30_000,
     }
 
-    sqltable.publish(tables["a"], "killtest", url=url)
-    sqltable.publish(tables["b"], "killtest", url=url)
+    sqltable.publish_table(tables["a"], "killtest", url=url)
+    sqltable.publish_table(tables["b"], "killtest", url=url)
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
     proc = ctx.Process(target=_publish_forever, args=(url, ready))
@@ -279,7 +280,7 @@ def test_sql_publishes_are_atomic_for_readers_and_survive_a_kill(team):
     current = sqltable.read("killtest", url=url)
     assert len(current) == 20_000 and current["user_id"].iloc[0].startswith("b")
     assert len(sqltable.read("killtest", url=url, previous=True)) == 30_000
-    sqltable.publish(tables["a"], "killtest", url=url)  # and the next publish clears what the killed one left
+    sqltable.publish_table(tables["a"], "killtest", url=url)  # and the next publish clears what the killed one left
     from sqlalchemy import inspect
 
     names = inspect(engine(url)).get_table_names()
@@ -290,9 +291,9 @@ def _hold(home: str, dataset: str, ready, release) -> None:
     os.environ["URM_HOME"] = home
     for var in ("MLFLOW_TRACKING_URI", "URM_DATABASE"):
         os.environ.pop(var, None)
-    from urm_models import pipeline
+    from urm_models import locks
 
-    with pipeline.refresh_lock(dataset=dataset):
+    with locks.refresh_lock(dataset=dataset):
         ready.set()
         release.wait(120)
 
@@ -318,7 +319,7 @@ def test_one_refresh_of_a_data_set_at_a_time_across_homes(team, tmp_path):
         release.set()
         holder.join(60)
     # the lock goes with its holder; another data set was never blocked
-    from urm_models import pipeline
+    from urm_models import locks
 
-    with _in_home(b), pipeline.refresh_lock(dataset="cdnow_sample"):
+    with _in_home(b), locks.refresh_lock(dataset="cdnow_sample"):
         pass

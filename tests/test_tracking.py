@@ -84,7 +84,9 @@ def test_promotion_rule_champion_and_challenger(logged_clv):
     from urm_models import scoring
 
     with pytest.raises(ValueError, match="scores RFM tables in 'W' units, not 'D'"):
-        scoring.score_transactions(datasets.load_cdnow(sample=True), "1997-09-30", model, freq="D")
+        scoring.score_transactions(
+            datasets.load_cdnow(sample=True), "1997-09-30", model, options=scoring.ScoringOptions(freq="D")
+        )
 
 
 def _free_port() -> int:

@@ -45,7 +45,8 @@ def _load_config(path: str | None) -> dict:
 
 
 def _cmd_refresh(args) -> int:
-    from .pipeline import DEFAULT_PARAMS, RefreshError, RefreshLocked, refresh
+    from .locks import RefreshLocked
+    from .pipeline import DEFAULT_PARAMS, RefreshError, refresh
 
     params = _load_config(args.config)
     if args.run_id is not None:
@@ -186,23 +187,24 @@ def _cmd_ui(args) -> int:
 
 def _cmd_score(args) -> int:
     from .io import output_umask
-    from .pipeline import RefreshLocked, refresh_lock
-    from .scoring import score_users, write_predictions
+    from .locks import RefreshLocked, refresh_lock
+    from .scoring import ScoringOptions, score_users, write_predictions
 
     dataset = _dataset(args)
+    options = ScoringOptions(freq=args.freq)
     try:
         # the refresh's lock: a score and a refresh never interleave their writes
         with output_umask(), refresh_lock(dataset=dataset):
             if args.engine == "spark":
                 from . import spark_scoring
 
-                table, facts = spark_scoring.score_users(
+                table, facts = spark_scoring.score_users_in_spark(
                     dataset,
                     args.as_of,
-                    freq=args.freq,
                     path=args.path or "",
                     read=_read_options(args),
                     models_from=args.models_from,
+                    options=options,
                 )
                 path = spark_scoring.write_table(table, dataset, args.as_of, metadata=facts)
                 n, versions = sum(1 for _ in path.glob("*.parquet")), facts["model_versions"]
@@ -210,14 +212,14 @@ def _cmd_score(args) -> int:
                 _publish_sql(lambda: spark_scoring.read_table(dataset, args.as_of), dataset, facts)
                 return 0
             if args.batches:
-                return _score_streamed(args, dataset)
+                return _score_streamed(args, dataset, options)
             table = score_users(
                 dataset,
                 args.as_of,
-                freq=args.freq,
                 path=args.path or "",
                 read=_read_options(args),
                 models_from=args.models_from,
+                options=options,
             )
             as_of = table["as_of"].iloc[0]
             path = write_predictions(table, dataset, as_of)
@@ -229,10 +231,10 @@ def _cmd_score(args) -> int:
     return 0
 
 
-def _score_streamed(args, dataset: str) -> int:
+def _score_streamed(args, dataset: str, options) -> int:
     """`urm score --batches N`: the one-box table for many users, memory per slice of users."""
     from . import datasets, parquet_contract
-    from .scoring import _point_latest, predictions_path, score_to_parquet, transaction_champions
+    from .scoring import point_latest, predictions_path, score_to_parquet, transaction_champions
 
     if args.as_of is None:
         raise ValueError("as_of is required for transactions (--as-of, the date to score at)")
@@ -264,12 +266,12 @@ def _score_streamed(args, dataset: str) -> int:
         batches=args.batches,
         churn_model=m["churn_model"],
         churn_window=m["churn_window"],
-        freq=args.freq,
         model_versions=m["versions"],
+        options=options,
         dataset=dataset,
         metadata={"dataset": dataset, "p_churn_source": m["p_churn_source"], **model_facts(source)},
     )
-    _point_latest(path.parent)
+    point_latest(path.parent)
     print(f"{facts['rows']:,} users scored with {m['versions']} in {args.batches} slices: {path}")
     _publish_sql(lambda: __import__("pandas").read_parquet(path), dataset, model_facts(source))
     return 0
@@ -277,18 +279,18 @@ def _score_streamed(args, dataset: str) -> int:
 
 def _publish_sql(table, dataset: str, facts) -> None:
     """With a team database set, the table just published goes to its SQL table too."""
-    from .sqltable import database_url, publish
+    from .sqltable import database_url, publish_table
 
     if not database_url():
         return
     facts = dict(facts or {})
-    out = publish(table(), dataset, metadata={k: facts.get(k) for k in ("models_trained_on", "model_store")})
+    out = publish_table(table(), dataset, metadata={k: facts.get(k) for k in ("models_trained_on", "model_store")})
     print(f"and to {out['database']}, table {out['table']} ({out['rows']:,} rows)")
 
 
 def _cmd_forget(args) -> int:
-    from .erasure import forget, known_datasets
-    from .pipeline import RefreshLocked
+    from .forget import forget, known_datasets
+    from .locks import RefreshLocked
 
     if args.dataset is not None:
         from .paths import safe_name
@@ -321,7 +323,8 @@ def _cmd_forget(args) -> int:
 
 
 def _cmd_prune(args) -> int:
-    from .pipeline import RefreshLocked, prune
+    from .locks import RefreshLocked
+    from .pipeline import prune
 
     try:
         done = prune(args.keep)

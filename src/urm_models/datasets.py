@@ -7,7 +7,6 @@ passed validation (:mod:`urm_models.validation`); ``df.attrs["validation"]`` hol
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -16,11 +15,11 @@ import pandas as pd
 import pandera.pandas as pa
 
 from . import paths
-from .paths import dataset_name  # noqa: F401  (part of this surface: the name of your own file's data set)
-from .simulate import simulate_rfm, simulate_transactions  # noqa: F401  (part of this surface)
-from .parsing import blank as _blank
 from .parsing import ConventionError, parse_id, parse_number
+from .parsing import blank as _blank
+from .paths import dataset_name  # noqa: F401  (part of this surface: the name of your own file's data set)
 from .reading import RawTable, raw_from_frame, read_raw
+from .simulate import simulate_rfm, simulate_transactions  # noqa: F401  (part of this surface)
 from .validation import (
     MAX_AMOUNT,
     MIN_DATE,

@@ -1,4 +1,4 @@
-"""Erasure (GDPR art. 17): ``urm forget`` and the append-only erasure log.
+"""The append-only erasure log (GDPR art. 17) and the check every load makes against it.
 
 The log, ``data/erasure/erasures.jsonl``, holds one JSON line per erased user: an erasure
 pseudonym (a keyed hash of the id in its own domain, ``e-...``: never the id, and not the
@@ -10,7 +10,7 @@ record beside it, ``erasures.head``, keeps the number of lines and the hash of t
 sealed with the pseudonym key (HMAC): a last line edited or removed no longer matches it. Lines
 are only ever appended, through ``O_APPEND``; the file is never rewritten. Every load
 (:func:`urm_models.validation.validate_table`) drops the rows of erased users, so a refresh
-cannot bring them back.
+cannot bring them back. Erasing (``urm forget``) is :mod:`urm_models.forget`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 from . import paths
@@ -157,9 +156,7 @@ def not_erased(dataset: str | None = None):
 
 def append_entries(entries: list[dict]) -> None:
     """Append entries to the log (hash-chained, ``O_APPEND``, fsync'd)."""
-    from .io import make_dirs
-
-    from .io import write_text
+    from .io import make_dirs, write_text
 
     old, prev = _chain()
     path = log_path()
@@ -177,272 +174,3 @@ def append_entries(entries: list[dict]) -> None:
         os.close(fd)
     n = len(old) + len(lines)
     write_text(json.dumps({"lines": n, "last": prev, "seal": _seal(n, prev)}), head_path())
-
-
-# ------------------------------------------------------------------------------ forget
-
-#: text artifacts scanned for an erased id or pseudonym (MLflow artifacts, exported models)
-TEXT_SUFFIXES = {".csv", ".json", ".txt", ".html", ".md", ".yaml", ".yml"}
-ERASED_NOTE = "[output removed: it showed a user erased with urm forget on {when}]"
-
-
-def known_datasets() -> set[str]:
-    """The data sets this project keeps something of: the shipped ones, those with published
-    tables, refresh runs, snapshots or quarantine files (``urm forget --dataset`` takes only these:
-    a mistyped name would erase nothing and write the typo into the append-only log)."""
-    import json
-
-    from .datasets import DATASETS
-
-    names = set(DATASETS)
-    root = paths.predictions_dir()
-    if root.is_dir():
-        names |= {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    runs = paths.reports_dir() / "runs"
-    for manifest in runs.glob("*/manifest.json") if runs.is_dir() else []:
-        try:
-            names.add(json.loads(manifest.read_text(encoding="utf-8"))["parameters"]["dataset"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    qdir = paths.quarantine_dir()
-    if qdir.is_dir():
-        names |= {p.name.split("-")[0] for p in qdir.glob("*.csv")}
-    return {str(n) for n in names if n}
-
-
-def forget(user_ids: list[str], dataset: str | None = None) -> dict:
-    """Erase users from everything the project keeps, then log the erasure.
-
-    Removed: their rows in every predictions table (each as-of date, hence ``latest``, and the
-    Spark-written partitions; the team database's SQL tables, current and previous), in the
-    quarantine files and in the refresh snapshots; the outputs of executed notebooks that show
-    their pseudonym; rows and mentions in MLflow artifacts and exported models. ``dataset``
-    limits the tables, quarantine files, snapshots and notebooks to that data set (MLflow
-    artifacts and exported models are always scanned). One log line per user is appended
-    (pseudonym, data set, time, what was removed); every later load drops their rows.
-    Holds the refresh lock, so it never interleaves with a refresh or ``urm score``.
-    """
-    import datetime as dt
-
-    from .io import output_umask
-    from .pipeline import refresh_lock
-    from .privacy import key_id, pseudonymize
-
-    ids = [str(u).strip() for u in user_ids]
-    if not ids or any(not u for u in ids):
-        raise ValueError("give at least one user id, none of them empty")
-    if dataset is not None:
-        paths.safe_name(dataset, "data set name (--dataset)")
-    pseudos = pseudonymize(ids)  # what reports and notebooks showed
-    tokens = pseudonymize(ids, ERASURE)  # what the log keeps
-    when = dt.datetime.now().isoformat(timespec="seconds")
-    counts = {u: {} for u in ids}
-
-    def add(user, where, n):
-        if n:
-            counts[user][where] = counts[user].get(where, 0) + int(n)
-
-    with output_umask(), refresh_lock():
-        for where, n_by_user in [
-            ("predictions", _forget_tables(paths.predictions_dir(), ids, dataset, "*/user_scores.parquet")),
-            # urm score --engine spark: data/predictions/<dataset>/spark/as_of=<date>/part-*.parquet
-            ("predictions", _forget_tables(paths.predictions_dir(), ids, dataset, "spark/as_of=*/*.parquet")),
-            ("snapshots", _forget_snapshots(ids, dataset)),
-            ("quarantine", _forget_quarantine(ids, dataset)),
-        ]:
-            for u, n in n_by_user.items():
-                add(u, where, n)
-        # tables staged by a refresh that was killed before publishing (the lock is ours: no refresh
-        # is running): unpublished copies with raw ids, removed as the next refresh would
-        staged = paths.staging_dir()
-        for run in sorted(staged.iterdir()) if staged.is_dir() else []:
-            shutil.rmtree(run, ignore_errors=True)
-        # and where refreshes before 2026-12-04 staged them
-        runs = paths.reports_dir() / "runs"
-        for table in sorted(runs.glob("*/user_scores.parquet")) if runs.is_dir() else []:
-            for u, n in _filter_parquet(table, ids).items():
-                add(u, "staged_tables", n)
-        from . import sqltable
-
-        if sqltable.database_url():  # the team's SQL tables (urm_user_scores_<dataset>, current and previous)
-            for u in ids:
-                add(u, "sql_tables", sum(sqltable.forget([u], dataset).values()))
-        patterns = _patterns(ids, pseudos)
-        for i, n in _forget_notebooks(paths.reports_dir() / "runs", patterns, dataset, when).items():
-            add(ids[i], "notebook_outputs", n)
-        for where, root in [("mlflow_artifacts", paths.mlruns_dir()), ("exported_models", paths.models_dir())]:
-            for i, n in _forget_text_files(root, patterns).items():
-                add(ids[i], where, n)
-        kid = key_id()
-        append_entries(
-            [
-                {"pseudonym": t, "dataset": dataset, "time": when, "key_id": kid, "removed": counts[u]}
-                for u, t in zip(ids, tokens)
-            ]
-        )
-    return {
-        "erased": len(ids),
-        "dataset": dataset,
-        "pseudonyms": tokens,
-        "removed": {t: counts[u] for u, t in zip(ids, tokens)},
-        "log": str(log_path()),
-    }
-
-
-def _token(value: str):
-    import re
-
-    return re.compile(rf"(?<![\w-]){re.escape(value)}(?![\w-])")
-
-
-def _patterns(ids: list[str], pseudos: list[str]) -> list[tuple[int, object]]:
-    """(index of the user, a pattern of their id or pseudonym as a whole token)."""
-    return [(i, _token(v)) for i, v in enumerate(ids)] + [(i, _token(p)) for i, p in enumerate(pseudos)]
-
-
-def _forget_tables(root: Path, ids: list[str], dataset: str | None, pattern: str) -> dict:
-    """Drop the users' rows from Parquet tables ``root/<dataset>/<pattern>`` (metadata kept)."""
-    n_by_user: dict[str, int] = {}
-    if not root.is_dir():
-        return n_by_user
-    folders = [root / dataset] if dataset else [d for d in root.iterdir() if d.is_dir() and not d.is_symlink()]
-    for folder in folders:
-        for path in sorted(folder.glob(pattern)) if folder.is_dir() else []:
-            if path.parent.is_symlink():
-                continue  # the latest link: its target is rewritten itself
-            n_by_user_file = _filter_parquet(path, ids)
-            for u, n in n_by_user_file.items():
-                n_by_user[u] = n_by_user.get(u, 0) + n
-    return n_by_user
-
-
-def _filter_parquet(path: Path, ids: list[str]) -> dict:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from .io import atomic_path
-
-    table = pq.read_table(path)
-    if "user_id" not in table.column_names:
-        return {}
-    col = pc.cast(table["user_id"], pa.string())
-    hits = {u: int(pc.sum(pc.equal(col, u)).as_py() or 0) for u in ids}
-    if not any(hits.values()):
-        return {}
-    keep = pc.invert(pc.fill_null(pc.is_in(col, value_set=pa.array(ids, pa.string())), False))
-    with atomic_path(path) as tmp:
-        pq.write_table(table.filter(keep), tmp)  # the schema, and so the metadata, is kept
-    return hits
-
-
-def _forget_snapshots(ids: list[str], dataset: str | None) -> dict:
-    root = paths.snapshots_dir()
-    out: dict[str, int] = {}
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        if dataset and _run_dataset(folder.name) not in (dataset, None):
-            continue
-        for path in folder.glob("*.parquet"):
-            for u, n in _filter_parquet(path, ids).items():
-                out[u] = out.get(u, 0) + n
-    return out
-
-
-def _run_dataset(run_id: str) -> str | None:
-    try:
-        manifest = json.loads((paths.reports_dir() / "runs" / run_id / "manifest.json").read_text(encoding="utf-8"))
-        return (manifest.get("parameters") or {}).get("dataset")
-    except (OSError, ValueError):
-        return None
-
-
-def _forget_quarantine(ids: list[str], dataset: str | None) -> dict:
-    """Drop rows of the users from quarantine files: their parsed id (``_user_id``), any cell
-    equal to an id, or a raw line that holds an id as a field."""
-    import csv
-
-    import pandas as pd
-
-    from .io import write_csv
-
-    root = paths.quarantine_dir()
-    out: dict[str, int] = {}
-    tokens = {u: _token(u) for u in ids}
-    for path in sorted(root.rglob("*.csv")) if root.is_dir() else []:  # quarantine_dir= may name a subfolder
-        if dataset and not path.name.startswith(f"{dataset}-"):
-            continue
-        q = pd.read_csv(path, dtype=str, keep_default_na=False)
-        hit = pd.Series(False, index=q.index)
-        for u, tok in tokens.items():
-            mine = q.apply(lambda row, u=u: any(str(v).strip() == u for v in row), axis=1)
-            if "_raw_line" in q:
-                mine |= q["_raw_line"].map(lambda t, tok=tok: bool(tok.search(str(t))))
-            if mine.any():
-                out[u] = out.get(u, 0) + int(mine.sum())
-            hit |= mine
-        if hit.any():
-            write_csv(q[~hit], path, index=False, quoting=csv.QUOTE_ALL)
-    return out
-
-
-def _forget_notebooks(root: Path, patterns, dataset, when) -> dict:
-    """Replace the outputs of executed-notebook cells that show a user's pseudonym (or id)."""
-    from .io import write_text
-
-    out: dict[int, int] = {}
-    for path in sorted(root.glob("*/*.ipynb")) if root.is_dir() else []:
-        if dataset and _run_dataset(path.parent.name) not in (dataset, None):
-            continue
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        changed = False
-        for cell in nb.get("cells", []):
-            outputs = cell.get("outputs") or []
-            if not outputs:
-                continue
-            text = json.dumps(outputs)
-            found = {i for i, pat in patterns if pat.search(text)}
-            if found:
-                cell["outputs"] = [
-                    {"output_type": "stream", "name": "stdout", "text": [ERASED_NOTE.format(when=when) + "\n"]}
-                ]
-                changed = True
-                for i in found:
-                    out[i] = out.get(i, 0) + 1
-        if changed:
-            write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", path)
-    return out
-
-
-def _forget_text_files(root: Path, patterns) -> dict:
-    """In text files under ``root`` (CSV tables, JSON, HTML ...): drop CSV rows that hold an
-    id or pseudonym as a field; replace any other mention with ``[erased]``."""
-    import csv
-    import io as _io
-
-    from .io import write_text
-
-    out: dict[int, int] = {}
-    for path in sorted(root.rglob("*")) if root.is_dir() else []:
-        if not path.is_file() or path.is_symlink() or path.suffix.lower() not in TEXT_SUFFIXES:
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            continue
-        found = {i for i, pat in patterns if pat.search(text)}
-        if not found:
-            continue
-        if path.suffix.lower() == ".csv":
-            rows = list(csv.reader(_io.StringIO(text, newline="")))
-            keep = [r for n, r in enumerate(rows) if n == 0 or not any(pat.search(",".join(r)) for _, pat in patterns)]
-            buf = _io.StringIO()
-            csv.writer(buf, lineterminator="\n").writerows(keep)
-            new = buf.getvalue()
-        else:
-            new = text
-            for _, pat in patterns:
-                new = pat.sub("[erased]", new)
-        write_text(new, path)
-        for i in found:
-            out[i] = out.get(i, 0) + 1
-    return out

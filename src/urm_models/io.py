@@ -59,7 +59,7 @@ def restrict(roots) -> int:
         root = Path(root)
         if not root.exists() or root.is_symlink():
             continue
-        for folder, dirs, files in os.walk(root):
+        for folder, _dirs, files in os.walk(root):
             for p in [Path(folder), *(Path(folder) / f for f in files)]:
                 if p.is_symlink():
                     continue

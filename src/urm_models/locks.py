@@ -1,6 +1,7 @@
-"""One refresh of a data set at a time across machines: a lock in the team's database.
+"""One refresh of a data set at a time: a lock file per project home, and across machines a
+lock in the team's database.
 
-On one machine the refresh's lock file does it (``pipeline.refresh_lock``). When the team
+On one machine the project home's lock file does it (:func:`refresh_lock`). When the team
 setting names a PostgreSQL ``database`` (:mod:`urm_models.settings`), refreshes and ``urm
 score`` of the same data set from several machines (project homes) also take a PostgreSQL
 advisory lock on it, held by a connection of their own for as long as they run: the second
@@ -13,15 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
+import fcntl
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 from . import paths, settings
+from .io import make_dirs
 
 
-class TeamLocked(RuntimeError):
-    """Another process holds the data set's lock in the team database."""
+class RefreshLocked(RuntimeError):
+    """Another refresh (or ``urm score``, ``urm forget``, ``urm prune``) holds the lock: the
+    project home's lock file, or the data set's lock in the team database."""
 
 
 def _is_postgres(url: str) -> bool:
@@ -49,7 +55,7 @@ def engine(url: str):
 @contextlib.contextmanager
 def team_lock(dataset: str | None) -> Iterator[None]:
     """Hold the data set's lock in the team's PostgreSQL database for the block (nothing
-    without one); :class:`TeamLocked` names the holder if another process has it."""
+    without one); :class:`RefreshLocked` names the holder if another process has it."""
     url, _ = settings.get("database")
     if not url or not dataset or not _is_postgres(url):
         yield
@@ -65,7 +71,7 @@ def team_lock(dataset: str | None) -> Iterator[None]:
             holder = None
             with contextlib.suppress(Exception):
                 holder = conn.execute(text("SELECT holder FROM urm_locks WHERE name = :k"), {"k": key}).scalar()
-            raise TeamLocked(
+            raise RefreshLocked(
                 f"another refresh or score of {dataset!r} is running against the team database "
                 f"{settings.redact(url)} ({holder or 'holder unknown'}). Wait for it to finish: the "
                 "lock goes when that process ends"
@@ -93,3 +99,39 @@ def team_lock(dataset: str | None) -> Iterator[None]:
                 conn.commit()
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def refresh_lock(path: Path | None = None, dataset: str | None = None) -> Iterator[Path]:
+    """Hold an exclusive, non-blocking lock for the duration of a refresh: the project home's
+    lock file and, with ``dataset`` and a team PostgreSQL database, the data set's lock there
+    (:func:`team_lock`): either held elsewhere is :class:`RefreshLocked`."""
+    path = path or paths.reports_dir() / ".refresh.lock"
+    make_dirs(path.parent)
+    fh = open(path, "a+")
+    held = False
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise RefreshLocked(
+                f"another refresh is running ({holder}); lock file {path}. Wait for it to "
+                f"finish; the lock is released when that process exits."
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}, started {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
+        fh.flush()
+        with team_lock(dataset):
+            yield path
+    finally:
+        if held:  # a refused process leaves the holder's information as it is
+            with contextlib.suppress(OSError):
+                fh.seek(0)
+                fh.truncate()
+        fh.close()  # closing releases the lock

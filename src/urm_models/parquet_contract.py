@@ -74,11 +74,11 @@ def _types(source, engine: str) -> dict[str, str]:
 
         df = spark._dataframe(spark.session(), source)
         return {f.name: _kind(f.dataType.simpleString()) for f in df.schema.fields}
-    from .features.rfm import _relation, connect
+    from .sql import connect, expose
 
     con = connect()
     try:
-        _relation(con, source)
+        expose(con, source)
         rows = con.execute("DESCRIBE SELECT * FROM transactions").fetchall()
     finally:
         con.close()
@@ -123,7 +123,7 @@ def check_transactions(
     options of :func:`validation.validate_table` (``"keep"`` accepts exact copies, negative
     amounts); ``now``: the latest allowed time (default: the current time)."""
     from . import spark as spark_engine
-    from .features.rfm import run_sql
+    from .sql import run_sql
 
     if duplicates not in ("reject", "keep") or returns not in ("reject", "keep"):
         raise ValueError(f"duplicates and returns are 'reject' or 'keep', got {duplicates!r}, {returns!r}")

@@ -150,7 +150,9 @@ def parse_id(s: pd.Series) -> tuple[pd.Series, pd.Series]:
         v = s.to_numpy(dtype=float)
         ok = np.isfinite(v) & (np.mod(v, 1) == 0) & (np.abs(v) < EXACT_INT_FLOAT)
         ok = ok & ~np.isnan(v)
-        out = pd.Series([str(int(x)) if good else None for x, good in zip(v, ok)], index=s.index, dtype=object)
+        out = pd.Series(
+            [str(int(x)) if good else None for x, good in zip(v, ok, strict=True)], index=s.index, dtype=object
+        )
         invalid = pd.Series(~ok & ~np.isnan(v), index=s.index)
     else:
         out = s.map(

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
-import fcntl
 import json
 import logging
 import os
@@ -34,10 +32,11 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from unittest import mock
 
 from . import paths
 from .io import make_dirs, output_umask, restrict, write_parquet, write_text
+from .locks import refresh_lock
+from .settings import environ
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +86,6 @@ class RefreshError(RuntimeError):
     """A refresh step failed; the message names the notebook and cell."""
 
 
-class RefreshLocked(RefreshError):
-    """Another refresh holds the lock."""
-
-
 def ensure_kernel() -> str:
     """Register the ``urm-models`` kernel (this environment's Python) inside the environment."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -109,47 +104,6 @@ def ensure_kernel() -> str:
         prefix=sys.prefix,
     )
     return KERNEL_NAME
-
-
-@contextlib.contextmanager
-def refresh_lock(path: Path | None = None, dataset: str | None = None) -> Iterator[Path]:
-    """Hold an exclusive, non-blocking lock for the duration of a refresh: the project home's
-    lock file and, with ``dataset`` and a team PostgreSQL database, the data set's lock there
-    (:mod:`urm_models.locks`): either held elsewhere is :class:`RefreshLocked`."""
-    path = path or paths.reports_dir() / ".refresh.lock"
-    make_dirs(path.parent)
-    fh = open(path, "a+")
-    held = False
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            held = True
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            raise RefreshLocked(
-                f"another refresh is running ({holder}); lock file {path}. Wait for it to "
-                f"finish; the lock is released when that process exits."
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}, started {dt.datetime.now():%Y-%m-%d %H:%M:%S}")
-        fh.flush()
-        from .locks import TeamLocked, team_lock
-
-        try:
-            with team_lock(dataset):
-                yield path
-        except TeamLocked as exc:
-            raise RefreshLocked(str(exc)) from None
-    finally:
-        if held:  # a refused process leaves the holder's information as it is
-            with contextlib.suppress(OSError):
-                fh.seek(0)
-                fh.truncate()
-        fh.close()  # closing releases the lock
 
 
 def notebook_parameters(path: Path) -> dict:
@@ -356,7 +310,7 @@ def run_notebook(
         if km is not None:  # a kernel of its own exits before it can be measured
             entry["cpu_seconds"] = round(cpu, 2)
 
-    with mock.patch.dict(os.environ, {"URM_NOTEBOOK": f"notebooks/{name}.ipynb"}):
+    with environ({"URM_NOTEBOOK": f"notebooks/{name}.ipynb"}):
         try:
             pm.execute_notebook(
                 str(src),
@@ -477,13 +431,12 @@ def refresh(
             name = names[0] if names else ""
             # the kernel inherits this environment: MLflow, which sets its own logger to INFO when
             # imported, keeps its notices about its tables and input examples out of the notebooks
-            with mock.patch.dict(
-                os.environ,
+            with environ(
                 {
                     "URM_REFRESH_ID": run_id,
                     "URM_SOURCE_FINGERPRINT": manifest["data_fingerprint"],
                     "MLFLOW_LOGGING_LEVEL": os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING"),
-                },
+                }
             ):
                 runnable = [
                     n
@@ -496,7 +449,7 @@ def refresh(
                         for name in names:
                             if name not in runnable:
                                 why = (
-                                    f"no campaign given (--campaign)"
+                                    "no campaign given (--campaign)"
                                     if name == CAMPAIGN_NOTEBOOK and kind == "transactions"
                                     else f"not applicable to {kind} data"
                                 )
@@ -790,14 +743,13 @@ def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:
 
     if not staged.is_file():
         raise RefreshError(f"{SCORING_NOTEBOOK}.ipynb finished but wrote no table at {staged}")
-    from .sqltable import database_url
-    from .sqltable import publish as publish_sql
+    from .sqltable import database_url, publish_table
 
     try:
         table = pd.read_parquet(staged)
         path = write_predictions(table, dataset, as_of, metadata={"run_id": run_id})
         sql = (
-            publish_sql(
+            publish_table(
                 table,
                 dataset,
                 run_id=run_id,

@@ -293,7 +293,7 @@ def read_raw(
             bad_lines.append((number, joiner.join(row), f"{len(row)} fields where the header has {width}"))
             continue
         line_numbers.append(number)
-        for col, v in zip(cols, row):
+        for col, v in zip(cols, row, strict=True):
             col.append(v or None)  # empty cell = missing; whitespace-only cells stay as written
     _check_header(path, columns, len(line_numbers) + len(bad_lines))
     if bad_lines and errors == "raise":

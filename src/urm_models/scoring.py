@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -100,61 +101,151 @@ def _positive_probability(model, X: pd.DataFrame) -> np.ndarray:
     return p[:, -1] if p.ndim == 2 else p
 
 
-def _finish(
-    table: pd.DataFrame, value_col: str, *, as_of, tier_shares, tier_amounts, playbook, model_versions: str
-) -> pd.DataFrame:
-    table["tier"] = segments.value_tiers(table[value_col], shares=tier_shares, amounts=tier_amounts)
-    return _finish_rows(table, as_of=as_of, playbook=playbook, model_versions=model_versions)
+@dataclass(frozen=True)
+class ScoringOptions:
+    """The choices that make a relationship table, in one object for every way of computing it
+    (:func:`score_transactions`, :func:`score_to_parquet`, the Spark engine, customers and
+    campaigns).
+
+    freq : the time unit of the activity features, ``"D"``, ``"W"`` or ``"M"``: the unit the
+        CLV model was fitted in (transactions only).
+    period : a user younger than ``period`` is new, one quiet for ``period`` is at risk of
+        lapsing (:func:`segments.lifecycle_stages`); default 13 periods of ``freq`` (a quarter
+        in weeks) for transactions, 3 months of tenure for customers.
+    lapse_after : quiet this long, a user is lapsed and scores at most R = 3; default 26
+        periods of ``freq`` for transactions, ``max(period, 1)`` months for customers.
+    at_risk : the churn risk from which an active user is "at risk".
+    tier_shares, tier_amounts : the value tiers (:func:`segments.value_tiers`): shares of users
+        (default 10/20/30/40%) or minimum values, not both.
+    rules, playbook : the RFM segment rules and the action playbook (defaults:
+        :data:`segments.SEGMENT_RULES`, :data:`segments.PLAYBOOK`).
+    """
+
+    freq: str = "W"
+    period: float | None = None
+    lapse_after: float | None = None
+    at_risk: float = 0.5
+    tier_shares: Mapping | None = None
+    tier_amounts: Mapping | None = None
+    rules: object = None
+    playbook: object = None
+
+    def checked(self, kind: str = "transactions") -> ScoringOptions:
+        """These options with the defaults of ``kind`` filled in, refused when they cannot make a
+        table (before any data is read or any Spark job starts)."""
+        from .simulate import UNIT_DAYS
+
+        if kind == "transactions" and self.freq not in UNIT_DAYS:
+            raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {self.freq!r}")
+        if self.tier_shares is not None and self.tier_amounts is not None:
+            raise ValueError("give tier_shares or tier_amounts, not both")
+        period = float(self.period if self.period is not None else (13 if kind == "transactions" else 3))
+        lapse = float(
+            self.lapse_after if self.lapse_after is not None else (26 if kind == "transactions" else max(period, 1.0))
+        )
+        if not (period > 0 and lapse > 0 and 0 <= self.at_risk <= 1):
+            raise ValueError(
+                f"period and lapse_after must be positive and at_risk within [0, 1]; got {period}, "
+                f"{lapse}, {self.at_risk}"
+            )
+        segments.tier_bounds(1, self.tier_shares, self.tier_amounts)
+        return replace(
+            self,
+            period=period,
+            lapse_after=lapse,
+            rules=segments.segment_rules(self.rules),
+            playbook=segments.playbook_table(self.playbook),
+        )
 
 
-def _finish_rows(table: pd.DataFrame, *, as_of, playbook, model_versions: str) -> pd.DataFrame:
-    """Everything after the tiers, row by row (shared with the Spark scoring's partitions)."""
-    table["value_at_risk"] = table["p_churn"] * table["clv"]
-    actions = segments.recommend_actions(table["tier"], table["lifecycle_stage"], playbook)
-    table["recommended_action"] = actions["recommended_action"]
-    table["action_channel"] = actions["channel"]
-    table["action_priority"] = actions["priority"].astype("int64")
-    return _format(table, as_of, model_versions)
+class TransactionScoring:
+    """The relationship table of transactions, as steps every engine runs: what :func:`setup`
+    returns. :meth:`rows` is row-wise (any batch of users' activity features), the ranks need
+    every user (in pandas inside :meth:`table`, the in-memory path; :meth:`ranks_sql` in DuckDB
+    or Spark: the same rule, :func:`segments.tier_bounds` and the quintiles of
+    :func:`segments.rfm_scores`), and :meth:`finish` is row-wise again. ``facts`` are what the
+    table's attrs record."""
 
+    def __init__(self, clv_model, churn_model, churn_window: str, model_versions: str, options: ScoringOptions):
+        self.clv_model, self.churn_model, self.options = clv_model, churn_model, options
+        self.model_versions = model_versions
+        scorer = _scorer(clv_model)
+        self.facts = {"churn_horizon": churn_window if churn_model is not None else _horizon_label(scorer)}
+        if getattr(scorer, "horizon", None) is not None:
+            self.facts["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
 
-def _format(table: pd.DataFrame, as_of, model_versions: str) -> pd.DataFrame:
-    """The table's columns, order and types (user ids as the index of ``table``)."""
-    table["as_of"] = pd.Timestamp(as_of)
-    table["model_versions"] = model_versions
-    for c in CAMPAIGN_COLUMNS:
-        if c not in table:
-            table[c] = np.nan
-    table.index.name = "user_id"
-    out = table.reset_index()
-    out["user_id"] = out["user_id"].astype(str)
-    for c in TEXT_COLUMNS:
-        out[c] = out[c].astype("string")
-    out["expected_incremental_value"] = out["expected_incremental_value"].astype(float)
-    return out[COLUMNS]
+    @property
+    def windows(self) -> tuple:
+        """The activity windows the features need (4, 13, 26 and ``period`` periods)."""
+        return (4, 13, 26, int(self.options.period))
 
+    def rows(self, act: pd.DataFrame, as_of) -> pd.DataFrame:
+        """Scores of some users' activity features (indexed by user id): the CLV model's, the
+        churn classifier's ``p_churn``, lifecycle stage and cohort, and what the ranks need."""
+        return pd.DataFrame(self._rows(act, as_of), index=act.index)
 
-def ranks_sql(view: str, n: int, tier_shares, tier_amounts) -> str:
-    """What needs every user, as one SQL query over ``view`` (``n`` users with their scores):
-    the R, F, M quintiles (``RANK`` is pandas' "min" rank, as :func:`segments.rfm_scores`
-    ranks) and the tier (``ROW_NUMBER`` over CLV descending, then user id: the order of
-    :func:`segments.value_tiers`, cut at the same rounded shares). Runs in Spark and in DuckDB."""
+    def table(self, act: pd.DataFrame, as_of) -> pd.DataFrame:
+        """The whole table of every user's activity features, in memory: :meth:`rows`, the
+        ranks in pandas, :meth:`finish`, on columns (no intermediate frame of a million rows)."""
+        cols = self._rows(act, as_of)
+        o = self.options
+        sc = segments.rfm_scores(pd.DataFrame({c: cols[c] for c in ("frequency", "monetary", "time_since_last")}))
+        cols.update({c: sc[c].to_numpy() for c in ("R", "F", "M")})
+        cols["tier"] = segments.value_tiers(
+            pd.Series(cols["clv"], index=act.index), o.tier_shares, o.tier_amounts
+        ).to_numpy(object)
+        return self._finish(cols, act.index, as_of)
 
-    def quintile(rank: str, count: str) -> str:
-        return f"LEAST(5, GREATEST(1, 1 + CAST(FLOOR(5 * ({rank} - 1) / GREATEST({count}, 1)) AS BIGINT)))"
+    def _rows(self, act: pd.DataFrame, as_of) -> dict:
+        from .features import cohort_of
 
-    if tier_amounts is not None:
-        ordered = sorted(tier_amounts.items(), key=lambda kv: -kv[1])
-        cases = " ".join(f"WHEN clv >= {float(v)!r} THEN '{t}'" for t, v in ordered)
-        tier = f"CASE {cases} ELSE '{ordered[-1][0]}' END"
-    else:
-        shares = dict(tier_shares or segments.DEFAULT_TIER_SHARES)
-        if not np.isclose(sum(shares.values()), 1.0):
-            raise ValueError(f"tier shares must add up to 1, they add up to {sum(shares.values())}")
-        bounds = np.round(np.cumsum(list(shares.values())) * n).astype(int)  # as value_tiers
-        bounds[-1] = n
-        cases = " ".join(f"WHEN pos <= {int(b)} THEN '{t}'" for t, b in zip(shares, bounds))
-        tier = f"CASE {cases} END"
-    return f"""
+        o = self.options
+        t = _predict_frame(self.clv_model, act[["frequency", "recency", "T", "monetary"]])
+        p_churn = (
+            _positive_probability(self.churn_model, act)
+            if self.churn_model is not None
+            else t["p_churn"].to_numpy(float)
+        )
+        stage = segments.lifecycle_stages(
+            act["T"],
+            since_last=act["time_since_last"],
+            gap_before_last=act["gap_last"],
+            risk=p_churn,
+            period=o.period,
+            lapse_after=o.lapse_after,
+            at_risk=o.at_risk,
+        )
+        cols = {
+            c: t[c].to_numpy(float)
+            for c in ("p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv")
+        }
+        cols.update(
+            p_churn=p_churn,
+            lifecycle_stage=stage.to_numpy(object),
+            cohort=cohort_of(act["T"], as_of, o.freq).to_numpy(object),
+            time_since_last=act["time_since_last"].to_numpy(float),
+            frequency=act["frequency"].to_numpy("int64"),
+            monetary=act["monetary"].to_numpy(float),
+        )
+        return cols
+
+    def ranks_sql(self, view: str, n: int) -> str:
+        """The ranks as one SQL query over ``view`` (``n`` users of :meth:`rows`, with a
+        ``user_id`` column), for DuckDB and Spark: ``RANK`` is pandas' "min" rank, the tier
+        position ``ROW_NUMBER`` over CLV descending, then user id (the order of value_tiers)."""
+        o = self.options
+
+        def quintile(rank: str, count: str) -> str:
+            return f"LEAST(5, GREATEST(1, 1 + CAST(FLOOR(5 * ({rank} - 1) / GREATEST({count}, 1)) AS BIGINT)))"
+
+        bounds = segments.tier_bounds(n, o.tier_shares, o.tier_amounts)
+        if o.tier_amounts is not None:
+            cases = " ".join(f"WHEN clv >= {float(v)!r} THEN '{t}'" for t, v in bounds[:-1])
+            tier = f"CASE {cases} ELSE '{bounds[-1][0]}' END"
+        else:
+            cases = " ".join(f"WHEN pos <= {int(b)} THEN '{t}'" for t, b in bounds)
+            tier = f"CASE {cases} END"
+        return f"""
 WITH counted AS (
     SELECT s.*, c.n_all, c.n_repeat
     FROM {view} s CROSS JOIN (SELECT COUNT(*) AS n_all, SUM(CASE WHEN frequency > 0 THEN 1 ELSE 0 END) AS n_repeat
@@ -176,48 +267,116 @@ SELECT user_id, p_alive, p_churn, expected_purchases, expected_remaining_lifetim
        {tier} AS tier
 FROM ranked"""
 
+    def finish(self, ranked: pd.DataFrame, as_of) -> pd.DataFrame:
+        """Rows with their scores, quintiles and tier (indexed by user id) -> rows of the table:
+        the lapse cap and segment names, value at risk, actions, types. Row-wise: any batch."""
+        return self._finish({c: ranked[c].to_numpy() for c in ranked.columns}, ranked.index, as_of)
 
-def finish_ranked(t: pd.DataFrame, *, as_of, lapse_after, rules, playbook, model_versions: str) -> pd.DataFrame:
-    """Rows that carry their scores, R/F/M quintiles and tier (from :func:`ranks_sql`) -> rows of
-    the table: the lapse cap and segment names, then :func:`_finish_rows`. Row-wise: any batch."""
-    sc = segments.rfm.finish_scores(t[["R", "F", "M"]].astype("int64").copy(), t["time_since_last"], lapse_after)
-    t = t.assign(rfm_segment=segments.rfm.segment_of(sc, rules))
-    t = t.drop(columns=["R", "F", "M", "time_since_last", "frequency", "monetary"])
-    return _finish_rows(t, as_of=as_of, playbook=playbook, model_versions=model_versions)
+    def _finish(self, cols: dict, index: pd.Index, as_of) -> pd.DataFrame:
+        o = self.options
+        rows = pd.RangeIndex(len(index))  # positions: no million-id index to check or align
+        scores = pd.DataFrame({c: np.asarray(cols.pop(c), "int64") for c in ("R", "F", "M")}, index=rows)
+        sc = segments.rfm.finish_scores(
+            scores, pd.Series(np.asarray(cols.pop("time_since_last"), float), index=rows), o.lapse_after
+        )
+        cols.pop("frequency"), cols.pop("monetary")
+        cols["rfm_segment"] = segments.rfm.segment_of(sc, o.rules).to_numpy(object)
+        return _finish_rows(cols, index, as_of, o.playbook, self.model_versions)
 
 
-def score_rows(
-    act: pd.DataFrame,
+def setup(
+    clv_model,
+    *,
+    churn_model=None,
+    churn_window: str = "",
+    model_versions: str = "",
+    options: ScoringOptions | None = None,
+) -> TransactionScoring:
+    """The one setup of every transactions path: the options checked (defaults filled in), the
+    CLV model's time unit against ``options.freq``, the facts the table records.
+
+    ``clv_model`` scores RFM tables (a :class:`~urm_models.models.CLVScorer` or the logged
+    ``urm-clv`` pyfunc); ``churn_model``, when given, is the shifted-window classifier whose
+    window ``churn_window`` names (e.g. ``"13 W"``) and gives ``p_churn``; ``model_versions``
+    is written in every row."""
+    options = (options or ScoringOptions()).checked("transactions")
+    scorer_freq = getattr(_scorer(clv_model), "rfm_freq", None)
+    if scorer_freq is not None and scorer_freq != options.freq:
+        raise ValueError(f"the CLV model scores RFM tables in {scorer_freq!r} units, not {options.freq!r}")
+    return TransactionScoring(clv_model, churn_model, churn_window, model_versions, options)
+
+
+def _finish_rows(cols: Mapping, index: pd.Index, as_of, playbook, model_versions: str) -> pd.DataFrame:
+    """Value at risk, the playbook's action and the table's types, row by row; ``cols`` are the
+    columns so far (Series or arrays in the order of the user ids ``index``)."""
+    cols = dict(cols)
+    cols["value_at_risk"] = np.asarray(cols["p_churn"], float) * np.asarray(cols["clv"], float)
+    rows = pd.RangeIndex(len(index))  # positions: no million-id index to check or align
+    actions = segments.recommend_actions(
+        pd.Series(np.asarray(cols["tier"], object), index=rows),
+        pd.Series(np.asarray(cols["lifecycle_stage"], object), index=rows),
+        playbook,
+    )
+    cols["recommended_action"] = actions["recommended_action"].to_numpy(object)
+    cols["action_channel"] = actions["channel"].to_numpy(object)
+    cols["action_priority"] = actions["priority"].to_numpy("int64")
+    return _format(cols, index, as_of, model_versions)
+
+
+def _format(cols: Mapping, index: pd.Index, as_of, model_versions: str) -> pd.DataFrame:
+    """The table's columns, order and types from ``cols`` (Series or arrays in the order of the
+    user ids ``index``). Built column by column as typed Series: no type inference over a
+    million objects, no copy of the whole table."""
+    n = len(index)
+    rows = pd.RangeIndex(n)
+
+    def values(c, dtype):
+        v = cols.get(c)
+        if v is None:  # a campaign's columns, empty without a measured campaign
+            return np.full(n, None if dtype is object else np.nan, dtype=dtype)
+        return np.asarray(v.to_numpy() if isinstance(v, pd.Series) else v, dtype=dtype)
+
+    out = {
+        "user_id": pd.Series(index.astype(str).to_numpy(object), index=rows, dtype=object),
+        "as_of": pd.Series(pd.Timestamp(as_of), index=rows),
+    }
+    for c in COLUMNS[2:]:
+        if c == "model_versions":
+            out[c] = pd.Series(pd.array(np.full(n, model_versions, dtype=object), dtype="string"), index=rows)
+        elif c in TEXT_COLUMNS:
+            out[c] = pd.Series(pd.array(values(c, object), dtype="string"), index=rows)
+        elif c == "action_priority":
+            out[c] = pd.Series(values(c, "int64"), index=rows)
+        else:
+            out[c] = pd.Series(values(c, float), index=rows)
+    return pd.DataFrame(out)
+
+
+def score_transactions(
+    transactions,
     as_of,
     clv_model,
     *,
     churn_model=None,
-    freq: str = "W",
-    period: float = 13,
-    lapse_after: float = 26,
-    at_risk: float = 0.5,
+    churn_window: str = "",
+    model_versions: str = "",
+    options: ScoringOptions | None = None,
 ) -> pd.DataFrame:
-    """The row-wise part of the table for some users' activity features (any batch of them):
-    the CLV model's scores, ``p_churn``, lifecycle stage and cohort, plus what the ranks need."""
-    from .features import cohort_of
+    """The relationship table of a transactions data set at ``as_of``, in memory.
 
-    t = _predict_frame(clv_model, act[["frequency", "recency", "T", "monetary"]])
-    t = t[["p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv"]].copy()
-    if churn_model is not None:
-        t["p_churn"] = _positive_probability(churn_model, act)
-    t["lifecycle_stage"] = segments.lifecycle_stages(
-        act["T"],
-        since_last=act["time_since_last"],
-        gap_before_last=act["gap_last"],
-        risk=t["p_churn"],
-        period=period,
-        lapse_after=lapse_after,
-        at_risk=at_risk,
+    Features use only purchases on or before ``as_of``, in ``options.freq`` units (the unit the
+    CLV model was fitted in); the models and options are those of :func:`setup`. ``p_churn``
+    comes from ``churn_model`` when given, else from the CLV model.
+    """
+    from .features import activity_features
+
+    s = setup(
+        clv_model, churn_model=churn_model, churn_window=churn_window, model_versions=model_versions, options=options
     )
-    t["cohort"] = cohort_of(act["T"], as_of, freq)
-    for c in ("time_since_last", "frequency", "monetary"):
-        t[c] = act[c]
-    return t
+    act = activity_features(transactions, as_of, freq=s.options.freq, windows=s.windows)
+    out = s.table(act, as_of)
+    out.attrs.update(s.facts)
+    return out
 
 
 def score_to_parquet(
@@ -226,18 +385,11 @@ def score_to_parquet(
     clv_model,
     path,
     *,
-    batches: int = 10,
     churn_model=None,
     churn_window: str = "",
-    freq: str = "W",
     model_versions: str = "",
-    tier_shares: Mapping | None = None,
-    tier_amounts: Mapping | None = None,
-    period: float = 13,
-    lapse_after: float = 26,
-    at_risk: float = 0.5,
-    rules=None,
-    playbook=None,
+    options: ScoringOptions | None = None,
+    batches: int = 10,
     batch_rows: int = 500_000,
     metadata: Mapping | None = None,
     dataset: str | None = None,
@@ -247,31 +399,28 @@ def score_to_parquet(
 
     Pass 1 scores ``batches`` slices of the users (by a hash of the id; each slice's activity
     features from DuckDB) into a temporary Parquet file; pass 2 ranks them all in DuckDB
-    (:func:`ranks_sql`, spilling under its memory limit) and streams the ranked rows, ``batch_rows``
-    at a time, through the row-wise rules into ``path`` (written atomically; ``metadata`` and the
-    facts go into its schema as :func:`write_predictions` puts them). Same table, value for
-    value, as the in-memory scoring (tested). Returns the facts the table's attrs hold. Users
-    erased (``urm forget``) everywhere or in ``dataset`` are left out.
+    (:meth:`TransactionScoring.ranks_sql`, spilling under its memory limit) and streams the
+    ranked rows, ``batch_rows`` at a time, through :meth:`TransactionScoring.finish` into
+    ``path`` (written atomically; ``metadata`` and the facts go into its schema as
+    :func:`write_predictions` puts them). Same table, value for value, as the in-memory scoring
+    (tested). Returns the facts the table's attrs hold. Users erased (``urm forget``)
+    everywhere or in ``dataset`` are left out.
     """
+    import tempfile
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    import tempfile
-
     from .erasure import not_erased
-    from .features.churn import activity_sql
-    from .features.rfm import _relation, connect
+    from .features.churn import activity_features_sql
     from .io import atomic_path, make_dirs
+    from .sql import connect, expose
 
-    scorer = _scorer(clv_model)
-    scorer_freq = getattr(scorer, "rfm_freq", None)
-    if scorer_freq is not None and scorer_freq != freq:
-        raise ValueError(f"the CLV model scores RFM tables in {scorer_freq!r} units, not {freq!r}")
+    s = setup(
+        clv_model, churn_model=churn_model, churn_window=churn_window, model_versions=model_versions, options=options
+    )
     if int(batches) != batches or batches < 1:
         raise ValueError(f"batches must be a positive whole number, got {batches}")
-    segments.rfm._rules(rules)
-    segments.playbook._playbook(playbook)
-    windows = (4, 13, 26, int(period))
     stamp = pd.Timestamp(as_of)
     path = Path(path)
     make_dirs(path.parent)
@@ -280,11 +429,12 @@ def score_to_parquet(
     keep = not_erased(dataset)  # a file read as it is may still hold users erased since it was written
     con = connect()
     try:
-        _relation(con, transactions)
+        expose(con, transactions)
         writer = None
         for b in range(int(batches)):
             part = f"(SELECT * FROM transactions WHERE hash(CAST(user_id AS VARCHAR)) % {int(batches)} = {b})"
-            act = con.execute(activity_sql(stamp, freq, windows, source=part)).df().set_index("user_id")
+            act = con.execute(activity_features_sql(stamp, s.options.freq, s.windows, source=part)).df()
+            act = act.set_index("user_id")
             for c in act.columns:  # as activity_features types them
                 if c.startswith("purchases_") or c in ("frequency", "trend"):
                     act[c] = act[c].astype("int64")
@@ -292,20 +442,10 @@ def score_to_parquet(
                 act = act[keep(act.index.to_numpy())]
             if act.empty:
                 continue
-            rows = score_rows(
-                act,
-                stamp,
-                clv_model,
-                churn_model=churn_model,
-                freq=freq,
-                period=period,
-                lapse_after=lapse_after,
-                at_risk=at_risk,
-            ).reset_index()
-            arrow = pa.Table.from_pandas(rows, preserve_index=False)
+            arrow = pa.Table.from_pandas(s.rows(act, stamp).reset_index(), preserve_index=False)
             writer = writer or pq.ParquetWriter(scored_file, arrow.schema)
             writer.write_table(arrow)
-            del act, rows, arrow
+            del act, arrow
         if writer is None:
             raise ValueError(f"no user has a purchase on or before {stamp:%Y-%m-%d}")
         writer.close()
@@ -316,30 +456,17 @@ def score_to_parquet(
         ).fetchall()[0]
         if bad:
             raise ValueError(f"the CLV model returned {bad} missing values of {n}")
-        facts = {"churn_horizon": churn_window if churn_model is not None else _horizon_label(scorer)}
-        if getattr(scorer, "horizon", None) is not None:
-            facts["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
-        reader = con.sql(ranks_sql("scored", n, tier_shares, tier_amounts) + " ORDER BY user_id").to_arrow_reader(
-            batch_rows
-        )
+        reader = con.sql(s.ranks_sql("scored", n) + " ORDER BY user_id").to_arrow_reader(batch_rows)
         with atomic_path(path) as tmp:
             out_writer = None
             for batch in reader:
-                t = batch.to_pandas().set_index("user_id")
-                out = finish_ranked(
-                    t,
-                    as_of=stamp,
-                    lapse_after=lapse_after,
-                    rules=rules,
-                    playbook=playbook,
-                    model_versions=model_versions,
-                )
+                out = s.finish(batch.to_pandas().set_index("user_id"), stamp)
                 arrow = pa.Table.from_pandas(out, preserve_index=False)
                 if out_writer is None:
                     meta = {
                         **(arrow.schema.metadata or {}),
                         b"urm_models": json.dumps(
-                            {"as_of": f"{stamp:%Y-%m-%d}", "rows": int(n), **facts, **(metadata or {})}, default=str
+                            {"as_of": f"{stamp:%Y-%m-%d}", "rows": int(n), **s.facts, **(metadata or {})}, default=str
                         ).encode(),
                     }
                     out_writer = pq.ParquetWriter(tmp, arrow.schema.with_metadata(meta))
@@ -348,73 +475,7 @@ def score_to_parquet(
     finally:
         con.close()
         Path(scored_file).unlink(missing_ok=True)
-    return {**facts, "rows": int(n)}
-
-
-def score_transactions(
-    transactions: pd.DataFrame,
-    as_of,
-    clv_model,
-    *,
-    churn_model=None,
-    churn_window: str = "",
-    freq: str = "W",
-    model_versions: str = "",
-    tier_shares: Mapping | None = None,
-    tier_amounts: Mapping | None = None,
-    period: float = 13,
-    lapse_after: float = 26,
-    at_risk: float = 0.5,
-    rules=None,
-    playbook=None,
-) -> pd.DataFrame:
-    """The relationship table of a transactions data set at ``as_of``.
-
-    ``clv_model`` scores the RFM table (a :class:`~urm_models.models.CLVScorer` or the logged
-    ``urm-clv`` pyfunc); features use only purchases on or before ``as_of`` in ``freq`` units,
-    which must be the unit the model was fitted in. ``p_churn`` comes from ``churn_model`` when
-    given (a shifted-window classifier on the activity features, whose window ``churn_window``
-    says, e.g. ``"13 W"``), else from the CLV model. ``period`` and ``lapse_after`` (in ``freq``
-    units) and ``at_risk`` set the lifecycle rules (:func:`segments.lifecycle_stages`) and the
-    lapse rule of the RFM segments; tiers come from CLV (``tier_shares`` or ``tier_amounts``,
-    default 10/20/30/40%).
-    """
-    from .features import activity_features, cohort_of
-
-    scorer = _scorer(clv_model)
-    scorer_freq = getattr(scorer, "rfm_freq", None)
-    if scorer_freq is not None and scorer_freq != freq:
-        raise ValueError(f"the CLV model scores RFM tables in {scorer_freq!r} units, not {freq!r}")
-    act = activity_features(transactions, as_of, freq=freq, windows=(4, 13, 26, int(period)))
-    rfm = act[["frequency", "recency", "T", "monetary"]]
-    scores = _predict_frame(clv_model, rfm)
-    table = scores[["p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv"]].copy()
-    if churn_model is not None:
-        table["p_churn"] = _positive_probability(churn_model, act)
-    table["rfm_segment"] = segments.rfm_segments(act, rules, lapse_after=lapse_after)["segment"]
-    table["lifecycle_stage"] = segments.lifecycle_stages(
-        act["T"],
-        since_last=act["time_since_last"],
-        gap_before_last=act["gap_last"],
-        risk=table["p_churn"],
-        period=period,
-        lapse_after=lapse_after,
-        at_risk=at_risk,
-    )
-    table["cohort"] = cohort_of(act["T"], as_of, freq)
-    out = _finish(
-        table,
-        "clv",
-        as_of=as_of,
-        tier_shares=tier_shares,
-        tier_amounts=tier_amounts,
-        playbook=playbook,
-        model_versions=model_versions,
-    )
-    out.attrs["churn_horizon"] = churn_window if churn_model is not None else _horizon_label(scorer)
-    if getattr(scorer, "horizon", None) is not None:
-        out.attrs["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
-    return out
+    return {**s.facts, "rows": int(n)}
 
 
 def _scorer(clv_model):
@@ -441,11 +502,7 @@ def score_customers(
     duration_col: str = "tenure",
     event_col: str = "churn",
     model_versions: str = "",
-    tier_shares: Mapping | None = None,
-    tier_amounts: Mapping | None = None,
-    period: float = 3,
-    at_risk: float = 0.5,
-    playbook=None,
+    options: ScoringOptions | None = None,
 ) -> pd.DataFrame:
     """The relationship table of a contractual (customers) data set such as Telco.
 
@@ -455,8 +512,9 @@ def score_customers(
     contract has ended (``event_col`` = 1) are ``lapsed`` with P(alive) 0 and no remaining value;
     for the others P(alive) is 1 (the contract is observed to be running). There are no
     purchases, so ``rfm_segment`` and ``expected_purchases`` are missing. New = tenure below
-    ``period`` months.
+    ``options.period`` months (default 3).
     """
+    o = (options or ScoringOptions()).checked("customers")
     for c in ("user_id", duration_col, event_col):
         if c not in customers.columns:
             raise ValueError(f"customers lack column {c!r}")
@@ -477,21 +535,14 @@ def score_customers(
         df[duration_col].astype(float),
         lapsed=pd.Series(churned, index=df.index),
         risk=table["p_churn"],
-        period=period,
-        lapse_after=max(period, 1.0),
-        at_risk=at_risk,
+        period=o.period,
+        lapse_after=o.lapse_after,
+        at_risk=o.at_risk,
     )
     band = (df[duration_col].astype(int) // 12) * 12
     table["cohort"] = [f"tenure {b}-{b + 11} months" for b in band]
-    out = _finish(
-        table,
-        "clv",
-        as_of=as_of,
-        tier_shares=tier_shares,
-        tier_amounts=tier_amounts,
-        playbook=playbook,
-        model_versions=model_versions,
-    )
+    table["tier"] = segments.value_tiers(table["clv"], o.tier_shares, o.tier_amounts)
+    out = _finish_rows({c: table[c] for c in table}, table.index, as_of, o.playbook, model_versions)
     out.attrs["churn_horizon"] = "the churn label's window"
     inner = survival_model.unwrap_python_model() if hasattr(survival_model, "unwrap_python_model") else survival_model
     if getattr(inner, "clv_horizon", None) is not None:
@@ -505,8 +556,7 @@ def score_campaign(
     uplift_model,
     *,
     model_versions: str = "",
-    tier_shares: Mapping | None = None,
-    tier_amounts: Mapping | None = None,
+    options: ScoringOptions | None = None,
     channel: str = "campaign",
 ) -> pd.DataFrame:
     """The relationship table of a campaign data set (one row per user with pre-campaign
@@ -517,7 +567,8 @@ def score_campaign(
     past year). ``recommended_action`` names the arm to send (``no contact`` for the control),
     ``action_priority`` ranks the contacts by expected value (1 = the top quarter ... 4; 5 =
     no contact). What a campaign table cannot know (P(alive), churn risk, CLV, RFM segment,
-    lifecycle stage, cohort) stays empty."""
+    lifecycle stage, cohort) stays empty. Of ``options``, the tiers apply."""
+    o = (options or ScoringOptions()).checked("campaign")
     X = campaign.X
     scores = _predict_frame(uplift_model, X)
     table = pd.DataFrame(index=X.index)
@@ -527,7 +578,7 @@ def score_campaign(
         table[c] = pd.NA
     value = getattr(campaign, "value_feature", "")
     table["tier"] = (
-        segments.value_tiers(X[value].astype(float), shares=tier_shares, amounts=tier_amounts) if value else pd.NA
+        segments.value_tiers(X[value].astype(float), shares=o.tier_shares, amounts=o.tier_amounts) if value else pd.NA
     )
     arm = scores["recommended_arm"].astype(str)
     gain = scores["expected_incremental_value"].astype(float)
@@ -541,7 +592,7 @@ def score_campaign(
         ranks = gain[contact].rank(ascending=False, method="first") / contact.sum()
         priority[contact.to_numpy()] = np.minimum(4, np.ceil(ranks * 4)).astype("int64")
     table["action_priority"] = priority
-    out = _format(table, as_of, model_versions)
+    out = _format({c: table[c] for c in table}, table.index, as_of, model_versions)
     out.attrs["tier_basis"] = (
         f"{value}, the value each user brought before the campaign"
         if value
@@ -554,11 +605,10 @@ def score_users(
     dataset: str,
     as_of=None,
     *,
-    freq: str = "W",
     path: str | Path = "",
     read: dict | None = None,
     models_from: str | None = None,
-    **options,
+    options: ScoringOptions | None = None,
 ) -> pd.DataFrame:
     """Score a data set with the champion models of the registry: a shipped one by name, or
     your own transactions file (``path``, read with ``read`` as in
@@ -568,10 +618,10 @@ def score_users(
     The models are the champions of ``dataset`` itself: a data set without them is an error
     naming the data sets that have some; ``models_from`` names another data set whose champions
     should score this one (e.g. ``cdnow_sample``'s for ``cdnow``). The table's attrs (and
-    Parquet metadata) record ``models_trained_on`` and ``model_store``.
-    Other keyword arguments go to :func:`score_transactions` / :func:`score_customers`.
+    Parquet metadata) record ``models_trained_on`` and ``model_store``. ``options``: the
+    table's choices (:class:`ScoringOptions`; ``freq`` must be the CLV model's time unit).
     """
-    out = _score_users(dataset, as_of, freq=freq, path=path, read=read, source=models_from or dataset, **options)
+    out = _score_users(dataset, as_of, path=path, read=read, source=models_from or dataset, options=options)
     out.attrs.update(model_facts(models_from or dataset))
     return out
 
@@ -584,7 +634,7 @@ def model_facts(source: str) -> dict:
     return {"models_trained_on": source, "model_store": store_label()}
 
 
-def _score_users(dataset, as_of, *, freq, path, read, source, **options) -> pd.DataFrame:
+def _score_users(dataset, as_of, *, path, read, source, options) -> pd.DataFrame:
     from . import datasets, tracking
 
     kind = datasets.dataset_kind(dataset, path)
@@ -592,7 +642,9 @@ def _score_users(dataset, as_of, *, freq, path, read, source, **options) -> pd.D
     if kind == "campaign":
         model, info = _load(tracking, "uplift", source)
         versions = f"{info['name']}/{info['version']}"
-        out = score_campaign(data, as_of or pd.Timestamp.today().normalize(), model, model_versions=versions, **options)
+        out = score_campaign(
+            data, as_of or pd.Timestamp.today().normalize(), model, model_versions=versions, options=options
+        )
         out.attrs["uplift_source"] = f"{versions} ({info['tags'].get('learner', '')} learner)"
         return out
     if kind == "transactions":
@@ -605,9 +657,8 @@ def _score_users(dataset, as_of, *, freq, path, read, source, **options) -> pd.D
             m["clv_model"],
             churn_model=m["churn_model"],
             churn_window=m["churn_window"],
-            freq=freq,
             model_versions=m["versions"],
-            **options,
+            options=options,
         )
         out.attrs["p_churn_source"] = m["p_churn_source"]
         uplift = uplift_champion(source)
@@ -618,7 +669,7 @@ def _score_users(dataset, as_of, *, freq, path, read, source, **options) -> pd.D
     churn, c_info = _load(tracking, "churn", source)
     surv, s_info = _load(tracking, "survival", source)
     versions = f"{c_info['name']}/{c_info['version']};{s_info['name']}/{s_info['version']}"
-    out = score_customers(data, as_of, churn, surv, model_versions=versions, **options)
+    out = score_customers(data, as_of, churn, surv, model_versions=versions, options=options)
     out.attrs["p_churn_source"] = f"{versions.split(';')[0]} (classifier)"
     return out
 
@@ -748,11 +799,12 @@ def write_predictions(table: pd.DataFrame, dataset: str, as_of, *, metadata: Map
     }
     with atomic_path(path) as tmp:
         pq.write_table(arrow.replace_schema_metadata(meta), tmp)
-    _point_latest(path.parent)
+    point_latest(path.parent)
     return path
 
 
-def _point_latest(folder: Path) -> Path:
+def point_latest(folder: Path) -> Path:
+    """Point ``<dataset>/latest`` at ``folder`` (an atomic symlink swap)."""
     link = folder.parent / "latest"
     tmp = folder.parent / f".latest.{os.getpid()}"
     if tmp.is_symlink() or tmp.exists():

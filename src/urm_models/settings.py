@@ -18,8 +18,10 @@ passwords: keep it owner-only and out of git (``.gitignore`` lists it); what the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from . import paths
@@ -91,3 +93,19 @@ def summary() -> dict:
         value, source = get(key)
         out[key] = {"value": redact(value), "source": source}
     return out
+
+
+@contextlib.contextmanager
+def environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (a kernel or a library started inside it inherits
+    them) and restore each one as it was, unset or not, afterwards."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: str(v) for k, v in values.items()})
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

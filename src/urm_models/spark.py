@@ -177,7 +177,7 @@ def sql_frame(transactions, sql: str):
     return spark.sql(transpile(sql))
 
 
-def run_sql(transactions, sql: str) -> pd.DataFrame:
+def query(transactions, sql: str) -> pd.DataFrame:
     """:func:`sql_frame` collected to pandas (the result of a feature query: one row per user)."""
     out = sql_frame(transactions, sql).toPandas()
     for c in out.columns:  # DATE columns arrive as Python dates

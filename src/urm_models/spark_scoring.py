@@ -1,4 +1,5 @@
-"""The relationship table computed in Spark: the same table as :func:`scoring.score_transactions`.
+"""The relationship table computed in Spark: the same table as :func:`scoring.score_transactions`,
+from the same steps (:func:`scoring.setup`).
 
 Four steps, none of which collects the users to the driver:
 
@@ -8,7 +9,7 @@ Four steps, none of which collects the users to the driver:
 3. what needs every user, in Spark SQL: the R, F and M quintiles (``RANK`` = pandas' "min"
    rank) and the value tiers (``ROW_NUMBER`` over CLV descending, then user id, the order of
    :func:`segments.value_tiers`, cut at the same rounded shares);
-4. per partition again, the segment names, actions and final types (:func:`scoring._finish_rows`).
+4. per partition again, the segment names, actions and final types (``TransactionScoring.finish``).
 
 :func:`write_table` writes it as Parquet partitioned by ``as_of`` into
 ``data/predictions/<dataset>/spark/``: into a temporary folder first, whose ``as_of=<date>``
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import paths, scoring, segments
+from . import paths, scoring
 
 _SCORED = (
     "user_id string, p_alive double, p_churn double, expected_purchases double, "
@@ -41,57 +42,38 @@ _TABLE = (
 )
 
 
-def score_transactions(
+def score_transactions_in_spark(
     transactions,
     as_of,
     clv_model,
     *,
     churn_model=None,
     churn_window: str = "",
-    freq: str = "W",
     model_versions: str = "",
-    tier_shares: Mapping | None = None,
-    tier_amounts: Mapping | None = None,
-    period: float = 13,
-    lapse_after: float = 26,
-    at_risk: float = 0.5,
-    rules=None,
-    playbook=None,
+    options: scoring.ScoringOptions | None = None,
     dataset: str | None = None,
 ):
     """The relationship table of ``transactions`` (a Spark DataFrame, a pandas DataFrame or a
-    Parquet path) at ``as_of`` as a lazy Spark DataFrame, with the arguments and meaning of
-    :func:`scoring.score_transactions`; ``.attrs``-like facts (horizons) are returned beside it
-    as a dict. Users erased (``urm forget``) everywhere or in ``dataset`` are left out."""
+    Parquet path) at ``as_of`` as a lazy Spark DataFrame, from the steps of
+    :func:`scoring.setup` (the models and options of :func:`scoring.score_transactions`); the
+    facts (horizons) are returned beside it as a dict. Users erased (``urm forget``) everywhere
+    or in ``dataset`` are left out."""
     from . import spark as engine
     from .erasure import not_erased
-    from .features.churn import activity_sql
+    from .features.churn import activity_features_sql
 
-    scorer = scoring._scorer(clv_model)
-    scorer_freq = getattr(scorer, "rfm_freq", None)
-    if scorer_freq is not None and scorer_freq != freq:
-        raise ValueError(f"the CLV model scores RFM tables in {scorer_freq!r} units, not {freq!r}")
-    if tier_shares is not None and tier_amounts is not None:
-        raise ValueError("give tier_shares or tier_amounts, not both")
-    segments.rfm._rules(rules)  # refuse bad rules and playbooks before Spark starts working
-    segments.playbook._playbook(playbook)
-    act = engine.sql_frame(transactions, activity_sql(as_of, freq, (4, 13, 26, int(period))))
+    s = scoring.setup(
+        clv_model, churn_model=churn_model, churn_window=churn_window, model_versions=model_versions, options=options
+    )  # refused before Spark starts working
+    act = engine.sql_frame(transactions, activity_features_sql(as_of, s.options.freq, s.windows))
     keep = not_erased(dataset)  # a file read as it is may still hold users erased since it was written
+    stamp = pd.Timestamp(as_of)
 
     def score_rows(batches):
         for pdf in batches:
             if keep is not None:
                 pdf = pdf[keep(pdf["user_id"].to_numpy())]
-            yield scoring.score_rows(
-                pdf.set_index("user_id"),
-                as_of,
-                clv_model,
-                churn_model=churn_model,
-                freq=freq,
-                period=period,
-                lapse_after=lapse_after,
-                at_risk=at_risk,
-            ).reset_index()
+            yield s.rows(pdf.set_index("user_id"), stamp).reset_index()
 
     scored = act.mapInPandas(score_rows, _SCORED)
     session = scored.sparkSession
@@ -101,34 +83,25 @@ def score_transactions(
     bad = scored.filter("isnan(clv) OR clv IS NULL").count()
     if bad:
         raise ValueError(f"the CLV model returned {bad} missing values of {n}")
-    ranked = session.sql(scoring.ranks_sql(view, n, tier_shares, tier_amounts))
-    stamp = pd.Timestamp(as_of)
+    ranked = session.sql(s.ranks_sql(view, n))
 
     def finish(batches):
         for pdf in batches:
-            t = pdf.set_index("user_id")
-            out = scoring.finish_ranked(
-                t, as_of=stamp, lapse_after=lapse_after, rules=rules, playbook=playbook, model_versions=model_versions
-            )
+            out = s.finish(pdf.set_index("user_id"), stamp)
             out["as_of"] = stamp.date()
             yield out.astype({c: object for c in out.columns if str(out[c].dtype) == "string"})
 
-    table = ranked.mapInPandas(finish, _TABLE)
-    facts = {"churn_horizon": churn_window if churn_model is not None else scoring._horizon_label(scorer)}
-    if getattr(scorer, "horizon", None) is not None:
-        facts["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
-    return table, facts
+    return ranked.mapInPandas(finish, _TABLE), dict(s.facts)
 
 
-def score_users(
+def score_users_in_spark(
     dataset: str,
     as_of,
     *,
-    freq: str = "W",
     path: str | Path = "",
     read: dict | None = None,
     models_from: str | None = None,
-    **options,
+    options: scoring.ScoringOptions | None = None,
 ):
     """Score a transactions data set in Spark with its champion models (as
     :func:`scoring.score_users`): a Parquet file or folder (``path``) is read by Spark itself,
@@ -162,16 +135,15 @@ def score_users(
     else:
         data = datasets.load_dataset(dataset, path, **(read or {}))
     m = scoring.transaction_champions(source)
-    table, facts = score_transactions(
+    table, facts = score_transactions_in_spark(
         data,
         as_of,
         m["clv_model"],
         churn_model=m["churn_model"],
         churn_window=m["churn_window"],
-        freq=freq,
         model_versions=m["versions"],
+        options=options,
         dataset=dataset,
-        **options,
     )
     facts["p_churn_source"] = m["p_churn_source"]
     facts["model_versions"] = m["versions"]

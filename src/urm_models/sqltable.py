@@ -72,7 +72,7 @@ def _copy(pd_table, conn, keys, data_iter) -> None:
                 copy.write_row([None if isinstance(v, float) and v != v else v for v in row])
 
 
-def publish(
+def publish_table(
     table: pd.DataFrame, dataset: str, *, url: str | None = None, run_id: str = "", metadata: dict | None = None
 ) -> dict:
     """Write ``table`` (the predictions table) as the data set's current SQL table, atomically,
@@ -161,7 +161,7 @@ def read(dataset: str, *, url: str | None = None, previous: bool = False) -> pd.
         eng.dispose()
 
 
-def forget(user_ids: list[str], dataset: str | None = None, *, url: str | None = None) -> dict:
+def delete_users(user_ids: list[str], dataset: str | None = None, *, url: str | None = None) -> dict:
     """Delete the users' rows from every current and previous table (of ``dataset`` only, if
     given); ``{table: rows deleted}``."""
     from sqlalchemy import bindparam, inspect, text
@@ -190,4 +190,4 @@ def forget(user_ids: list[str], dataset: str | None = None, *, url: str | None =
     return out
 
 
-__all__ = ["publish", "read", "forget", "table_name", "database_url"]
+__all__ = ["publish_table", "read", "delete_users", "table_name", "database_url"]

@@ -298,10 +298,9 @@ def log_dataset(
 ) -> str:
     """Log ``df`` as an ``mlflow.data`` input of the active run; return its fingerprint."""
     import mlflow
+    from mlflow.data.code_dataset_source import CodeDatasetSource
 
     from .datasets import fingerprint
-
-    from mlflow.data.code_dataset_source import CodeDatasetSource
 
     digest = fingerprint(df)
     # the table is what the notebook's code made from ``source``: one explicit source type (a
@@ -439,6 +438,7 @@ def log_survival_model(
     and the contractual ``clv`` when ``charge_col`` (and optionally ``clv_horizon``,
     ``discount_rate``, ``margin``) are given."""
     import mlflow
+
     from .mlflow_models import SurvivalPyfunc
 
     wrapper = SurvivalPyfunc(model, horizon, **clv)
@@ -460,6 +460,7 @@ def log_clv_model(scorer, rfm_example: pd.DataFrame, name: str = "model"):
     (``frequency, recency, T, monetary``) and returns expected purchases, P(alive), P(churn),
     expected remaining lifetime and CLV."""
     import mlflow
+
     from .mlflow_models import CLVPyfunc
 
     wrapper = CLVPyfunc(scorer)
@@ -480,6 +481,7 @@ def log_uplift_model(policy, X_example: pd.DataFrame, name: str = "model"):
     pre-campaign features and returns the effects, incremental values per arm, the
     recommended arm and its expected incremental value."""
     import mlflow
+
     from .mlflow_models import UpliftPyfunc
 
     wrapper = UpliftPyfunc(policy)
@@ -798,9 +800,10 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
     import json
     import shutil
     import tempfile
-    from unittest import mock
 
     import mlflow
+
+    from .settings import environ
 
     info = champion(family_or_name)
     dest = Path(dest) if dest else paths.models_dir() / info["name"]
@@ -815,7 +818,7 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     tmp.chmod(dir_mode())  # the output policy (io.py): owner-only unless URM_OUTPUT_ACCESS=group
     try:
-        with mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+        with environ({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):  # even if the user turned it on
             mlflow.artifacts.download_artifacts(
                 artifact_uri=f"models:/{info['name']}/{info['version']}", dst_path=str(tmp)
             )

@@ -65,7 +65,7 @@ def policy_plot(
         capsize=3,
         lw=1,
     )
-    ax.set_yticks(y, [f"{i} ({c:.0%} contacted)" for i, c in zip(v.index, v["contacted"])])
+    ax.set_yticks(y, [f"{i} ({c:.0%} contacted)" for i, c in zip(v.index, v["contacted"], strict=True)])
     ax.axvline(0, color="grey", lw=0.6)
     ax.set_xlabel(f"incremental {value_outcome} per user over contacting no one ({unit or 'per user'}), 95% interval")
     budget = f", at most {share:.0%} contacted" if share is not None else ""

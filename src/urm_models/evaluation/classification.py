@@ -134,7 +134,7 @@ def calibration_plot(y, probabilities: dict[str, np.ndarray], n_bins: int = 10) 
     return fig
 
 
-def lift_plot(y, probabilities: dict[str, np.ndarray]) -> Figure:
+def gains_plot(y, probabilities: dict[str, np.ndarray]) -> Figure:
     """Cumulative capture (gains) curve: share of churners found vs share of users contacted."""
     fig = Figure(figsize=(5, 5))
     ax = fig.add_subplot()

@@ -70,7 +70,7 @@ def kpi_trends(
     fig = Figure(figsize=(10, 2.4 * ((len(columns) + 1) // 2)))
     axes = fig.subplots((len(columns) + 1) // 2, 2, squeeze=False).ravel()
     x = np.arange(len(kpis))
-    for ax, col in zip(axes, columns):
+    for ax, col in zip(axes, columns, strict=False):
         ax.plot(x, kpis[col].to_numpy(dtype=float), marker="o", ms=3)
         unit = KPI_UNITS.get(col, "").replace("amount", currency)
         ax.set_title(col.replace("_", " ") + (f" ({unit})" if unit else ""))

@@ -81,7 +81,7 @@ def kaplan_meier_by(
         km.plot_survival_function(ax=ax, ci_show=True)
         surv = np.asarray(km.survival_function_at_times(at), float)
         row = {f"at risk t={t:g}": int((dur.loc[g.index] >= t).sum()) for t in at}
-        row.update({f"S(t={t:g})": s for t, s in zip(at, surv)})
+        row.update({f"S(t={t:g})": s for t, s in zip(at, surv, strict=True)})
         row["median"] = float(km.median_survival_time_)
         rows[level] = row
     ax.set_xlabel(f"{duration_col} ({unit})" if unit else duration_col)

@@ -169,8 +169,8 @@ def srm_test(campaign: Campaign, allocation: dict | None = None) -> dict:
     expected = shares * counts.sum()
     chi2, p = stats.chisquare(counts, expected)
     return {
-        "observed": dict(zip(campaign.arms, counts.astype(int).tolist())),
-        "expected": dict(zip(campaign.arms, np.round(expected, 1).tolist())),
+        "observed": dict(zip(campaign.arms, counts.astype(int).tolist(), strict=True)),
+        "expected": dict(zip(campaign.arms, np.round(expected, 1).tolist(), strict=True)),
         "chi2": float(chi2),
         "p_value": float(p),
         "mismatch": bool(p < SRM_ALPHA),

@@ -1,8 +1,8 @@
 """Per-user and per-period features computed from canonical tables."""
 
 from .churn import activity_features, churn_labels, churn_window, shifted_window
+from .cohorts import cohort_of, cohort_retention, kpis, nps, overview, period_activity_sql
 from .periods import period_summary
-from .cohorts import activity_sql, cohort_of, cohort_retention, kpis, nps, overview
 from .rfm import first_purchase, rfm_sql, rfm_summary
 
 __all__ = [
@@ -17,7 +17,7 @@ __all__ = [
     "cohort_retention",
     "kpis",
     "nps",
-    "activity_sql",
+    "period_activity_sql",
     "overview",
     "cohort_of",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..simulate import UNIT_DAYS
-from .rfm import _date, run_sql
+from ..sql import as_day, run_sql
 
 
 def window_days(window: float, freq: str) -> int:
@@ -28,7 +28,7 @@ def window_outcomes(transactions, start, window: float, freq: str = "W", engine:
     """Per user with a purchase on the days ``start .. start + window - 1``: ``purchases``
     (days with a purchase, as the RFM summary counts them) and ``spend`` (their amounts), indexed
     by ``user_id``. Users without a purchase there are absent (0 and 0.0 for them)."""
-    first = _date(start, "start")
+    first = as_day(start, "start")
     days = window_days(window, freq)
     sql = f"""
     SELECT CAST(user_id AS VARCHAR) AS user_id, COUNT(DISTINCT CAST(ts AS DATE)) AS purchases,

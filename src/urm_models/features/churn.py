@@ -10,7 +10,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..simulate import UNIT_DAYS
-from .rfm import _date, days_cte, run_sql
+from ..sql import as_day, run_sql
+from .rfm import days_cte
 
 
 def churn_labels(transactions, cutoff, horizon: float, freq: str = "W", engine: str | None = None) -> pd.Series:
@@ -19,7 +20,7 @@ def churn_labels(transactions, cutoff, horizon: float, freq: str = "W", engine: 
         raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
     if horizon <= 0:
         raise ValueError(f"horizon must be positive, got {horizon}")
-    cut = _date(cutoff, "cutoff")
+    cut = as_day(cutoff, "cutoff")
     end = cut + pd.Timedelta(days=float(horizon) * UNIT_DAYS[freq])
     sql = f"""
     WITH known AS (
@@ -37,13 +38,13 @@ def churn_labels(transactions, cutoff, horizon: float, freq: str = "W", engine: 
     return run_sql(transactions, sql, engine).set_index("user_id")["churn"].astype("int64")
 
 
-def activity_sql(cutoff, freq: str = "W", windows=(4, 13, 26), source: str = "transactions") -> str:
+def activity_features_sql(cutoff, freq: str = "W", windows=(4, 13, 26), source: str = "transactions") -> str:
     if freq not in UNIT_DAYS:
         raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
     windows = sorted({int(w) for w in windows})
     if not windows or windows[0] <= 0:
         raise ValueError(f"windows must be positive whole numbers of periods, got {windows}")
-    cut = f"DATE '{_date(cutoff, 'cutoff'):%Y-%m-%d}'"
+    cut = f"DATE '{as_day(cutoff, 'cutoff'):%Y-%m-%d}'"
     unit = repr(float(UNIT_DAYS[freq]))
     win_cols = []
     for w in windows:
@@ -101,7 +102,7 @@ def activity_features(
     ``purchases_<w>``, ``spend_<w>`` in each trailing window of ``w`` periods; ``trend``
     (purchases in the last ``w0`` periods minus the ``w0`` before, ``w0`` the shortest window).
     """
-    out = run_sql(transactions, activity_sql(cutoff, freq, windows), engine).set_index("user_id")
+    out = run_sql(transactions, activity_features_sql(cutoff, freq, windows), engine).set_index("user_id")
     for c in out.columns:
         if c.startswith("purchases_") or c in ("frequency", "trend"):
             out[c] = out[c].astype("int64")
@@ -111,7 +112,7 @@ def activity_features(
 
 def window_start(cutoff, periods: float, freq: str = "W") -> pd.Timestamp:
     """The day ``periods`` periods of ``freq`` before ``cutoff``."""
-    return (_date(cutoff, "cutoff") - pd.Timedelta(days=float(periods) * UNIT_DAYS[freq])).normalize()
+    return (as_day(cutoff, "cutoff") - pd.Timedelta(days=float(periods) * UNIT_DAYS[freq])).normalize()
 
 
 def churn_window(transactions, cutoff, horizon: float, freq: str = "W", step: int = 13) -> int:
@@ -128,7 +129,7 @@ def churn_window(transactions, cutoff, horizon: float, freq: str = "W", step: in
         raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
     if step <= 0 or horizon < step:
         raise ValueError(f"need 0 < step <= horizon, got step={step}, horizon={horizon}")
-    cut = _date(cutoff, "cutoff")
+    cut = as_day(cutoff, "cutoff")
     first = run_sql(
         transactions,
         f"""

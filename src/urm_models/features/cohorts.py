@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .rfm import _date, days_cte, run_sql
+from ..sql import as_day, run_sql
+from .rfm import days_cte
 
 _TRUNC = {"D": "day", "W": "week", "M": "month"}
 _STEP = {"D": "INTERVAL 1 DAY", "W": "INTERVAL 7 DAY", "M": "INTERVAL 1 MONTH"}
@@ -19,10 +20,10 @@ _PANDAS_FREQ = {"D": "D", "W": "W-SUN", "M": "M"}  # DuckDB weeks start on Monda
 
 
 def _cut_literal(cutoff) -> str | None:
-    return f"DATE '{_date(cutoff, 'cutoff'):%Y-%m-%d}'" if cutoff is not None else None
+    return f"DATE '{as_day(cutoff, 'cutoff'):%Y-%m-%d}'" if cutoff is not None else None
 
 
-def activity_sql(freq: str = "M", cutoff=None, source: str = "transactions", dialect: str = "duckdb") -> str:
+def period_activity_sql(freq: str = "M", cutoff=None, source: str = "transactions", dialect: str = "duckdb") -> str:
     """One row per (user, period) with activity: cohort, revenue, purchase days, flags."""
     if freq not in _TRUNC:
         raise ValueError(f"freq must be one of {sorted(_TRUNC)}, not {freq!r}")
@@ -65,7 +66,7 @@ def _totals(transactions, freq: str, cutoff, engine: str | None = None) -> pd.Da
        CAST(SUM(is_new) AS BIGINT) AS new_users, CAST(SUM(was_active_prev) AS BIGINT) AS retained_users,
        CAST(SUM(becomes_repeat) AS BIGINT) AS new_repeaters, SUM(revenue) AS revenue,
        CAST(SUM(purchase_days) AS BIGINT) AS purchase_days
-FROM ({activity_sql(freq, cutoff)}) AS per_user
+FROM ({period_activity_sql(freq, cutoff)}) AS per_user
 GROUP BY cohort, period
 ORDER BY cohort, period"""
     tot = run_sql(transactions, sql, engine)
@@ -247,7 +248,9 @@ def cohort_of(age: pd.Series, as_of, freq: str = "W", cohort_freq: str = "M") ->
 
     if freq not in UNIT_DAYS:
         raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
-    first = _date(as_of, "as_of") - pd.to_timedelta(age.to_numpy(float) * UNIT_DAYS[freq], unit="D")
+    ages, at = pd.factorize(age.to_numpy(float))  # a million users have some hundreds of ages
+    first = as_day(as_of, "as_of") - pd.to_timedelta(np.asarray(at, float) * UNIT_DAYS[freq], unit="D")
     start = pd.DatetimeIndex(first).round("D").to_period(_PANDAS_FREQ[cohort_freq]).start_time
-    codes, uniques = pd.factorize(start)  # format each distinct period once, not every user
-    return pd.Series(np.asarray(_label(uniques, cohort_freq), dtype=object)[codes], index=age.index, name="cohort")
+    codes, uniques = pd.factorize(start)  # and format each distinct period once
+    labels = np.asarray(_label(uniques, cohort_freq), dtype=object)[codes]
+    return pd.Series(labels[ages], index=age.index, name="cohort")

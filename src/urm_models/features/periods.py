@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .rfm import _date, run_sql
+from ..sql import as_day, run_sql
 
 #: period code -> DuckDB date part, and how to tell that a day ends one
 PERIODS = {"Y": "year", "Q": "quarter", "M": "month", "W": "week"}
@@ -39,11 +39,11 @@ def period_summary(
     if period not in PERIODS:
         raise ValueError(f"period must be one of {sorted(PERIODS)}, not {period!r}")
     part = PERIODS[period]
-    cut = _date(cutoff, "cutoff")
+    cut = as_day(cutoff, "cutoff")
     ends = [("cutoff", cut)]
     end = None
     if holdout_end is not None:
-        end = _date(holdout_end, "holdout_end")
+        end = as_day(holdout_end, "holdout_end")
         if end <= cut:
             raise ValueError(f"holdout_end {end:%Y-%m-%d} must be after the cutoff {cut:%Y-%m-%d}")
         ends.append(("holdout_end", end))

@@ -17,27 +17,13 @@ the cut-off reaches a calibration column.
 
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
-
-import duckdb
 import pandas as pd
 
 from ..simulate import UNIT_DAYS
+from ..sql import as_day, run_sql
 
 CAL_COLUMNS = ["frequency", "recency", "T", "monetary"]
 HOLDOUT_COLUMNS = ["frequency_holdout", "monetary_holdout", "duration_holdout"]
-
-
-def _date(value, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name}={value!r} is not a date") from exc
-    if ts.tzinfo is not None:
-        ts = ts.tz_localize(None)
-    return ts.normalize()
 
 
 def days_cte(source: str, last_day_sql: str | None) -> str:
@@ -60,9 +46,9 @@ def rfm_sql(cutoff, freq: str = "D", holdout_end=None, source: str = "transactio
     """
     if freq not in UNIT_DAYS:
         raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
-    cut = _date(cutoff, "cutoff")
+    cut = as_day(cutoff, "cutoff")
     unit = repr(float(UNIT_DAYS[freq]))
-    end = _date(holdout_end, "holdout_end") if holdout_end is not None else cut
+    end = as_day(holdout_end, "holdout_end") if holdout_end is not None else cut
     if end < cut:
         raise ValueError(f"holdout_end {end:%Y-%m-%d} is before the cutoff {cut:%Y-%m-%d}")
     c, e = f"DATE '{cut:%Y-%m-%d}'", f"DATE '{end:%Y-%m-%d}'"
@@ -107,93 +93,6 @@ ORDER BY cal.user_id"""
     return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
 
 
-#: DuckDB's memory limit for the feature queries unless URM_DUCKDB_MEMORY_LIMIT says otherwise
-#: ("60%" of RAM, or an amount such as "8GB"); beyond it DuckDB spills to disk
-DEFAULT_MEMORY_LIMIT = "60%"
-_LIMIT = re.compile(r"\d+(\.\d+)?\s*(%|[KMGT]i?B)", re.IGNORECASE)
-
-
-def memory_limit() -> str:
-    """The memory limit every feature query runs under (``URM_DUCKDB_MEMORY_LIMIT``)."""
-    value = os.environ.get("URM_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip()
-    if not _LIMIT.fullmatch(value):
-        raise ValueError(
-            f"URM_DUCKDB_MEMORY_LIMIT={value!r} is not a memory limit: give a share of RAM "
-            f"such as '60%' or an amount such as '8GB'"
-        )
-    return value
-
-
-def spill_dir() -> Path:
-    """Where DuckDB spills what does not fit in memory: raw rows, so under ``data/`` (owner-only
-    like the rest), never DuckDB's default ``.tmp`` in whatever folder a job runs in."""
-    from .. import paths
-
-    return paths.project_root() / "data" / "tmp" / "duckdb"
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection, quiet (no progress bar in logs and notebooks), under
-    :func:`memory_limit` and spilling to :func:`spill_dir`."""
-    from ..io import make_dirs
-
-    limit = memory_limit()
-    try:
-        make_dirs(spill_dir())  # DuckDB creates one folder level only
-    except OSError as exc:
-        raise RuntimeError(
-            f"cannot create DuckDB's spill folder {spill_dir()} ({exc.strerror}): set "
-            f"URM_HOME to a writable project folder"
-        ) from None
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{limit}'")
-    con.execute(f"SET temp_directory = '{str(spill_dir()).replace(chr(39), chr(39) * 2)}'")
-    try:
-        con.execute("SET enable_progress_bar = false")
-    except duckdb.Error:  # in Jupyter without ipywidgets DuckDB refuses to touch the setting
-        pass
-    return con
-
-
-def _relation(con: duckdb.DuckDBPyConnection, transactions) -> None:
-    """Expose ``transactions`` to ``con`` as the view ``transactions``."""
-    if isinstance(transactions, (str, Path)):
-        p = Path(transactions)
-        if p.suffix.lower() not in {".parquet", ".pq"}:
-            raise ValueError(
-                f"{p}: rfm_summary reads Parquet paths; load CSV files with datasets.load_transactions first"
-            )
-        con.execute(f"CREATE VIEW transactions AS SELECT * FROM read_parquet('{p.as_posix()}')")
-        return
-    if isinstance(transactions, pd.DataFrame):
-        missing = [c for c in ("user_id", "ts", "amount") if c not in transactions.columns]
-        if missing:
-            raise ValueError(
-                f"transactions lack column(s) {missing}; expected user_id, ts, amount "
-                f"(load them with datasets.load_transactions)"
-            )
-        con.register("transactions", transactions[["user_id", "ts", "amount"]])
-        return
-    con.register("transactions", transactions)  # arrow tables, duckdb relations
-
-
-def run_sql(transactions, sql: str, engine: str | None = None) -> pd.DataFrame:
-    """Run ``sql`` (DuckDB's dialect) against ``transactions`` (a DataFrame, Parquet path or
-    Arrow table exposed as the view ``transactions``) on a fresh quiet connection; return the
-    result. A Spark DataFrame, or ``engine="spark"``, runs the same query on Spark
-    (:mod:`urm_models.spark`)."""
-    from .. import spark
-
-    if spark.resolve_engine(transactions, engine) == "spark":
-        return spark.run_sql(transactions, sql)
-    con = connect()
-    try:
-        _relation(con, transactions)
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
 def rfm_summary(transactions, cutoff, freq: str = "D", holdout_end=None, engine: str | None = None) -> pd.DataFrame:
     """Per-user BTYD summary at ``cutoff`` (see the module docstring for the conventions).
 
@@ -227,7 +126,7 @@ def rfm_summary(transactions, cutoff, freq: str = "D", holdout_end=None, engine:
 
 def first_purchase_sql(cutoff, source: str = "transactions") -> str:
     """The SQL of :func:`first_purchase` (DuckDB dialect)."""
-    c = f"DATE '{_date(cutoff, 'cutoff'):%Y-%m-%d}'"
+    c = f"DATE '{as_day(cutoff, 'cutoff'):%Y-%m-%d}'"
     return f"""WITH {days_cte(source, c)},
 ranked AS (
     SELECT user_id, d, amount, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY d) AS k
@@ -243,8 +142,9 @@ ORDER BY user_id"""
 def first_purchase(transactions, cutoff, engine: str | None = None) -> pd.DataFrame:
     """Each user's first purchase day up to ``cutoff``: ``first_date``, ``first_amount`` (the
     day's total, as the RFM summary merges same-day purchases), ``log_first_amount``
-    (``ln(1 + amount)``: amounts are heavy-tailed) and ``first_month`` (its calendar month, 1-12). Time-invariant customer covariates for the BTYD models; indexed by
-    ``user_id`` like :func:`rfm_summary` at the same cut-off."""
+    (``ln(1 + amount)``: amounts are heavy-tailed) and ``first_month`` (its calendar month,
+    1-12). Time-invariant customer covariates for the BTYD models; indexed by ``user_id`` like
+    :func:`rfm_summary` at the same cut-off."""
     out = run_sql(transactions, first_purchase_sql(cutoff), engine).set_index("user_id")
     out["first_date"] = pd.to_datetime(out["first_date"]).astype("datetime64[ns]")
     return out

@@ -98,6 +98,13 @@ def _columns(rfm):
             rfm["T"].to_numpy(float))
 
 
+def _spread(f, x, tx, T):
+    """x, t_x, T broadcast to the shape of ``f`` (a curve at several times for one history)."""
+    if np.shape(f) == np.shape(x):
+        return x, tx, T
+    return tuple(np.broadcast_to(np.asarray(v, float), np.shape(f)) for v in (x, tx, T))
+
+
 class _CovariatePurchases:
     """Prepared data of a model with covariates: distinct (x, t_x, T, z) rows with counts."""
 
@@ -245,6 +252,38 @@ class _Lifetime:
                              f"covariates; this {type(self).__name__} has covariates "
                              f"{_covariates.union(*self._covariate_lists())}: use the same model fitted without them")
 
+    # Both continuous-time families predict "given alive at T" times P(alive at T): the first
+    # factor depends on the history only through (x, T), the second on (x, t_x, T). A model
+    # defines _expected_if_alive, _survival_if_alive and _p_alive; the curves follow.
+    def _conditional_expected(self, t, x, tx, T, P=None):
+        """E[purchases in (T, T + t] | history]."""
+        f = self._expected_if_alive(t, x, T, P)
+        return f * self._p_alive(*_spread(f, x, tx, T), P)
+
+    def _alive_curve(self, t, x, tx, T, P=None):
+        """P(alive at T + t | history)."""
+        f = self._survival_if_alive(t, x, T, P)
+        return f * self._p_alive(*_spread(f, x, tx, T), P)
+
+    def _weighted_sums(self, curve: str, ts, W, x, tx, T, P=None, alive=None) -> np.ndarray:
+        """``W @ [curve(t) for t in ts]`` per history, ``curve`` being ``"expected"``
+        (:meth:`_conditional_expected`) or ``"survival"`` (:meth:`_alive_curve`); ``W`` has one
+        row of weights per sum. The given-alive factor is computed once per distinct (x, T)
+        (a million histories have some tens of thousands), P(alive) once per history (or
+        ``alive``, when the caller has it)."""
+        f = self._expected_if_alive if curve == "expected" else self._survival_if_alive
+        W = np.atleast_2d(np.asarray(W, float))
+        if P is None:
+            (ux, uT), _, pair = unique_rows(x, T)
+        else:  # each history has parameters of its own
+            ux, uT, pair = x, T, None
+        sums = np.zeros((len(W), len(ux)))
+        for j, t in enumerate(ts):
+            sums += np.outer(W[:, j], f(float(t), ux, uT, P))
+        if pair is not None:
+            sums = sums[:, pair]
+        return sums * (self._p_alive(x, tx, T, P) if alive is None else alive)
+
     def expected_remaining_lifetime(self, rfm: pd.DataFrame, horizon: float, nodes: int = 16) -> pd.Series:
         """Expected time each user stays alive within the next ``horizon`` periods (``rfm`` units).
 
@@ -253,15 +292,16 @@ class _Lifetime:
         (as on CDNOW) the unrestricted mean is infinite. A user surely dead scores 0, one surely
         alive throughout scores ``horizon``.
         """
+        x, tx, T, P, codes = self._histories(rfm)
+        out = self._remaining_lifetime(horizon, x, tx, T, P, nodes=nodes)
+        return pd.Series(out[codes], index=rfm.index, name="expected_remaining_lifetime")
+
+    def _remaining_lifetime(self, horizon: float, x, tx, T, P=None, alive=None, nodes: int = 16) -> np.ndarray:
         if not horizon > 0:
             raise ValueError(f"horizon must be positive, got {horizon}")
-        x, tx, T, P, codes = self._histories(rfm)
         gx, gw = np.polynomial.legendre.leggauss(nodes)
-        total = np.zeros_like(x)
-        for node, weight in zip(gx, gw):
-            total += weight * self._alive_curve(0.5 * horizon * (node + 1.0), x, tx, T, P)
-        return pd.Series(0.5 * horizon * total[codes], index=rfm.index,
-                         name="expected_remaining_lifetime")
+        return self._weighted_sums("survival", 0.5 * horizon * (gx + 1.0), 0.5 * horizon * gw,
+                                   x, tx, T, P, alive)[0]
 
     def probability_of_n_purchases(self, t, n: int, rfm: pd.DataFrame) -> pd.Series:
         """P(exactly ``n`` purchases in the next ``t`` periods | history), per user."""
@@ -470,12 +510,16 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
             lo = np.where(x > 0, lo, -np.inf)
         return lo
 
+    def _p_alive(self, x, tx, T, P=None):
+        return expit(-self._log_odds_dead(x, tx, T, P))
+
     def p_alive(self, rfm: pd.DataFrame) -> pd.Series:
         """P(the customer is still alive at T | frequency, recency, T), per user."""
         x, tx, T, P, codes = self._histories(rfm)
-        return pd.Series(expit(-self._log_odds_dead(x, tx, T, P))[codes], index=rfm.index, name="p_alive")
+        return pd.Series(self._p_alive(x, tx, T, P)[codes], index=rfm.index, name="p_alive")
 
-    def _conditional_expected(self, t, x, tx, T, P=None):
+    def _expected_if_alive(self, t, x, T, P=None):
+        """E[purchases in (T, T + t] | alive at T, x, T]."""
         r, alpha, a, b = self._p(P)
         k = self._k
         t = np.asarray(t, float)
@@ -483,20 +527,18 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
         # Euler's transformation keeps 2F1 bounded for large x:
         # (1-z)^(r+x) 2F1(r+x, b+x+k; a+b+x+k-1; z) = (1-z)^(a-1) 2F1(a+b+k-1-r, a-1; a+b+x+k-1; z)
         tail = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + b + k - 1.0 - r, a - 1.0, a + b + x + k - 1.0, z)
-        num = (a + b + x + k - 1.0) / (a - 1.0) * (1.0 - tail)
-        return num * expit(-self._log_odds_dead(x, tx, T, P))
+        return (a + b + x + k - 1.0) / (a - 1.0) * (1.0 - tail)
 
-    def _alive_curve(self, t, x, tx, T, P=None):
-        """P(alive at T + t | history). Given alive at T, lambda ~ Gamma(r+x, alpha+T) and
-        p ~ Beta(a, b+x+k) independently, and the time to dropout is Exponential(lambda p), so
-        E[exp(-lambda p t)] = 2F1(r+x, a; a+b+x+k; -z), z = t / (alpha+T); Pfaff's transformation
-        puts the argument in [0, 1)."""
+    def _survival_if_alive(self, t, x, T, P=None):
+        """P(alive at T + t | alive at T, x, T). Given alive at T, lambda ~ Gamma(r+x, alpha+T)
+        and p ~ Beta(a, b+x+k) independently, and the time to dropout is Exponential(lambda p),
+        so E[exp(-lambda p t)] = 2F1(r+x, a; a+b+x+k; -z), z = t / (alpha+T); Pfaff's
+        transformation puts the argument in [0, 1)."""
         r, alpha, a, b = self._p(P)
         k = self._k
         t = np.asarray(t, float)
         w = t / (alpha + T + t)
-        stay = np.exp(a * np.log1p(-w)) * hyp2f1(a + b + k - r, a, a + b + x + k, w)
-        return np.clip(stay, 0.0, 1.0) * expit(-self._log_odds_dead(x, tx, T, P))
+        return np.clip(np.exp(a * np.log1p(-w)) * hyp2f1(a + b + k - r, a, a + b + x + k, w), 0.0, 1.0)
 
     def expected_purchases(self, t) -> np.ndarray | float:
         """Expected repeat purchases of a new customer in their first ``t`` periods (with

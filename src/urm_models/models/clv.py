@@ -11,15 +11,25 @@ from .btyd import GammaGamma, validate_rfm
 __all__ = ["customer_lifetime_value", "conditional_median_purchases"]
 
 
-def _period_sums(model, x, tx, T, P, horizon: int, step: float, discount_rate: float) -> np.ndarray:
-    """sum_k (E[X(k step)] - E[X((k-1) step)]) / (1 + d)^k over k = 1..horizon, per row."""
-    total = np.zeros_like(x)
-    prev = np.zeros_like(x)
-    for k in range(1, horizon + 1):
-        cur = model._conditional_expected(k * step, x, tx, T, P)
-        total += (cur - prev) / (1.0 + discount_rate) ** k
-        prev = cur
-    return total
+def _period_weights(horizon: int, step: float, discount_rate: float):
+    """Times ``k step`` (k = 1..horizon) and the weights of E[X(t)] at them in two sums: the
+    discounted value ``sum_k (E[X(k step)] - E[X((k-1) step)]) / (1 + d)^k``, which is
+    ``sum_k E[X(k step)] (d_k - d_(k+1))`` with ``d_(horizon+1) = 0``, and E[X(horizon step)]."""
+    k = np.arange(1, horizon + 1)
+    d = (1.0 + discount_rate) ** -k.astype(float)
+    W = np.zeros((2, horizon))
+    W[0] = d - np.append(d[1:], 0.0)
+    W[1, -1] = 1.0
+    return k * step, W
+
+
+def _period_sums(model, x, tx, T, P, horizon: int, step: float, discount_rate: float, alive=None) -> np.ndarray:
+    """(discounted expected purchases over the horizon, expected purchases at its end), per row."""
+    ts, W = _period_weights(horizon, step, discount_rate)
+    weighted = getattr(model, "_weighted_sums", None)  # continuous time: once per distinct (x, T)
+    if weighted is not None:
+        return weighted("expected", ts, W, x, tx, T, P, alive)
+    return W @ np.vstack([model._conditional_expected(t, x, tx, T, P) for t in ts])
 
 
 def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.DataFrame,
@@ -72,8 +82,7 @@ def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.Dat
     if discount_rate < 0:
         raise ValueError("discount_rate must be >= 0")
     x, tx, T, P, codes = purchase_model._histories(rfm)
-    disc = _period_sums(purchase_model, x, tx, T, P, int(horizon), step, discount_rate)[codes]
-    purchases = purchase_model._conditional_expected(horizon * step, x, tx, T, P)[codes]
+    disc, purchases = _period_sums(purchase_model, x, tx, T, P, int(horizon), step, discount_rate)[:, codes]
     spend = spend_model.conditional_expected_spend(rfm).to_numpy()
     out = pd.DataFrame({"expected_purchases": purchases, "expected_spend": spend,
                         "clv": margin * spend * disc}, index=rfm.index)
@@ -86,7 +95,7 @@ def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.Dat
             pm = purchase_model._with_params(pdraws.iloc[i])
             sm = spend_model._with_params(sdraws.iloc[i])
             P_i = pm._histories(rfm)[3]  # each customer's parameters under this draw
-            d_i = _period_sums(pm, x, tx, T, P_i, int(horizon), step, discount_rate)[codes]
+            d_i = _period_sums(pm, x, tx, T, P_i, int(horizon), step, discount_rate)[0, codes]
             sims[i] = margin * sm.conditional_expected_spend(rfm).to_numpy() * d_i
         out["clv_lower"] = np.quantile(sims, lo_q, axis=0)
         out["clv_upper"] = np.quantile(sims, hi_q, axis=0)
@@ -152,18 +161,23 @@ class CLVScorer:
         self.churn_window = None if churn_window is None else float(churn_window)
 
     def predict(self, rfm: pd.DataFrame) -> pd.DataFrame:
+        """The scores of each row of ``rfm``: every one computed on the distinct histories
+        (x, t_x, T) once, as :func:`customer_lifetime_value`, ``p_alive``,
+        ``probability_no_purchase`` and ``expected_remaining_lifetime`` compute them."""
         validate_rfm(rfm, columns=("frequency", "recency", "T", "monetary"))
+        pm = self.purchase_model
         step = UNIT_DAYS[self.freq] / UNIT_DAYS[self.rfm_freq]
         h = self.horizon * step  # in rfm units
-        clv = customer_lifetime_value(self.purchase_model, self.spend_model, rfm, self.horizon,
-                                      self.freq, self.discount_rate, self.margin, rfm_freq=self.rfm_freq)
-        out = pd.DataFrame(index=rfm.index)
-        out["expected_purchases"] = clv["expected_purchases"]
-        out["p_alive"] = self.purchase_model.p_alive(rfm).to_numpy()
+        x, tx, T, P, codes = pm._histories(rfm)
+        alive = pm._p_alive(x, tx, T, P)
+        disc, purchases = _period_sums(pm, x, tx, T, P, self.horizon, step, self.discount_rate, alive)
         window = getattr(self, "churn_window", None)  # scorers logged before 2026-12 lack it
-        out["p_churn"] = self.purchase_model.probability_no_purchase(h if window is None else window,
-                                                                     rfm).to_numpy()
-        out["expected_remaining_lifetime"] = (
-            self.purchase_model.expected_remaining_lifetime(rfm, h).to_numpy() / step)
-        out["clv"] = clv["clv"]
-        return out
+        t_churn = np.full_like(x, h if window is None else window)
+        spend = self.spend_model.conditional_expected_spend(rfm).to_numpy()
+        return pd.DataFrame({
+            "expected_purchases": purchases[codes],
+            "p_alive": alive[codes],
+            "p_churn": pm._prob_n(0, t_churn, x, tx, T, P)[codes],
+            "expected_remaining_lifetime": pm._remaining_lifetime(h, x, tx, T, P, alive)[codes] / step,
+            "clv": self.margin * spend * disc[codes],
+        }, index=rfm.index)

@@ -230,24 +230,22 @@ class ParetoNBD(_Lifetime, MLEModel):
         x, tx, T, P, codes = self._histories(rfm)
         return pd.Series(self._p_alive(x, tx, T, P)[codes], index=rfm.index, name="p_alive")
 
-    def _conditional_expected(self, t, x, tx, T, P=None):
+    def _expected_if_alive(self, t, x, T, P=None):
+        """E[purchases in (T, T + t] | alive at T, x, T]: lambda ~ Gamma(r+x, alpha+T) and
+        mu ~ Gamma(s, beta+T) given alive at T."""
         r, alpha, s, beta = self._p(P)
         t = np.asarray(t, float)
         if abs(s - 1.0) < 1e-9:
-            rate = (r + x) * (beta + T) / (alpha + T) * np.log((beta + T + t) / (beta + T))
-        else:
-            rate = ((r + x) * (beta + T)) / ((alpha + T) * (s - 1.0)) * \
-                (1.0 - np.exp((s - 1.0) * (np.log(beta + T) - np.log(beta + T + t))))
-        return rate * self._p_alive(np.atleast_1d(x).astype(float) * np.ones_like(rate),
-                                    np.atleast_1d(tx).astype(float) * np.ones_like(rate),
-                                    np.atleast_1d(T).astype(float) * np.ones_like(rate), P)
+            return (r + x) * (beta + T) / (alpha + T) * np.log((beta + T + t) / (beta + T))
+        return ((r + x) * (beta + T)) / ((alpha + T) * (s - 1.0)) * \
+            (1.0 - np.exp((s - 1.0) * (np.log(beta + T) - np.log(beta + T + t))))
 
-    def _alive_curve(self, t, x, tx, T, P=None):
-        """P(alive at T + t | history): given alive at T, mu ~ Gamma(s, beta + T) and the
+    def _survival_if_alive(self, t, x, T, P=None):
+        """P(alive at T + t | alive at T): given alive at T, mu ~ Gamma(s, beta + T) and the
         exponential lifetime is memoryless, so the survival is ((beta+T) / (beta+T+t))^s."""
         r, alpha, s, beta = self._p(P)
         t = np.asarray(t, float)
-        return np.exp(s * (np.log(beta + T) - np.log(beta + T + t))) * self._p_alive(x, tx, T, P)
+        return np.exp(s * (np.log(beta + T) - np.log(beta + T + t))) * np.ones_like(np.asarray(x, float))
 
     def expected_purchases(self, t):
         """Expected purchases of a new customer in their first ``t`` periods (with covariates:

@@ -8,10 +8,10 @@ KPIs by group (``kpis``).
 
 from .kpis import kpis_by
 from .lifecycle import STAGES, lifecycle_stages
-from .playbook import PLAYBOOK, recommend_actions
-from .rfm import SEGMENT_RULES, rfm_scores, rfm_segments
+from .playbook import PLAYBOOK, playbook_table, recommend_actions
+from .rfm import SEGMENT_RULES, rfm_scores, rfm_segments, segment_rules
 from .targeting import target_list
-from .tiers import DEFAULT_TIER_SHARES, TIERS, tier_report, value_tiers
+from .tiers import DEFAULT_TIER_SHARES, TIERS, tier_bounds, tier_report, value_tiers
 from .transitions import transitions
 
 __all__ = [
@@ -29,4 +29,7 @@ __all__ = [
     "kpis_by",
     "target_list",
     "transitions",
+    "segment_rules",
+    "playbook_table",
+    "tier_bounds",
 ]

@@ -7,7 +7,6 @@ import pandas as pd
 
 from ._tables import _series
 
-
 #: Lifecycle stages, in the order their rules are tested (the first that applies wins).
 STAGES = ["lapsed", "new", "reactivated", "at risk", "active"]
 

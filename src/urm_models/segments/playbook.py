@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ._tables import _user_table
-
 
 #: Default playbook: tier x lifecycle stage -> action, channel, priority (1 = first). The
 #: treatment follows the tier's value and the stage's need: personal service for platinum,
@@ -38,7 +38,9 @@ PLAYBOOK = pd.DataFrame(
 )
 
 
-def _playbook(playbook) -> pd.DataFrame:
+def playbook_table(playbook) -> pd.DataFrame:
+    """The playbook (default :data:`PLAYBOOK`; a DataFrame or CSV file of the same columns),
+    refused when it lists a (tier, stage) pair twice."""
     if playbook is None:
         return PLAYBOOK
     playbook = _user_table(playbook, PLAYBOOK, "the playbook")
@@ -53,15 +55,23 @@ def recommend_actions(tiers: pd.Series, stages: pd.Series, playbook=None) -> pd.
     """Action, channel and priority per user from the playbook (a DataFrame or a CSV file with
     columns ``tier, lifecycle_stage, action, channel, priority``; default :data:`PLAYBOOK`).
     A (tier, stage) pair that the playbook does not cover is an error naming the pairs."""
-    book = _playbook(playbook)
-    df = pd.DataFrame({"tier": tiers, "lifecycle_stage": stages.reindex(tiers.index)})
-    out = df.merge(book, on=["tier", "lifecycle_stage"], how="left", validate="many_to_one")
-    out.index = tiers.index
-    missing = out["action"].isna()
-    if missing.any():
-        pairs = df.loc[missing.to_numpy()].value_counts().head(5)
+    book = playbook_table(playbook).reset_index(drop=True)
+    stages = stages.reindex(tiers.index)
+    t_codes, t_names = pd.factorize(tiers.to_numpy(object))
+    s_codes, s_names = pd.factorize(stages.to_numpy(object))
+    # the playbook's row of each (tier, stage) pair present: a small grid, then one lookup per user
+    row = {(t, st): i for i, (t, st) in enumerate(zip(book["tier"], book["lifecycle_stage"], strict=True))}
+    grid = np.array([[row.get((t, st), -1) for st in s_names] for t in t_names], dtype=np.int64).reshape(
+        len(t_names), len(s_names)
+    )
+    missing = (t_codes < 0) | (s_codes < 0)
+    at = np.where(missing, -1, grid[np.maximum(t_codes, 0), np.maximum(s_codes, 0)] if len(grid) else -1)
+    if (at < 0).any():
+        miss = at < 0
+        pairs = pd.DataFrame({"tier": tiers.to_numpy(object)[miss], "lifecycle_stage": stages.to_numpy(object)[miss]})
         raise ValueError(
-            f"the playbook has no action for {int(missing.sum())} users; uncovered "
-            f"(tier, stage) pairs: {pairs.to_dict()}"
+            f"the playbook has no action for {int(miss.sum())} users; uncovered "
+            f"(tier, stage) pairs: {pairs.value_counts().head(5).to_dict()}"
         )
+    out = book.iloc[at].set_axis(tiers.index)
     return out[["action", "channel", "priority"]].rename(columns={"action": "recommended_action"})

@@ -7,7 +7,6 @@ import pandas as pd
 
 from ._tables import _user_table
 
-
 #: Named segments from R (recency score, 5 = most recent) and FM (mean of the frequency and
 #: monetary scores among repeat buyers, rounded up; 0 for one-time buyers). The first matching
 #: rule wins; the default table covers all 30 (R, FM) cells. Override with your own table (same
@@ -61,13 +60,14 @@ def rfm_scores(rfm: pd.DataFrame, lapse_after: float | None = None) -> pd.DataFr
         since = rfm["T"].astype(float) - rfm["recency"].astype(float)
     else:
         raise ValueError("rfm needs time_since_last, or T and recency")
-    out = pd.DataFrame(index=rfm.index)
-    out["R"] = _quintile(-since)  # less time since the last purchase = more recent = higher
     repeat = rfm["frequency"].to_numpy() > 0
+    scores = {"R": _quintile(-since).to_numpy()}  # less time since the last purchase = more recent = higher
     for col, score in (("frequency", "F"), ("monetary", "M")):
-        out[score] = np.int64(0)
+        values = np.zeros(len(rfm), dtype="int64")
         if repeat.any():
-            out.loc[repeat, score] = _quintile(rfm.loc[repeat, col].astype(float))
+            values[repeat] = _quintile(rfm[col][repeat].astype(float)).to_numpy()
+        scores[score] = values
+    out = pd.DataFrame(scores, index=rfm.index)
     return finish_scores(out, since, lapse_after)
 
 
@@ -81,7 +81,9 @@ def finish_scores(scores: pd.DataFrame, since: pd.Series, lapse_after: float | N
     return out
 
 
-def _rules(rules) -> pd.DataFrame:
+def segment_rules(rules) -> pd.DataFrame:
+    """The segment rule table (default :data:`SEGMENT_RULES`; a DataFrame or CSV file of the
+    same columns), refused when a (R, FM) cell has no segment."""
     if rules is None:
         return SEGMENT_RULES
     rules = _user_table(rules, SEGMENT_RULES, "the segment rule table")
@@ -107,10 +109,15 @@ def rfm_segments(rfm: pd.DataFrame, rules=None, lapse_after: float | None = None
 
 
 def segment_of(scores: pd.DataFrame, rules=None) -> pd.Series:
-    """The named segment of each (R, FM) pair: the first matching rule (row-wise)."""
-    table = _rules(rules)
-    seg = pd.Series(pd.NA, index=scores.index, dtype=object)
-    for row in table.itertuples(index=False):
-        hit = seg.isna() & scores["R"].between(row.r_min, row.r_max) & scores["FM"].between(row.fm_min, row.fm_max)
-        seg[hit] = row.segment
-    return seg.astype(str).rename("segment")
+    """The named segment of each (R, FM) pair: the first matching rule (row-wise; the rules are
+    resolved once on the 5 x 6 grid of (R, FM) cells)."""
+    table = segment_rules(rules)
+    grid = np.empty((6, 6), dtype=object)
+    for r in range(1, 6):
+        for fm in range(0, 6):
+            hit = (table.r_min <= r) & (r <= table.r_max) & (table.fm_min <= fm) & (fm <= table.fm_max)
+            grid[r, fm] = str(table.segment[hit.to_numpy()].iloc[0])
+    R, FM = scores["R"].to_numpy("int64"), scores["FM"].to_numpy("int64")
+    if len(R) and (R.min() < 1 or R.max() > 5 or FM.min() < 0 or FM.max() > 5):
+        raise ValueError("R must lie in 1..5 and FM in 0..5 (scores from rfm_scores)")
+    return pd.Series(grid[R, FM], index=scores.index, name="segment")
