@@ -574,3 +574,38 @@ def test_pareto_nbd_refuses_data_too_young_to_identify_dropout(cdnow_master):
     ):
         ParetoNBD().fit(rfm)
     assert ParetoNBD(penalizer=0.001).fit(rfm).params_["s"] < 10
+
+
+@pytest.mark.parametrize("model", [BetaGeo(penalizer=0.01), ModifiedBetaGeo(), ParetoNBD(), GammaGamma()])
+def test_the_btyd_models_are_scikit_learn_estimators(model, rfm_sample):
+    """get_params / clone / check_is_fitted work as on any scikit-learn estimator; fitted
+    attributes end in '_'; an unfitted model raises scikit-learn's NotFittedError (the package's
+    NotFittedError is that class: one not-fitted error for every model)."""
+    import pickle
+
+    import sklearn
+    from sklearn.base import clone
+    from sklearn.utils.validation import check_is_fitted
+
+    assert NotFittedError is sklearn.exceptions.NotFittedError
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model)
+    copy = clone(model)
+    assert copy is not model and copy.get_params() == model.get_params()
+    data = rfm_sample if not isinstance(model, GammaGamma) else rfm_sample[rfm_sample.frequency > 0]
+    fitted = copy.fit(data)
+    assert fitted is copy
+    check_is_fitted(fitted)
+    assert fitted.param_names_ == type(model).param_names and fitted.real_params_ == ()
+    assert not hasattr(fitted, "param_names") or fitted.param_names is type(model).param_names
+    assert list(fitted.summary.index) == list(fitted.param_names_)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(clone(fitted))  # a clone keeps the settings, not the fit
+    # a champion pickled before the fitted names had their underscore still loads and predicts
+    state = fitted.__dict__.copy()
+    state["param_names"], state["real_params"] = state.pop("param_names_"), state.pop("real_params_")
+    old = object.__new__(type(fitted))
+    old.__setstate__(state)
+    again = pickle.loads(pickle.dumps(old))
+    assert again.param_names_ == fitted.param_names_ and "param_names" not in vars(again)
+    pd.testing.assert_frame_equal(again.summary, fitted.summary)

@@ -41,7 +41,7 @@ def test_recovers_known_coefficients_within_three_standard_errors(fitted):
     mu = dict(zip(m.covariate_columns_, m.covariate_means_, strict=True))
     sd = dict(zip(m.covariate_columns_, m.covariate_scales_, strict=True))
     links = simulate._COEF_LINKS[kind]
-    truth = {k: 0.0 for k in m.real_params}
+    truth = {k: 0.0 for k in m.real_params_}
     truth.update({k: v * sd[k.split("_")[-1]] for k, v in TRUE[kind].items()})
     base = dict(prm)
     for name, coef in TRUE[kind].items():  # the population value at the covariates' means
@@ -50,7 +50,7 @@ def test_recovers_known_coefficients_within_three_standard_errors(fitted):
         base[param] *= np.exp(sign * coef * mu[col])
     truth.update(base)
     s = m.summary
-    assert list(s.index) == list(m.param_names) and len(s) == 4 + len(m.real_params)
+    assert list(s.index) == list(m.param_names_) and len(s) == 4 + len(m.real_params_)
     for k, t in truth.items():
         assert abs(s.loc[k, "estimate"] - t) < 3 * s.loc[k, "std_error"], (kind, k, t, s.loc[k].to_dict())
     # the effects are found, not just consistent with 0
@@ -90,7 +90,7 @@ def test_clv_and_draws_with_a_covariate_purchase_model(fitted):
     )
     assert (clv["clv_lower"] <= clv["clv"] + 1e-9).all() and (clv["clv"] <= clv["clv_upper"] + 1e-9).all()
     draws = m.sample_params(5)
-    assert list(draws.columns) == list(m.param_names)
+    assert list(draws.columns) == list(m.param_names_)
 
 
 @pytest.mark.parametrize("Model", [BetaGeo, ModifiedBetaGeo, ParetoNBD])
@@ -109,7 +109,7 @@ def test_no_covariates_is_the_plain_model_and_zero_coefficients_give_its_likelih
     cov = Model(purchase_covariates=["z"], dropout_covariates=["z"])
     d, _ = cov._prepare_fit(with_z, None)
     assert isinstance(d, _CovariatePurchases)
-    lp = np.r_[plain.log_params_, np.zeros(len(cov.real_params))]
+    lp = np.r_[plain.log_params_, np.zeros(len(cov.real_params_))]
     assert cov._total(lp, d, d.w)[0] == pytest.approx(plain.log_likelihood_, rel=1e-9)
     # and its analytic gradient matches finite differences, coefficients included
     lp = lp + rng.normal(scale=0.05, size=lp.size)
@@ -118,7 +118,7 @@ def test_no_covariates_is_the_plain_model_and_zero_coefficients_give_its_likelih
         e = np.zeros(lp.size)
         e[j] = 1e-6
         fd = (cov._total(lp + e, d, d.w)[0] - cov._total(lp - e, d, d.w)[0]) / 2e-6
-        assert g[j] == pytest.approx(fd, rel=1e-5, abs=1e-3), (j, cov.param_names[j])
+        assert g[j] == pytest.approx(fd, rel=1e-5, abs=1e-3), (j, cov.param_names_[j])
     # an old pickled model without the covariate attributes still predicts the same
     old = Model().fit(rfm)
     del old.__dict__["purchase_covariates"], old.__dict__["dropout_covariates"]
@@ -170,7 +170,7 @@ def test_first_purchase_covariates_and_the_comparison_table(cdnow_sample):
     assert table.loc["BetaGeo", "log_likelihood"] == pytest.approx(plain["BetaGeo"].log_likelihood_)
     # nested models: the covariates can only raise the maximised likelihood
     assert table.loc["BetaGeo + covariates", "log_likelihood"] > table.loc["BetaGeo", "log_likelihood"]
-    assert refitted["BetaGeo"].real_params == (
+    assert refitted["BetaGeo"].real_params_ == (
         "purchase_log_first_amount",
         "purchase_first_month",
         "dropout_a_log_first_amount",
@@ -195,7 +195,7 @@ def test_population_diagnostics_sum_each_customers_own_expectation(cdnow_sample)
     plain = BetaGeo().fit(rfm)
     cov = BetaGeo(purchase_covariates=cols, dropout_covariates=cols).fit(rfm)
     zero = copy.deepcopy(cov)
-    zero.log_params_ = np.r_[plain.log_params_, np.zeros(len(cov.real_params))]
+    zero.log_params_ = np.r_[plain.log_params_, np.zeros(len(cov.real_params_))]
 
     def bars(model):
         fig = btyd_plots.period_transactions(model, rfm)

@@ -122,7 +122,7 @@ def test_reads_nothing_after_the_cutoff_and_the_window_needs_no_decay(fitted, cd
 def test_refuses_a_cutoff_without_enough_history(cdnow_sample):
     with pytest.raises(ValueError, match=r"no training window of 13 W fits before 1997-04-15.*median"):
         ShiftedWindowPurchases().fit(cdnow_sample, "1997-04-15")
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="this ShiftedWindowPurchases is not fitted yet; call fit"):
         ShiftedWindowPurchases().predict(cdnow_sample, 13)
     with pytest.raises(ValueError, match="base must be one of"):
         ShiftedWindowPurchases(base="Pareto").fit(cdnow_sample, CUTOFF)
@@ -146,3 +146,16 @@ def test_several_horizons_at_once_and_the_holdout_tracking_plot(fitted, cdnow_ma
     assert "since the cut-off" in ax.get_ylabel()
     with pytest.raises(ValueError, match="has 3 values; the grid has 39 weeks"):
         btyd_plots.holdout_tracking({"x": totals[:3]}, cdnow_master, CUTOFF, END)
+
+
+def test_shifted_window_purchases_is_a_scikit_learn_estimator():
+    from sklearn.base import clone
+    from sklearn.utils.validation import check_is_fitted
+
+    m = ShiftedWindowPurchases(window=8, shifts=(0, 4), base="BetaGeo")
+    copy = clone(m)
+    assert copy.get_params() == m.get_params() and copy.get_params()["shifts"] == (0, 4)
+    with pytest.raises(NotFittedError, match="ShiftedWindowPurchases instance is not fitted yet"):
+        check_is_fitted(copy)
+    copy.booster_ = object()  # what a fit leaves: checked by the estimator itself, not by any '_' name
+    check_is_fitted(copy)

@@ -1,7 +1,7 @@
 """Maximum-likelihood machinery shared by the BTYD models.
 
 Parameters are positive and optimised in log space, except covariate coefficients (names in
-``real_params``), which are real and optimised as they are; ``log_params_`` holds the
+``real_params_``), which are real and optimised as they are; ``log_params_`` holds the
 optimiser's vector either way. Subclasses supply the per-row
 log-likelihood and its analytic gradient with respect to the log-parameters; the engine
 minimises ``-sum(w * ll) / sum(w) + penalizer * sum(log(theta)**2)`` with L-BFGS-B, then takes
@@ -15,6 +15,9 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 from scipy import optimize
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 
@@ -22,16 +25,21 @@ class ConvergenceError(RuntimeError):
     """The optimiser did not reach a maximum; the message says what to try."""
 
 
-class NotFittedError(ValueError, AttributeError):
-    """A prediction was asked of a model that has not been fitted."""
+#: the one "not fitted" error of every model: scikit-learn's (a ValueError and an AttributeError)
+__all__ = ["ConvergenceError", "NotFittedError", "MLEModel", "unique_rows", "unique_rows_with_columns"]
+
+NOT_FITTED = "this %(name)s is not fitted yet; call fit() first"
 
 
-class MLEModel:
-    """Base class: ``fit`` returns self; fitted attributes end in ``_``."""
+class MLEModel(BaseEstimator):
+    """Base class, a scikit-learn estimator: hyper-parameters in ``__init__`` (``get_params``,
+    ``sklearn.clone``), ``fit`` returns self, fitted attributes end in ``_`` (``check_is_fitted``).
+
+    ``param_names`` are the model's own parameters; a fit adds ``param_names_`` (those plus the
+    covariate coefficients, the index of ``summary``) and ``real_params_`` (the coefficients,
+    optimised as they are, not in log space)."""
 
     param_names: ClassVar[tuple[str, ...]] = ()
-    #: parameters optimised as they are (covariate coefficients), not in log space
-    real_params: tuple[str, ...] = ()
     _advice = ("try penalizer=0.001 (or larger), check that the data are in sensible time units "
                "(weeks rather than days for multi-year data), or look for extreme rows")
 
@@ -55,7 +63,7 @@ class MLEModel:
         raise NotImplementedError
 
     def _initial(self, d) -> np.ndarray:
-        return np.zeros(len(self.param_names))
+        return np.zeros(len(self.param_names_))
 
     def _analytic_hessian(self, d) -> bool:
         """Whether ``_total_hess`` (value, gradient and Hessian in one pass) applies to ``d``."""
@@ -76,7 +84,11 @@ class MLEModel:
             return np.inf, np.zeros_like(lp)
         return f, grad
 
-    def _fit_prepared(self, d, w, n_users: int, x0=None):
+    def _fit_prepared(self, d, w, n_users: int, x0=None, names=None, real=()):
+        """Fit on prepared data; ``names`` (default ``param_names``) and ``real`` (covariate
+        coefficients) name the optimiser's vector."""
+        self.param_names_ = tuple(names) if names is not None else type(self).param_names
+        self.real_params_ = tuple(real)
         if self.penalizer < 0:
             raise ValueError(f"penalizer must be >= 0, got {self.penalizer}")
         wsum = float(w.sum())
@@ -84,12 +96,12 @@ class MLEModel:
         with threadpool_limits(1):  # OpenBLAS threads only slow small vectorised loops
             res = self._newton(d, w, wsum, x0) if self._analytic_hessian(d) else None
             if res is None:
-                bounds = [(None, self._upper_bounds.get(n)) for n in self.param_names]
+                bounds = [(None, self._upper_bounds.get(n)) for n in self.param_names_]
                 res = optimize.minimize(self._objective, x0, args=(d, w, wsum), jac=True,
                                         method="L-BFGS-B", bounds=bounds,
                                         options={"maxiter": self.maxiter, "ftol": self.tol * 1e-3,
                                                  "gtol": 1e-9, "maxcor": 30})
-                at_bound = [n for n, v, (_, hi) in zip(self.param_names, res.x, bounds)
+                at_bound = [n for n, v, (_, hi) in zip(self.param_names_, res.x, bounds)
                             if hi is not None and v >= hi - 1e-6]
                 if at_bound:
                     raise ConvergenceError(self._at_bound_message(at_bound, res.x, d, w))
@@ -106,11 +118,11 @@ class MLEModel:
                     f"{type(self).__name__}: the fit did not converge ({res.message}; "
                     f"max |gradient| = {grad_norm:.2e}, log-parameters {np.round(lp, 3).tolist()}). "
                     f"{self._advice}.")
-            runaway = [n for n, v in zip(self.param_names, lp) if abs(v) > 16 and n not in self.real_params]
+            runaway = [n for n, v in zip(self.param_names_, lp) if abs(v) > 16 and n not in self.real_params_]
             if runaway:
                 raise ConvergenceError(
                     f"{type(self).__name__}: parameter(s) {runaway} ran off towards 0 or infinity "
-                    f"({ {n: float(v) for n, v in zip(self.param_names, self._natural(lp))} }): the data "
+                    f"({ {n: float(v) for n, v in zip(self.param_names_, self._natural(lp))} }): the data "
                     f"do not identify the model (too few users, or no repeat purchases?). "
                     f"{self._advice}.")
             at_opt = getattr(res, "at_optimum", None)
@@ -180,7 +192,7 @@ class MLEModel:
 
     def _set_fitted(self, lp, d, w, n_users, hess, res):
         self.log_params_ = lp
-        self.params_ = dict(zip(self.param_names, self._natural(lp).tolist()))
+        self.params_ = dict(zip(self.param_names_, self._natural(lp).tolist()))
         known = getattr(self, "_ll_at_optimum", None)
         self.log_likelihood_ = float(known if known is not None else self._total(lp, d, w)[0])
         self.__dict__.pop("_ll_at_optimum", None)
@@ -194,16 +206,26 @@ class MLEModel:
                 raise np.linalg.LinAlgError
         except np.linalg.LinAlgError:
             cov = np.full((k, k), np.nan)
-        self.covariance_ = pd.DataFrame(cov, index=self.param_names, columns=self.param_names)
+        self.covariance_ = pd.DataFrame(cov, index=self.param_names_, columns=self.param_names_)
         self.n_iterations_ = int(getattr(res, "nit", 0))
 
     # -- results ----------------------------------------------------------------------
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "params_")
+
     def _check_fitted(self):
-        if not hasattr(self, "params_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() first")
+        check_is_fitted(self, msg=NOT_FITTED)
+
+    def __setstate__(self, state):
+        # models pickled before 2026-12-04 (registered champions) kept the fitted names without
+        # the trailing underscore
+        if "params_" in state and "param_names_" not in state:
+            state["param_names_"] = tuple(state.pop("param_names", type(self).param_names))
+            state["real_params_"] = tuple(state.pop("real_params", ()))
+        super().__setstate__(state)
 
     def _real_mask(self) -> np.ndarray:
-        return np.array([n in self.real_params for n in self.param_names], bool)
+        return np.array([n in self.real_params_ for n in self.param_names_], bool)
 
     def _natural(self, lp) -> np.ndarray:
         """Optimiser vector -> parameters: exp for the positive ones, as is for the real ones."""
@@ -225,7 +247,7 @@ class MLEModel:
             "std_error": np.where(real, se, est * se),
             "lower_95": self._natural(lp - z * se),
             "upper_95": self._natural(lp + z * se),
-        }, index=pd.Index(self.param_names, name="param"))
+        }, index=pd.Index(self.param_names_, name="param"))
 
     def sample_params(self, n: int, seed: int | None = 0) -> pd.DataFrame:
         """Draws from the asymptotic distribution of the estimates (normal in the optimiser's
@@ -237,15 +259,16 @@ class MLEModel:
                              f"uncertainty to sample (refit with a penalizer)")
         rng = np.random.default_rng(seed)
         draws = rng.multivariate_normal(self.log_params_, cov, size=int(n), method="eigh")
-        return pd.DataFrame(self._natural(draws), columns=list(self.param_names))
+        return pd.DataFrame(self._natural(draws), columns=list(self.param_names_))
 
     def _with_params(self, params) -> MLEModel:
         """A copy of this model with other parameter values (for interval propagation)."""
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
-        clone.params_ = {k: float(params[k]) for k in self.param_names}
-        clone.log_params_ = np.array([v if k in self.real_params else np.log(v)
-                                      for k, v in clone.params_.items()])
+        clone.param_names_ = getattr(self, "param_names_", type(self).param_names)
+        clone.real_params_ = getattr(self, "real_params_", ())
+        clone.params_ = {k: float(params[k]) for k in clone.param_names_}
+        clone.log_params_ = np.array([v if k in clone.real_params_ else np.log(v) for k, v in clone.params_.items()])
         return clone
 
     def __repr__(self) -> str:

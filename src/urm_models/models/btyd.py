@@ -163,18 +163,17 @@ class _Lifetime:
         return out
 
     def _prepare_fit(self, rfm: pd.DataFrame, weights):
-        """Prepared data and user count; sets ``param_names`` (coefficients after the base ones)."""
+        """Prepared data, user count, and the names of the parameters and of the real ones
+        (coefficients after the base ones)."""
         base = type(self).param_names
         self.freq_ = rfm.attrs.get("freq")
         if not self._has_covariates():
-            self.param_names, self.real_params = base, ()
-            return _prepare(rfm, weights)
+            return (*_prepare(rfm, weights), base, ())
         x, tx, T = _columns(rfm)
         Z = _covariates.design(self, rfm, _covariates.union(*self._covariate_lists()), fitting=True)
         d = _CovariatePurchases(x, tx, T, Z, weights)
         coefs = tuple(n for _, names, _, _ in self._blocks() for n in names)
-        self.param_names, self.real_params = base + coefs, coefs
-        return d, (len(x) if weights is None else float(np.sum(weights)))
+        return d, (len(x) if weights is None else float(np.sum(weights))), base + coefs, coefs
 
     def _log_row_params(self, lp, Z) -> np.ndarray:
         """log of each row's base parameters, shape (k, rows)."""
@@ -205,7 +204,7 @@ class _Lifetime:
         return float(w @ ll), w @ g
 
     def _initial_coefs(self) -> np.ndarray:
-        return np.zeros(len(self.param_names) - len(type(self).param_names))
+        return np.zeros(len(self.param_names_) - len(type(self).param_names))
 
     def _p(self, P=None):
         """The parameters: per distinct history when ``P`` (from :meth:`_histories`) is given."""
@@ -341,8 +340,8 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
         """Fit to an RFM summary (``frequency``, ``recency``, ``T``, and the covariate columns);
         returns self. ``weights`` (optional, one per row) count each row as that many users.
         """
-        d, n = self._prepare_fit(rfm, weights)
-        return self._fit_prepared(d, d.w, n)
+        d, n, names, real = self._prepare_fit(rfm, weights)
+        return self._fit_prepared(d, d.w, n, names=names, real=real)
 
     def _analytic_hessian(self, d) -> bool:
         return not isinstance(d, _CovariatePurchases)
@@ -632,8 +631,7 @@ class GammaGamma(MLEModel):
             raise ValueError(f"GammaGamma needs customers with repeat purchases and positive "
                              f"spend; only {int(use.sum())} rows qualify")
         cols = list(getattr(self, "covariates", ()) or ())  # models pickled before covariates lack it
-        self.param_names = ("p", "q", "v", *(f"coef_{c}" for c in cols))
-        self.real_params = tuple(f"coef_{c}" for c in cols)
+        real = tuple(f"coef_{c}" for c in cols)
         Z = self._design(rfm, use, fitting=True)
         if not cols:  # distinct (x, m) rows with counts
             (ux, um), w, codes = unique_rows(x[use], m[use])
@@ -644,7 +642,7 @@ class GammaGamma(MLEModel):
             ux, um = x[use], m[use]
             w = np.ones(len(ux)) if weights is None else np.asarray(weights, float)[use]
         d = {"x": ux, "m": um, "logm": np.log(um), "logx": np.log(ux), "Z": Z}
-        return self._fit_prepared(d, w, int(use.sum()))
+        return self._fit_prepared(d, w, int(use.sum()), names=("p", "q", "v", *real), real=real)
 
     def _initial(self, d):
         return np.r_[np.log([1.0, 1.0, max(float(np.mean(d["m"])), 1e-3)]), np.zeros(d["Z"].shape[1])]

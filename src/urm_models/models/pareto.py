@@ -101,7 +101,7 @@ class ParetoNBD(_Lifetime, MLEModel):
     _upper_bounds = {"s": float(np.log(300.0))}
 
     def _at_bound_message(self, names, lp, d, w) -> str:
-        p = dict(zip(self.param_names, np.exp(lp)))
+        p = dict(zip(self.param_names_, np.exp(lp), strict=True))
         age = float(np.average(d.T, weights=w))
         return (f"ParetoNBD: the customers' dropout rates cannot be told apart (s ran past 300; "
                 f"every customer would drop out at the same rate s/beta = {p['s'] / p['beta']:.3g} per "
@@ -111,10 +111,10 @@ class ParetoNBD(_Lifetime, MLEModel):
     def fit(self, rfm: pd.DataFrame, weights=None):
         """Fit to an RFM summary (``frequency``, ``recency``, ``T``, and the covariate columns);
         returns self. ``weights`` (optional, one per row) count each row as that many users."""
-        d, n = self._prepare_fit(rfm, weights)
+        d, n, names, real = self._prepare_fit(rfm, weights)
         if isinstance(d, _Purchases):
             d.pairs = _Pairs(d)
-        return self._fit_prepared(d, d.w, n)
+        return self._fit_prepared(d, d.w, n, names=names, real=real)
 
     def _initial(self, d):
         rate = max((d.w @ d.x) / max(d.w @ d.T, 1e-12), 1e-6)

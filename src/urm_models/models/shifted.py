@@ -34,9 +34,12 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 from scipy.special import gammaln
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from .. import features
 from ..simulate import UNIT_DAYS
+from ._base import NOT_FITTED
 
 __all__ = ["ShiftedWindowPurchases"]
 
@@ -55,7 +58,7 @@ def nb_shape(mu, y) -> float:
                                                  options={"xatol": 1e-6}).x))
 
 
-class ShiftedWindowPurchases:
+class ShiftedWindowPurchases(BaseEstimator):
     """Expected purchases per user from a boosted Poisson model trained on shifted windows.
 
     Parameters
@@ -97,6 +100,9 @@ class ShiftedWindowPurchases:
         self.min_child_weight = min_child_weight
         self.min_users = min_users
         self.random_state = random_state
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "booster_")
 
     # -- features ---------------------------------------------------------------------------
     def _base_model(self):
@@ -194,10 +200,7 @@ class ShiftedWindowPurchases:
 
     def _means(self, transactions, t) -> tuple[pd.DataFrame, np.ndarray]:
         """Expected purchases, one column per horizon in ``t``, and the shape ``k`` of each user."""
-        if not hasattr(self, "booster_"):
-            from ._base import NotFittedError
-
-            raise NotFittedError("this ShiftedWindowPurchases is not fitted yet; call fit() first")
+        check_is_fitted(self, msg=NOT_FITTED)
         ts = np.atleast_1d(np.asarray(t, float))
         if ts.ndim != 1 or not (ts > 0).all():
             raise ValueError(f"t must be positive, got {t}")

@@ -44,7 +44,6 @@ from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.validation import check_is_fitted
 from scipy import stats
 
-from ._base import NotFittedError
 
 __all__ = ["UpliftModel", "LEARNERS"]
 
@@ -257,10 +256,7 @@ class UpliftModel(BaseEstimator):
 
     # -- predict ----------------------------------------------------------------------------
     def _check(self):
-        try:
-            check_is_fitted(self, "models_")
-        except Exception:
-            raise NotFittedError("this UpliftModel is not fitted yet: call fit(X, y, arm) first") from None
+        check_is_fitted(self, "models_", msg="this %(name)s is not fitted yet: call fit(X, y, arm) first")
 
     def predict_outcomes(self, X) -> pd.DataFrame:
         """Expected outcome of each user under each arm (columns: the arms, control first). The
