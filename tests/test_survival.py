@@ -129,3 +129,29 @@ def test_kaplan_meier_by_group_with_at_risk_counts():
     assert len(fig.axes[0].get_lines()) >= 3
     with pytest.raises(ValueError, match="lack column 'tier'"):
         kaplan_meier_by(telco, "tenure", "churn", by="tier")
+
+
+def test_convergence_troubles_are_ours_with_the_cause_and_the_fix(split):
+    """lifelines' convergence warnings and errors were silenced in four places; now a failed fit
+    is a ConvergenceError and a completed fit with a caveat a ModelWarning, each naming the
+    column that separates churners (here a copy of the event) and the penalizer to use; a fit
+    without trouble emits nothing (warnings as errors)."""
+    import warnings
+
+    from urm_models.models import ConvergenceError, ModelWarning
+
+    train, _ = split
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SurvivalModel("cox").fit(train, "tenure", "churn")
+        SurvivalModel("weibull").fit(train, "tenure", "churn")
+    leaky = train.assign(leak=train["churn"])
+    with pytest.raises(
+        ConvergenceError,
+        match=r"CoxPHFitter did not converge .*\['leak'\] separate churners.*"
+        r"penalizer=0.01; now 0\) or drop \['leak'\]",
+    ):
+        SurvivalModel("cox", penalizer=0.0).fit(leaky, "tenure", "churn")
+    weibull_warning = r"WeibullAFTFitter: .*Cause: column\(s\) \['leak'\].*Fix: raise the penalizer"
+    with pytest.warns(ModelWarning, match=weibull_warning):
+        SurvivalModel("weibull", penalizer=0.0).fit(leaky, "tenure", "churn")

@@ -6,7 +6,7 @@ when first used, so that a notebook or job that fits only BTYD models does not p
 
 from importlib import import_module
 
-from ._base import ConvergenceError, NotFittedError
+from ._base import ConvergenceError, ModelWarning, NotFittedError
 from .bgbb import BetaGeoBetaBinom
 from .btyd import BetaGeo, GammaGamma, ModifiedBetaGeo, ShiftedBetaGeometric
 from .clv import CLVScorer, conditional_median_purchases, customer_lifetime_value
@@ -17,7 +17,7 @@ _LAZY = {"ChurnClassifier": ".churn", "SurvivalModel": ".survival", "contractual
 
 __all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD",
            "BetaGeoBetaBinom", "ShiftedWindowPurchases", "UpliftModel",
-           "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError", "NotFittedError",
+           "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError", "ModelWarning", "NotFittedError",
            "customer_lifetime_value", "conditional_median_purchases", "CLVScorer"]
 
 

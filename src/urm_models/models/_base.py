@@ -25,8 +25,12 @@ class ConvergenceError(RuntimeError):
     """The optimiser did not reach a maximum; the message says what to try."""
 
 
+class ModelWarning(UserWarning):
+    """A fit that completed but whose results need care; the message says the cause and the fix."""
+
+
 #: the one "not fitted" error of every model: scikit-learn's (a ValueError and an AttributeError)
-__all__ = ["ConvergenceError", "NotFittedError", "MLEModel", "unique_rows", "unique_rows_with_columns"]
+__all__ = ["ConvergenceError", "ModelWarning", "NotFittedError", "MLEModel", "unique_rows", "unique_rows_with_columns"]
 
 NOT_FITTED = "this %(name)s is not fitted yet; call fit() first"
 

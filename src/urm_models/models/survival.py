@@ -15,6 +15,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ._base import ConvergenceError, ModelWarning
+
 __all__ = ["SurvivalModel", "contractual_clv"]
 
 
@@ -105,9 +107,7 @@ class SurvivalModel(BaseEstimator):
             kw = {}
         else:
             raise ValueError(f"model must be 'cox', 'weibull' or 'lognormal', not {self.model!r}")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fitter.fit(X, duration_col=duration_col, event_col=event_col, **kw)
+        _fit_lifelines(fitter, X, duration_col, event_col, self.penalizer, **kw)
         self.fitter_ = fitter
         self.max_duration_ = float(d.max())
         self._train = X
@@ -129,9 +129,7 @@ class SurvivalModel(BaseEstimator):
     def predict_survival(self, df: pd.DataFrame, times) -> pd.DataFrame:
         """Unconditional S(t) at ``times`` (rows) for each user (columns, df's index)."""
         times = np.atleast_1d(np.asarray(times, float))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            s = self.fitter_.predict_survival_function(self._X(df), times=times)
+        s = self.fitter_.predict_survival_function(self._X(df), times=times)
         s.columns = df.index
         return s
 
@@ -180,11 +178,9 @@ class SurvivalModel(BaseEstimator):
     def risk_score(self, df: pd.DataFrame) -> np.ndarray:
         """Higher = leaves sooner (Cox: partial hazard; AFT: minus the predicted median)."""
         X = self._X(df)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if self.model == "cox":
-                return np.asarray(self.fitter_.predict_log_partial_hazard(X), float).ravel()
-            return -np.asarray(self.fitter_.predict_median(X), float).ravel()
+        if self.model == "cox":
+            return np.asarray(self.fitter_.predict_log_partial_hazard(X), float).ravel()
+        return -np.asarray(self.fitter_.predict_median(X), float).ravel()
 
     def score(self, df: pd.DataFrame) -> float:
         """Harrell's concordance index on ``df`` (needs its duration and event columns)."""
@@ -202,9 +198,7 @@ class SurvivalModel(BaseEstimator):
         if self.model != "cox":
             raise ValueError("the proportional-hazards test applies to the Cox model")
         check_is_fitted(self, "fitter_")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = proportional_hazard_test(self.fitter_, self._train, time_transform="rank")
+        res = proportional_hazard_test(self.fitter_, self._train, time_transform="rank")
         out = res.summary[["test_statistic", "p"]].copy()
         out["violates"] = out["p"] < 0.05
         return out.sort_values("p")
@@ -221,3 +215,57 @@ def contractual_clv(model: SurvivalModel, df: pd.DataFrame, charge_col: str, hor
     disc = (1.0 + discount_rate) ** -k
     value = (cs * disc[:, None]).sum(axis=0) * df[charge_col].to_numpy(float) * margin
     return pd.Series(value, index=df.index, name="clv")
+
+
+def _separating(X: pd.DataFrame, duration_col: str, event_col: str) -> list[str]:
+    """Covariates that (nearly) tell churners from the others: constant among one group and not
+    overall (complete separation: their coefficient runs off without a penalty)."""
+    events = X[event_col].to_numpy() == 1
+    cols = [c for c in X.columns if c not in (duration_col, event_col)]
+
+    def flat(frame):
+        return {c for c in cols if frame[c].nunique() <= 1}
+
+    return sorted((flat(X.loc[events]) | flat(X.loc[~events])) - flat(X))
+
+
+def _fit_lifelines(fitter, X: pd.DataFrame, duration_col: str, event_col: str, penalizer: float, **kw) -> None:
+    """Fit a lifelines model and take over its convergence troubles, as the BTYD models do:
+    a fit that failed is our ConvergenceError, a completed fit with a caveat our ModelWarning;
+    each names the cause (the columns, when we can tell them) and the fix. Other warnings pass
+    through as they were (nothing is silenced)."""
+    from lifelines.exceptions import ConvergenceError as LifelinesConvergenceError
+    from lifelines.exceptions import ApproximationWarning, ConvergenceWarning, StatisticalWarning
+
+    name = type(fitter).__name__
+
+    def why() -> tuple[str, str]:
+        cols = _separating(X, duration_col, event_col)
+        cause = (f"column(s) {cols} separate churners from the others (constant within one group)" if cols
+                 else "collinear or nearly constant columns")
+        fix = f"raise the penalizer (penalizer={max(10 * penalizer, 0.01):g}; now {penalizer:g})"
+        return cause, fix + (f" or drop {cols}" if cols else "")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # recorded here, every one handled below
+        try:
+            fitter.fit(X, duration_col=duration_col, event_col=event_col, **kw)
+        except LifelinesConvergenceError as exc:
+            cause, fix = why()
+            raise ConvergenceError(f"{name} did not converge ({str(exc).splitlines()[0][:100]}): {cause}. "
+                                   f"Try to {fix}.") from None
+    for w in caught:
+        text = str(w.message).strip().splitlines()[0]
+        if issubclass(w.category, ConvergenceWarning):
+            cause, fix = why()
+            if any(k in text for k in ("failed to converge", "suspiciously close", "norm(delta)")):
+                raise ConvergenceError(f"{name} did not converge ({text[:100]}): {cause}. Try to {fix}.")
+            warnings.warn(f"{name}: {text[:200]} Cause: {cause}; its coefficients are unreliable. Fix: {fix}.",
+                          ModelWarning, stacklevel=3)
+        elif issubclass(w.category, (StatisticalWarning, ApproximationWarning)):
+            cause, fix = why()
+            warnings.warn(f"{name}: {text[:200]} Cause: {cause}; the standard errors in summary are not to be "
+                          f"trusted. Fix: {fix}.", ModelWarning, stacklevel=3)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
