@@ -265,3 +265,21 @@ def test_environ_sets_variables_for_a_block_and_restores_them(monkeypatch):
         assert os.environ["URM_A"] == "x" and os.environ["URM_B"] == "3"
         raise RuntimeError
     assert os.environ["URM_A"] == "before" and "URM_B" not in os.environ
+
+
+def test_the_telco_contract_runs_through_the_steps_of_every_table(tmp_path, home):
+    """datasets' second contract (built on validation's private helpers) is gone: Telco is a table
+    of validation.TABLES with its rules, read by validate_table's steps, so it refuses what every
+    table refuses (here a null-word customer id, which it used to keep as a customer)."""
+    from urm_models import validation
+
+    assert "telco" in validation.TABLES and {r.name for r in validation.RULES["telco"]} >= {"blank_only_when_tenure_0"}
+    lines = (paths.raw_data_dir() / "telco_churn.csv").read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    i = header.lower().split(",").index("customerid")
+    bad = rows[0].split(",")
+    bad[i] = "NULL"
+    p = tmp_path / "telco.csv"
+    p.write_text("\n".join([header, ",".join(bad), *rows[1:]]) + "\n")
+    with pytest.raises(validation.DataValidationError, match=r"1 of 4,930 rows have a user id that is a null word"):
+        datasets.load_telco(p)

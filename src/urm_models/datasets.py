@@ -10,25 +10,18 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from . import paths
-from .parsing import ConventionError, parse_id, parse_number
-from .parsing import blank as _blank
 from .paths import dataset_name  # noqa: F401  (part of this surface: the name of your own file's data set)
 from .reading import RawTable, raw_from_frame, read_raw
 from .simulate import simulate_rfm, simulate_transactions  # noqa: F401  (part of this surface)
 from .validation import (
     MAX_AMOUNT,
     MIN_DATE,
+    TELCO_CATEGORICAL,
     DataValidationError,
     Errors,
-    _check,
-    _erased_rows,
-    _subset,
-    run_schema,
     validate_table,
 )
 
@@ -219,26 +212,6 @@ def load_cdnow(sample: bool = False, *, path: str | Path | None = None) -> pd.Da
 
 # --------------------------------------------------------------------------- Telco
 
-TELCO_CATEGORICAL = [
-    "gender",
-    "partner",
-    "dependents",
-    "phoneservice",
-    "multiplelines",
-    "internetservice",
-    "onlinesecurity",
-    "onlinebackup",
-    "deviceprotection",
-    "techsupport",
-    "streamingtv",
-    "streamingmovies",
-    "contract",
-    "paperlessbilling",
-    "paymentmethod",
-]
-TELCO_NUMERIC = ["seniorcitizen", "monthlycharges", "totalcharges"]
-_YES = {"yes": 1, "no": 0, "1": 1, "0": 0, "true": 1, "false": 0}
-
 
 def load_telco(
     path: str | Path | None = None, *, errors: Errors = "raise", quarantine_dir: str | Path | None = None
@@ -265,127 +238,28 @@ def load_telco(
 
 
 def _validate_telco(raw: RawTable, *, errors: Errors, quarantine_dir) -> pd.DataFrame:
-    source = raw.source
-    gone = np.zeros(len(raw.frame), dtype=bool)
-    if "customerid" in raw.frame.columns:
-        gone = _erased_rows(parse_id(raw.frame["customerid"])[0], "telco").to_numpy()
-        if gone.any():
-            raw = _subset(raw, ~gone)
-    f = raw.frame
-    required = ["customerid", "tenure", "churn", *TELCO_CATEGORICAL, *TELCO_NUMERIC]
-    missing = [c for c in required if c not in f.columns]
-    if missing:
-        raise DataValidationError(
-            f"{source}: Telco table: missing required column(s) {missing}; the file has {list(f.columns)}",
-            source=source,
-            failures=pd.DataFrame([{"column": c, "check": "column_present", "n_rows": len(f)} for c in missing]),
-        )
-    typed = pd.DataFrame(index=f.index)
-    typed["user_id"] = parse_id(f["customerid"])[0]
-    for c in TELCO_CATEGORICAL:
-        typed[c] = f[c].where(~_blank(f[c]), None).astype(object)
-
-    def number(col):
-        try:
-            return parse_number(f[col])
-        except ConventionError as exc:
-            raise DataValidationError(f"{source}: column {col}: {exc.n_rows:,} rows: {exc}", source=source) from None
-
-    tenure = number("tenure")
-    typed["tenure"] = tenure
-    for c in TELCO_NUMERIC:
-        typed[c] = number(c)
-    churn_txt = f["churn"].astype("string").str.strip().str.lower()
-    typed["churn"] = churn_txt.map(_YES).astype(float)
-
-    def not_missing(col):
-        b = _blank(f[col])
-        return _check(lambda s, b=b: ~b.reindex(s.index), "not_missing")
-
-    def numeric(col):
-        b = _blank(f[col])
-        return _check(lambda s, b=b: ~(s.isna() & ~b) & ~np.isinf(s.fillna(0.0)), "numeric_finite")
-
-    tc_blank = _blank(f["totalcharges"])
-    schema = pa.DataFrameSchema(
-        {
-            "user_id": pa.Column(nullable=True, checks=[not_missing("customerid")]),
-            **{c: pa.Column(nullable=True, checks=[not_missing(c)]) for c in TELCO_CATEGORICAL},
-            "tenure": pa.Column(
-                nullable=True,
-                checks=[
-                    not_missing("tenure"),
-                    numeric("tenure"),
-                    _check(lambda s: ~(s < 0) & ~((s % 1) > 0), "whole_months_at_least_0"),
-                ],
-            ),
-            "seniorcitizen": pa.Column(
-                nullable=True,
-                checks=[not_missing("seniorcitizen"), _check(lambda s: s.isna() | s.isin([0, 1]), "is_0_or_1")],
-            ),
-            "monthlycharges": pa.Column(
-                nullable=True,
-                checks=[
-                    not_missing("monthlycharges"),
-                    numeric("monthlycharges"),
-                    _check(lambda s: ~(s < 0), "non_negative"),
-                ],
-            ),
-            "totalcharges": pa.Column(
-                nullable=True,
-                checks=[
-                    numeric("totalcharges"),
-                    _check(lambda s: ~(s < 0), "non_negative"),
-                    _check(
-                        lambda s: ~(tc_blank.reindex(s.index) & (tenure.reindex(s.index) != 0)),
-                        "blank_only_when_tenure_0",
-                    ),
-                ],
-            ),
-            "churn": pa.Column(nullable=True, checks=[_check(lambda s: s.notna(), "is_yes_or_no")]),
-        },
-        checks=[
-            pa.Check(
-                lambda d: ~(d["user_id"].notna() & d["user_id"].duplicated()),
-                name="unique_user_id (is a second file, e.g. test.csv, concatenated?)",
-            )
-        ],
+    """The Telco contract (:data:`validation.TABLES` ``["telco"]``, its rules in
+    :data:`validation.RULES`) through the same steps as every table, then its types."""
+    out = validate_table(
+        raw, "telco", columns={"user_id": "customerid"}, errors=errors, quarantine_dir=quarantine_dir, dataset="telco"
     )
-    mapping = {"user_id": "customerid"}
-    out = run_schema(raw, "telco", typed, schema, mapping, errors=errors, quarantine_dir=quarantine_dir)
-    report = out.attrs["validation"]
-    if gone.any():
-        report["n_erased"] += int(gone.sum())
-        report["n_input"] += int(gone.sum())
     never_billed = out["tenure"] == 0
     out.loc[never_billed & out["totalcharges"].isna(), "totalcharges"] = 0.0
-    out["tenure"] = out["tenure"].astype("int64")
-    out["seniorcitizen"] = out["seniorcitizen"].astype("int64")
-    out["churn"] = out["churn"].astype("int64")
-    cols = [
-        "user_id",
-        "gender",
-        "seniorcitizen",
-        "partner",
-        "dependents",
-        "phoneservice",
-        "multiplelines",
-        "internetservice",
-        "onlinesecurity",
-        "onlinebackup",
-        "deviceprotection",
-        "techsupport",
-        "streamingtv",
-        "streamingmovies",
-        "contract",
-        "paperlessbilling",
-        "paymentmethod",
-        "monthlycharges",
-        "totalcharges",
-        "tenure",
-        "churn",
+    for c in ("tenure", "seniorcitizen", "churn"):
+        out[c] = out[c].astype("int64")
+    report = out.attrs["validation"]
+    out = out[
+        [
+            "user_id",
+            "gender",
+            "seniorcitizen",
+            *TELCO_CATEGORICAL[1:],
+            "monthlycharges",
+            "totalcharges",
+            "tenure",
+            "churn",
+        ]
     ]
-    out = out[cols]
     out.attrs["validation"] = report
     return out
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -89,15 +90,53 @@ class ValidationReport:
 
 @dataclass(frozen=True)
 class Field:
+    """One column of a contract: its canonical name, how its cells are read (``kind``) and
+    what values it allows. ``flag`` reads yes/no, true/false, 1/0 as 1 or 0."""
+
     name: str
-    kind: Literal["id", "datetime", "number", "text"]
+    kind: Literal["id", "datetime", "number", "text", "flag"]
     required: bool = True  # the column must be present
     nullable: bool = False  # values may be empty
     minimum: float | None = None
     maximum: float | None = None
     event_time: bool = False  # checked against ``as_of`` (no dates in the future)
     amount: bool = False  # bounded by ``max_amount``
+    whole: bool = False  # whole numbers only
+    allowed: tuple | None = None  # the only values allowed
 
+
+@dataclass(frozen=True)
+class Rule:
+    """A check across the columns of a row: ``bad(typed)`` is True where a row fails it. Its
+    failures name ``column`` when given, else the row."""
+
+    name: str
+    bad: Callable[[pd.DataFrame], pd.Series]
+    column: str | None = None
+
+
+def _repeated_ids(d: pd.DataFrame) -> pd.Series:
+    return d["user_id"].notna() & d["user_id"].duplicated()
+
+
+#: the categorical attributes of the IBM Telco customer table (text, never empty)
+TELCO_CATEGORICAL = (
+    "gender",
+    "partner",
+    "dependents",
+    "phoneservice",
+    "multiplelines",
+    "internetservice",
+    "onlinesecurity",
+    "onlinebackup",
+    "deviceprotection",
+    "techsupport",
+    "streamingtv",
+    "streamingmovies",
+    "contract",
+    "paperlessbilling",
+    "paymentmethod",
+)
 
 TABLES: dict[str, tuple[Field, ...]] = {
     "transactions": (
@@ -135,7 +174,49 @@ TABLES: dict[str, tuple[Field, ...]] = {
         Field("arm", "text"),
         Field("sent_at", "datetime", event_time=True),
     ),
+    # one row per customer of a subscription business (datasets.load_telco): tenure in whole
+    # months, charges in the data's currency, churn yes/no
+    "telco": (
+        Field("user_id", "id"),
+        *(Field(c, "text") for c in TELCO_CATEGORICAL),
+        Field("seniorcitizen", "number", allowed=(0, 1)),
+        Field("monthlycharges", "number", minimum=0.0),
+        Field("totalcharges", "number", minimum=0.0, nullable=True),
+        Field("tenure", "number", minimum=0.0, whole=True),
+        Field("churn", "flag"),
+    ),
 }
+
+#: checks across columns, per table
+RULES: dict[str, tuple[Rule, ...]] = {
+    "users": (Rule("unique_user_id", _repeated_ids),),
+    "subscriptions": (Rule("end_ts_not_before_start_ts", lambda d: d["end_ts"] < d["start_ts"]),),
+    "telco": (
+        # a customer twice would land in two cross-validation folds and leak
+        Rule("unique_user_id (is a second file, e.g. test.csv, concatenated?)", _repeated_ids),
+        # blank total charges mean "not billed yet", which only a customer of tenure 0 can be
+        Rule("blank_only_when_tenure_0", lambda d: d["totalcharges"].isna() & (d["tenure"] != 0), "totalcharges"),
+    ),
+}
+
+_FLAGS = {"yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0}
+
+
+@dataclass(frozen=True)
+class CellOptions:
+    """How the cells of a file are read and which values pass (:func:`validate_table`'s
+    keyword arguments of the same names)."""
+
+    date_format: str | None = None
+    tz: str | None = None
+    dst: Literal["reject", "shift"] = "reject"
+    decimal: str | None = None
+    thousands: str | None = None
+    currency: str | None = None
+    max_amount: float = MAX_AMOUNT
+    min_date: object = MIN_DATE
+    as_of: object = None  # a Timestamp: validate_table resolves "now"
+    returns: Literal["reject", "keep"] = "reject"
 
 
 def _check(fn, name: str, **kw) -> pa.Check:
@@ -211,8 +292,41 @@ def validate_table(
         :data:`urm_models.parsing.NULL_WORDS`), an export's "no user": refuse the column with
         their count (default), drop their rows (counted: ``n_null_ids``), or keep them as ids.
     """
-    from .parsing import ConventionError, blank, null_words, parse_datetime, parse_id, parse_number
+    from .parsing import parse_id
 
+    _check_arguments(table, errors, null_ids, max_amount, quarantine_dir)
+    fields = TABLES[table] + tuple(extra_fields)
+    mapping, extras = map_columns(raw, table, fields, columns)
+    ids, bad_ids = parse_id(raw.frame[mapping["user_id"]])
+    nulls = null_id_rows(raw, ids, mapping["user_id"], null_ids)
+    erased = _erased_rows(ids, dataset).to_numpy()
+    keep = ~(nulls | erased)
+    if not keep.all():
+        raw, ids, bad_ids = _subset(raw, keep), ids[keep], bad_ids[keep]
+    as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(datetime.now())
+    options = CellOptions(date_format, tz, dst, decimal, thousands, currency, max_amount, min_date, as_of, returns)
+    typed, checks = parse_columns(raw, table, fields, mapping, ids, bad_ids, options)
+    for name, src in extras.items():
+        typed[name] = raw.frame[src]
+    on_columns, on_rows = row_checks(raw, table, typed, duplicates)
+    for name, more in on_columns.items():
+        checks[name] = checks.get(name, []) + more
+    schema = pa.DataFrameSchema(
+        {name: pa.Column(nullable=True, checks=c, required=True) for name, c in checks.items()},
+        checks=on_rows,
+        strict=False,
+        coerce=False,
+    )
+    out = run_schema(raw, table, typed, schema, mapping, errors=errors, quarantine_dir=quarantine_dir, dataset=dataset)
+    report = out.attrs["validation"]
+    report["n_erased"] += int(erased.sum())
+    report["n_null_ids"] = int(nulls.sum())
+    report["n_input"] += int(erased.sum()) + int(nulls.sum())
+    return out
+
+
+def _check_arguments(table: str, errors: str, null_ids: str, max_amount: float, quarantine_dir) -> None:
+    """Refuse bad arguments before any row is read."""
     if null_ids not in ("refuse", "drop", "keep"):
         raise ValueError(f"null_ids must be 'refuse', 'drop' or 'keep', not {null_ids!r}")
     if table not in TABLES:
@@ -221,11 +335,17 @@ def validate_table(
         raise ValueError(f"errors must be 'raise' or 'quarantine', not {errors!r}")
     if not (max_amount > 0):
         raise ValueError(f"max_amount must be positive, not {max_amount!r}")
-    quarantine_folder(quarantine_dir)  # refused before any row is read
-    source = raw.source
-    fields = TABLES[table] + tuple(extra_fields)
+    quarantine_folder(quarantine_dir)
+
+
+def map_columns(
+    raw: RawTable, table: str, fields: tuple[Field, ...], columns: dict[str, str] | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Step 1: each canonical column's column in the file (``columns`` maps those whose names
+    differ), and the mapped columns outside the contract (kept as extra attributes). Refuses a
+    file column mapped twice, a required column missing and a mapped column not in the file."""
+    source, frame = raw.source, raw.frame
     columns = dict(columns or {})
-    frame = raw.frame
     twice = {c for c in columns.values() if list(columns.values()).count(c) > 1}
     if twice:
         names = {c: [k for k, v in columns.items() if v == c] for c in twice}
@@ -235,7 +355,6 @@ def validate_table(
             + ". Map each canonical column to its own file column.",
             source=source,
         )
-    # canonical name -> column in the file
     mapping: dict[str, str] = {}
     for f in fields:
         src = columns.get(f.name, f.name)
@@ -259,42 +378,54 @@ def validate_table(
             source=source,
             failures=pd.DataFrame([{"column": m, "check": "column_present", "n_rows": len(frame)} for m in missing]),
         )
-    extra_cols = {c: s for c, s in columns.items() if c not in mapping and s in frame.columns}
+    return mapping, {c: s for c, s in columns.items() if c not in mapping and s in frame.columns}
 
-    ids, bad_ids = parse_id(frame[mapping["user_id"]])
-    n_null_ids = 0
-    if null_ids != "keep":
-        nulls = null_words(ids) & ids.notna()
-        n_null_ids = int(nulls.sum())
-        if n_null_ids and null_ids == "refuse":
-            col = "user_id" if mapping["user_id"] == "user_id" else f"user_id (file column {mapping['user_id']!r})"
-            counts = ids[nulls].value_counts().head(5).to_dict()
-            raise DataValidationError(
-                f"{source}: column {col}: {n_null_ids:,} of {len(frame):,} rows have a user id that is a null word "
-                f"({', '.join(f'{k!r}: {v:,}' for k, v in counts.items())}): what an export writes for no user (a "
-                "guest checkout), not one user. Pass null_ids='drop' (--null-ids drop) to leave those rows out, or "
-                "null_ids='keep' to read them as ids",
-                source=source,
-                failures=pd.DataFrame(
-                    [{"column": "user_id", "check": "not_a_null_word", "n_rows": n_null_ids, "option": "null_ids"}]
-                ),
-            )
-        if n_null_ids:
-            keep = ~nulls.to_numpy()
-            frame, ids, bad_ids = frame[keep], ids[keep], bad_ids[keep]
-            raw = _subset(raw, keep)
-            log.warning("%s: left out %d rows whose user id is a null word (null_ids='drop')", source, n_null_ids)
-    erased = _erased_rows(ids, dataset)
-    n_erased = int(erased.sum())
-    if n_erased:
-        keep = ~erased.to_numpy()
-        frame, ids, bad_ids = frame[keep], ids[keep], bad_ids[keep]
-        raw = _subset(raw, keep)
 
-    as_of_ts = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(datetime.now())
-    floor = pd.Timestamp(min_date) if min_date is not None else None
+def null_id_rows(raw: RawTable, ids: pd.Series, id_column: str, null_ids: str) -> np.ndarray:
+    """Step 2: the rows whose user id is a null word (``NULL``, ``N/A``, ...: an export's "no
+    user"), to leave out with ``null_ids="drop"``; refused with their count by default, none
+    with ``null_ids="keep"``."""
+    from .parsing import null_words
+
+    if null_ids == "keep":
+        return np.zeros(len(ids), bool)
+    nulls = (null_words(ids) & ids.notna()).to_numpy()
+    n = int(nulls.sum())
+    if n and null_ids == "refuse":
+        col = "user_id" if id_column == "user_id" else f"user_id (file column {id_column!r})"
+        counts = ids[nulls].value_counts().head(5).to_dict()
+        raise DataValidationError(
+            f"{raw.source}: column {col}: {n:,} of {len(ids):,} rows have a user id that is a null word "
+            f"({', '.join(f'{k!r}: {v:,}' for k, v in counts.items())}): what an export writes for no user (a "
+            "guest checkout), not one user. Pass null_ids='drop' (--null-ids drop) to leave those rows out, or "
+            "null_ids='keep' to read them as ids",
+            source=raw.source,
+            failures=pd.DataFrame(
+                [{"column": "user_id", "check": "not_a_null_word", "n_rows": n, "option": "null_ids"}]
+            ),
+        )
+    if n:
+        log.warning("%s: left out %d rows whose user id is a null word (null_ids='drop')", raw.source, n)
+    return nulls
+
+
+def parse_columns(
+    raw: RawTable,
+    table: str,
+    fields: tuple[Field, ...],
+    mapping: dict[str, str],
+    ids: pd.Series,
+    bad_ids: pd.Series,
+    options: CellOptions,
+) -> tuple[pd.DataFrame, dict[str, list[pa.Check]]]:
+    """Step 3: every mapped column parsed by its field's kind (:mod:`urm_models.parsing`), and
+    the row checks of its values. A column that cannot be read without guessing a convention
+    is refused, every such column in one error naming the option that settles it."""
+    from .parsing import ConventionError, blank
+
+    frame = raw.frame
     typed = pd.DataFrame(index=frame.index)
-    col_schemas: dict[str, pa.Column] = {}
+    checks: dict[str, list[pa.Check]] = {}
     guesses: list[tuple[str, dict]] = []
     for f in fields:
         if f.name not in mapping:
@@ -302,72 +433,8 @@ def validate_table(
         file_col = mapping[f.name]
         rawcol = frame[file_col]
         is_blank = blank(rawcol)
-        checks = []
-        if not f.nullable:
-            checks.append(_mask_check(is_blank, "not_missing"))
         try:
-            if f.kind == "id":
-                typed[f.name] = ids
-                checks.append(_mask_check(bad_ids, "whole_number_id (a fractional or too large float)"))
-            elif f.kind == "text":
-                typed[f.name] = rawcol.where(~is_blank, None).astype(object)
-            elif f.kind == "datetime":
-                parsed = parse_datetime(rawcol, date_format=date_format, tz=tz, dst=dst)
-                val = parsed.values
-                typed[f.name] = val
-                fmt_txt = f" (format {date_format!r})" if date_format else ""
-                checks.append(
-                    _mask_check(
-                        val.isna() & ~is_blank & ~parsed.dst_gap & ~parsed.dst_fold, f"parseable_datetime{fmt_txt}"
-                    )
-                )
-                if parsed.dst_gap.any():
-                    checks.append(
-                        _mask_check(
-                            parsed.dst_gap,
-                            f"exists_in_{tz} (a local time in a DST gap; dst='shift' moves it to the gap's end)",
-                        )
-                    )
-                if parsed.dst_fold.any():
-                    checks.append(
-                        _mask_check(
-                            parsed.dst_fold,
-                            f"unambiguous_in_{tz} (a local time in a DST fold; dst='shift' takes the first occurrence)",
-                        )
-                    )
-                if floor is not None and not (f.nullable and f.name == "end_ts"):
-                    checks.append(_mask_check(val < floor, f"not_before_{floor:%Y-%m-%d} (min_date= moves the floor)"))
-                if f.event_time:
-                    checks.append(_mask_check(val > as_of_ts, f"not_after_as_of ({as_of_ts:%Y-%m-%d %H:%M})"))
-            elif f.kind == "number":
-                val = parse_number(rawcol, decimal=decimal, thousands=thousands, currency=currency)
-                typed[f.name] = val
-                unparseable = val.isna() & ~is_blank & ~_literal_nan(rawcol)
-                sign = _currency_sign(rawcol[unparseable]) if unparseable.any() and not currency else None
-                checks.append(
-                    _mask_check(
-                        unparseable, f"numeric (a currency sign: currency={sign!r} removes it)" if sign else "numeric"
-                    )
-                )
-                checks.append(_mask_check(_literal_nan(rawcol) | np.isinf(val.fillna(0.0)), "finite"))
-                lo = f.minimum
-                refunds = table == "transactions" and f.name == "amount"
-                if refunds and returns == "keep":
-                    lo = None
-                if lo is not None:
-                    name = f"at_least_{lo:g}" if lo else "non_negative"
-                    checks.append(
-                        _mask_check(val < lo, name + (" (returns='keep' keeps returns and refunds)" if refunds else ""))
-                    )
-                if f.maximum is not None:
-                    checks.append(_mask_check(val > f.maximum, f"at_most_{f.maximum:g}"))
-                if f.amount:
-                    checks.append(
-                        _mask_check(
-                            np.isfinite(val) & (val.abs() > max_amount),
-                            f"magnitude_at_most_{max_amount:g} (max_amount)",
-                        )
-                    )
+            typed[f.name], column_checks = _parse_field(f, rawcol, is_blank, ids, bad_ids, table, options)
         except ConventionError as exc:
             shown = f.name if file_col == f.name else f"{f.name} (file column {file_col!r})"
             guesses.append(
@@ -378,35 +445,101 @@ def validate_table(
                 )
             )
             continue
-        col_schemas[f.name] = pa.Column(nullable=True, checks=checks, required=True)
+        checks[f.name] = ([] if f.nullable else [_mask_check(is_blank, "not_missing")]) + column_checks
     if guesses:  # every column that needs an option, in one error
         raise DataValidationError(
-            f"{source}: " + ("\n  - ".join(["", *(m for m, _ in guesses)]) if len(guesses) > 1 else guesses[0][0]),
-            source=source,
+            f"{raw.source}: " + ("\n  - ".join(["", *(m for m, _ in guesses)]) if len(guesses) > 1 else guesses[0][0]),
+            source=raw.source,
             failures=pd.DataFrame([g for _, g in guesses]),
         )
-    for name, src in extra_cols.items():
-        typed[name] = frame[src]
+    return typed, checks
 
-    frame_checks = []
-    if duplicates == "reject":
-        dup = frame.duplicated(keep="first")
-        frame_checks.append(pa.Check(lambda d, m=dup: ~m.reindex(d.index), name="no_exact_duplicates"))
-    if table == "users":
-        frame_checks.append(
-            pa.Check(lambda d: ~(d["user_id"].notna() & d["user_id"].duplicated()), name="unique_user_id")
+
+def _parse_field(f: Field, rawcol, is_blank, ids, bad_ids, table: str, o: CellOptions):
+    """One column's values and the checks on them."""
+    from .parsing import parse_datetime, parse_number
+
+    checks = []
+    if f.kind == "id":
+        return ids, [_mask_check(bad_ids, "whole_number_id (a fractional or too large float)")]
+    if f.kind == "text":
+        return rawcol.where(~is_blank, None).astype(object), []
+    if f.kind == "flag":
+        val = rawcol.astype("string").str.strip().str.lower().map(_FLAGS).astype(float)
+        return val, [_mask_check(val.isna() & ~is_blank, "is_yes_or_no")]
+    if f.kind == "datetime":
+        parsed = parse_datetime(rawcol, date_format=o.date_format, tz=o.tz, dst=o.dst)
+        val = parsed.values
+        fmt_txt = f" (format {o.date_format!r})" if o.date_format else ""
+        checks.append(
+            _mask_check(val.isna() & ~is_blank & ~parsed.dst_gap & ~parsed.dst_fold, f"parseable_datetime{fmt_txt}")
         )
-    if table == "subscriptions" and "end_ts" in typed:
-        frame_checks.append(pa.Check(lambda d: ~(d["end_ts"] < d["start_ts"]), name="end_ts_not_before_start_ts"))
+        if parsed.dst_gap.any():
+            checks.append(
+                _mask_check(
+                    parsed.dst_gap,
+                    f"exists_in_{o.tz} (a local time in a DST gap; dst='shift' moves it to the gap's end)",
+                )
+            )
+        if parsed.dst_fold.any():
+            checks.append(
+                _mask_check(
+                    parsed.dst_fold,
+                    f"unambiguous_in_{o.tz} (a local time in a DST fold; dst='shift' takes the first occurrence)",
+                )
+            )
+        floor = pd.Timestamp(o.min_date) if o.min_date is not None else None
+        if floor is not None and not (f.nullable and f.name == "end_ts"):
+            checks.append(_mask_check(val < floor, f"not_before_{floor:%Y-%m-%d} (min_date= moves the floor)"))
+        if f.event_time:
+            checks.append(_mask_check(val > o.as_of, f"not_after_as_of ({o.as_of:%Y-%m-%d %H:%M})"))
+        return val, checks
+    # numbers
+    val = parse_number(rawcol, decimal=o.decimal, thousands=o.thousands, currency=o.currency)
+    unparseable = val.isna() & ~is_blank & ~_literal_nan(rawcol)
+    sign = _currency_sign(rawcol[unparseable]) if unparseable.any() and not o.currency else None
+    checks.append(
+        _mask_check(unparseable, f"numeric (a currency sign: currency={sign!r} removes it)" if sign else "numeric")
+    )
+    checks.append(_mask_check(_literal_nan(rawcol) | np.isinf(val.fillna(0.0)), "finite"))
+    lo = f.minimum
+    refunds = table == "transactions" and f.name == "amount"
+    if refunds and o.returns == "keep":
+        lo = None
+    if lo is not None:
+        name = f"at_least_{lo:g}" if lo else "non_negative"
+        checks.append(_mask_check(val < lo, name + (" (returns='keep' keeps returns and refunds)" if refunds else "")))
+    if f.maximum is not None:
+        checks.append(_mask_check(val > f.maximum, f"at_most_{f.maximum:g}"))
+    if f.whole:
+        checks.append(_mask_check(np.isfinite(val) & (val % 1 != 0), "whole_number"))
+    if f.allowed is not None:
+        checks.append(_mask_check(val.notna() & ~val.isin(f.allowed), f"one_of_{list(f.allowed)}"))
+    if f.amount:
+        checks.append(
+            _mask_check(
+                np.isfinite(val) & (val.abs() > o.max_amount), f"magnitude_at_most_{o.max_amount:g} (max_amount)"
+            )
+        )
+    return val, checks
 
-    schema = pa.DataFrameSchema(col_schemas, checks=frame_checks, strict=False, coerce=False)
-    out = run_schema(raw, table, typed, schema, mapping, errors=errors, quarantine_dir=quarantine_dir, dataset=dataset)
-    if n_erased:
-        out.attrs["validation"]["n_erased"] += n_erased
-        out.attrs["validation"]["n_input"] += n_erased
-    out.attrs["validation"]["n_null_ids"] = n_null_ids
-    out.attrs["validation"]["n_input"] += n_null_ids
-    return out
+
+def row_checks(
+    raw: RawTable, table: str, typed: pd.DataFrame, duplicates: str
+) -> tuple[dict[str, list[pa.Check]], list[pa.Check]]:
+    """Step 4: the checks across columns: no exact duplicate rows (unless ``duplicates="keep"``)
+    and the table's rules (:data:`RULES`), as (checks per column, checks of whole rows)."""
+    on_columns: dict[str, list[pa.Check]] = {}
+    on_rows = []
+    if duplicates == "reject":
+        dup = raw.frame.duplicated(keep="first")
+        on_rows.append(pa.Check(lambda d, m=dup: ~m.reindex(d.index), name="no_exact_duplicates"))
+    for rule in RULES.get(table, ()):
+        if rule.column is None:
+            on_rows.append(pa.Check(lambda d, r=rule: ~r.bad(d).fillna(False).astype(bool), name=rule.name))
+        elif rule.column in typed:
+            on_columns.setdefault(rule.column, []).append(_mask_check(rule.bad(typed), rule.name))
+    return on_columns, on_rows
 
 
 def quarantine_folder(quarantine_dir=None) -> Path:
