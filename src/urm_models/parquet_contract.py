@@ -72,7 +72,7 @@ def _types(source, engine: str) -> dict[str, str]:
     if engine == "spark":
         from . import spark
 
-        df = spark._dataframe(spark.session(), source)
+        df = spark.as_spark_dataframe(spark.session(), source)
         return {f.name: _kind(f.dataType.simpleString()) for f in df.schema.fields}
     from .sql import connect, expose
 

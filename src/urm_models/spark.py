@@ -136,7 +136,7 @@ def transpile(sql: str) -> str:
     return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
 
 
-def _dataframe(spark, transactions):
+def as_spark_dataframe(spark, transactions):
     """``transactions`` as a Spark DataFrame with ``user_id, ts, amount``."""
     if is_spark_dataframe(transactions):
         df = transactions
@@ -173,7 +173,7 @@ def sql_frame(transactions, sql: str):
     """The Spark DataFrame of ``sql`` (DuckDB dialect) over ``transactions``: lazy, for results
     that stay in Spark (scoring writes them as Parquet)."""
     spark = session()
-    _dataframe(spark, transactions).createOrReplaceTempView("transactions")
+    as_spark_dataframe(spark, transactions).createOrReplaceTempView("transactions")
     return spark.sql(transpile(sql))
 
 
