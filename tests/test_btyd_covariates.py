@@ -107,8 +107,9 @@ def test_no_covariates_is_the_plain_model_and_zero_coefficients_give_its_likelih
     rng = np.random.default_rng(0)
     with_z = rfm.assign(z=rng.normal(size=len(rfm)))
     cov = Model(purchase_covariates=["z"], dropout_covariates=["z"])
-    d, _ = cov._prepare_fit(with_z, None)
-    assert isinstance(d, _CovariatePurchases)
+    d, _, names, real = cov._prepare_fit(with_z, None)
+    assert isinstance(d, _CovariatePurchases) and names[: len(type(cov).param_names)] == type(cov).param_names
+    cov.param_names_, cov.real_params_ = names, real  # as a fit sets them
     lp = np.r_[plain.log_params_, np.zeros(len(cov.real_params_))]
     assert cov._total(lp, d, d.w)[0] == pytest.approx(plain.log_likelihood_, rel=1e-9)
     # and its analytic gradient matches finite differences, coefficients included
