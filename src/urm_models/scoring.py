@@ -182,7 +182,7 @@ class TransactionScoring:
     def rows(self, act: pd.DataFrame, as_of) -> pd.DataFrame:
         """Scores of some users' activity features (indexed by user id): the CLV model's, the
         churn classifier's ``p_churn``, lifecycle stage and cohort, and what the ranks need."""
-        return pd.DataFrame(self._rows(act, as_of), index=act.index)
+        return pd.DataFrame(self._rows(act, as_of), index=act.index, copy=False)
 
     def table(self, act: pd.DataFrame, as_of) -> pd.DataFrame:
         """The whole table of every user's activity features, in memory: :meth:`rows`, the
@@ -325,7 +325,7 @@ def _finish_rows(cols: Mapping, index: pd.Index, as_of, playbook, model_versions
 
 def _format(cols: Mapping, index: pd.Index, as_of, model_versions: str) -> pd.DataFrame:
     """The table's columns, order and types from ``cols`` (Series or arrays in the order of the
-    user ids ``index``). Built column by column as typed Series: no type inference over a
+    user ids ``index``). Built column by column as typed arrays: no type inference over a
     million objects, no copy of the whole table."""
     n = len(index)
     rows = pd.RangeIndex(n)
@@ -336,20 +336,17 @@ def _format(cols: Mapping, index: pd.Index, as_of, model_versions: str) -> pd.Da
             return np.full(n, None if dtype is object else np.nan, dtype=dtype)
         return np.asarray(v.to_numpy() if isinstance(v, pd.Series) else v, dtype=dtype)
 
-    out = {
-        "user_id": pd.Series(index.astype(str).to_numpy(object), index=rows, dtype=object),
-        "as_of": pd.Series(pd.Timestamp(as_of), index=rows),
-    }
+    out = {"user_id": index.astype(str).to_numpy(object), "as_of": pd.Series(pd.Timestamp(as_of), index=rows).array}
     for c in COLUMNS[2:]:
         if c == "model_versions":
-            out[c] = pd.Series(pd.array(np.full(n, model_versions, dtype=object), dtype="string"), index=rows)
+            out[c] = pd.array(np.full(n, model_versions, dtype=object), dtype="string")
         elif c in TEXT_COLUMNS:
-            out[c] = pd.Series(pd.array(values(c, object), dtype="string"), index=rows)
+            out[c] = pd.array(values(c, object), dtype="string")
         elif c == "action_priority":
-            out[c] = pd.Series(values(c, "int64"), index=rows)
+            out[c] = values(c, "int64")
         else:
-            out[c] = pd.Series(values(c, float), index=rows)
-    return pd.DataFrame(out)
+            out[c] = values(c, float)
+    return pd.DataFrame(out, index=rows, copy=False)  # a block per column: nothing copied
 
 
 def score_transactions(

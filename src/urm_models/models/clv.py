@@ -180,4 +180,4 @@ class CLVScorer:
             "p_churn": pm._prob_n(0, t_churn, x, tx, T, P)[codes],
             "expected_remaining_lifetime": pm._remaining_lifetime(h, x, tx, T, P, alive)[codes] / step,
             "clv": self.margin * spend * disc[codes],
-        }, index=rfm.index)
+        }, index=rfm.index, copy=False)
