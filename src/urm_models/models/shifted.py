@@ -9,6 +9,8 @@ origins stacked (``origin = cutoff - window - shift``), so no row after ``cutoff
 A gradient-boosted model with a Poisson loss (XGBoost) fits them; applied at ``cutoff`` it
 predicts the next ``window`` periods.
 
+The window is chosen from the data (the longest, up to a quarter, whose training cohort is at
+least as old as the window; see the class docstring), so no data set needs one picked by hand.
 Horizons longer than ``window`` (CDNOW: a 39-week holdout, and every customer's first purchase
 in the first 13 of 39 calibration weeks, so no window of 39 weeks fits before the cut-off) are
 reached with the BTYD decay: each customer's prediction is multiplied by the BTYD model's
@@ -39,9 +41,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import features
 from ..simulate import UNIT_DAYS
-from ._base import NOT_FITTED
+from ._base import NOT_FITTED, ConvergenceError
 
 __all__ = ["ShiftedWindowPurchases"]
+
+MIN_WINDOW = 2  # the shortest window the model chooses by itself, in periods
+MAX_ORIGINS = 4  # training origins tried when the shifts are chosen by the model
 
 
 def nb_shape(mu, y) -> float:
@@ -51,11 +56,11 @@ def nb_shape(mu, y) -> float:
 
     def nll(log_k):
         k = np.exp(log_k)
-        return -np.sum(gammaln(y + k) - gammaln(k) - gammaln(y + 1.0) + k * np.log(k / (k + mu))
-                       + y * np.log(mu / (k + mu)))
+        return -np.sum(
+            gammaln(y + k) - gammaln(k) - gammaln(y + 1.0) + k * np.log(k / (k + mu)) + y * np.log(mu / (k + mu))
+        )
 
-    return float(np.exp(optimize.minimize_scalar(nll, bounds=(-8.0, 8.0), method="bounded",
-                                                 options={"xatol": 1e-6}).x))
+    return float(np.exp(optimize.minimize_scalar(nll, bounds=(-8.0, 8.0), method="bounded", options={"xatol": 1e-6}).x))
 
 
 class ShiftedWindowPurchases(BaseEstimator):
@@ -64,12 +69,21 @@ class ShiftedWindowPurchases(BaseEstimator):
     Parameters
     ----------
     window : periods of ``freq`` the model predicts directly (and the length of each training
-        target); longer horizons use the BTYD decay (see the module docstring).
+        target); longer horizons use the BTYD decay (see the module docstring). ``None`` (the
+        default): chosen from the data, the longest window up to ``max_window`` whose latest
+        origin (``cutoff - window``) is admissible: at least ``min_users`` users known there and
+        the median of them at least ``window`` periods old (the rule of
+        ``features.churn_window``: a cohort younger than the window it should predict says little
+        about it). CDNOW (median first purchase 1997-02-13): 9 weeks at a 1997-06-30 cut-off (the
+        median customer is 19.7 weeks old), 13 at 1997-09-30 (33 weeks). When not even a window
+        of 2 periods is admissible the fit refuses and names the earliest cut-off that allows one.
     shifts : training origins, in periods before ``cutoff - window`` (0: the latest window that
-        ends at the cut-off). An origin is used when at least ``min_users`` users are known there
-        and the median of them has at least ``window`` periods of history (the rule of
-        ``features.churn_window``): on CDNOW at 1997-09-30, shifts 0 and 4 (median ages 19.7
-        and 15.7 weeks); 8 and 13 are skipped (11.7 and 6.7 weeks).
+        ends at the cut-off); only the admissible ones are used. ``None`` (the default): every
+        ``window // 4`` periods (at least 1), at most four origins: on CDNOW at 1997-09-30 shifts
+        0, 3 and 6 (the median customer 20, 17 and 14 weeks old; 9 would be 11); at 1997-06-30
+        shift 0 only.
+    max_window : the longest window chosen by itself (13 weeks, a quarter: longer windows train
+        on younger cohorts; 16 weeks at 1997-09-30 over-predicts the CDNOW holdout by 15%).
     freq : time unit of ``window``, ``shifts`` and the horizons.
     base : the BTYD model whose predictions are features and whose decay carries the window to
         longer horizons: ``"ParetoNBD"``, ``"BetaGeo"`` or ``"ModifiedBetaGeo"``.
@@ -78,7 +92,9 @@ class ShiftedWindowPurchases(BaseEstimator):
 
     Attributes
     ----------
-    cutoff_ : the date it was fitted at;  origins_ : the training origins used
+    cutoff_ : the date it was fitted at;  window_, shifts_ : the window and shifts used
+    origins_ : the training origins used;  penalized_origins_ : those whose Pareto/NBD needed
+        ``penalizer=1e-3`` (at a young origin its dropout rates may not be identified)
     booster_ : the fitted XGBRegressor;  feature_names_ : its inputs
     dispersion_ : the negative binomial shapes ``k`` of the predictive distribution (out of
         fold), a Series indexed ``one_time``, ``repeat`` (a group with fewer than ``min_users``
@@ -87,13 +103,25 @@ class ShiftedWindowPurchases(BaseEstimator):
     n_training_rows_ : user-origin rows it learned from
     """
 
-    def __init__(self, window: int = 13, shifts=(0, 4, 8, 13), freq: str = "W", base: str = "ParetoNBD",
-                 n_estimators: int = 400, learning_rate: float = 0.03, max_depth: int = 4,
-                 min_child_weight: float = 100.0, min_users: int = 100, random_state: int = 0):
+    def __init__(
+        self,
+        window: int | None = None,
+        shifts=None,
+        freq: str = "W",
+        base: str = "ParetoNBD",
+        max_window: int = 13,
+        n_estimators: int = 400,
+        learning_rate: float = 0.03,
+        max_depth: int = 4,
+        min_child_weight: float = 100.0,
+        min_users: int = 100,
+        random_state: int = 0,
+    ):
         self.window = window
         self.shifts = shifts
         self.freq = freq
         self.base = base
+        self.max_window = max_window
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
@@ -113,26 +141,101 @@ class ShiftedWindowPurchases(BaseEstimator):
             raise ValueError(f"base must be one of {sorted(models)}, not {self.base!r}")
         return models[self.base]()
 
-    def _features(self, transactions, origin, target: bool, btyd=None):
-        """Features of every user known at ``origin`` (and the target when asked), plus the
-        BTYD model fitted there (unless given) and its RFM table."""
-        end = origin + pd.Timedelta(days=self.window * UNIT_DAYS[self.freq])
+    def _fit_base(self, rfm):
+        """The base BTYD model fitted to ``rfm``; at a young origin (a few weeks of history) a
+        Pareto/NBD can fail to tell the customers' dropout rates apart (its identification guard
+        raises); it is then fitted with ``penalizer=1e-3`` (``penalized_origins_`` lists where)."""
+        try:
+            return self._base_model().fit(rfm), False
+        except ConvergenceError:
+            return self._base_model().set_params(penalizer=1e-3).fit(rfm), True
+
+    def _features(self, transactions, origin, window: int, target: bool, btyd=None):
+        """Features of every user known at ``origin`` (and the target of the next ``window``
+        periods when asked), the BTYD model fitted there (unless given), its RFM table, and
+        whether that model needed a penalizer."""
+        end = origin + pd.Timedelta(days=window * UNIT_DAYS[self.freq])
         rfm = features.rfm_summary(transactions, origin, freq=self.freq, holdout_end=end if target else None)
-        btyd = btyd if btyd is not None else self._base_model().fit(rfm)
+        penalized = False
+        if btyd is None:
+            btyd, penalized = self._fit_base(rfm)
         X = features.activity_features(transactions, origin, freq=self.freq)
-        X["btyd_window"] = btyd.conditional_expected_purchases(self.window, rfm).reindex(X.index)
+        X["btyd_window"] = btyd.conditional_expected_purchases(window, rfm).reindex(X.index)
         X["p_alive"] = btyd.p_alive(rfm).reindex(X.index)
         X["log_first_amount"] = features.first_purchase(transactions, origin)["log_first_amount"].reindex(X.index)
         y = rfm["frequency_holdout"].reindex(X.index).to_numpy(float) if target else None
-        return X, y, btyd, rfm
+        return X, y, btyd, rfm, penalized
 
     def _check(self):
         if self.freq not in UNIT_DAYS:
             raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {self.freq!r}")
-        if int(self.window) != self.window or self.window < 1:
-            raise ValueError(f"window must be a positive whole number of periods, got {self.window}")
-        if not len(self.shifts) or min(self.shifts) < 0:
-            raise ValueError(f"shifts must be non-negative periods, got {self.shifts}")
+        if self.window is not None and (int(self.window) != self.window or self.window < 1):
+            raise ValueError(f"window must be a positive whole number of periods or None, got {self.window}")
+        if int(self.max_window) != self.max_window or self.max_window < MIN_WINDOW:
+            raise ValueError(f"max_window must be a whole number of periods >= {MIN_WINDOW}, got {self.max_window}")
+        if self.shifts is not None and (not len(self.shifts) or min(self.shifts) < 0):
+            raise ValueError(f"shifts must be non-negative periods or None, got {self.shifts}")
+
+    def _admissible(self, first: pd.Series, origin: pd.Timestamp, window: int) -> bool:
+        """Whether ``origin`` can train a window of ``window`` periods: at least ``min_users``
+        users known there and the median of them at least ``window`` periods old (a cohort
+        younger than the window it should predict says little about it)."""
+        known = first[first <= origin]
+        unit = pd.Timedelta(days=UNIT_DAYS[self.freq])
+        return len(known) >= self.min_users and (origin - known).median() >= window * unit
+
+    def _windows(self, first: pd.Series, cut: pd.Timestamp) -> tuple[int, list[int]]:
+        """The window and the shifts used at ``cut`` (see the class docstring), or a ValueError
+        that says how much history is needed."""
+        unit = pd.Timedelta(days=UNIT_DAYS[self.freq])
+
+        def origin(window, shift):
+            return (cut - (window + shift) * unit).normalize()
+
+        if self.window is None:
+            fits = [
+                w for w in range(int(self.max_window), MIN_WINDOW - 1, -1) if self._admissible(first, origin(w, 0), w)
+            ]
+            if not fits:
+                later = next(
+                    (
+                        cut + k * unit
+                        for k in range(1, 1041)
+                        if self._admissible(first, (cut + (k - MIN_WINDOW) * unit).normalize(), MIN_WINDOW)
+                    ),
+                    None,
+                )
+                known = first[first <= cut]
+                age = (cut - known).median() / unit if len(known) else 0.0
+                raise ValueError(
+                    f"too little history before {cut:%Y-%m-%d} to learn a window of even {MIN_WINDOW} {self.freq}: "
+                    f"it needs at least {self.min_users} users known {MIN_WINDOW} {self.freq} before the cut-off "
+                    f"and the median of them at least {MIN_WINDOW} {self.freq} old there (the median user is "
+                    f"{age:.1f} {self.freq} old at the cut-off, {len(known)} users known); "
+                    + (
+                        f"the earliest cut-off these transactions allow is {later:%Y-%m-%d}"
+                        if later is not None
+                        else "no later cut-off within 20 years allows it with these users"
+                    )
+                )
+            window = fits[0]
+        else:
+            window = int(self.window)
+        if self.shifts is None:
+            step = max(1, window // 4)
+            candidates = [k * step for k in range(MAX_ORIGINS)]
+        else:
+            candidates = sorted({int(s) for s in self.shifts})
+        shifts = [s for s in candidates if self._admissible(first, origin(window, s), window)]
+        if not shifts:
+            raise ValueError(
+                f"no training window of {window} {self.freq} fits before {cut:%Y-%m-%d}: "
+                f"at each origin (shifts {candidates}) fewer than {self.min_users} users "
+                f"are known or the median of them has less than {window} {self.freq} of "
+                f"history (first purchase {first.min():%Y-%m-%d}); choose a later cutoff, a "
+                f"shorter window, or window=None to let the model choose"
+            )
+        return window, shifts
 
     # -- fit / predict ----------------------------------------------------------------------
     def fit(self, transactions: pd.DataFrame, cutoff) -> ShiftedWindowPurchases:
@@ -143,34 +246,35 @@ class ShiftedWindowPurchases(BaseEstimator):
         cut = pd.Timestamp(cutoff).normalize()
         unit = pd.Timedelta(days=UNIT_DAYS[self.freq])
         first = pd.to_datetime(transactions.groupby("user_id")["ts"].min()).dt.normalize()
-        Xs, ys, used = [], [], []
-        for shift in sorted(set(self.shifts)):
-            origin = (cut - (self.window + shift) * unit).normalize()
-            known = first[first <= origin]
-            if len(known) < self.min_users or (origin - known).median() < self.window * unit:
-                continue  # too few users, or too young to say what the next window holds
-            X, y, _, _ = self._features(transactions, origin, target=True)
+        window, shifts = self._windows(first, cut)
+        Xs, ys, used, penalized = [], [], [], []
+        for shift in shifts:
+            origin = (cut - (window + shift) * unit).normalize()
+            X, y, _, _, pen = self._features(transactions, origin, window, target=True)
             Xs.append(X)
             ys.append(y)
             used.append(origin)
-        if not Xs:
-            raise ValueError(f"no training window of {self.window} {self.freq} fits before {cut:%Y-%m-%d}: "
-                             f"at each origin (shifts {list(self.shifts)}) fewer than {self.min_users} users "
-                             f"are known or the median of them has less than {self.window} {self.freq} of "
-                             f"history (first purchase {first.min():%Y-%m-%d}); choose a later cutoff or a "
-                             f"shorter window")
+            if pen:
+                penalized.append(origin)
         X = pd.concat(Xs)
         y = np.concatenate(ys)
         self.feature_names_ = list(X.columns)
 
         def booster():
             return xgb.XGBRegressor(
-                objective="count:poisson", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
-                max_depth=self.max_depth, min_child_weight=self.min_child_weight, subsample=0.8,
-                colsample_bytree=0.8, random_state=self.random_state, tree_method="hist",
+                objective="count:poisson",
+                n_estimators=self.n_estimators,
+                learning_rate=self.learning_rate,
+                max_depth=self.max_depth,
+                min_child_weight=self.min_child_weight,
+                subsample=0.8,
+                colsample_bytree=0.8,
+                random_state=self.random_state,
+                tree_method="hist",
                 # one thread: a few thousand rows per tree; two OpenMP threads spin-wait on each
                 # other when the other core is busy (46 s instead of 0.3 s measured in a refresh)
-                n_jobs=1)
+                n_jobs=1,
+            )
 
         Xa = X.to_numpy(float)
         self.booster_ = booster().fit(Xa, y)
@@ -192,10 +296,13 @@ class ShiftedWindowPurchases(BaseEstimator):
                 pooled = nb_shape(out_of_fold, y) if pooled is None else pooled
                 shapes[name] = pooled
         self.dispersion_ = pd.Series(shapes, name="dispersion")
+        self.window_ = window
+        self.shifts_ = shifts
         self.origins_ = used
+        self.penalized_origins_ = penalized
         self.n_training_rows_ = int(len(y))
         self.cutoff_ = cut
-        self.base_model_ = self._base_model().fit(features.rfm_summary(transactions, cut, freq=self.freq))
+        self.base_model_ = self._fit_base(features.rfm_summary(transactions, cut, freq=self.freq))[0]
         return self
 
     def _means(self, transactions, t) -> tuple[pd.DataFrame, np.ndarray]:
@@ -204,12 +311,15 @@ class ShiftedWindowPurchases(BaseEstimator):
         ts = np.atleast_1d(np.asarray(t, float))
         if ts.ndim != 1 or not (ts > 0).all():
             raise ValueError(f"t must be positive, got {t}")
-        X, _, btyd, rfm = self._features(transactions, self.cutoff_, target=False, btyd=self.base_model_)
+        X, _, btyd, rfm, _ = self._features(
+            transactions, self.cutoff_, self.window_, target=False, btyd=self.base_model_
+        )
         direct = self.booster_.predict(X[self.feature_names_].to_numpy(float))
         x, tx, T, P, codes = btyd._histories(rfm.reindex(X.index))
-        at_window = btyd._conditional_expected(float(self.window), x, tx, T, P)
-        means = pd.DataFrame({h: direct * (btyd._conditional_expected(h, x, tx, T, P) / at_window)[codes]
-                              for h in ts}, index=X.index)
+        at_window = btyd._conditional_expected(float(self.window_), x, tx, T, P)
+        means = pd.DataFrame(
+            {h: direct * (btyd._conditional_expected(h, x, tx, T, P) / at_window)[codes] for h in ts}, index=X.index
+        )
         shape = np.where(X["frequency"].to_numpy() > 0, self.dispersion_["repeat"], self.dispersion_["one_time"])
         return means, shape[:, None]
 
@@ -230,8 +340,7 @@ class ShiftedWindowPurchases(BaseEstimator):
             raise ValueError(f"point must be 'mean' or 'median', not {point!r}")
         out, shape = self._means(transactions, t)
         if point == "median":
-            out = pd.DataFrame(self._distribution(out.to_numpy(), shape).median(), index=out.index,
-                               columns=out.columns)
+            out = pd.DataFrame(self._distribution(out.to_numpy(), shape).median(), index=out.index, columns=out.columns)
         if np.ndim(t) == 0:
             return out.iloc[:, 0].rename("median_purchases" if point == "median" else "expected_purchases")
         return out
