@@ -217,3 +217,45 @@ def test_shifted_window_purchases_is_a_scikit_learn_estimator():
         check_is_fitted(copy)
     copy.booster_ = object()  # what a fit leaves: checked by the estimator itself, not by any '_' name
     check_is_fitted(copy)
+
+
+def test_as_the_clv_models_purchase_model_it_scores_activity_features(cdnow_sample):
+    """CLVScorer with a ShiftedWindowPurchases: expected purchases and P(churn) are the model's
+    own (its mean over the horizon, its negative binomial's P(0) over the churn window), the CLV
+    the discounted sum of its means per month, P(alive) and the remaining lifetime its base
+    Pareto/NBD's; the columns it reads are the activity features it learned from."""
+    from urm_models import scoring, tracking
+    from urm_models.evaluation import holdout
+    from urm_models.models import CLVScorer, GammaGamma, customer_lifetime_value
+    from urm_models.simulate import UNIT_DAYS
+
+    sample = ShiftedWindowPurchases(n_estimators=50, random_state=0).fit(cdnow_sample, CUTOFF)
+    rfm = features.rfm_summary(cdnow_sample, CUTOFF, freq="W")
+    gg = GammaGamma().fit(rfm)
+    scorer = CLVScorer(sample, gg, rfm_freq="W", horizon=12, freq="M", discount_rate=0.01, churn_window=13)
+    act = features.activity_features(cdnow_sample, CUTOFF, freq="W")
+    assert scorer.inputs[:4] == ["frequency", "recency", "T", "monetary"] and "purchases_13" in scorer.inputs
+    out = scorer.predict(act[scorer.inputs])
+    month = UNIT_DAYS["M"] / UNIT_DAYS["W"]
+    np.testing.assert_allclose(out["expected_purchases"], sample.predict(cdnow_sample, 12 * month), rtol=1e-12)
+    np.testing.assert_allclose(out["p_churn"], sample.probability_no_purchase(cdnow_sample, 13), rtol=1e-12)
+    means = sample.predict(cdnow_sample, month * np.arange(1, 13)).to_numpy()
+    steps = np.diff(np.column_stack([np.zeros(len(means)), means]), axis=1)
+    disc = steps @ (1.01 ** -np.arange(1, 13.0))
+    spend = gg.conditional_expected_spend(rfm).reindex(out.index).to_numpy()
+    np.testing.assert_allclose(out["clv"], spend * disc, rtol=1e-10)
+    btyd = customer_lifetime_value(sample.base_model_, gg, rfm, horizon=12, freq="M").reindex(out.index)
+    np.testing.assert_allclose(out["p_alive"], sample.base_model_.p_alive(rfm).reindex(out.index), rtol=1e-12)
+    assert np.corrcoef(out["clv"], btyd["clv"])[0, 1] > 0.7  # mostly the same customers worth most (0.76)
+    with pytest.raises(ValueError, match=r"activity features lack \['purchases_13'"):
+        scorer.predict(act.drop(columns="purchases_13"))
+    with pytest.raises(ValueError, match=r"period of 2 would change its trend feature: use period >= 4"):
+        scoring.setup(scorer, options=scoring.ScoringOptions(period=2))
+    with pytest.raises(ValueError, match=r"the example lacks \['time_since_last'"):
+        tracking.log_clv_model(scorer, rfm)
+    # the one rule: the lowest holdout RMSE of the mean; a tie to the earlier name
+    table = pd.DataFrame({"rmse": [1.7, 1.6, 1.6]}, index=["a mean", "b mean", "c mean"])
+    assert holdout.choose_purchase_model(table, ["a", "b", "c"]) == "b"
+    assert holdout.choose_purchase_model(table, ["c", "b"]) == "c"
+    with pytest.raises(ValueError, match=r"no mean prediction of \['d'\]"):
+        holdout.choose_purchase_model(table, ["a", "d"])

@@ -262,3 +262,55 @@ def test_the_streamed_one_box_table_equals_the_in_memory_one(cdnow_sample, home,
     facts = scoring.score_to_parquet(str(raw), CUTOFF, scorer, out, batches=3, **kw)
     left = pd.read_parquet(out)
     assert facts["rows"] == len(left) == 2_355 and not left["user_id"].isin(gone).any()
+
+
+def test_the_shifted_window_champion_is_the_same_table_in_memory_streamed_and_in_spark(
+    session, cdnow_master, home, tmp_path
+):
+    """CDNOW_master, cut-off 1997-09-30: by the one rule (lowest holdout RMSE of the mean) the
+    shifted-window model beats the three BTYD models, is registered as the CLV model's purchase
+    model, and the champion loaded from the registry scores the same table in process, streamed
+    in slices and in Spark (at 1998-06-30, a date after the cut-off: its activity features
+    there)."""
+    from urm_models import scoring, spark_scoring, tracking
+    from urm_models.evaluation import holdout
+    from urm_models.models import BetaGeo, CLVScorer, GammaGamma, ModifiedBetaGeo, ParetoNBD, ShiftedWindowPurchases
+
+    rfm = features.rfm_summary(cdnow_master, CUTOFF, freq="W", holdout_end="1998-06-30")
+    shifted = ShiftedWindowPurchases(random_state=0).fit(cdnow_master, CUTOFF)
+    candidates = {m.__name__: m().fit(rfm) for m in (BetaGeo, ModifiedBetaGeo, ParetoNBD)}
+    preds = {f"{n} mean": m.conditional_expected_purchases(39, rfm) for n, m in candidates.items()}
+    preds["ShiftedWindowPurchases mean"] = shifted.predict(cdnow_master, 39)
+    comparison = holdout.holdout_table(preds, rfm["frequency_holdout"])
+    assert holdout.choose_purchase_model(comparison, [*candidates, "ShiftedWindowPurchases"]) == (
+        "ShiftedWindowPurchases"
+    )  # RMSE 1.6626 against Pareto/NBD's 1.7262
+    assert holdout.choose_purchase_model(comparison, candidates) == "ParetoNBD"
+    scorer = CLVScorer(shifted, GammaGamma().fit(rfm), rfm_freq="W", churn_window=13)
+    activity = features.activity_features(cdnow_master, CUTOFF, freq="W")
+    with tracking.start_run("clv", run_name="clv-ShiftedWindowPurchases-cdnow"):
+        logged = tracking.log_clv_model(scorer, activity)
+    rmse = float(comparison.loc["ShiftedWindowPurchases mean", "rmse"])
+    tracking.register_model(logged.model_uri, "clv", metric_value=rmse, dataset="cdnow")
+    champ = scoring.transaction_champions("cdnow")
+    assert champ["versions"] == "urm-clv/1" and champ["churn_model"] is None
+    model = champ["clv_model"]  # the pyfunc, its signature the activity features the booster reads
+    assert model.metadata.get_input_schema().input_names() == scorer.inputs
+    as_of = "1998-06-30"
+    kw = {"model_versions": champ["versions"]}
+    local = scoring.score_transactions(cdnow_master, as_of, model, **kw)
+    assert len(local) == 23_570
+    # the table holds what the scorer in hand says of each user's activity at as_of
+    direct = scorer.predict(features.activity_features(cdnow_master, as_of, freq="W")[scorer.inputs])
+    mine = local.set_index("user_id")
+    for c in ("expected_purchases", "p_churn", "clv", "p_alive"):
+        np.testing.assert_allclose(mine[c].to_numpy(float), direct[c].reindex(mine.index), rtol=1e-12, err_msg=c)
+    out = tmp_path / "table.parquet"
+    facts = scoring.score_to_parquet(cdnow_master, as_of, model, out, batches=3, **kw)
+    assert facts == {**local.attrs, "rows": 23_570}
+    streamed = pd.read_parquet(out)
+    _same_table(local, streamed.assign(as_of=streamed["as_of"].astype(local["as_of"].dtype)))
+    table, facts = spark_scoring.score_transactions_in_spark(cdnow_master, as_of, model, **kw)
+    assert facts == local.attrs
+    spark_scoring.write_table(table, "cdnow", as_of, metadata=facts)
+    _same_table(local, spark_scoring.read_table("cdnow", as_of))

@@ -170,6 +170,8 @@ class TransactionScoring:
         self.clv_model, self.churn_model, self.options = clv_model, churn_model, options
         self.model_versions = model_versions
         scorer = _scorer(clv_model)
+        # the columns the CLV model reads: an RFM table's, or more (a shifted-window purchase model)
+        self.clv_inputs = list(getattr(scorer, "inputs", ["frequency", "recency", "T", "monetary"]))
         self.facts = {"churn_horizon": churn_window if churn_model is not None else _horizon_label(scorer)}
         if getattr(scorer, "horizon", None) is not None:
             self.facts["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
@@ -200,7 +202,7 @@ class TransactionScoring:
         from .features import cohort_of
 
         o = self.options
-        t = _predict_frame(self.clv_model, act[["frequency", "recency", "T", "monetary"]])
+        t = _predict_frame(self.clv_model, act[self.clv_inputs])
         p_churn = (
             _positive_probability(self.churn_model, act)
             if self.churn_model is not None
@@ -300,9 +302,17 @@ def setup(
     window ``churn_window`` names (e.g. ``"13 W"``) and gives ``p_churn``; ``model_versions``
     is written in every row."""
     options = (options or ScoringOptions()).checked("transactions")
-    scorer_freq = getattr(_scorer(clv_model), "rfm_freq", None)
+    scorer = _scorer(clv_model)
+    scorer_freq = getattr(scorer, "rfm_freq", None)
     if scorer_freq is not None and scorer_freq != options.freq:
         raise ValueError(f"the CLV model scores RFM tables in {scorer_freq!r} units, not {options.freq!r}")
+    if "trend" in getattr(scorer, "inputs", ()) and int(options.period) < 4:
+        # the activity features' trend compares the shortest window with the one before it
+        raise ValueError(
+            f"the CLV model's purchase model (ShiftedWindowPurchases) learned from activity "
+            f"windows of 4, 13 and 26 {options.freq}; a period of {options.period:g} would change "
+            f"its trend feature: use period >= 4"
+        )
     return TransactionScoring(clv_model, churn_model, churn_window, model_versions, options)
 
 

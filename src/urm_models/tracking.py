@@ -457,14 +457,20 @@ def log_survival_model(
 
 def log_clv_model(scorer, rfm_example: pd.DataFrame, name: str = "model"):
     """Log a :class:`~urm_models.models.CLVScorer` as a pyfunc that takes an RFM table
-    (``frequency, recency, T, monetary``) and returns expected purchases, P(alive), P(churn),
-    expected remaining lifetime and CLV."""
+    (``frequency, recency, T, monetary``; with a shifted-window purchase model also the
+    activity features it reads, ``scorer.inputs``, so ``rfm_example`` must hold them) and returns
+    expected purchases, P(alive), P(churn), expected remaining lifetime and CLV."""
     import mlflow
 
     from .mlflow_models import CLVPyfunc
 
     wrapper = CLVPyfunc(scorer)
-    example = rfm_example[["frequency", "recency", "T", "monetary"]].head(5).reset_index(drop=True)
+    missing = [c for c in scorer.inputs if c not in rfm_example.columns]
+    if missing:
+        raise ValueError(
+            f"the example lacks {missing}: the CLV model reads {scorer.inputs} (features.activity_features gives them)"
+        )
+    example = rfm_example[scorer.inputs].head(5).reset_index(drop=True)
     signature = _infer_signature(example, wrapper.predict(None, example))
     return mlflow.pyfunc.log_model(
         name=name,

@@ -42,6 +42,20 @@ def holdout_table(predictions: dict[str, pd.Series], actual: pd.Series) -> pd.Da
     return pd.DataFrame(rows).T.sort_values("mae")
 
 
+def choose_purchase_model(comparison: pd.DataFrame, names) -> str:
+    """The one rule that chooses the CLV model's purchase model: among ``names`` the one whose
+    mean (row ``"<name> mean"`` of :func:`holdout_table`) has the lowest holdout RMSE, the
+    metric the registry ranks CLV models by; a tie goes to the earlier name."""
+    names = list(names)
+    missing = [n for n in names if f"{n} mean" not in comparison.index]
+    if not names or missing:
+        raise ValueError(
+            f"the holdout table has no mean prediction of {missing or 'any model'}; its rows: {list(comparison.index)}"
+        )
+    rmse = [float(comparison.loc[f"{n} mean", "rmse"]) for n in names]
+    return names[int(np.argmin(rmse))]
+
+
 def covariate_table(models: dict, rfm: pd.DataFrame, covariates: list[str], t: float):
     """Each fitted purchase model (``{name: model}``) beside the same model refitted with
     ``covariates`` on both its purchase and its dropout process: in-sample log-likelihood and

@@ -136,7 +136,12 @@ class CLVScorer:
 
     Parameters
     ----------
-    purchase_model : fitted BetaGeo / ModifiedBetaGeo / ParetoNBD
+    purchase_model : fitted BetaGeo / ModifiedBetaGeo / ParetoNBD, or a fitted
+        ShiftedWindowPurchases: then ``predict`` takes activity features
+        (``features.activity_features`` at the date scored: :attr:`inputs` names the columns),
+        ``expected_purchases``, ``p_churn`` (its negative binomial's P(0)) and ``clv`` come from
+        it, and ``p_alive`` and ``expected_remaining_lifetime`` from its base BTYD model (a
+        boosted mean has no dropout process of its own)
     spend_model : fitted GammaGamma
     rfm_freq : time unit of the RFM tables it will score (``"D"``, ``"W"``, ``"M"``)
     horizon, freq, discount_rate, margin : as in :func:`customer_lifetime_value`
@@ -145,6 +150,20 @@ class CLVScorer:
     """
 
     columns = ["expected_purchases", "p_alive", "p_churn", "expected_remaining_lifetime", "clv"]
+    rfm_columns = ["frequency", "recency", "T", "monetary"]
+
+    @property
+    def inputs(self) -> list[str]:
+        """The columns :meth:`predict` reads: the RFM table's, and for a shifted-window purchase
+        model the activity features it learned from."""
+        extra = getattr(self.purchase_model, "activity_columns_", None) if self._shifted else None
+        return self.rfm_columns + [c for c in (extra or []) if c not in self.rfm_columns]
+
+    @property
+    def _shifted(self) -> bool:
+        from .shifted import ShiftedWindowPurchases
+
+        return isinstance(self.purchase_model, ShiftedWindowPurchases)
 
     def __init__(self, purchase_model, spend_model: GammaGamma, rfm_freq: str, horizon: int = 12,
                  freq: str = "M", discount_rate: float = 0.01, margin: float = 1.0,
@@ -168,12 +187,14 @@ class CLVScorer:
         pm = self.purchase_model
         step = UNIT_DAYS[self.freq] / UNIT_DAYS[self.rfm_freq]
         h = self.horizon * step  # in rfm units
+        window = getattr(self, "churn_window", None)  # scorers logged before 2026-12 lack it
+        spend = self.spend_model.conditional_expected_spend(rfm).to_numpy()
+        if self._shifted:
+            return self._predict_shifted(rfm, step, h if window is None else window, spend)
         x, tx, T, P, codes = pm._histories(rfm)
         alive = pm._p_alive(x, tx, T, P)
         disc, purchases = _period_sums(pm, x, tx, T, P, self.horizon, step, self.discount_rate, alive)
-        window = getattr(self, "churn_window", None)  # scorers logged before 2026-12 lack it
         t_churn = np.full_like(x, h if window is None else window)
-        spend = self.spend_model.conditional_expected_spend(rfm).to_numpy()
         return pd.DataFrame({
             "expected_purchases": purchases[codes],
             "p_alive": alive[codes],
@@ -181,3 +202,24 @@ class CLVScorer:
             "expected_remaining_lifetime": pm._remaining_lifetime(h, x, tx, T, P, alive)[codes] / step,
             "clv": self.margin * spend * disc[codes],
         }, index=rfm.index, copy=False)
+
+    def _predict_shifted(self, act: pd.DataFrame, step: float, t_churn: float, spend: np.ndarray) -> pd.DataFrame:
+        """:meth:`predict` with a ShiftedWindowPurchases: its means at every period's end (the
+        discounted sum as for the BTYD models) and at the churn window, in one pass."""
+        pm = self.purchase_model
+        ts, W = _period_weights(self.horizon, step, self.discount_rate)
+        means, shape = pm._means_of(act, np.append(ts, t_churn))
+        m = means.to_numpy()
+        disc, purchases = W @ m[:, : len(ts)].T
+        k = shape[:, 0]
+        base = pm.base_model_
+        x, tx, T, P, codes = base._histories(act[["frequency", "recency", "T"]])
+        alive = base._p_alive(x, tx, T, P)
+        return pd.DataFrame({
+            "expected_purchases": purchases,
+            "p_alive": alive[codes],
+            "p_churn": (k / (k + m[:, -1])) ** k,  # the negative binomial's P(0)
+            "expected_remaining_lifetime": base._remaining_lifetime(step * self.horizon, x, tx, T, P, alive)[codes]
+            / step,
+            "clv": self.margin * spend * disc,
+        }, index=act.index, copy=False)

@@ -47,6 +47,7 @@ __all__ = ["ShiftedWindowPurchases"]
 
 MIN_WINDOW = 2  # the shortest window the model chooses by itself, in periods
 MAX_ORIGINS = 4  # training origins tried when the shifts are chosen by the model
+WINDOWS = (4, 13, 26)  # the trailing windows of the activity features, in periods
 
 
 def nb_shape(mu, y) -> float:
@@ -150,21 +151,29 @@ class ShiftedWindowPurchases(BaseEstimator):
         except ConvergenceError:
             return self._base_model().set_params(penalizer=1e-3).fit(rfm), True
 
-    def _features(self, transactions, origin, window: int, target: bool, btyd=None):
-        """Features of every user known at ``origin`` (and the target of the next ``window``
-        periods when asked), the BTYD model fitted there (unless given), its RFM table, and
-        whether that model needed a penalizer."""
+    def _design(self, act: pd.DataFrame, btyd, window: int) -> pd.DataFrame:
+        """The booster's inputs from activity features (``features.activity_features`` at the
+        date the prediction starts): the activity columns, the BTYD model's expectation over
+        ``window`` and P(alive), and ``log_first_amount`` (``ln(1 + first day's amount)``, which
+        the activity columns hold: ``total_spend - frequency * monetary``)."""
+        rfm = act[["frequency", "recency", "T"]]
+        x, tx, T, P, codes = btyd._histories(rfm)
+        X = act.copy()
+        X["btyd_window"] = btyd._conditional_expected(float(window), x, tx, T, P)[codes]
+        X["p_alive"] = btyd._p_alive(x, tx, T, P)[codes]
+        first = act["total_spend"].to_numpy(float) - act["frequency"].to_numpy(float) * act["monetary"].to_numpy(float)
+        X["log_first_amount"] = np.log1p(np.maximum(first, 0.0))
+        return X
+
+    def _features(self, transactions, origin, window: int):
+        """The training rows at ``origin``: inputs, the target (repeat purchase days in the next
+        ``window`` periods), and whether the origin's BTYD model needed a penalizer."""
         end = origin + pd.Timedelta(days=window * UNIT_DAYS[self.freq])
-        rfm = features.rfm_summary(transactions, origin, freq=self.freq, holdout_end=end if target else None)
-        penalized = False
-        if btyd is None:
-            btyd, penalized = self._fit_base(rfm)
-        X = features.activity_features(transactions, origin, freq=self.freq)
-        X["btyd_window"] = btyd.conditional_expected_purchases(window, rfm).reindex(X.index)
-        X["p_alive"] = btyd.p_alive(rfm).reindex(X.index)
-        X["log_first_amount"] = features.first_purchase(transactions, origin)["log_first_amount"].reindex(X.index)
-        y = rfm["frequency_holdout"].reindex(X.index).to_numpy(float) if target else None
-        return X, y, btyd, rfm, penalized
+        rfm = features.rfm_summary(transactions, origin, freq=self.freq, holdout_end=end)
+        btyd, penalized = self._fit_base(rfm)
+        act = features.activity_features(transactions, origin, freq=self.freq, windows=WINDOWS)
+        X = self._design(act, btyd, window)
+        return X, rfm["frequency_holdout"].reindex(X.index).to_numpy(float), penalized
 
     def _check(self):
         if self.freq not in UNIT_DAYS:
@@ -250,7 +259,7 @@ class ShiftedWindowPurchases(BaseEstimator):
         Xs, ys, used, penalized = [], [], [], []
         for shift in shifts:
             origin = (cut - (window + shift) * unit).normalize()
-            X, y, _, _, pen = self._features(transactions, origin, window, target=True)
+            X, y, pen = self._features(transactions, origin, window)
             Xs.append(X)
             ys.append(y)
             used.append(origin)
@@ -305,22 +314,40 @@ class ShiftedWindowPurchases(BaseEstimator):
         self.base_model_ = self._fit_base(features.rfm_summary(transactions, cut, freq=self.freq))[0]
         return self
 
+    @property
+    def activity_columns_(self) -> list[str]:
+        """The activity features (``features.activity_features`` with windows 4, 13 and 26
+        periods) a prediction needs: what a scorer reads from the table of activity."""
+        check_is_fitted(self, msg=NOT_FITTED)
+        derived = ("btyd_window", "p_alive", "log_first_amount")
+        return [c for c in self.feature_names_ if c not in derived]
+
     def _means(self, transactions, t) -> tuple[pd.DataFrame, np.ndarray]:
-        """Expected purchases, one column per horizon in ``t``, and the shape ``k`` of each user."""
+        """Expected purchases after the fitted cut-off, one column per horizon in ``t``, and the
+        shape ``k`` of each user."""
+        check_is_fitted(self, msg=NOT_FITTED)
+        act = features.activity_features(transactions, self.cutoff_, freq=self.freq, windows=WINDOWS)
+        return self._means_of(act, t)
+
+    def _means_of(self, act: pd.DataFrame, t) -> tuple[pd.DataFrame, np.ndarray]:
+        """As :meth:`_means` from activity features at any date (the date the horizons start):
+        the booster and the base model fitted at the cut-off, applied to that activity."""
         check_is_fitted(self, msg=NOT_FITTED)
         ts = np.atleast_1d(np.asarray(t, float))
         if ts.ndim != 1 or not (ts > 0).all():
             raise ValueError(f"t must be positive, got {t}")
-        X, _, btyd, rfm, _ = self._features(
-            transactions, self.cutoff_, self.window_, target=False, btyd=self.base_model_
-        )
+        missing = [c for c in self.activity_columns_ if c not in act.columns]
+        if missing:
+            raise ValueError(f"the activity features lack {missing} (features.activity_features with windows "
+                             f"{WINDOWS} gives them)")
+        btyd = self.base_model_
+        X = self._design(act[self.activity_columns_], btyd, self.window_)
         direct = self.booster_.predict(X[self.feature_names_].to_numpy(float))
-        x, tx, T, P, codes = btyd._histories(rfm.reindex(X.index))
+        x, tx, T, P, codes = btyd._histories(act[["frequency", "recency", "T"]])
         at_window = btyd._conditional_expected(float(self.window_), x, tx, T, P)
-        means = pd.DataFrame(
-            {h: direct * (btyd._conditional_expected(h, x, tx, T, P) / at_window)[codes] for h in ts}, index=X.index
-        )
-        shape = np.where(X["frequency"].to_numpy() > 0, self.dispersion_["repeat"], self.dispersion_["one_time"])
+        decay = np.column_stack([btyd._conditional_expected(h, x, tx, T, P) / at_window for h in ts])
+        means = pd.DataFrame(direct[:, None] * decay[codes], index=act.index, columns=ts)
+        shape = np.where(act["frequency"].to_numpy() > 0, self.dispersion_["repeat"], self.dispersion_["one_time"])
         return means, shape[:, None]
 
     @staticmethod
