@@ -304,6 +304,42 @@ def bench_pareto(repeats: int = 3) -> list[dict]:
     return rows
 
 
+# ----------------------------------------------------------------------------- fit times
+FIT_MODELS = ("BetaGeo", "ModifiedBetaGeo", "ParetoNBD", "GammaGompertzNBD", "ShiftedWindowPurchases")
+
+
+def _fit_case(which: str) -> dict:
+    """One fit on CDNOW_master calibrated to 1997-09-30 (weekly), its data loaded first."""
+    from urm_models import datasets, features, models
+
+    tx = datasets.load_cdnow(sample=False)
+    rfm = features.rfm_summary(tx, cutoff="1997-09-30", freq="W")
+    t0 = time.perf_counter()
+    if which == "ShiftedWindowPurchases":
+        m = models.ShiftedWindowPurchases().fit(tx, "1997-09-30")
+        fitted = {"window": m.window_, "training_rows": m.n_training_rows_}
+    else:
+        m = getattr(models, which)().fit(rfm)
+        fitted = {"ll": m.log_likelihood_}
+    return {"case": which, "users": len(rfm), "seconds": time.perf_counter() - t0, **fitted}
+
+
+def bench_fits(repeats: int = 3) -> list[dict]:
+    """Fit times of every purchase model on CDNOW_master, as ratios to Pareto/NBD's."""
+    print("CDNOW_master (23,570 customers), calibration to 1997-09-30, weekly; each fit in a fresh process")
+    rows = []
+    for rep in range(repeats):
+        for which in FIT_MODELS:
+            r = _in_subprocess("fit_case", which)
+            rows.append({**r, "repeat": rep})
+            print(f"  {which:24s} {r['seconds']:7.2f}s")
+    med = pd.DataFrame(rows).groupby("case")["seconds"].median()
+    print("\nmedian fit time, and its ratio to Pareto/NBD's:")
+    for which in FIT_MODELS:
+        print(f"  {which:24s} {med[which]:7.2f}s  {med[which] / med['ParetoNBD']:6.1f}x")
+    return rows
+
+
 # ----------------------------------------------------------------------------- scoring
 SCORING_MODEL = OUT / "scoring_clv_pyfunc"
 SCORING_CASES = ("features", "table", "table_pyfunc")
@@ -996,6 +1032,7 @@ CASES = {
     "onebox_case": _onebox_case,
     "contract_case": _contract_case,
     "uplift_case": _uplift_case,
+    "fit_case": _fit_case,
 }
 BENCHES = {
     "rfm": bench_rfm,
@@ -1008,6 +1045,7 @@ BENCHES = {
     "onebox": bench_onebox,
     "contract": bench_contract,
     "uplift": bench_uplift,
+    "fits": bench_fits,
 }
 
 

@@ -196,10 +196,18 @@ def test_several_horizons_at_once_and_the_holdout_tracking_plot(fitted, cdnow_ma
     pd.testing.assert_series_equal(many[39.0].rename("expected_purchases"), fitted.predict(cdnow_master, 39))
     totals = many.sum().to_numpy()
     assert (np.diff(totals) > 0).all()
-    fig = btyd_plots.holdout_tracking({"ShiftedWindowPurchases": totals}, cdnow_master, CUTOFF, END)
-    ax = fig.axes[0]
+    fig = btyd_plots.holdout_tracking({"ShiftedWindowPurchases": totals}, cdnow_master, CUTOFF, END, season=(11, 12))
+    ax, weekly = fig.axes
     actual = ax.lines[0].get_ydata()
     assert actual[-1] == 19_684 and len(actual) == 39  # every holdout repeat purchase by the last week
+    np.testing.assert_array_equal(np.cumsum(weekly.lines[0].get_ydata()), actual)  # week by week
+    np.testing.assert_allclose(np.cumsum(weekly.lines[1].get_ydata()), totals)
+    assert weekly.get_ylabel() == "repeat purchases per week"
+    # the high season shaded: the 9 weeks ending in November or December 1997, on both panels
+    assert len(ax.patches) == len(weekly.patches) == 9
+    assert "high season (months 11, 12)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    with pytest.raises(ValueError, match="season must be calendar months 1-12"):
+        btyd_plots.holdout_tracking({"x": totals}, cdnow_master, CUTOFF, END, season=(13,))
     assert "(-3.3% at the end)" in ax.get_legend().get_texts()[1].get_text()  # the end error in the legend
     assert "since the cut-off" in ax.get_ylabel()
     with pytest.raises(ValueError, match="has 3 values; the grid has 39 weeks"):
@@ -257,5 +265,8 @@ def test_as_the_clv_models_purchase_model_it_scores_activity_features(cdnow_samp
     table = pd.DataFrame({"rmse": [1.7, 1.6, 1.6]}, index=["a mean", "b mean", "c mean"])
     assert holdout.choose_purchase_model(table, ["a", "b", "c"]) == "b"
     assert holdout.choose_purchase_model(table, ["c", "b"]) == "c"
+    close = pd.DataFrame({"rmse": [1.60285, 1.60284]}, index=["ParetoNBD mean", "GammaGompertzNBD mean"])
+    assert holdout.choose_purchase_model(close, ["ParetoNBD", "GammaGompertzNBD"]) == "ParetoNBD"  # within 1e-4
+    assert holdout.choose_purchase_model(close, ["ParetoNBD", "GammaGompertzNBD"], rtol=0) == "GammaGompertzNBD"
     with pytest.raises(ValueError, match=r"no mean prediction of \['d'\]"):
         holdout.choose_purchase_model(table, ["a", "d"])

@@ -18,6 +18,8 @@ DEFAULT_PARAMS = {
     "bgnbd": {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
     "mbgnbd": {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
     "paretonbd": {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669},
+    # a hazard that rises with age (Bemmaor & Glady 2012's CDNOW fit sits at the Pareto limit b -> 0)
+    "ggompertznbd": {"r": 0.553, "alpha": 10.578, "b": 0.05, "s": 1.0, "beta": 2.0},
 }
 DEFAULT_SPEND = ("gamma_gamma", {"p": 6.25, "q": 3.74, "v": 15.44})
 UNIT_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0}
@@ -25,7 +27,7 @@ UNIT_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0}
 
 def simulate_transactions(
     n_users: int,
-    model: Literal["bgnbd", "mbgnbd", "paretonbd"] = "bgnbd",
+    model: Literal["bgnbd", "mbgnbd", "paretonbd", "ggompertznbd"] = "bgnbd",
     params: dict | None = None,
     spend: tuple[str, dict] | None = DEFAULT_SPEND,
     seed: int = 0,
@@ -40,11 +42,13 @@ def simulate_transactions(
     Parameters
     ----------
     n_users : int
-    model : {"bgnbd", "mbgnbd", "paretonbd"}
+    model : {"bgnbd", "mbgnbd", "paretonbd", "ggompertznbd"}
         BG/NBD (drop-out after a repeat purchase with probability p), MBG/NBD (also at time 0),
-        Pareto/NBD (exponential lifetime with rate mu).
+        Pareto/NBD (exponential lifetime with rate mu), Gamma-Gompertz/NBD (Gompertz lifetime:
+        P(alive at u) = exp(-eta (e^{bu} - 1)), eta ~ Gamma(s, beta)).
     params : dict, optional
-        ``r, alpha, a, b`` (or ``r, alpha, s, beta`` for Pareto/NBD), rates per ``freq`` unit.
+        ``r, alpha, a, b`` (``r, alpha, s, beta`` for Pareto/NBD, ``r, alpha, b, s, beta`` for
+        Gamma-Gompertz/NBD), rates per ``freq`` unit.
         Defaults to the published CDNOW estimates.
     spend : ("gamma_gamma", {"p", "q", "v"}) or None
         Purchase values: nu ~ Gamma(q, rate v) per user, each value ~ Gamma(p, rate nu). None
@@ -81,7 +85,7 @@ def simulate_transactions(
 
 def simulate_rfm(
     n_users: int,
-    model: Literal["bgnbd", "mbgnbd", "paretonbd"] = "bgnbd",
+    model: Literal["bgnbd", "mbgnbd", "paretonbd", "ggompertznbd"] = "bgnbd",
     params: dict | None = None,
     spend: tuple[str, dict] | None = DEFAULT_SPEND,
     seed: int = 0,
@@ -134,6 +138,7 @@ _COEF_LINKS = {
     "paretonbd": {"purchase_": ("alpha", -1.0), "dropout_": ("beta", -1.0)},
 }
 _COEF_LINKS["mbgnbd"] = _COEF_LINKS["bgnbd"]
+_COEF_LINKS["ggompertznbd"] = _COEF_LINKS["paretonbd"]
 
 
 def _user_params(model, prm, n, covariates, coefficients) -> dict:
@@ -187,11 +192,14 @@ def _simulate(n_users, model, params, spend, seed, T, holdout, freq, covariates=
     lam = rng.gamma(prm["r"], 1.0 / up["alpha"], n)
     users = {"lambda_": lam, "T": T_arr}
     limit = horizon
-    if model == "paretonbd":
+    if model in ("paretonbd", "ggompertznbd"):
         mu = rng.gamma(prm["s"], 1.0 / up["beta"], n)
         with np.errstate(divide="ignore", over="ignore"):  # mu may underflow to 0: tau = inf
-            tau = rng.exponential(1.0 / mu)
-        users["mu_"] = mu
+            if model == "paretonbd":
+                tau = rng.exponential(1.0 / mu)
+            else:  # Gompertz: solve exp(-eta (e^{b tau} - 1)) = U for tau
+                tau = np.log1p(rng.exponential(1.0, n) / mu) / prm["b"]
+        users["mu_" if model == "paretonbd" else "eta_"] = mu
         users["tau_"] = tau  # the lifetime from the first purchase (alive at the cut-off: tau_ > T)
         limit = np.minimum(horizon, tau)
         active = np.arange(n)
@@ -213,7 +221,7 @@ def _simulate(n_users, model, params, spend, seed, T, holdout, freq, covariates=
         t[active] = t_new[ok]
         ev_user.append(active)
         ev_time.append(t_new[ok])
-        if model != "paretonbd" and active.size:
+        if model in ("bgnbd", "mbgnbd") and active.size:
             active = active[rng.random(active.size) >= users["p_"][active]]
     uid = np.concatenate(ev_user)
     tt = np.concatenate(ev_time)

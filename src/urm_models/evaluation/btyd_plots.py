@@ -210,12 +210,13 @@ def cumulative_purchases(
 
 
 def holdout_tracking(
-    expected: dict[str, np.ndarray], transactions: pd.DataFrame, cutoff, end, freq: str = "W"
+    expected: dict[str, np.ndarray], transactions: pd.DataFrame, cutoff, end, freq: str = "W", season=()
 ) -> Figure:
-    """Cumulative repeat purchases after the cut-off of the customers known at it: actual vs
-    each predictor's expected totals. ``expected[name][k-1]`` is the predictor's total over the
-    first ``k`` periods of ``freq`` after ``cutoff`` (k = 1, 2, ... up to ``end``), so any
-    model that predicts per user over a horizon can be drawn, BTYD or not."""
+    """Repeat purchases after the cut-off of the customers known at it, actual vs each
+    predictor: cumulative (top) and per period of ``freq`` (bottom). ``expected[name][k-1]`` is
+    the predictor's total over the first ``k`` periods of ``freq`` after ``cutoff`` (k = 1, 2, ...
+    up to ``end``), so any model that predicts per user over a horizon can be drawn, BTYD or not.
+    ``season``: calendar months (1-12) shaded as the high season (e.g. ``(11, 12)``)."""
     from ..simulate import UNIT_DAYS
 
     cutoff, end = pd.Timestamp(cutoff).normalize(), pd.Timestamp(end).normalize()
@@ -227,9 +228,14 @@ def holdout_tracking(
     n = int(np.floor((end - cutoff) / unit))
     grid = pd.DatetimeIndex([cutoff + k * unit for k in range(1, n + 1)])
     actual = np.searchsorted(after, grid.to_numpy(), side="right")
-    fig = Figure(figsize=(8, 4))
-    ax = fig.add_subplot()
+    months = sorted({int(m) for m in season})
+    if any(m < 1 or m > 12 for m in months):
+        raise ValueError(f"season must be calendar months 1-12, got {list(season)}")
+    fig = Figure(figsize=(8, 7))
+    ax, per = fig.subplots(2, 1, sharex=True)
+    step = UNIT_WORDS[freq].rstrip("s")
     ax.plot(grid, actual, "k-", label="actual")
+    per.plot(grid, np.diff(actual, prepend=0), "k-", label="actual")
     for name, values in expected.items():
         values = np.asarray(values, float)
         if values.shape != (n,):
@@ -238,10 +244,21 @@ def holdout_tracking(
                 f"from {cutoff:%Y-%m-%d} to {end:%Y-%m-%d}"
             )
         ax.plot(grid, values, "--", label=f"{name} ({values[-1] / max(actual[-1], 1) - 1:+.1%} at the end)")
+        per.plot(grid, np.diff(values, prepend=0.0), "--", label=name)
+    if months:
+        # each period whose end falls in a season month, shaded from its start to its end
+        marked = np.isin(grid.month, months)
+        label = f"high season (months {', '.join(map(str, months))})"
+        for a in (ax, per):
+            for j in np.flatnonzero(marked):
+                a.axvspan(
+                    grid[j] - unit, grid[j], color="0.9", lw=0, zorder=0, label=label if j == marked.argmax() else None
+                )
     ax.set_ylabel("cumulative repeat purchases since the cut-off")
-    ax.set_xlabel("date")
-    ax.set_title(f"Holdout: cumulative repeat purchases of the {len(known):,} customers known at {cutoff:%Y-%m-%d}")
-    ax.legend()
+    per.set_ylabel(f"repeat purchases per {step}")
+    per.set_xlabel("date")
+    ax.set_title(f"Holdout: repeat purchases of the {len(known):,} customers known at {cutoff:%Y-%m-%d}")
+    ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
 

@@ -42,18 +42,20 @@ def holdout_table(predictions: dict[str, pd.Series], actual: pd.Series) -> pd.Da
     return pd.DataFrame(rows).T.sort_values("mae")
 
 
-def choose_purchase_model(comparison: pd.DataFrame, names) -> str:
+def choose_purchase_model(comparison: pd.DataFrame, names, rtol: float = 1e-4) -> str:
     """The one rule that chooses the CLV model's purchase model: among ``names`` the one whose
     mean (row ``"<name> mean"`` of :func:`holdout_table`) has the lowest holdout RMSE, the
-    metric the registry ranks CLV models by; a tie goes to the earlier name."""
+    metric the registry ranks CLV models by. RMSEs within ``rtol`` (relative) of the lowest are a
+    tie, which goes to the earlier name: list the simpler models first (Gamma-Gompertz/NBD at
+    its Pareto/NBD limit differs from Pareto/NBD in the seventh digit)."""
     names = list(names)
     missing = [n for n in names if f"{n} mean" not in comparison.index]
     if not names or missing:
         raise ValueError(
             f"the holdout table has no mean prediction of {missing or 'any model'}; its rows: {list(comparison.index)}"
         )
-    rmse = [float(comparison.loc[f"{n} mean", "rmse"]) for n in names]
-    return names[int(np.argmin(rmse))]
+    rmse = np.array([float(comparison.loc[f"{n} mean", "rmse"]) for n in names])
+    return names[int(np.flatnonzero(rmse <= rmse.min() * (1.0 + rtol))[0])]
 
 
 def covariate_table(models: dict, rfm: pd.DataFrame, covariates: list[str], t: float):

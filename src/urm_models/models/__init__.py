@@ -10,13 +10,14 @@ from ._base import ConvergenceError, ModelWarning, NotFittedError
 from .bgbb import BetaGeoBetaBinom
 from .btyd import BetaGeo, GammaGamma, ModifiedBetaGeo, ShiftedBetaGeometric
 from .clv import CLVScorer, conditional_median_purchases, customer_lifetime_value
+from .gompertz import GammaGompertzNBD
 from .pareto import ParetoNBD
 
 _LAZY = {"ChurnClassifier": ".churn", "SurvivalModel": ".survival", "contractual_clv": ".survival",
          "ShiftedWindowPurchases": ".shifted", "UpliftModel": ".uplift"}
 
 __all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD",
-           "BetaGeoBetaBinom", "ShiftedWindowPurchases", "UpliftModel",
+           "GammaGompertzNBD",           "BetaGeoBetaBinom", "ShiftedWindowPurchases", "UpliftModel",
            "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError", "ModelWarning", "NotFittedError",
            "customer_lifetime_value", "conditional_median_purchases", "CLVScorer"]
 

@@ -99,8 +99,9 @@ class MLEModel(BaseEstimator):
         x0 = self._initial(d) if x0 is None else np.asarray(x0, float)
         with threadpool_limits(1):  # OpenBLAS threads only slow small vectorised loops
             res = self._newton(d, w, wsum, x0) if self._analytic_hessian(d) else None
+            lower = []
             if res is None:
-                bounds = [(None, self._upper_bounds.get(n)) for n in self.param_names_]
+                bounds = self._bounds(d)
                 res = optimize.minimize(self._objective, x0, args=(d, w, wsum), jac=True,
                                         method="L-BFGS-B", bounds=bounds,
                                         options={"maxiter": self.maxiter, "ftol": self.tol * 1e-3,
@@ -109,20 +110,24 @@ class MLEModel(BaseEstimator):
                             if hi is not None and v >= hi - 1e-6]
                 if at_bound:
                     raise ConvergenceError(self._at_bound_message(at_bound, res.x, d, w))
-            if np.max(np.abs(res.jac)) > 1e-7:  # (mean log-likelihood per user)
+                lower = [n for n, v, (lo, _) in zip(self.param_names_, res.x, bounds)
+                         if lo is not None and v <= lo + 1e-6]
+            if np.max(np.abs(res.jac)) > 1e-7 and not lower:  # (mean log-likelihood per user)
                 # polish with BFGS from the L-BFGS-B point when its gradient is not yet tiny
                 res2 = optimize.minimize(self._objective, res.x, args=(d, w, wsum), jac=True,
                                          method="BFGS", options={"gtol": 1e-8, "maxiter": 200})
                 if np.isfinite(res2.fun) and res2.fun <= res.fun:
                     res = res2
             lp = res.x
-            grad_norm = float(np.max(np.abs(res.jac)))  # the optimiser's last gradient
+            free = [n not in lower for n in self.param_names_]  # at a lower bound the slope points out
+            grad_norm = float(np.max(np.abs(res.jac[free])))  # the optimiser's last gradient
             if not np.all(np.isfinite(lp)) or not np.isfinite(res.fun) or grad_norm > 1e-4:
                 raise ConvergenceError(
                     f"{type(self).__name__}: the fit did not converge ({res.message}; "
                     f"max |gradient| = {grad_norm:.2e}, log-parameters {np.round(lp, 3).tolist()}). "
                     f"{self._advice}.")
-            runaway = [n for n, v in zip(self.param_names_, lp) if abs(v) > 16 and n not in self.real_params_]
+            runaway = [n for n, v in zip(self.param_names_, lp)
+                       if abs(v) > 16 and n not in self.real_params_ and n not in lower]
             if runaway:
                 raise ConvergenceError(
                     f"{type(self).__name__}: parameter(s) {runaway} ran off towards 0 or infinity "
@@ -136,8 +141,14 @@ class MLEModel(BaseEstimator):
             else:
                 hess = self._hessian(lp, d, w)
                 self._ll_at_optimum = None
+        self.at_lower_bound_ = tuple(lower)
         self._set_fitted(lp, d, w, n_users, hess, res)
         return self
+
+    def _bounds(self, d) -> list:
+        """(lower, upper) bounds of the optimiser's vector (None: unbounded); a parameter that
+        ends at its lower bound is listed in ``at_lower_bound_`` (see the model)."""
+        return [(None, self._upper_bounds.get(n)) for n in self.param_names_]
 
     @staticmethod
     def _raw_cache(cache, x):
