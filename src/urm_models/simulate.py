@@ -416,3 +416,97 @@ def simulate_campaign(
     transactions = pd.DataFrame({"user_id": ids[all_uid[order]], "ts": ts, "amount": all_amount[order]})
     assignments = pd.DataFrame({"user_id": ids, "arm": arm, "sent_at": send})
     return transactions, assignments, truth
+
+
+def simulate_time_varying(
+    n_users: int,
+    params: dict | None = None,
+    calendar: pd.DataFrame | None = None,
+    contacts: dict | None = None,
+    coefficients: dict | None = None,
+    seed: int = 0,
+    T: tuple[float, float] = (20.0, 78.0),
+    holdout: float = 0.0,
+    cutoff: str | pd.Timestamp = "2020-12-31",
+    freq: Literal["D", "W", "M"] = "W",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pareto/NBD customers whose purchase and dropout rates move with covariates that change
+    every period of ``freq`` (the model of :class:`~urm_models.models.TimeVaryingParetoNBD`).
+
+    ``calendar``: ``period_start`` (every ``freq`` unit, covering every customer's life and the
+    holdout) and columns shared by everyone (a high-season flag). ``contacts``: per-user
+    covariates drawn here, ``{name: probability}``: 1 in a period with that probability, else 0
+    (a marketing contact). ``coefficients``: ``purchase_<col>``, ``dropout_<col>``: while alive a
+    customer buys at rate ``lambda exp(sum purchase_c z_c(t))`` and drops out at rate
+    ``mu exp(sum dropout_c z_c(t))``; lambda ~ Gamma(r, alpha), mu ~ Gamma(s, beta).
+
+    Returns the transactions (``user_id, ts, amount``, amount 1) through ``cutoff + holdout`` and
+    the per-user covariate table (``user_id, period_start, <contacts>``; empty without contacts).
+    """
+    prm = {**DEFAULT_PARAMS["paretonbd"], **(params or {})}
+    unit = pd.Timedelta(days=UNIT_DAYS[freq])
+    rng = np.random.default_rng(seed)
+    n = int(n_users)
+    cut = pd.Timestamp(cutoff)
+    ages = rng.uniform(T[0], T[1], n)
+    born = cut - pd.to_timedelta(ages * unit.total_seconds(), unit="s")
+    end = cut + holdout * unit
+    if calendar is not None:
+        cal = calendar.assign(period_start=pd.to_datetime(calendar["period_start"])).set_index("period_start")
+        anchor = cal.index.min()
+    else:
+        cal, anchor = None, born.min().normalize()
+    k0 = np.floor(np.asarray((born - anchor) / unit, float)).astype(int)
+    k_end = int(np.ceil((end - anchor) / unit))
+    if (k0 < 0).any():
+        raise ValueError(f"the calendar starts at {anchor:%Y-%m-%d}, after some customers' first purchase")
+    reps = k_end - k0
+    owner = np.repeat(np.arange(n), reps)
+    k = k0[owner] + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))
+    starts = anchor + k * unit
+    width = max(7, len(str(n)))
+    ids = np.array([f"u{i:0{width}d}" for i in range(n)], dtype=object)
+    Z = {}
+    if cal is not None:
+        pos = cal.index.get_indexer(starts)
+        if (pos < 0).any():
+            missing = starts[pos < 0][0]
+            raise ValueError(f"the calendar lacks periods the customers' lives span, e.g. {str(missing)[:10]}")
+        Z.update({c: cal[c].to_numpy(float)[pos] for c in cal.columns})
+    for c, p in (contacts or {}).items():
+        Z[c] = (rng.random(len(owner)) < p).astype(float)
+    m1, m2 = np.zeros(len(owner)), np.zeros(len(owner))
+    for name, g in (coefficients or {}).items():
+        which, _, col = name.partition("_")
+        if which not in ("purchase", "dropout") or col not in Z:
+            raise ValueError(f"coefficient {name!r}: expected purchase_<col> or dropout_<col>, <col> among {sorted(Z)}")
+        (m1 if which == "purchase" else m2)[:] += float(g) * Z[col]
+    m1, m2 = np.exp(m1), np.exp(m2)
+    # each piece in customer time (periods since the first purchase)
+    u0 = np.maximum(np.asarray((starts - born[owner]) / unit, float), 0.0)
+    u1 = np.asarray((starts + unit - born[owner]) / unit, float)
+    u1 = np.minimum(u1, (ages + holdout)[owner])
+    lam = rng.gamma(prm["r"], 1.0 / prm["alpha"], n)
+    mu = rng.gamma(prm["s"], 1.0 / prm["beta"], n)
+    # the lifetime: the dropout exposure B(t) reaches an Exp(1) / mu draw
+    need = rng.exponential(1.0, n) / mu
+    b_end = np.cumsum(m2 * (u1 - u0))
+    first = np.r_[True, owner[1:] != owner[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(owner)), 0))
+    b_end = b_end - (b_end - m2 * (u1 - u0))[start]
+    b_start = b_end - m2 * (u1 - u0)
+    crossing = (b_start < need[owner]) & (b_end >= need[owner])
+    tau = np.full(n, np.inf)
+    tau[owner[crossing]] = (u0 + (need[owner] - b_start) / m2)[crossing]
+    # purchases: a Poisson number in each piece of life, at uniform times in it
+    alive_end = np.minimum(u1, tau[owner])
+    span = np.maximum(alive_end - u0, 0.0)
+    counts = rng.poisson(lam[owner] * m1 * span)
+    who = np.repeat(owner, counts)
+    times = np.repeat(u0, counts) + rng.random(counts.sum()) * np.repeat(span, counts)
+    uid = np.r_[np.arange(n), who]
+    tt = np.r_[np.zeros(n), times]
+    ts = born[uid] + pd.to_timedelta(tt * unit.total_seconds(), unit="s")
+    tx = pd.DataFrame({"user_id": ids[uid], "ts": ts, "amount": 1.0}).sort_values(["user_id", "ts"], ignore_index=True)
+    table = pd.DataFrame({"user_id": ids[owner], "period_start": starts, **{c: Z[c] for c in (contacts or {})}})
+    return tx, table if contacts else table.iloc[:0]

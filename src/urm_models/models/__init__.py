@@ -10,6 +10,7 @@ from ._base import ConvergenceError, ModelWarning, NotFittedError
 from .bgbb import BetaGeoBetaBinom
 from .btyd import BetaGeo, GammaGamma, ModifiedBetaGeo, ShiftedBetaGeometric
 from .clv import CLVScorer, conditional_median_purchases, customer_lifetime_value
+from .dynamic import TimeVaryingParetoNBD
 from .gompertz import GammaGompertzNBD
 from .pareto import ParetoNBD
 
@@ -17,7 +18,7 @@ _LAZY = {"ChurnClassifier": ".churn", "SurvivalModel": ".survival", "contractual
          "ShiftedWindowPurchases": ".shifted", "UpliftModel": ".uplift"}
 
 __all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD",
-           "GammaGompertzNBD",           "BetaGeoBetaBinom", "ShiftedWindowPurchases", "UpliftModel",
+           "GammaGompertzNBD", "TimeVaryingParetoNBD",           "BetaGeoBetaBinom", "ShiftedWindowPurchases", "UpliftModel",
            "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError", "ModelWarning", "NotFittedError",
            "customer_lifetime_value", "conditional_median_purchases", "CLVScorer"]
 
