@@ -305,7 +305,14 @@ def bench_pareto(repeats: int = 3) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- fit times
-FIT_MODELS = ("BetaGeo", "ModifiedBetaGeo", "ParetoNBD", "GammaGompertzNBD", "ShiftedWindowPurchases")
+FIT_MODELS = (
+    "BetaGeo",
+    "ModifiedBetaGeo",
+    "ParetoNBD",
+    "GammaGompertzNBD",
+    "TimeVaryingParetoNBD",
+    "ShiftedWindowPurchases",
+)
 
 
 def _fit_case(which: str) -> dict:
@@ -318,6 +325,9 @@ def _fit_case(which: str) -> dict:
     if which == "ShiftedWindowPurchases":
         m = models.ShiftedWindowPurchases().fit(tx, "1997-09-30")
         fitted = {"window": m.window_, "training_rows": m.n_training_rows_}
+    elif which == "TimeVaryingParetoNBD":  # without covariates: the cost of its weekly pieces alone
+        m = models.TimeVaryingParetoNBD().fit(tx, "1997-09-30")
+        fitted = {"ll": m.log_likelihood_}
     else:
         m = getattr(models, which)().fit(rfm)
         fitted = {"ll": m.log_likelihood_}
