@@ -302,6 +302,34 @@ class _Lifetime:
         return self._weighted_sums("survival", 0.5 * horizon * (gx + 1.0), 0.5 * horizon * gw,
                                    x, tx, T, P, alive)[0]
 
+    def _prob_n_given_lifetime(self, n, t, x, tx, T, P, rate, survival, density, nodes: int):
+        """P(exactly ``n`` purchases in (T, T+t] | history) for the models whose purchase rate
+        given alive at T is ``lambda ~ Gamma(r+x, alpha+T)`` (``rate = (r, alpha)``) and whose
+        future lifetime has ``survival(t)`` and death-time ``density(tau)`` given alive at T: alive
+        throughout, or dying at T+tau with n purchases before (Gauss-Legendre over tau), times
+        P(alive); a customer already dead makes none."""
+        r, alpha = rate
+        t = np.broadcast_to(np.asarray(t, float), np.shape(x)).astype(float)
+        rx, aT = r + x, alpha + T
+
+        def log_nb(tau):
+            return (gammaln(rx + n) - gammaln(rx) - gammaln(n + 1.0) + rx * (np.log(aT) - np.log(aT + tau))
+                    + (n * (np.log(tau) - np.log(aT + tau)) if n else 0.0))
+
+        alive_through = survival(t) * np.exp(log_nb(t))
+        gx, gw = np.polynomial.legendre.leggauss(int(nodes))
+        tau = 0.5 * t[None, :] * (gx[:, None] + 1.0)
+        with np.errstate(divide="ignore"):
+            dying = 0.5 * t * np.sum(gw[:, None] * density(tau) * np.exp(log_nb(tau)), axis=0)
+        alive = self._p_alive(x, tx, T, P)
+        return alive * (alive_through + dying) + (1.0 - alive) * (n == 0)
+
+    def _log_odds_dead(self, x, tx, T, P=None):
+        """log P(dead)/P(alive), for the diagnostics that share BG/NBD's interface."""
+        pa = np.clip(self._p_alive(x, tx, T, P), 1e-300, 1.0)
+        with np.errstate(divide="ignore"):
+            return np.log1p(-pa) - np.log(pa)
+
     def probability_of_n_purchases(self, t, n: int, rfm: pd.DataFrame) -> pd.Series:
         """P(exactly ``n`` purchases in the next ``t`` periods | history), per user."""
         if int(n) != n or n < 0:

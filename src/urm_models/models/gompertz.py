@@ -217,37 +217,14 @@ class GammaGompertzNBD(_Lifetime, MLEModel):
         return float(out[0]) if np.ndim(t) == 0 else out
 
     def _prob_n(self, n, t, x, tx, T, P=None):
-        """Given alive at T: lambda ~ Gamma(r+x, alpha+T), the future lifetime as above; n
-        purchases in (T, T+t]: alive throughout, or dying at T+tau with n purchases before."""
+        """Given alive at T: lambda ~ Gamma(r+x, alpha+T) and the future lifetime as above; the
+        density of the death time T + tau is b s e^{b(T+tau)} / (beta + e^{bT} - 1) * ((beta +
+        e^{bT} - 1) / (beta + e^{b(T+tau)} - 1))^(s+1)."""
         r, alpha, b, s, beta = self._p(P)
-        t = np.broadcast_to(np.asarray(t, float), np.shape(x)).astype(float)
-        x, T = np.asarray(x, float), np.asarray(T, float)
-        rx, aT = r + x, alpha + T
+        T = np.asarray(T, float)
         qT = _q(beta, b, T)
-
-        def log_nb(tau):
-            return (
-                gammaln(rx + n)
-                - gammaln(rx)
-                - gammaln(n + 1.0)
-                + rx * (np.log(aT) - np.log(aT + tau))
-                + (n * (np.log(tau) - np.log(aT + tau)) if n else 0.0)
-            )
-
-        alive_through = np.exp(s * (qT - _q(beta, b, T + t)) + log_nb(t))
-        gx, gw = np.polynomial.legendre.leggauss(int(self.nodes))
-        tau = 0.5 * t[None, :] * (gx[:, None] + 1.0)
-        # density of the death time T + tau given alive at T: b s e^{b(T+tau)} / (beta + e^{bT} - 1)
-        # * ((beta + e^{bT} - 1) / (beta + e^{b(T+tau)} - 1))^(s+1)
-        q = _q(beta, b, T[None, :] + tau)
-        dens = np.exp(np.log(b * s / beta) + b * (T[None, :] + tau) + s * qT[None, :] - (s + 1.0) * q)
-        with np.errstate(divide="ignore"):
-            dying = 0.5 * t * np.sum(gw[:, None] * dens * np.exp(log_nb(tau)), axis=0)
-        alive = self._p_alive(x, tx, T, P)
-        return alive * (alive_through + dying) + (1.0 - alive) * (n == 0)
-
-    def _log_odds_dead(self, x, tx, T, P=None):
-        """log P(dead)/P(alive), for the diagnostics that share BG/NBD's interface."""
-        pa = np.clip(self._p_alive(x, tx, T, P), 1e-300, 1.0)
-        with np.errstate(divide="ignore"):
-            return np.log1p(-pa) - np.log(pa)
+        return self._prob_n_given_lifetime(
+            n, t, x, tx, T, P, (r, alpha),
+            survival=lambda t: np.exp(s * (qT - _q(beta, b, T + t))),
+            density=lambda tau: np.exp(np.log(b * s / beta) + b * (T + tau) + s * qT - (s + 1.0) * _q(beta, b, T + tau)),
+            nodes=self.nodes)

@@ -259,28 +259,12 @@ class ParetoNBD(_Lifetime, MLEModel):
         return float(out) if out.ndim == 0 else out
 
     def _prob_n(self, n, t, x, tx, T, P=None, nodes: int = 64):
-        """Given alive at T: lambda ~ Gamma(r+x, alpha+T), mu ~ Gamma(s, beta+T). Purchases in
-        (T, T+t]: alive throughout, or dying at T+tau with n purchases before (Gauss-Legendre
-        over tau)."""
+        """Given alive at T: lambda ~ Gamma(r+x, alpha+T), mu ~ Gamma(s, beta+T), so the future
+        lifetime survives to T+t with ((beta+T) / (beta+T+t))^s."""
         r, alpha, s, beta = self._p(P)
-        t = np.broadcast_to(np.asarray(t, float), np.shape(x)).astype(float)
-        rx, aT, bT = r + x, alpha + T, beta + T
-
-        def log_nb(tau):
-            return (gammaln(rx + n) - gammaln(rx) - gammaln(n + 1.0) + rx * (np.log(aT) - np.log(aT + tau))
-                    + (n * (np.log(tau) - np.log(aT + tau)) if n else 0.0))
-
-        alive_through = np.exp(s * (np.log(bT) - np.log(bT + t)) + log_nb(t))
-        gx, gw = np.polynomial.legendre.leggauss(nodes)
-        tau = 0.5 * t[None, :] * (gx[:, None] + 1.0)
-        dens = s * np.exp(s * np.log(bT) - (s + 1.0) * np.log(bT + tau))  # density of death time
-        with np.errstate(divide="ignore"):
-            dying = 0.5 * t * np.sum(gw[:, None] * dens * np.exp(log_nb(tau)), axis=0)
-        alive = self._p_alive(x, tx, T, P)
-        return alive * (alive_through + dying) + (1.0 - alive) * (n == 0)
-
-    def _log_odds_dead(self, x, tx, T, P=None):
-        """log P(dead)/P(alive), for the diagnostics that share BG/NBD's interface."""
-        pa = np.clip(self._p_alive(x, tx, T, P), 1e-300, 1.0)
-        with np.errstate(divide="ignore"):
-            return np.log1p(-pa) - np.log(pa)
+        bT = beta + T
+        return self._prob_n_given_lifetime(
+            n, t, x, tx, T, P, (r, alpha),
+            survival=lambda t: np.exp(s * (np.log(bT) - np.log(bT + t))),
+            density=lambda tau: s * np.exp(s * np.log(bT) - (s + 1.0) * np.log(bT + tau)),
+            nodes=nodes)
