@@ -404,6 +404,22 @@ def _code_paths() -> list[str]:
     return [str(Path(__file__).resolve().parent)]
 
 
+def _log_pyfunc(wrapper, example: pd.DataFrame, name: str, registered_model_name: str | None = None):
+    """Log an mlflow PythonModel with the signature its ``predict`` gives on ``example`` and the
+    example itself; the urm_models package travels with it."""
+    import mlflow
+
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=wrapper,
+        signature=_infer_signature(example, wrapper.predict(None, example)),
+        input_example=example,
+        pip_requirements=_pip_requirements(),
+        code_paths=_code_paths(),
+        registered_model_name=registered_model_name,
+    )
+
+
 def log_sklearn_model(model, X_example: pd.DataFrame, name: str = "model", registered_model_name: str | None = None):
     """Log a fitted scikit-learn estimator whose pyfunc ``predict`` returns ``predict_proba``,
     with a signature and an input example; the urm_models package travels with it."""
@@ -437,22 +453,9 @@ def log_survival_model(
     ``horizon`` periods and ``expected_remaining_lifetime`` (both given the current duration),
     and the contractual ``clv`` when ``charge_col`` (and optionally ``clv_horizon``,
     ``discount_rate``, ``margin``) are given."""
-    import mlflow
-
     from .mlflow_models import SurvivalPyfunc
 
-    wrapper = SurvivalPyfunc(model, horizon, **clv)
-    example = _example(X_example)
-    signature = _infer_signature(example, wrapper.predict(None, example))
-    return mlflow.pyfunc.log_model(
-        name=name,
-        python_model=wrapper,
-        signature=signature,
-        input_example=example,
-        pip_requirements=_pip_requirements(),
-        code_paths=_code_paths(),
-        registered_model_name=registered_model_name,
-    )
+    return _log_pyfunc(SurvivalPyfunc(model, horizon, **clv), _example(X_example), name, registered_model_name)
 
 
 def log_clv_model(scorer, rfm_example: pd.DataFrame, name: str = "model"):
@@ -460,47 +463,23 @@ def log_clv_model(scorer, rfm_example: pd.DataFrame, name: str = "model"):
     (``frequency, recency, T, monetary``; with a shifted-window purchase model also the
     activity features it reads, ``scorer.inputs``, so ``rfm_example`` must hold them) and returns
     expected purchases, P(alive), P(churn), expected remaining lifetime and CLV."""
-    import mlflow
-
     from .mlflow_models import CLVPyfunc
 
-    wrapper = CLVPyfunc(scorer)
     missing = [c for c in scorer.inputs if c not in rfm_example.columns]
     if missing:
         raise ValueError(
             f"the example lacks {missing}: the CLV model reads {scorer.inputs} (features.activity_features gives them)"
         )
-    example = rfm_example[scorer.inputs].head(5).reset_index(drop=True)
-    signature = _infer_signature(example, wrapper.predict(None, example))
-    return mlflow.pyfunc.log_model(
-        name=name,
-        python_model=wrapper,
-        signature=signature,
-        input_example=example,
-        pip_requirements=_pip_requirements(),
-        code_paths=_code_paths(),
-    )
+    return _log_pyfunc(CLVPyfunc(scorer), rfm_example[scorer.inputs].head(5).reset_index(drop=True), name)
 
 
 def log_uplift_model(policy, X_example: pd.DataFrame, name: str = "model"):
     """Log an :class:`~urm_models.experiments.policy.UpliftPolicy` as a pyfunc that takes users'
     pre-campaign features and returns the effects, incremental values per arm, the
     recommended arm and its expected incremental value."""
-    import mlflow
-
     from .mlflow_models import UpliftPyfunc
 
-    wrapper = UpliftPyfunc(policy)
-    example = _example(X_example[policy.features])
-    signature = _infer_signature(example, wrapper.predict(None, example))
-    return mlflow.pyfunc.log_model(
-        name=name,
-        python_model=wrapper,
-        signature=signature,
-        input_example=example,
-        pip_requirements=_pip_requirements(),
-        code_paths=_code_paths(),
-    )
+    return _log_pyfunc(UpliftPyfunc(policy), _example(X_example[policy.features]), name)
 
 
 # ------------------------------------------------------------------------------ registry

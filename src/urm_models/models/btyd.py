@@ -324,6 +324,11 @@ class _Lifetime:
         alive = self._p_alive(x, tx, T, P)
         return alive * (alive_through + dying) + (1.0 - alive) * (n == 0)
 
+    def p_alive(self, rfm: pd.DataFrame) -> pd.Series:
+        """P(the customer is still alive at T | frequency, recency, T), per user."""
+        x, tx, T, P, codes = self._histories(rfm)
+        return pd.Series(self._p_alive(x, tx, T, P)[codes], index=rfm.index, name="p_alive")
+
     def _log_odds_dead(self, x, tx, T, P=None):
         """log P(dead)/P(alive), for the diagnostics that share BG/NBD's interface."""
         pa = np.clip(self._p_alive(x, tx, T, P), 1e-300, 1.0)
@@ -539,11 +544,6 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
 
     def _p_alive(self, x, tx, T, P=None):
         return expit(-self._log_odds_dead(x, tx, T, P))
-
-    def p_alive(self, rfm: pd.DataFrame) -> pd.Series:
-        """P(the customer is still alive at T | frequency, recency, T), per user."""
-        x, tx, T, P, codes = self._histories(rfm)
-        return pd.Series(self._p_alive(x, tx, T, P)[codes], index=rfm.index, name="p_alive")
 
     def _expected_if_alive(self, t, x, T, P=None):
         """E[purchases in (T, T + t] | alive at T, x, T]."""

@@ -245,13 +245,18 @@ class TimeVaryingParetoNBD(MLEModel):
         return e1, e2, _before(a, owner), _before(b, owner), _before(da, owner), _before(db, owner)
 
     def _loglik_grad(self, lp, d):
+        return self._likelihood(lp, d)[:2]
+
+    def _likelihood(self, lp, d):
+        """Per customer: the log-likelihood, its gradient, P(alive at T) (the alive part's share)
+        and the exposures A(T), B(T)."""
         k1, k2 = len(d.pc), len(d.dc)
         r, alpha, s, beta = np.exp(lp[:4])
         g1, g2 = lp[4:4 + k1], lp[4 + k1:4 + k1 + k2]
-        with np.errstate(all="ignore"):
-            return self._loglik_grad_at(r, alpha, s, beta, g1, g2, d)
+        with np.errstate(all="ignore"):  # a line search may try extreme values: the objective refuses them
+            return self._likelihood_at(r, alpha, s, beta, g1, g2, d)
 
-    def _loglik_grad_at(self, r, alpha, s, beta, g1, g2, d):
+    def _likelihood_at(self, r, alpha, s, beta, g1, g2, d):
         n, k1, k2 = len(d.x), len(d.pc), len(d.dc)
         past = ~d.future
         e1, e2, A0, B0, dA0, dB0 = self._exposures(g1, g2, d, past)
@@ -310,7 +315,7 @@ class TimeVaryingParetoNBD(MLEModel):
         for j in range(k2):
             dB = dB0[dz][:, j][:, None] + (Zp[:, d.dc[j]] * e2[dz])[:, None] * v
             grads.append(w1 * d1_g2[:, j] + integral(Zp[:, d.dc[j]][:, None] - (s + 1.0) * dB / (beta + B)))
-        return ll, np.column_stack(grads)
+        return ll, np.column_stack(grads), w1, A_T, B_T
 
     def _initial(self, d):
         """The plain Pareto/NBD fit of the same histories, coefficients 0 (a few closed-form
@@ -352,18 +357,8 @@ class TimeVaryingParetoNBD(MLEModel):
         lp = self.log_params_
         k1 = len(d.pc)
         r, alpha, s, beta = np.exp(lp[:4])
-        g1, g2 = lp[4:4 + k1], lp[4 + k1:]
-        n = len(d.x)
-        past = ~d.future
-        e1, e2, *_ = self._exposures(g1, g2, d, past)
-        dt = d.u1[past] - d.u0[past]
-        A_T = np.bincount(d.owner[past], weights=e1 * dt, minlength=n)
-        B_T = np.bincount(d.owner[past], weights=e2 * dt, minlength=n)
-        ll, _ = self._loglik_grad(lp, d)
-        rx = r + d.x
-        alive = np.exp(gammaln(rx) - gammaln(r) + r * np.log(alpha) + d.zsum[:, d.pc] @ g1
-                       - rx * np.log(alpha + A_T) + s * (np.log(beta) - np.log(beta + B_T)) - ll)
-        return np.minimum(alive, 1.0), rx, alpha + A_T, s, beta + B_T, g1, g2
+        _, _, alive, A_T, B_T = self._likelihood(lp, d)
+        return alive, r + d.x, alpha + A_T, s, beta + B_T, lp[4:4 + k1], lp[4 + k1:]
 
     def _check_data(self, transactions, covariates, calendar, horizon=0.0):
         self._check_fitted()

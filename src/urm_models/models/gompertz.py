@@ -118,37 +118,42 @@ class GammaGompertzNBD(_Lifetime, MLEModel):
         with np.errstate(all="ignore"):  # a line search may try extreme values: the objective refuses them
             return self._row_loglik_at(*(np.float64(v) for v in theta), d)
 
+    def _parts(self, r, alpha, b, s, beta, x, tx, T):
+        """The likelihood's two parts without its constant factor, on the log scale: alive at T,
+        ``(alpha+T)^-(r+x) S(T)`` with ``S(T) = exp(-s q_T)`` (per row), and dying at each
+        Gauss-Legendre node tau of (t_x, T), ``(alpha+tau)^-(r+x) f(tau)`` with ``f = b s e^{b tau}
+        / beta e^{-(s+1) q}`` times the node's weight (rows x nodes); then the log of their sum
+        and each one's share of it (``w1`` alive, ``wk`` per node)."""
+        rx = r + x
+        qT = _q(beta, b, T)
+        l1 = -rx * np.log(alpha + T) - s * qT
+        gx, gw = np.polynomial.legendre.leggauss(int(self.nodes))
+        half = 0.5 * (T - tx)
+        tau = tx[:, None] + half[:, None] * (gx[None, :] + 1.0)
+        q = _q(beta, b, tau)
+        with np.errstate(divide="ignore"):  # log(half) = -inf where t_x == T: no such death
+            terms = (-rx[:, None] * np.log(alpha + tau) + np.log(b * s / beta) + b * tau - (s + 1.0) * q
+                     + np.log(gw)[None, :] + np.log(half)[:, None])
+        top = np.maximum(l1, terms.max(axis=1))
+        e1 = np.exp(l1 - top)
+        ek = np.exp(terms - top[:, None])
+        tot = e1 + ek.sum(axis=1)
+        return qT, tau, q, top + np.log(tot), e1 / tot, ek / tot[:, None]
+
     def _row_loglik_at(self, r, alpha, b, s, beta, d):
         x, tx, T = d.x, d.tx, d.T
         rx = r + x
-        A = gammaln(rx) - gammaln(r) + r * np.log(alpha)
+        qT, tau, q, log_sum, w1, wk = self._parts(r, alpha, b, s, beta, x, tx, T)
+        ll = gammaln(rx) - gammaln(r) + r * np.log(alpha) + log_sum
         dA = [digamma(rx) - digamma(r) + np.log(alpha), r / alpha, 0.0, 0.0, 0.0]
-        # alive at T: (alpha+T)^-(r+x) S(T), S(T) = exp(-s q_T)
-        qT = _q(beta, b, T)
-        l1 = -rx * np.log(alpha + T) - s * qT
-        d1 = [
+        d1 = [  # of the alive part
             -np.log(alpha + T),
             -rx / (alpha + T),
             -s * T * np.exp(b * T - np.log(beta) - qT),
             -qT,
             s / beta * -np.expm1(-qT),
         ]
-        # died at tau in (t_x, T): Gauss-Legendre nodes (rows x nodes); f(tau) = b s e^{b tau} / beta e^{-(s+1) q}
-        gx, gw = np.polynomial.legendre.leggauss(int(self.nodes))
-        half = 0.5 * (T - tx)
-        tau = tx[:, None] + half[:, None] * (gx[None, :] + 1.0)
-        q = _q(beta, b, tau)
-        lg = -rx[:, None] * np.log(alpha + tau) + np.log(b * s / beta) + b * tau - (s + 1.0) * q
-        with np.errstate(divide="ignore"):
-            lw = np.log(gw)[None, :] + np.log(half)[:, None]  # -inf where t_x == T: no such death
-        terms = lg + lw
-        top = np.maximum(l1, terms.max(axis=1))
-        e1 = np.exp(l1 - top)
-        ek = np.exp(terms - top[:, None])
-        tot = e1 + ek.sum(axis=1)
-        ll = A + top + np.log(tot)
-        w1, wk = e1 / tot, ek / tot[:, None]
-        dg = [
+        dg = [  # of the dying part at each node
             -np.log(alpha + tau),
             -rx[:, None] / (alpha + tau),
             1.0 / b + tau - (s + 1.0) * tau * np.exp(b * tau - np.log(beta) - q),
@@ -162,32 +167,8 @@ class GammaGompertzNBD(_Lifetime, MLEModel):
 
     # -- predictions ----------------------------------------------------------------------
     def _p_alive(self, x, tx, T, P=None):
-        r, alpha, b, s, beta = self._p(P)
         x, tx, T = (np.atleast_1d(np.asarray(v, float)) for v in (x, tx, T))
-        gx, gw = np.polynomial.legendre.leggauss(int(self.nodes))
-        half = 0.5 * (T - tx)
-        tau = tx[:, None] + half[:, None] * (gx[None, :] + 1.0)
-        rx = r + x
-        l1 = -rx * np.log(alpha + T) - s * _q(beta, b, T)
-        with np.errstate(divide="ignore"):
-            terms = (
-                -rx[:, None] * np.log(alpha + tau)
-                + np.log(b * s / beta)
-                + b * tau
-                - (s + 1.0) * _q(beta, b, tau)
-                + np.log(gw)[None, :]
-                + np.log(half)[:, None]
-            )
-        top = np.maximum(l1, terms.max(axis=1))
-        e1 = np.exp(l1 - top)
-        return e1 / (e1 + np.exp(terms - top[:, None]).sum(axis=1))
-
-    def p_alive(self, rfm):
-        """P(alive at T | frequency, recency, T), per user."""
-        import pandas as pd
-
-        x, tx, T, P, codes = self._histories(rfm)
-        return pd.Series(self._p_alive(x, tx, T, P)[codes], index=rfm.index, name="p_alive")
+        return self._parts(*self._p(P), x, tx, T)[4]
 
     def _survival_if_alive(self, t, x, T, P=None):
         """P(alive at T + t | alive at T) = ((beta + e^{bT} - 1) / (beta + e^{b(T+t)} - 1))^s."""

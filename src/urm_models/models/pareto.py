@@ -225,11 +225,6 @@ class ParetoNBD(_Lifetime, MLEModel):
         g2 = self._log_G_rows(r, alpha, s, beta, x, T)
         return self._assemble(r, alpha, s, beta, x, T, g1, g2)[2]
 
-    def p_alive(self, rfm: pd.DataFrame) -> pd.Series:
-        """P(alive at T | frequency, recency, T), per user."""
-        x, tx, T, P, codes = self._histories(rfm)
-        return pd.Series(self._p_alive(x, tx, T, P)[codes], index=rfm.index, name="p_alive")
-
     def _expected_if_alive(self, t, x, T, P=None):
         """E[purchases in (T, T + t] | alive at T, x, T]: lambda ~ Gamma(r+x, alpha+T) and
         mu ~ Gamma(s, beta+T) given alive at T."""
