@@ -62,12 +62,28 @@ def test_heterogeneity_draws_the_fitted_densities_with_units(model):
     ) == right.get_xlabel()
 
 
-def test_exposure_shows_a_line_per_sampled_customer(rfm):
-    fig = btyd_plots.customer_exposure(rfm, n=50, seed=1)
-    (ax,) = fig.axes
-    assert ax.get_xlabel() == "weeks since the first purchase"
-    (segments,) = ax.collections
-    assert len(segments.get_segments()) == 50
+def test_exposure_counts_customers_and_shows_none_alone(rfm):
+    """The exposure figure counts customers by age and recency; no cell shows fewer than
+    ``min_count`` customers (a figure cannot be erased from), and every customer is counted."""
+    fig = btyd_plots.customer_exposure(rfm, bins=10, min_count=5)
+    ax, _bar = fig.axes
+    assert ax.get_xlabel() == "age T (weeks since the first purchase)" and "weeks" in ax.get_ylabel()
+    shown = np.ma.filled(ax.collections[0].get_array().astype(float), np.nan)
+    assert np.nanmin(shown) >= 5
+    hidden = int(ax.get_title().split("blank: ")[1].split(" ")[0].replace(",", "")) if "blank" in ax.get_title() else 0
+    assert np.nansum(shown) + hidden == len(rfm)
+
+
+def test_the_p_alive_figure_of_a_report_shows_no_real_customer(model, rfm, cdnow_sample):
+    """The typical history is made up from medians: its dates are no customer's own."""
+    first = cdnow_sample["ts"].min()
+    made = btyd_plots.typical_history(rfm, first)
+    repeat = rfm[rfm["frequency"] > 0]
+    assert len(made) == round(repeat["frequency"].median()) + 1 and (made["user_id"] == "typical").all()
+    fig = btyd_plots.p_alive_history(model, made, "typical", CUT, label="a typical customer")
+    assert "a typical customer" in fig.axes[0].get_title()
+    real = cdnow_sample.groupby("user_id")["ts"].apply(lambda t: tuple(sorted(t.dt.normalize().unique())))
+    assert tuple(made["ts"]) not in set(real)
 
 
 def test_matrices_name_the_model_and_the_units(model, rfm):

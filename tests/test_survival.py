@@ -155,3 +155,20 @@ def test_convergence_troubles_are_ours_with_the_cause_and_the_fix(split):
     weibull_warning = r"WeibullAFTFitter: .*Cause: column\(s\) \['leak'\].*Fix: raise the penalizer"
     with pytest.warns(ModelWarning, match=weibull_warning):
         SurvivalModel("weibull", penalizer=0.0).fit(leaky, "tenure", "churn")
+
+
+def test_stratified_curves_belong_to_their_own_users(split):
+    """lifelines groups a stratified Cox model's curves by stratum: each user's curve (and so
+    churn probability, remaining lifetime and contractual CLV) must be the one computed for
+    that user alone, whatever the order of the rows."""
+    strat = SurvivalModel(model="cox", strata=["contract"]).fit(split[0], "tenure", "churn")
+    ho = split[1].head(60)
+    assert ho["contract"].nunique() == 3  # the rows mix the strata
+    times = [1.0, 6.0, 12.0, 36.0]
+    batch = strat.predict_survival(ho, times)
+    alone = pd.concat([strat.predict_survival(ho.iloc[[i]], times) for i in range(len(ho))], axis=1)
+    pd.testing.assert_frame_equal(batch, alone)
+    shuffled = ho.sample(frac=1.0, random_state=1)
+    pd.testing.assert_series_equal(
+        strat.churn_probability(shuffled, 12).loc[ho.index], strat.churn_probability(ho, 12), check_exact=False
+    )

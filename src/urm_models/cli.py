@@ -162,8 +162,27 @@ def _cmd_kpis(args) -> int:
         print(f"urm kpis: {dataset} is not a transactions data set", file=sys.stderr)
         return 2
     table = features.kpis(tx, freq=args.freq, cutoff=args.cutoff, by=args.by)
-    sys.stdout.write(table.to_csv(float_format="%.6g"))
+    sys.stdout.write(kpi_csv(table))
     return 0
+
+
+def kpi_csv(table) -> str:
+    """KPIs as CSV a spreadsheet reads as it is: counts as whole numbers, shares and rates to
+    four decimals, money to the cent; never scientific notation."""
+    import pandas as pd
+
+    out = table.copy()
+    for col in out.columns:
+        values = out[col]
+        if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+            continue
+        form = "{:.0f}" if pd.api.types.is_integer_dtype(values) else "{:.4f}" if _is_rate(col) else "{:.2f}"
+        out[col] = values.map(lambda v, form=form: "" if pd.isna(v) else form.format(v))
+    return out.to_csv()
+
+
+def _is_rate(column: str) -> bool:
+    return any(word in column for word in ("rate", "share", "retention", "churn", "pct", "ratio"))
 
 
 def _cmd_ui(args) -> int:
@@ -178,7 +197,7 @@ def _cmd_ui(args) -> int:
         return 0
     print(
         f"MLflow UI on http://{args.host}:{args.port}/#/experiments{UI_LINK_QUERY} (the training runs; store "
-        f"{store_label(argv[argv.index('--backend-store-uri') + 1])})",
+        f"{store_label(env['MLFLOW_BACKEND_STORE_URI'])})",
         file=sys.stderr,
     )
     os.execve(argv[0], argv, {**os.environ, **env})
@@ -279,7 +298,8 @@ def _score_streamed(args, dataset: str, options) -> int:
 
 def _publish_sql(table, dataset: str, facts) -> None:
     """With a team database set, the table just published goes to its SQL table too."""
-    from .sqltable import database_url, publish_table
+    from .settings import database_url
+    from .sqltable import publish_table
 
     if not database_url():
         return
@@ -531,7 +551,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     f.set_defaults(func=_cmd_forget)
 
-    pr = sub.add_parser("prune", help="remove old run folders (reports/runs/) and their snapshots")
+    pr = sub.add_parser(
+        "prune",
+        help="remove old run folders (reports/runs/) and their snapshots",
+        description="Remove all but the newest --keep run folders under reports/runs/ (executed "
+        "notebooks and manifests) and the snapshots of those runs under data/snapshots/. The runs "
+        "that a data set's latest table comes from are always kept. Holds the refresh lock.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     pr.add_argument(
         "--keep",
         type=int,
@@ -540,11 +568,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     pr.set_defaults(func=_cmd_prune)
 
-    u = sub.add_parser("ui", help="the MLflow UI on the project's store (one worker, no job runners)")
-    u.add_argument("--host", default="127.0.0.1")
-    u.add_argument("--port", type=int, default=5000)
+    u = sub.add_parser(
+        "ui",
+        help="the MLflow UI on the project's store (one worker, no job runners)",
+        description="Start the MLflow UI on the project's own store (mlruns/mlflow.db) with one web "
+        "worker and no background job runners, and print the link that opens the experiments on "
+        "their training runs. With a team's MLflow server (team.yaml's tracking_uri) nothing is "
+        "started: it prints the server's address, without its password.",
+        epilog="exit codes:\n   0  the UI ran (or the server's address was printed)\n   1  the store is not usable",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    u.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    u.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
     u.set_defaults(func=_cmd_ui)
 
+    from .redaction import ScrubbingStream
+
+    # everything this command prints, its logs and any traceback included, without passwords
+    if not isinstance(sys.stdout, ScrubbingStream):
+        sys.stdout = ScrubbingStream(sys.stdout)
+    if not isinstance(sys.stderr, ScrubbingStream):
+        sys.stderr = ScrubbingStream(sys.stderr)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # papermill logs every notebook's paths and kernel at INFO; our progress bar and manifest say it
@@ -559,6 +603,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     from .erasure import ErasureLogError
     from .io import output_umask
+    from .locks import DatabaseUnavailable
+    from .settings import SettingsError
+    from .sqltable import PublishError
+    from .tracking import StoreUnavailable
     from .validation import DataValidationError
 
     try:
@@ -575,7 +623,16 @@ def main(argv: list[str] | None = None) -> int:
     except DataValidationError as exc:
         print(f"urm {args.command}: invalid input:\n{exc}", file=sys.stderr)
         return 1
-    except (LookupError, ValueError, ErasureLogError, FileNotFoundError) as exc:
+    except (
+        LookupError,
+        ValueError,
+        ErasureLogError,
+        FileNotFoundError,
+        StoreUnavailable,
+        DatabaseUnavailable,
+        PublishError,
+        SettingsError,
+    ) as exc:
         print(f"urm {args.command}: {exc}", file=sys.stderr)
         return 1
 

@@ -11,6 +11,13 @@ sealed with the pseudonym key (HMAC): a last line edited or removed no longer ma
 are only ever appended, through ``O_APPEND``; the file is never rewritten. Every load
 (:func:`urm_models.validation.validate_table`) drops the rows of erased users, so a refresh
 cannot bring them back. Erasing (``urm forget``) is :mod:`urm_models.forget`.
+
+A team shares one register: when the team setting names a ``database``, every erasure is also
+written to its table ``urm_erasures`` (the same erasure pseudonym, data set, time, key id and who
+erased), and every clone's loads and publishes read it beside their own log. A user forgotten in
+one clone therefore stays out of what any other clone or the schedule loads and publishes. A
+register that cannot be read stops the load (:class:`ErasureLogError`): guessing that nobody was
+erased would bring users back.
 """
 
 from __future__ import annotations
@@ -20,9 +27,10 @@ import json
 import os
 from pathlib import Path
 
-from . import paths
+from . import paths, settings
 
 GENESIS = "0" * 64
+TEAM_TABLE = "urm_erasures"  # the team's register, in the team database
 ERASURE = "erasure"  # the pseudonym domain of the log (privacy.pseudonymize)
 
 
@@ -109,29 +117,73 @@ def _chain() -> tuple[list[dict], str]:
 _CACHE: dict = {}
 
 
-def erased_pseudonyms(dataset: str | None = None) -> set[str]:
-    """Pseudonyms erased everywhere or in ``dataset``. Raises ErasureLogError if the log is
-    damaged or holds erasures made under another pseudonym key (they could not be matched)."""
+def _local_entries() -> list[dict]:
     path = log_path()
     try:
         st = path.stat()
     except FileNotFoundError:
-        return set()
+        return []
     key = (str(path), st.st_size, st.st_mtime_ns)
     if _CACHE.get("key") != key:
+        _CACHE.update(key=key, entries=verify_log())
+    return _CACHE["entries"]
+
+
+def _team_engine():
+    """An engine on the team database, or None without one."""
+    url = settings.database_url()
+    if not url:
+        return None
+    from .locks import engine
+
+    return engine(url)
+
+
+def team_entries() -> list[dict]:
+    """The team register's entries (``[]`` without a team database or before its first erasure).
+    A database that cannot be read is an :class:`ErasureLogError`."""
+    eng = _team_engine()
+    if eng is None:
+        return []
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with eng.connect() as conn:
+            if TEAM_TABLE not in inspect(conn).get_table_names():
+                return []
+            rows = conn.execute(text(f"SELECT pseudonym, dataset, time, key_id FROM {TEAM_TABLE}")).mappings().all()
+        return [dict(r) for r in rows]
+    except SQLAlchemyError as exc:
+        from .redaction import scrub
+
+        raise ErasureLogError(
+            f"the team's erasure register ({TEAM_TABLE} in {settings.redact(str(eng.url))}) cannot be read "
+            f"({scrub(str(getattr(exc, 'orig', exc)).strip().splitlines()[0])}): nothing is loaded or "
+            "published until it can, or users erased elsewhere would come back"
+        ) from None
+    finally:
+        eng.dispose()
+
+
+def erased_pseudonyms(dataset: str | None = None) -> set[str]:
+    """Pseudonyms erased everywhere or in ``dataset``, in this clone's log and in the team's
+    register. Raises ErasureLogError if the log is damaged, the register cannot be read, or
+    either holds erasures made under another pseudonym key (they could not be matched)."""
+    local, team = _local_entries(), team_entries()
+    if local or team:
         from .privacy import key_id
 
-        entries = verify_log()
         kid = key_id()
-        other = {e.get("key_id") for e in entries} - {kid}
-        if other:
-            raise ErasureLogError(
-                f"{path} holds erasures made under another pseudonym key ({sorted(other)}; this one is "
-                f"{kid}): erased users could not be recognised and would come back. Restore the key "
-                "(URM_PSEUDONYM_KEY or URM_PSEUDONYM_KEY_FILE)."
-            )
-        _CACHE.update(key=key, entries=entries)
-    return {e["pseudonym"] for e in _CACHE["entries"] if e.get("dataset") in (None, dataset)}
+        for where, entries in ((log_path(), local), (f"the team register {TEAM_TABLE}", team)):
+            other = {e.get("key_id") for e in entries} - {kid}
+            if other:
+                raise ErasureLogError(
+                    f"{where} holds erasures made under another pseudonym key ({sorted(other)}; this one "
+                    f"is {kid}): erased users could not be recognised and would come back. Use the team's "
+                    "key (URM_PSEUDONYM_KEY or URM_PSEUDONYM_KEY_FILE; docs/team.md)."
+                )
+    return {e["pseudonym"] for e in [*local, *team] if e.get("dataset") in (None, dataset)}
 
 
 def not_erased(dataset: str | None = None):
@@ -152,6 +204,35 @@ def not_erased(dataset: str | None = None):
         return ~pseudonym_map(pd.Series(ids, dtype=object), ERASURE, key=key).isin(gone).to_numpy()
 
     return keep
+
+
+def append_team_entries(entries: list[dict], who: str) -> None:
+    """Write erasures to the team register (nothing without a team database); one transaction."""
+    eng = _team_engine()
+    if eng is None:
+        return
+    from sqlalchemy import text
+
+    try:
+        with eng.begin() as conn:
+            conn.execute(
+                text(
+                    f"CREATE TABLE IF NOT EXISTS {TEAM_TABLE} (pseudonym TEXT NOT NULL, dataset TEXT, "
+                    "time TEXT NOT NULL, key_id TEXT NOT NULL, erased_by TEXT)"
+                )
+            )
+            conn.execute(
+                text(
+                    f"INSERT INTO {TEAM_TABLE} (pseudonym, dataset, time, key_id, erased_by) "
+                    "VALUES (:pseudonym, :dataset, :time, :key_id, :erased_by)"
+                ),
+                [
+                    {**{k: e.get(k) for k in ("pseudonym", "dataset", "time", "key_id")}, "erased_by": who}
+                    for e in entries
+                ],
+            )
+    finally:
+        eng.dispose()
 
 
 def append_entries(entries: list[dict]) -> None:

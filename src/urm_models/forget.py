@@ -10,8 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
-from . import paths
-from .erasure import ERASURE, append_entries, log_path
+from . import paths, settings
+from .erasure import ERASURE, append_entries, append_team_entries, log_path
 
 #: text artifacts scanned for an erased id or pseudonym (MLflow artifacts, exported models)
 TEXT_SUFFIXES = {".csv", ".json", ".txt", ".html", ".md", ".yaml", ".yml"}
@@ -36,8 +36,19 @@ def known_datasets() -> set[str]:
             continue
     qdir = paths.quarantine_dir()
     if qdir.is_dir():
-        names |= {p.name.split("-")[0] for p in qdir.glob("*.csv")}
+        names |= {d for p in qdir.rglob("*.csv") if (d := _quarantine_dataset(p.name))}
     return {str(n) for n in names if n}
+
+
+def _quarantine_dataset(filename: str) -> str | None:
+    """The data set of a quarantine file, ``<dataset>-<table>-<file>-<time>.csv`` (a data set
+    name may hold ``-`` itself: the table's name is what ends it)."""
+    import re
+
+    from .validation import TABLES
+
+    m = re.match(rf"^(.+?)-(?:{'|'.join(map(re.escape, TABLES))})-", filename)
+    return m.group(1) if m else None
 
 
 def forget(user_ids: list[str], dataset: str | None = None) -> dict:
@@ -94,7 +105,7 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
                 add(u, "staged_tables", n)
         from . import sqltable
 
-        if sqltable.database_url():  # the team's SQL tables (urm_user_scores_<dataset>, current and previous)
+        if settings.database_url():  # the team's SQL tables: current, previous and staging ones
             for u in ids:
                 add(u, "sql_tables", sum(sqltable.delete_users([u], dataset).values()))
         patterns = _patterns(ids, pseudos)
@@ -103,13 +114,17 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
         for where, root in [("mlflow_artifacts", paths.mlruns_dir()), ("exported_models", paths.models_dir())]:
             for i, n in _forget_text_files(root, patterns).items():
                 add(ids[i], where, n)
+        # the logs of the schedule (reports/cron.log) and anything else written beside the runs
+        for i, n in _forget_log_lines(paths.reports_dir(), patterns).items():
+            add(ids[i], "logs", n)
         kid = key_id()
-        append_entries(
-            [
-                {"pseudonym": t, "dataset": dataset, "time": when, "key_id": kid, "removed": counts[u]}
-                for u, t in zip(ids, tokens, strict=True)
-            ]
-        )
+        entries = [
+            {"pseudonym": t, "dataset": dataset, "time": when, "key_id": kid, "removed": counts[u]}
+            for u, t in zip(ids, tokens, strict=True)
+        ]
+        # the team's register first: every clone's loads and publishes read it (erasure.py)
+        append_team_entries(entries, sqltable.publisher())
+        append_entries(entries)
     return {
         "erased": len(ids),
         "dataset": dataset,
@@ -147,6 +162,8 @@ def _forget_tables(root: Path, ids: list[str], dataset: str | None, pattern: str
 
 
 def _filter_parquet(path: Path, ids: list[str]) -> dict:
+    """Drop the users' rows from a Parquet file, and their mentions from its metadata (a
+    snapshot's validation report quotes rejected raw rows): ``{user: rows or mentions}``."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -154,16 +171,35 @@ def _filter_parquet(path: Path, ids: list[str]) -> dict:
     from .io import atomic_path
 
     table = pq.read_table(path)
-    if "user_id" not in table.column_names:
-        return {}
-    col = pc.cast(table["user_id"], pa.string())
-    hits = {u: int(pc.sum(pc.equal(col, u)).as_py() or 0) for u in ids}
+    hits = {u: 0 for u in ids}
+    if "user_id" in table.column_names:
+        col = pc.cast(table["user_id"], pa.string())
+        hits = {u: int(pc.sum(pc.equal(col, u)).as_py() or 0) for u in ids}
+        if any(hits.values()):
+            keep = pc.invert(pc.fill_null(pc.is_in(col, value_set=pa.array(ids, pa.string())), False))
+            table = table.filter(keep)
+    meta, mentioned = _scrub_metadata(table.schema.metadata or {}, ids)
+    for u in mentioned:
+        hits[u] = hits[u] + 1
     if not any(hits.values()):
         return {}
-    keep = pc.invert(pc.fill_null(pc.is_in(col, value_set=pa.array(ids, pa.string())), False))
     with atomic_path(path) as tmp:
-        pq.write_table(table.filter(keep), tmp)  # the schema, and so the metadata, is kept
-    return hits
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
+    return {u: n for u, n in hits.items() if n}
+
+
+def _scrub_metadata(meta: dict, ids: list[str]) -> tuple[dict, set[str]]:
+    """File metadata with every mention of an id (as a whole token) replaced by ``[erased]``."""
+    tokens = {u: _token(u) for u in ids}
+    out, mentioned = {}, set()
+    for k, v in meta.items():
+        text = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+        for u, tok in tokens.items():
+            if tok.search(text):
+                mentioned.add(u)
+                text = tok.sub("[erased]", text)
+        out[k] = text.encode("utf-8")
+    return out, mentioned
 
 
 def _forget_snapshots(ids: list[str], dataset: str | None) -> dict:
@@ -199,7 +235,7 @@ def _forget_quarantine(ids: list[str], dataset: str | None) -> dict:
     out: dict[str, int] = {}
     tokens = {u: _token(u) for u in ids}
     for path in sorted(root.rglob("*.csv")) if root.is_dir() else []:  # quarantine_dir= may name a subfolder
-        if dataset and not path.name.startswith(f"{dataset}-"):
+        if dataset and _quarantine_dataset(path.name) != dataset:
             continue
         q = pd.read_csv(path, dtype=str, keep_default_na=False)
         hit = pd.Series(False, index=q.index)
@@ -240,6 +276,32 @@ def _forget_notebooks(root: Path, patterns, dataset, when) -> dict:
                     out[i] = out.get(i, 0) + 1
         if changed:
             write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", path)
+    return out
+
+
+def _forget_log_lines(root: Path, patterns) -> dict:
+    """In the logs under ``root`` (``*.log``: the schedule's ``reports/cron.log``), replace every
+    line that mentions an id or pseudonym with a note that it was erased."""
+    from .io import write_text
+
+    out: dict[int, int] = {}
+    for path in sorted(root.rglob("*.log")) if root.is_dir() else []:
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        except (UnicodeDecodeError, OSError):
+            continue
+        changed = False
+        for n, line in enumerate(lines):
+            found = {i for i, pat in patterns if pat.search(line)}
+            if found:
+                lines[n] = "[line removed: it showed a user erased with urm forget]\n"
+                changed = True
+                for i in found:
+                    out[i] = out.get(i, 0) + 1
+        if changed:
+            write_text("".join(lines), path)
     return out
 
 

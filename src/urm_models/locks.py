@@ -30,6 +30,38 @@ class RefreshLocked(RuntimeError):
     project home's lock file, or the data set's lock in the team database."""
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The team's database cannot be reached: the message names it (without its password)."""
+
+
+def _unavailable(url: str, exc: BaseException, doing: str) -> DatabaseUnavailable:
+    from .redaction import scrub
+
+    first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return DatabaseUnavailable(
+        f"the team database {settings.redact(url)} cannot be reached to {doing} "
+        f"({scrub(first[0] if first else type(exc).__name__)}): start it or correct `database` in "
+        f"team.yaml (or URM_DATABASE); nothing was run"
+    )
+
+
+def check_database() -> None:
+    """Connect to the team's database, if one is set: a refresh checks it before anything runs."""
+    url = settings.database_url()
+    if not url:
+        return
+    from sqlalchemy.exc import SQLAlchemyError
+
+    eng = engine(url)
+    try:
+        with eng.connect():
+            pass
+    except SQLAlchemyError as exc:
+        raise _unavailable(url, exc, "publish and share erasures") from None
+    finally:
+        eng.dispose()
+
+
 def _is_postgres(url: str) -> bool:
     return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
@@ -61,9 +93,13 @@ def team_lock(dataset: str | None) -> Iterator[None]:
         yield
         return
     from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
 
     key = f"urm-refresh:{dataset}"
-    conn = engine(url).connect()
+    try:
+        conn = engine(url).connect()
+    except SQLAlchemyError as exc:
+        raise _unavailable(url, exc, f"take the refresh lock of {dataset!r}") from None
     try:
         got = conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": key}).scalar()
         conn.commit()

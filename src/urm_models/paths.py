@@ -36,6 +36,32 @@ def dataset_name(path: str | Path) -> str:
     return safe_name(name[:128], "data set name")
 
 
+#: what :func:`dataset_key` keeps as it is: lower-case words joined by single underscores
+_PLAIN_KEY = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
+#: the tail of a key made from a name that is not plain (never the tail of a plain key)
+_HASHED_TAIL = re.compile(r"_x[0-9a-f]{10}$")
+KEY_MAX = 28
+
+
+def dataset_key(name: str) -> str:
+    """The one key of a data set name in the places that cannot hold any name: SQL table names
+    (lower-case, no quotes, at most 63 bytes in PostgreSQL) and registry aliases. Injective:
+    two names never share a key, so ``shop.a``, ``shop_a`` and ``Shop-A`` get three tables and three
+    champion aliases. A plain name (lower-case letters and digits in words joined by single
+    ``_``, at most 28 characters) is its own key (``cdnow``, ``cdnow_sample``); any other name is
+    shortened to such words and followed by ``_x`` and 10 hex digits of its SHA-256
+    (``Shop-A`` -> ``shop_a_x...``), a tail no plain key has. A key never holds ``__``, which is
+    what marks a data set's other SQL tables (``<table>__previous``): no data set's name can
+    become another's previous table (docs/architecture.md, "Names")."""
+    import hashlib
+
+    text = str(name)
+    if _PLAIN_KEY.fullmatch(text) and len(text) <= KEY_MAX and not _HASHED_TAIL.search(text):
+        return text
+    base = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:16].strip("_") or "data"
+    return f"{base}_x{hashlib.sha256(text.encode('utf-8')).hexdigest()[:10]}"
+
+
 def project_root() -> Path:
     """The directory holding ``data/``, ``notebooks/``, ``mlruns/`` and ``reports/``."""
     env = os.environ.get("URM_HOME")

@@ -26,6 +26,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -36,6 +37,7 @@ from pathlib import Path
 from . import paths
 from .io import make_dirs, output_umask, restrict, write_parquet, write_text
 from .locks import refresh_lock
+from .redaction import scrub, scrub_file, scrub_obj
 from .settings import environ
 
 log = logging.getLogger(__name__)
@@ -324,6 +326,8 @@ def run_notebook(
                 **extra,
             )
         except pm.PapermillExecutionError as exc:
+            scrub_file(out)  # a traceback may quote a store's URI: no password stays in reports/
+            exc.evalue = scrub(str(exc.evalue))
             finish(status="failed", error=f"{exc.ename}: {exc.evalue}")
             first_line = exc.source.strip().splitlines()[0] if exc.source.strip() else ""
             src_cell = _source_cell_index(out, exc.cell_index)
@@ -335,6 +339,7 @@ def run_notebook(
             )
             err.entry = entry
             raise err from exc
+    scrub_file(out)
     finish(status="ok")
     return entry
 
@@ -365,7 +370,8 @@ def refresh(
     notebooks_dir: Path | None = None,
 ) -> dict:
     """Run the notebooks in order; return the run manifest (also written to the run folder)."""
-    from .tracking import git_commit
+    from . import tracking
+    from .locks import check_database
 
     given = dict(params or {})
     if "dataset" in given:
@@ -377,16 +383,25 @@ def refresh(
         raise RefreshError(
             f"notebooks are named, not given as paths: unknown {unknown}; the refresh's notebooks are {NOTEBOOKS}"
         )
-    with output_umask():
-        p, own = _own_data(dict(DEFAULT_PARAMS, **given), given=given)
+    # every argument, then the stores, before anything is read, locked, written or fitted
+    p = check_parameters(dict(DEFAULT_PARAMS, **given), given)
+    try:
+        tracking.check_store()
+        check_database()
+    except RuntimeError as exc:
+        raise RefreshError(str(exc)) from None
+    with output_umask(), refresh_lock(dataset=p["dataset"]):
+        # the lock first: a forget running now finishes before this refresh reads (and would
+        # quarantine) the rows of the users it erases
+        p, own = _own_data(p, given=given)
         names = list(notebooks or NOTEBOOKS)
         kind = _dataset_kind(p["dataset"], p["path"])
-        _check_campaign(p, kind)
         from . import datasets
 
         data = own if own is not None else datasets.load_dataset(p["dataset"])
         if kind == "transactions" and own is None:
             _check_dates(p, data, f"data set {p['dataset']}")
+        _check_campaign(p, kind, data if kind == "transactions" else None)
         p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{dt.date.today():%Y-%m-%d}")
         run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"  # a safe data set name
         out_dir = paths.reports_dir() / "runs" / run_id
@@ -396,105 +411,186 @@ def refresh(
         manifest = {
             "run_id": run_id,
             "parameters": p,
-            "git_commit": git_commit(),
+            "git_commit": tracking.git_commit(),
             "pid": os.getpid(),
             "started": dt.datetime.now().isoformat(timespec="seconds"),
             "notebooks": [],
             "status": "running",
             "settings": team_settings(),
         }
-        with refresh_lock(dataset=p["dataset"]):
-            manifest["recovered"] = recover(run_id)
-            manifest["data_fingerprint"] = _source_fingerprint(data)
-            make_dirs(out_dir)
-            make_dirs(staged.parent)
-            mpath = out_dir / "manifest.json"
-            write_text(json.dumps(manifest, indent=2, default=str), mpath)
-            p_run = {k: v for k, v in p.items() if k not in RUN_ONLY}  # what the notebooks get
-            snapshot_dir = paths.snapshots_dir() / run_id
-            if own is not None:
-                # every notebook reads the rows validated once here: one quarantine file, and the
-                # same data even if the source file changes meanwhile; raw rows stay under data/
-                snapshot = snapshot_dir / "transactions.parquet"
-                make_dirs(snapshot_dir)
-                write_parquet(own, snapshot, index=False)
-                p_run.update(path=str(snapshot), read={k: v for k, v in p["read"].items() if k in _KEEP_ROWS})
-                manifest["data"] = {
-                    "source": p["path"],
-                    "snapshot": str(snapshot),
-                    "rows": len(own),
-                    "validation": _without_examples(own.attrs.get("validation")),
-                }
-                write_text(json.dumps(manifest, indent=2, default=str), mpath)
-            p_scoring = {**p_run, "output": str(staged)}
-            t0 = time.perf_counter()
-            name = names[0] if names else ""
-            # the kernel inherits this environment: MLflow, which sets its own logger to INFO when
-            # imported, keeps its notices about its tables and input examples out of the notebooks
-            with environ(
-                {
-                    "URM_REFRESH_ID": run_id,
-                    "URM_SOURCE_FINGERPRINT": manifest["data_fingerprint"],
-                    "MLFLOW_LOGGING_LEVEL": os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING"),
-                }
-            ):
-                runnable = [
-                    n
-                    for n in names
-                    if kind in NOTEBOOK_KINDS.get(n, (kind,)) or (n == CAMPAIGN_NOTEBOOK and p["campaign"])
-                ]
-                bar = _progress(runnable, progress, notebooks_dir)
-                try:
-                    with shared_kernel() as km:
-                        for name in names:
-                            if name not in runnable:
-                                why = (
-                                    "no campaign given (--campaign)"
-                                    if name == CAMPAIGN_NOTEBOOK and kind == "transactions"
-                                    else f"not applicable to {kind} data"
-                                )
-                                manifest["notebooks"].append({"notebook": name, "status": "skipped", "reason": why})
-                                continue
-                            if bar is not None:
-                                bar.set_description(name)
-                            manifest["notebooks"].append(
-                                run_notebook(
-                                    name,
-                                    p_scoring if name == SCORING_NOTEBOOK else p_run,
-                                    out_dir,
-                                    progress=False,
-                                    notebooks_dir=notebooks_dir,
-                                    km=km,
-                                    on_cell=(lambda _name: bar.update(1)) if bar is not None else None,
-                                )
+        manifest["recovered"] = recover(run_id)
+        manifest["data_fingerprint"] = _source_fingerprint(data)
+        make_dirs(out_dir)
+        make_dirs(staged.parent)
+        mpath = out_dir / "manifest.json"
+        write_manifest(manifest, mpath)
+        p_run = {k: v for k, v in p.items() if k not in RUN_ONLY}  # what the notebooks get
+        snapshot_dir = paths.snapshots_dir() / run_id
+        if own is not None:
+            # every notebook reads the rows validated once here: one quarantine file, and the
+            # same data even if the source file changes meanwhile; raw rows stay under data/
+            snapshot = snapshot_dir / "transactions.parquet"
+            make_dirs(snapshot_dir)
+            # without the validation report: it quotes rejected raw rows (they are in quarantine)
+            write_parquet(own.copy(deep=False).pipe(_without_attrs), snapshot, index=False)
+            p_run.update(path=str(snapshot), read={k: v for k, v in p["read"].items() if k in _KEEP_ROWS})
+            manifest["data"] = {
+                "source": p["path"],
+                "snapshot": str(snapshot),
+                "rows": len(own),
+                "validation": _without_examples(own.attrs.get("validation")),
+            }
+            write_manifest(manifest, mpath)
+        p_scoring = {**p_run, "output": str(staged)}
+        t0 = time.perf_counter()
+        name = names[0] if names else ""
+        # the kernel inherits this environment: MLflow, which sets its own logger to INFO when
+        # imported, keeps its notices about its tables and input examples out of the notebooks
+        with environ(
+            {
+                "URM_REFRESH_ID": run_id,
+                "URM_SOURCE_FINGERPRINT": manifest["data_fingerprint"],
+                "MLFLOW_LOGGING_LEVEL": os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING"),
+            }
+        ):
+            runnable = [
+                n for n in names if kind in NOTEBOOK_KINDS.get(n, (kind,)) or (n == CAMPAIGN_NOTEBOOK and p["campaign"])
+            ]
+            bar = _progress(runnable, progress, notebooks_dir)
+            try:
+                with shared_kernel() as km:
+                    for name in names:
+                        if name not in runnable:
+                            why = (
+                                "no campaign given (--campaign)"
+                                if name == CAMPAIGN_NOTEBOOK and kind == "transactions"
+                                else f"not applicable to {kind} data"
                             )
-                    if bar is not None:
-                        bar.set_description("publishing and exporting the champions")
-                    if SCORING_NOTEBOOK in names:
-                        manifest["predictions"] = publish(staged, p["dataset"], p["as_of"], run_id)
-                    manifest["models"] = _champions(p["dataset"])
-                except RefreshError as exc:
-                    manifest.update(status="failed", error=str(exc))
+                            manifest["notebooks"].append({"notebook": name, "status": "skipped", "reason": why})
+                            continue
+                        if bar is not None:
+                            bar.set_description(name)
+                        manifest["notebooks"].append(
+                            run_notebook(
+                                name,
+                                p_scoring if name == SCORING_NOTEBOOK else p_run,
+                                out_dir,
+                                progress=False,
+                                notebooks_dir=notebooks_dir,
+                                km=km,
+                                on_cell=(lambda _name: bar.update(1)) if bar is not None else None,
+                            )
+                        )
+                if bar is not None:
+                    bar.set_description("publishing and exporting the champions")
+                if SCORING_NOTEBOOK in names:
+                    manifest["predictions"] = publish(staged, p["dataset"], p["as_of"], run_id)
+                # the refresh succeeded: its model decisions take effect now, not before
+                manifest["registry"] = tracking.settle_refresh(run_id, ok=True)
+                manifest["models"] = _champions(p["dataset"])
+            except RefreshError as exc:
+                manifest.update(status="failed", error=str(exc))
+                if hasattr(exc, "predictions"):  # the Parquet table is out, made by this refresh's models
+                    manifest["predictions"] = exc.predictions
+                    manifest["registry"] = tracking.settle_refresh(run_id, ok=True)
+                else:
                     manifest["notebooks"].append(getattr(exc, "entry", {"notebook": name, "status": "failed"}))
-                    raise
-                finally:
-                    if bar is not None:
-                        bar.close()
-                    manifest["seconds"] = round(time.perf_counter() - t0, 2)
-                    manifest["ended"] = dt.datetime.now().isoformat(timespec="seconds")
-                    if manifest["status"] == "running":
-                        manifest["status"] = "ok" if len(manifest["notebooks"]) == len(names) else "failed"
-                    # a table that was not published goes with its run (raw ids; the executed
-                    # notebooks under reports/ show what happened)
-                    shutil.rmtree(staged.parent, ignore_errors=True)
-                    if own is not None and not p["keep_snapshot"]:
-                        shutil.rmtree(snapshot_dir, ignore_errors=True)
-                        manifest["data"]["snapshot"] = None
-                        manifest["data"]["snapshot_deleted"] = True
-                    write_text(json.dumps(manifest, indent=2, default=str), mpath)
-                    restrict_outputs()
+                raise
+            finally:
+                if bar is not None:
+                    bar.close()
+                manifest["seconds"] = round(time.perf_counter() - t0, 2)
+                manifest["ended"] = dt.datetime.now().isoformat(timespec="seconds")
+                if manifest["status"] == "running":
+                    manifest["status"] = "ok" if len(manifest["notebooks"]) == len(names) else "failed"
+                if manifest["status"] != "ok" and "registry" not in manifest:
+                    # its new model versions go, and no alias moved: the registry is as it was
+                    with contextlib.suppress(Exception):  # the store may be what failed
+                        manifest["registry"] = tracking.settle_refresh(run_id, ok=False)
+                # a table that was not published goes with its run (raw ids; the executed
+                # notebooks under reports/ show what happened)
+                shutil.rmtree(staged.parent, ignore_errors=True)
+                if own is not None and not p["keep_snapshot"]:
+                    shutil.rmtree(snapshot_dir, ignore_errors=True)
+                    manifest["data"]["snapshot"] = None
+                    manifest["data"]["snapshot_deleted"] = True
+                write_manifest(manifest, mpath)
+                restrict_outputs()
     log.debug("refresh %s finished in %.1fs; reports in %s", run_id, manifest["seconds"], out_dir)
     return manifest
+
+
+def write_manifest(manifest: dict, path: Path) -> None:
+    """A run's manifest, atomically, with every password masked (:mod:`urm_models.redaction`)."""
+    write_text(json.dumps(scrub_obj(json.loads(json.dumps(manifest, default=str))), indent=2), path)
+
+
+def _without_attrs(df):
+    df.attrs = {}
+    return df
+
+
+def check_parameters(p: dict, given: Mapping) -> dict:
+    """Every parameter of a refresh checked and given its type before anything is read or fitted:
+    dates (``YYYY-MM-DD``, or a date YAML read unquoted), the time unit, the seed, the switches,
+    the campaign window, the reading options. A bad one is a :class:`RefreshError` naming it."""
+    out = dict(p)
+    for key in ("cutoff", "holdout_end", "as_of"):
+        if key == "as_of" and out.get(key) in ("", None):
+            out[key] = ""
+            continue
+        out[key] = _date_text(out.get(key), key)
+    if out["freq"] not in ("D", "W", "M"):
+        raise RefreshError(f"freq {out['freq']!r} is not a time unit: D (days), W (weeks) or M (months)")
+    seed = out["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if isinstance(seed, str) and seed.strip().isdigit():
+            seed = int(seed)
+        else:
+            raise RefreshError(f"seed {out['seed']!r} is not a whole number of 0 or more")
+    out["seed"] = seed
+    for key in ("fast", "keep_snapshot"):
+        if not isinstance(out[key], bool):
+            raise RefreshError(f"{key} {out[key]!r} is not true or false")
+    window = out["campaign_window"]
+    try:
+        ok = not isinstance(window, bool) and math.isfinite(float(window)) and float(window) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise RefreshError(
+            f"campaign_window {window!r} is not a positive number of {out['freq']} periods (the outcome "
+            "window after each send)"
+        )
+    for key in ("path", "campaign", "control", "dataset"):
+        if not isinstance(out[key], str):
+            raise RefreshError(f"{key} {out[key]!r} must be text")
+    for key in ("read", "campaign_read"):
+        if not isinstance(out[key], Mapping):
+            raise RefreshError(f"{key} must be a mapping of option: value, not {out[key]!r}")
+    forbidden = sorted(set(out["read"]) & {"dataset", "quarantine_dir"})
+    if forbidden:
+        raise RefreshError(
+            f"reading option(s) {forbidden} are the refresh's own: the data set is --dataset (it scopes "
+            "erasures), and rejected rows always go to data/quarantine/ (raw rows stay under data/)"
+        )
+    if out["path"] and "dataset" not in given:
+        from . import datasets
+
+        out["dataset"] = _safe(datasets.dataset_name(out["path"]), "data set name (from --path)")
+    return out
+
+
+def _date_text(value, name: str) -> str:
+    """``YYYY-MM-DD`` of a parameter that is a date: the text itself, or a date YAML read."""
+    import re
+
+    if isinstance(value, (dt.date, dt.datetime)):
+        return f"{value:%Y-%m-%d}"
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise RefreshError(f"{name} {value!r} is not a date (YYYY-MM-DD)")
+    _day(value.strip(), name)
+    return value.strip()
 
 
 def _source_fingerprint(data) -> str:
@@ -601,19 +697,30 @@ def recover(current: str | None = None) -> dict:
         shutil.rmtree(paths.staging_dir() / folder.name, ignore_errors=True)
         # a run from before the staged table moved under data/ kept it here, with raw ids
         (folder / "user_scores.parquet").unlink(missing_ok=True)
-        write_text(json.dumps(manifest, indent=2, default=str), mpath)
+        for executed in folder.glob("*.ipynb"):  # killed before its notebook was scrubbed
+            scrub_file(executed)
+        write_manifest(manifest, mpath)
         done["killed_runs"].append(folder.name)
-    done["failed_mlflow_runs"] = _fail_orphan_mlflow_runs(current)
+    own_runs = {f.name for f in runs.iterdir() if f.is_dir()} - {current} if runs.is_dir() else set()
+    done["failed_mlflow_runs"] = _fail_orphan_mlflow_runs(own_runs, current)
+    from . import tracking
+
+    for killed in done["killed_runs"]:  # its model versions go; no alias moved
+        done.setdefault("registry", []).extend(tracking.settle_refresh(killed, ok=False))
     done["removed_tmp"] = _remove_tmp_files()
     if any(done.values()):
         log.info("recovered from earlier runs that did not finish: %s", done)
     return done
 
 
-def _fail_orphan_mlflow_runs(current: str | None) -> list[str]:
-    """Set to FAILED the MLflow runs a refresh other than ``current`` left RUNNING."""
+def _fail_orphan_mlflow_runs(own_runs: set[str], current: str | None = None) -> list[str]:
+    """Set to FAILED the MLflow runs that this project home's earlier refreshes (``own_runs``,
+    the run folders under its reports/runs/ but the current one) left RUNNING. Runs of other
+    homes on a team's server are never touched: another member's refresh may be running."""
     from . import tracking
 
+    if not own_runs:
+        return []
     local = paths.mlruns_dir() / "mlflow.db"
     if tracking.tracking_uri() == tracking.default_tracking_uri():
         if not local.is_file():
@@ -623,13 +730,12 @@ def _fail_orphan_mlflow_runs(current: str | None) -> list[str]:
         with contextlib.closing(sqlite3.connect(f"file:{local}?mode=ro", uri=True)) as con:
             try:
                 rows = con.execute(
-                    "SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                    "WHERE r.status = 'RUNNING' AND t.key = 'refresh_id' AND t.value != ?",
-                    (current or "",),
+                    "SELECT r.run_uuid, t.value FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                    "WHERE r.status = 'RUNNING' AND t.key = 'refresh_id'"
                 ).fetchall()
             except sqlite3.Error:
                 return []
-        ids = [r[0] for r in rows]
+        ids = [run for run, refresh in rows if refresh in own_runs]
     else:
         import mlflow
 
@@ -637,7 +743,7 @@ def _fail_orphan_mlflow_runs(current: str | None) -> list[str]:
         found = mlflow.search_runs(
             search_all_experiments=True, output_format="list", filter_string="attributes.status = 'RUNNING'"
         )
-        ids = [r.info.run_id for r in found if r.data.tags.get("refresh_id") and r.data.tags["refresh_id"] != current]
+        ids = [r.info.run_id for r in found if r.data.tags.get("refresh_id") in own_runs]
     if ids:
         import mlflow
 
@@ -743,27 +849,17 @@ def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:
 
     if not staged.is_file():
         raise RefreshError(f"{SCORING_NOTEBOOK}.ipynb finished but wrote no table at {staged}")
-    from .sqltable import database_url, publish_table
+    from .settings import database_url
+    from .sqltable import PublishError, publish_table
 
     try:
         table = pd.read_parquet(staged)
         path = write_predictions(table, dataset, as_of, metadata={"run_id": run_id})
-        sql = (
-            publish_table(
-                table,
-                dataset,
-                run_id=run_id,
-                metadata={k: table.attrs.get(k) for k in ("models_trained_on", "model_store")},
-            )
-            if database_url()
-            else None
-        )
     except (OSError, ValueError) as exc:
         raise RefreshError(f"publishing the predictions of {staged} failed: {exc}") from exc
-    staged.unlink()
-    return {
+    info = {
         "path": str(path),
-        "sql": sql,
+        "sql": None,
         "latest": str(path.parent.parent / "latest"),
         "rows": len(table),
         "as_of": as_of,
@@ -773,6 +869,24 @@ def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:
         "tiers": table["tier"].value_counts().to_dict(),
         "lifecycle_stages": table["lifecycle_stage"].value_counts().to_dict(),
     }
+    staged.unlink()
+    if database_url():
+        try:
+            info["sql"] = publish_table(
+                table,
+                dataset,
+                run_id=run_id,
+                metadata={k: table.attrs.get(k) for k in ("models_trained_on", "model_store")},
+            )
+        except (PublishError, OSError, ValueError) as exc:
+            info["sql"] = {"error": str(exc)}
+            err = RefreshError(
+                f"the table was published to {path} but not to the team database: {exc}. Publish it "
+                f"there with `urm score --dataset {dataset} --as-of {as_of}` once the database takes it"
+            )
+            err.predictions = info
+            raise err from None
+    return info
 
 
 def _champions(dataset: str) -> dict:
@@ -830,7 +944,7 @@ def _own_data(p: dict, given: Mapping):
         return p, None
     # absolute, not resolved: a symbolic link must reach the reader, which refuses it
     path = Path(os.path.abspath(Path(p["path"]).expanduser()))
-    known = set(inspect.signature(datasets.load_table).parameters) - {"path", "table"}
+    known = set(inspect.signature(datasets.load_table).parameters) - {"path", "table", "dataset", "quarantine_dir"}
     if not isinstance(p["read"], Mapping) or set(p["read"]) - known:
         bad = sorted(set(p["read"]) - known) if isinstance(p["read"], Mapping) else p["read"]
         raise RefreshError(f"unknown reading option(s) {bad} for {path}; known: {sorted(known)}")
@@ -863,7 +977,7 @@ def _own_data(p: dict, given: Mapping):
     return p, tx
 
 
-def _check_campaign(p: dict, kind: str) -> None:
+def _check_campaign(p: dict, kind: str, tx=None) -> None:
     """A campaign's assignment file (``campaign``) goes with a transactions data set: read and
     validated here, before any notebook runs, so that a bad file stops the refresh with its
     message; its options without a file are a mistake, not ignored."""

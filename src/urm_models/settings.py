@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from . import paths
+from .redaction import redact_uri, remember
 
 #: the settings, each with the environment variable that overrides the file
 KEYS = {"tracking_uri": "MLFLOW_TRACKING_URI", "database": "URM_DATABASE", "artifact_root": "URM_ARTIFACT_ROOT"}
@@ -62,7 +62,10 @@ def read_team_file() -> dict:
     bad = [k for k, v in data.items() if not isinstance(v, str) or not v.strip()]
     if bad:
         raise SettingsError(f"{path}: setting(s) {bad} must be non-empty text (a URI)")
-    return {k: v.strip() for k, v in data.items()}
+    out = {k: v.strip() for k, v in data.items()}
+    for value in out.values():  # its passwords are masked in whatever this process writes
+        remember(value)
+    return out
 
 
 def get(key: str) -> tuple[str | None, str]:
@@ -72,6 +75,7 @@ def get(key: str) -> tuple[str | None, str]:
         raise KeyError(key)
     env = os.environ.get(KEYS[key])
     if env:
+        remember(env)
         return env, f"environment {KEYS[key]}"
     value = read_team_file().get(key)
     if value:
@@ -79,11 +83,19 @@ def get(key: str) -> tuple[str | None, str]:
     return None, "default"
 
 
+def database_url() -> str | None:
+    """The team's database (``database`` in team.yaml or ``URM_DATABASE``), a relative SQLite
+    path resolved against the project home; None when none is set."""
+    url, _ = get("database")
+    if url and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        url = f"sqlite:///{paths.project_root() / url.removeprefix('sqlite:///')}"
+    return url
+
+
 def redact(uri: str | None) -> str | None:
-    """A URI as it may be shown and recorded: without its password."""
-    if uri is None:
-        return None
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", uri)
+    """A URI as it may be shown and recorded: without its password or secret query values
+    (:func:`urm_models.redaction.redact_uri`)."""
+    return redact_uri(uri)
 
 
 def summary() -> dict:

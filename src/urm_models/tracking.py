@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import paths
+from .redaction import scrub_obj
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,85 @@ def artifact_root() -> str | None:
             f"server's http:// address (docs/team.md), or set artifact_root (a shared folder or bucket)"
         )
     return root.rstrip("/")
+
+
+class StoreUnavailable(RuntimeError):
+    """The tracking store does not answer, or refuses this machine: the message says which
+    store (without its password) and what to do."""
+
+
+def check_store(timeout: float = 15.0) -> str:
+    """Reach the tracking store before anything is fitted (a refresh calls it first): the
+    project's own store always answers; a server must answer its API (a dead server, refused
+    credentials and a server that refuses this machine's Host header are each a
+    :class:`StoreUnavailable` that says so); a database named directly must accept a
+    connection. Returns the store as it may be shown."""
+    from .settings import get
+
+    uri = tracking_uri()
+    label, source = store_label(uri), get("tracking_uri")[1]
+    if uri == default_tracking_uri():
+        return label
+    if is_server(uri):
+        import requests
+
+        headers, auth = {}, None
+        if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+            headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+        elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
+            auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+        insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true"
+        verify = False if insecure else (os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True)
+        try:
+            answer = requests.get(
+                uri.rstrip("/") + "/api/2.0/mlflow/experiments/search",
+                params={"max_results": 1},
+                headers=headers,
+                auth=auth,
+                timeout=timeout,
+                verify=verify,
+            )
+        except requests.RequestException as exc:
+            raise StoreUnavailable(
+                f"the MLflow server {label} does not answer ({type(exc).__name__}): start it, or correct "
+                f"tracking_uri ({source}); nothing was run"
+            ) from None
+        if answer.status_code == 403 and "host" in answer.text.lower():
+            raise StoreUnavailable(
+                f"the MLflow server {label} refuses this machine (403 {answer.text.strip()[:80]!r}): start it "
+                f"with --allowed-hosts naming the address members use (docs/team.md); nothing was run"
+            )
+        if answer.status_code in (401, 403):
+            raise StoreUnavailable(
+                f"the MLflow server {label} refuses the credentials ({answer.status_code}): check the user and "
+                f"password of tracking_uri ({source}) or MLFLOW_TRACKING_USERNAME/PASSWORD; nothing was run"
+            )
+        if not answer.ok:
+            raise StoreUnavailable(
+                f"the MLflow server {label} answers {answer.status_code} to its API: is {label} an MLflow "
+                f"server? ({source}); nothing was run"
+            )
+        return label
+    artifact_root()  # a database named directly needs a shared artifact root: refused before
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .locks import engine
+
+    eng = engine(uri)
+    try:
+        with eng.connect():
+            pass
+    except SQLAlchemyError as exc:
+        from .redaction import scrub
+
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()
+        raise StoreUnavailable(
+            f"the tracking database {label} cannot be reached ({scrub(first[0] if first else type(exc).__name__)}); "
+            f"correct tracking_uri ({source}); nothing was run"
+        ) from None
+    finally:
+        eng.dispose()
+    return label
 
 
 def _uses_local_store() -> bool:
@@ -495,11 +575,39 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 def champion_alias(dataset: str) -> str:
-    """The alias of a data set's champion, ``champion-<dataset>`` (aliases allow letters, digits,
-    ``_`` and ``-``: other characters of a data set name become ``_``). Metrics are comparable
-    only within one data set, so each has its own champion; ``champion`` itself names the most
-    recently promoted one (what ``models:/<name>@champion`` and ``models/`` serve)."""
+    """The alias of a data set's champion, ``champion-<key>`` (:func:`urm_models.paths.dataset_key`:
+    the name itself when plain, ``champion-cdnow``; no two data sets share one). Metrics are
+    comparable only within one data set, so each has its own champion; ``champion`` itself names
+    the most recently promoted one (what ``models:/<name>@champion`` and ``models/`` serve)."""
+    return f"{CHAMPION}-{paths.dataset_key(dataset)}"
+
+
+def _legacy_alias(dataset: str) -> str:
+    """The alias of registries before 2026-12-07 (``shop.a`` and ``shop_a`` shared it): read only
+    when its version's ``dataset`` tag names the data set."""
     return f"{CHAMPION}-{re.sub(r'[^A-Za-z0-9_-]', '_', dataset)}"
+
+
+#: Run parameters that define what a metric was measured on (beside the data): a metric of
+#: another cut-off, holdout, time unit, outcome or protocol is not comparable.
+EVALUATION_PARAMS = ("cutoff", "holdout_end", "freq", "evaluation", "outcome", "value_outcome", "campaign_window")
+
+
+def evaluation_context(run_id: str) -> str:
+    """What a run's metric was measured on: its data (the refresh's validated input, else the
+    tables it logged) and :data:`EVALUATION_PARAMS`; a short hash. The promotion rule compares
+    metrics only between versions of the same context."""
+    import mlflow
+
+    run = mlflow.MlflowClient().get_run(run_id)
+    tags = run.data.tags
+    data = (
+        {"source": tags["source_fingerprint"]}
+        if tags.get("source_fingerprint")
+        else {k: v for k, v in tags.items() if k.startswith("data_fingerprint.")}
+    )
+    params = {k: v for k, v in run.data.params.items() if k in EVALUATION_PARAMS}
+    return hashlib.sha256(json.dumps({"data": data, "params": params}, sort_keys=True).encode()).hexdigest()[:16]
 
 
 #: Run parameters that differ between runs of the same model on the same data (a snapshot path
@@ -585,6 +693,8 @@ def register_model(
         # the metric the family is ranked by, under the same name in every run the UI compares
         client.log_metric(source_run, metric, value)
     identity = model_identity(source_run, family, dataset)
+    context = evaluation_context(source_run)
+    refresh = os.environ.get("URM_REFRESH_ID", "")
     try:
         same = [mv for mv in client.search_model_versions(f"name='{name}'") if mv.tags.get("identity") == identity]
     except MlflowException:
@@ -608,56 +718,103 @@ def register_model(
             metric: repr(value),
             "git_commit": git_commit(),
             "identity": identity,
+            "context": context,
+            **({"registered_by": refresh} if refresh else {}),
             **{k: str(v) for k, v in (tags or {}).items()},
         }.items():
             client.set_model_version_tag(name, version, key, val)
-    alias = champion_alias(dataset)
-    champ = _version_by_alias(client, name, alias)
-    if champ is None:  # a registry from before per-data-set champions
-        glob = _version_by_alias(client, name, CHAMPION)
-        champ = glob if glob is not None and glob.tags.get("dataset") == dataset else None
+    champ = _champion_version(client, name, dataset)
+    out = {"name": name, "version": version, "registered": registered, "metric": metric, "value": value}
     if champ is not None and str(champ.version) == version:
-        client.set_registered_model_alias(name, alias, version)
-        client.set_registered_model_alias(name, CHAMPION, version)
-        log.info("%s v%s: champion, identical to this model (not registered again)", name, version)
-        return {
-            "name": name,
-            "version": version,
-            "role": CHAMPION,
-            "registered": False,
-            "reason": f"identical to champion v{version} (same data, parameters and code)",
-            "metric": metric,
-            "value": value,
-        }
-    if champ is None:
+        promote, reason = True, f"identical to champion v{version} (same data, parameters and code)"
+    elif champ is None:
         promote, reason = True, f"no champion for {dataset!r} yet"
+    elif champ.tags.get("context") != context:
+        promote = True
+        reason = (
+            f"{dataset!r} champion v{champ.version} was measured on other data or another cut-off, holdout or "
+            f"protocol: its {metric} is not comparable; this refresh's choice replaces it"
+        )
     else:
         old = float(champ.tags.get(metric, "nan"))
         better = value > old if direction == "higher" else value < old
         promote = bool(better) or not math.isfinite(old)
         reason = f"{metric} {value:.6g} vs {dataset!r} champion v{champ.version} {old:.6g} ({direction} is better)"
-    if not registered:
-        reason += f"; identical to v{version}, not registered again"
-    if promote:
-        client.set_registered_model_alias(name, alias, version)
+        if not registered:
+            reason += f"; identical to v{version}, not registered again"
+    role = CHAMPION if promote else CHALLENGER
+    out.update(role=role, reason=reason)
+    if refresh:
+        # a refresh promotes when it succeeds (settle_refresh): a failed or killed one leaves the
+        # aliases as they were and its new versions are removed
+        client.set_model_version_tag(name, version, "pending_refresh", refresh)
+        client.set_model_version_tag(name, version, "pending_role", role)
+        client.set_model_version_tag(name, version, "pending_reason", reason)
+        log.info("%s v%s: %s when refresh %s succeeds (%s)", name, version, role, refresh, reason)
+        return {**out, "pending": refresh}
+    _promote(client, name, version, dataset, role, champ)
+    log.info("%s v%s: %s (%s)", name, version, role, reason)
+    return out
+
+
+def _champion_version(client, name: str, dataset: str):
+    """The data set's champion version (None without one), also from registries of before."""
+    champ = _version_by_alias(client, name, champion_alias(dataset))
+    for alias in (_legacy_alias(dataset), CHAMPION):  # registries from before
+        if champ is None:
+            old = _version_by_alias(client, name, alias)
+            champ = old if old is not None and old.tags.get("dataset") == dataset else None
+    return champ
+
+
+def _promote(client, name: str, version: str, dataset: str, role: str, champ) -> None:
+    """Move the aliases for a decision (``role`` of ``version``; ``champ``, the champion before)."""
+    if role == CHAMPION:
+        client.set_registered_model_alias(name, champion_alias(dataset), version)
         client.set_registered_model_alias(name, CHAMPION, version)
         client.set_model_version_tag(name, version, "role", CHAMPION)
-        if champ is not None:
+        if champ is not None and str(champ.version) != version:
             client.set_model_version_tag(name, str(champ.version), "role", "retired champion")
     else:
         client.set_registered_model_alias(name, CHALLENGER, version)
         client.set_model_version_tag(name, version, "role", CHALLENGER)
-    role = CHAMPION if promote else CHALLENGER
-    log.info("%s v%s: %s (%s)", name, version, role, reason)
-    return {
-        "name": name,
-        "version": version,
-        "role": role,
-        "reason": reason,
-        "registered": registered,
-        "metric": metric,
-        "value": value,
-    }
+
+
+def _pending(client, name: str, refresh: str) -> list:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.search_model_versions(f"name='{name}' AND tags.pending_refresh='{refresh}'")
+    except MlflowException:  # no such registered model yet
+        return []
+
+
+def settle_refresh(refresh: str, ok: bool) -> list[dict]:
+    """End a refresh's registrations. ``ok``: its decisions take effect (the aliases move, as
+    :func:`register_model` decided); else its new versions are deleted and the versions it
+    reused keep their roles: a failed or killed refresh leaves the registry as it found it.
+    Returns what was done, one entry per version."""
+    import mlflow
+
+    configure()
+    client = mlflow.MlflowClient()
+    done = []
+    for name, _, _ in REGISTERED_MODELS.values():
+        for mv in _pending(client, name, refresh):
+            version, tags = str(mv.version), mv.tags
+            if ok:
+                dataset = tags.get("dataset", "")
+                _promote(
+                    client, name, version, dataset, tags.get("pending_role"), _champion_version(client, name, dataset)
+                )
+                done.append({"name": name, "version": version, "role": tags.get("pending_role")})
+            elif tags.get("registered_by") == refresh:
+                client.delete_model_version(name, version)
+                done.append({"name": name, "version": version, "role": "deleted: its refresh did not finish"})
+                continue
+            for key in ("pending_refresh", "pending_role", "pending_reason"):
+                client.delete_model_version_tag(name, version, key)
+    return done
 
 
 def store_label(uri: str | None = None) -> str:
@@ -700,19 +857,29 @@ def champion(family_or_name: str, dataset: str | None = None) -> dict:
     configure()
     client = mlflow.MlflowClient()
     mv, alias = None, CHAMPION
-    if dataset is not None:
+    refresh = os.environ.get("URM_REFRESH_ID", "")
+    if dataset is not None and refresh:  # inside a refresh: its own decision, not yet promoted
+        mine = [
+            v
+            for v in _pending(client, name, refresh)
+            if v.tags.get("dataset") == dataset and v.tags.get("pending_role") == CHAMPION
+        ]
+        if mine:
+            mv = max(mine, key=lambda v: int(v.version))
+            alias = None
+    if dataset is not None and mv is None:
         alias = champion_alias(dataset)
         mv = _version_by_alias(client, name, alias)
         if mv is not None and mv.tags.get("dataset") != dataset:
             raise LookupError(
-                f"{name}@{alias} v{mv.version} was trained on {mv.tags.get('dataset')!r}, "
-                f"not {dataset!r} (two data set names share the alias): rename one data set"
+                f"{name}@{alias} v{mv.version} was trained on {mv.tags.get('dataset')!r}, not {dataset!r}"
             )
-        if mv is None:  # a registry from before per-data-set champions
-            glob = _version_by_alias(client, name, CHAMPION)
-            if glob is not None and glob.tags.get("dataset") == dataset:
-                mv, alias = glob, CHAMPION
-    else:
+        for old in (_legacy_alias(dataset), CHAMPION):  # registries from before
+            if mv is None:
+                found = _version_by_alias(client, name, old)
+                if found is not None and found.tags.get("dataset") == dataset:
+                    mv, alias = found, old
+    elif dataset is None:
         mv = _version_by_alias(client, name, CHAMPION)
     if mv is None:
         what = f" for data set {dataset!r}" if dataset else ""
@@ -731,7 +898,7 @@ def champion(family_or_name: str, dataset: str | None = None) -> dict:
     return {
         "name": name,
         "version": str(mv.version),
-        "uri": f"models:/{name}@{alias}",
+        "uri": f"models:/{name}@{alias}" if alias else f"models:/{name}/{mv.version}",
         "dataset": mv.tags.get("dataset"),
         "run_id": mv.run_id,
         "tags": dict(mv.tags),
@@ -770,11 +937,13 @@ def ui_command(host: str = "127.0.0.1", port: int = 5000) -> tuple[list[str], di
         )
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     exe = str(mlflow_bin) if mlflow_bin.exists() else (shutil.which("mlflow") or "mlflow")
-    argv = [exe, "ui", "--host", host, "--port", str(int(port)), "--workers", "1", "--backend-store-uri", uri]
+    argv = [exe, "ui", "--host", host, "--port", str(int(port)), "--workers", "1"]
     root = artifact_root()
     if root is not None:
         argv += ["--default-artifact-root", root]
-    return argv, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    # the store through the environment, not the command line: any account on the machine can
+    # read a process's arguments (ps), and a team store's URI may hold a password
+    return argv, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_BACKEND_STORE_URI": uri}
 
 
 def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
@@ -793,7 +962,7 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
     info = champion(family_or_name)
     dest = Path(dest) if dest else paths.models_dir() / info["name"]
     try:
-        if json.loads((dest / "champion.json").read_text(encoding="utf-8")) == info:
+        if json.loads((dest / "champion.json").read_text(encoding="utf-8")) == scrub_obj(info):
             return dest  # every refresh asks; the artifacts only change with the champion
     except (OSError, ValueError):
         pass
@@ -807,7 +976,7 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
             mlflow.artifacts.download_artifacts(
                 artifact_uri=f"models:/{info['name']}/{info['version']}", dst_path=str(tmp)
             )
-        (tmp / "champion.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        (tmp / "champion.json").write_text(json.dumps(scrub_obj(info), indent=2), encoding="utf-8")
         old = dest.with_name(f".{dest.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         if dest.exists():

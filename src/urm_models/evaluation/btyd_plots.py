@@ -334,6 +334,23 @@ def p_alive_history(
     return fig
 
 
+def typical_history(rfm: pd.DataFrame, first, freq: str = "W") -> pd.DataFrame:
+    """A made-up customer's purchases, no real customer's: the median repeat customer's number of
+    purchases (``frequency`` + 1), evenly spread from ``first`` over the median repeat customer's
+    ``recency``. What :func:`p_alive_history` draws in a report, so that a figure under reports/
+    and MLflow carries nobody's purchase dates (an erased user could not be taken out of an image)."""
+    from ..simulate import UNIT_DAYS
+
+    validate_rfm(rfm)
+    repeat = rfm[rfm["frequency"] > 0]
+    if repeat.empty:
+        raise ValueError("no repeat customer in the RFM table: a typical purchase history needs one")
+    n = max(int(round(float(repeat["frequency"].median()))), 1)
+    span = float(repeat["recency"].median()) * UNIT_DAYS[freq]
+    ts = pd.Timestamp(first).normalize() + pd.to_timedelta(np.round(np.linspace(0.0, span, n + 1)), unit="D")
+    return pd.DataFrame({"user_id": "typical", "ts": ts})
+
+
 def _clip_spike(ax, dist) -> None:
     """A gamma density with shape < 1 is infinite at 0: show the body (up to the density at
     the 5th percentile) and say so, instead of one spike."""
@@ -393,31 +410,31 @@ def heterogeneity(model, freq: str = "W") -> Figure:
     return fig
 
 
-def customer_exposure(rfm: pd.DataFrame, n: int = 100, seed: int = 0, freq: str = "W") -> Figure:
-    """Customer exposure: for a random sample of ``n`` customers (sorted by age), a line from
-    their first purchase (0) to the cut-off (``T``), with their last purchase (recency)
-    marked; one-time buyers have recency 0. What the models see of each customer."""
+def customer_exposure(rfm: pd.DataFrame, bins: int = 12, min_count: int = 5, freq: str = "W") -> Figure:
+    """Customer exposure: how many customers have each age (``T``, time since the first
+    purchase) and each recency (time from the first to the last repeat purchase; one-time
+    buyers have recency 0), in a ``bins`` x ``bins`` grid of counts. What the models see of the
+    customers, without drawing any one of them: cells of fewer than ``min_count`` customers are
+    left blank, so a figure under reports/ and MLflow shows no single customer (an erased user
+    could not be taken out of an image)."""
     validate_rfm(rfm)
-    sample = rfm.sample(min(n, len(rfm)), random_state=seed).sort_values("T")
-    y = np.arange(len(sample))
     word = UNIT_WORDS[freq]
-    fig = Figure(figsize=(8, max(3.5, 0.04 * len(sample) + 2)))
+    top = float(max(rfm["T"].max(), 1e-9))
+    edges = np.linspace(0.0, top, bins + 1)
+    counts, _, _ = np.histogram2d(rfm["T"], rfm["recency"], bins=[edges, edges])
+    shown = np.where(counts >= min_count, counts, np.nan)
+    fig = Figure(figsize=(6.5, 5))
     ax = fig.add_subplot()
-    ax.hlines(y, 0, sample["T"], color="lightgrey", label=f"observed (T, {word})")
-    repeat = sample["frequency"].to_numpy() > 0
-    ax.plot(
-        sample["recency"].to_numpy()[repeat],
-        y[repeat],
-        "o",
-        ms=3,
-        color="steelblue",
-        label="last repeat purchase (recency)",
+    mesh = ax.pcolormesh(edges, edges, shown.T, cmap="Blues", shading="flat")
+    ax.plot([0, top], [0, top], ":", color="grey", lw=1)
+    fig.colorbar(mesh, ax=ax, label="customers")
+    ax.set_xlabel(f"age T ({word} since the first purchase)")
+    ax.set_ylabel(f"recency ({word} from the first to the last repeat purchase)")
+    hidden = int(counts[(counts > 0) & (counts < min_count)].sum())
+    ax.set_title(
+        f"Customer exposure: {len(rfm):,} customers by age and recency"
+        + (f"\n(cells of fewer than {min_count} customers blank: {hidden:,} customers)" if hidden else ""),
+        fontsize=10,
     )
-    ax.plot(np.zeros((~repeat).sum()), y[~repeat], "x", ms=3, color="darkorange", label="one-time buyer")
-    ax.set_yticks([])
-    ax.set_xlabel(f"{word} since the first purchase")
-    ax.set_ylabel(f"{len(sample)} customers (random sample, by T)")
-    ax.set_title("Customer exposure: what each customer's history shows")
-    ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     return fig

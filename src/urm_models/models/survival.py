@@ -127,9 +127,18 @@ class SurvivalModel(BaseEstimator):
         return X
 
     def predict_survival(self, df: pd.DataFrame, times) -> pd.DataFrame:
-        """Unconditional S(t) at ``times`` (rows) for each user (columns, df's index)."""
+        """Unconditional S(t) at ``times`` (rows) for each user (columns, df's index).
+
+        lifelines returns a stratified Cox model's columns grouped by stratum, not in the
+        input's order: each row gets its position as its label, and the columns are put back by
+        label, never by position (docs/reliability.md, "Wrong user")."""
         times = np.atleast_1d(np.asarray(times, float))
-        s = self.fitter_.predict_survival_function(self._X(df), times=times)
+        X = self._X(df)
+        X.index = pd.RangeIndex(len(X))
+        s = self.fitter_.predict_survival_function(X, times=times)
+        if sorted(s.columns) != list(range(len(X))):
+            raise RuntimeError(f"lifelines returned {s.shape[1]} survival curves for {len(X)} rows")
+        s = s[list(range(len(X)))]
         s.columns = df.index
         return s
 
