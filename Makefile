@@ -51,17 +51,28 @@ run: $(STAMP) ## the refresh on the bundled CDNOW, Telco and Hillstrom data (rep
 
 # What cron and systemd run (docs/scheduling.md): works from a fresh clone and a bare environment
 # (it bootstraps .venv, creates reports/, reads the team setting from team.yaml, not from a shell).
+# The log is the project home's (URM_HOME, else this clone): reports/cron.log. An environment older
+# than uv.lock (after a git pull) is brought up to date from uv's cache, without the network; only a
+# first bootstrap, or packages the cache lacks, need it (then the log says what to run).
 # Exit 75 (another refresh holds the lock) is a skip, not a failure; a failure says where the log is.
-scheduled: $(STAMP) ## one refresh for cron or systemd: DATASET=... (default cdnow), output appended to reports/cron.log
-	@umask 077 && mkdir -p reports && echo "$$(date '+%Y-%m-%d %H:%M:%S') urm refresh --dataset $(DATASET)" >> reports/cron.log
-	@umask 077; $(VENV)/bin/urm refresh --dataset $(DATASET) --quiet >> reports/cron.log 2>&1; code=$$?; \
-	if [ $$code -eq 75 ]; then echo "skipped: another refresh holds the lock" >> reports/cron.log; exit 0; \
-	elif [ $$code -ne 0 ]; then echo "urm refresh --dataset $(DATASET) failed (exit $$code): $(CURDIR)/reports/cron.log" >&2; exit $$code; fi
+HOME_DIR := $(or $(URM_HOME),$(CURDIR))
+CRON_LOG := $(HOME_DIR)/reports/cron.log
+scheduled: | $(UV) ## one refresh for cron or systemd: DATASET=... (default cdnow), output appended to reports/cron.log
+	@umask 077 && mkdir -p "$(HOME_DIR)/reports" && echo "$$(date '+%Y-%m-%d %H:%M:%S %z') urm refresh --dataset $(DATASET)" >> "$(CRON_LOG)"
+	@umask 077; if [ ! -f $(STAMP) ]; then \
+	  if [ -x $(VENV)/bin/urm ]; then how="--offline"; else how=""; fi; \
+	  if ! $(SYNC) --quiet --extra team $$how >> "$(CRON_LOG)" 2>&1; then \
+	    echo "the environment could not be brought up to date with uv.lock$${how:+ from uv's cache (no network is used here)}: run 'make env' once by hand with the network; behind a TLS-inspecting proxy set UV_SYSTEM_CERTS=1 or SSL_CERT_FILE (docs/scheduling.md)" >> "$(CRON_LOG)"; \
+	    echo "urm refresh --dataset $(DATASET) failed (no environment): $(CRON_LOG)" >&2; exit 1; \
+	  fi; rm -f $(VENV)/.synced-* && touch $(STAMP); fi
+	@umask 077; $(VENV)/bin/urm refresh --dataset $(DATASET) --quiet >> "$(CRON_LOG)" 2>&1; code=$$?; \
+	if [ $$code -eq 75 ]; then echo "skipped: another refresh holds the lock" >> "$(CRON_LOG)"; exit 0; \
+	elif [ $$code -ne 0 ]; then echo "urm refresh --dataset $(DATASET) failed (exit $$code): $(CRON_LOG)" >&2; exit $$code; fi
 
 test: $(TEST_STAMP) ## lint and format check (ruff), then the test suite (unit, property, fuzz, data, notebook, reliability, end-to-end)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=10
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=10 -v
 
 # rooted at the project (notebooks/ opens first) so that the executed notebooks under reports/runs/ open too
 lab: $(STAMP) ## JupyterLab on the project (notebooks/ first, reports/runs/ too) with the urm-models kernel
@@ -74,9 +85,10 @@ ui: $(STAMP) ## the MLflow UI on 127.0.0.1:5000 against the project's store (1 w
 
 # Outside `make test`: a real headless browser on the UI of the project's store (after `make run`);
 # Debian's chromium is installed when missing (root, or a user allowed to run apt-get).
-ui-check: $(STAMP) ## the MLflow UI seen by headless Chromium: runs and registry pages checked, screenshots in docs/images/
+# Screenshots go to reports/ui-check/; DOCS=1 replaces the ones docs/team.md shows (docs/images/, tracked).
+ui-check: $(STAMP) ## the MLflow UI seen by headless Chromium: runs and registry pages checked, screenshots in reports/ui-check/ (DOCS=1: docs/images/)
 	@command -v chromium >/dev/null || (echo "installing Debian's chromium (once)" && apt-get install -y -qq chromium >/dev/null)
-	$(VENV)/bin/python scripts/ui_check.py
+	$(VENV)/bin/python scripts/ui_check.py $(if $(DOCS),--images docs/images,)
 
 $(BENCH_STAMP): | $(UV)
 	$(SYNC) --group bench --extra spark --extra team

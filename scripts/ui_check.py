@@ -4,7 +4,10 @@ Starts `urm ui` on a free port, opens in Debian's Chromium (headless) the pages 
 the churn experiment (it opens on its training runs, not on the GenAI "Overview"), the
 experiment list (ours, no empty Default experiment), the registry (our models) and urm-clv's page
 (its versions with their data set, metric and champion aliases); asserts on what they show and
-saves the screenshots docs/team.md shows (docs/images/). Needs a store with runs (`make run`)."""
+saves screenshots under reports/ui-check/ (`--images docs/images`, what `make ui-check DOCS=1` passes,
+replaces the ones docs/team.md shows). Needs a store with runs (`make run`). In a team's clone the store
+is the team's MLflow server: its own UI is checked at its address (nothing is started), unless the
+address holds a password (a browser would show it): then it says so and checks nothing."""
 
 from __future__ import annotations
 
@@ -19,7 +22,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ROOT / "docs" / "images"
 BROWSER_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -46,11 +48,24 @@ def browser(*args: str) -> str:
     return out.stdout
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     import mlflow
 
-    from urm_models import tracking
+    from urm_models import paths, tracking
 
+    parser = argparse.ArgumentParser(prog="ui_check", description=__doc__.splitlines()[0])
+    parser.add_argument("--images", help="where the screenshots go (default: reports/ui-check/)")
+    args = parser.parse_args(argv)
+    images = Path(args.images) if args.images else paths.reports_dir() / "ui-check"
+    uri = tracking.tracking_uri()
+    server = tracking.is_server(uri)
+    if server and tracking.store_label(uri) != uri:
+        sys.exit(
+            f"ui-check: the store is the team's MLflow server {tracking.store_label(uri)}, whose address holds a "
+            "password: open its UI in your browser instead (a screenshot would need the password in the address)"
+        )
     tracking.configure()
     client = mlflow.MlflowClient()
     ours = [e for e in client.search_experiments() if e.name in tracking.EXPERIMENTS.values()]
@@ -59,15 +74,18 @@ def main() -> int:
     for e in ours:  # a store from before the experiments were tagged
         tracking.ensure_experiment(e.name)
     churn = client.get_experiment_by_name("urm-churn")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ui = subprocess.Popen(
-        [str(Path(sys.executable).parent / "urm"), "ui", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    if server:  # the team's server serves its own UI: check it there, start nothing
+        ui, base = None, uri.rstrip("/")
+    else:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        ui = subprocess.Popen(
+            [str(Path(sys.executable).parent / "urm"), "ui", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
         while True:
@@ -75,6 +93,8 @@ def main() -> int:
                 urllib.request.urlopen(f"{base}/health", timeout=2).read()
                 break
             except OSError:
+                if ui is None:
+                    sys.exit(f"ui-check: the team's MLflow server {base} does not answer")
                 if ui.poll() is not None or time.time() > deadline:
                     sys.exit("ui-check: the MLflow UI did not start")
                 time.sleep(0.5)
@@ -100,18 +120,19 @@ def main() -> int:
         for alias in clv.aliases:
             if alias not in shown:
                 failures.append(f"the urm-clv page does not show the alias {alias}")
-        IMAGES.mkdir(parents=True, exist_ok=True)
-        browser(f"--screenshot={IMAGES / 'mlflow-runs.png'}", runs_page)
-        browser(f"--screenshot={IMAGES / 'mlflow-registry.png'}", model_page)
+        images.mkdir(parents=True, exist_ok=True)
+        browser(f"--screenshot={images / 'mlflow-runs.png'}", runs_page)
+        browser(f"--screenshot={images / 'mlflow-registry.png'}", model_page)
         for f in failures:
             print(f"ui-check: {f}", file=sys.stderr)
         if failures:
             return 1
-        print(f"ui-check: the runs page and the registry show what a team compares; screenshots in {IMAGES}")
+        print(f"ui-check: the runs page and the registry show what a team compares; screenshots in {images}")
         return 0
     finally:
-        ui.terminate()
-        ui.wait(30)
+        if ui is not None:
+            ui.terminate()
+            ui.wait(30)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,27 @@ def test_kpis_on_shipped_data():
     assert len(lines) == 1 + 18
 
 
+def test_kpis_keep_cents_and_never_use_scientific_notation(tmp_path):
+    """`urm kpis` printed %.6g: revenue 1,234,567.89 as 1.23457e+06, cents dropped."""
+    p = tmp_path / "big.csv"
+    p.write_text("user_id,ts,amount\nu1,2024-01-05,1234567.89\nu2,2024-01-06,0.05\nu1,2024-02-01,10.10\n")
+    out = urm("kpis", "--path", str(p))
+    assert out.returncode == 0, out.stderr
+    table = pd.read_csv(io.StringIO(out.stdout), dtype=str).set_index("period")
+    assert table.loc["2024-01", "revenue"] == "1234567.94" and table.loc["2024-01", "active_users"] == "2"
+    assert table.loc["2024-02", "retention_rate"] == "0.5000"
+    assert "e+" not in out.stdout and "e-" not in out.stdout
+
+
+def test_every_command_explains_itself():
+    for command in ("refresh", "kpis", "score", "forget", "prune", "ui"):
+        text = urm(command, "--help").stdout
+        usage = text.split("\n\n")
+        assert len(usage) >= 3 and len(usage[1].split()) >= 8, (command, text)  # a description, not just flags
+    assert "latest table comes from are always kept" in " ".join(urm("prune", "--help").stdout.split())
+    assert "without its password" in " ".join(urm("ui", "--help").stdout.split())
+
+
 def test_bad_file_is_a_clear_error_not_a_traceback(tmp_path):
     p = tmp_path / "mine.csv"
     p.write_text("user_id,ts,amount\nu1,2024-01-01,ten\n")

@@ -119,6 +119,54 @@ def test_dates_are_checked_before_any_notebook_runs(home):
     assert not (home / "reports" / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"as_of": "banana"}, "as_of 'banana' is not a date"),
+        ({"as_of": "now"}, "as_of 'now' is not a date"),
+        ({"holdout_end": "1998/06/30"}, "holdout_end '1998/06/30' is not a date"),
+        ({"freq": "X"}, "freq 'X' is not a time unit"),
+        ({"freq": "w"}, "freq 'w' is not a time unit"),
+        ({"seed": "abc"}, "seed 'abc' is not a whole number"),
+        ({"seed": -1}, "seed -1 is not a whole number"),
+        ({"seed": 1.5}, "seed 1.5 is not a whole number"),
+        ({"fast": "yes"}, "fast 'yes' is not true or false"),
+        ({"campaign_window": 0}, "campaign_window 0 is not a positive number"),
+        ({"campaign_window": -2}, "campaign_window -2 is not a positive number"),
+        ({"campaign_window": float("nan")}, "campaign_window nan is not a positive number"),
+        ({"campaign_window": "two"}, "campaign_window 'two' is not a positive number"),
+        ({"read": ["columns"]}, "read must be a mapping"),
+        (
+            {"path": "x.csv", "cutoff": "1997-09-30", "read": {"dataset": "cdnow"}},
+            r"\['dataset'\] are the refresh's own",
+        ),
+        ({"path": "x.csv", "cutoff": "1997-09-30", "read": {"quarantine_dir": "reports"}}, "quarantine_dir"),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+def test_every_argument_is_checked_before_anything_runs(home, given, message):
+    """A bad argument (a flag or a config value) used to fail in a notebook after models were
+    fitted and registered; `read: {dataset: other}` re-scoped the erasures of another data set."""
+    with pytest.raises(pipeline.RefreshError, match=message):
+        pipeline.refresh({"dataset": "cdnow_sample", **given}, progress=False)
+    assert not (home / "reports" / "runs").exists() and not (home / "mlruns").exists()
+
+
+def test_a_date_that_yaml_reads_unquoted_is_a_date(home, tmp_path):
+    """`cutoff: 1997-09-30` in a config file is a date object to YAML: read as the date it is."""
+    import datetime as dt
+
+    p = pipeline.check_parameters(
+        {**pipeline.DEFAULT_PARAMS, "cutoff": dt.date(1997, 9, 30), "holdout_end": dt.datetime(1998, 6, 30)}, {}
+    )
+    assert (p["cutoff"], p["holdout_end"]) == ("1997-09-30", "1998-06-30")
+    config = tmp_path / "c.yaml"
+    config.write_text("dataset: cdnow_sample\ncutoff: 1997-09-30\nholdout_end: 1998-06-30\nfreq: X\n")
+    from urm_models import cli
+
+    assert cli.main(["refresh", "--config", str(config), "--quiet"]) == 1  # freq, not the dates, is refused
+
+
 def test_a_killed_runs_staged_table_does_not_outlive_it(home):
     """D4: the scoring notebook staged the table (raw ids) under reports/runs/<id>/; after a kill
     it survived later refreshes and urm forget. Now it is staged under data/tmp/staged/ and both

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import mlflow
 import nbformat
@@ -96,10 +97,11 @@ def test_a_failing_cell_names_notebook_and_cell_and_keeps_previous_predictions(h
     nb = nbformat.read(paths.notebooks_dir() / "06_score_users.ipynb", as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('boom in cell')"))
     nbformat.write(nb, nbdir / "06_score_users.ipynb")
+    (nbdir / "03_model_churn.ipynb").write_bytes((paths.notebooks_dir() / "03_model_churn.ipynb").read_bytes())
     with pytest.raises(pipeline.RefreshError) as ei:
         pipeline.refresh(
             {"dataset": "cdnow_sample", "fast": True},
-            notebooks=["06_score_users"],
+            notebooks=["03_model_churn", "06_score_users"],
             run_id="bad",
             progress=False,
             notebooks_dir=nbdir,
@@ -117,6 +119,11 @@ def test_a_failing_cell_names_notebook_and_cell_and_keeps_previous_predictions(h
     assert not (home / "data" / "tmp" / "staged" / "bad").exists()
     assert previous.read_bytes() == before and os.readlink(latest) == "1997-09-30"
     assert sorted(p.name for p in previous.parent.iterdir()) == ["user_scores.parquet"]
+    # the churn model 03 registered went with the failed refresh; no alias moved
+    client = mlflow.MlflowClient()
+    assert client.search_model_versions("name='urm-churn'") == []
+    assert [d["role"] for d in manifest["registry"]] == ["deleted: its refresh did not finish"]
+    assert tracking.champion("clv")["version"] == "1" and "pending_refresh" not in tracking.champion("clv")["tags"]
 
 
 def test_every_parameter_line_is_understood_by_papermill():
@@ -247,10 +254,26 @@ def test_refresh_on_your_own_transactions_file(home, tmp_path, cdnow_sample):
     with open(csv, "a") as fh:
         fh.write("SHOP-BAD-1,03/02/1997,not a number,1\n")
     read = {**OWN_READ, "errors": "quarantine"}
-    manifest = pipeline.refresh(
-        {"path": str(csv), "read": read, "cutoff": "1997-09-30", "fast": True}, run_id="own", progress=False
-    )
+    written = []  # a copy of the snapshot as written, before the run deletes it
+
+    def keep_a_copy(df, path, **kw):
+        out = real_write(df, path, **kw)
+        written.append(tmp_path / f"copy-{len(written)}.parquet")
+        written[-1].write_bytes(Path(path).read_bytes())
+        return out
+
+    real_write = pipeline.write_parquet
+    pipeline.write_parquet = keep_a_copy
+    try:
+        manifest = pipeline.refresh(
+            {"path": str(csv), "read": read, "cutoff": "1997-09-30", "fast": True}, run_id="own", progress=False
+        )
+    finally:
+        pipeline.write_parquet = real_write
     assert manifest["status"] == "ok"
+    # the snapshot (kept with keep_snapshot) holds the valid rows only: the rejected raw row is in
+    # the quarantine file alone, not in the snapshot's metadata either
+    assert len(written) == 1 and mentions.find(written, {"SHOP-BAD-1", "not a number"}) == {}
     # read and validated once: one quarantine file; the notebooks read the run's snapshot, kept
     # under data/ (raw rows) and deleted when the run ends
     assert [p.name.split("-")[0] for p in (home / "data" / "quarantine").iterdir()] == ["shop_orders"]

@@ -206,6 +206,10 @@ def test_recover_marks_killed_runs_fails_their_mlflow_runs_and_removes_temp_file
     with tracking.start_run("clv", run_name="interactive"):  # no refresh id: a user's own run
         own = mlflow.active_run().info.run_id
     mlflow.MlflowClient().update_run(own, status="RUNNING")
+    with mock_refresh("20261207T101010-cdnow"):  # another clone's refresh on a shared store, running now
+        with tracking.start_run("clv", run_name="elsewhere"):
+            elsewhere = mlflow.active_run().info.run_id
+    mlflow.MlflowClient().update_run(elsewhere, status="RUNNING")
     done = pipeline.recover("now")
     assert sorted(done["killed_runs"]) == ["dead", "torn"]
     for name in ("dead", "torn"):
@@ -214,9 +218,52 @@ def test_recover_marks_killed_runs_fails_their_mlflow_runs_and_removes_temp_file
     assert json.loads((runs / "done" / "manifest.json").read_text())["status"] == "ok"
     assert done["failed_mlflow_runs"] == [run_id]
     assert mlflow.get_run(run_id).info.status == "FAILED" and mlflow.get_run(own).info.status == "RUNNING"
+    assert mlflow.get_run(elsewhere).info.status == "RUNNING"  # not this home's: never touched
     assert not (home / "data" / "snapshots" / "dead").exists()
     assert sorted(Path(p).name for p in done["removed_tmp"]) == [".latest.123", ".user_scores.parquet.abc.tmp"]
     assert pipeline.recover("again") == {"killed_runs": [], "failed_mlflow_runs": [], "removed_tmp": []}
+
+
+def test_a_refresh_that_does_not_finish_leaves_the_registry_as_it_was(home, cdnow_sample):
+    """Versions a refresh registers are promoted only when it succeeds: a failed or killed one
+    leaves no new version and moves no alias; inside the refresh, its own decision is what
+    `champion` serves (06 scores with it)."""
+    from urm_models import features
+    from urm_models.models import BetaGeo, CLVScorer, GammaGamma
+
+    rfm = features.rfm_summary(cdnow_sample, cutoff="1997-09-30", freq="W")
+    scorer = CLVScorer(BetaGeo().fit(rfm), GammaGamma().fit(rfm), rfm_freq="W")
+
+    def log(run_name):
+        with tracking.start_run("clv", run_name=run_name, params={"cutoff": "1997-09-30"}):
+            return tracking.log_clv_model(scorer, rfm).model_uri
+
+    first = tracking.register_model(log("first"), "clv", metric_value=1.7, dataset="cdnow_sample")
+    assert first["role"] == "champion" and "pending" not in first
+    client = mlflow.MlflowClient()
+    for refresh, ok in (("r-failed", False), ("r-ok", True)):
+        with mock_refresh(refresh):
+            params = {"cutoff": "1997-09-30", "seed": refresh}  # another model, same evaluation
+            with tracking.start_run("clv", run_name=refresh, params=params):
+                uri = tracking.log_clv_model(scorer, rfm).model_uri
+            mine = tracking.register_model(uri, "clv", metric_value=1.6, dataset="cdnow_sample")
+            assert mine["role"] == "champion" and mine["pending"] == refresh
+            # the refresh itself sees its decision; nobody else does yet
+            assert tracking.champion("clv", "cdnow_sample")["version"] == mine["version"]
+        assert tracking.champion("clv", "cdnow_sample")["version"] == first["version"]
+        done = tracking.settle_refresh(refresh, ok=ok)
+        assert [d["version"] for d in done] == [mine["version"]]
+        versions = {mv.version for mv in client.search_model_versions("name='urm-clv'")}
+        if ok:
+            assert tracking.champion("clv", "cdnow_sample")["version"] == mine["version"]
+            assert client.get_model_version("urm-clv", first["version"]).tags["role"] == "retired champion"
+        else:
+            assert mine["version"] not in versions and tracking.champion("clv")["version"] == first["version"]
+    # a metric measured at another cut-off is not compared: the newer evaluation's choice wins
+    with tracking.start_run("clv", run_name="later", params={"cutoff": "1998-01-31"}):
+        later_uri = tracking.log_clv_model(scorer, rfm).model_uri
+    later = tracking.register_model(later_uri, "clv", metric_value=9.9, dataset="cdnow_sample")
+    assert later["role"] == "champion" and "not comparable" in later["reason"]
 
 
 class mock_refresh:

@@ -8,6 +8,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+import mentions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,11 +97,49 @@ def team():
     log.close()
 
 
-def _home(root: Path, team: dict, name: str) -> Path:
+#: a password planted in a member's team.yaml (percent-encoded there: it holds an "@"); the
+#: test servers ignore it (trust authentication, no auth on the MLflow server)
+PLANTED = "Pl@nted-s3cret-7f3"
+PLANTED_FORMS = (PLANTED, "Pl%40nted-s3cret-7f3", "s3cret-7f3")
+
+
+def _with_password(uri: str) -> str:
+    scheme, rest = uri.split("://", 1)
+    user = "member" if scheme.startswith("http") else rest.split(":", 1)[0].split("@", 1)[0]
+    host = rest.split("@", 1)[1] if "@" in rest else rest
+    return f"{scheme}://{user}:Pl%40nted-s3cret-7f3@{host}"
+
+
+def _home(root: Path, team: dict, name: str, password: bool = False) -> Path:
     home = root / name
     home.mkdir()
-    (home / "team.yaml").write_text(f"tracking_uri: {team['tracking_uri']}\ndatabase: {team['database']}\n")
+    uri, db = team["tracking_uri"], team["database"]
+    if password:
+        uri, db = _with_password(uri), _with_password(db)
+    (home / "team.yaml").write_text(f"tracking_uri: {uri}\ndatabase: {db}\n")
     return home
+
+
+def _found_in_database(url: str, needles) -> dict:
+    """``{needle: [table.column]}`` for the needles found in any text cell of any table."""
+    from sqlalchemy import inspect, text
+
+    from urm_models.locks import engine
+
+    eng, found = engine(url), {}
+    try:
+        with eng.connect() as conn:
+            for table in inspect(conn).get_table_names():
+                for row in conn.execute(text(f'SELECT * FROM "{table}"')).mappings():
+                    for col, value in row.items():
+                        if not isinstance(value, str):  # ids, pseudonyms and passwords are text
+                            continue
+                        for n in needles:
+                            if re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w-]|\.\d)", value):
+                                found.setdefault(n, []).append(f"{table}.{col}")
+    finally:
+        eng.dispose()
+    return found
 
 
 def _urm(home: Path, *args, timeout=600):
@@ -128,15 +169,37 @@ def _in_home(home: Path):
             os.environ["URM_HOME"] = old
 
 
-@pytest.mark.slow
-def test_a_refresh_in_one_home_and_a_score_in_another_share_the_team_server(team, tmp_path):
-    from urm_models import scoring, sqltable
+def _refresh_in_background(home: Path, *args):
+    env = {**os.environ, "URM_HOME": str(home)}
+    for var in ("MLFLOW_TRACKING_URI", "URM_DATABASE"):
+        env.pop(var, None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "urm_models.cli", "refresh", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
-    a, b = _home(tmp_path, team, "a"), _home(tmp_path, team, "b")
+
+@pytest.mark.slow
+def test_a_planted_password_and_a_forgotten_user_are_found_nowhere(team, tmp_path):
+    """Two homes share the team's MLflow server and PostgreSQL, each with a password in its
+    team.yaml. A refresh in one and a score in the other publish equal tables from the server's
+    champion; then the schedule runs (its log takes a refusal that quotes a user's row), a refresh
+    is killed mid-run, `urm forget` erases a user in the first home and the second home publishes
+    again. Afterwards neither the password nor the user's id or pseudonym is anywhere under the
+    first home (but team.yaml), in the team's databases or in the server's artifacts, and the
+    second home's publish did not bring the user back."""
+    from urm_models import privacy, scoring, sqltable
+
+    a, b = _home(tmp_path, team, "a", password=True), _home(tmp_path, team, "b", password=True)
     out = _urm(a, "refresh", "--dataset", "cdnow_sample", "--fast", "--quiet", "--run-id", "r1")
     assert out.returncode == 0, out.stderr[-3000:]
     manifest = json.loads((a / "reports" / "runs" / "r1" / "manifest.json").read_text())
-    assert manifest["settings"]["tracking_uri"] == {"value": team["tracking_uri"], "source": str(a / "team.yaml")}
+    shown = team["tracking_uri"].replace("://", "://member:***@")
+    assert manifest["settings"]["tracking_uri"] == {"value": shown, "source": str(a / "team.yaml")}
     assert manifest["predictions"]["sql"]["table"] == "urm_user_scores_cdnow_sample"
     # the server keeps the artifacts: home a has no local store
     assert not (a / "mlruns").exists() and any(team["artifacts"].rglob("MLmodel"))
@@ -160,7 +223,7 @@ def test_a_refresh_in_one_home_and_a_score_in_another_share_the_team_server(team
             .metadata[b"urm_models"]
         )
     pd.testing.assert_frame_equal(published_a, published_b)
-    assert json.loads(meta)["model_store"] == team["tracking_uri"]
+    assert json.loads(meta)["model_store"] == shown
     assert published_a["model_versions"].iloc[0].startswith("urm-clv/1")
     # the SQL table holds what b published last, the previous one what a published
     sql = sqltable.read("cdnow_sample", url=team["database"])
@@ -175,12 +238,56 @@ def test_a_refresh_in_one_home_and_a_score_in_another_share_the_team_server(team
     for exp in client.search_experiments():
         if exp.name.startswith("urm-"):
             assert exp.tags.get("mlflow.experimentKind") == "custom_model_development", exp.name
-    # urm forget reaches the SQL tables (current and previous)
+
     user = str(published_a["user_id"].iloc[0])
+    # the schedule of home a: what `make scheduled` appends to reports/cron.log, a refused file
+    # of the user's too (validation quotes the rejected row)
+    bad = tmp_path / "export.csv"
+    bad.write_text(f"user_id,ts,amount\n{user},1997-01-02,10\n{user},1997-01-02,10\nz1,1997-01-03,5\n")
+    with open(a / "reports" / "cron.log", "a") as log:
+        for args in (
+            ("--dataset", "cdnow_sample", "--fast", "--notebooks", "01_explore_data,06_score_users"),
+            ("--path", str(bad), "--cutoff", "1997-01-02"),
+        ):
+            subprocess.run(
+                [sys.executable, "-m", "urm_models.cli", "refresh", *args, "--quiet"],
+                env={k: v for k, v in {**os.environ, "URM_HOME": str(a)}.items() if k != "MLFLOW_TRACKING_URI"},
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=600,
+            )
+    log_text = (a / "reports" / "cron.log").read_text()
+    assert "ok in" in log_text and user in log_text  # the refusal quoted the user's raw row
+    # a refresh killed mid-run (its notebook outputs and manifest are on disk)
+    killed = _refresh_in_background(a, "--dataset", "cdnow_sample", "--fast", "--quiet", "--run-id", "killed")
+    deadline = time.time() + 120
+    while not list((a / "reports" / "runs" / "killed").glob("01_*.ipynb")) and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)
+    os.killpg(killed.pid, 9)
+    killed.wait(30)
+    # urm forget in home a reaches the SQL tables (current and previous) and the team's register
     out = _urm(a, "forget", user, "--dataset", "cdnow_sample")
     assert out.returncode == 0, out.stderr
     for previous in (False, True):
         assert user not in set(sqltable.read("cdnow_sample", url=team["database"], previous=previous)["user_id"])
+    # home b never ran forget; it publishes again and the user does not come back
+    out = _urm(b, "score", "--dataset", "cdnow_sample", "--as-of", "1997-09-30")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert user not in set(sqltable.read("cdnow_sample", url=team["database"])["user_id"])
+    with _in_home(b):
+        assert user not in set(scoring.read_predictions("cdnow_sample")["user_id"])
+    # and now search everything
+    with _in_home(a):
+        pseudonym = privacy.pseudonymize([user])[0]
+    for needle, where in [(n, "password") for n in PLANTED_FORMS] + [(user, "user"), (pseudonym, "pseudonym")]:
+        roots = [p for p in a.iterdir() if p.name != "team.yaml"] + [team["artifacts"]]
+        if where == "password":
+            roots += [p for p in b.iterdir() if p.name != "team.yaml"]
+        assert mentions.find(roots, [needle]) == {}, (where, needle)
+    for url in (team["database"], team["server"].get_uri("mlflow")):
+        assert _found_in_database(url, [*PLANTED_FORMS, user, pseudonym]) == {}, url
 
 
 def _fake(n: int, tag: str) -> pd.DataFrame:

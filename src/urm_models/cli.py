@@ -585,10 +585,17 @@ def main(argv: list[str] | None = None) -> int:
     from .redaction import ScrubbingStream
 
     # everything this command prints, its logs and any traceback included, without passwords
-    if not isinstance(sys.stdout, ScrubbingStream):
-        sys.stdout = ScrubbingStream(sys.stdout)
-    if not isinstance(sys.stderr, ScrubbingStream):
-        sys.stderr = ScrubbingStream(sys.stderr)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ScrubbingStream(sys.stdout), ScrubbingStream(sys.stderr)
+    try:
+        return _main(parser, argv)
+    finally:
+        for wrapper in (sys.stdout, sys.stderr):
+            wrapper.flush()
+        sys.stdout, sys.stderr = streams
+
+
+def _main(parser, argv) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # papermill logs every notebook's paths and kernel at INFO; our progress bar and manifest say it
@@ -634,6 +641,16 @@ def main(argv: list[str] | None = None) -> int:
         SettingsError,
     ) as exc:
         print(f"urm {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: its traceback for the report, through the redaction like the rest
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        print(
+            f"urm {args.command}: unexpected error ({type(exc).__name__}: {exc}); this is a bug of urm-models, "
+            "please report it with the lines above (passwords are masked)",
+            file=sys.stderr,
+        )
         return 1
 
 

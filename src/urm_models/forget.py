@@ -83,6 +83,9 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
         if n:
             counts[user][where] = counts[user].get(where, 0) + int(n)
 
+    from .locks import check_database
+
+    check_database()  # the team's tables and register must be reachable before anything is removed
     with output_umask(), refresh_lock():
         for where, n_by_user in [
             ("predictions", _forget_tables(paths.predictions_dir(), ids, dataset, "*/user_scores.parquet")),
