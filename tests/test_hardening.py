@@ -331,3 +331,14 @@ def test_the_telco_contract_runs_through_the_steps_of_every_table(tmp_path, home
     p.write_text("\n".join([header, ",".join(bad), *rows[1:]]) + "\n")
     with pytest.raises(validation.DataValidationError, match=r"1 of 4,930 rows have a user id that is a null word"):
         datasets.load_telco(p)
+
+
+def test_a_refresh_waits_for_the_lock_before_it_reads_its_file(home, tmp_path):
+    """A refresh started while `urm forget` holds the lock used to read its file first and write
+    the rows it rejects (raw rows of the user being erased among them) to data/quarantine/."""
+
+    csv = tmp_path / "shop.csv"
+    csv.write_text("user_id,ts,amount\nu-being-erased,2024-01-01,ten\nu2,2024-01-02,5\nu2,2024-02-02,6\n")
+    with lock_holder.held_lock(home), pytest.raises(locks.RefreshLocked):
+        pipeline.refresh({"path": str(csv), "cutoff": "2024-01-15", "read": {"errors": "quarantine"}}, progress=False)
+    assert not (home / "data" / "quarantine").exists()
