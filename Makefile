@@ -62,7 +62,7 @@ scheduled: | $(UV) ## one refresh for cron or systemd: DATASET=... (default cdno
 	@umask 077; if [ ! -f $(STAMP) ]; then \
 	  if [ -x $(VENV)/bin/urm ]; then how="--offline"; else how=""; fi; \
 	  if ! $(SYNC) --quiet --extra team $$how >> "$(CRON_LOG)" 2>&1; then \
-	    echo "the environment could not be brought up to date with uv.lock$${how:+ from uv's cache (no network is used here)}: run 'make env' once by hand with the network; behind a TLS-inspecting proxy set UV_SYSTEM_CERTS=1 or SSL_CERT_FILE (docs/scheduling.md)" >> "$(CRON_LOG)"; \
+	    echo "the environment could not be brought up to date with uv.lock$${how:+ from the cache of uv (no network is used here)}: run 'make env' once by hand with the network; behind a TLS-inspecting proxy set UV_SYSTEM_CERTS=1 or SSL_CERT_FILE (docs/scheduling.md)" >> "$(CRON_LOG)"; \
 	    echo "urm refresh --dataset $(DATASET) failed (no environment): $(CRON_LOG)" >&2; exit 1; \
 	  fi; rm -f $(VENV)/.synced-* && touch $(STAMP); fi
 	@umask 077; $(VENV)/bin/urm refresh --dataset $(DATASET) --quiet >> "$(CRON_LOG)" 2>&1; code=$$?; \
