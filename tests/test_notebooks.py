@@ -8,6 +8,7 @@ import mlflow
 import nbformat
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import lock_holder
@@ -375,7 +376,19 @@ def test_refresh_on_the_hillstrom_campaign(home):
     run = mlflow.get_run(champ["run_id"])
     assert 0.02 < run.data.metrics["holdout_qini"] < 0.2
     assert run.data.metrics["lift_visit_mens_e_mail"] == pytest.approx(3_894 / 21_307 - 2_262 / 21_306)
-    assert {"policy_uplift", "policy_response_model", "policy_churn_risk"} <= set(run.data.metrics)
+    # the registered metric is the chosen ranking's out-of-fold Qini, with its interval
+    assert "cross-fitting" in run.data.params["evaluation"]
+    m = run.data.metrics
+    assert m["holdout_qini_lower"] < m["holdout_qini"] < m["holdout_qini_upper"]
+    assert {"policy_best_single_arm", "policy_personalised_s", "policy_personalised_response_model"} <= set(m)
+    assert champ["tags"]["mode"] in ("personalised", "single arm", "no one")
+    # the decision and its reason are in the table's metadata; the budget holds
+    meta = json.loads(
+        pq.read_schema(scoring.predictions_path("hillstrom", manifest["parameters"]["as_of"])).metadata[b"urm_models"]
+    )
+    decision = meta["uplift_decision"]
+    assert decision["mode"] == champ["tags"]["mode"] and "out-of-fold gain" in decision["reason"]
+    assert contact.mean() <= decision["budget_share"] + 1e-9
     exp = mlflow.get_experiment_by_name("urm-uplift")
     assert exp is not None
     model = mlflow.pyfunc.load_model("models:/urm-uplift@champion-hillstrom")

@@ -191,32 +191,144 @@ def test_policy_value_is_unbiased_on_a_simulated_campaign(simulated):
     assert ipw["contacted"] == pytest.approx(0.6, abs=0.01)
 
 
-def test_uplift_policy_earns_more_incremental_spend_than_response_targeting(hillstrom):
-    """The acceptance line of the policy: women's e-mail vs none, the 70/30 split of the
-    benchmark (seeds 0, 1, 2), at most 30% of the held-out users contacted: the uplift policy's
-    incremental spend per user (inverse-propensity, with its interval) is above response-model
-    targeting's, on average over the seeds and on each. The three-arm campaign does not show it
-    (docs/architecture.md, "Campaigns and decisions")."""
+def test_policy_on_unchosen_splits_is_never_worse_than_the_best_single_arm(hillstrom):
+    """The policy acceptance line on splits nobody chose: women's e-mail vs none, visit learned,
+    spend earned, at most 30% contacted, 3-fold cross-fitting with the fold seeds 0-8 (every
+    user held out from the models that decide for them). Per seed the default learner's
+    personalised policy against the best single arm for a random 30% (paired, the same users):
+    never significantly below it on any seed, and over the nine seeds its mean gain's interval
+    (t over the seeds) holds 0 or lies above it. On main the acceptance test asserted a gain over
+    response targeting on seeds 0-2 only; on seeds 3-5 it lost. What this measures (the gain is
+    +0.004 $/user, within noise: the chooser then keeps the single arm) is in
+    docs/architecture.md, "Campaigns and decisions"."""
+    from urm_models.experiments import selection
+
     c = hillstrom.restrict(["Womens E-Mail"])
+    gains = []
+    for seed in range(9):
+        cf = selection.cross_fit(c, "visit", learners=("s",), folds=3, seed=seed, response=False)
+        pol = selection.compare_policies_out_of_fold(c, cf, "visit", value_outcome="spend", share=0.3, seed=seed)
+        g = selection.paired(pol["terms"]["personalised: S"], pol["terms"]["best single arm"])
+        assert g["upper"] > 0, (seed, g)  # never significantly worse than the best single arm
+        assert pol["values"].loc["personalised: S", "contacted"] == pytest.approx(0.3, abs=0.001)
+        gains.append(g["difference"])
+    gains = np.array(gains)
+    half = 2.306 * gains.std(ddof=1) / 3  # t(8), 97.5%, over nine seeds
+    assert gains.mean() + half > 0, gains
+
+
+# ------------------------------------------------------------------------------ the defects of issue 29
+
+
+def test_same_users_in_another_row_order_give_the_same_model(hillstrom):
+    """Validation fifths, cross-fitting halves and trees depend on the users and the seed, not on
+    the order of the rows (on main the sorted rows gave 351 vs 211 trees)."""
+    c = hillstrom.restrict(["Mens E-Mail"])
+    X, y, arm = c.X, c.data["visit"].to_numpy(float), c.data["arm"]
+    perm = np.argsort(X["history"].to_numpy(), kind="stable")  # the rows sorted by a feature
+    for learner in ("s", "dr"):
+        a = UpliftModel(learner=learner, control="No E-Mail", random_state=3).fit(X, y, arm)
+        b = UpliftModel(learner=learner, control="No E-Mail", random_state=3).fit(X.iloc[perm], y[perm], arm.iloc[perm])
+        assert a.n_trees_ == b.n_trees_
+        np.testing.assert_array_equal(a.predict(X).to_numpy(), b.predict(X).to_numpy())
+
+
+@pytest.mark.parametrize("arm", ["Womens E-Mail", "Mens E-Mail"])
+def test_amount_outcomes_do_not_collapse(hillstrom, arm):
+    """Spend on Hillstrom (99% zeros, a heavy tail): every learner's predicted effects average
+    the measured effect of the e-mail (on main the S-learner kept one tree: $0 for everyone
+    while its own summary said $0.42) and differ between users."""
+    c = hillstrom.restrict([arm])
     d = c.data
-    diffs = []
-    for seed in (0, 1, 2):
-        _, te = train_test_split(
-            np.arange(len(d)), test_size=0.3, random_state=seed, stratify=d["arm"] + d["visit"].astype(str)
-        )
-        res = P.evaluate_policies(
-            c,
-            "visit",
-            value_outcome="spend",
-            share=0.3,
-            seed=seed,
-            test_users=d["user_id"].iloc[te],
-            model=UpliftModel(random_state=seed),
-        )
-        values = res["values"]
-        assert values.loc["uplift", "lower"] < values.loc["uplift", "value"] < values.loc["uplift", "upper"]
-        assert values.loc["uplift", "contacted"] == pytest.approx(0.3, abs=0.001)
-        assert values.loc["uplift", "value"] > values.loc["response model", "value"], values
-        diffs.append(res["difference"].loc["response model", "difference"])
-        assert "measured" in res["basis"]
-    assert np.mean(diffs) > 0.05
+    measured = d.loc[d["arm"] == arm, "spend"].mean() - d.loc[d["arm"] == "No E-Mail", "spend"].mean()
+    for learner in ("s", "t", "x", "dr"):
+        m = UpliftModel(learner=learner, control="No E-Mail").fit(c.X, d["spend"], d["arm"])
+        eff = m.predict(c.X)[arm]
+        row = m.summary.loc[arm]
+        assert row["lower_95"] < measured < row["upper_95"]
+        assert eff.mean() == pytest.approx(row["estimate"], abs=1e-6), (learner, eff.mean(), row["estimate"])
+        assert abs(eff.mean() - measured) < 0.05 * abs(measured), (learner, eff.mean(), measured)
+        assert eff.std() > 0.01 * abs(measured), (learner, eff.std())
+    assert m.loss_ == "tweedie"
+
+
+def test_amount_effects_average_the_true_effect_on_a_simulated_campaign(simulated_pair):
+    """Spend and purchases of a simulated campaign: the mean predicted effect lies in the
+    summary's interval, which holds the true average effect, and the effects rank the truth."""
+    camp, truth = simulated_pair
+    d = camp.data
+    for outcome in ("spend", "purchases"):
+        m = UpliftModel(control="control", random_state=1).fit(camp.X, d[outcome], d["arm"])
+        eff = m.predict(camp.X)["coupon"]
+        row = m.summary.loc["coupon"]
+        true = truth[f"effect_{outcome}[coupon]"].to_numpy()
+        assert row["lower_95"] <= true.mean() <= row["upper_95"], (outcome, row.to_dict(), true.mean())
+        assert row["lower_95"] <= eff.mean() <= row["upper_95"]
+        assert spearmanr(eff, true)[0] > 0.1, outcome
+
+
+def test_folds_do_not_depend_on_row_order():
+    from urm_models.experiments.selection import hashed_folds
+
+    ids = pd.Index([f"u{i}" for i in range(1_000)])
+    strata = np.array(["a", "b"] * 500)
+    f = hashed_folds(ids, strata, 5, seed=2)
+    perm = np.random.default_rng(0).permutation(1_000)
+    g = hashed_folds(ids[perm], strata[perm], 5, seed=2)
+    assert (pd.Series(f, index=ids) == pd.Series(g, index=ids[perm]).reindex(ids)).all()
+    counts = pd.crosstab(strata, f)
+    assert (counts.max(axis=1) - counts.min(axis=1) <= 1).all()  # stratified: equal shares of each stratum
+    assert not (hashed_folds(ids, strata, 5, seed=3) == f).all()
+
+
+def _noise_campaign(n, effects, seed):
+    """A two-arm campaign whose effect is ``effects(x)`` on a binary outcome, x uniform."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 3))
+    arm = np.where(rng.random(n) < 0.5, "mail", "none")
+    p = 0.2 + np.where(arm == "mail", effects(x), 0.0)
+    y = (rng.random(n) < p).astype(int)
+    df = pd.DataFrame({"user_id": [f"u{i:05d}" for i in range(n)], "arm": arm, "y": y, "spend": y * 10.0})
+    df[["x0", "x1", "x2"]] = x
+    return campaigns.campaign_from_frame(df, control="none", outcomes=["y", "spend"], features=["x0", "x1", "x2"])
+
+
+def test_personalise_only_where_it_pays():
+    """Without heterogeneity (the same effect for everyone) the chooser keeps the simpler policy
+    and says so; with strong heterogeneity it personalises, the heterogeneity test finds it and
+    the effect's groups line up with the prediction."""
+    from urm_models.experiments import selection
+
+    flat = _noise_campaign(8_000, lambda x: np.full(len(x), 0.05), seed=1)
+    d = selection.choose(flat, "y", value_outcome="spend", share=0.3, learners=("s",), folds=3, n_boot=50)
+    assert d.mode in ("single arm", "no one") and "within noise" in d.reason, d.reason
+    assert d.heterogeneity.loc["mail", "slope_lower"] < 1  # nothing real to find
+    steep = _noise_campaign(8_000, lambda x: 0.3 * (x[:, 0] > 0.7) - 0.15 * (x[:, 0] < 0.3), seed=2)
+    d = selection.choose(steep, "y", value_outcome="spend", share=0.3, learners=("s",), folds=3, n_boot=50)
+    assert d.mode == "personalised" and "beyond noise" in d.reason, d.reason
+    assert d.heterogeneity.loc["mail", "slope_lower"] > 0
+    cal = d.calibration["mail"]
+    assert cal["measured"].iloc[0] > cal["measured"].iloc[-1]
+    policy = selection.fit_policy(steep, "y", d, value_outcome="spend", seed=0)
+    rec = policy.recommend(steep.X)
+    assert (rec["recommended_arm"] == "mail").mean() == pytest.approx(0.3, abs=0.002)
+    assert policy.describe()["reason"] == d.reason
+
+
+def test_close_calls_keep_the_default_ranking():
+    from urm_models.experiments.selection import choose_ranking
+
+    t = pd.DataFrame(
+        {
+            "qini": [0.05, 0.06, 0.09],
+            "vs_default": [0, 0.01, 0.04],
+            "vs_default_lower": [0, -0.01, 0.01],
+            "vs_default_upper": [0, 0.03, 0.07],
+        },
+        index=["S", "T", "response model"],
+    )
+    t.attrs["default"] = "S"
+    assert choose_ranking(t)[0] == "response model"
+    t.loc["response model", "vs_default_lower"] = -0.001
+    name, why = choose_ranking(t)
+    assert name == "S" and "within noise" in why

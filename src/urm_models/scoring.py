@@ -577,7 +577,7 @@ def score_campaign(
     lifecycle stage, cohort) stays empty. Of ``options``, the tiers apply."""
     o = (options or ScoringOptions()).checked("campaign")
     X = campaign.X
-    scores = _predict_frame(uplift_model, X)
+    scores, decision = recommend_arms(uplift_model, X)
     table = pd.DataFrame(index=X.index)
     for c in ("p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv", "value_at_risk"):
         table[c] = np.nan
@@ -600,6 +600,7 @@ def score_campaign(
         priority[contact.to_numpy()] = np.minimum(4, np.ceil(ranks * 4)).astype("int64")
     table["action_priority"] = priority
     out = _format({c: table[c] for c in table}, table.index, as_of, model_versions)
+    out.attrs["uplift_decision"] = decision
     out.attrs["tier_basis"] = (
         f"{value}, the value each user brought before the campaign"
         if value
@@ -707,15 +708,29 @@ def add_campaign_columns(table: pd.DataFrame, transactions, as_of, uplift_model,
             "transactions: it cannot score this data set"
         )
     X = features_at(transactions, as_of, table["user_id"], **spec)
-    pred = _predict_frame(uplift_model, X)
+    pred, decision = recommend_arms(uplift_model, X)
     out = table.copy()
     out["recommended_arm"] = pred["recommended_arm"].astype(str).to_numpy()
     out["recommended_arm"] = out["recommended_arm"].astype("string")
     out["expected_incremental_value"] = pred["expected_incremental_value"].astype(float).to_numpy()
     out["model_versions"] = (out["model_versions"].astype(str) + f";{info['name']}/{info['version']}").astype("string")
     out.attrs.update(table.attrs)
+    out.attrs["uplift_decision"] = decision
     out.attrs["uplift_source"] = f"{info['name']}/{info['version']} ({info['tags'].get('learner', '')} learner)"
     return out
+
+
+def recommend_arms(uplift_model, X: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Each user's recommended arm and expected incremental value from the ``urm-uplift``
+    decision (an :class:`~urm_models.experiments.policy.UpliftPolicy` or its logged pyfunc) on
+    features ``X`` indexed by user id, with the decision's budget applied across these users, and
+    the decision in words (mode, reason, value per unit, budget: the table's metadata)."""
+    inner = uplift_model.unwrap_python_model() if hasattr(uplift_model, "unwrap_python_model") else uplift_model
+    policy = getattr(inner, "policy", inner)
+    if not hasattr(policy, "recommend"):
+        return _predict_frame(uplift_model, X), {}
+    pred = policy.recommend(X[policy.features])
+    return pred, policy.describe()
 
 
 def refuse_measured_campaign(dataset: str, path_name: str) -> None:

@@ -45,16 +45,22 @@ def lift_plot(lifts: pd.DataFrame, *, title: str = "") -> Figure:
 
 
 def policy_plot(
-    values: pd.DataFrame, *, unit: str = "", value_outcome: str = "value", share: float | None = None, window: str = ""
+    values: pd.DataFrame,
+    *,
+    unit: str = "",
+    value_outcome: str = "value",
+    share: float | None = None,
+    window: str = "",
+    chosen: str = "uplift",
 ) -> Figure:
     """What each policy earns per user over contacting no one (``experiments.policy.compare_policies``
     or ``evaluate_policies``'s ``values``), with 95% intervals; the share of users each contacts
-    in the labels."""
+    in the labels; the ``chosen`` policy in orange."""
     v = values.drop(index=[i for i in values.index if i == "no one"], errors="ignore")
     fig = Figure(figsize=(8.5, 0.5 * len(v) + 1.8))
     ax = fig.add_subplot()
     y = np.arange(len(v))[::-1]
-    colours = ["#dd8452" if i == "uplift" else "#4c72b0" for i in v.index]
+    colours = ["#dd8452" if i == chosen else "#4c72b0" for i in v.index]
     ax.barh(y, v["value"], color=colours, alpha=0.85)
     ax.errorbar(
         v["value"],
@@ -70,5 +76,27 @@ def policy_plot(
     ax.set_xlabel(f"incremental {value_outcome} per user over contacting no one ({unit or 'per user'}), 95% interval")
     budget = f", at most {share:.0%} contacted" if share is not None else ""
     ax.set_title(f"Policies on held-out users{budget}: {value_outcome} {window}".strip(), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def effect_calibration_plot(table: pd.DataFrame, *, outcome: str = "outcome", unit: str = "", arm: str = "") -> Figure:
+    """Measured against predicted effect by group of the predicted effect (``experiments.selection.
+    heterogeneity``'s calibration table): points on the diagonal are a learner whose differences
+    between users are real; a flat row of points is one that found none."""
+    scale, label = _scale(unit)
+    fig = Figure(figsize=(5.5, 4.2))
+    ax = fig.add_subplot()
+    x, m = table["predicted"] * scale, table["measured"] * scale
+    err = np.vstack([(table["measured"] - table["lower"]).to_numpy(), (table["upper"] - table["measured"]).to_numpy()])
+    ax.errorbar(x, m, yerr=err * scale, fmt="o", color="#4c72b0", capsize=3, label="measured (AIPW), 95% interval")
+    lims = [min(x.min(), (table["lower"] * scale).min(), 0), max(x.max(), (table["upper"] * scale).max())]
+    ax.plot(lims, lims, "k:", lw=1, label="measured = predicted")
+    for g, xi, mi in zip(table.index, x, m, strict=True):
+        ax.annotate(str(g), (xi, mi), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    ax.set_xlabel(f"predicted effect on {outcome}, out of fold ({label})")
+    ax.set_ylabel(f"measured effect on {outcome} ({label})")
+    ax.set_title(f"Effect by fifth of the predicted effect: {arm}".strip(": "), fontsize=10)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -98,6 +98,53 @@ def qini_coefficient(y, uplift, treated) -> float:
     return _normalised(qini_curve, *_arrays(y, uplift, treated))
 
 
+def _weighted_area(y, t, order, ends, w):
+    """Areas under the Qini curves of one ranking (``order``: users best first; ``ends``: the
+    last position of each run of tied scores) for rows of user weights ``w`` (draws x users:
+    how often each user was drawn), and the curves' last points."""
+    w = w[:, order]
+    ys, ts = y[order], t[order]
+    n_t = np.cumsum(w * ts, axis=1)[:, ends]
+    n_all = np.cumsum(w, axis=1)[:, ends]
+    y_t = np.cumsum(w * (ys * ts), axis=1)[:, ends]
+    y_c = np.cumsum(w * (ys * (1 - ts)), axis=1)[:, ends]
+    n_c = n_all - n_t
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inc = y_t - np.where(n_c > 0, y_c * n_t / np.where(n_c > 0, n_c, 1), 0.0)
+    zero = np.zeros((len(w), 1))
+    x, inc = np.hstack([zero, n_all]), np.hstack([zero, inc])
+    return np.trapezoid(inc, x, axis=1), inc[:, -1], x[:, -1]
+
+
+def _runs(u):
+    order = np.argsort(-u, kind="mergesort")
+    return order, np.r_[np.flatnonzero(np.diff(u[order])), len(u) - 1]
+
+
+def qini_coefficients(y, rankings: dict, treated, weights=None) -> pd.DataFrame:
+    """:func:`qini_coefficient` of several rankings of the same users (``{name: scores}``), for
+    each row of ``weights`` (draws x users: how often a bootstrap draw took each user; default
+    one row of ones, the users as they are): a DataFrame, one row per draw, one column per
+    ranking. Each ranking is sorted once, whatever the number of draws: what a paired bootstrap
+    of Qini differences needs."""
+    y, _, t = _arrays(y, np.zeros(len(y)), treated)
+    w = np.ones((1, len(y))) if weights is None else np.atleast_2d(np.asarray(weights, float))
+    if w.shape[1] != len(y):
+        raise ValueError(f"weights must have one column per user ({len(y)}), got {w.shape[1]}")
+    area_p, last, n = _weighted_area(y, t, *_runs(y * t - y * (1 - t)), w)
+    baseline = 0.5 * n * last
+    denom = area_p - baseline
+    out = {}
+    for name, u in rankings.items():
+        u = np.asarray(u, float)
+        if len(u) != len(y) or not np.isfinite(u).all():
+            raise ValueError(f"ranking {name!r} must give a finite score for each of the {len(y)} users")
+        area, _, _ = _weighted_area(y, t, *_runs(u), w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[name] = np.where(denom != 0, (area - baseline) / np.where(denom != 0, denom, 1), np.nan)
+    return pd.DataFrame(out)
+
+
 def auuc(y, uplift, treated) -> float:
     """The area under the uplift curve, normalised as :func:`qini_coefficient`."""
     return _normalised(uplift_curve, *_arrays(y, uplift, treated))

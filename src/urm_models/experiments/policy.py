@@ -108,15 +108,27 @@ def score_policy(
     return out
 
 
+def hashed_rank(index: pd.Index, seed: int = 0) -> np.ndarray:
+    """A random order of the users drawn from their ids (a keyed hash of id and ``seed``): the
+    same users in any row order get the same ranks, and a user keeps their draw across runs."""
+    keys = pd.Index(index).astype(str)
+    h = pd.util.hash_pandas_object(pd.Series(keys + f"\x1f{int(seed)}"), index=False).to_numpy()
+    order = np.lexsort((keys.to_numpy(), h))
+    ranks = np.empty(len(keys), dtype=np.int64)
+    ranks[order] = np.arange(len(keys))
+    return ranks
+
+
 def single_arm_policy(index: pd.Index, arm, *, control, share: float | None = None, seed: int = 0) -> pd.Series:
-    """Everyone (or a random ``share``) gets ``arm``: the blanket campaign."""
+    """Everyone (or a random ``share``, drawn by :func:`hashed_rank`) gets ``arm``: the blanket
+    campaign."""
     out = pd.Series(control, index=index, dtype=object, name="arm")
     if share is None:
         out[:] = arm
     else:
-        rng = np.random.default_rng(seed)
-        pick = rng.permutation(len(index))[: int(np.floor(share * len(index) + 1e-9))]
-        out.iloc[pick] = arm
+        _check_limits(share, None)
+        k = int(np.floor(share * len(index) + 1e-9))
+        out.iloc[np.flatnonzero(hashed_rank(index, seed) < k)] = arm
     return out
 
 
@@ -372,16 +384,30 @@ def _terms(policy, y, arm, *, control, propensity, cost=0.0, alpha=0.05) -> np.n
     return (av == pi) * yv / e.reindex(pi).to_numpy() - (av == control) * yv / e[control] - costs.reindex(pi).to_numpy()
 
 
+#: what a registered decision does: contact by each user's own effect, one arm for everyone, or no one
+MODES = ("personalised", "single arm", "no one")
+
+
 class UpliftPolicy:
     """The decision a campaign's measurements support, as one object (registered as
     ``urm-uplift``): a fitted :class:`~urm_models.models.UpliftModel` of ``outcome``, what one
-    unit of it is worth in ``value_outcome`` per arm (``value_per_unit``, with its ``basis``) and
-    what a contact with each arm costs. ``predict(X)`` gives every user the arm with the largest
-    expected incremental value net of its cost where that is positive (else the control, i.e. no
-    contact): columns ``effect[<arm>]`` (on the outcome), ``incremental_value[<arm>]`` (net of
-    the cost, in ``value_outcome``), ``recommended_arm`` and ``expected_incremental_value``: the
-    recommended arm's effect times its value, **before** the contact's cost (0 for the
-    control), so that a budget decision (``segments.target_list``) subtracts its own cost once."""
+    unit of it is worth in ``value_outcome`` per arm (``value_per_unit``, with its ``basis``), what a
+    contact with each arm costs, and the ``mode`` chosen by cross-fitting
+    (:mod:`~urm_models.experiments.selection`, ``reason`` says why):
+
+    * ``"personalised"``: each user the arm with the largest expected incremental value net of its
+      cost, where positive (``ranking="effect"``), or, where the response model ranked the effect
+      best, the likeliest responders with their best-scoring arm (``ranking="response"``);
+    * ``"single arm"``: ``arm`` for everyone (the best arm of the campaign: no ranking beat it);
+    * ``"no one"``: no contact pays.
+
+    ``predict(X)`` scores each row on its own (the pyfunc): columns ``effect[<arm>]`` (on the
+    outcome), ``incremental_value[<arm>]`` (net of the cost, in ``value_outcome``),
+    ``recommended_arm`` (without a budget), ``expected_incremental_value`` (the recommended arm's
+    effect times its value, **before** the contact's cost, 0 for the control; under ``"single
+    arm"`` the arm's measured average effect, the same for everyone) and ``priority`` (what orders
+    the contacts). :meth:`recommend` applies the budget (``share`` of the users, money ``budget``)
+    to users identified by their ids: what the relationship table publishes."""
 
     def __init__(
         self,
@@ -395,7 +421,20 @@ class UpliftPolicy:
         window: str = "",
         unit: str = "",
         features_spec: dict | None = None,
+        mode: str = "personalised",
+        arm=None,
+        ranking: str = "effect",
+        share: float | None = None,
+        budget: float | None = None,
+        reason: str = "",
+        seed: int = 0,
     ):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if ranking not in ("effect", "response"):
+            raise ValueError(f"ranking must be 'effect' or 'response', not {ranking!r}")
+        if mode == "single arm" and arm is None:
+            raise ValueError("mode='single arm' needs the arm")
         self.model = model
         self.value_per_unit = {str(k): float(v) for k, v in value_per_unit.items()}
         self.cost = cost
@@ -407,6 +446,26 @@ class UpliftPolicy:
         #: a campaign built from transactions: how its features are computed at a scoring date
         #: (``experiments.campaign.features_at``); empty: the features of a campaign table
         self.features_spec = dict(features_spec or {})
+        self.mode = mode
+        self.arm = None if arm is None else str(arm)
+        self.ranking = ranking
+        self.share = share
+        self.budget = budget
+        self.reason = reason
+        self.seed = int(seed)
+
+    def __setstate__(self, state):
+        # a decision pickled before the modes existed was personalised without a budget
+        defaults = {
+            "mode": "personalised",
+            "arm": None,
+            "ranking": "effect",
+            "share": None,
+            "budget": None,
+            "reason": "",
+            "seed": 0,
+        }
+        self.__dict__.update({**defaults, **state})
 
     @property
     def control(self):
@@ -416,21 +475,97 @@ class UpliftPolicy:
     def features(self) -> list[str]:
         return [str(c) for c in self.model.feature_names_in_]
 
+    def describe(self) -> dict:
+        """The decision in words and numbers: what the table's metadata records."""
+        what = {
+            "personalised": "each user's own best arm, where its expected value exceeds its cost"
+            + (" (ranked by the response model)" if self.ranking == "response" else ""),
+            "single arm": f"{self.arm} for every user (within the budget, drawn at random)",
+            "no one": "no contact",
+        }[self.mode]
+        return {
+            "mode": self.mode,
+            "decision": what,
+            "reason": self.reason,
+            "outcome": self.outcome,
+            "value_outcome": self.value_outcome,
+            "value_per_unit": {
+                a: f"{v:g} {self.unit} per unit of {self.outcome}" for a, v in self.value_per_unit.items()
+            },
+            "value_basis": self.basis,
+            "window": self.window,
+            "budget_share": self.share,
+            "budget": self.budget,
+        }
+
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         effects = self.model.predict(X)
         effects.columns = [str(c) for c in effects.columns]
-        net = incremental_value(effects, value=self.value_per_unit, cost=self.cost)
-        best = net.max(axis=1)
+        costs = _per_arm(self.cost, effects.columns, "cost")
+        net = incremental_value(effects, value=self.value_per_unit, cost=costs)
         out = pd.DataFrame(index=X.index)
         for a in effects.columns:
             out[f"effect[{a}]"] = effects[a].to_numpy()
         for a in net.columns:
             out[f"incremental_value[{a}]"] = net[a].to_numpy()
-        chosen = net.idxmax(axis=1).to_numpy()
-        gross = effects.to_numpy()[np.arange(len(effects)), effects.columns.get_indexer(chosen)] * np.array(
-            [self.value_per_unit[a] for a in chosen]
-        )
-        contact = best.to_numpy() > 0
-        out["recommended_arm"] = np.where(contact, chosen, str(self.control))
+        control = str(self.control)
+        if self.mode == "personalised":
+            if self.ranking == "response":
+                resp = self.model.response(X)
+                resp.columns = [str(c) for c in resp.columns]
+                score = pd.DataFrame({a: resp[a] * self.value_per_unit[a] for a in effects.columns}, index=X.index)
+                chosen = score.idxmax(axis=1).to_numpy()
+                priority = score.max(axis=1).to_numpy()
+                contact = np.ones(len(X), dtype=bool)
+            else:
+                chosen = net.idxmax(axis=1).to_numpy()
+                priority = net.max(axis=1).to_numpy()
+                contact = priority > 0
+            gross = effects.to_numpy()[np.arange(len(effects)), effects.columns.get_indexer(chosen)] * np.array(
+                [self.value_per_unit[a] for a in chosen]
+            )
+        elif self.mode == "single arm":
+            average = float(self.model.summary.loc[self._model_arm(self.arm), "estimate"])
+            chosen = np.full(len(X), self.arm, dtype=object)
+            gross = np.full(len(X), average * self.value_per_unit[self.arm])
+            contact = np.full(len(X), gross[0] - float(costs[self.arm]) > 0 if len(X) else False)
+            priority = np.zeros(len(X))
+        else:
+            chosen = np.full(len(X), control, dtype=object)
+            gross = np.zeros(len(X))
+            contact = np.zeros(len(X), dtype=bool)
+            priority = np.zeros(len(X))
+        out["recommended_arm"] = np.where(contact, chosen, control)
         out["expected_incremental_value"] = np.where(contact, gross, 0.0)
+        out["priority"] = np.where(contact, priority, -np.inf)
         return out
+
+    def _model_arm(self, arm: str):
+        for a in self.model.treatments_:
+            if str(a) == arm:
+                return a
+        raise ValueError(f"arm {arm!r} is not a treatment arm of the model: {self.model.treatments_}")
+
+    def recommend(self, X: pd.DataFrame) -> pd.DataFrame:
+        """:meth:`predict` for users indexed by their ids, then the budget: the contacts with the
+        highest ``priority`` (under ``"single arm"`` a random draw by :func:`hashed_rank`), at most
+        ``share`` of the users and ``budget`` in contact costs; the others get the control and an
+        expected incremental value of 0."""
+        pred = self.predict(X)
+        control = str(self.control)
+        contact = pred["recommended_arm"] != control
+        if self.share is None and self.budget is None:
+            return pred
+        if self.mode == "single arm":
+            key = pd.Series(-hashed_rank(X.index, self.seed).astype(float), index=X.index)
+        else:
+            key = pred["priority"]
+        order = _ranked(key[contact])
+        costs = _per_arm(self.cost, [str(a) for a in self.model.treatments_], "cost")
+        spend = pd.Series([float(costs[a]) for a in pred.loc[order, "recommended_arm"]], index=order)
+        k = _cap(len(pred), self.share, self.budget, spend if self.budget is not None else None)
+        dropped = order[k:]
+        pred.loc[dropped, "recommended_arm"] = control
+        pred.loc[dropped, "expected_incremental_value"] = 0.0
+        pred.loc[dropped, "priority"] = -np.inf
+        return pred
