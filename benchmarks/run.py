@@ -516,135 +516,240 @@ def bench_churn() -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- uplift
-#: the issue's protocol: Hillstrom, women's e-mail vs no e-mail, outcome visit, 70/30 split
-#: stratified by arm x outcome, seeds 0, 1, 2; peers with XGBoost 200 trees of depth 3 (one thread)
-UPLIFT_SEEDS = (0, 1, 2)
-UPLIFT_CASES = (
-    "urm default",
-    "urm T",
-    "urm X",
-    "urm DR",
-    "sklift S",
-    "sklift T",
-    "sklift CT",
-    "causalml X",
+#: Hillstrom, each e-mail against no e-mail, each outcome; 70/30 splits stratified by arm x (outcome > 0),
+#: seeds 0-8; peers with XGBoost (200 trees of depth 3, one thread) and with logistic / linear regression
+UPLIFT_SEEDS = tuple(range(9))
+UPLIFT_ARMS = ("Womens E-Mail", "Mens E-Mail")
+UPLIFT_OUTCOMES = ("visit", "conversion", "spend")
+UPLIFT_METHODS = (
+    "urm chosen",
+    "urm S (default)",
+    "sklift S xgb",
+    "sklift T xgb",
+    "sklift CT xgb",
+    "sklift S lr",
+    "sklift T lr",
+    "sklift CT lr",
+    "causalml X xgb",
     "causalml URF",
-    "response model",
+    "response xgb",
+    "response lr",
     "random",
 )
+UPLIFT_BOOT = 200
+UPLIFT_SHARE = 0.3
 
 
-def _uplift_data():
-    from urm_models import campaigns
-
-    c = campaigns.load_hillstrom().restrict(["Womens E-Mail"])
-    d = c.data
-    t = (d["arm"] == "Womens E-Mail").to_numpy(int)
-    y = d["visit"].to_numpy(int)
-    X = c.X.reset_index(drop=True)
-    onehot = pd.get_dummies(X, columns=["zip_code", "channel"], dtype=float)  # what the peers take
-    return X, onehot, y, t
-
-
-def _uplift_case(which: str) -> dict:
-    """Fit and predict on the three splits; Qini coefficient by scikit-uplift's qini_auc_score
-    and by ours (the same definition: the largest difference is recorded)."""
+def _uplift_case(arm: str, outcome: str) -> dict:
+    """Every method on the nine splits of one arm and outcome: Qini of each on the test part, the
+    bootstrap draws of its difference from the product's chosen ranking (test users resampled
+    within each arm, the same draws for every method), the policies at a 30% budget, fit times."""
     import warnings
 
+    from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
+    from xgboost import XGBClassifier, XGBRegressor
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # sklift calls sklearn's deprecated stable_cumsum
-    from sklift.metrics import qini_auc_score, uplift_at_k
+    warnings.filterwarnings("ignore", category=UserWarning)  # causalml's notices about its optional packages
+    from sklift.models import ClassTransformation, SoloModel, TwoModels
 
+    from urm_models import campaigns
     from urm_models.evaluation import uplift as ev
+    from urm_models.experiments import policy as P
+    from urm_models.experiments import selection
     from urm_models.models import UpliftModel
 
-    X, onehot, y, t = _uplift_data()
+    c = campaigns.load_hillstrom().restrict([arm])
+    d = c.data
+    X = c.X
+    y = d[outcome].to_numpy(float)
+    t = (d["arm"] == arm).to_numpy(int)
+    binary = c.binary(outcome)
+    onehot = pd.get_dummies(X.reset_index(drop=True), columns=["zip_code", "channel"], dtype=float)
 
-    def xgb_clf():
-        from xgboost import XGBClassifier
+    def xgb():
+        kw = dict(n_estimators=200, max_depth=3, n_jobs=1, tree_method="hist", verbosity=0)
+        return XGBClassifier(**kw) if binary else XGBRegressor(**kw)
 
-        return XGBClassifier(n_estimators=200, max_depth=3, n_jobs=1, tree_method="hist", verbosity=0)
+    def lr():
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000) if binary else LinearRegression())
 
-    def fit_predict(seed, tr, te):
-        if which.startswith("urm"):
-            learner = {"urm default": None, "urm T": "t", "urm X": "x", "urm DR": "dr"}[which]
-            kw = {} if learner is None else {"learner": learner}
-            m = UpliftModel(random_state=seed, **kw).fit(X.iloc[tr], y[tr], t[tr])
-            return m.predict(X.iloc[te]).iloc[:, 0].to_numpy()
+    def fit_predict(which, seed, tr, te, sub):
+        """The method's ranking of the test users (and, for ours, its policy)."""
         Xtr, Xte = onehot.iloc[tr], onehot.iloc[te]
+        if which == "urm chosen":
+            dec = selection.choose(sub, outcome, share=UPLIFT_SHARE, folds=3, seed=seed, n_boot=100)
+            final = selection.fit_policy(sub, outcome, dec, seed=seed)
+            Xt = X.iloc[te]
+            rank = (
+                final.model.response(Xt)[arm] if dec.ranking == selection.RESPONSE else final.model.predict(Xt)[arm]
+            ).to_numpy()
+            return rank, {"policy": final.recommend(Xt)["recommended_arm"], "ranking": dec.ranking, "mode": dec.mode}
+        if which == "urm S (default)":
+            m = UpliftModel(control="No E-Mail", random_state=seed).fit(X.iloc[tr], y[tr], d["arm"].iloc[tr])
+            return m.predict(X.iloc[te])[arm].to_numpy(), {}
         if which.startswith("sklift"):
-            from sklift.models import ClassTransformation, SoloModel, TwoModels
-
+            _, kind, base = which.split()
+            est = xgb if base == "xgb" else lr
+            if kind == "CT" and not binary:
+                return None, {}
             m = {
-                "sklift S": lambda: SoloModel(xgb_clf()),
-                "sklift T": lambda: TwoModels(xgb_clf(), xgb_clf(), method="vanilla"),
-                "sklift CT": lambda: ClassTransformation(xgb_clf()),
-            }[which]()
-            return np.asarray(m.fit(Xtr, y[tr], t[tr]).predict(Xte), float)
-        if which == "causalml X":
-            from causalml.inference.meta import BaseXClassifier
-            from xgboost import XGBRegressor
+                "S": lambda: SoloModel(est()),
+                "T": lambda: TwoModels(est(), est(), method="vanilla"),
+                "CT": lambda: ClassTransformation(est()),
+            }[kind]()
+            return np.asarray(m.fit(Xtr, y[tr], t[tr]).predict(Xte), float), {}
+        if which == "causalml X xgb":
+            from causalml.inference.meta import BaseXClassifier, BaseXRegressor
 
-            m = BaseXClassifier(
-                outcome_learner=xgb_clf(), effect_learner=XGBRegressor(n_estimators=200, max_depth=3, n_jobs=1)
-            )
-            m.fit(Xtr.to_numpy(), t[tr], y[tr], p=np.full(len(tr), t[tr].mean()))
-            return np.asarray(m.predict(Xte.to_numpy(), p=np.full(len(te), t[tr].mean())), float).ravel()
+            p = np.full(len(tr), t[tr].mean())
+            eff = XGBRegressor(n_estimators=200, max_depth=3, n_jobs=1, verbosity=0)
+            m = BaseXClassifier(outcome_learner=xgb(), effect_learner=eff) if binary else BaseXRegressor(learner=xgb())
+            m.fit(Xtr.to_numpy(), t[tr], y[tr], p=p)
+            return np.asarray(m.predict(Xte.to_numpy(), p=np.full(len(te), t[tr].mean())), float).ravel(), {}
         if which == "causalml URF":
+            if not binary:
+                return None, {}
             from causalml.inference.tree import UpliftRandomForestClassifier
 
             m = UpliftRandomForestClassifier(n_estimators=50, control_name="0", random_state=seed, n_jobs=1)
             m.fit(Xtr.to_numpy(), np.where(t[tr] == 1, "1", "0"), y[tr])
-            return np.asarray(m.predict(Xte.to_numpy()), float).ravel()
-        if which == "response model":  # P(visit | e-mail): a classifier on the e-mailed users only
+            return np.asarray(m.predict(Xte.to_numpy()), float).ravel(), {}
+        if which.startswith("response"):  # the outcome model of the e-mailed users only
             rows = t[tr] == 1
-            return xgb_clf().fit(Xtr[rows], y[tr][rows]).predict_proba(Xte)[:, 1]
-        return np.random.default_rng(seed).random(len(te))
+            m = (xgb() if which.endswith("xgb") else lr()).fit(Xtr[rows], y[tr][rows])
+            return (m.predict_proba(Xte)[:, 1] if binary else m.predict(Xte)), {}
+        return np.random.default_rng(seed).random(len(te)), {}
 
-    out = {"case": which}
+    out = {"arm": arm, "outcome": outcome, "splits": []}
     with threadpool_limits(1):
         for seed in UPLIFT_SEEDS:
-            tr, te = train_test_split(np.arange(len(y)), test_size=0.3, random_state=seed, stratify=t * 2 + y)
-            t0 = time.perf_counter()
-            u = fit_predict(seed, tr, te)
-            out[f"fit_seconds_{seed}"] = time.perf_counter() - t0
-            out[f"qini_{seed}"] = float(qini_auc_score(y[te], u, t[te]))
-            out[f"ours_minus_sklift_{seed}"] = float(ev.qini_coefficient(y[te], u, t[te]) - out[f"qini_{seed}"])
-            out[f"uplift_at_30_{seed}"] = float(uplift_at_k(y[te], u, t[te], strategy="overall", k=0.3))
+            tr, te = train_test_split(np.arange(len(y)), test_size=0.3, random_state=seed, stratify=t * 2 + (y > 0))
+            sub = replace_campaign(c, d.iloc[tr])
+            ranks, fits, extra = {}, {}, {}
+            for which in UPLIFT_METHODS:
+                t0 = time.process_time()
+                r, more = fit_predict(which, seed, tr, te, sub)
+                fits[which] = time.process_time() - t0
+                if r is not None:
+                    ranks[which] = r
+                    extra.update(more)
+            yt, tt = y[te], t[te]
+            w = selection._arm_weights(tt, UPLIFT_BOOT, seed)
+            q = ev.qini_coefficients(yt, ranks, tt, w)  # row 0: the test users as they are
+            users = d["user_id"].iloc[te].to_numpy()
+            idx = pd.Index(users)
+            armv = pd.Series(d["arm"].iloc[te].to_numpy(), index=idx)
+            yv = pd.Series(yt, index=idx)
+            prop = {"No E-Mail": 1 - tt.mean(), arm: tt.mean()}
+            chosen = extra["policy"]
+            chosen.index = idx
+            pols = {
+                "urm chosen": chosen,
+                "response targeting": P.score_policy(
+                    pd.DataFrame({arm: ranks["response xgb"]}, index=idx), control="No E-Mail", share=UPLIFT_SHARE
+                ),
+                "best single arm, 30%": P.single_arm_policy(
+                    idx, arm, control="No E-Mail", share=UPLIFT_SHARE, seed=seed
+                ),
+                "best single arm, everyone": P.single_arm_policy(idx, arm, control="No E-Mail"),
+                "random 30%": P.single_arm_policy(idx, arm, control="No E-Mail", share=UPLIFT_SHARE, seed=seed + 100),
+                "urm S personalised": P.uplift_policy(
+                    pd.DataFrame({arm: ranks["urm S (default)"]}, index=idx), control="No E-Mail", share=UPLIFT_SHARE
+                ),
+            }
+            terms = {n: P._terms(p, yv, armv, control="No E-Mail", propensity=prop) for n, p in pols.items()}
+            split = {
+                "seed": seed,
+                "ranking": extra["ranking"],
+                "mode": extra["mode"],
+                "qini": {k: float(v) for k, v in q.iloc[0].items()},
+                "qini_diff_draws": {k: (q["urm chosen"] - q[k]).to_numpy()[1:].tolist() for k in ranks},
+                "fit_seconds": fits,
+                "policy": {n: float(v.mean()) for n, v in terms.items()},
+                "policy_diff": {
+                    n: selection.paired(terms["urm chosen"], v) for n, v in terms.items() if n != "urm chosen"
+                },
+                "contacted": float((chosen != "No E-Mail").mean()),
+            }
+            if binary:
+                from sklift.metrics import qini_auc_score
+
+                split["ours_minus_sklift"] = max(
+                    abs(float(qini_auc_score(yt, r, tt)) - split["qini"][k]) for k, r in ranks.items()
+                )
+            out["splits"].append(split)
     return out
 
 
+def replace_campaign(c, data):
+    from dataclasses import replace
+
+    return replace(c, data=data.reset_index(drop=True))
+
+
 def bench_uplift() -> list[dict]:
-    rows = {which: _in_subprocess("uplift_case", which) for which in UPLIFT_CASES}
-    base = np.mean([rows["sklift S"][f"fit_seconds_{s}"] for s in UPLIFT_SEEDS])
+    cases = [(a, o) for a in UPLIFT_ARMS for o in UPLIFT_OUTCOMES]
+    rows = [_in_subprocess("uplift_case", a, o) for a, o in cases]
     print(
-        "Hillstrom, women's e-mail vs no e-mail, visit; 70/30 split stratified by arm x outcome, seeds 0 / 1 / 2;"
-        " Qini coefficient = scikit-uplift's qini_auc_score\n"
+        "Hillstrom, each e-mail vs no e-mail, outcomes visit / conversion / spend; 70/30 splits stratified by arm x "
+        f"(outcome > 0), seeds {UPLIFT_SEEDS[0]}-{UPLIFT_SEEDS[-1]}; Qini coefficient on the test part (ours = "
+        "scikit-uplift's qini_auc_score); 'urm chosen' = experiments.selection.choose on the training part "
+        "(3-fold cross-fitting of S, T, X, DR and the response model), refitted, applied to the test part\n"
     )
-    print("| learner | Qini mean | sd | seeds 0 / 1 / 2 | uplift at 30% (mean) | fit s | x sklift S |")
-    print("|---|---|---|---|---|---|---|")
-    for which, r in rows.items():
-        q = np.array([r[f"qini_{s}"] for s in UPLIFT_SEEDS])
-        fit = np.mean([r[f"fit_seconds_{s}"] for s in UPLIFT_SEEDS])
-        u30 = np.mean([r[f"uplift_at_30_{s}"] for s in UPLIFT_SEEDS])
+    worst = {}
+    for r in rows:
+        splits = r["splits"]
+        methods = list(splits[0]["qini"])
+        print(f"\n### {r['arm']}, {r['outcome']}\n")
+        picks = pd.Series([s["ranking"] + " / " + s["mode"] for s in splits]).value_counts().to_dict()
+        print(f"chosen (ranking / policy) over the nine splits: {picks}\n")
         print(
-            f"| {which} | {q.mean():.4f} | {q.std():.4f} | {' / '.join(f'{v:.4f}' for v in q)} | {u30:.4f} | "
-            f"{fit:.2f} | {fit / base:.1f} |",
-            flush=True,
+            "| method | mean Qini | chosen - method, mean (95% paired bootstrap) | splits where chosen is "
+            "significantly below | fit CPU s | x sklift T xgb |"
         )
-    diff = max(abs(r[f"ours_minus_sklift_{s}"]) for r in rows.values() for s in UPLIFT_SEEDS)
-    print(f"\nlargest |our Qini - scikit-uplift's| over all predictions: {diff:.2e}")
-    peers = [w for w in rows if w.startswith(("sklift", "causalml"))]
-    best = max(peers, key=lambda w: np.mean([rows[w][f"qini_{s}"] for s in UPLIFT_SEEDS]))
-    ours = np.mean([rows["urm default"][f"qini_{s}"] for s in UPLIFT_SEEDS])
-    peer = np.mean([rows[best][f"qini_{s}"] for s in UPLIFT_SEEDS])
+        print("|---|---|---|---|---|---|")
+        base = np.mean([s["fit_seconds"]["sklift T xgb"] for s in splits])
+        for m in methods:
+            mean_q = np.mean([s["qini"][m] for s in splits])
+            draws = np.mean([s["qini_diff_draws"][m] for s in splits], axis=0)
+            diff = np.mean([s["qini"]["urm chosen"] - s["qini"][m] for s in splits])
+            lo, hi = np.percentile(draws, [2.5, 97.5])
+            below = sum(np.percentile(s["qini_diff_draws"][m], 97.5) < 0 for s in splits)
+            fit = np.mean([s["fit_seconds"][m] for s in splits])
+            print(
+                f"| {m} | {mean_q:.4f} | {diff:+.4f} ({lo:+.4f} to {hi:+.4f}) | {below} | {fit:.2f} | "
+                f"{fit / base:.1f} |"
+            )
+            if m != "urm chosen":
+                worst[(r["arm"], r["outcome"], m)] = (lo, hi, below)
+        print("\npolicies at a 30% budget, incremental outcome per user over no e-mail (IPW on the test part):\n")
+        print(
+            "| policy | mean value | chosen - policy, mean (95%, t over the splits) | splits where chosen is "
+            "significantly below |"
+        )
+        print("|---|---|---|---|")
+        for n in splits[0]["policy"]:
+            v = np.mean([s["policy"][n] for s in splits])
+            if n == "urm chosen":
+                print(f"| {n} | {v:.4f} | - | - |")
+                continue
+            d = np.array([s["policy_diff"][n]["difference"] for s in splits])
+            half = 2.306 * d.std(ddof=1) / np.sqrt(len(d))
+            below = sum(s["policy_diff"][n]["upper"] < 0 for s in splits)
+            print(f"| {n} | {v:.4f} | {d.mean():+.4f} ({d.mean() - half:+.4f} to {d.mean() + half:+.4f}) | {below} |")
+        if "ours_minus_sklift" in splits[0]:
+            print(f"\nlargest |our Qini - scikit-uplift's|: {max(s['ours_minus_sklift'] for s in splits):.1e}")
+    losses = {k: v for k, v in worst.items() if v[1] < 0}
     print(
-        f"default uplift model {ours:.4f} vs the best peer learner ({best}) {peer:.4f}: "
-        f"{'at least as good' if ours >= peer else 'WORSE'}"
+        "\nwhere the chosen ranking's mean Qini is significantly below a peer's (interval of the mean difference "
+        f"below 0): {sorted(losses) if losses else 'nowhere'}"
     )
-    return list(rows.values())
+    return rows
 
 
 # ----------------------------------------------------------------------------- refresh

@@ -389,6 +389,18 @@ def test_refresh_on_the_hillstrom_campaign(home):
     decision = meta["uplift_decision"]
     assert decision["mode"] == champ["tags"]["mode"] and "out-of-fold gain" in decision["reason"]
     assert contact.mean() <= decision["budget_share"] + 1e-9
+    assert meta["economics"]["contact_cost"] == "0.1 USD per contact" and meta["economics"]["sources"]
+    # the next campaign: the recommended users, a randomised holdout within each arm, as an assignment file
+    if contact.any():
+        plan = meta["next_campaign"]
+        sends = campaigns.load_assignments(
+            scoring.predictions_path("hillstrom", manifest["parameters"]["as_of"]).parent / plan["file"],
+            control="No E-Mail",
+            as_of=plan["sent_at"],  # the day it is sent: read back when the outcomes are in
+        )
+        assert set(sends["user_id"]) == set(table.loc[contact, "user_id"])
+        held = sends["arm"] == "No E-Mail"
+        assert held.sum() == plan["held_out"] and 0 < held.mean() <= 0.5
     exp = mlflow.get_experiment_by_name("urm-uplift")
     assert exp is not None
     model = mlflow.pyfunc.load_model("models:/urm-uplift@champion-hillstrom")
@@ -404,7 +416,7 @@ def test_refresh_on_the_hillstrom_campaign(home):
     # what a customer asks to erase leaves the published table and every later load
     from urm_models import forget
 
-    forget.forget(["r00007"], dataset="hillstrom")
+    forget.forget(["r00007", *sorted(sample)[:1]], dataset="hillstrom")
     assert "r00007" not in set(scoring.read_predictions("hillstrom")["user_id"])
     assert "r00007" not in set(campaigns.load_hillstrom().data["user_id"])
 

@@ -91,6 +91,7 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
             ("predictions", _forget_tables(paths.predictions_dir(), ids, dataset, "*/user_scores.parquet")),
             # urm score --engine spark: data/predictions/<dataset>/spark/as_of=<date>/part-*.parquet
             ("predictions", _forget_tables(paths.predictions_dir(), ids, dataset, "spark/as_of=*/*.parquet")),
+            ("predictions", _forget_tables(paths.predictions_dir(), ids, dataset, "*/next_campaign.parquet")),
             ("snapshots", _forget_snapshots(ids, dataset)),
             ("quarantine", _forget_quarantine(ids, dataset)),
         ]:

@@ -79,6 +79,13 @@ DEFAULT_PARAMS = {
     "control": "",  # ... its control arm ...
     "campaign_window": 4,  # ... the outcome window after each send (freq periods) ...
     "campaign_read": {},  # ... and how to read it (campaigns.load_assignments' options)
+    # the economics (urm_models.economics), None: the data set's defaults; one set for 03, 06, 07
+    "contact_cost": None,  # per contact: a number or {arm: cost}, in the data set's currency
+    "budget": None,  # money per campaign
+    "budget_share": None,  # at most this share of the users per campaign
+    "success_rate": None,  # ASSUMED share of contacted churners kept, where no campaign measured it
+    "horizon_months": None,  # the window a retained user's value (CLV) counts over
+    "persistent_control": None,  # share of users kept out of every campaign (a standing control group)
 }
 #: parameters of the refresh itself, not passed to notebooks
 RUN_ONLY = ("keep_snapshot",)
@@ -402,6 +409,7 @@ def refresh(
         if kind == "transactions" and own is None:
             _check_dates(p, data, f"data set {p['dataset']}")
         _check_campaign(p, kind, data if kind == "transactions" else None)
+        _check_economics(p)
         p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{dt.date.today():%Y-%m-%d}")
         run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"  # a safe data set name
         out_dir = paths.reports_dir() / "runs" / run_id
@@ -591,6 +599,17 @@ def _date_text(value, name: str) -> str:
         raise RefreshError(f"{name} {value!r} is not a date (YYYY-MM-DD)")
     _day(value.strip(), name)
     return value.strip()
+
+
+def _check_economics(p: dict) -> None:
+    """The economics are read before any notebook runs: a bad cost or budget is named up front."""
+    from .economics import economics
+
+    keys = ("contact_cost", "budget", "budget_share", "success_rate", "horizon_months", "persistent_control")
+    try:
+        economics(p["dataset"], p["path"], **{k: p.get(k) for k in keys})
+    except ValueError as exc:
+        raise RefreshError(f"economics: {exc}") from None
 
 
 def _source_fingerprint(data) -> str:
@@ -870,6 +889,9 @@ def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:
         "lifecycle_stages": table["lifecycle_stage"].value_counts().to_dict(),
     }
     staged.unlink()
+    plan = staged.with_name("next_campaign.parquet")  # 06's plan of the next campaign goes with its table
+    if plan.is_file():
+        os.replace(plan, path.parent / plan.name)
     if database_url():
         try:
             info["sql"] = publish_table(

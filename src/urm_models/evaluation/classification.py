@@ -70,6 +70,7 @@ def _saved(y, p, value_saved: float, success_rate: float | None, effect) -> tupl
     y = np.asarray(y, float)
     p = np.asarray(p, float)
     order = np.argsort(-p, kind="stable")
+    value_saved = np.broadcast_to(np.asarray(value_saved, float), y.shape)[order]  # one value or each user's
     if effect is not None:
         eff = np.asarray(effect, float)
         if eff.shape != y.shape or not np.isfinite(eff).all():
@@ -94,7 +95,8 @@ def choose_threshold(
 ) -> dict:
     """The score threshold that maximises the realised value of contacting users above it.
 
-    Contacting a user costs ``cost_per_contact``; a kept user is worth ``value_saved``. What a
+    Contacting a user costs ``cost_per_contact``; a kept user is worth ``value_saved`` (one
+    number, or each user's own value, such as their CLV, in the order of ``y``). What a
     contact keeps is **measured** where a randomised campaign measured it (``effect``: each
     user's effect of the contact on staying, from an uplift model) or **assumed** (``success_rate``:
     a contacted churner is kept with this probability, the same for everyone); the result's
@@ -107,8 +109,9 @@ def choose_threshold(
     k = int(np.argmax(gain))
     best = float(gain[k])
     rate = success_rate if effect is None else float(np.mean(effect))
+    mean_value = float(np.mean(value_saved))  # each user's value: the break-even at the mean user's
     out = {
-        "break_even_probability": cost_per_contact / (rate * value_saved) if rate * value_saved > 0 else float("inf"),
+        "break_even_probability": cost_per_contact / (rate * mean_value) if rate * mean_value > 0 else float("inf"),
         "basis": basis,
     }
     if best <= 0:
@@ -166,6 +169,7 @@ def threshold_plot(
     ax.set_xlabel("users contacted (highest risk first)")
     ax.set_ylabel("value of the campaign (value saved - contact costs)")
     how = f"success {success_rate:.0%} ASSUMED, not measured" if effect is None else "measured effects"
-    ax.set_title(f"Contact cost {cost_per_contact:g}, value saved {value_saved:g}, {how}", fontsize=10)
+    saved = f"{value_saved:g}" if np.ndim(value_saved) == 0 else f"each user's CLV (mean {np.mean(value_saved):,.1f})"
+    ax.set_title(f"Contact cost {cost_per_contact:g}, value saved {saved}, {how}", fontsize=10)
     fig.tight_layout()
     return fig

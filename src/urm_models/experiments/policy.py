@@ -428,6 +428,7 @@ class UpliftPolicy:
         budget: float | None = None,
         reason: str = "",
         seed: int = 0,
+        baseline: dict | None = None,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -453,6 +454,9 @@ class UpliftPolicy:
         self.budget = budget
         self.reason = reason
         self.seed = int(seed)
+        #: the outcome without a contact in the measured campaign (``mean``, ``sd``, ``binary``): what
+        #: the next campaign's holdout is sized against (``experiments.planning.plan_campaign``)
+        self.baseline = dict(baseline or {})
 
     def __setstate__(self, state):
         # a decision pickled before the modes existed was personalised without a budget
@@ -464,6 +468,7 @@ class UpliftPolicy:
             "budget": None,
             "reason": "",
             "seed": 0,
+            "baseline": {},
         }
         self.__dict__.update({**defaults, **state})
 
@@ -492,7 +497,10 @@ class UpliftPolicy:
             "value_per_unit": {
                 a: f"{v:g} {self.unit} per unit of {self.outcome}" for a, v in self.value_per_unit.items()
             },
+            "values": dict(self.value_per_unit),
             "value_basis": self.basis,
+            "control": str(self.control),
+            "baseline": dict(self.baseline),
             "window": self.window,
             "budget_share": self.share,
             "budget": self.budget,

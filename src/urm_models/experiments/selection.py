@@ -525,6 +525,8 @@ def fit_policy(
     X = campaign.X
     data = campaign.data.set_index("user_id")
     m.fit(X, data[outcome].to_numpy(float), data["arm"].astype(str))
+    ctrl = data.loc[data["arm"].astype(str) == str(campaign.control), outcome].astype(float)
+    baseline = {"mean": float(ctrl.mean()), "sd": float(ctrl.std(ddof=1)), "binary": campaign.binary(outcome)}
     return UpliftPolicy(
         m,
         decision.value_per_unit,
@@ -542,6 +544,7 @@ def fit_policy(
         budget=budget,
         reason=decision.reason,
         seed=seed,
+        baseline=baseline,
     )
 
 
