@@ -275,3 +275,72 @@ def test_campaign_outcome_window_must_be_observed():
         from_transactions(tx, late, window=4, control="control")
     with pytest.raises(DataValidationError, match="in two or more arms"):
         from_transactions(tx, pd.concat([asg, asg.head(1).assign(arm="email2")]), window=4, control="control")
+
+
+# ------------------------------------------------------------------------------ economics and the next campaign
+
+
+def test_one_set_of_economics_with_units_and_sources():
+    from urm_models import economics
+
+    e = economics.economics("hillstrom")
+    assert e.cost("Mens E-Mail") == 0.1 and e.budget_share == 0.3 and e.currency == "USD"
+    assert e.sources["contact_cost"].startswith("data set default")
+    d = e.describe()
+    assert d["contact_cost"] == "0.1 USD per contact" and "12 months" in d["value_saved"]
+    mine = economics.economics("cdnow", contact_cost={"email": 0.2, "letter": 1.5}, budget=300, horizon_months=6)
+    assert mine.sources["contact_cost"] == "parameter" and mine.share_for(1_000, ["email", "letter"]) == 0.2
+    with pytest.raises(ValueError, match="but not 'sms'"):
+        mine.cost("sms")
+    for bad, match in (
+        ({"contact_cost": -1}, "contact_cost must be >= 0"),
+        ({"budget": 0}, "budget must be positive"),
+        ({"budget_share": 1.5}, r"budget_share must be in \[0, 1\]"),
+        ({"success_rate": "high"}, "success_rate must be a number"),
+        ({"horizon_months": 2.5}, "whole number of months"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            economics.economics("cdnow", **bad)
+
+
+def test_refresh_refuses_bad_economics_before_any_notebook(home):
+    from urm_models import pipeline
+
+    with pytest.raises(pipeline.RefreshError, match="economics: budget_share must lie in"):
+        pipeline.refresh({"dataset": "hillstrom", "budget_share": 0}, progress=False)
+    assert not (home / "reports" / "runs").exists()
+
+
+def test_next_campaign_holds_out_a_stratified_random_share_sized_for_the_effect():
+    from urm_models.experiments import planning
+
+    n = 40_000
+    ids = pd.Index([f"c{i:06d}" for i in range(n)], name="user_id")
+    rng = np.random.default_rng(0)
+    arm = np.where(rng.random(n) < 0.5, "mail", np.where(rng.random(n) < 0.5, "sms", "none"))
+    rec = pd.DataFrame(
+        {"recommended_arm": arm, "expected_incremental_value": rng.random(n), "action_priority": rng.integers(1, 5, n)},
+        index=ids,
+    )
+    sends, plan = planning.plan_campaign(
+        rec, control="none", sent_at="2024-05-01", baseline=0.10, effect={"mail": 0.02, "sms": 0.05}, persistent=0.05
+    )
+    kept = planning.persistent_control(ids, 0.05)
+    assert 0.04 < len(kept) / n < 0.06 and not sends["user_id"].isin(kept).any()
+    # the same users stay in the standing control whatever else changes
+    assert planning.persistent_control(ids[::-1], 0.05).sort_values().equals(kept.sort_values())
+    assert set(sends["arm"]) == {"mail", "sms", "none"} and (sends["sent_at"] == pd.Timestamp("2024-05-01")).all()
+    # a larger effect needs a smaller holdout; each plan detects its effect
+    assert plan.loc["sms", "holdout_share"] < plan.loc["mail", "holdout_share"] and plan["detects_it"].all()
+    for a in ("mail", "sms"):
+        users = sends.loc[sends["user_id"].isin(rec.index[rec["recommended_arm"] == a]), ["user_id", "arm"]]
+        check = experiments.minimum_detectable_effect(
+            int((users["arm"] == "none").sum()),
+            0.10,
+            ratio=(users["arm"] == a).sum() / (users["arm"] == "none").sum(),
+        )
+        assert check["lift"] <= plan.loc[a, "effect_worth_detecting"] + 1e-9
+        # stratified: each priority quarter holds out the same share
+        q = rec.loc[users["user_id"], "action_priority"].to_numpy()
+        shares = pd.Series((users["arm"] == "none").to_numpy()).groupby(q).mean()
+        assert (shares - plan.loc[a, "holdout_share"]).abs().max() < 0.01
