@@ -450,10 +450,18 @@ def test_refresh_with_your_own_campaign(home, tmp_path, capsys):
     table = scoring.read_predictions("orders")
     assert table["recommended_arm"].notna().all() and set(table["recommended_arm"]) <= {"control", "email"}
     assert table["clv"].notna().all() and table["model_versions"].str.contains("urm-uplift/1").all()
-    # the users it recommends the e-mail to gain more from it than those it spares, in truth
+    # the decision says what it is and why; personalised, the users it recommends the e-mail to gain
+    # more from it than those it spares, in truth; otherwise one arm (or none) for everyone, within budget
+    meta = json.loads(pq.read_schema(scoring.predictions_path("orders", "2021-02-28")).metadata[b"urm_models"])
+    decision = meta["uplift_decision"]
+    assert decision["reason"] and meta["economics"]["sources"]["contact_cost"].startswith("your file's generic")
     eff = truth["effect_purchases[email]"].reindex(table["user_id"]).to_numpy()
     send = (table["recommended_arm"] == "email").to_numpy()
-    assert 0 < send.sum() < len(table) and eff[send].mean() > eff[~send].mean()
+    if decision["mode"] == "personalised":
+        assert 0 < send.sum() < len(table) and eff[send].mean() > eff[~send].mean()
+    else:
+        assert "within noise" in decision["reason"]
+        assert send.mean() <= decision["budget_share"] + 1e-9 and (send.sum() == 0) == (decision["mode"] == "no one")
     tracking.configure()
     run = mlflow.get_run(tracking.champion("uplift", "orders")["run_id"])
     assert run.data.params["outcome"] == "converted" and run.data.params["campaign"] == str(assignments)

@@ -536,7 +536,7 @@ class UpliftPolicy:
             average = float(self.model.summary.loc[self._model_arm(self.arm), "estimate"])
             chosen = np.full(len(X), self.arm, dtype=object)
             gross = np.full(len(X), average * self.value_per_unit[self.arm])
-            contact = np.full(len(X), gross[0] - float(costs[self.arm]) > 0 if len(X) else False)
+            contact = np.ones(len(X), dtype=bool)  # the decision, valued out of fold, was to send it
             priority = np.zeros(len(X))
         else:
             chosen = np.full(len(X), control, dtype=object)
