@@ -66,9 +66,11 @@ LEARNERS = ("s", "t", "x", "dr")
 def canonical_order(Z: np.ndarray, y: np.ndarray, arm: np.ndarray) -> np.ndarray:
     """The positions of the rows sorted by a 64-bit hash of their content (encoded features,
     outcome, arm): the same users in any order give the same sequence (identical rows are
-    interchangeable), so whatever is drawn by position afterwards depends on the seed only."""
-    frame = pd.DataFrame(np.asarray(Z, dtype=float))
-    frame["_y"] = np.asarray(y, dtype=float)
+    interchangeable), so whatever is drawn by position afterwards depends on the seed only. The
+    numbers are hashed in single precision: features summed in parallel (DuckDB) differ in their
+    last bits between runs, and that must not move a user to another validation fifth."""
+    frame = pd.DataFrame(np.asarray(Z, dtype=float).astype(np.float32))
+    frame["_y"] = np.asarray(y, dtype=float).astype(np.float32)
     frame["_arm"] = pd.Series(arm, dtype=object).astype(str).to_numpy()
     key = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     return np.argsort(key, kind="stable")
