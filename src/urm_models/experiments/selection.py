@@ -24,7 +24,7 @@ and decisions"):
   a budget) and **no one**. The simpler policy wins a close call: the best single arm if its
   value is positive, else no one; a personalised policy (by the chosen ranking) only where its
   paired gain over that is positive beyond noise (the 95% interval above 0).
-* **Is there heterogeneity to personalise?** (:func:`heterogeneity`) For a reader: the best
+* **Is there heterogeneity to personalise?** (:func:`effect_heterogeneity`) For a reader: the best
   linear predictor of the effect (Chernozhukov et al. 2018): the AIPW pseudo-outcome of each
   held-out user regressed on the centred out-of-fold predicted effect; the intercept is the
   average effect, the slope 1 where the predicted differences are right and 0 where the
@@ -108,7 +108,7 @@ def cross_fit(
     """Every learner in ``learners`` and (``response``) the response model fitted on all folds
     but one and predicting that one (:func:`hashed_folds`), for every fold. ``model``: the
     :class:`~urm_models.models.UpliftModel` whose settings the learners share. Without the
-    response model there are no per-arm outcome predictions for :func:`heterogeneity`."""
+    response model there are no per-arm outcome predictions for :func:`effect_heterogeneity`."""
     from sklearn.base import clone
 
     from ..models import UpliftModel
@@ -228,7 +228,9 @@ def choose_ranking(table: pd.DataFrame) -> tuple[str, str]:
     )
 
 
-def heterogeneity(cf: CrossFit, ranking: str, *, groups: int = 5, alpha: float = 0.05) -> tuple[pd.DataFrame, dict]:
+def effect_heterogeneity(
+    cf: CrossFit, ranking: str, *, groups: int = 5, alpha: float = 0.05
+) -> tuple[pd.DataFrame, dict]:
     """Does the predicted effect tell users apart? Per treatment arm, on the out-of-fold
     predictions of ``ranking`` (an effect learner): the best linear predictor (the AIPW
     pseudo-outcome regressed on 1 and the centred predicted effect, HC1 errors: ``average_effect``
@@ -430,7 +432,7 @@ def choose(
     rankings = compare_rankings(cf, n_boot=n_boot, seed=seed, alpha=alpha)
     ranking, ranking_reason = choose_ranking(rankings)
     effect_learner = ranking if ranking != RESPONSE else rankings.attrs["default"]
-    het, calib = heterogeneity(cf, effect_learner, alpha=alpha)
+    het, calib = effect_heterogeneity(cf, effect_learner, alpha=alpha)
     pol = compare_policies_out_of_fold(
         campaign, cf, outcome, value_outcome=value_outcome, cost=cost, share=share, seed=seed, alpha=alpha
     )
@@ -554,7 +556,7 @@ __all__ = [
     "CrossFit",
     "compare_rankings",
     "choose_ranking",
-    "heterogeneity",
+    "effect_heterogeneity",
     "compare_policies_out_of_fold",
     "choose",
     "Decision",
