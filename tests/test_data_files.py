@@ -16,6 +16,11 @@ SHA256 = {
     "../examples/orders_de.csv": "e9a76068e72b3ac4a9e71e347ffdeb14771d18fa83cbf30f2e59e2f1d80674c6",
     "../examples/campaign_orders.csv.gz": "72dbfc53f60bade35f83de465e6bb13d0efc62608047b0d9bbbfe7a7c4fce1c0",
     "../examples/campaign_sends.csv": "444f31a12a63da2076ceb27174f64ea10afa32c4f232737d37a184c27de9f7f2",
+    "online_retail.csv.gz": "03907e0f32e0f7f0b4aec2deeab6fbf6f4724aa097c8e333a1ffd93e0aa9b6e2",
+    "online_retail_2009.csv.gz": "30669ab195de37e997a47b35052c20d7939b7f4634f5e0a21d2679edeab80b80",
+    "grocery.csv.gz": "24f4de76eef2b5d4a68a4955c2c8e8115c8c442c2f7f261ae743b86dc48115b8",
+    "../examples/apparel.csv.gz": "65454273035fbf3470d9d1b8a5a55db05418720f0ab53c102a82b3fe511ba88a",
+    "../examples/apparel_season.csv": "eca7802127762a3d051a56461c112b9c4b234029e9b4e7cbc214de34faa4ed9e",
 }
 
 
@@ -96,3 +101,64 @@ def test_the_german_example_export_is_cdnow_sample_and_needs_its_options(cdnow_s
         rtol=0,
         atol=1e-9,
     )
+
+
+def test_online_retail_files_load_as_documented():
+    """data/README.md's counts of the two gift-shop files; the 2009 file's invoice numbers keep the
+    three invoices that share a customer, minute and amount apart."""
+    tx = datasets.load_online_retail()
+    assert (len(tx), tx["user_id"].nunique()) == (18_440, 4_338)
+    assert (tx["ts"].min(), tx["ts"].max()) == (pd.Timestamp("2010-12-01 08:26"), pd.Timestamp("2011-12-09 12:50"))
+    assert tx["amount"].gt(0).all() and tx.attrs["amounts"] == "file"
+    tx9 = datasets.load_online_retail("2009")
+    assert (len(tx9), tx9["user_id"].nunique()) == (19_248, 4_312)
+    assert tx9.duplicated(["user_id", "ts", "amount"]).sum() == 3
+    assert not tx9.duplicated(["user_id", "ts", "amount", "order_id"]).any()
+    with pytest.raises(ValueError, match="period"):
+        datasets.load_online_retail("2011")
+
+
+def test_grocery_is_an_activity_log_without_amounts():
+    tx = datasets.load_grocery()
+    assert (len(tx), tx["user_id"].nunique()) == (10_483, 1_525)
+    assert tx.attrs["amounts"] == "none" and (tx["amount"] == 1.0).all()
+    assert tx.groupby("user_id")["ts"].min().max() <= pd.Timestamp("2006-03-31")  # the Q1-2006 cohort
+
+
+def test_apparel_panel_and_its_season():
+    tx = datasets.load_apparel()
+    assert (len(tx), tx["user_id"].nunique()) == (3_187, 600)
+    assert (tx.groupby("user_id")["ts"].min() == pd.Timestamp("2005-01-02")).all()
+    cal = datasets.apparel_season()
+    assert len(cal) == 407 and cal["period_start"].diff().dropna().eq(pd.Timedelta(days=7)).all()
+    months = cal.loc[cal["high_season"] == 1, "period_start"].dt.month
+    assert set(months) <= {5, 6, 9, 10, 11, 12}
+
+
+def test_invoices_from_lines_cleans_and_groups():
+    lines = pd.DataFrame(
+        {
+            "inv": ["1", "1", "2", "C3", "4", "5"],
+            "cust": [17850.0, 17850.0, 17850.0, 17850.0, None, 12.0],
+            "t": [
+                "2010-12-01 08:26:10",
+                "2010-12-01 08:26:50",
+                "2010-12-01 08:26:30",
+                "2010-12-02 09:00",
+                "2010-12-02",
+                "x",
+            ],
+            "q": [2, 1, 3, -1, 5, 1],
+            "p": [1.5, 0.25, 1.0, 2.0, 1.0, 0.0],
+        }
+    )
+    lines.loc[5, "t"] = "2010-12-03"
+    by_number = datasets.invoices_from_lines(lines, customer="cust", time="t", quantity="q", price="p", invoice="inv")
+    assert by_number[["invoice", "customer_id", "invoice_time", "amount", "lines"]].values.tolist() == [
+        ["1", "17850", "2010-12-01 08:26", 3.25, 2],
+        ["2", "17850", "2010-12-01 08:26", 3.0, 1],
+    ]
+    by_minute = datasets.invoices_from_lines(lines, customer="cust", time="t", quantity="q", price="p")
+    assert by_minute[["customer_id", "amount", "lines"]].values.tolist() == [["17850", 6.25, 3]]
+    with pytest.raises(ValueError, match="lack"):
+        datasets.invoices_from_lines(lines, customer="nope", time="t", quantity="q", price="p")

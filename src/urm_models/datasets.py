@@ -30,6 +30,10 @@ __all__ = [
     "load_cdnow",
     "load_telco",
     "load_donations",
+    "load_online_retail",
+    "load_grocery",
+    "load_apparel",
+    "invoices_from_lines",
     "load_transactions",
     "load_users",
     "load_subscriptions",
@@ -49,6 +53,12 @@ CDNOW_MASTER = "CDNOW_master.txt"
 CDNOW_SAMPLE = "CDNOW_sample.txt"
 TELCO = "telco_churn.csv"
 DONATIONS = "donations.csv"
+#: UCI "Online Retail" (2010-12-01 to 2011-12-09) and the 2009-2010 sheet of "Online Retail II", one row
+#: per invoice (invoices_from_lines; data/README.md has the source files and the cleaning)
+ONLINE_RETAIL = {"2010": "online_retail.csv.gz", "2009": "online_retail_2009.csv.gz"}
+GROCERY = "grocery.csv.gz"
+APPAREL = "../examples/apparel.csv.gz"
+APPAREL_SEASON = "../examples/apparel_season.csv"
 
 #: name -> (file, kind): the shipped data sets, as the refresh and notebooks name them.
 DATASETS = {
@@ -112,6 +122,7 @@ def load_table(
     quarantine_dir: str | Path | None = None,
     dataset: str | None = None,
     null_ids: Literal["refuse", "drop", "keep"] = "refuse",
+    value_per_event: float | None = None,
 ) -> pd.DataFrame:
     """Load a user's CSV (``.csv``, ``.tsv``, ``.txt``; plain or ``.gz``/``.bz2``/``.xz``/``.zst``)
     or Parquet file as one of the canonical tables.
@@ -121,9 +132,18 @@ def load_table(
     the other parameters, how to parse and check it
     (:func:`urm_models.validation.validate_table`). ``dataset`` (default: the file's data set
     name) scopes erasures made with ``urm forget --dataset``.
+
+    Transactions without an amount (an activity log: user and time only, no ``amount`` column
+    and none mapped) are read as events: ``amount`` is ``value_per_event`` when given (every event
+    worth that much), else 1.0, and ``attrs["amounts"]`` says which (``"file"``,
+    ``"value_per_event"`` or ``"none"``: money columns downstream are then left empty and tiers go
+    by activity; docs/architecture.md, "Activity without money").
     """
     raw = read_raw(path, sep=sep, encoding=encoding, errors=errors, names=names)
-    return validate_table(
+    amounts = _amount_source(raw, table, columns, value_per_event)
+    if amounts != "file":  # a placeholder every number convention reads, replaced after the checks
+        raw.frame["amount"] = "0" if raw.fmt == "csv" else 0.0
+    out = validate_table(
         raw,
         table,
         columns=columns,
@@ -143,6 +163,35 @@ def load_table(
         dataset=dataset or dataset_name(path),
         null_ids=null_ids,
     )
+    if table == "transactions":
+        if amounts != "file":
+            out["amount"] = float(value_per_event) if value_per_event is not None else 1.0
+        out.attrs["amounts"] = amounts
+    return out
+
+
+def _amount_source(raw: RawTable, table: str, columns, value_per_event) -> str:
+    """``"file"`` when the transactions have an amount column, else ``"value_per_event"`` or
+    ``"none"``; a value per event beside an amount column is refused (which one counts?)."""
+    if table != "transactions":
+        if value_per_event is not None:
+            raise ValueError(f"value_per_event applies to transactions, not to a {table} table")
+        return "file"
+    src = (columns or {}).get("amount", "amount")
+    if src in raw.frame.columns or "amount" in (columns or {}):
+        if value_per_event is not None:
+            raise DataValidationError(
+                f"{raw.source}: the file has an amount column ({src!r}) and value_per_event={value_per_event!r} "
+                "was given: leave one out (value_per_event is for activity logs without amounts)",
+                source=raw.source,
+            )
+        return "file"
+    if value_per_event is not None:
+        v = float(value_per_event)
+        if not (v > 0 and v < MAX_AMOUNT):
+            raise ValueError(f"value_per_event must be a positive amount below {MAX_AMOUNT:g}, not {value_per_event!r}")
+        return "value_per_event"
+    return "none"
 
 
 def load_transactions(path: str | Path, columns: dict[str, str] | None = None, **kwargs) -> pd.DataFrame:
@@ -282,6 +331,108 @@ def load_donations(path: str | Path | None = None) -> pd.DataFrame:
     if list(table.columns) != need:
         raise DataValidationError(f"{path}: columns {list(table.columns)}, expected {need}")
     return table.rename(columns={"periods": "n_periods"})
+
+
+def invoices_from_lines(
+    lines: pd.DataFrame,
+    *,
+    customer: str,
+    time: str,
+    quantity: str,
+    price: str,
+    invoice: str | None = None,
+    country: str | None = None,
+) -> pd.DataFrame:
+    """One row per invoice from a shop's invoice lines (UCI "Online Retail", "Online Retail II"):
+    how the shipped ``online_retail*.csv.gz`` files were made from the public files
+    (data/README.md).
+
+    Kept: lines with a customer id, a positive quantity and a positive unit price (a negative
+    quantity is a cancellation or a return, a zero price a free item or an adjustment). An
+    invoice is the ``invoice`` number when the lines have one, else the customer's lines with the
+    same timestamp (the same minute in these files): two invoices of one customer in the same
+    minute become one. Columns: ``invoice`` (when given), ``customer_id`` (the id without a
+    trailing ``.0``), ``invoice_time`` (``YYYY-MM-DD HH:MM``), ``amount`` (sum of quantity x
+    price, rounded to the cent), ``lines``, and ``country`` (when given); sorted by time, customer
+    and invoice.
+    """
+    need = [c for c in (customer, time, quantity, price, invoice, country) if c is not None]
+    missing = [c for c in need if c not in lines.columns]
+    if missing:
+        raise ValueError(f"the invoice lines lack column(s) {missing}; they have {list(lines.columns)}")
+    d = lines[need].copy()
+    qty = pd.to_numeric(d[quantity], errors="coerce")
+    unit = pd.to_numeric(d[price], errors="coerce")
+    cust = d[customer].astype("string").str.strip().str.replace(r"\.0$", "", regex=True)
+    keep = cust.notna() & (cust != "") & (qty > 0) & (unit > 0)
+    d = d.loc[keep].assign(
+        customer_id=cust[keep],
+        invoice_time=pd.to_datetime(d.loc[keep, time]).dt.floor("min"),
+        value=(qty[keep] * unit[keep]).astype(float),
+    )
+    keys = ([invoice] if invoice else []) + ["customer_id", "invoice_time"]
+    agg = {"amount": ("value", "sum"), "lines": ("value", "size")}
+    if country:
+        agg["country"] = (country, "first")
+    out = d.groupby(keys, sort=False).agg(**agg).reset_index()
+    if invoice:
+        out = out.rename(columns={invoice: "invoice"})
+        out["invoice"] = out["invoice"].astype(str)
+    out["amount"] = out["amount"].round(2)
+    out = out.sort_values(["invoice_time", "customer_id", *(["invoice"] if invoice else [])], kind="stable")
+    out["invoice_time"] = out["invoice_time"].dt.strftime("%Y-%m-%d %H:%M")
+    cols = (["invoice"] if invoice else []) + ["customer_id", "invoice_time", "amount", "lines"]
+    return out[cols + (["country"] if country else [])].reset_index(drop=True)
+
+
+#: how each shipped activity file maps onto the transactions table (``urm refresh --path F --columns ...``)
+COLUMNS = {
+    "online_retail": {"user_id": "customer_id", "ts": "invoice_time", "amount": "amount"},
+    "online_retail_2009": {"user_id": "customer_id", "ts": "invoice_time", "amount": "amount", "order_id": "invoice"},
+    "grocery": {"user_id": "cust", "ts": "date"},
+    "apparel": {"user_id": "Id", "ts": "Date", "amount": "Price"},
+}
+
+
+def load_online_retail(period: Literal["2010", "2009"] = "2010", *, path: str | Path | None = None) -> pd.DataFrame:
+    """A UK online gift shop's invoices (many customers are wholesalers), amounts in pounds
+    sterling: ``period="2010"`` the UCI "Online Retail" data (2010-12-01 to 2011-12-09),
+    ``"2009"`` the first sheet of "Online Retail II" (2009-12-01 to 2010-12-09, with invoice
+    numbers, kept as ``order_id``). One row per invoice (:func:`invoices_from_lines`): canonical
+    ``user_id, ts, amount`` plus ``lines``; data/README.md has the counts."""
+    if period not in ONLINE_RETAIL:
+        raise ValueError(f"period must be one of {sorted(ONLINE_RETAIL)}, not {period!r}")
+    name = "online_retail" if period == "2010" else "online_retail_2009"
+    path = Path(path) if path is not None else paths.raw_data_dir() / ONLINE_RETAIL[period]
+    cols = {**COLUMNS[name], "lines": "lines"}
+    return load_transactions(path, columns=cols, dataset=name)
+
+
+def load_grocery(*, path: str | Path | None = None) -> pd.DataFrame:
+    """An online grocer's purchase days without amounts (Platzer & Reutterer 2016; the R package
+    BTYDplus's ``groceryElog``): 1,525 customers whose first purchase fell in the first quarter of
+    2006, followed to the end of 2007. An activity log: ``amount`` is 1 per event and
+    ``attrs["amounts"]`` is ``"none"`` (see :func:`load_table`)."""
+    path = Path(path) if path is not None else paths.raw_data_dir() / GROCERY
+    return load_transactions(path, columns=COLUMNS["grocery"], dataset="grocery", duplicates="keep")
+
+
+def load_apparel(*, path: str | Path | None = None) -> pd.DataFrame:
+    """A **simulated** apparel retailer (the R package CLVTools's ``apparelTrans``): 600 customers
+    who first bought on 2005-01-02, followed weekly to the end of 2010, amounts in the package's
+    unnamed currency. Its high season (late May to mid June, October to early December) moves
+    purchases: :func:`apparel_season` is its weekly calendar. A seasonal panel for the season
+    calendar, not a real shop."""
+    path = Path(path) if path is not None else paths.raw_data_dir() / APPAREL
+    return load_transactions(path, columns=COLUMNS["apparel"], dataset="apparel", duplicates="keep")
+
+
+def apparel_season() -> pd.DataFrame:
+    """The weekly high-season flag of :func:`load_apparel` (``period_start`` Sundays 2005-01-02
+    to 2012-10-14, ``high_season`` 0/1): CLVTools's ``apparelDynCov`` and ``apparelDynCovFuture``,
+    the flag being the same for every customer."""
+    cal = pd.read_csv(paths.raw_data_dir() / APPAREL_SEASON, parse_dates=["period_start"])
+    return cal.astype({"high_season": "int64"})
 
 
 def load_dataset(name: str, path: str | Path = "", **read):
