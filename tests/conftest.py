@@ -63,3 +63,17 @@ def pytest_collection_modifyitems(config, items):
         return len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: the rest keep their order
+
+
+@pytest.fixture(scope="session")
+def online_retail():
+    from urm_models import datasets
+
+    return datasets.load_online_retail()
+
+
+@pytest.fixture(scope="session")
+def grocery():
+    from urm_models import datasets
+
+    return datasets.load_grocery()

@@ -245,7 +245,9 @@ def test_churn_window_is_chosen_from_the_history_before_it(cdnow_master):
     # 39 weeks before 1998-12-31 they are 60 weeks old
     assert features.churn_window(cdnow_master, "1998-06-30", 39) == 26
     assert features.churn_window(cdnow_master, "1998-12-31", 39) == 39
-    with pytest.raises(ValueError, match="too little history before 1997-02-01"):
+    with pytest.raises(
+        ValueError, match="too little history before 1997-02-01.*earliest cut-off these purchases allow is 1997-0"
+    ):
         features.churn_window(cdnow_master, "1997-02-01", 39)
 
 
@@ -286,3 +288,17 @@ def test_default_calibrates_on_the_rows_its_bags_held_out_without_extra_training
     monkeypatch.undo()
     m5 = ChurnClassifier(n_bags=1, cv=3, random_state=0).fit(X.iloc[:1000], y[:1000])
     assert set(m5.calibration_scores_) == {"isotonic", "sigmoid", "none"}
+
+
+def test_churn_window_of_a_young_shop_is_shorter_than_a_quarter():
+    """The gift shop's first year: 13 weeks before 2011-06-30 the median customer is younger than
+    13 weeks, so the window is the longest shorter one whose cohort is old enough (a fixed
+    13-week step refused every cut-off before September)."""
+    tx = datasets.load_online_retail()
+    w = features.churn_window(tx, "2011-06-30", 39)
+    assert 2 <= w < 13
+    start = features.churn.window_start("2011-06-30", w)
+    first = tx.groupby("user_id")["ts"].min().dt.normalize()
+    known = first[first <= start]
+    assert ((start - known).dt.days / 7).median() >= w
+    assert features.churn_window(tx, "2011-06-30", 39, step=13) == w

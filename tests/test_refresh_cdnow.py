@@ -86,20 +86,22 @@ def _check_cdnow_refresh(home, manifest):
     assert "figures/cohort_retention.png" in arts
 
     # 05_model_clv: one run per fitted model plus the registered CLV model, in urm-clv; one
-    # rule (holdout RMSE of expected purchases) chooses, registers and plots the purchase model
+    # rule chooses the purchase model on inner windows before the cut-off, and the registry ranks
+    # it by its untouched holdout RMSE
     clv = mlflow.get_experiment_by_name("urm-clv")
     runs = {r.info.run_name: r for r in mlflow.search_runs([clv.experiment_id], output_format="list")}
-    from urm_models.evaluation import holdout
-
     purchase = ("BetaGeo", "ModifiedBetaGeo", "ParetoNBD", "GammaGompertzNBD")
     candidates = (*purchase, "ShiftedWindowPurchases")
     rmse = {m: runs[f"{m}-cdnow_sample"].data.metrics["holdout_mean_rmse"] for m in candidates}
-    table = pd.DataFrame({"rmse": [rmse[m] for m in candidates]}, index=[f"{m} mean" for m in candidates])
-    best = holdout.choose_purchase_model(table, candidates)  # the one rule: the shifted-window model too
-    assert rmse[best] <= min(rmse.values()) * (1 + 1e-4)
-    best_btyd = holdout.choose_purchase_model(table, purchase)  # its diagnostics are drawn
-    # Gamma-Gompertz/NBD ends at its Pareto/NBD limit on CDNOW: a tie, won by the simpler model
-    assert abs(rmse["GammaGompertzNBD"] / rmse["ParetoNBD"] - 1) < 1e-4 and best_btyd != "GammaGompertzNBD"
+    chosen = [r for name, r in runs.items() if name.startswith("clv-")]
+    assert len(chosen) == 1
+    best = chosen[0].data.params["purchase_model"]
+    assert best in candidates
+    assert chosen[0].data.params["selected_by"].startswith("chosen on 1 inner window(s) of ")
+    assert chosen[0].data.metrics["holdout_rmse"] == pytest.approx(rmse[best])  # the untouched number
+    assert chosen[0].data.metrics["chose_holdout_best"] in (0.0, 1.0)
+    # Gamma-Gompertz/NBD ends at its Pareto/NBD limit on CDNOW: the same holdout error as Pareto/NBD
+    assert abs(rmse["GammaGompertzNBD"] / rmse["ParetoNBD"] - 1) < 1e-4
     assert set(runs) == {
         *(f"{m}-cdnow_sample" for m in purchase),
         "GammaGamma-cdnow_sample",
@@ -123,12 +125,14 @@ def _check_cdnow_refresh(home, manifest):
     assert bg.tags["notebook"] == "notebooks/05_model_clv.ipynb"
     cmp_ = runs[f"clv-{best}-cdnow_sample"].data
     assert cmp_.metrics["holdout_rmse"] == rmse[best] < 2.206  # predicting zero: 2.206 (data/README)
-    assert cmp_.params["purchase_model"] == best and cmp_.params["selected_by"] == "holdout RMSE of expected purchases"
+    assert cmp_.params["purchase_model"] == best
     figs = {
         m: {a.path for a in mlflow.MlflowClient().list_artifacts(runs[f"{m}-cdnow_sample"].info.run_id, "figures")}
         for m in purchase
     }
-    assert figs[best_btyd] and not any(figs[m] for m in purchase if m != best_btyd)  # of the best BTYD model
+    assert sum(bool(f) for f in figs.values()) == 1  # of the best BTYD model only
+    tables = {a.path for a in mlflow.MlflowClient().list_artifacts(chosen[0].info.run_id, "tables")}
+    assert {"tables/holdout_comparison.csv", "tables/candidates.csv", "tables/inner_choice.csv"} <= tables
     champ = tracking.champion("clv")
     assert champ["version"] == "1" and champ["dataset"] == "cdnow_sample"
     assert champ["run_id"] == runs[f"clv-{best}-cdnow_sample"].info.run_id

@@ -539,6 +539,35 @@ def _infer(u: pd.Series) -> tuple[pd.Series, pd.Series]:
     )
 
 
+#: what may follow the date in a value, tried in order by :func:`_fitting_format`
+_TIME_SUFFIXES = (
+    "",
+    " %H:%M",
+    " %H:%M:%S",
+    " %H:%M:%S.%f",
+    "T%H:%M",
+    "T%H:%M:%S",
+    "T%H:%M:%S.%f",
+    " %I:%M %p",
+    " %I:%M:%S %p",
+)
+
+
+def _fitting_format(values: pd.Series, date_fmt: str) -> str:
+    """The layout a hint suggests: ``date_fmt`` with the time part that reads every one of
+    ``values`` (``12/1/2010 8:26`` needs ``%m/%d/%Y %H:%M``, not ``%m/%d/%Y``): a hint is tested
+    on the values it was made from. ``date_fmt`` alone when no suffix reads them all."""
+    sample = values.astype(str).str.strip()
+    sample = pd.concat([sample.head(200), sample.tail(200)]).drop_duplicates()
+    if sample.empty:
+        return date_fmt
+    for suffix in _TIME_SUFFIXES:
+        fmt = date_fmt + suffix
+        if pd.to_datetime(sample, format=fmt, errors="coerce").notna().all():
+            return fmt
+    return date_fmt
+
+
 def _day_or_month_first(u: pd.Series, p: dict, found: np.ndarray, sep: str) -> np.ndarray:
     rest = (p.get("H"), p.get("M"), p.get("S"), p.get("ns"))
     day_first = _assemble(p["Y"], p["b"], p["a"], *rest)
@@ -548,7 +577,8 @@ def _day_or_month_first(u: pd.Series, p: dict, found: np.ndarray, sep: str) -> n
     only_day, only_month = df_ok & ~mf_ok, mf_ok & ~df_ok
     if not both.any() and not (only_day.any() and only_month.any()):
         return np.where(df_ok, day_first, month_first)
-    fmt_d, fmt_m = f"%d{sep}%m{sep}%Y", f"%m{sep}%d{sep}%Y"
+    fmt_d = _fitting_format(u[df_ok], f"%d{sep}%m{sep}%Y")
+    fmt_m = _fitting_format(u[mf_ok], f"%m{sep}%d{sep}%Y")
     said = []
     if both.any():
         i = int(np.flatnonzero(both)[0])

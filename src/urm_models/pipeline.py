@@ -439,9 +439,11 @@ def refresh(
             # same data even if the source file changes meanwhile; raw rows stay under data/
             snapshot = snapshot_dir / "transactions.parquet"
             make_dirs(snapshot_dir)
-            # without the validation report: it quotes rejected raw rows (they are in quarantine)
-            write_parquet(own.copy(deep=False).pipe(_without_attrs), snapshot, index=False)
-            p_run.update(path=str(snapshot), read={k: v for k, v in p["read"].items() if k in _KEEP_ROWS})
+            # without the validation report: it quotes rejected raw rows (they are in quarantine); an
+            # activity log's placeholder amounts stay out too: the re-read sets them again
+            kept = own if own.attrs.get("amounts", "file") == "file" else own.drop(columns="amount")
+            write_parquet(kept.copy(deep=False).pipe(_without_attrs), snapshot, index=False)
+            p_run.update(path=str(snapshot), read=_snapshot_read(p["read"]))
             manifest["data"] = {
                 "source": p["path"],
                 "snapshot": str(snapshot),
@@ -946,8 +948,18 @@ def _dataset_kind(name: str, path: str = "") -> str:
         raise RefreshError(str(exc)) from None
 
 
-# validation options that keep rows the default would reject: a snapshot is re-read with them
-_KEEP_ROWS = ("duplicates", "returns")
+# validation options that keep rows the default would reject, or say what a row's amount is: a
+# snapshot is re-read with them
+_KEEP_ROWS = ("duplicates", "returns", "value_per_event")
+
+
+def _snapshot_read(read: Mapping) -> dict:
+    """How the notebooks re-read the snapshot: its rows passed the loader's checks once, on the
+    file, so no later check may be stricter. Exact copies are kept: rows the file told apart by a
+    column the mapping leaves out (two invoices of one customer, minute and amount under
+    different numbers) are copies in the snapshot, and the BTYD summary merges same-day
+    purchases anyway (docs/architecture.md, "The data contract")."""
+    return {**{k: v for k, v in read.items() if k in _KEEP_ROWS}, "duplicates": "keep"}
 
 
 def _own_data(p: dict, given: Mapping):

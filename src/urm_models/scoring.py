@@ -194,7 +194,7 @@ class TransactionScoring:
         sc = segments.rfm_scores(pd.DataFrame({c: cols[c] for c in ("frequency", "monetary", "time_since_last")}))
         cols.update({c: sc[c].to_numpy() for c in ("R", "F", "M")})
         cols["tier"] = segments.value_tiers(
-            pd.Series(cols["clv"], index=act.index), o.tier_shares, o.tier_amounts
+            pd.Series(cols["tier_value"], index=act.index), o.tier_shares, o.tier_amounts
         ).to_numpy(object)
         return self._finish(cols, act.index, as_of)
 
@@ -221,6 +221,8 @@ class TransactionScoring:
             c: t[c].to_numpy(float)
             for c in ("p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv")
         }
+        # tiers by CLV; by expected purchases where the data have no money (an activity log: CLV empty)
+        cols["tier_value"] = np.where(np.isnan(cols["clv"]), cols["expected_purchases"], cols["clv"])
         cols.update(
             p_churn=p_churn,
             lifecycle_stage=stage.to_numpy(object),
@@ -242,7 +244,7 @@ class TransactionScoring:
 
         bounds = segments.tier_bounds(n, o.tier_shares, o.tier_amounts)
         if o.tier_amounts is not None:
-            cases = " ".join(f"WHEN clv >= {float(v)!r} THEN '{t}'" for t, v in bounds[:-1])
+            cases = " ".join(f"WHEN tier_value >= {float(v)!r} THEN '{t}'" for t, v in bounds[:-1])
             tier = f"CASE {cases} ELSE '{bounds[-1][0]}' END"
         else:
             cases = " ".join(f"WHEN pos <= {int(b)} THEN '{t}'" for t, b in bounds)
@@ -258,7 +260,7 @@ ranked AS (
         RANK() OVER (ORDER BY -time_since_last) AS r_rank,
         RANK() OVER (PARTITION BY frequency > 0 ORDER BY frequency) AS f_rank,
         RANK() OVER (PARTITION BY frequency > 0 ORDER BY monetary) AS m_rank,
-        ROW_NUMBER() OVER (ORDER BY clv DESC, user_id) AS pos
+        ROW_NUMBER() OVER (ORDER BY tier_value DESC, user_id) AS pos
     FROM counted
 )
 SELECT user_id, p_alive, p_churn, expected_purchases, expected_remaining_lifetime, clv, lifecycle_stage, cohort,
@@ -281,7 +283,7 @@ FROM ranked"""
         sc = segments.rfm.finish_scores(
             scores, pd.Series(np.asarray(cols.pop("time_since_last"), float), index=rows), o.lapse_after
         )
-        cols.pop("frequency"), cols.pop("monetary")
+        cols.pop("frequency"), cols.pop("monetary"), cols.pop("tier_value", None)
         cols["rfm_segment"] = segments.rfm.segment_of(sc, o.rules).to_numpy(object)
         return _finish_rows(cols, index, as_of, o.playbook, self.model_versions)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
+
+from ..simulate import UNIT_DAYS
 
 
 def purchase_metrics(predicted, actual) -> dict:
@@ -56,6 +60,145 @@ def choose_purchase_model(comparison: pd.DataFrame, names, rtol: float = 1e-4) -
         )
     rmse = np.array([float(comparison.loc[f"{n} mean", "rmse"]) for n in names])
     return names[int(np.flatnonzero(rmse <= rmse.min() * (1.0 + rtol))[0])]
+
+
+@dataclass
+class InnerChoice:
+    """What :func:`choose_on_inner_windows` chose and why: ``choice`` (a name of the candidates),
+    ``table`` (per candidate: mean RMSE over the origins, its paired difference from the best
+    with a standard error, ``tied`` with the best, and the number of origins it was validated
+    on), the ``origins`` and the validation ``horizon`` (periods), and ``notes`` (candidates
+    that could not be fitted at an origin, and why)."""
+
+    choice: str
+    table: pd.DataFrame
+    origins: list
+    horizon: float
+    notes: list = field(default_factory=list)
+
+    def describe(self, freq: str = "W") -> str:
+        return (
+            f"chosen on {len(self.origins)} inner window(s) of {self.horizon:g} {freq} inside the calibration "
+            f"period (origins {', '.join(f'{o:%Y-%m-%d}' for o in self.origins)}): {self.choice}"
+        )
+
+
+def inner_origins(transactions, cutoff, horizon: float, freq: str = "W", n_origins: int = 3, min_users: int = 100):
+    """The validation horizon and origins of :func:`choose_on_inner_windows`, from the data.
+
+    The horizon is the holdout's (``horizon``), shortened until the latest origin ``cutoff -
+    horizon`` is admissible: at least ``min_users`` users known there and the median of them at
+    least ``horizon / 2`` periods old (a cohort much younger than the window it should predict
+    says little about it). Further origins step back a quarter of the horizon while they stay
+    admissible, at most ``n_origins``. Raises ValueError (how much history is needed) when not
+    even a 2-period window fits."""
+    from ..features.churn import window_start
+
+    cut = pd.Timestamp(cutoff).normalize()
+    first = pd.to_datetime(transactions.groupby("user_id")["ts"].min()).dt.normalize()
+    first = first[first <= cut]
+
+    def admissible(origin, h):
+        known = first[first <= origin]
+        return len(known) >= min_users and ((origin - known).dt.days / UNIT_DAYS[freq]).median() >= h / 2
+
+    h = int(np.floor(horizon))
+    while h >= 2 and not admissible(window_start(cut, h, freq), h):
+        h -= 1
+    if h < 2:
+        raise ValueError(
+            f"too little history before {cut:%Y-%m-%d} to validate a purchase model inside the calibration "
+            f"period: a window of even 2 {freq} needs {min_users} users known 2 {freq} before the cut-off and the "
+            f"median of them at least 1 {freq} old ({len(first):,} users known at the cut-off); choose a later cut-off"
+        )
+    step = max(1, h // 4)
+    origins = [window_start(cut, h + k * step, freq) for k in range(n_origins)]
+    origins = [o for k, o in enumerate(origins) if k == 0 or admissible(o, h)]
+    return float(h), origins
+
+
+def choose_on_inner_windows(
+    transactions, cutoff, candidates: dict, freq: str = "W", horizon: float = 13, n_origins: int = 3, z: float = 1.0
+) -> InnerChoice:
+    """The one rule that chooses a purchase model, without reading anything after ``cutoff``.
+
+    Each candidate (``{name: estimator}``, simplest first: BTYD models fitted on an RFM summary,
+    or a ``ShiftedWindowPurchases`` fitted on transactions and a cut-off) is fitted again at each
+    inner origin inside the calibration period (:func:`inner_origins`: the holdout's horizon where
+    the history allows) on the purchases up to it, predicts the next ``h`` periods, and is scored
+    by RMSE against the purchases that followed (all before ``cutoff``). The candidate with the
+    lowest mean squared error over the origins wins; one whose paired difference from it (per user
+    and origin) is within ``z`` standard errors is a tie, and a tie goes to the simpler model
+    (the earlier name). A candidate that cannot be fitted at an origin (``fit_candidates``'s
+    penalizer fallback included) is not validated there; one validated nowhere cannot be chosen.
+    The caller refits the choice on the whole calibration period (05 has every candidate fitted
+    there already) and reports its untouched holdout."""
+    from .. import features
+    from ..models import fit_candidates
+
+    cut = pd.Timestamp(cutoff).normalize()
+    ts = pd.to_datetime(transactions["ts"])
+    tx = transactions[ts.dt.normalize() <= cut]  # nothing after the cut-off is read below
+    h, origins = inner_origins(tx, cut, horizon, freq, n_origins)
+    errors = {n: [] for n in candidates}  # per origin: squared errors per user
+    actual_all, notes = [], []
+    for origin in origins:
+        end = origin + pd.Timedelta(days=h * UNIT_DAYS[freq])
+        rfm = features.rfm_summary(tx, origin, freq=freq, holdout_end=end)
+        actual = rfm["frequency_holdout"].to_numpy(float)
+        actual_all.append(actual)
+        btyd = {n: e for n, e in candidates.items() if not hasattr(e, "activity_columns_") and _is_btyd(e)}
+        fits = fit_candidates(btyd, rfm)
+        for n, row in fits.notes.iterrows():
+            if row.status != "fitted":
+                notes.append(f"{origin:%Y-%m-%d} {n}: {row.status}: {row.reason}")
+        for n, est in candidates.items():
+            try:
+                if n in btyd:
+                    if n not in fits.models:
+                        errors[n].append(None)
+                        continue
+                    pred = fits.models[n].conditional_expected_purchases(h, rfm).to_numpy(float)
+                else:
+                    from sklearn.base import clone
+
+                    m = clone(est).fit(tx, origin)
+                    pred = m.predict(tx, h).reindex(rfm.index).to_numpy(float)
+            except (ValueError, ArithmeticError) as exc:
+                notes.append(f"{origin:%Y-%m-%d} {n}: not validated: {str(exc).splitlines()[0][:300]}")
+                errors[n].append(None)
+                continue
+            errors[n].append((pred - actual) ** 2)
+    rows = {}
+    mse = {}
+    for n, per in errors.items():
+        ok = [e for e in per if e is not None]
+        rows[n] = {"origins_validated": len(ok)}
+        mse[n] = np.mean([e.mean() for e in ok]) if len(ok) == len(origins) else np.inf
+        rows[n]["rmse"] = float(np.sqrt(np.mean([e.mean() for e in ok]))) if ok else np.nan
+    best = min(mse, key=mse.get)
+    if not np.isfinite(mse[best]):
+        raise ValueError(f"no candidate could be validated at every inner origin: {notes}")
+    for n in candidates:
+        if not np.isfinite(mse[n]):
+            rows[n].update(mse_difference=np.nan, std_error=np.nan, tied=False)
+            continue
+        diff = np.concatenate(
+            [a - b for a, b in zip(errors[n], errors[best], strict=True)]
+        )  # paired, per user and origin
+        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+        rows[n].update(mse_difference=float(diff.mean()), std_error=se, tied=bool(diff.mean() <= z * se))
+    table = pd.DataFrame.from_dict(rows, orient="index")[
+        ["rmse", "mse_difference", "std_error", "tied", "origins_validated"]
+    ]
+    choice = next(n for n in candidates if rows[n]["tied"])
+    return InnerChoice(choice=choice, table=table, origins=origins, horizon=h, notes=notes)
+
+
+def _is_btyd(estimator) -> bool:
+    from ..models import ShiftedWindowPurchases
+
+    return not isinstance(estimator, ShiftedWindowPurchases)
 
 
 def covariate_table(models: dict, rfm: pd.DataFrame, covariates: list[str], t: float):

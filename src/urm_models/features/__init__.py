@@ -1,6 +1,6 @@
 """Per-user and per-period features computed from canonical tables."""
 
-from .churn import activity_features, churn_labels, churn_window, shifted_window
+from .churn import activity_features, churn_labels, churn_window, periods_between, shifted_window
 from .cohorts import cohort_of, cohort_retention, kpis, nps, overview, period_activity_sql
 from .periods import period_summary
 from .rfm import first_purchase, rfm_sql, rfm_summary
@@ -9,6 +9,7 @@ __all__ = [
     "activity_features",
     "churn_labels",
     "churn_window",
+    "periods_between",
     "shifted_window",
     "period_summary",
     "rfm_summary",

@@ -110,25 +110,42 @@ def activity_features(
     return out
 
 
+def periods_between(start, end, freq: str = "W") -> float:
+    """The number of ``freq`` periods from ``start`` to ``end`` (days over the period's length)."""
+    if freq not in UNIT_DAYS:
+        raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
+    return (as_day(end, "end") - as_day(start, "start")).days / UNIT_DAYS[freq]
+
+
 def window_start(cutoff, periods: float, freq: str = "W") -> pd.Timestamp:
     """The day ``periods`` periods of ``freq`` before ``cutoff``."""
     return (as_day(cutoff, "cutoff") - pd.Timedelta(days=float(periods) * UNIT_DAYS[freq])).normalize()
+
+
+MIN_CHURN_WINDOW = 2  # periods: the shortest churn window chosen from the data
+
+
+def _median_age_ok(first: pd.Series, start: pd.Timestamp, w: int, freq: str) -> bool:
+    known = first[first <= start]
+    return bool(len(known)) and ((start - known).dt.days / UNIT_DAYS[freq]).median() >= w
 
 
 def churn_window(transactions, cutoff, horizon: float, freq: str = "W", step: int = 13) -> int:
     """The churn window ``w`` of a shifted-window churn model, chosen from the data.
 
     The model learns at ``cutoff - w`` who makes no purchase in the next ``w`` periods, so it
-    needs history before ``cutoff - w``: ``w`` is the longest multiple of ``step`` periods, at
-    most ``horizon``, for which the median user known at ``cutoff - w`` has at least ``w``
-    periods of history there. On CDNOW (every first purchase in Q1 1997, cut-off 1997-09-30,
+    needs history before ``cutoff - w``: ``w`` is the longest window, at most ``horizon``, for
+    which the median user known at ``cutoff - w`` has at least ``w`` periods of history there.
+    Multiples of ``step`` (a quarter of weeks) come first; when not even ``step`` periods fit
+    (a young data set: a shop's first year), the longest shorter window down to
+    ``MIN_CHURN_WINDOW`` periods. On CDNOW (every first purchase in Q1 1997, cut-off 1997-09-30,
     weekly) that is 13 weeks: at 26 weeks before the cut-off the median customer was 7 weeks old.
-    Raises ValueError when not even ``step`` periods fit.
+    Raises ValueError naming the earliest cut-off the data allow when not even that fits.
     """
     if freq not in UNIT_DAYS:
         raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
-    if step <= 0 or horizon < step:
-        raise ValueError(f"need 0 < step <= horizon, got step={step}, horizon={horizon}")
+    if step <= 0 or horizon < MIN_CHURN_WINDOW:
+        raise ValueError(f"need step > 0 and horizon >= {MIN_CHURN_WINDOW}, got step={step}, horizon={horizon}")
     cut = as_day(cutoff, "cutoff")
     first = run_sql(
         transactions,
@@ -137,15 +154,31 @@ def churn_window(transactions, cutoff, horizon: float, freq: str = "W", step: in
         WHERE CAST(ts AS DATE) <= DATE '{cut:%Y-%m-%d}' GROUP BY user_id""",
     )["first"]
     first = pd.to_datetime(first)
-    for w in range(int(horizon // step) * step, 0, -step):
-        start = window_start(cut, w, freq)
-        known = first[first <= start]
-        if len(known) and ((start - known).dt.days / UNIT_DAYS[freq]).median() >= w:
+    top = int(horizon)
+    candidates = list(range(top // step * step, 0, -step)) + [
+        w for w in range(min(step - 1, top), MIN_CHURN_WINDOW - 1, -1)
+    ]
+    for w in candidates:
+        if _median_age_ok(first, window_start(cut, w, freq), w, freq):
             return w
+    unit = pd.Timedelta(days=UNIT_DAYS[freq])
+    later = next(
+        (
+            cut + k * unit
+            for k in range(1, 1041)
+            if _median_age_ok(first, window_start(cut + k * unit, MIN_CHURN_WINDOW, freq), MIN_CHURN_WINDOW, freq)
+        ),
+        None,
+    )
     raise ValueError(
-        f"the data hold too little history before {cut:%Y-%m-%d} for a shifted-window churn "
-        f"model: at {step} {freq} before it the median user has less than {step} {freq} of "
-        f"history. Choose a later cutoff or a shorter step."
+        f"the data hold too little history before {cut:%Y-%m-%d} for a shifted-window churn model: it needs "
+        f"the median user known {MIN_CHURN_WINDOW} {freq} before the cut-off to be at least {MIN_CHURN_WINDOW} "
+        f"{freq} old there ({len(first):,} users known at the cut-off). "
+        + (
+            f"The earliest cut-off these purchases allow is {later:%Y-%m-%d}."
+            if later is not None
+            else "No later cut-off within 20 years allows it with these users."
+        )
     )
 
 

@@ -9,7 +9,8 @@ from importlib import import_module
 from ._base import ConvergenceError, ModelWarning, NotFittedError
 from .bgbb import BetaGeoBetaBinom
 from .btyd import BetaGeo, GammaGamma, ModifiedBetaGeo, ShiftedBetaGeometric
-from .clv import CLVScorer, conditional_median_purchases, customer_lifetime_value
+from .candidates import CandidateFits, fit_candidates
+from .clv import CLVScorer, ConstantSpend, conditional_median_purchases, customer_lifetime_value, spend_model_for
 from .dynamic import TimeVaryingParetoNBD
 from .gompertz import GammaGompertzNBD
 from .pareto import ParetoNBD
@@ -20,7 +21,7 @@ _LAZY = {"ChurnClassifier": ".churn", "SurvivalModel": ".survival", "contractual
 __all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD",
            "GammaGompertzNBD", "TimeVaryingParetoNBD",           "BetaGeoBetaBinom", "ShiftedWindowPurchases", "UpliftModel",
            "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError", "ModelWarning", "NotFittedError",
-           "customer_lifetime_value", "conditional_median_purchases", "CLVScorer"]
+           "customer_lifetime_value", "conditional_median_purchases", "CLVScorer", "ConstantSpend", "spend_model_for", "CandidateFits", "fit_candidates"]
 
 
 def __getattr__(name: str):

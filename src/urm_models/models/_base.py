@@ -25,6 +25,14 @@ class ConvergenceError(RuntimeError):
     """The optimiser did not reach a maximum; the message says what to try."""
 
 
+class _StopEarly(Exception):
+    """Raised inside the optimiser when an iterate is far along an unidentified limit."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 class ModelWarning(UserWarning):
     """A fit that completed but whose results need care; the message says the cause and the fix."""
 
@@ -33,6 +41,10 @@ class ModelWarning(UserWarning):
 __all__ = ["ConvergenceError", "ModelWarning", "NotFittedError", "MLEModel", "unique_rows", "unique_rows_with_columns"]
 
 NOT_FITTED = "this %(name)s is not fitted yet; call fit() first"
+
+#: a fit whose model lets less than this share of customers drop out over the data's span is at
+#: the limit without dropout (MLEModel._no_dropout)
+NO_DROPOUT = 1e-6
 
 
 class MLEModel(BaseEstimator):
@@ -57,6 +69,26 @@ class MLEModel(BaseEstimator):
 
     def _at_bound_message(self, names, lp, d, w) -> str:
         return (f"{type(self).__name__}: {names} reached the bound of its identified range. {self._advice}.")
+
+    def _dropout_share(self, lp, d) -> float | None:
+        """The share of customers a model with the log-parameters ``lp`` lets drop out over the
+        data's span (None: a model without dropout). Below :data:`NO_DROPOUT` the fit is at the
+        model's limit without dropout, which every BTYD model refuses alike (:meth:`_no_dropout`)."""
+        return None
+
+    def _unidentified(self, lp, d, w) -> str | None:
+        """The refusal when the iterate ``lp`` is far along a ridge where the model is not
+        identified (see the model), else None."""
+        return None
+
+    def _no_dropout(self, detail: str) -> ConvergenceError:
+        """The one refusal of every BTYD model at its limit without dropout (the NBD: each customer
+        buys at a gamma-distributed rate forever), where the dropout parameters run off to 0 or
+        infinity and are not identified."""
+        return ConvergenceError(
+            f"{type(self).__name__}: no dropout in these data ({detail}): the fit runs to the model's limit "
+            f"without dropout, where its dropout parameters are not identified. Refit with penalizer=0.001 "
+            f"(models.fit_candidates does), calibrate over a longer span, or choose a later cut-off.")
 
     # -- to implement ---------------------------------------------------------------
     def _prepare(self, data):  # -> (prepared data, weights, n_users)
@@ -102,10 +134,25 @@ class MLEModel(BaseEstimator):
             lower = []
             if res is None:
                 bounds = self._bounds(d)
-                res = optimize.minimize(self._objective, x0, args=(d, w, wsum), jac=True,
-                                        method="L-BFGS-B", bounds=bounds,
-                                        options={"maxiter": self.maxiter, "ftol": self.tol * 1e-3,
-                                                 "gtol": 1e-9, "maxcor": 30})
+
+                def heading_out(xk):
+                    # the paths to a model's unidentified limits cost seconds per step in some models
+                    # (2F1s with extreme parameters): refuse as soon as an iterate is far along one
+                    share = self._dropout_share(xk, d)
+                    if share is not None and share < NO_DROPOUT * 0.1:
+                        raise _StopEarly(str(self._no_dropout(
+                            f"{share:.1e} of the customers would drop out over the data's span, and falling")))
+                    message = self._unidentified(xk, d, w)
+                    if message:
+                        raise _StopEarly(message)
+
+                try:
+                    res = optimize.minimize(self._objective, x0, args=(d, w, wsum), jac=True,
+                                            method="L-BFGS-B", bounds=bounds, callback=heading_out,
+                                            options={"maxiter": self.maxiter, "ftol": self.tol * 1e-3,
+                                                     "gtol": 1e-9, "maxcor": 30})
+                except _StopEarly as stop:
+                    raise ConvergenceError(stop.message) from None
                 at_bound = [n for n, v, (_, hi) in zip(self.param_names_, res.x, bounds)
                             if hi is not None and v >= hi - 1e-6]
                 if at_bound:
@@ -126,6 +173,9 @@ class MLEModel(BaseEstimator):
                     f"{type(self).__name__}: the fit did not converge ({res.message}; "
                     f"max |gradient| = {grad_norm:.2e}, log-parameters {np.round(lp, 3).tolist()}). "
                     f"{self._advice}.")
+            share = self._dropout_share(lp, d)
+            if share is not None and share < NO_DROPOUT:
+                raise self._no_dropout(f"{share:.1e} of the customers would drop out over the data's span")
             runaway = [n for n, v in zip(self.param_names_, lp)
                        if abs(v) > 16 and n not in self.real_params_ and n not in lower]
             if runaway:

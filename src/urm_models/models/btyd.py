@@ -316,7 +316,8 @@ class _Lifetime:
             return (gammaln(rx + n) - gammaln(rx) - gammaln(n + 1.0) + rx * (np.log(aT) - np.log(aT + tau))
                     + (n * (np.log(tau) - np.log(aT + tau)) if n else 0.0))
 
-        alive_through = survival(t) * np.exp(log_nb(t))
+        with np.errstate(divide="ignore"):  # t = 0 (a horizon of nothing): log 0 = -inf, no purchase
+            alive_through = survival(t) * np.exp(log_nb(t))
         gx, gw = np.polynomial.legendre.leggauss(int(nodes))
         tau = 0.5 * t[None, :] * (gx[:, None] + 1.0)
         with np.errstate(divide="ignore"):
@@ -378,6 +379,12 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
 
     def _analytic_hessian(self, d) -> bool:
         return not isinstance(d, _CovariatePurchases)
+
+    def _dropout_share(self, lp, d) -> float:
+        """The mean dropout probability a / (a + b) (of each repeat purchase: the BG family's
+        customers drop out only after one)."""
+        a, b = np.exp(lp[2]), np.exp(lp[3])
+        return float(a / (a + b))
 
     def _initial(self, d):
         # r/alpha ~ repeat rate; a, b ~ 1

@@ -8,7 +8,36 @@ import pandas as pd
 from ..simulate import UNIT_DAYS
 from .btyd import GammaGamma, validate_rfm
 
-__all__ = ["customer_lifetime_value", "conditional_median_purchases"]
+__all__ = ["customer_lifetime_value", "conditional_median_purchases", "ConstantSpend", "spend_model_for"]
+
+
+class ConstantSpend:
+    """A spend model of one value per purchase: for activity without money (``value=None``: every
+    spend, so every CLV, is left empty, NaN) or with a value per event (``value_per_event``), and
+    where Gamma-Gamma cannot be fitted (``value`` = the mean spend per purchase day). The interface
+    :func:`customer_lifetime_value` and :class:`CLVScorer` use (``conditional_expected_spend``,
+    ``sample_params``: no parameter uncertainty)."""
+
+    def __init__(self, value: float | None = None, reason: str = ""):
+        if value is not None and not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"value must be a finite amount >= 0 or None, not {value!r}")
+        self.value = None if value is None else float(value)
+        self.reason = reason
+        self.params_ = {} if value is None else {"value": self.value}
+        self.penalizer = 0.0
+
+    def conditional_expected_spend(self, rfm: pd.DataFrame) -> pd.Series:
+        v = np.nan if self.value is None else self.value
+        return pd.Series(v, index=rfm.index, name="expected_spend", dtype=float)
+
+    def sample_params(self, n: int, seed: int | None = 0) -> pd.DataFrame:
+        return pd.DataFrame(index=range(int(n)))
+
+    def _with_params(self, params) -> ConstantSpend:
+        return self
+
+    def __repr__(self) -> str:
+        return f"ConstantSpend({self.value!r})"
 
 
 def _period_weights(horizon: int, step: float, discount_rate: float):
@@ -88,8 +117,8 @@ def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.Dat
                         "clv": margin * spend * disc}, index=rfm.index)
     if n_draws:
         lo_q, hi_q = (1 - interval) / 2, 1 - (1 - interval) / 2
-        pdraws = purchase_model.sample_params(n_draws, seed=seed)
-        sdraws = spend_model.sample_params(n_draws, seed=seed + 1)
+        pdraws = _draws(purchase_model, n_draws, seed)
+        sdraws = _draws(spend_model, n_draws, seed + 1)
         sims = np.empty((n_draws, len(rfm)))
         for i in range(n_draws):
             pm = purchase_model._with_params(pdraws.iloc[i])
@@ -100,6 +129,37 @@ def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.Dat
         out["clv_lower"] = np.quantile(sims, lo_q, axis=0)
         out["clv_upper"] = np.quantile(sims, hi_q, axis=0)
     return out
+
+
+def spend_model_for(rfm: pd.DataFrame, amounts: str = "file"):
+    """The spend model of a CLV: Gamma-Gamma where the amounts allow it, else a
+    :class:`ConstantSpend` that says why. ``amounts`` is the loader's ``attrs["amounts"]``:
+    ``"none"`` (an activity log: no money, CLVs left empty), ``"value_per_event"`` (each purchase
+    day worth the mean of its events' values), ``"file"`` (Gamma-Gamma; if it cannot be fitted,
+    even with the penalizer its error names, the mean spend of the repeat purchase days)."""
+    from .candidates import fit_candidates
+
+    if amounts == "none":
+        return ConstantSpend(None, "the transactions have no amounts: money columns are left empty")
+    repeat = rfm["frequency"].to_numpy(float)
+    mean_day = float(np.average(rfm["monetary"], weights=repeat)) if repeat.sum() > 0 else 0.0
+    if amounts == "value_per_event":
+        return ConstantSpend(mean_day, "a value per event: the mean value of a repeat purchase day")
+    fits = fit_candidates({"GammaGamma": GammaGamma()}, rfm)
+    if "GammaGamma" in fits.models and fits.models["GammaGamma"].params_["q"] > 1:
+        return fits.models["GammaGamma"]
+    why = fits.notes.loc["GammaGamma", "reason"] or "q <= 1: its expected spend is infinite"
+    return ConstantSpend(mean_day, f"Gamma-Gamma could not be used ({why}): the mean spend of a repeat purchase day")
+
+
+def _draws(model, n: int, seed: int) -> pd.DataFrame:
+    """Parameter draws of ``model``; a fit without standard errors (a singular Hessian) has no
+    parameter uncertainty to draw: its estimates, ``n`` times (the interval then shows the other
+    model's uncertainty only; ``fit_candidates`` notes such fits when they are made)."""
+    cov = getattr(model, "covariance_", None)
+    if cov is not None and not np.isfinite(np.asarray(cov, float)).all():
+        return pd.DataFrame([model.params_] * int(n))
+    return model.sample_params(n, seed=seed)
 
 
 def conditional_median_purchases(model, t, rfm: pd.DataFrame, max_n: int = 500) -> pd.Series:

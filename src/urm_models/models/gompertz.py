@@ -103,6 +103,11 @@ class GammaGompertzNBD(_Lifetime, MLEModel):
             for n in self.param_names_
         ]
 
+    def _dropout_share(self, lp, d) -> float:
+        """1 - S(max T): the share of new customers gone by the oldest customer's age."""
+        b, s, beta = np.exp(lp[2]), np.exp(lp[3]), np.exp(lp[4])
+        return float(-np.expm1(-s * _q(beta, b, float(np.max(d.T)))))
+
     @property
     def pareto_limit_(self) -> bool:
         """Whether the fit ended at the Pareto/NBD limit: the Gompertz factor ``e^{bu}`` rises

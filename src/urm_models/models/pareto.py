@@ -100,10 +100,25 @@ class ParetoNBD(_Lifetime, MLEModel):
     #: s below 10 (CDNOW 0.61); at a bound of 1,000 the refusal itself took 13-38 s, at 300 1-3 s.
     _upper_bounds = {"s": float(np.log(300.0))}
 
+    def _dropout_share(self, lp, d) -> float:
+        """1 - S(max T): the share of new customers gone by the oldest customer's age."""
+        s, beta = np.exp(lp[2]), np.exp(lp[3])
+        return float(-np.expm1(-s * np.log1p(float(np.max(d.T)) / beta)))
+
+    def _unidentified(self, lp, d, w) -> str | None:
+        """Far along the ridge to the bound of s: s > 100 with beta above 100 times the oldest
+        customer's age, where ``(beta / (beta + t))^s`` depends on s / beta alone (to 0.5% over
+        the observed ages). Reaching the bound itself took 12-15 s of 2F1s with extreme
+        parameters at young origins of CDNOW_sample; refused there at once."""
+        s, beta = np.exp(lp[2]), np.exp(lp[3])
+        if s > 100 and beta > 100 * float(np.max(d.T)):
+            return self._at_bound_message(["s"], lp, d, w)
+        return None
+
     def _at_bound_message(self, names, lp, d, w) -> str:
         p = dict(zip(self.param_names_, np.exp(lp), strict=True))
         age = float(np.average(d.T, weights=w))
-        return (f"ParetoNBD: the customers' dropout rates cannot be told apart (s ran past 300; "
+        return (f"ParetoNBD: the customers' dropout rates cannot be told apart (s ran towards its bound of 300; "
                 f"every customer would drop out at the same rate s/beta = {p['s'] / p['beta']:.3g} per "
                 f"period): the data hold too little history (customers are {age:.3g} periods old on "
                 f"average). Fit BetaGeo, choose a later cut-off, or add penalizer=0.001.")
