@@ -350,6 +350,130 @@ def bench_fits(repeats: int = 3) -> list[dict]:
     return rows
 
 
+# ----------------------------------------------------------------------------- accuracy
+#: the data sets of the accuracy benchmark: loader, two calibration cut-offs, end of the holdout
+ACCURACY = {
+    "cdnow": ("load_cdnow", ("1997-06-30", "1997-09-30"), "1998-06-30"),
+    "online_retail": ("load_online_retail", ("2011-06-30", "2011-09-30"), "2011-12-09"),
+    "online_retail_2009": ("load_online_retail_2009", ("2010-06-30", "2010-09-30"), "2010-12-09"),
+    "grocery": ("load_grocery", ("2007-03-31", "2007-06-30"), "2007-12-30"),
+    "apparel (simulated)": ("load_apparel", ("2008-12-31", "2009-12-31"), "2010-12-20"),
+}
+ACCURACY_MODELS = ("BetaGeo", "ModifiedBetaGeo", "ParetoNBD", "GammaGompertzNBD", "ShiftedWindowPurchases")
+
+
+def _accuracy_case(name: str, cutoff: str) -> dict:
+    """Every purchase model and the honestly chosen champion on one data set and cut-off: fitted
+    on the calibration period (models.fit_candidates), scored on the untouched holdout."""
+    from sklearn.base import clone
+
+    from urm_models import datasets, features, models
+    from urm_models.evaluation import holdout
+
+    loader, _, end = ACCURACY[name]
+    tx = datasets.load_online_retail("2009") if loader == "load_online_retail_2009" else getattr(datasets, loader)()
+    rfm = features.rfm_summary(tx, cutoff, freq="W", holdout_end=end)
+    t = float(rfm["duration_holdout"].iloc[0])
+    actual = holdout.actual_cumulative(tx, cutoff, t)
+    rows, fitted, cum = {}, {}, {}
+    for m in ACCURACY_MODELS:
+        est = getattr(models, m)()
+        t0 = time.process_time()
+        fits = models.fit_candidates({m: est}, *((tx, cutoff) if m == "ShiftedWindowPurchases" else (rfm,)))
+        seconds = time.process_time() - t0
+        note = fits.notes.loc[m]
+        if m not in fits.models:
+            rows[m] = {"status": "dropped", "reason": note.reason[:120]}
+            continue
+        model = fitted[m] = fits.models[m]
+        horizons = list(range(1, len(actual) + 1))
+        if m == "ShiftedWindowPurchases":
+            mean = model.predict(tx, t)
+            median = model.predict(tx, t, point="median")
+            cum[m] = model.predict(tx, horizons).sum().to_numpy()
+        else:
+            mean = model.conditional_expected_purchases(t, rfm)
+            median = models.conditional_median_purchases(model, t, rfm)
+            cum[m] = np.array([model.conditional_expected_purchases(h, rfm).sum() for h in horizons])
+        a = rfm["frequency_holdout"]
+        err = holdout.purchase_metrics(mean.reindex(a.index), a)
+        rows[m] = {
+            "status": note.status,
+            "rmse": err["rmse"],
+            "total_error": err["aggregate_error"],
+            "median_mae": holdout.purchase_metrics(median.reindex(a.index), a)["mae"],
+            "fit_cpu_s": seconds,
+        }
+    for block in ("quarter", "month"):
+        _, mape = holdout.tracking_errors(cum, actual, block=block)
+        for m, v in mape.items():
+            rows[m][f"{block}ly_mape"] = v
+    t0 = time.process_time()
+    try:
+        inner = holdout.choose_on_inner_windows(tx, cutoff, {m: clone(f) for m, f in fitted.items()}, horizon=t)
+        choice, how = inner.choice, inner.describe()
+    except ValueError as exc:
+        choice, how = next(iter(fitted)), f"no inner window: {exc}"
+    choose_s = time.process_time() - t0
+    best = min((m for m in fitted), key=lambda m: rows[m]["rmse"])
+    return {
+        "dataset": name,
+        "cutoff": cutoff,
+        "holdout_end": end,
+        "users": len(rfm),
+        "holdout_purchases": float(a.sum()),
+        "models": rows,
+        "champion": choice,
+        "chosen_by": how,
+        "choice_cpu_s": choose_s,
+        "holdout_best": best,
+    }
+
+
+def bench_accuracy() -> list[dict]:
+    """Holdout accuracy of every purchase model and of the champion chosen on inner windows."""
+    rows = []
+    for name, (_, cutoffs, _) in ACCURACY.items():
+        for cutoff in cutoffs:
+            r = _in_subprocess("accuracy_case", name, cutoff)
+            rows.append(r)
+            print(
+                f"\n{name}, cut-off {cutoff}, holdout to {r['holdout_end']}: {r['users']:,} customers, "
+                f"{r['holdout_purchases']:,.0f} holdout repeat purchase days; champion {r['champion']} "
+                f"(holdout best {r['holdout_best']})"
+            )
+            print("| model | RMSE | total error | median MAE | quarterly MAPE | monthly MAPE | fit CPU s |")
+            print("|---|---|---|---|---|---|---|")
+            for m, v in r["models"].items():
+                if v["status"] == "dropped":
+                    print(f"| {m} | dropped: {v['reason']} | | | | | |")
+                    continue
+                star = " (champion)" if m == r["champion"] else ""
+                print(
+                    f"| {m}{star}{' (penalized)' if v['status'] == 'penalized' else ''} | {v['rmse']:.4f} | "
+                    f"{v['total_error']:+.1%} | {v['median_mae']:.4f} | {v['quarterly_mape']:.1%} | "
+                    f"{v['monthly_mape']:.1%} | {v['fit_cpu_s']:.2f} |"
+                )
+    hits = sum(r["champion"] == r["holdout_best"] for r in rows)
+    cost = [r["models"][r["champion"]]["rmse"] / r["models"][r["holdout_best"]]["rmse"] - 1 for r in rows]
+    btyd = ("BetaGeo", "ModifiedBetaGeo", "ParetoNBD", "GammaGompertzNBD")
+
+    def beats(r, key):
+        champ = abs(r["models"][r["champion"]][key])
+        return all(champ <= abs(r["models"][m][key]) for m in btyd if r["models"].get(m, {}).get("status") != "dropped")
+
+    print(
+        f"\nthe inner choice is the holdout's best by RMSE in {hits} of {len(rows)} cases; a wrong pick costs "
+        f"{np.mean([c for c in cost if c > 0]) if any(c > 0 for c in cost) else 0:.1%} RMSE on average "
+        f"(at most {max(cost):.1%})"
+    )
+    print(
+        f"the champion beats every BTYD model on RMSE in {sum(beats(r, 'rmse') for r in rows)} of {len(rows)}, "
+        f"on the total error in {sum(beats(r, 'total_error') for r in rows)} of {len(rows)}"
+    )
+    return rows
+
+
 # ----------------------------------------------------------------------------- scoring
 SCORING_MODEL = OUT / "scoring_clv_pyfunc"
 SCORING_CASES = ("features", "table", "table_pyfunc")
@@ -1148,6 +1272,7 @@ CASES = {
     "contract_case": _contract_case,
     "uplift_case": _uplift_case,
     "fit_case": _fit_case,
+    "accuracy_case": _accuracy_case,
 }
 BENCHES = {
     "rfm": bench_rfm,
@@ -1161,6 +1286,7 @@ BENCHES = {
     "contract": bench_contract,
     "uplift": bench_uplift,
     "fits": bench_fits,
+    "accuracy": bench_accuracy,
 }
 
 

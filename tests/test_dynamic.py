@@ -62,7 +62,7 @@ def test_without_covariates_it_is_pareto_nbd(cdnow):
     ours = same.p_alive(tx)
     np.testing.assert_allclose(ours, pareto.p_alive(rfm).reindex(ours.index), rtol=1e-9)
     np.testing.assert_allclose(
-        same.conditional_expected_purchases(tx, 39),
+        same.conditional_expected_purchases(39, tx),
         pareto.conditional_expected_purchases(39, rfm).reindex(ours.index),
         rtol=1e-9,
     )
@@ -106,7 +106,7 @@ def test_with_covariates_constant_in_time_it_is_the_static_covariate_model(cdnow
     pa = model.p_alive(tx, covariates=table)
     np.testing.assert_allclose(pa, static.p_alive(rfm).reindex(pa.index), rtol=1e-9)
     np.testing.assert_allclose(
-        model.conditional_expected_purchases(tx, 39, covariates=table),
+        model.conditional_expected_purchases(39, tx, covariates=table),
         static.conditional_expected_purchases(39, rfm).reindex(pa.index),
         rtol=1e-9,
     )
@@ -164,8 +164,8 @@ def test_weekly_and_quarterly_holdout_tracking_with_the_known_calendar(seasonal)
     and its quarterly totals miss by less than half as much as the plain model's."""
     tx, cov, model = seasonal
     cut = pd.Timestamp("2020-12-31")
-    by_period = model.expected_by_period(tx, 52, covariates=cov, calendar=CALENDAR)
-    np.testing.assert_allclose(by_period.sum(axis=1), model.conditional_expected_purchases(tx, 52, cov, CALENDAR))
+    by_period = model.expected_by_period(52, tx, covariates=cov, calendar=CALENDAR)
+    np.testing.assert_allclose(by_period.sum(axis=1), model.conditional_expected_purchases(52, tx, cov, CALENDAR))
     expected = by_period.sum()
     days = tx.assign(d=tx["ts"].dt.normalize()).drop_duplicates(["user_id", "d"])
     held = days[(days["d"] > cut) & (days["d"] <= cut + pd.Timedelta(weeks=52))]
@@ -204,11 +204,11 @@ def test_refuses_tables_that_do_not_cover_or_fit_the_grid(seasonal):
     tx, cov, model = seasonal
     short = CALENDAR[CALENDAR["period_start"] < "2021-06-01"]
     with pytest.raises(ValueError, match=r"calendar lack 'season' for \d+ \(user, period\) pairs.*2021-06-0"):
-        model.expected_by_period(tx, 52, covariates=cov, calendar=short)
+        model.expected_by_period(52, tx, covariates=cov, calendar=short)
     shifted = CALENDAR.assign(period_start=CALENDAR["period_start"] + pd.Timedelta(days=3))
     with pytest.raises(ValueError, match="covariate periods must start every 7 days"):
         model.p_alive(tx, covariates=cov, calendar=pd.concat([CALENDAR.iloc[:5], shifted.iloc[10:]]))
-    with pytest.raises(ValueError, match="'season' must be a column of exactly one of covariates and calendar"):
+    with pytest.raises(ValueError, match="'season' must be a column of exactly one of covariates"):
         model.p_alive(tx, covariates=cov.assign(season=0.0), calendar=CALENDAR)
     # CDNOW's calibration (January-September 1997) holds no season: its effect is not estimable
     cdnow = datasets.load_cdnow(sample=True)
@@ -216,3 +216,38 @@ def test_refuses_tables_that_do_not_cover_or_fit_the_grid(seasonal):
     flag = pd.DataFrame({"period_start": weeks, "season": weeks.month.isin([11, 12]).astype(float)})
     with pytest.raises(ValueError, match=r"\['season'\] take one value over the whole calibration period"):
         TimeVaryingParetoNBD(purchase_covariates=["season"]).fit(cdnow, CUT, calendar=flag)
+
+
+def test_it_has_the_interface_of_the_other_models(cdnow):
+    """Issue 28: (t, data) like every model, static covariates beside the dynamic ones, and a clear
+    error for each misuse (the order the other way round, an RFM table, one string as the list)."""
+    tx, rfm = cdnow
+    weeks = pd.date_range("1997-01-01", "1998-07-01", freq="7D")
+    table = pd.DataFrame(
+        {
+            "user_id": np.repeat(rfm.index.to_numpy(), len(weeks)),
+            "period_start": np.tile(weeks, len(rfm)),
+            "log_first_amount": np.repeat(rfm["log_first_amount"].to_numpy(), len(weeks)),
+        }
+    )
+    model = TimeVaryingParetoNBD(purchase_covariates="log_first_amount", dropout_covariates=["log_first_amount"])
+    assert model._columns() == (["log_first_amount"], ["log_first_amount"])  # one string: one column
+    per_period = model._prepare_data(tx, CUT, table, None)
+    static = model._prepare_data(tx, CUT, None, None, customers=rfm[["log_first_amount"]].reset_index())
+    np.testing.assert_array_equal(static.Z, per_period.Z)
+    np.testing.assert_array_equal(static.zsum, per_period.zsum)
+    with pytest.raises(ValueError, match="customers lack 'log_first_amount'.*for \\d+ rows, e.g. user"):
+        model._prepare_data(tx, CUT, None, None, customers=rfm[["log_first_amount"]].iloc[1:])
+    with pytest.raises(TypeError, match="needs the cut-off date"):
+        TimeVaryingParetoNBD().fit(rfm)
+    with pytest.raises(ValueError, match="looks like an RFM summary, which has lost the dates"):
+        TimeVaryingParetoNBD().fit(rfm, CUT)
+    plain = TimeVaryingParetoNBD().fit(tx, CUT)
+    with pytest.raises(TypeError, match=r"the arguments are \(t, transactions, ...\), as every model's \(t, rfm\)"):
+        plain.conditional_expected_purchases(tx, 39)
+    with pytest.raises(ValueError, match="t must be a positive number of periods"):
+        plain.conditional_expected_purchases(0, tx)
+    pareto = ParetoNBD().fit(rfm)
+    np.testing.assert_allclose(
+        plain.conditional_expected_purchases(39, tx), pareto.conditional_expected_purchases(39, rfm), rtol=1e-6
+    )

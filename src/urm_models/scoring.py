@@ -14,7 +14,7 @@ recommended_action``, then ``action_channel, action_priority, cohort, model_vers
 Times (``expected_remaining_lifetime``) are in months, restricted to the model's horizon;
 ``p_churn`` is the probability of leaving within the horizon (``churn_horizon`` in the table's
 attrs and the Parquet metadata): on transactions, of no purchase in the churn window, from the
-data set's ``urm-churn`` classifier when it ranked the holdout better than the CLV model's
+data set's ``urm-churn`` classifier when it ranked an inner window before the cut-off better than the CLV model's
 purchase model (docs/architecture.md, "Churn on transactions"; ``p_churn_source`` says which).
 """
 
@@ -752,7 +752,7 @@ def refuse_measured_campaign(dataset: str, path_name: str) -> None:
 
 def transaction_champions(dataset: str) -> dict:
     """The champion models that score a transactions data set: ``clv_model``, ``churn_model``
-    (None when the CLV model's risk ranked the holdout better), ``churn_window``, ``versions``
+    (None when the CLV model's risk ranked the inner window better), ``churn_window``, ``versions``
     and ``p_churn_source`` (what the table's attrs say)."""
     from . import tracking
 
@@ -766,9 +766,9 @@ def transaction_champions(dataset: str) -> dict:
     if c_info is not None and c_info["tags"].get("p_churn_source") == "urm-churn":
         churn = tracking.load_version(c_info)  # the version whose tags were read
         versions += f";{c_info['name']}/{c_info['version']}"
-        source = f"{c_info['name']}/{c_info['version']} (shifted-window classifier, better on the holdout)"
+        source = f"{c_info['name']}/{c_info['version']} (shifted-window classifier, better on the inner window before the cut-off)"
     elif c_info is not None:
-        source += f"; it ranked the holdout better than {c_info['name']}/{c_info['version']}"
+        source += f"; it ranked the inner window before the cut-off better than {c_info['name']}/{c_info['version']}"
     window = f"{c_info['tags'].get('churn_window')} {c_info['tags'].get('churn_freq')}" if churn is not None else ""
     return {
         "clv_model": model,

@@ -438,3 +438,39 @@ def customer_exposure(rfm: pd.DataFrame, bins: int = 12, min_count: int = 5, fre
     )
     fig.tight_layout()
     return fig
+
+
+def block_tracking(tables: dict, cutoff, freq: str = "W", season=()) -> Figure:
+    """Repeat purchases per month and per quarter of the holdout, actual vs each model (one panel
+    per table of :func:`urm_models.evaluation.holdout.tracking_errors`, keyed ``"month"``,
+    ``"quarter"``), each block drawn at its end date, the blocks ending in a ``season`` month
+    shaded; the legend gives each model's MAPE over the blocks."""
+    from ..simulate import UNIT_DAYS
+
+    cutoff = pd.Timestamp(cutoff).normalize()
+    unit = pd.Timedelta(days=UNIT_DAYS[freq])
+    months = sorted({int(m) for m in season})
+    fig = Figure(figsize=(8, 3.2 * len(tables)))
+    axes = np.atleast_1d(fig.subplots(len(tables), 1))
+    for ax, (block, table) in zip(axes, tables.items(), strict=True):
+        ends = pd.DatetimeIndex([cutoff + int(e) * unit for e in table["period_end"]])
+        starts = pd.DatetimeIndex([cutoff, *ends[:-1]])
+        ax.plot(ends, table["actual"], "ko-", label="actual")
+        for name in [c for c in table.columns if c not in ("period_end", "actual")]:
+            mape = float(np.mean(np.abs(table[name] - table["actual"]) / table["actual"].where(table["actual"] > 0)))
+            ax.plot(ends, table[name], "--", marker=".", label=f"{name} (MAPE {mape:.1%})")
+        labelled = False
+        for a, b in zip(starts, ends, strict=True):
+            if months and (b - pd.Timedelta(days=1)).month in months:
+                label = None if labelled else f"high season (months {', '.join(map(str, months))})"
+                ax.axvspan(a, b, color="0.9", lw=0, zorder=0, label=label)
+                labelled = True
+        ax.set_ylabel(f"repeat purchases per {block}")
+        ax.set_title(f"Holdout by {block} (blocks of {BLOCK_WORDS[block]} from {cutoff:%Y-%m-%d})")
+        ax.legend(fontsize="x-small")
+    axes[-1].set_xlabel("end of the block (date)")
+    fig.tight_layout()
+    return fig
+
+
+BLOCK_WORDS = {"month": "365.25/12 days", "quarter": "365.25/4 days"}

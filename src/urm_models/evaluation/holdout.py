@@ -274,3 +274,55 @@ def select_on_validation(
     best = table.index[0]
     cls_name, stat = best.rsplit(" ", 1)
     return (cls_name, stat), table
+
+
+#: the length of a month and a quarter, in days (the calendar's average)
+BLOCK_DAYS = {"month": 365.25 / 12, "quarter": 365.25 / 4}
+
+
+def actual_cumulative(transactions, cutoff, horizon: float, freq: str = "W") -> np.ndarray:
+    """Cumulative repeat purchase days after ``cutoff`` of the users known there, at the end of
+    each of the periods ``1 .. floor(horizon)`` (same-day purchases one, as in the BTYD summary)."""
+    cut = pd.Timestamp(cutoff).normalize()
+    d = pd.DataFrame(
+        {"user_id": transactions["user_id"].astype(str), "d": pd.to_datetime(transactions["ts"]).dt.normalize()}
+    ).drop_duplicates()
+    known = d.groupby("user_id")["d"].min() <= cut
+    after = d[(d["d"] > cut) & d["user_id"].map(known)]
+    n = int(np.floor(horizon))
+    k = np.ceil((after["d"] - cut).dt.days / UNIT_DAYS[freq]).astype(int)
+    counts = np.bincount(k[(k >= 1) & (k <= n)], minlength=n + 1)[1:]
+    return np.cumsum(counts).astype(float)
+
+
+def tracking_errors(
+    cumulative: dict, actual: np.ndarray, freq: str = "W", block: str = "quarter", min_share: float = 0.5
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Predicted against actual purchases per month or quarter of the holdout: ``cumulative`` holds
+    each model's cumulative expected purchases at the end of periods ``1 .. len(actual)``
+    (``freq`` units), ``actual`` the same from :func:`actual_cumulative`. Blocks start at the
+    cut-off; a last block shorter than ``min_share`` of a full one is left out. Returns the table
+    (one row per block: its last period, actual and each model's prediction) and each model's mean
+    absolute percentage error over the blocks (MAPE)."""
+    n = len(actual)
+    size = BLOCK_DAYS[block] / UNIT_DAYS[freq]
+    ends = [int(round(k * size)) for k in range(1, int(np.ceil(n / size)) + 1)]
+    ends = [min(e, n) for e in ends]
+    starts = [0, *ends[:-1]]
+    keep = [(s, e) for s, e in zip(starts, ends, strict=True) if e > s and (e - s) >= min_share * size]
+
+    def per_block(c):
+        c = np.r_[0.0, np.asarray(c, float)[:n]]
+        return np.array([c[e] - c[s] for s, e in keep])
+
+    table = pd.DataFrame({"period_end": [e for _, e in keep], "actual": per_block(actual)})
+    for name, c in cumulative.items():
+        table[name] = per_block(c)
+    mape = pd.Series(
+        {
+            name: float(np.mean(np.abs(table[name] - table["actual"]) / table["actual"].where(table["actual"] > 0)))
+            for name in cumulative
+        },
+        name=f"{block}ly_mape",
+    )
+    return table, mape

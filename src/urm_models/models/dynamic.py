@@ -62,7 +62,21 @@ def _before(v, owner):
     return c - c[start]
 
 
-def _covariate_frame(covariates, calendar, columns: list[str], name_user: str = "covariates") -> tuple:
+def _static_frame(customers, columns: list[str]):
+    """The customers' time-invariant covariates (``user_id`` and the columns): one row per
+    customer, indexed by ``user_id`` (a text id); None when not given."""
+    if customers is None:
+        return None
+    if not isinstance(customers, pd.DataFrame):
+        raise TypeError(f"customers must be a DataFrame (user_id and the static covariates), not {type(customers).__name__}")
+    c = customers if "user_id" not in customers.columns else customers.set_index("user_id")
+    c = c.set_axis(c.index.astype(str), axis=0)
+    if c.index.duplicated().any():
+        raise ValueError(f"customers: {int(c.index.duplicated().sum())} user ids appear twice; one row per customer")
+    return c[[col for col in columns if col in c.columns]]
+
+
+def _covariate_frame(covariates, calendar, columns: list[str], name_user: str = "covariates", customers=None) -> tuple:
     """(user table indexed by (user_id, period_start), calendar table indexed by period_start)."""
     user = cal = None
     if covariates is not None:
@@ -83,11 +97,14 @@ def _covariate_frame(covariates, calendar, columns: list[str], name_user: str = 
         if c["period_start"].duplicated().any():
             raise ValueError("calendar: a period_start appears twice; one row per period")
         cal = c.set_index("period_start")
+    static = customers
     for col in columns:
-        where = [n for n, t in (("covariates", user), ("calendar", cal)) if t is not None and col in t.columns]
+        where = [n for n, t in (("covariates", user), ("calendar", cal), ("customers", static))
+                 if t is not None and col in t.columns]
         if len(where) != 1:
-            raise ValueError(f"covariate {col!r} must be a column of exactly one of covariates and calendar "
-                             f"(found in {where or 'neither'})")
+            raise ValueError(f"covariate {col!r} must be a column of exactly one of covariates (per customer and "
+                             f"period), calendar (per period) and customers (per customer, static) "
+                             f"(found in {where or 'none of them'})")
     return user, cal
 
 
@@ -117,13 +134,14 @@ class TimeVaryingParetoNBD(MLEModel):
 
     # -- data ------------------------------------------------------------------------------
     def _columns(self):
-        pc, dc = list(self.purchase_covariates), list(self.dropout_covariates)
-        for c in pc + dc:
-            if not isinstance(c, str):
-                raise ValueError(f"covariates are column names, got {c!r}")
-        return pc, dc
+        from ._covariates import names
 
-    def _prepare_data(self, transactions, cutoff, covariates, calendar, horizon: float = 0.0) -> _Periods:
+        try:  # one string is one column (not its letters), as for every model
+            return names(self.purchase_covariates), names(self.dropout_covariates)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+    def _prepare_data(self, transactions, cutoff, covariates, calendar, horizon: float = 0.0, customers=None) -> _Periods:
         """Histories at ``cutoff`` and their pieces: the calibration span (birth to cutoff) and,
         with ``horizon > 0``, the forecast span (cutoff to cutoff + horizon periods)."""
         if self.freq not in UNIT_DAYS:
@@ -132,7 +150,9 @@ class TimeVaryingParetoNBD(MLEModel):
             raise ValueError(f"nodes must be a whole number >= 2, got {self.nodes}")
         pc, dc = self._columns()
         cols = list(dict.fromkeys(pc + dc))
-        user_cov, cal = _covariate_frame(covariates, calendar, cols)
+        static = _static_frame(customers, cols)
+        user_cov, cal = _covariate_frame(covariates, calendar, cols, customers=static)
+        _check_transactions(transactions)
         unit = UNIT_DAYS[self.freq]
         cut = pd.Timestamp(cutoff).normalize()
         tx = transactions[["user_id", "ts"]].assign(user_id=transactions["user_id"].astype(str),
@@ -155,8 +175,8 @@ class TimeVaryingParetoNBD(MLEModel):
         for t in (user_cov, cal):
             if t is not None:
                 starts.append(t.index.get_level_values("period_start").unique())
-        if cols and not starts:
-            raise ValueError(f"covariates {cols} given but no covariate table")
+        if cols and not starts and static is None:
+            raise ValueError(f"covariates {cols} given but no covariate table (covariates, calendar or customers)")
         step = pd.Timedelta(days=unit)
         if starts:
             anchor = min(s.min() for s in starts)
@@ -191,12 +211,12 @@ class TimeVaryingParetoNBD(MLEModel):
         out.owner, out.u0, out.u1 = owner, u0, u1
         out.future = u0 >= out.T[owner] - 1e-12
         out.died = (~out.future) & (u0 >= out.tx[owner] - 1e-12)
-        out.Z = self._values(user_cov, cal, cols, users[owner], anchor + k * step)
+        out.Z = self._values(user_cov, cal, cols, users[owner], anchor + k * step, static)
         # the purchase covariates at each repeat purchase day, summed per user
         rep = days[days["d"] > first.reindex(days["user_id"]).to_numpy()]
         if pc and len(rep):
             kk = np.floor(np.asarray((pd.DatetimeIndex(rep["d"]) - anchor) / step, float)).astype(int)
-            zr = self._values(user_cov, cal, cols, rep["user_id"].to_numpy(), anchor + kk * step)
+            zr = self._values(user_cov, cal, cols, rep["user_id"].to_numpy(), anchor + kk * step, static)
             codes = pd.Index(users).get_indexer(rep["user_id"].to_numpy())
             out.zsum = np.zeros((n, len(cols)))
             np.add.at(out.zsum, codes, zr)
@@ -207,11 +227,19 @@ class TimeVaryingParetoNBD(MLEModel):
         return out
 
     @staticmethod
-    def _values(user_cov, cal, cols, user_ids, period_starts) -> np.ndarray:
+    def _values(user_cov, cal, cols, user_ids, period_starts, static=None) -> np.ndarray:
         """The covariates of each (user, period) pair; a clear error where a table lacks one."""
         Z = np.zeros((len(user_ids), len(cols)))
         starts = pd.DatetimeIndex(period_starts)
         for j, c in enumerate(cols):
+            if static is not None and c in static.columns:
+                values = static[c].reindex(np.asarray(user_ids, object)).to_numpy(float)
+                if not np.isfinite(values).all():
+                    miss = ~np.isfinite(values)
+                    raise ValueError(f"customers lack {c!r} (or it is not a finite number) for {int(miss.sum())} "
+                                     f"rows, e.g. user {np.asarray(user_ids)[miss][0]!r}: give every customer's value")
+                Z[:, j] = values
+                continue
             if user_cov is not None and c in user_cov.columns:
                 pos = user_cov.index.get_indexer(pd.MultiIndex.from_arrays([np.asarray(user_ids, object), starts]))
                 table, what = user_cov[c].to_numpy(float), "covariates"
@@ -333,11 +361,16 @@ class TimeVaryingParetoNBD(MLEModel):
             base = np.log([1.0, 1.0 / rate, 1.0, max(float(d.T.mean()), 1e-3)])
         return np.r_[base, np.zeros(len(d.pc) + len(d.dc))]
 
-    def fit(self, transactions: pd.DataFrame, cutoff, covariates: pd.DataFrame | None = None,
-            calendar: pd.DataFrame | None = None) -> TimeVaryingParetoNBD:
+    def fit(self, transactions: pd.DataFrame, cutoff=None, covariates: pd.DataFrame | None = None,
+            calendar: pd.DataFrame | None = None, customers: pd.DataFrame | None = None) -> TimeVaryingParetoNBD:
         """Fit to the purchases on or before ``cutoff`` with the covariate tables (see the module
-        docstring); returns self."""
-        d = self._prepare_data(transactions, cutoff, covariates, calendar)
+        docstring): ``covariates`` per customer and period, ``calendar`` per period, ``customers``
+        per customer (static, e.g. the first purchase's amount); returns self."""
+        if cutoff is None:
+            raise TypeError("TimeVaryingParetoNBD.fit(transactions, cutoff, ...) needs the cut-off date: the "
+                            "covariates change over calendar time, so the model reads each purchase's date "
+                            "(user_id, ts), not an RFM summary")
+        d = self._prepare_data(transactions, cutoff, covariates, calendar, customers=customers)
         pc, dc = self._columns()
         seen = d.Z[~d.future]
         flat = [c for j, c in enumerate(d.cols) if len(seen) and np.ptp(seen[:, j]) == 0]
@@ -348,6 +381,7 @@ class TimeVaryingParetoNBD(MLEModel):
         names = ("r", "alpha", "s", "beta", *(f"purchase_{c}" for c in pc), *(f"dropout_{c}" for c in dc))
         real = names[4:]
         self.cutoff_ = d.cut
+        self.freq_ = self.freq
         return self._fit_prepared(d, d.w, len(d.x), names=names, real=real)
 
     # -- predictions ----------------------------------------------------------------------
@@ -360,22 +394,22 @@ class TimeVaryingParetoNBD(MLEModel):
         _, _, alive, A_T, B_T = self._likelihood(lp, d)
         return alive, r + d.x, alpha + A_T, s, beta + B_T, lp[4:4 + k1], lp[4 + k1:]
 
-    def _check_data(self, transactions, covariates, calendar, horizon=0.0):
+    def _check_data(self, transactions, covariates, calendar, horizon=0.0, customers=None):
         self._check_fitted()
-        return self._prepare_data(transactions, self.cutoff_, covariates, calendar, horizon)
+        return self._prepare_data(transactions, self.cutoff_, covariates, calendar, horizon, customers=customers)
 
-    def p_alive(self, transactions, covariates=None, calendar=None) -> pd.Series:
+    def p_alive(self, transactions, covariates=None, calendar=None, customers=None) -> pd.Series:
         """P(alive at the fitted cut-off | history), per user known there."""
-        d = self._check_data(transactions, covariates, calendar)
+        d = self._check_data(transactions, covariates, calendar, customers=customers)
         return pd.Series(self._posterior(d)[0], index=pd.Index(d.users, name="user_id"), name="p_alive")
 
-    def expected_by_period(self, transactions, t, covariates=None, calendar=None) -> pd.DataFrame:
+    def expected_by_period(self, t, transactions, covariates=None, calendar=None, customers=None) -> pd.DataFrame:
         """Expected repeat purchases in each covariate period of the next ``t`` periods after the
         fitted cut-off, per user (rows) and period start (columns); the covariate tables must
-        cover the horizon (the future calendar, the planned contacts)."""
-        if not t > 0:
-            raise ValueError(f"t must be positive, got {t}")
-        d = self._check_data(transactions, covariates, calendar, horizon=float(t))
+        cover the horizon (the future calendar, the planned contacts). The argument order is every
+        model's, ``(t, data)``."""
+        t = _horizon(t, transactions)
+        d = self._check_data(transactions, covariates, calendar, horizon=float(t), customers=customers)
         alive, rx, aT, s, bT, g1, g2 = self._posterior(d)
         fut = d.future
         e1, e2, _, B0, _, _ = self._exposures(g1, g2, d, fut)
@@ -390,6 +424,34 @@ class TimeVaryingParetoNBD(MLEModel):
         table = out.pivot_table(index="user_id", columns="period_start", values="e", aggfunc="sum", fill_value=0.0)
         return table.reindex(pd.Index(d.users, name="user_id"), fill_value=0.0)
 
-    def conditional_expected_purchases(self, transactions, t, covariates=None, calendar=None) -> pd.Series:
-        """Expected repeat purchases in the next ``t`` periods after the fitted cut-off, per user."""
-        return self.expected_by_period(transactions, t, covariates, calendar).sum(axis=1).rename("expected_purchases")
+    def conditional_expected_purchases(self, t, transactions, covariates=None, calendar=None,
+                                       customers=None) -> pd.Series:
+        """Expected repeat purchases in the next ``t`` periods after the fitted cut-off, per user
+        (the argument order of every model: ``(t, data)``)."""
+        return self.expected_by_period(t, transactions, covariates, calendar, customers).sum(axis=1).rename(
+            "expected_purchases")
+
+
+def _horizon(t, transactions) -> float:
+    """``t`` as a positive number of periods; the arguments the other way round (``(transactions,
+    t)``, this model's order before 2026-12) refused with the order to use."""
+    if isinstance(t, pd.DataFrame) or not isinstance(transactions, pd.DataFrame):
+        raise TypeError("the arguments are (t, transactions, ...), as every model's (t, rfm): the horizon first, "
+                        f"then the transactions; got {type(t).__name__} and {type(transactions).__name__}")
+    if not np.isscalar(t) or not float(t) > 0:
+        raise ValueError(f"t must be a positive number of periods, got {t!r}")
+    return float(t)
+
+
+def _check_transactions(transactions) -> None:
+    """Transactions (``user_id``, ``ts``), or an error that says what this model reads."""
+    if not isinstance(transactions, pd.DataFrame):
+        raise TypeError(f"transactions must be a DataFrame with user_id and ts, not {type(transactions).__name__}")
+    missing = [c for c in ("user_id", "ts") if c not in transactions.columns]
+    if missing:
+        rfm = {"frequency", "recency", "T"} <= set(transactions.columns)
+        raise ValueError(
+            f"TimeVaryingParetoNBD reads transactions (user_id, ts: each purchase's date, to put it in its covariate "
+            f"period); the table lacks {missing}"
+            + (" and looks like an RFM summary, which has lost the dates" if rfm else f"; it has {list(transactions.columns)}")
+        )
