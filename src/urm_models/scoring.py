@@ -766,9 +766,14 @@ def transaction_champions(dataset: str) -> dict:
     if c_info is not None and c_info["tags"].get("p_churn_source") == "urm-churn":
         churn = tracking.load_version(c_info)  # the version whose tags were read
         versions += f";{c_info['name']}/{c_info['version']}"
-        source = f"{c_info['name']}/{c_info['version']} (shifted-window classifier, better on the inner window before the cut-off)"
+        source = (
+            f"{c_info['name']}/{c_info['version']} (shifted-window classifier, better on the inner window before "
+            "the cut-off)"
+        )
     elif c_info is not None:
-        source += f"; it ranked the inner window before the cut-off better than {c_info['name']}/{c_info['version']}"
+        source += f"; it ranked the inner window before the cut-off better than {c_info['name']}/" + str(
+            c_info["version"]
+        )
     window = f"{c_info['tags'].get('churn_window')} {c_info['tags'].get('churn_freq')}" if churn is not None else ""
     return {
         "clv_model": model,
