@@ -411,9 +411,9 @@ def _accuracy_case(name: str, cutoff: str) -> dict:
     t0 = time.process_time()
     try:
         inner = holdout.choose_on_inner_windows(tx, cutoff, {m: clone(f) for m, f in fitted.items()}, horizon=t)
-        choice, how = inner.choice, inner.describe()
+        choice, how, inner_table = inner.choice, inner.describe(), inner.table.to_dict("index")
     except ValueError as exc:
-        choice, how = next(iter(fitted)), f"no inner window: {exc}"
+        choice, how, inner_table = next(iter(fitted)), f"no inner window: {exc}", {}
     choose_s = time.process_time() - t0
     best = min((m for m in fitted), key=lambda m: rows[m]["rmse"])
     return {
@@ -427,6 +427,7 @@ def _accuracy_case(name: str, cutoff: str) -> dict:
         "chosen_by": how,
         "choice_cpu_s": choose_s,
         "holdout_best": best,
+        "inner": inner_table,
     }
 
 

@@ -1,6 +1,7 @@
 """BTYD diagnostics: Figures with units, for the model they are given, numerically consistent."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.special import expit
 
@@ -97,3 +98,21 @@ def test_matrices_name_the_model_and_the_units(model, rfm):
     assert z[-1, -1] == pytest.approx(
         float(expit(-model._log_odds_dead(np.array([30.0]), np.array([33.0]), np.array([33.0]))[0])), rel=1e-9
     )
+
+
+def test_figures_carry_their_units():
+    """Issue 28: the repeat-purchase histogram has one bar per count (0, 1 and 2 were one bar), the
+    cohort heat map names its x axis' unit, the threshold plot its currency."""
+    from urm_models.evaluation import classification, plots
+
+    fig = plots.histogram(pd.Series([0] * 50 + [1] * 20 + [2] * 10 + [40]), xlabel="repeat purchases")
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights[:3] == [50, 20, 10] and len(heights) == 41
+    retention = pd.DataFrame(
+        [[1.0, 0.4], [1.0, np.nan]], index=["2024-01", "2024-02"], columns=pd.Index([0, 1], name="period")
+    )
+    assert plots.cohort_heatmap(retention, freq="M").axes[0].get_xlabel().startswith("months since the cohort's")
+    fig = classification.threshold_plot(
+        np.array([0, 1, 1, 0]), np.array([0.1, 0.9, 0.8, 0.3]), 1.0, 10.0, success_rate=0.3, currency="USD"
+    )
+    assert "(USD" in fig.axes[0].get_ylabel() and "1 USD" in fig.axes[0].get_title()

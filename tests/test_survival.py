@@ -172,3 +172,21 @@ def test_stratified_curves_belong_to_their_own_users(split):
     pd.testing.assert_series_equal(
         strat.churn_probability(shuffled, 12).loc[ho.index], strat.churn_probability(ho, 12), check_exact=False
     )
+
+
+def test_past_the_data_window_cox_survival_has_a_tail(cox, split):
+    """Issue 28: Cox's baseline stays flat past the longest tenure, so every customer at 72 months
+    got a remaining lifetime of exactly the 72-month horizon; the parametric tail (each user's
+    hazard over the last sixth of the window) goes on falling there."""
+    train, test = split
+    t_max = cox.max_duration_
+    users = test.head(20)
+    s = cox.predict_survival(users, [t_max, t_max + 12, t_max + 48])
+    assert (s.iloc[1] < s.iloc[0]).all() and (s.iloc[2] < s.iloc[1]).all()
+    oldest = test[test["tenure"] == test["tenure"].max()].head(30)
+    remaining = cox.expected_remaining_lifetime(oldest)
+    assert (remaining < t_max - 1).all() and remaining.nunique() > 1
+    inside = cox.predict_survival(users, [12.0, 24.0])  # inside the window: lifelines' curve, unchanged
+    np.testing.assert_allclose(
+        inside.to_numpy(), cox.fitter_.predict_survival_function(cox._X(users), times=[12.0, 24.0]).to_numpy()
+    )

@@ -175,6 +175,11 @@ class TransactionScoring:
         self.facts = {"churn_horizon": churn_window if churn_model is not None else _horizon_label(scorer)}
         if getattr(scorer, "horizon", None) is not None:
             self.facts["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
+        self.facts["columns"] = column_units(
+            self.facts["churn_horizon"],
+            self.facts.get("clv_horizon", ""),
+            getattr(getattr(scorer, "spend_model", None), "value", 0.0) is None,
+        )
 
     @property
     def windows(self) -> tuple:
@@ -491,6 +496,20 @@ def _scorer(clv_model):
     """The CLVScorer inside a loaded pyfunc, a CLVPyfunc, or the scorer itself."""
     inner = clv_model.unwrap_python_model() if hasattr(clv_model, "unwrap_python_model") else clv_model
     return getattr(inner, "scorer", inner)
+
+
+def column_units(churn_horizon: str, clv_horizon: str, no_money: bool = False) -> dict:
+    """Each score column's unit and horizon, as the table's metadata (``columns``) records them:
+    one statement per column, the horizons spelled out (``"13 W"``, ``"12 M"``)."""
+    money = "empty: the data have no amounts" if no_money else "the data's currency"
+    return {
+        "p_alive": "probability that the customer has not dropped out, at as_of",
+        "p_churn": f"probability of no purchase in the next {churn_horizon} after as_of",
+        "expected_purchases": f"expected purchase days in the next {clv_horizon} after as_of",
+        "expected_remaining_lifetime": f"months alive within the next {clv_horizon} (restricted to that horizon)",
+        "clv": f"{money}; discounted expected spend in the next {clv_horizon}",
+        "value_at_risk": f"{money}; p_churn x clv: the risk over {churn_horizon} times the value over {clv_horizon}",
+    }
 
 
 def _horizon_label(scorer) -> str:

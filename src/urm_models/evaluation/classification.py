@@ -156,10 +156,17 @@ def gains_plot(y, probabilities: dict[str, np.ndarray]) -> Figure:
 
 
 def threshold_plot(
-    y, p, cost_per_contact: float, value_saved: float, success_rate: float | None = None, *, effect=None
+    y,
+    p,
+    cost_per_contact: float,
+    value_saved: float,
+    success_rate: float | None = None,
+    *,
+    effect=None,
+    currency: str = "amount",
 ) -> Figure:
-    """The campaign's value against the number of users contacted, highest risk first; the title
-    says whether what a contact keeps was measured or assumed."""
+    """The campaign's value against the number of users contacted, highest risk first, in
+    ``currency``; the title says whether what a contact keeps was measured or assumed."""
     gains, _, basis = _saved(y, p, value_saved, success_rate, effect)
     gain = np.cumsum(gains - cost_per_contact)
     fig = Figure(figsize=(6, 4))
@@ -167,10 +174,11 @@ def threshold_plot(
     ax.plot(np.arange(1, len(gain) + 1), gain)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("users contacted (highest risk first)")
-    ax.set_ylabel("value of the campaign (value saved - contact costs)")
+    ax.set_ylabel(f"value of the campaign ({currency}: value saved - contact costs)")
     how = f"success {success_rate:.0%} ASSUMED, not measured" if effect is None else "measured effects"
-    saved = f"{value_saved:g}" if np.ndim(value_saved) == 0 else f"each user's CLV (mean {np.mean(value_saved):,.1f})"
-    ax.set_title(f"Contact cost {cost_per_contact:g}, value saved {saved}, {how}", fontsize=10)
+    saved = f"{value_saved:g} {currency}" if np.ndim(value_saved) == 0 else (
+        f"each user's value (mean {np.mean(value_saved):,.1f} {currency})")
+    ax.set_title(f"Contact cost {cost_per_contact:g} {currency}, value saved {saved}, {how}", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -15,8 +15,9 @@ def periods(n: float, freq: str) -> str:
     return f"{n:g} {word[:-1] if n == 1 and word.endswith('s') else word}"
 
 
-def cohort_heatmap(retention: pd.DataFrame, title: str = "Cohort retention") -> Figure:
-    """Heat map of a :func:`urm_models.features.cohort_retention` matrix (shares)."""
+def cohort_heatmap(retention: pd.DataFrame, title: str = "Cohort retention", freq: str | None = None) -> Figure:
+    """Heat map of a :func:`urm_models.features.cohort_retention` matrix (shares); ``freq`` (its
+    ``freq``: "D", "W", "M") names the unit of the x axis."""
     fig = Figure(figsize=(max(6, 0.45 * retention.shape[1] + 2), max(3, 0.35 * retention.shape[0] + 1.5)))
     ax = fig.add_subplot()
     data = retention.to_numpy(dtype=float)
@@ -29,7 +30,8 @@ def cohort_heatmap(retention: pd.DataFrame, title: str = "Cohort retention") -> 
     )
     ax.set_xticks(range(retention.shape[1]), [str(c) for c in retention.columns])
     ax.set_yticks(range(retention.shape[0]), [str(i) for i in retention.index])
-    ax.set_xlabel(f"{retention.columns.name or 'period'}s since first purchase")
+    unit = UNIT_WORDS.get(freq or "", f"{retention.columns.name or 'period'}s")
+    ax.set_xlabel(f"{unit} since the cohort's first purchase (0: the first {unit.rstrip('s')})")
     ax.set_ylabel("cohort")
     ax.set_title(title)
     if data.size <= 400:
@@ -85,9 +87,17 @@ def kpi_trends(
 
 
 def histogram(values, bins: int = 30, title: str = "", xlabel: str = "") -> Figure:
+    """Users by ``values``; whole numbers over a range of at most 60 (purchases, months) get one
+    bar per value, so that 0, 1 and 2 are never merged into one bar."""
     fig = Figure(figsize=(6, 3.5))
     ax = fig.add_subplot()
-    ax.hist(np.asarray(values, dtype=float), bins=bins, color="steelblue", edgecolor="white")
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) and np.array_equal(v, np.round(v)) and v.max() - v.min() <= 60:
+        bins = np.arange(v.min(), v.max() + 2) - 0.5
+    elif len(v) and np.array_equal(v, np.round(v)):
+        bins = np.unique(np.round(np.linspace(v.min(), v.max() + 1, 31))) - 0.5  # whole-number edges
+    ax.hist(v, bins=bins, color="steelblue", edgecolor="white")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("users")

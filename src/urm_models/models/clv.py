@@ -199,10 +199,13 @@ class CLVScorer:
     purchase_model : fitted BetaGeo / ModifiedBetaGeo / ParetoNBD, or a fitted
         ShiftedWindowPurchases: then ``predict`` takes activity features
         (``features.activity_features`` at the date scored: :attr:`inputs` names the columns),
-        ``expected_purchases``, ``p_churn`` (its negative binomial's P(0)) and ``clv`` come from
-        it, and ``p_alive`` and ``expected_remaining_lifetime`` from its base BTYD model (a
-        boosted mean has no dropout process of its own)
-    spend_model : fitted GammaGamma
+        ``expected_purchases``, ``p_churn`` (its negative binomial's P(0), at least 1 - p_alive)
+        and ``clv`` come from it; a boosted mean has no dropout process of its own, so ``p_alive``
+        is reconciled with it: the share of its base BTYD model's expectation given alive that the
+        booster predicts (at most 1), and ``expected_remaining_lifetime`` is the base model's
+        given alive times that ``p_alive`` (a customer called gone gets no purchases, one expected
+        to buy is not called gone)
+    spend_model : fitted GammaGamma, or a ConstantSpend (no amounts, or Gamma-Gamma unusable)
     rfm_freq : time unit of the RFM tables it will score (``"D"``, ``"W"``, ``"M"``)
     horizon, freq, discount_rate, margin : as in :func:`customer_lifetime_value`
     churn_window : the window of ``p_churn`` in ``rfm_freq`` periods (the churn label of 03:
@@ -274,12 +277,18 @@ class CLVScorer:
         k = shape[:, 0]
         base = pm.base_model_
         x, tx, T, P, codes = base._histories(act[["frequency", "recency", "T"]])
-        alive = base._p_alive(x, tx, T, P)
+        # one coherent story: the booster's mean is P(alive) x the base model's expectation given alive,
+        # so P(alive) is the share of that expectation the booster predicts (at most 1); a customer the
+        # booster expects to buy is not called gone, and one called gone gets no purchases
+        given_alive = _period_sums(base, x, tx, T, P, self.horizon, step, self.discount_rate, np.ones_like(x))[1][codes]
+        alive = np.clip(purchases / np.maximum(given_alive, 1e-12), 0.0, 1.0)
+        alive = np.where(given_alive > 0, alive, base._p_alive(x, tx, T, P)[codes])
+        remaining = base._remaining_lifetime(step * self.horizon, x, tx, T, P, np.ones_like(x))[codes] * alive
         return pd.DataFrame({
             "expected_purchases": purchases,
-            "p_alive": alive[codes],
-            "p_churn": (k / (k + m[:, -1])) ** k,  # the negative binomial's P(0)
-            "expected_remaining_lifetime": base._remaining_lifetime(step * self.horizon, x, tx, T, P, alive)[codes]
-            / step,
+            "p_alive": alive,
+            # the negative binomial's P(0), and never below P(gone): a customer gone buys nothing
+            "p_churn": np.maximum((k / (k + m[:, -1])) ** k, 1.0 - alive),
+            "expected_remaining_lifetime": remaining / step,
             "clv": self.margin * spend * disc,
         }, index=act.index, copy=False)

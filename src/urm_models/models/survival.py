@@ -52,7 +52,9 @@ class SurvivalModel(BaseEstimator):
             if missing:
                 raise ValueError(f"strata column(s) {missing} not in the data")
             self.input_columns_ = [c for c in cov.columns]
-            self.categorical_ = [c for c in cov.columns if c not in strata and not pd.api.types.is_numeric_dtype(cov[c])]
+            self.categorical_ = [
+                c for c in cov.columns if c not in strata and not pd.api.types.is_numeric_dtype(cov[c])
+            ]
         else:
             missing = [c for c in self.input_columns_ if c not in cov.columns]
             if missing:
@@ -86,8 +88,10 @@ class SurvivalModel(BaseEstimator):
         d = pd.to_numeric(df[duration_col], errors="coerce")
         bad = d.isna() | (d <= 0)
         if bad.any():
-            raise ValueError(f"column {duration_col!r}: {int(bad.sum())} rows are missing or not "
-                             f"positive (drop tenure-0 rows: nothing is known about them yet)")
+            raise ValueError(
+                f"column {duration_col!r}: {int(bad.sum())} rows are missing or not "
+                f"positive (drop tenure-0 rows: nothing is known about them yet)"
+            )
         e = df[event_col]
         if not set(pd.unique(e)) <= {0, 1}:
             raise ValueError(f"column {event_col!r} must be 0 (censored) or 1 (churned)")
@@ -131,8 +135,30 @@ class SurvivalModel(BaseEstimator):
 
         lifelines returns a stratified Cox model's columns grouped by stratum, not in the
         input's order: each row gets its position as its label, and the columns are put back by
-        label, never by position (docs/reliability.md, "Wrong user")."""
+        label, never by position (docs/reliability.md, "Wrong user").
+
+        Past the longest duration seen in training (``max_duration_``) Cox's baseline survival
+        would stay flat (no event there to step down at): a customer at the longest tenure would
+        never leave. There each user's survival goes on with a parametric tail, the constant
+        hazard of their own last sixth of the window (``S(t) = S(t_max) exp(-h (t - t_max))``,
+        ``h`` the user's mean hazard over ``[t_max - t_max/6, t_max]``). The AFT models
+        (Weibull, log-normal) are parametric throughout."""
         times = np.atleast_1d(np.asarray(times, float))
+        t_max = getattr(self, "max_duration_", np.inf)
+        if self.model != "cox" or not (times > t_max).any():
+            return self._lifelines_survival(df, times)
+        span = t_max / 6.0
+        grid = np.unique(np.r_[np.minimum(times, t_max), t_max - span, t_max])
+        s = self._lifelines_survival(df, grid)
+        with np.errstate(divide="ignore"):
+            log_end = np.log(np.maximum(s.loc[t_max].to_numpy(), 1e-300))
+            hazard = np.maximum((np.log(np.maximum(s.loc[t_max - span].to_numpy(), 1e-300)) - log_end) / span, 0.0)
+        inside = s.loc[np.minimum(times, t_max)].to_numpy()
+        beyond = np.maximum(times - t_max, 0.0)[:, None]
+        return pd.DataFrame(inside * np.exp(-hazard[None, :] * beyond), index=times, columns=df.index)
+
+    def _lifelines_survival(self, df: pd.DataFrame, times: np.ndarray) -> pd.DataFrame:
+        """lifelines' S(t) at ``times``, the columns matched to ``df``'s rows by label."""
         X = self._X(df)
         X.index = pd.RangeIndex(len(X))
         s = self.fitter_.predict_survival_function(X, times=times)
@@ -164,18 +190,20 @@ class SurvivalModel(BaseEstimator):
         """P(churn within the next ``horizon`` periods | survived to the current duration)."""
         return (1.0 - self.conditional_survival(df, [horizon]).iloc[0]).rename("p_churn")
 
-    def expected_remaining_lifetime(self, df: pd.DataFrame, horizon: float | None = None,
-                                    step: float = 1.0) -> pd.Series:
+    def expected_remaining_lifetime(
+        self, df: pd.DataFrame, horizon: float | None = None, step: float = 1.0
+    ) -> pd.Series:
         """Mean remaining lifetime within the next ``horizon`` periods (restricted mean
         residual life, the integral of S(t+u)/S(t) for u in [0, horizon]); ``horizon``
-        defaults to the longest duration seen in training (beyond it the data say nothing)."""
+        defaults to the longest duration seen in training. Beyond that duration Cox's survival
+        follows the parametric tail of :meth:`predict_survival`, so a customer at the longest
+        tenure is not given the whole horizon."""
         h = float(horizon if horizon is not None else self.max_duration_)
         u = np.arange(0.0, h + step / 2, step)
         cs = self.conditional_survival(df, u).to_numpy()
         return pd.Series(np.trapezoid(cs, u, axis=0), index=df.index, name="expected_remaining_lifetime")
 
-    def median_remaining_lifetime(self, df: pd.DataFrame, horizon: float | None = None,
-                                  step: float = 1.0) -> pd.Series:
+    def median_remaining_lifetime(self, df: pd.DataFrame, horizon: float | None = None, step: float = 1.0) -> pd.Series:
         """Smallest u with S(t+u)/S(t) <= 0.5 (inf if not reached within ``horizon``)."""
         h = float(horizon if horizon is not None else 2 * self.max_duration_)
         u = np.arange(0.0, h + step / 2, step)
@@ -195,8 +223,9 @@ class SurvivalModel(BaseEstimator):
         """Harrell's concordance index on ``df`` (needs its duration and event columns)."""
         from lifelines.utils import concordance_index
 
-        return float(concordance_index(pd.to_numeric(df[self.duration_col_]), -self.risk_score(df),
-                                       df[self.event_col_]))
+        return float(
+            concordance_index(pd.to_numeric(df[self.duration_col_]), -self.risk_score(df), df[self.event_col_])
+        )
 
     def proportional_hazards_test(self) -> pd.DataFrame:
         """Cox only: Schoenfeld-residual test per covariate (rank time transform); the
@@ -213,8 +242,14 @@ class SurvivalModel(BaseEstimator):
         return out.sort_values("p")
 
 
-def contractual_clv(model: SurvivalModel, df: pd.DataFrame, charge_col: str, horizon: int = 24,
-                    margin: float = 1.0, discount_rate: float = 0.01) -> pd.Series:
+def contractual_clv(
+    model: SurvivalModel,
+    df: pd.DataFrame,
+    charge_col: str,
+    horizon: int = 24,
+    margin: float = 1.0,
+    discount_rate: float = 0.01,
+) -> pd.Series:
     """Expected discounted remaining revenue per user:
     ``sum_{k=1..horizon} S(t+k)/S(t) * charge * margin / (1+d)^k`` for current duration t."""
     if charge_col not in df.columns:
@@ -243,15 +278,18 @@ def _fit_lifelines(fitter, X: pd.DataFrame, duration_col: str, event_col: str, p
     a fit that failed is our ConvergenceError, a completed fit with a caveat our ModelWarning;
     each names the cause (the columns, when we can tell them) and the fix. Other warnings pass
     through as they were (nothing is silenced)."""
-    from lifelines.exceptions import ConvergenceError as LifelinesConvergenceError
     from lifelines.exceptions import ApproximationWarning, ConvergenceWarning, StatisticalWarning
+    from lifelines.exceptions import ConvergenceError as LifelinesConvergenceError
 
     name = type(fitter).__name__
 
     def why() -> tuple[str, str]:
         cols = _separating(X, duration_col, event_col)
-        cause = (f"column(s) {cols} separate churners from the others (constant within one group)" if cols
-                 else "collinear or nearly constant columns")
+        cause = (
+            f"column(s) {cols} separate churners from the others (constant within one group)"
+            if cols
+            else "collinear or nearly constant columns"
+        )
         fix = f"raise the penalizer (penalizer={max(10 * penalizer, 0.01):g}; now {penalizer:g})"
         return cause, fix + (f" or drop {cols}" if cols else "")
 
@@ -261,20 +299,27 @@ def _fit_lifelines(fitter, X: pd.DataFrame, duration_col: str, event_col: str, p
             fitter.fit(X, duration_col=duration_col, event_col=event_col, **kw)
         except LifelinesConvergenceError as exc:
             cause, fix = why()
-            raise ConvergenceError(f"{name} did not converge ({str(exc).splitlines()[0][:100]}): {cause}. "
-                                   f"Try to {fix}.") from None
+            raise ConvergenceError(
+                f"{name} did not converge ({str(exc).splitlines()[0][:100]}): {cause}. Try to {fix}."
+            ) from None
     for w in caught:
         text = str(w.message).strip().splitlines()[0]
         if issubclass(w.category, ConvergenceWarning):
             cause, fix = why()
             if any(k in text for k in ("failed to converge", "suspiciously close", "norm(delta)")):
                 raise ConvergenceError(f"{name} did not converge ({text[:100]}): {cause}. Try to {fix}.")
-            warnings.warn(f"{name}: {text[:200]} Cause: {cause}; its coefficients are unreliable. Fix: {fix}.",
-                          ModelWarning, stacklevel=3)
+            warnings.warn(
+                f"{name}: {text[:200]} Cause: {cause}; its coefficients are unreliable. Fix: {fix}.",
+                ModelWarning,
+                stacklevel=3,
+            )
         elif issubclass(w.category, (StatisticalWarning, ApproximationWarning)):
             cause, fix = why()
-            warnings.warn(f"{name}: {text[:200]} Cause: {cause}; the standard errors in summary are not to be "
-                          f"trusted. Fix: {fix}.", ModelWarning, stacklevel=3)
+            warnings.warn(
+                f"{name}: {text[:200]} Cause: {cause}; the standard errors in summary are not to be "
+                f"trusted. Fix: {fix}.",
+                ModelWarning,
+                stacklevel=3,
+            )
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
