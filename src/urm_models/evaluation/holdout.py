@@ -168,6 +168,13 @@ def choose_on_inner_windows(
                 notes.append(f"{origin:%Y-%m-%d} {n}: not validated: {str(exc).splitlines()[0][:300]}")
                 errors[n].append(None)
                 continue
+            if not np.isfinite(pred).all():  # a fit at an extreme of its parameters: no number to judge
+                notes.append(
+                    f"{origin:%Y-%m-%d} {n}: not validated: {int((~np.isfinite(pred)).sum())} of "
+                    f"{len(pred)} predictions are not finite"
+                )
+                errors[n].append(None)
+                continue
             errors[n].append((pred - actual) ** 2)
     rows = {}
     mse = {}
@@ -176,9 +183,17 @@ def choose_on_inner_windows(
         rows[n] = {"origins_validated": len(ok)}
         mse[n] = np.mean([e.mean() for e in ok]) if len(ok) == len(origins) else np.inf
         rows[n]["rmse"] = float(np.sqrt(np.mean([e.mean() for e in ok]))) if ok else np.nan
+    if not any(np.isfinite(v) for v in mse.values()):  # judge on the origins every candidate could be validated at
+        common = [i for i in range(len(origins)) if all(errors[n][i] is not None for n in candidates)]
+        if not common:
+            raise ValueError(f"no candidate could be validated at every inner origin: {notes}")
+        origins = [origins[i] for i in common]
+        errors = {n: [errors[n][i] for i in common] for n in candidates}
+        for n in candidates:
+            rows[n]["origins_validated"] = len(common)
+            mse[n] = np.mean([e.mean() for e in errors[n]])
+            rows[n]["rmse"] = float(np.sqrt(mse[n]))
     best = min(mse, key=mse.get)
-    if not np.isfinite(mse[best]):
-        raise ValueError(f"no candidate could be validated at every inner origin: {notes}")
     for n in candidates:
         if not np.isfinite(mse[n]):
             rows[n].update(mse_difference=np.nan, std_error=np.nan, tied=False)

@@ -31,7 +31,8 @@ def hyp2f1_series(a, b, c, z, max_terms: int = 1_000_000, block: int = 2048) -> 
         idx = np.flatnonzero(active)
         k = k0 + np.arange(block, dtype=float)[None, :]
         ratio = (a[idx, None] + k) * (b[idx, None] + k) / ((c[idx, None] + k) * (k + 1.0)) * z[idx, None]
-        terms = last[idx, None] * np.cumprod(ratio, axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging entry ends non-finite: the caller's
+            terms = last[idx, None] * np.cumprod(ratio, axis=1)  # checks flag it (never a silent number)
         total[idx] += terms.sum(axis=1)
         last[idx] = terms[:, -1]
         small = np.abs(terms) <= 1e-17 * np.abs(total[idx, None])

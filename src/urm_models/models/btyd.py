@@ -188,7 +188,9 @@ class _Lifetime:
     def _loglik_grad(self, lp, d):
         """Per-row log-likelihood and its gradient w.r.t. the optimiser's vector."""
         if not isinstance(d, _CovariatePurchases):
-            return self._row_loglik(tuple(np.exp(lp)), d)
+            with np.errstate(over="ignore"):  # a line search may try extreme values: the objective refuses them
+                theta = tuple(np.exp(lp))
+            return self._row_loglik(theta, d)
         ll, G = self._row_loglik(tuple(np.exp(self._log_row_params(lp, d.Z))), d)
         parts = [G] + [sign * G[:, [j]] * d.Z[:, idx] for j, _, idx, sign in self._blocks()]
         return ll, np.hstack(parts)
@@ -418,7 +420,8 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
     def _plain_total(self, lp, d, w):
         """Same value and gradient as ``w @ _loglik_grad``, with every term that depends on x
         only summed over the distinct x first (weights aggregated per x)."""
-        r, alpha, a, b = np.exp(lp)
+        with np.errstate(over="ignore"):  # a line search may try extreme values: the objective refuses them
+            r, alpha, a, b = np.exp(lp)
         k = self._k
         x = d.x
         ux = d.ux
@@ -462,7 +465,8 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
         With D = log(exp(A3) + exp(A4)): grad D = w3 grad A3 + w4 grad A4 and
         hess D = w3 hess A3 + w4 hess A4 + w3 w4 (grad A3 - grad A4)(grad A3 - grad A4)^T.
         """
-        r, alpha, a, b = theta = np.exp(lp)
+        with np.errstate(over="ignore"):  # as in _plain_total
+            r, alpha, a, b = theta = np.exp(lp)
         k = self._k
         x, ux = d.x, d.ux
         wx = np.bincount(d.ix, weights=w, minlength=ux.size)
@@ -560,7 +564,8 @@ class _BetaGeoFamily(_Lifetime, MLEModel):
         z = t / (alpha + T + t)
         # Euler's transformation keeps 2F1 bounded for large x:
         # (1-z)^(r+x) 2F1(r+x, b+x+k; a+b+x+k-1; z) = (1-z)^(a-1) 2F1(a+b+k-1-r, a-1; a+b+x+k-1; z)
-        tail = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + b + k - 1.0 - r, a - 1.0, a + b + x + k - 1.0, z)
+        with np.errstate(over="ignore", invalid="ignore"):  # extreme parameters: a non-finite value, flagged by callers
+            tail = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + b + k - 1.0 - r, a - 1.0, a + b + x + k - 1.0, z)
         return (a + b + x + k - 1.0) / (a - 1.0) * (1.0 - tail)
 
     def _survival_if_alive(self, t, x, T, P=None):

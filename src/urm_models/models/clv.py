@@ -83,12 +83,18 @@ def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.Dat
     rfm_freq : time unit of ``rfm`` (default: ``rfm.attrs["freq"]``, set by ``rfm_summary``)
     n_draws : int
         With ``n_draws > 0``, parameter draws of both models (``sample_params``) give a
-        ``interval`` (default 90%) interval per user: ``clv_lower``, ``clv_upper``.
+        ``interval`` (default 90%) interval per user of the expected value: ``clv_lower``,
+        ``clv_upper``; and, for the models with a count distribution, an interval of the value
+        the customer will actually bring, which adds the purchase process's own randomness (each
+        draw's expected value per purchase times a count drawn from the customer's predictive
+        distribution over the horizon): ``value_lower``, ``value_upper``. The spend of each
+        purchase around its expectation is not drawn.
 
     Returns
     -------
     DataFrame indexed like ``rfm``: ``expected_purchases`` (undiscounted, over the horizon),
-    ``expected_spend``, ``clv`` and, with draws, ``clv_lower``, ``clv_upper``.
+    ``expected_spend``, ``clv`` and, with draws, ``clv_lower``, ``clv_upper``, ``value_lower``,
+    ``value_upper``.
     """
     if getattr(purchase_model, "discrete", False):
         if freq is not None or rfm_freq is not None:
@@ -128,7 +134,34 @@ def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.Dat
             sims[i] = margin * sm.conditional_expected_spend(rfm).to_numpy() * d_i
         out["clv_lower"] = np.quantile(sims, lo_q, axis=0)
         out["clv_upper"] = np.quantile(sims, hi_q, axis=0)
+        if hasattr(purchase_model, "_prob_n"):
+            # the value the customer will bring, not only its expectation: each draw's expected value
+            # rescaled by a count drawn from the customer's predictive distribution over the horizon
+            counts = _count_draws(purchase_model, x, tx, T, P, float(horizon) * step, n_draws, seed + 2)[:, codes]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_purchase = np.where(purchases > 0, sims / purchases, 0.0)
+            realised = per_purchase * counts
+            out["value_lower"] = np.quantile(realised, lo_q, axis=0)
+            out["value_upper"] = np.quantile(realised, hi_q, axis=0)
     return out
+
+
+def _count_draws(model, x, tx, T, P, t: float, n: int, seed: int, max_n: int = 1000) -> np.ndarray:
+    """``n`` draws per history of the number of purchases in the next ``t`` periods from the
+    model's own count distribution (``_prob_n``; inverse transform of uniforms, the tail beyond
+    the last count computed put on it)."""
+    u = np.random.default_rng(seed).random((n, len(x)))
+    cum = np.zeros(len(x))
+    draws = np.full((n, len(x)), -1.0)
+    tt = np.full_like(x, t)
+    for k in range(max_n + 1):
+        cum = cum + model._prob_n(k, tt, x, tx, T, P)
+        hit = (draws < 0) & (u <= cum[None, :])
+        draws[hit] = k
+        if not (draws < 0).any() or (1.0 - cum).max() < 1e-6:
+            break
+    draws[draws < 0] = k
+    return draws
 
 
 def spend_model_for(rfm: pd.DataFrame, amounts: str = "file"):
