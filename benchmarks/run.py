@@ -350,6 +350,52 @@ def bench_fits(repeats: int = 3) -> list[dict]:
     return rows
 
 
+# ----------------------------------------------------------------------------- the limit without dropout
+def _nodropout_case(which: str) -> dict:
+    """Pareto/NBD on the gift shop's first seven months (weekly, cut-off 2011-06-30), where the
+    data show no dropout: ours refuses the limit (then fit_candidates refits with a penalizer),
+    lifetimes 0.11.3 runs to s -> 0; the time to the answer of each."""
+    import warnings
+
+    from urm_models import datasets, features, models
+
+    rfm = features.rfm_summary(datasets.load_online_retail(), "2011-06-30", freq="W")
+    t0 = time.perf_counter()
+    if which == "ours":
+        try:
+            models.ParetoNBD().fit(rfm)
+            answer = "fitted"
+        except models.ConvergenceError as exc:
+            answer = str(exc).split(":")[1][:40]
+    elif which == "ours_with_fallback":
+        fits = models.fit_candidates({"ParetoNBD": models.ParetoNBD()}, rfm)
+        answer = f"{fits.notes.loc['ParetoNBD', 'status']} s={fits.models['ParetoNBD'].params_['s']:.3g}"
+    else:
+        from lifetimes import ParetoNBDFitter
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # lifetimes' own warnings at the limit
+            lf = ParetoNBDFitter().fit(rfm["frequency"], rfm["recency"], rfm["T"])
+        answer = f"s={lf.params_['s']:.3g} beta={lf.params_['beta']:.3g}"
+    return {"case": which, "seconds": time.perf_counter() - t0, "answer": answer}
+
+
+def bench_nodropout(repeats: int = 3) -> list[dict]:
+    """Pareto/NBD at the limit without dropout, ours against lifetimes (same data, fresh processes)."""
+    rows = []
+    for rep in range(repeats):
+        for which in ("ours", "ours_with_fallback", "lifetimes"):
+            r = _in_subprocess("nodropout_case", which)
+            rows.append({**r, "repeat": rep})
+            print(f"  {which:20s} {r['seconds']:6.2f}s  {r['answer']}")
+    med = pd.DataFrame(rows).groupby("case")["seconds"].median()
+    print(
+        f"median: ours {med['ours']:.2f}s, with the penalized refit {med['ours_with_fallback']:.2f}s, "
+        f"lifetimes {med['lifetimes']:.2f}s ({med['lifetimes'] / med['ours']:.1f}x ours)"
+    )
+    return rows
+
+
 # ----------------------------------------------------------------------------- accuracy
 #: the data sets of the accuracy benchmark: loader, two calibration cut-offs, end of the holdout
 ACCURACY = {
@@ -1274,6 +1320,7 @@ CASES = {
     "uplift_case": _uplift_case,
     "fit_case": _fit_case,
     "accuracy_case": _accuracy_case,
+    "nodropout_case": _nodropout_case,
 }
 BENCHES = {
     "rfm": bench_rfm,
@@ -1288,6 +1335,7 @@ BENCHES = {
     "uplift": bench_uplift,
     "fits": bench_fits,
     "accuracy": bench_accuracy,
+    "nodropout": bench_nodropout,
 }
 
 
