@@ -230,8 +230,8 @@ def test_shifted_window_purchases_is_a_scikit_learn_estimator():
 def test_as_the_clv_models_purchase_model_it_scores_activity_features(cdnow_sample):
     """CLVScorer with a ShiftedWindowPurchases: expected purchases and P(churn) are the model's
     own (its mean over the horizon, its negative binomial's P(0) over the churn window), the CLV
-    the discounted sum of its means per month, P(alive) and the remaining lifetime its base
-    Pareto/NBD's; the columns it reads are the activity features it learned from."""
+    the discounted sum of its means per month, P(alive) reconciled with them through its base
+    Pareto/NBD; the columns it reads are the activity features it learned from."""
     from urm_models import scoring, tracking
     from urm_models.evaluation import holdout
     from urm_models.models import CLVScorer, GammaGamma, customer_lifetime_value
@@ -246,14 +246,31 @@ def test_as_the_clv_models_purchase_model_it_scores_activity_features(cdnow_samp
     out = scorer.predict(act[scorer.inputs])
     month = UNIT_DAYS["M"] / UNIT_DAYS["W"]
     np.testing.assert_allclose(out["expected_purchases"], sample.predict(cdnow_sample, 12 * month), rtol=1e-12)
-    np.testing.assert_allclose(out["p_churn"], sample.probability_no_purchase(cdnow_sample, 13), rtol=1e-12)
+    # P(churn) is its negative binomial's P(0), never below P(gone): a customer gone buys nothing
+    nb_zero = sample.probability_no_purchase(cdnow_sample, 13).reindex(out.index).to_numpy()
+    np.testing.assert_allclose(out["p_churn"], np.maximum(nb_zero, 1.0 - out["p_alive"]), rtol=1e-12)
     means = sample.predict(cdnow_sample, month * np.arange(1, 13)).to_numpy()
     steps = np.diff(np.column_stack([np.zeros(len(means)), means]), axis=1)
     disc = steps @ (1.01 ** -np.arange(1, 13.0))
     spend = gg.conditional_expected_spend(rfm).reindex(out.index).to_numpy()
     np.testing.assert_allclose(out["clv"], spend * disc, rtol=1e-10)
     btyd = customer_lifetime_value(sample.base_model_, gg, rfm, horizon=12, freq="M").reindex(out.index)
-    np.testing.assert_allclose(out["p_alive"], sample.base_model_.p_alive(rfm).reindex(out.index), rtol=1e-12)
+    # P(alive) reconciled with the booster (issue 28): its purchases are P(alive) x the base Pareto/NBD's
+    # expectation given alive (P(alive) at most 1), so no customer called gone gets purchases
+    from urm_models.models.clv import _period_sums
+
+    base = sample.base_model_
+    x, tx, T, P, codes = base._histories(act[["frequency", "recency", "T"]])
+    given = _period_sums(base, x, tx, T, P, 12, month, 0.01, np.ones_like(x))[1][codes]
+    alive = out["p_alive"].to_numpy()
+    assert (alive >= 0).all() and (alive <= 1).all()
+    below = alive < 1
+    np.testing.assert_allclose(out["expected_purchases"].to_numpy()[below], (alive * given)[below], rtol=1e-9)
+    assert (out["expected_purchases"].to_numpy() >= (alive * given) - 1e-9).all()
+    assert (out.loc[out["p_alive"] < 0.01, "expected_purchases"] < 0.05).all()
+    base_alive = base._p_alive(x, tx, T, P)[codes]  # the base model alone called some of them gone
+    called_gone = base_alive < 0.01
+    assert called_gone.any() and (alive[called_gone] > base_alive[called_gone]).all()
     assert np.corrcoef(out["clv"], btyd["clv"])[0, 1] > 0.7  # mostly the same customers worth most (0.76)
     with pytest.raises(ValueError, match=r"activity features lack \['purchases_13'"):
         scorer.predict(act.drop(columns="purchases_13"))

@@ -42,12 +42,15 @@ def test_good_file_loads_with_canonical_types(tmp_path, home):
 
 
 def test_missing_required_column(tmp_path):
-    p = write(tmp_path, "user_id,ts\nu1,2024-01-02\n")
+    p = write(tmp_path, "user_id,amount\nu1,3\n")
     with pytest.raises(DataValidationError) as ei:
         datasets.load_transactions(p)
     msg = str(ei.value)
-    assert str(p) in msg and "'amount'" in msg and "missing required column" in msg
-    assert "['user_id', 'ts']" in msg  # says what the file does have
+    assert str(p) in msg and "'ts'" in msg and "missing required column" in msg
+    assert "['user_id', 'amount']" in msg  # says what the file does have
+    # without an amount column the file is an activity log (issue 28): events, said so
+    events = datasets.load_transactions(write(tmp_path, "user_id,ts\nu1,2024-01-02\n"))
+    assert events.attrs["amounts"] == "none" and events["amount"].tolist() == [1.0]
 
 
 def test_missing_mapped_column_names_both_names(tmp_path):

@@ -454,10 +454,23 @@ def block_tracking(tables: dict, cutoff, freq: str = "W", season=()) -> Figure:
     axes = np.atleast_1d(fig.subplots(len(tables), 1))
     for ax, (block, table) in zip(axes, tables.items(), strict=True):
         ends = pd.DatetimeIndex([cutoff + int(e) * unit for e in table["period_end"]])
+        if not len(ends):  # a holdout shorter than half a block
+            ax.text(
+                0.5,
+                0.5,
+                f"the holdout is shorter than half a {block}",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
+            ax.set_title(f"Holdout by {block}")
+            continue
         starts = pd.DatetimeIndex([cutoff, *ends[:-1]])
         ax.plot(ends, table["actual"], "ko-", label="actual")
+        counted = table["actual"] > 0
         for name in [c for c in table.columns if c not in ("period_end", "actual")]:
-            mape = float(np.mean(np.abs(table[name] - table["actual"]) / table["actual"].where(table["actual"] > 0)))
+            errors = np.abs(table.loc[counted, name] - table.loc[counted, "actual"]) / table.loc[counted, "actual"]
+            mape = float(np.mean(errors)) if counted.any() else float("nan")
             ax.plot(ends, table[name], "--", marker=".", label=f"{name} (MAPE {mape:.1%})")
         labelled = False
         for a, b in zip(starts, ends, strict=True):

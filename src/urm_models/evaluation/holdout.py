@@ -333,11 +333,18 @@ def tracking_errors(
     table = pd.DataFrame({"period_end": [e for _, e in keep], "actual": per_block(actual)})
     for name, c in cumulative.items():
         table[name] = per_block(c)
+    counted = table["actual"] > 0
+    # no block long enough (a holdout shorter than half a quarter) or none with a purchase: no MAPE (NaN)
     mape = pd.Series(
         {
-            name: float(np.mean(np.abs(table[name] - table["actual"]) / table["actual"].where(table["actual"] > 0)))
+            name: float(
+                np.mean(np.abs(table.loc[counted, name] - table.loc[counted, "actual"]) / table.loc[counted, "actual"])
+            )
+            if counted.any()
+            else float("nan")
             for name in cumulative
         },
         name=f"{block}ly_mape",
+        dtype=float,
     )
     return table, mape
