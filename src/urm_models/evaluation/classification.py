@@ -176,8 +176,11 @@ def threshold_plot(
     ax.set_xlabel("users contacted (highest risk first)")
     ax.set_ylabel(f"value of the campaign ({currency}: value saved - contact costs)")
     how = f"success {success_rate:.0%} ASSUMED, not measured" if effect is None else "measured effects"
-    saved = f"{value_saved:g} {currency}" if np.ndim(value_saved) == 0 else (
-        f"each user's value (mean {np.mean(value_saved):,.1f} {currency})")
+    saved = (
+        f"{value_saved:g} {currency}"
+        if np.ndim(value_saved) == 0
+        else (f"each user's value (mean {np.mean(value_saved):,.1f} {currency})")
+    )
     ax.set_title(f"Contact cost {cost_per_contact:g} {currency}, value saved {saved}, {how}", fontsize=10)
     fig.tight_layout()
     return fig
