@@ -576,8 +576,7 @@ def bench_scoring(repeats: int = 3) -> list[dict]:
     from urm_models.mlflow_models import CLVPyfunc
     from urm_models.models import BetaGeo, CLVScorer, GammaGamma
 
-    if not RFM_DATA.exists():
-        bench_rfm(repeats=0)  # simulates the 10M transactions it shares with the rfm benchmark
+    _ensure_rfm_data()  # the 10M transactions it shares with the rfm benchmark, simulated if missing
     tx = pd.read_parquet(RFM_DATA)
     rfm = features.rfm_summary(tx, cutoff=RFM_CUTOFF, freq=RFM_FREQ)
     t0 = time.perf_counter()
