@@ -109,27 +109,70 @@ def _on_unique(s: pd.Series, fn) -> pd.Series:
 # ------------------------------------------------------------------------------------ ids
 
 
-#: What exports write for "no user" in an id column (compared without case and surrounding space)
-NULL_WORDS = frozenset(
+#: Excel's formula errors: a cell whose formula failed holds no user (compared without case)
+EXCEL_ERRORS = frozenset(
     {
-        "null",
-        "(null)",
-        "<null>",
-        "none",
-        "nil",
-        "na",
-        "n/a",
+        "#value!",
         "#n/a",
-        "nan",
-        "-",
-        "--",
-        "?",
-        "undefined",
-        "unknown",
-        "(blank)",
-        "(empty)",
+        "#ref!",
+        "#div/0!",
+        "#name?",
+        "#num!",
+        "#null!",
+        "#spill!",
+        "#calc!",
+        "#field!",
+        "#blocked!",
+        "#connect!",
+        "#busy!",
+        "#unknown!",
+        "#getting_data",
+        "#python!",
     }
 )
+#: What exports write for "no user" in an id column (compared without case and surrounding
+#: space), Excel's formula errors included
+NULL_WORDS = (
+    frozenset(
+        {
+            "null",
+            "(null)",
+            "<null>",
+            "none",
+            "nil",
+            "na",
+            "n/a",
+            "nan",
+            "-",
+            "--",
+            "?",
+            "undefined",
+            "unknown",
+            "(blank)",
+            "(empty)",
+        }
+    )
+    | EXCEL_ERRORS
+)
+
+#: a character that makes an id need more than the checks SQL runs as well (docs/reliability.md,
+#: "User ids"): anything but printable ASCII other than space, '"', '#' and '='
+ID_NOT_PLAIN = r"[^!$-<>-~]"
+#: the spellings of numbers the column rules look at (RE2 and Java agree on them)
+ID_SCIENTIFIC = r"^[+-]?[0-9]+(\.[0-9]+)?[eE][+-][0-9]+$"
+ID_ZERO_FRACTION = r"^[+-]?[0-9]+\.0+$"
+ID_WHOLE = r"^[+-]?[0-9]+$"
+ID_DECIMAL = r"^[+-]?[0-9]*\.[0-9]+$"
+_EXCEL_GUARD = re.compile(r'="(.*)"', re.DOTALL)
+#: spaces other than U+0020 (no-break, narrow, ideographic, ...): one space inside an id
+_SPACES = {cp: " " for cp in (0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)}
+
+#: why a row's id is no id (a rejected row; errors="quarantine" sets it aside)
+ID_NOT_WHOLE = "whole_number_id (a fractional or too large number)"
+ID_CONTROL = "id_without_control_characters (a line break, tab, NUL or other control character inside)"
+ID_NOT_UTF8 = "id_is_text (bytes that are not UTF-8)"
+ID_LOST = "id_without_lost_characters (U+FFFD: a character lost in an encoding conversion)"
+ID_EMPTY = "not_missing (nothing but invisible characters)"
 
 
 def null_words(ids: pd.Series) -> pd.Series:
@@ -138,30 +181,238 @@ def null_words(ids: pd.Series) -> pd.Series:
     return text.isin(NULL_WORDS).fillna(False).astype(bool)
 
 
+def normalise_id_text(v: str) -> tuple[str, str | None]:
+    """The id a cell's text holds (Unicode NFC; invisible format characters such as zero-width
+    spaces removed; surrounding whitespace removed; Excel's text guard ``="00123"`` unwrapped;
+    other spaces inside made one plain space) and, when it is no usable id, why."""
+    import unicodedata
+
+    t = unicodedata.normalize("NFC", v)
+    if any(unicodedata.category(c) == "Cf" for c in t):
+        t = "".join(c for c in t if unicodedata.category(c) != "Cf")
+    t = t.strip()
+    guard = _EXCEL_GUARD.fullmatch(t)
+    if guard:
+        t = guard.group(1).replace('""', '"').strip()
+    t = t.translate(_SPACES)
+    cats = {unicodedata.category(c) for c in t}
+    if not t:
+        return t, ID_EMPTY
+    if cats & {"Cc", "Zl", "Zp"}:
+        return t, ID_CONTROL
+    if "Cs" in cats:
+        return t, ID_NOT_UTF8
+    if "\ufffd" in t:
+        return t, ID_LOST
+    return t, None
+
+
+def _id_of_value(v) -> tuple[str | None, str | None, str | None]:
+    """(text, row problem, column problem) of one value of an object column."""
+    import datetime as dt
+    import decimal
+
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None, None, None
+    if isinstance(v, str):
+        return v, None, None
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(v).decode("utf-8"), None, None
+        except UnicodeDecodeError:
+            return None, ID_NOT_UTF8, None
+    if isinstance(v, (bool, np.bool_)):
+        return None, None, "true/false values"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v)), None, None
+    if isinstance(v, (float, np.floating, decimal.Decimal)):
+        whole = np.isfinite(float(v)) and v == int(v) and abs(int(v)) < EXACT_INT_FLOAT
+        return (str(int(v)), None, None) if whole else (None, ID_NOT_WHOLE, None)
+    if isinstance(v, (dt.date, dt.time, dt.timedelta, np.datetime64, np.timedelta64)):
+        return None, None, "dates or times"
+    return None, None, f"{type(v).__name__} values (nested: which of their fields is the id?)"
+
+
 def parse_id(s: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """``(ids, invalid)``: strings (None where blank or invalid) and the rows whose non-blank
-    value is not a usable id (a fractional or too large float)."""
-    invalid = pd.Series(False, index=s.index)
-    if pd.api.types.is_bool_dtype(s):
-        return pd.Series([None] * len(s), index=s.index, dtype=object), s.notna()
+    """``(ids, problems)``: each row's id as text (None where blank or no id) and, for the
+    rows whose non-blank value is no usable id, why (a rejected row's reason; None elsewhere).
+
+    The rules (docs/reliability.md, "User ids"): integers are their decimal digits; floats and
+    decimals only when whole (``17.0`` -> ``"17"``); bytes as UTF-8 text; text by
+    :func:`normalise_id_text`; then the column's rules (:func:`check_id_forms`). A column whose
+    ids cannot be read without guessing raises :class:`ConventionError`."""
+    problems = pd.Series(None, index=s.index, dtype=object)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(object)
+    if pd.api.types.is_bool_dtype(s) and s.notna().any():
+        raise _id_type_error(s, "true/false values")
+    if (pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s)) and s.notna().any():
+        raise _id_type_error(s, "dates or times")
     if pd.api.types.is_integer_dtype(s):
         out = s.astype("string").astype(object)
-    elif pd.api.types.is_float_dtype(s):
+        out[out.isna()] = None
+        return out.astype(object), problems
+    if pd.api.types.is_float_dtype(s):
         v = s.to_numpy(dtype=float)
-        ok = np.isfinite(v) & (np.mod(v, 1) == 0) & (np.abs(v) < EXACT_INT_FLOAT)
-        ok = ok & ~np.isnan(v)
-        out = pd.Series(
-            [str(int(x)) if good else None for x, good in zip(v, ok, strict=True)], index=s.index, dtype=object
-        )
-        invalid = pd.Series(~ok & ~np.isnan(v), index=s.index)
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(v) & (np.mod(v, 1) == 0) & (np.abs(v) < EXACT_INT_FLOAT)
+        out = pd.Series([str(int(x)) if good else None for x, good in zip(v, ok, strict=True)], index=s.index)
+        problems[~ok & ~np.isnan(v)] = ID_NOT_WHOLE
+        return out.astype(object), problems
+    if pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        text = s.where(s.notna(), None)
     else:
-        out = s.map(
-            lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip(),
-            na_action="ignore",
-        ).astype(object)
-    out = out.where(~blank(s), None)
-    out[out.isna()] = None
-    return out.astype(object), invalid
+        rows = [_id_of_value(v) for v in s.tolist()]
+        kinds = [k for _, _, k in rows if k]
+        if kinds:
+            raise _id_type_error(s, kinds[0], n=len(kinds))
+        text = pd.Series([t for t, _, _ in rows], index=s.index, dtype=object)
+        problems = pd.Series([p for _, p, _ in rows], index=s.index, dtype=object)
+    present = text.notna()
+    if not present.any():
+        return pd.Series([None] * len(s), index=s.index, dtype=object), problems
+    codes, uniques = pd.factorize(text[present], sort=False)
+    canon, why = _normalise_unique(pd.Series(uniques, dtype=object))
+    counts = np.bincount(codes, minlength=len(uniques))
+    canon = check_id_forms(canon, counts, why.isna().to_numpy(), n_rows=len(s))
+    out = pd.Series([None] * len(s), index=s.index, dtype=object)
+    out[present] = canon.to_numpy(dtype=object)[codes]
+    why_rows = why.to_numpy(dtype=object)[codes]
+    problems[present] = np.where(pd.isna(why_rows), problems[present].to_numpy(dtype=object), why_rows)
+    blank_now = present & (out == "").fillna(False).astype(bool)
+    out[blank_now | problems.notna()] = None
+    return out.astype(object), problems
+
+
+def _normalise_unique(u: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """:func:`normalise_id_text` of distinct texts, in Python only for those that need it (a
+    character outside :data:`ID_NOT_PLAIN`'s set): (ids, problems)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(u.tolist(), type=pa.string())
+    odd = pc.or_(pc.match_substring_regex(arr, ID_NOT_PLAIN), pc.equal(pc.utf8_length(arr), 0))
+    odd = np.asarray(odd.to_numpy(zero_copy_only=False), dtype=bool)
+    canon = u.copy()
+    why = pd.Series(None, index=u.index, dtype=object)
+    for i in np.flatnonzero(odd):
+        canon.iat[i], why.iat[i] = normalise_id_text(u.iat[i])
+    return canon, why
+
+
+def _id_type_error(s: pd.Series, what: str, n: int | None = None) -> ConventionError:
+    n = int(s.notna().sum()) if n is None else n
+    return ConventionError(
+        f"the ids are stored as {what}, not as text or whole numbers: nothing says which user each row "
+        "is. Map the column that holds the user's id (columns={'user_id': ...}), or write it as text or "
+        "integers in the export (a nested value: its id field as a column of its own)",
+        n_rows=n,
+        option="columns={'user_id': ...}",
+        check="id_type",
+    )
+
+
+def check_id_forms(canon: pd.Series, counts: np.ndarray, usable: np.ndarray, *, n_rows: int) -> pd.Series:
+    """The column rules over a column's distinct ids (``canon``, normalised; ``counts``: rows
+    each; ``usable``: not a rejected row's): refuse ids in scientific notation (digits a
+    spreadsheet rounded away), whole numbers written both with and without a zero decimal part
+    (``123.0`` beside ``123``) and ids that differ only in Unicode compatibility forms
+    (fullwidth ``１２３`` beside ``123``); read a column whose whole numbers all carry a zero
+    decimal part (a float export, ``123.0``) as their digits. Returns the ids."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(canon.tolist(), type=pa.string())
+
+    def hits(pattern: str) -> np.ndarray:
+        m = pc.match_substring_regex(arr, pattern).to_numpy(zero_copy_only=False)
+        return np.asarray(m, dtype=bool) & usable
+
+    sci = hits(ID_SCIENTIFIC)
+    if sci.any():
+        raise refuse_scientific_ids(int(counts[sci].sum()), canon[sci].tolist())
+    frac, whole = hits(ID_ZERO_FRACTION), hits(ID_WHOLE)
+    if frac.any() and whole.any():
+        raise refuse_two_spellings(
+            int(counts[frac].sum()), int(counts[whole].sum()), canon[frac].tolist(), canon[whole].tolist()
+        )
+    if frac.any() and not (hits(ID_DECIMAL) & ~frac).any():  # a float export: 123.0 is 123
+        canon = canon.copy()
+        canon[frac] = canon[frac].str.replace(r"\.0+$", "", regex=True)
+    groups = compatibility_groups(
+        [v for v, ok in zip(canon.tolist(), usable, strict=True) if ok and not v.isascii()], set(canon[usable])
+    )
+    if groups:
+        n = int(counts[canon.isin({v for g in groups for v in g}).to_numpy() & usable].sum())
+        raise refuse_compatibility_forms(n, groups)
+    return canon
+
+
+def compatibility_groups(non_ascii: list[str], present: set) -> list[list[str]]:
+    """Groups of two or more ids (of ``present``) that Unicode's compatibility normalisation
+    (NFKC) makes one: fullwidth digits and letters, ligatures, superscripts."""
+    import unicodedata
+
+    by_key: dict[str, set] = {}
+    for v in non_ascii:
+        k = unicodedata.normalize("NFKC", v)
+        if k != v:
+            by_key.setdefault(k, {k} & present).add(v)
+    return [sorted(g) for g in by_key.values() if len(g) > 1]
+
+
+def refuse_scientific_ids(n: int, examples: list[str]) -> ConventionError:
+    ex = examples[0]
+    try:
+        lo, hi = _rounding_range(ex)
+        span = f" ({ex} stands for every number from {lo:,} to {hi:,})"
+    except (ValueError, OverflowError):
+        span = ""
+    return ConventionError(
+        f"{n:,} ids are numbers in scientific notation, e.g. {', '.join(map(repr, examples[:3]))}: a "
+        f"spreadsheet's display of long numbers, rounded{span}, so different users share one id. The digits "
+        "are gone from this file: export the id column again as text (in Excel: format the column as Text "
+        "before saving)",
+        n_rows=n,
+        option="an export with the ids as text",
+        check="scientific_notation_id",
+    )
+
+
+def _rounding_range(text: str) -> tuple[int, int]:
+    from decimal import Decimal
+
+    mantissa, exp = text.lower().split("e")
+    digits = len(mantissa.lstrip("+-").split(".")[1]) if "." in mantissa else 0
+    half = Decimal(1).scaleb(int(exp) - digits) / 2
+    value = Decimal(text)
+    return int((value - half).to_integral_value(rounding="ROUND_CEILING")), int(
+        (value + half).to_integral_value(rounding="ROUND_FLOOR")
+    ) - 1
+
+
+def refuse_two_spellings(n_frac: int, n_whole: int, frac: list[str], whole: list[str]) -> ConventionError:
+    return ConventionError(
+        f"{n_frac:,} ids are whole numbers written with a decimal part (e.g. {', '.join(map(repr, frac[:2]))}) "
+        f"and {n_whole:,} without (e.g. {', '.join(map(repr, whole[:2]))}): the same user written two ways (a "
+        "float column of one export beside text of another) or two different ids cannot be told. Write the ids "
+        "one way in the export (as text, without '.0')",
+        n_rows=n_frac,
+        option="ids written one way (without '.0')",
+        check="whole_number_id_written_two_ways",
+    )
+
+
+def refuse_compatibility_forms(n: int, groups: list[list[str]]) -> ConventionError:
+    shown = "; ".join(" and ".join(map(repr, g[:3])) for g in groups[:3])
+    return ConventionError(
+        f"{n:,} rows have ids that differ only in Unicode compatibility forms (fullwidth digits, ligatures, "
+        f"superscripts), e.g. {shown}: one user typed two ways or two users cannot be told. Write the ids one "
+        "way in the export",
+        n_rows=n,
+        option="ids written one way",
+        check="id_compatibility_forms",
+    )
 
 
 # -------------------------------------------------------------------------------- numbers

@@ -10,8 +10,16 @@ file (and the line or column), whatever they could only read by guessing:
   Parquet file that is corrupt;
 * a header that splits on more than one of ``,`` ``;`` tab ``|`` (pass ``sep=``);
 * duplicated column names (after trimming surrounding whitespace);
-* rows with more or fewer fields than the header (ragged rows), a stray quote, a NUL byte;
-* lines that are not valid text in ``encoding``.
+* rows with more or fewer fields than the header (ragged rows), a stray quote;
+* lines that are not valid text in ``encoding``, and lines holding a NUL byte (binary data
+  inside text: never a value);
+* Parquet columns of a nested type (struct, list, map) used as a column of the contract (the
+  validator refuses them; other nested columns are kept as JSON text).
+
+Excel's ``sep=;`` first line (which tells Excel the delimiter) is read as the delimiter it names
+and skipped. Parquet columns keep their type, except that binary columns holding UTF-8 text
+become text, and times keep their own unit (a year-2999 timestamp is a value the validator
+rejects, not a file that cannot be read).
 
 With ``errors="quarantine"`` ragged rows and undecodable lines are set aside (the validator
 writes them to ``data/quarantine/`` with their line numbers) instead of failing the file.
@@ -23,7 +31,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +74,8 @@ class RawTable:
     rejected_lines: list[tuple[int, str, str]] = field(default_factory=list)
     lines: np.ndarray | None = None
     sep: str | None = None
+    #: Parquet columns of a nested type (name -> type), held as JSON text in ``frame``
+    nested: dict[str, str] = field(default_factory=dict)
 
     def location(self, index) -> str:
         if self.fmt == "csv":
@@ -266,6 +278,9 @@ def read_raw(
             else "the file is empty once decompressed, no rows to load",
         )
     text, rejected = _decode(path, data, encoding, errors)
+    text, rejected = _nul_lines(path, text, rejected, errors)
+    text, said = _excel_sep_line(path, text, sep) if header else (text, None)
+    sep = said or sep
     if sep is None:
         inner = _suffixes(path)[0]
         sep = "\t" if inner == ".tsv" else _sniff_delimiter(path, text) if header else ","
@@ -378,6 +393,69 @@ def _decode(path: Path, data: bytes, encoding: str, errors: Errors) -> tuple[str
     return "".join(good).removeprefix("\ufeff"), rejected
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _split_lines(text: str) -> list[str]:
+    """The physical lines of ``text`` with their line breaks, split as the csv module counts
+    lines (``\r\n``, ``\r``, ``\n``; not ``str.splitlines``' form feeds and separators)."""
+    out, start = [], 0
+    for m in _LINE_BREAK.finditer(text):
+        out.append(text[start : m.end()])
+        start = m.end()
+    if start < len(text):
+        out.append(text[start:])
+    return out
+
+
+def _nul_lines(path: Path, text: str, rejected: list, errors: Errors) -> tuple[str, list]:
+    """Lines holding a NUL byte (binary data inside text: no value of any column has one) are
+    set aside like undecodable lines (kept as empty lines, so that later lines keep their
+    numbers), or the file is refused with their line numbers."""
+    if "\x00" not in text:
+        return text, rejected
+    lines = _split_lines(text)
+    bad = [
+        (n, f"{line.rstrip()!r}", "a NUL byte (binary data inside text)")
+        for n, line in enumerate(lines, 1)
+        if "\x00" in line
+    ]
+    if errors == "raise" or bad[0][0] == 1:
+        examples = "; ".join(f"line {n}: {t}" for n, t, _ in bad[:MAX_EXAMPLES])
+        raise _fail(
+            path,
+            f"{len(bad):,} line(s) hold a NUL byte (binary data inside the text, which no value may hold), e.g. "
+            f"{examples}. Export the file again, or pass errors='quarantine' to set these lines aside.",
+            failures=pd.DataFrame([{"column": "(line)", "check": "no_nul_byte", "n_rows": len(bad)}]),
+        )
+    numbers = {n for n, _, _ in bad}
+    kept = "".join("\n" if n in numbers else line for n, line in enumerate(lines, 1))
+    return kept, sorted([*rejected, *bad])
+
+
+_SEP_LINE = re.compile(r"\ufeff?\s*sep=(.)?\s*$", re.IGNORECASE)
+
+
+def _excel_sep_line(path: Path, text: str, sep: str | None) -> tuple[str, str | None]:
+    """Excel's ``sep=;`` first line names the delimiter (Excel reads it and so do we): the
+    line is replaced by an empty one and its delimiter returned. A ``sep=`` argument that
+    contradicts it is refused."""
+    first = re.match(r"[^\r\n]*", text).group(0)
+    m = _SEP_LINE.fullmatch(first)
+    if not m:
+        return text, None
+    said = m.group(1)
+    if said is None or said in '"' or said.isalnum():
+        raise _fail(path, f"the first line {first!r} should name the delimiter (Excel's sep=; line), but names none")
+    if sep is not None and sep != said:
+        raise _fail(
+            path,
+            f"the first line {first!r} says the delimiter is {said!r} (Excel's sep= line), but sep={sep!r} "
+            "was given: leave sep= out or give the file's delimiter",
+        )
+    return text[len(first) :], said  # the line's break stays: later lines keep their numbers
+
+
 def _first_line(text: str) -> str:
     for line in text.splitlines():
         if line.strip():
@@ -442,12 +520,59 @@ def _read_parquet(path: Path) -> RawTable:
         if isinstance(exc, DataValidationError):
             raise
         raise _fail(path, f"cannot read as Parquet: {exc}; the file is corrupt or truncated") from exc
+    table, nested, mixed = _plain_columns(table)
     try:
-        frame = table.to_pandas()
+        # times keep their unit: a year-2999 timestamp stays a value (rejected by the validator
+        # with its row), not an overflow of pandas' nanoseconds that blocks the whole file
+        frame = table.to_pandas(coerce_temporal_nanoseconds=False, date_as_object=False)
     except (pa.ArrowException, ValueError, TypeError) as exc:
         raise _fail(path, f"cannot convert the Parquet columns: {exc}") from exc
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
+    for name in mixed:  # binary columns with some values that are not UTF-8
+        frame[name] = frame[name].map(_utf8_or_bytes, na_action="ignore").astype(object)
     if frame.empty:
         raise _fail(path, "the file has a header but no rows")
-    return RawTable(str(path), frame, "parquet")
+    return RawTable(str(path), frame, "parquet", nested=nested)
+
+
+def _plain_columns(table):
+    """The table with every column of a type pandas holds as plain values: dictionary-encoded
+    columns decoded, binary columns as text where their bytes are UTF-8 (the names of those
+    where some are not: the reader decodes them value by value, leaving bytes for the validator
+    to reject), nested columns (struct, list, map, union) as JSON text with their types."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    nested: dict[str, str] = {}
+    mixed: list[str] = []
+    columns = []
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        t = col.type
+        if pa.types.is_dictionary(t):
+            col = col.cast(t.value_type)
+            t = col.type
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+            col = col.cast(pa.large_binary())
+            try:
+                col = pc.cast(col, pa.large_string())
+            except pa.ArrowInvalid:
+                mixed.append(str(name))
+        elif pa.types.is_nested(t) or pa.types.is_union(t):
+            nested[str(name)] = str(t)
+            text = [
+                None if v is None else json.dumps(v, sort_keys=True, default=str, ensure_ascii=False)
+                for v in col.to_pylist()
+            ]
+            col = pa.array(text, type=pa.large_string())
+        columns.append(col)
+    return pa.table(columns, names=table.column_names), nested, mixed
+
+
+def _utf8_or_bytes(v):
+    if v is None:
+        return None
+    try:
+        return v.decode("utf-8")
+    except UnicodeDecodeError:
+        return v

@@ -292,12 +292,11 @@ def validate_table(
         :data:`urm_models.parsing.NULL_WORDS`), an export's "no user": refuse the column with
         their count (default), drop their rows (counted: ``n_null_ids``), or keep them as ids.
     """
-    from .parsing import parse_id
-
     _check_arguments(table, errors, null_ids, max_amount, quarantine_dir)
     fields = TABLES[table] + tuple(extra_fields)
     mapping, extras = map_columns(raw, table, fields, columns)
-    ids, bad_ids = parse_id(raw.frame[mapping["user_id"]])
+    refuse_nested(raw, {**mapping, **extras})
+    ids, bad_ids = parse_ids(raw, mapping["user_id"])
     nulls = null_id_rows(raw, ids, mapping["user_id"], null_ids)
     erased = _erased_rows(ids, dataset).to_numpy()
     keep = ~(nulls | erased)
@@ -381,6 +380,48 @@ def map_columns(
     return mapping, {c: s for c, s in columns.items() if c not in mapping and s in frame.columns}
 
 
+def refuse_nested(raw: RawTable, used: dict[str, str]) -> None:
+    """Step 1b: a column the contract reads (or a mapped extra) cannot be a nested Parquet
+    column (struct, list, map): a row needs one value, and which field holds it is not guessed."""
+    bad = {name: src for name, src in used.items() if src in raw.nested}
+    if not bad:
+        return
+    parts = [
+        f"column {name if src == name else f'{name} (file column {src!r})'} holds nested values of type "
+        f"{raw.nested[src]}, e.g. {raw.frame[src].dropna().iloc[0] if raw.frame[src].notna().any() else None!r}"
+        for name, src in bad.items()
+    ]
+    raise DataValidationError(
+        f"{raw.source}: {'; '.join(parts)}, over {len(raw.frame):,} rows: one value per row is needed and which "
+        "field holds it is not guessed. Write that field as a column of its own in the export and map it "
+        "with columns={...}",
+        source=raw.source,
+        failures=pd.DataFrame(
+            [{"column": n, "check": "not_nested", "n_rows": len(raw.frame), "option": "columns="} for n in bad]
+        ),
+    )
+
+
+def parse_ids(raw: RawTable, id_column: str) -> tuple[pd.Series, pd.Series]:
+    """Step 2a: the user ids by the id rules (:func:`urm_models.parsing.parse_id`): the ids and
+    each row's problem; a column that needs a guess is refused with the file, column, row count
+    and what settles it."""
+    from .parsing import ConventionError, parse_id
+
+    try:
+        return parse_id(raw.frame[id_column])
+    except ConventionError as exc:
+        col = "user_id" if id_column == "user_id" else f"user_id (file column {id_column!r})"
+        raise DataValidationError(
+            f"{raw.source}: column {col}: {exc.n_rows:,} of {len(raw.frame):,} rows cannot be read without "
+            f"guessing ({exc.check}): {exc}",
+            source=raw.source,
+            failures=pd.DataFrame(
+                [{"column": "user_id", "check": exc.check, "n_rows": exc.n_rows, "option": exc.option}]
+            ),
+        ) from None
+
+
 def null_id_rows(raw: RawTable, ids: pd.Series, id_column: str, null_ids: str) -> np.ndarray:
     """Step 2: the rows whose user id is a null word (``NULL``, ``N/A``, ...: an export's "no
     user"), to leave out with ``null_ids="drop"``; refused with their count by default, none
@@ -460,8 +501,8 @@ def _parse_field(f: Field, rawcol, is_blank, ids, bad_ids, table: str, o: CellOp
     from .parsing import parse_datetime, parse_number
 
     checks = []
-    if f.kind == "id":
-        return ids, [_mask_check(bad_ids, "whole_number_id (a fractional or too large float)")]
+    if f.kind == "id":  # ``bad_ids``: each row's problem (parsing.parse_id), one check per kind
+        return ids, [_mask_check(bad_ids == why, why) for why in bad_ids.dropna().unique()]
     if f.kind == "text":
         return rawcol.where(~is_blank, None).astype(object), []
     if f.kind == "flag":
