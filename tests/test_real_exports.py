@@ -231,8 +231,8 @@ def test_a_stray_quote_is_one_clear_error(tmp_path):
 
 def test_quoted_line_breaks_keep_line_numbers_right(tmp_path):
     p = tmp_path / "multi.csv"
-    p.write_text('user_id,ts,amount,category\nA,2024-01-02,1,"two\nlines"\n\nB,2024-13-01,1,x\n')
-    with pytest.raises(DataValidationError, match=r"line 5: '2024-13-01'"):
+    p.write_text('user_id,ts,amount,category\nA,2024-01-02,1,"two\nlines"\n\nB,2024-02-30,1,x\n')
+    with pytest.raises(DataValidationError, match=r"line 5: '2024-02-30'"):
         datasets.load_transactions(p, columns={"category": "category"})
 
 

@@ -577,7 +577,10 @@ def _to_float(v: str, decimal: str, thousands: str | None) -> float:
 
 # ---------------------------------------------------------------------------------- dates
 
-_ZONE = r"(?:\s*(?P<z>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?))?"
+#: a UTC offset in any of its spellings: Z, UTC, GMT, +05, +0530, +05:30, +5:30, UTC+05:30,
+#: GMT+0100, UTC-3 (whether it is a real offset, -14:00 to +14:00, is checked apart)
+_OFFSET = r"Z|(?:UTC|GMT)(?:[+-]\d{1,2}(?::?\d{2})?)?|[+-]\d{1,2}:\d{2}|[+-]\d{2}(?:\d{2})?"
+_ZONE = rf"(?:\s*(?P<z>{_OFFSET}))?"
 # a time, optionally followed by a UTC offset (an offset without a time is not a layout)
 _TIME = rf"(?:[T ](?P<H>\d{{1,2}}):(?P<M>\d{{2}})(?::(?P<S>\d{{2}})(?:\.(?P<f>\d{{1,9}}))?)?{_ZONE})?"
 _MONTH_RE = r"(?P<mon>[A-Za-z]{3,9})"
@@ -615,7 +618,11 @@ _TWO_DIGIT_YEAR = re.compile(r"^\d{1,2}([/.-])\d{1,2}\1\d{2}(?:[T ].*)?$")
 _SERIAL = re.compile(r"^\d{1,6}(?:\.\d+)?$")
 _EPOCH = re.compile(r"^\d{9,10}(?:\.\d+)?$")  # Unix seconds: 1973-03 .. 2286-11
 _EPOCH_MS = re.compile(r"^\d{12,13}$")  # Unix milliseconds
-_OFFSET_AT_END = r"(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
+_OFFSET_AT_END = rf"({_OFFSET})$"
+#: offsets in use lie between UTC-12:00 and UTC+14:00; -14:00 is allowed for symmetry
+MAX_OFFSET_MINUTES = 14 * 60
+#: the offset of an impossible offset (``+25:00``, ``+05:99``) while parsing: the row is rejected
+_BAD_OFFSET = -np.inf
 
 
 @dataclass
@@ -625,23 +632,33 @@ class ParsedDates:
     values: pd.Series
     dst_gap: pd.Series
     dst_fold: pd.Series
+    #: an offset that is no real one (``+25:00``, ``+05:99``)
+    bad_offset: pd.Series | None = None
+    #: a stored time pandas cannot hold (before 1678 or after 2261: a year-2999 timestamp)
+    out_of_range: pd.Series | None = None
 
 
 def _offset_minutes(z: pd.Series) -> pd.Series:
-    """Minutes east of UTC of offset strings (``Z``, ``UTC``, ``+05:00``, ``-0330``, ``+05``);
-    NaN where there is none. Computed once per distinct string."""
+    """Minutes east of UTC of offset strings (``Z``, ``UTC``, ``+05:00``, ``-0330``, ``+05``,
+    ``+5:30``, ``GMT+0100``); NaN where there is none, ``_BAD_OFFSET`` where it is no real offset
+    (hours beyond 14, minutes beyond 59). Computed once per distinct string."""
 
     def one(v):
         if not isinstance(v, str) or not v:
             return np.nan
-        v = v.upper()
-        if v in ("Z", "UTC", "GMT"):
+        v = v.upper().strip()
+        if v.startswith(("UTC", "GMT")):
+            v = v[3:]
+        if v in ("Z", ""):
             return 0.0
-        m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})?", v)
+        m = re.fullmatch(r"([+-])(\d{1,2}):?(\d{2})?", v)
         if not m:
-            return np.nan
-        minutes = int(m.group(2)) * 60 + int(m.group(3) or 0)
-        return float(-minutes if m.group(1) == "-" else minutes)
+            return _BAD_OFFSET
+        hours, minutes = int(m.group(2)), int(m.group(3) or 0)
+        total = hours * 60 + minutes
+        if minutes > 59 or total > MAX_OFFSET_MINUTES:
+            return _BAD_OFFSET
+        return float(-total if m.group(1) == "-" else total)
 
     codes, uniques = pd.factorize(z, sort=False)
     table = np.array([one(v) for v in uniques] + [np.nan])
@@ -782,8 +799,11 @@ def _infer(u: pd.Series) -> tuple[pd.Series, pd.Series]:
         wall = _day_or_month_first(u, p, found, sep={"ab_slash": "/", "ab_dot": ".", "ab_dash": "-"}[layout])
     else:
         wall = _assemble(p["Y"], p["m"], p["d"], p.get("H"), p.get("M"), p.get("S"), p.get("ns"))
+        if "mon" not in p:
+            _refuse_year_day_month(u, p, found, wall, layout)
     wall = np.where(found, wall, np.datetime64("NaT"))
     offsets = _offset_minutes(p["z"]).to_numpy()
+    wall = np.where(offsets == _BAD_OFFSET, np.datetime64("NaT"), wall)
     return (
         pd.Series(wall, index=u.index, dtype="datetime64[ns]"),
         pd.Series(np.where(found, offsets, np.nan), index=u.index),
@@ -817,6 +837,35 @@ def _fitting_format(values: pd.Series, date_fmt: str) -> str:
         if pd.to_datetime(sample, format=fmt, errors="coerce").notna().all():
             return fmt
     return date_fmt
+
+
+def _refuse_year_day_month(u: pd.Series, p: dict, found: np.ndarray, wall: np.ndarray, layout: str) -> None:
+    """A year-first column some of whose dates are impossible as year-month-day but fit
+    year-day-month (``2024-13-01``): the column may be year-day-month, and then its other dates
+    read swapped. Refused whole, never row by row (setting the impossible ones aside would
+    read the rest swapped)."""
+    swapped = _assemble(p["Y"], p["d"], p["m"])
+    only_swapped = found & np.isnat(wall) & ~np.isnat(swapped)
+    if not only_swapped.any():
+        return
+    fmt = LAYOUTS[layout][1]
+    ydm = fmt.replace("%m", "%M_").replace("%d", "%m").replace("%M_", "%d")
+    # each hint with the time part that reads the values (tested on the values it came from)
+    fmt, ydm = _fitting_format(u[found & ~only_swapped], fmt), _fitting_format(u[found], ydm)
+    both = found & ~np.isnat(wall) & ~np.isnat(swapped) & (wall.astype("datetime64[D]") != swapped)
+    i = int(np.flatnonzero(only_swapped)[0])
+    said = f"{u.iloc[i]!r} is no date as {fmt} but is {pd.Timestamp(swapped[i]):%Y-%m-%d} as {ydm}"
+    if both.any():
+        j = int(np.flatnonzero(both)[0])
+        said += f", and {u.iloc[j]!r} reads as {pd.Timestamp(wall[j]):%Y-%m-%d} or {pd.Timestamp(swapped[j]):%Y-%m-%d}"
+    raise _refuse(
+        f"year-month-day or year-day-month is not guessed: {said}. Setting the impossible dates aside would read "
+        f'the others in the wrong order if the file is year-day-month: pass date_format="{ydm}" if it is, or '
+        f'date_format="{fmt}" to read it as year-month-day and reject those rows.',
+        f'date_format="{ydm}" or "{fmt}"',
+        "year_month_or_day_first",
+        only_swapped | both,
+    )
 
 
 def _day_or_month_first(u: pd.Series, p: dict, found: np.ndarray, sep: str) -> np.ndarray:
@@ -917,8 +966,10 @@ def _explicit(u: pd.Series, date_format: str) -> tuple[pd.Series, pd.Series]:
     if "%z" in date_format or "%Z" in date_format:
         inst = pd.to_datetime(txt, format=date_format, errors="coerce", utc=True)
         off = _offset_minutes(txt.str.extract(_OFFSET_AT_END, flags=re.IGNORECASE)[0])
-        wall = (inst.dt.tz_localize(None) + pd.to_timedelta(off.fillna(0), unit="min")).where(inst.notna())
-        return wall.astype("datetime64[ns]"), off.where(inst.notna())
+        bad = off == _BAD_OFFSET
+        shift = pd.to_timedelta(off.where(~bad).fillna(0), unit="min")
+        wall = (inst.dt.tz_localize(None) + shift).where(inst.notna() & ~bad)
+        return wall.astype("datetime64[ns]"), off.where(inst.notna() | bad)
     return pd.to_datetime(txt, format=date_format, errors="coerce").astype("datetime64[ns]"), none
 
 
@@ -931,13 +982,23 @@ def parse_datetime(
     if tz is not None:
         _check_tz(tz)
     none = pd.Series(False, index=s.index)
+    bad, oor = none, none
     if pd.api.types.is_datetime64_any_dtype(s):
         col_tz = getattr(s.dt, "tz", None)
         if col_tz is not None:  # aware column: one zone, converted to tz if given
-            wall = s.dt.tz_convert(tz or col_tz).dt.tz_localize(None)
-            return ParsedDates(wall.astype("datetime64[ns]"), none, none)
-        wall = s.astype("datetime64[ns]")
-        return ParsedDates(wall, none, none) if tz is None else _localize(wall, tz, dst)
+            wall, oor = _as_ns(s.dt.tz_convert(tz or col_tz).dt.tz_localize(None))
+            return _with(ParsedDates(wall, none, none), bad, oor)
+        wall, oor = _as_ns(s)
+        return _with(ParsedDates(wall, none, none) if tz is None else _localize(wall, tz, dst), bad, oor)
+    kind = "" if pd.api.types.is_numeric_dtype(s) else pd.api.types.infer_dtype(s, skipna=True)
+    if pd.api.types.is_timedelta64_dtype(s) or kind in ("time", "timedelta"):
+        raise ConventionError(
+            "the dates are stored as times of day or durations, not dates: which day each is on is not said. "
+            "Store them as dates or timestamps (or text with the day) in the export.",
+            n_rows=int(s.notna().sum()),
+            option="dates in the export",
+            check="dates_not_times_of_day",
+        )
     if (
         pd.api.types.is_numeric_dtype(s)
         and not pd.api.types.is_bool_dtype(s)
@@ -960,7 +1021,7 @@ def parse_datetime(
         )
     vals = s[~blank(s)]
     if vals.empty:
-        return ParsedDates(pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]"), none, none)
+        return _with(ParsedDates(pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]"), none, none), bad, oor)
     # distinct cells first, then their stripped text (two cells may strip to one value)
     raw_codes, raw_uniques = pd.factorize(vals, sort=False)
     stripped = [v.strip() if isinstance(v, str) else str(v) for v in raw_uniques]
@@ -975,12 +1036,14 @@ def parse_datetime(
         raise
     wall = pd.Series(wall_u.to_numpy()[codes], index=vals.index).reindex(s.index).astype("datetime64[ns]")
     off = pd.Series(off_u.to_numpy(dtype=float)[codes], index=vals.index).reindex(s.index)
+    bad = (off == _BAD_OFFSET).fillna(False).astype(bool)
+    off, off_u = off.where(~bad), off_u.where(off_u != _BAD_OFFSET)
     aware_u = wall_u.notna() & off_u.notna()
     naive_u = wall_u.notna() & off_u.isna()
     parsed = wall.notna()
     aware, naive = parsed & off.notna(), parsed & off.isna()
     if not aware.any():
-        return ParsedDates(wall, none, none) if tz is None else _localize(wall, tz, dst)
+        return _with(ParsedDates(wall, none, none) if tz is None else _localize(wall, tz, dst), bad, oor)
     if tz is None:
         if naive.any():
             raise ConventionError(
@@ -1003,12 +1066,27 @@ def parse_datetime(
                 option='tz="..."',
                 check="one_utc_offset",
             )
-        return ParsedDates(wall, none, none)  # one offset: the wall clock as written at that offset
+        return _with(ParsedDates(wall, none, none), bad, oor)  # one offset: the wall clock as written at that offset
     instant = (wall - pd.to_timedelta(off.fillna(0), unit="min")).where(aware)
     converted = instant.dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)
     local = _localize(wall.where(naive), tz, dst)
     out = local.values.where(naive, converted)
-    return ParsedDates(out.astype("datetime64[ns]"), local.dst_gap, local.dst_fold)
+    return _with(ParsedDates(out.astype("datetime64[ns]"), local.dst_gap, local.dst_fold), bad, oor)
+
+
+def _with(parsed: ParsedDates, bad: pd.Series, oor: pd.Series) -> ParsedDates:
+    parsed.bad_offset, parsed.out_of_range = bad, oor
+    return parsed
+
+
+def _as_ns(wall: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Naive times in nanoseconds, and the rows whose time nanoseconds cannot hold (a Parquet
+    time in another unit before 1678 or after 2261: missing here, rejected by the validator)."""
+    if wall.dtype == "datetime64[ns]":
+        return wall, pd.Series(False, index=wall.index)
+    lo, hi = pd.Timestamp.min.ceil("s"), pd.Timestamp.max.floor("s")
+    out = wall.notna() & ((wall < lo) | (wall > hi))
+    return wall.where(~out).astype("datetime64[ns]"), out
 
 
 def _check_tz(tz: str) -> None:

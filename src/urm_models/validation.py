@@ -512,9 +512,14 @@ def _parse_field(f: Field, rawcol, is_blank, ids, bad_ids, table: str, o: CellOp
         parsed = parse_datetime(rawcol, date_format=o.date_format, tz=o.tz, dst=o.dst)
         val = parsed.values
         fmt_txt = f" (format {o.date_format!r})" if o.date_format else ""
-        checks.append(
-            _mask_check(val.isna() & ~is_blank & ~parsed.dst_gap & ~parsed.dst_fold, f"parseable_datetime{fmt_txt}")
-        )
+        bad_offset = parsed.bad_offset if parsed.bad_offset is not None else pd.Series(False, index=val.index)
+        too_far = parsed.out_of_range if parsed.out_of_range is not None else pd.Series(False, index=val.index)
+        unread = val.isna() & ~is_blank & ~parsed.dst_gap & ~parsed.dst_fold & ~bad_offset & ~too_far
+        checks.append(_mask_check(unread, f"parseable_datetime{fmt_txt}"))
+        if bad_offset.any():
+            checks.append(_mask_check(bad_offset, "real_utc_offset (between -14:00 and +14:00, minutes below 60)"))
+        if too_far.any():
+            checks.append(_mask_check(too_far, "date_between_1678_and_2261 (the range of times pandas holds)"))
         if parsed.dst_gap.any():
             checks.append(
                 _mask_check(
