@@ -359,6 +359,8 @@ def _cmd_prune(args) -> int:
 
 
 def _own_file_arguments(parser) -> None:
+    from .parsing import THOUSANDS_OPTIONS
+
     parser.add_argument("--path", help="your own transactions file (CSV or Parquet) instead of a shipped data set")
     parser.add_argument(
         "--columns", help="its column names, canonical=yours: user_id=customer,ts=order_date,amount=total"
@@ -381,7 +383,9 @@ def _own_file_arguments(parser) -> None:
     )
     parser.add_argument("--decimal", choices=[".", ","], help="decimal mark of amounts (default .)")
     parser.add_argument(
-        "--thousands", choices=[",", ".", " ", "'"], help="thousands separator of amounts (default none)"
+        "--thousands",
+        choices=THOUSANDS_OPTIONS,
+        help="thousands separator of amounts (default none); nbsp, narrow-nbsp, rsquo: no-break spaces, ’",
     )
     parser.add_argument("--currency", help="currency symbol or code to remove from amounts, e.g. € or USD")
     parser.add_argument("--sep", help="delimiter (default: told from the header; tab for .tsv)")

@@ -56,7 +56,16 @@ import pandas as pd
 MAX_EXAMPLES = 5
 #: Options that settle a number convention, most common first.
 DECIMALS = (".", ",")
-THOUSANDS = (None, ",", ".", " ", "'", "\u00a0", "\u202f")
+THOUSANDS = (None, ",", ".", " ", "'", "\u00a0", "\u202f", "\u2019")
+#: names of the separators a command line cannot type (``--thousands nbsp``); the functions take
+#: them too
+THOUSANDS_NAMES = {"space": " ", "apostrophe": "'", "nbsp": "\u00a0", "narrow-nbsp": "\u202f", "rsquo": "\u2019"}
+#: what ``--thousands`` accepts
+THOUSANDS_OPTIONS = (",", ".", " ", "'", *THOUSANDS_NAMES)
+#: minus signs besides '-': the typographic minus (U+2212), the en dash, the small and fullwidth
+#: hyphen-minus: read as '-' (no other reading of a sign before a number exists)
+_MINUS_SIGNS = "\u2212\u2013\ufe63\uff0d"
+_SIGN_LIKE = set("+-()" + _MINUS_SIGNS)
 EXACT_INT_FLOAT = 2**53
 
 
@@ -433,6 +442,29 @@ def _convention_name(decimal: str, thousands: str | None) -> str:
     return f"decimal={decimal!r}" + (f", thousands={thousands!r}" if thousands else "")
 
 
+def _convention_cli(decimal: str, thousands: str | None) -> str:
+    """The same convention as command-line options (``--decimal , --thousands nbsp``)."""
+    if thousands is None:
+        return f"--decimal {decimal}"
+    names = {v: k for k, v in THOUSANDS_NAMES.items()}
+    return f"--decimal {decimal} --thousands {thousands if thousands in ',.' else names[thousands]}"
+
+
+def thousands_separator(thousands: str | None) -> str | None:
+    """``thousands`` itself, or the separator it names (:data:`THOUSANDS_NAMES`)."""
+    return THOUSANDS_NAMES.get(thousands, thousands) if isinstance(thousands, str) else thousands
+
+
+def _normal_signs(u: pd.Series) -> pd.Series:
+    """Negative amounts in every spelling as a leading '-': the typographic minus signs
+    (``−12.50``), a trailing minus (``12.50-``, SAP and mainframe exports) and accounting
+    parentheses (``(12.50)``). A value with two signs stays unreadable."""
+    u = u.str.replace(f"^([{_MINUS_SIGNS}])", "-", regex=True)
+    u = u.str.replace(f"([{_MINUS_SIGNS}])$", "-", regex=True)
+    u = u.str.replace(r"^\((.+)\)$", r"-\1", regex=True)
+    return u.str.replace(r"^([^+\-].*\d\S*?)\s*-$", r"-\1", regex=True)
+
+
 def _strip_currency(u: pd.Series, currency: str | None) -> pd.Series:
     if not currency:
         return u
@@ -451,12 +483,29 @@ def parse_number(
     column's dotted values are all digit groups of three (ambiguous: refused, module docstring)."""
     unsaid = decimal is None and thousands is None
     decimal = "." if decimal is None else decimal
+    thousands = thousands_separator(thousands)
     if decimal not in DECIMALS:
         raise ValueError(f"decimal must be '.' or ',', not {decimal!r}")
     if thousands not in THOUSANDS:
-        raise ValueError(f"thousands must be one of {THOUSANDS[1:]} or None, not {thousands!r}")
+        raise ValueError(
+            f"thousands must be one of {THOUSANDS[1:]} (or their names {sorted(THOUSANDS_NAMES)}) or None, "
+            f"not {thousands!r}"
+        )
     if thousands == decimal:
         raise ValueError(f"thousands and decimal are both {decimal!r}")
+    if currency is not None and (not str(currency).strip() or set(str(currency)) <= _SIGN_LIKE | set("0123456789.,' ")):
+        raise ValueError(
+            f"currency={currency!r} is not a currency sign or code: signs are read as signs (12.50- and "
+            "\u221212.50 are negative amounts), digits and marks as numbers"
+        )
+    if pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s):
+        raise ConventionError(
+            f"the amounts are stored as {s.dtype} values (dates or durations), not numbers: write them as "
+            "numbers in the export",
+            n_rows=int(s.notna().sum()),
+            option="numbers in the export",
+            check="amounts_are_numbers",
+        )
     if pd.api.types.is_bool_dtype(s):
         return pd.Series(np.nan, index=s.index, dtype=float)
     if pd.api.types.is_numeric_dtype(s):
@@ -481,7 +530,7 @@ def parse_number(
     def parse(u: pd.Series) -> pd.Series:
         num = u.map(lambda v: v if isinstance(v, float) else np.nan)
         txt = u.map(lambda v: v if isinstance(v, str) else None).astype("string").str.strip()
-        txt = _strip_currency(txt, currency)
+        txt = _strip_currency(_normal_signs(txt), currency)
         ok = txt.str.match(chosen).fillna(False).astype(bool)
         normal = txt.where(ok)
         if thousands:
@@ -510,7 +559,7 @@ def _check_dotted_groups(text: pd.Series, currency: str | None) -> None:
     point and a thousands dot read it as different numbers, and nothing in the column tells."""
     vals = text.dropna()
     vals = vals[vals.map(lambda v: isinstance(v, str))].astype("string").str.strip()
-    vals = _strip_currency(vals, currency)
+    vals = _strip_currency(_normal_signs(vals), currency)
     dotted = vals[vals.str.contains(".", regex=False).fillna(False).astype(bool)]
     if dotted.empty:
         return
@@ -535,8 +584,8 @@ def _check_convention(text: pd.Series, values: pd.Series, decimal, thousands, cu
     if not failed.any():
         return
     cand = text[failed].map(lambda v: v if isinstance(v, str) else None).dropna().astype("string").str.strip()
-    cand = _strip_currency(cand, currency)
-    cand = cand[cand.str.contains(r"\d[,.'\s\u00a0\u202f]\d|^[,.]\d").fillna(False).astype(bool)]
+    cand = _strip_currency(_normal_signs(cand), currency)
+    cand = cand[cand.str.contains(r"\d[,.'\s\u00a0\u202f\u2019]\d|^[+-]?[,.]\d").fillna(False).astype(bool)]
     others = [(d, t) for d in DECIMALS for t in THOUSANDS if t != d and (d, t) != (decimal, thousands)]
     fits: dict[tuple, pd.Series] = {}
     for d, t in others:
@@ -562,7 +611,7 @@ def _check_convention(text: pd.Series, values: pd.Series, decimal, thousands, cu
     raise ConventionError(
         f"{n:,} value(s) do not fit {_convention_name(decimal, thousands)} but do fit another number "
         f"convention, e.g. {'; '.join(readings)}. Nothing is stripped or guessed: pass {option} "
-        f"(or the convention of the file) to read them.",
+        f"({_convention_cli(*best)}; or the convention of the file) to read them.",
         n_rows=int(text.index.isin(cand[mismatched].index).sum()),
         option=option,
         check="number_convention",

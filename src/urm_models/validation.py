@@ -604,14 +604,21 @@ def quarantine_folder(quarantine_dir=None) -> Path:
     return qdir
 
 
-_SIGNED = (re.compile(r"^([^\d\s.,+-]{1,3})\s*[+-]?\d[\d.,' ]*$"), re.compile(r"^[+-]?\d[\d.,' ]*\s*([^\d\s.,]{1,3})$"))
+#: a currency sign before or after digits: never a sign, a bracket or a digit mark
+_NOT_CURRENCY = r"\d\s.,'+\-()\u2212\u2013\ufe63\uff0d\u00a0\u202f\u2019"
+_SIGNED = (
+    re.compile(rf"^([^{_NOT_CURRENCY}]{{1,3}})\s*[+-]?\d[\d.,'\u00a0\u202f\u2019 ]*$"),
+    re.compile(rf"^[+-]?\d[\d.,'\u00a0\u202f\u2019 ]*\s*([^{_NOT_CURRENCY}]{{1,3}})$"),
+)
 
 
 def _currency_sign(text: pd.Series) -> str | None:
     """The sign most of these unreadable amounts carry before or after their digits (``€12,50``,
     ``12.50 USD``), if they carry one: what ``currency=`` would remove."""
+    from .parsing import _normal_signs
+
     signs = []
-    for v in text.dropna().astype(str).str.strip().head(1000):
+    for v in _normal_signs(text.dropna().astype("string").str.strip().head(1000)).dropna():
         for pattern in _SIGNED:
             m = pattern.match(v)
             if m:
