@@ -30,9 +30,13 @@ _PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
 
 def _kind(type_name: str) -> str:
-    """A column type (DuckDB's or Spark's name) as one of: integer, text, float, decimal,
-    date, timestamp, timestamp_tz, other."""
+    """A column type (DuckDB's or Spark's name) as one of: integer, text, binary, float,
+    decimal, date, timestamp, timestamp_tz, nested, other."""
     t = type_name.lower()
+    if t.endswith("]") or t.startswith(("struct", "map", "array", "union", "list")):
+        return "nested"  # DuckDB's VARCHAR[], STRUCT(...), MAP(...); Spark's array<...>, struct<...>
+    if t in ("blob", "binary", "bytea", "varbinary"):
+        return "binary"
     if t.startswith("timestamp with time zone") or t in ("timestamptz", "timestamp"):
         # DuckDB's naive type is TIMESTAMP (upper case, checked by the caller); Spark's
         # ``timestamp`` is TimestampType, an instant shown in the session's zone
@@ -89,10 +93,12 @@ def _types(source, engine: str) -> dict[str, str]:
     }
 
 
+_SHOWN = {"timestamp_tz": "timestamp with a time zone", "nested": "nested values (struct, list or map)"}
 _WANT = {
     "user_id": (
-        {"integer", "text"},
-        "whole numbers or text (a float id reads differently in each engine: write it as int64 or string)",
+        {"integer", "text", "binary"},
+        "whole numbers or text (a float id reads differently in each engine: write it as int64 or string; "
+        "a nested value: write the field that holds the id as a column of its own)",
     ),
     "ts": (
         {"timestamp", "date"},
@@ -144,7 +150,7 @@ def check_transactions(
         raise DataValidationError(
             f"{name}: "
             + "; ".join(
-                f"column {c} is stored as {kind.replace('_tz', ' with a time zone')}: it must hold {why}"
+                f"column {c} is stored as {_SHOWN.get(kind, kind)}: it must hold {why}"
                 for c, kind, why in wrong
             ),
             source=name,
@@ -209,6 +215,8 @@ def check_transactions(
                     "duplicates='keep' (--duplicates keep) keeps exact copies as separate orders",
                 )
             )
+    if types["user_id"] in ("text", "binary"):
+        failures += _id_failures(source, engine, types["user_id"])
     if failures:
         lines = [f"{name}: {n_rows:,} rows read; some break the transactions contract:"]
         for col, check, n, option in failures:
@@ -224,3 +232,96 @@ def check_transactions(
             failures=pd.DataFrame([{"column": c, "check": k, "n_rows": n} for c, k, n, _ in failures]),
         )
     return {"n_rows": n_rows}
+
+
+#: what settles an id this path cannot take as it is
+_THROUGH_PANDAS = (
+    "this path reads the ids as they are and cannot rewrite them: load the file through pandas "
+    "(urm score --path without --batches or --engine spark; datasets.load_transactions), which "
+    "applies the id rules, or write the ids as the rules read them"
+)
+
+
+def _id_failures(source, engine: str, kind: str) -> list[tuple[str, str, int, str]]:
+    """The id rules of the pandas path (:func:`urm_models.parsing.parse_id`, docs/reliability.md
+    "User ids") on a file read as it is: the same refusals, and a refusal of every id the rules
+    would rewrite (this path cannot). Ids of printable ASCII are checked in SQL (the same
+    patterns in both engines); the distinct others (few, as a rule) go through the pandas
+    path's own function."""
+    import unicodedata
+
+    from . import parsing as P
+    from .sql import run_sql
+
+    idt = "CAST(user_id AS VARCHAR)"
+    plain = f"{idt} <> '' AND NOT regexp_matches({idt}, '{P.ID_NOT_PLAIN}')"
+    conds = {
+        "scientific": f"{plain} AND regexp_matches({idt}, '{P.ID_SCIENTIFIC}')",
+        "zero_fraction": f"{plain} AND regexp_matches({idt}, '{P.ID_ZERO_FRACTION}')",
+        "whole": f"{plain} AND regexp_matches({idt}, '{P.ID_WHOLE}')",
+        "decimal": f"{plain} AND regexp_matches({idt}, '{P.ID_DECIMAL}') AND "
+        f"NOT regexp_matches({idt}, '{P.ID_ZERO_FRACTION}')",
+    }
+    if kind == "binary":  # DuckDB casts other bytes to escapes (\xC3), Spark decodes them: refused in both
+        conds["not_ascii"] = f"octet_length(user_id) <> length({idt})"
+    sums = ", ".join(f"SUM(CASE WHEN {c} THEN 1 ELSE 0 END) AS {k}" for k, c in conds.items())
+    counts = {k: int(v or 0) for k, v in run_sql(source, f"SELECT {sums} FROM transactions", engine).iloc[0].items()}
+
+    def examples(key: str) -> list[str]:
+        sql = f"SELECT DISTINCT {idt} AS id FROM transactions WHERE {conds[key]} LIMIT 3"
+        return run_sql(source, sql, engine)["id"].astype(str).tolist()
+
+    out: list[tuple[str, str, int, str]] = []
+    if counts.get("not_ascii"):
+        out.append(
+            ("user_id", "id_is_ascii_text (binary)", counts["not_ascii"], "write the ids as strings (UTF-8 text)")
+        )
+        return out  # the other checks would read escapes
+    odd = run_sql(
+        source,
+        f"SELECT {idt} AS id, COUNT(*) AS n FROM transactions WHERE {idt} IS NOT NULL AND "
+        f"({idt} = '' OR regexp_matches({idt}, '{P.ID_NOT_PLAIN}')) GROUP BY 1",
+        engine,
+    )
+    rewritten, reasons, canon = [], {}, {}
+    for raw, n in zip(odd["id"].astype(str), odd["n"].astype(int), strict=True):
+        if not raw.strip(" "):
+            continue  # counted by the not_missing check (TRIM: spaces)
+        text, why = P.normalise_id_text(raw)
+        if why is not None:
+            reasons[why] = reasons.get(why, 0) + n
+            continue
+        canon[raw] = (text, n)
+        if text != raw:
+            rewritten.append((raw, text, n))
+    for why, n in reasons.items():
+        out.append(("user_id", why, n, "errors='quarantine' in datasets.load_transactions sets these rows aside"))
+    if counts["scientific"]:
+        exc = P.refuse_scientific_ids(counts["scientific"], examples("scientific"))
+        out.append(("user_id", exc.check, exc.n_rows, str(exc)))
+    if counts["zero_fraction"] and counts["whole"]:
+        exc = P.refuse_two_spellings(
+            counts["zero_fraction"], counts["whole"], examples("zero_fraction"), examples("whole")
+        )
+        out.append(("user_id", exc.check, exc.n_rows, str(exc)))
+    elif counts["zero_fraction"] and not counts["decimal"]:
+        ex = examples("zero_fraction")
+        rewritten.append((ex[0], ex[0].split(".")[0], counts["zero_fraction"]))  # a float export: 123.0 is 123
+    wide = [t for t, _ in canon.values() if not t.isascii()]
+    ascii_forms = sorted({unicodedata.normalize("NFKC", t) for t in wide} - set(wide))
+    found = pd.DataFrame({"id": [], "n": []})
+    if ascii_forms:  # the plain ids some of them would be under NFKC: are they in the file?
+        quoted = ", ".join("'" + k.replace("'", "''") + "'" for k in ascii_forms)
+        sql = f"SELECT {idt} AS id, COUNT(*) AS n FROM transactions WHERE {idt} IN ({quoted}) GROUP BY 1"
+        found = run_sql(source, sql, engine)
+    groups = P.compatibility_groups(wide, set(wide) | set(found["id"]))
+    if groups:
+        members = {v for g in groups for v in g}
+        n = sum(c for t, c in canon.values() if t in members) + int(found.loc[found["id"].isin(members), "n"].sum())
+        exc = P.refuse_compatibility_forms(n, groups)
+        out.append(("user_id", exc.check, exc.n_rows, str(exc)))
+    if rewritten:
+        n = sum(c for _, _, c in rewritten)
+        shown = ", ".join(f"{a!r} as {b!r}" for a, b, _ in rewritten[:3])
+        out.append(("user_id", "id_as_the_rules_read_it", n, f"the rules read {shown}; {_THROUGH_PANDAS}"))
+    return out

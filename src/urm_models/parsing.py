@@ -168,10 +168,10 @@ NULL_WORDS = (
 #: "User ids"): anything but printable ASCII other than space, '"', '#' and '='
 ID_NOT_PLAIN = r"[^!$-<>-~]"
 #: the spellings of numbers the column rules look at (RE2 and Java agree on them)
-ID_SCIENTIFIC = r"^[+-]?[0-9]+(\.[0-9]+)?[eE][+-][0-9]+$"
-ID_ZERO_FRACTION = r"^[+-]?[0-9]+\.0+$"
+ID_SCIENTIFIC = r"^[+-]?[0-9]+([.][0-9]+)?[eE][+-][0-9]+$"
+ID_ZERO_FRACTION = r"^[+-]?[0-9]+[.]0+$"
 ID_WHOLE = r"^[+-]?[0-9]+$"
-ID_DECIMAL = r"^[+-]?[0-9]*\.[0-9]+$"
+ID_DECIMAL = r"^[+-]?[0-9]*[.][0-9]+$"
 _EXCEL_GUARD = re.compile(r'="(.*)"', re.DOTALL)
 #: spaces other than U+0020 (no-break, narrow, ideographic, ...): one space inside an id
 _SPACES = {cp: " " for cp in (0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)}
