@@ -150,8 +150,7 @@ def check_transactions(
         raise DataValidationError(
             f"{name}: "
             + "; ".join(
-                f"column {c} is stored as {_SHOWN.get(kind, kind)}: it must hold {why}"
-                for c, kind, why in wrong
+                f"column {c} is stored as {_SHOWN.get(kind, kind)}: it must hold {why}" for c, kind, why in wrong
             ),
             source=name,
             failures=pd.DataFrame([{"column": c, "check": f"type ({kind})", "n_rows": None} for c, kind, _ in wrong]),
