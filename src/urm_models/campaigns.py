@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 HILLSTROM = "hillstrom.csv"
+#: the fewest users an arm may have: 07 values policies by 5-fold cross-fitting, and every fold
+#: needs a user of every arm (a one-user arm used to fail there, after 01-05 had registered models)
+MIN_USERS_PER_ARM = 5
 #: Hillstrom's arms, control first (the file's ``segment`` column)
 HILLSTROM_ARMS = ("No E-Mail", "Mens E-Mail", "Womens E-Mail")
 #: Hillstrom's pre-campaign attributes. The file's ``history_segment`` is ``history`` cut into
@@ -153,6 +156,9 @@ def _campaign_checks(df: pd.DataFrame, source: str, *, control: str, arms, arm_c
             )
             failures.append({"column": "user_id", "check": "one_row_per_user", "n_rows": int(repeated.sum())})
     found = list(dict.fromkeys(df["arm"].astype(str)))
+    declared = None if arms is None else [str(a) for a in arms]
+    sizes = df["arm"].value_counts()
+    _arm_labels(found, sizes, declared, control, shown, problems, failures)
     if control not in found:
         near = [a for a in found if a.strip().lower() == str(control).strip().lower()]
         hint = f" (did you mean {near[0]!r}?)" if near else ""
@@ -185,11 +191,64 @@ def _campaign_checks(df: pd.DataFrame, source: str, *, control: str, arms, arm_c
             "needs a control and at least one treatment arm"
         )
         failures.append({"column": "arm", "check": "two_or_more_arms", "n_rows": len(df)})
+    small = sizes[sizes < MIN_USERS_PER_ARM]
+    if len(small):
+        problems.append(
+            f"column {shown}: arm(s) {', '.join(f'{a!r} ({n:,} users)' for a, n in small.items())} "
+            f"have fewer than {MIN_USERS_PER_ARM} users: an arm that small measures nothing (no interval, not a "
+            "user in every cross-fitting fold): fix the arm labels, or leave those users out of the file"
+        )
+        failures.append(
+            {"column": "arm", "check": f"at_least_{MIN_USERS_PER_ARM}_users_per_arm", "n_rows": int(small.sum())}
+        )
     if problems:
         head = f"{source}: {len(df):,} rows, {df['user_id'].nunique():,} users: the campaign contract fails:"
         raise DataValidationError("\n  - ".join([head, *problems]), source=source, failures=pd.DataFrame(failures))
     order = [str(a) for a in arms] if arms is not None else sorted(found)
     return (control, *[a for a in order if a != control])
+
+
+def _arm_labels(found, sizes, declared, control, shown, problems, failures) -> None:
+    """Arm labels that are no arm (a null word: ``NULL``, ``N/A``, an empty text guard) and labels
+    that differ only in case, spaces or Unicode form (``Control`` beside ``control``): one arm
+    written two ways, or two arms, is not guessed. Labels declared with ``arms=`` are taken as
+    they are."""
+    import unicodedata
+
+    from .parsing import NULL_WORDS
+
+    said = set(declared or ())
+    # "none" is a natural name for the arm that gets no contact: not a missing arm
+    nulls = [a for a in found if a.strip().lower() in NULL_WORDS - {"none"} and a not in said]
+    if nulls:
+        problems.append(
+            f"column {shown}: {int(sizes[nulls].sum()):,} users have an arm that is a null word "
+            f"({', '.join(f'{a!r}: {int(sizes[a]):,}' for a in nulls)}): no arm was recorded for them, and as an "
+            "arm of its own it would be measured and recommended. Fix the file or leave those users out (arms= "
+            "declaring it takes it as an arm)"
+        )
+        failures.append({"column": "arm", "check": "arm_is_not_a_null_word", "n_rows": int(sizes[nulls].sum())})
+    groups: dict[str, list[str]] = {}
+    for a in found:
+        key = " ".join(unicodedata.normalize("NFKC", a).casefold().split())
+        groups.setdefault(key, []).append(a)
+    twins = [g for g in groups.values() if len(g) > 1 and not set(g) <= said]
+    if twins:
+        shown_twins = "; ".join(" and ".join(f"{a!r} ({int(sizes[a]):,} users)" for a in g) for g in twins[:3])
+        control_twin = any(control in g for g in twins)
+        problems.append(
+            f"column {shown}: arm labels that differ only in case or spaces: {shown_twins}. One arm written two "
+            "ways or two arms is not guessed"
+            + (f" (the control {control!r} is one of them)" if control_twin else "")
+            + ": write each arm one way in the file, or declare both with arms= if they are different arms"
+        )
+        failures.append(
+            {
+                "column": "arm",
+                "check": "arm_labels_differ_beyond_case",
+                "n_rows": int(sum(sizes[a] for g in twins for a in g)),
+            }
+        )
 
 
 def _features(frame: pd.DataFrame, names, source: str, *, categorical=(), decimal=None, thousands=None) -> pd.DataFrame:
