@@ -16,6 +16,7 @@ import gzip
 import math
 import os
 import re
+import unicodedata
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,11 @@ id_text = st.one_of(
     st.from_regex(r"0{0,3}[1-9][0-9]{0,5}", fullmatch=True),
     st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,7}", fullmatch=True),
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=0, max_size=6),
+    # what spreadsheets and copy-paste do to ids (docs/reliability.md, "User ids")
+    st.sampled_from(
+        ["1.23457E+11", "123.0", "123", '="00123"', "A\u200b1", "Jose\u0301", "Jos\u00e9", "#N/A", "#VALUE!"]
+        + ["\uff11\uff12", "12", "A\u00a01", "A\u20281", "M\ufffdller", "\u200b"]
+    ),
 )
 
 
@@ -270,8 +276,30 @@ def _naive_or_none(c: str | None):
 # ------------------------------------------------------------------------------ the oracle
 
 
-def oracle_id(cell):
-    return cell.strip() if isinstance(cell, str) else cell
+def _id_text(cell):
+    """docs/reliability.md's id rules, written out here: NFC, invisible format characters
+    dropped, surrounding whitespace dropped, Excel's ="..." unwrapped, other spaces one space."""
+    if not isinstance(cell, str):
+        return cell
+    text = "".join(c for c in unicodedata.normalize("NFC", cell) if unicodedata.category(c) != "Cf").strip()
+    if len(text) >= 3 and text.startswith('="') and text.endswith('"'):
+        text = text[2:-1].replace('""', '"').strip()
+    return "".join(" " if unicodedata.category(c) == "Zs" else c for c in text)
+
+
+def oracle_id(cell, column):
+    """The id of a kept row: its text by the rules, and whole numbers written as 123.0 read as
+    123 when no id of the column is written otherwise (no 123, no 1.5)."""
+    text = _id_text(cell)
+    if not isinstance(text, str) or not re.fullmatch(r"[+-]?\d+\.0+", text):
+        return text
+    others = [_id_text(c) for c in column if isinstance(c, str)]
+    if any(
+        re.fullmatch(r"[+-]?\d+", o) or re.fullmatch(r"[+-]?\d*\.\d+", o) and not re.fullmatch(r"[+-]?\d+\.0+", o)
+        for o in others
+    ):
+        return text
+    return text.split(".")[0]
 
 
 def oracle_amount(cell, decimal: str, thousands: str | None):
@@ -433,7 +461,7 @@ def _check(export: Export, tmp: Path):
     for out_row, i in enumerate(kept):
         cells = seen[i]
         assert len(cells) == len(names), export.rows[i]
-        assert tx["user_id"].iloc[out_row] == oracle_id(cells[j_id]) != ""
+        assert tx["user_id"].iloc[out_row] == oracle_id(cells[j_id], [c[j_id] for c in seen if len(c) > j_id]) != ""
         amount = oracle_amount(cells[j_amt], opts["decimal"], opts["thousands"])
         got = tx["amount"].iloc[out_row]
         assert amount is not None and math.isfinite(amount) and 0 <= amount <= MAX_AMOUNT, (cells[j_amt], got)

@@ -462,7 +462,7 @@ def _normal_signs(u: pd.Series) -> pd.Series:
     u = u.str.replace(f"^([{_MINUS_SIGNS}])", "-", regex=True)
     u = u.str.replace(f"([{_MINUS_SIGNS}])$", "-", regex=True)
     u = u.str.replace(r"^\((.+)\)$", r"-\1", regex=True)
-    return u.str.replace(r"^([^+\-].*\d\S*?)\s*-$", r"-\1", regex=True)
+    return u.str.replace(r"^(?=.*\d)([^+\-].*?)\s*-$", r"-\1", regex=True)
 
 
 def _strip_currency(u: pd.Series, currency: str | None) -> pd.Series:
@@ -482,8 +482,9 @@ def parse_number(
     decimal/thousands convention than the one chosen. ``decimal=None``: ``"."``, unless the
     column's dotted values are all digit groups of three (ambiguous: refused, module docstring)."""
     unsaid = decimal is None and thousands is None
-    decimal = "." if decimal is None else decimal
     thousands = thousands_separator(thousands)
+    if decimal is None:  # thousands='.' alone (the dotted-groups hint) means a decimal comma
+        decimal = "," if thousands == "." else "."
     if decimal not in DECIMALS:
         raise ValueError(f"decimal must be '.' or ',', not {decimal!r}")
     if thousands not in THOUSANDS:

@@ -607,7 +607,7 @@ def quarantine_folder(quarantine_dir=None) -> Path:
 #: a currency sign before or after digits: never a sign, a bracket or a digit mark
 _NOT_CURRENCY = r"\d\s.,'+\-()\u2212\u2013\ufe63\uff0d\u00a0\u202f\u2019"
 _SIGNED = (
-    re.compile(rf"^([^{_NOT_CURRENCY}]{{1,3}})\s*[+-]?\d[\d.,'\u00a0\u202f\u2019 ]*$"),
+    re.compile(rf"^[+-]?\s*([^{_NOT_CURRENCY}]{{1,3}})\s*[+-]?\d[\d.,'\u00a0\u202f\u2019 ]*$"),
     re.compile(rf"^[+-]?\d[\d.,'\u00a0\u202f\u2019 ]*\s*([^{_NOT_CURRENCY}]{{1,3}})$"),
 )
 
