@@ -189,6 +189,13 @@ def check_transactions(
     if returns == "reject":
         checks[("amount", "non_negative", "returns='keep' (--returns keep) accepts refunds")] = f"{amount} < 0"
     sums = ",\n  ".join(f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS c{i}" for i, cond in enumerate(checks.values()))
+    id_kind = types["user_id"] if types["user_id"] in ("text", "binary") else None
+    if id_kind:  # the id rules' counts and two examples each, in the same pass
+        sums += "".join(
+            f",\n  SUM(CASE WHEN {c} THEN 1 ELSE 0 END) AS id_{k}, MIN(CASE WHEN {c} THEN {_IDT} END) AS lo_{k}, "
+            f"MAX(CASE WHEN {c} THEN {_IDT} END) AS hi_{k}"
+            for k, c in _id_conditions(id_kind).items()
+        )
     counts = run_sql(source, f"SELECT COUNT(*) AS n_rows,\n  {sums}\nFROM transactions", engine).iloc[0]
     n_rows = int(counts["n_rows"])
     failures = [
@@ -214,8 +221,8 @@ def check_transactions(
                     "duplicates='keep' (--duplicates keep) keeps exact copies as separate orders",
                 )
             )
-    if types["user_id"] in ("text", "binary"):
-        failures += _id_failures(source, engine, types["user_id"])
+    if id_kind:
+        failures += _id_failures(source, engine, counts)
     if failures:
         lines = [f"{name}: {n_rows:,} rows read; some break the transactions contract:"]
         for col, check, n, option in failures:
@@ -241,18 +248,16 @@ _THROUGH_PANDAS = (
 )
 
 
-def _id_failures(source, engine: str, kind: str) -> list[tuple[str, str, int, str]]:
-    """The id rules of the pandas path (:func:`urm_models.parsing.parse_id`, docs/reliability.md
-    "User ids") on a file read as it is: the same refusals, and a refusal of every id the rules
-    would rewrite (this path cannot). Ids of printable ASCII are checked in SQL (the same
-    patterns in both engines); the distinct others (few, as a rule) go through the pandas
-    path's own function."""
-    import unicodedata
+_IDT = "CAST(user_id AS VARCHAR)"
 
+
+def _id_conditions(kind: str) -> dict[str, str]:
+    """Conditions on a row's id: the spellings the column rules count (over ids of printable
+    ASCII, where SQL sees what pandas sees) and the ids that need the pandas path's own function
+    (``odd``: any other character)."""
     from . import parsing as P
-    from .sql import run_sql
 
-    idt = "CAST(user_id AS VARCHAR)"
+    idt = _IDT
     plain = f"{idt} <> '' AND NOT regexp_matches({idt}, '{P.ID_NOT_PLAIN}')"
     conds = {
         "scientific": f"{plain} AND regexp_matches({idt}, '{P.ID_SCIENTIFIC}')",
@@ -260,52 +265,61 @@ def _id_failures(source, engine: str, kind: str) -> list[tuple[str, str, int, st
         "whole": f"{plain} AND regexp_matches({idt}, '{P.ID_WHOLE}')",
         "decimal": f"{plain} AND regexp_matches({idt}, '{P.ID_DECIMAL}') AND "
         f"NOT regexp_matches({idt}, '{P.ID_ZERO_FRACTION}')",
+        "odd": f"{idt} = '' OR regexp_matches({idt}, '{P.ID_NOT_PLAIN}')",
     }
     if kind == "binary":  # DuckDB casts other bytes to escapes (\xC3), Spark decodes them: refused in both
-        conds["not_ascii"] = f"octet_length(user_id) <> length({idt})"
-    sums = ", ".join(f"SUM(CASE WHEN {c} THEN 1 ELSE 0 END) AS {k}" for k, c in conds.items())
-    counts = {k: int(v or 0) for k, v in run_sql(source, f"SELECT {sums} FROM transactions", engine).iloc[0].items()}
+        ascii_ = f"octet_length(user_id) = length({idt})"
+        conds = {k: f"{ascii_} AND ({c})" for k, c in conds.items()}
+        conds["not_ascii"] = f"NOT ({ascii_})"
+    return conds
+
+
+def _id_failures(source, engine: str, counts) -> list[tuple[str, str, int, str]]:
+    """The id rules of the pandas path (:func:`urm_models.parsing.parse_id`, docs/reliability.md
+    "User ids") on a file read as it is, from the counts of :func:`_id_conditions` (``counts``:
+    the contract's pass): the same refusals, and a refusal of every id the rules would rewrite
+    (this path cannot). The distinct ids that are not printable ASCII (few, as a rule) go
+    through the pandas path's own function."""
+    import unicodedata
+
+    from . import parsing as P
+    from .sql import run_sql
+
+    idt = _IDT
+    n = {k[3:]: int(v or 0) for k, v in counts.items() if k.startswith("id_")}
 
     def examples(key: str) -> list[str]:
-        sql = f"SELECT DISTINCT {idt} AS id FROM transactions WHERE {conds[key]} LIMIT 3"
-        return run_sql(source, sql, engine)["id"].astype(str).tolist()
+        return list(dict.fromkeys(str(counts[f"{e}_{key}"]) for e in ("lo", "hi")))
 
     out: list[tuple[str, str, int, str]] = []
-    if counts.get("not_ascii"):
-        out.append(
-            ("user_id", "id_is_ascii_text (binary)", counts["not_ascii"], "write the ids as strings (UTF-8 text)")
-        )
+    if n.get("not_ascii"):
+        out.append(("user_id", "id_is_ascii_text (binary)", n["not_ascii"], "write the ids as strings (UTF-8 text)"))
         return out  # the other checks would read escapes
-    odd = run_sql(
-        source,
-        f"SELECT {idt} AS id, COUNT(*) AS n FROM transactions WHERE {idt} IS NOT NULL AND "
-        f"({idt} = '' OR regexp_matches({idt}, '{P.ID_NOT_PLAIN}')) GROUP BY 1",
-        engine,
-    )
     rewritten, reasons, canon = [], {}, {}
-    for raw, n in zip(odd["id"].astype(str), odd["n"].astype(int), strict=True):
-        if not raw.strip(" "):
-            continue  # counted by the not_missing check (TRIM: spaces)
-        text, why = P.normalise_id_text(raw)
-        if why is not None:
-            reasons[why] = reasons.get(why, 0) + n
-            continue
-        canon[raw] = (text, n)
-        if text != raw:
-            rewritten.append((raw, text, n))
-    for why, n in reasons.items():
-        out.append(("user_id", why, n, "errors='quarantine' in datasets.load_transactions sets these rows aside"))
-    if counts["scientific"]:
-        exc = P.refuse_scientific_ids(counts["scientific"], examples("scientific"))
+    if n["odd"]:
+        sql = f"SELECT {idt} AS id, COUNT(*) AS n FROM transactions WHERE {_id_conditions('text')['odd']} GROUP BY 1"
+        odd = run_sql(source, sql, engine)
+        for raw, k in zip(odd["id"].astype(str), odd["n"].astype(int), strict=True):
+            if not raw.strip(" "):
+                continue  # counted by the not_missing check (TRIM: spaces)
+            text, why = P.normalise_id_text(raw)
+            if why is not None:
+                reasons[why] = reasons.get(why, 0) + k
+                continue
+            canon[raw] = (text, k)
+            if text != raw:
+                rewritten.append((raw, text, k))
+    for why, k in reasons.items():
+        out.append(("user_id", why, k, "errors='quarantine' in datasets.load_transactions sets these rows aside"))
+    if n["scientific"]:
+        exc = P.refuse_scientific_ids(n["scientific"], examples("scientific"))
         out.append(("user_id", exc.check, exc.n_rows, str(exc)))
-    if counts["zero_fraction"] and counts["whole"]:
-        exc = P.refuse_two_spellings(
-            counts["zero_fraction"], counts["whole"], examples("zero_fraction"), examples("whole")
-        )
+    if n["zero_fraction"] and n["whole"]:
+        exc = P.refuse_two_spellings(n["zero_fraction"], n["whole"], examples("zero_fraction"), examples("whole"))
         out.append(("user_id", exc.check, exc.n_rows, str(exc)))
-    elif counts["zero_fraction"] and not counts["decimal"]:
-        ex = examples("zero_fraction")
-        rewritten.append((ex[0], ex[0].split(".")[0], counts["zero_fraction"]))  # a float export: 123.0 is 123
+    elif n["zero_fraction"] and not n["decimal"]:
+        ex = examples("zero_fraction")[0]
+        rewritten.append((ex, ex.split(".")[0], n["zero_fraction"]))  # a float export: 123.0 is 123
     wide = [t for t, _ in canon.values() if not t.isascii()]
     ascii_forms = sorted({unicodedata.normalize("NFKC", t) for t in wide} - set(wide))
     found = pd.DataFrame({"id": [], "n": []})
@@ -316,11 +330,11 @@ def _id_failures(source, engine: str, kind: str) -> list[tuple[str, str, int, st
     groups = P.compatibility_groups(wide, set(wide) | set(found["id"]))
     if groups:
         members = {v for g in groups for v in g}
-        n = sum(c for t, c in canon.values() if t in members) + int(found.loc[found["id"].isin(members), "n"].sum())
-        exc = P.refuse_compatibility_forms(n, groups)
+        k = sum(c for t, c in canon.values() if t in members) + int(found.loc[found["id"].isin(members), "n"].sum())
+        exc = P.refuse_compatibility_forms(k, groups)
         out.append(("user_id", exc.check, exc.n_rows, str(exc)))
     if rewritten:
-        n = sum(c for _, _, c in rewritten)
+        k = sum(c for _, _, c in rewritten)
         shown = ", ".join(f"{a!r} as {b!r}" for a, b, _ in rewritten[:3])
-        out.append(("user_id", "id_as_the_rules_read_it", n, f"the rules read {shown}; {_THROUGH_PANDAS}"))
+        out.append(("user_id", "id_as_the_rules_read_it", k, f"the rules read {shown}; {_THROUGH_PANDAS}"))
     return out
