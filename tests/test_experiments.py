@@ -344,3 +344,44 @@ def test_next_campaign_holds_out_a_stratified_random_share_sized_for_the_effect(
         q = rec.loc[users["user_id"], "action_priority"].to_numpy()
         shares = pd.Series((users["arm"] == "none").to_numpy()).groupby(q).mean()
         assert (shares - plan.loc[a, "holdout_share"]).abs().max() < 0.01
+
+
+def test_a_campaign_with_new_sign_ups_trains_a_model_that_scores_everyone(home):
+    """Issue 27: users sent the campaign before their first purchase (new sign-ups; supported)
+    made the trained model's features floats (missing history) where scoring, on users with
+    purchases, gave integers: MLflow refused them ("Can not safely convert int64 to float64"), 06
+    failed and every later urm score with it. The features are floats whoever the users are."""
+    import mlflow
+
+    from urm_models import scoring, tracking
+    from urm_models.experiments import policy
+    from urm_models.experiments.campaign import check_campaign, features_at
+    from urm_models.models import UpliftModel
+
+    tx, asg, _ = simulate_campaign(400, {"email": 1.0}, window=4, sent_at="2021-03-01", seed=3)
+    asg = asg.assign(sent_at=pd.Timestamp("2021-03-01"))
+    new = pd.DataFrame({"user_id": [f"n{i}" for i in range(20)], "arm": ["email", "control"] * 10})
+    later = pd.DataFrame({"user_id": new["user_id"][::2], "ts": pd.Timestamp("2021-03-05"), "amount": 10.0})
+    tx = pd.concat([tx, later], ignore_index=True)
+    sends = pd.concat([asg, new.assign(sent_at=pd.Timestamp("2021-03-01"))], ignore_index=True)
+    summary = check_campaign(tx, sends, window=2, control="control")
+    assert summary["new_users"] >= 20 and summary["never_bought"] == 10
+    camp = experiments.campaign.from_transactions(tx, sends, window=2, control="control", btyd=False)
+    assert (camp.X.drop(columns="known").dtypes == "float64").all() and camp.X["known"].dtype == "int64"
+    assert camp.X.loc[[f"n{i}" for i in range(20)], "known"].eq(0).all()
+    at_scoring = features_at(tx, "2021-03-20", tx["user_id"].unique()[:30], **camp.features_spec)
+    assert at_scoring.dtypes.to_dict() == camp.X.dtypes.to_dict()  # the same types without new sign-ups
+    model = UpliftModel(learner="s", control="control", random_state=0).fit(
+        camp.X, camp.data["converted"].to_numpy(float), camp.data["arm"]
+    )
+    decision = policy.UpliftPolicy(
+        model, {"email": 1.0}, outcome="converted", value_outcome="spend", features_spec=camp.features_spec
+    )
+    tracking.configure()
+    mlflow.set_experiment("new-sign-ups")
+    with mlflow.start_run():
+        logged = tracking.log_uplift_model(decision, camp.X.sort_values("known"))  # the example holds new sign-ups
+    table = pd.DataFrame({"user_id": sorted(tx["user_id"].unique())[:40], "model_versions": "urm-clv/1"})
+    info = {"name": "urm-uplift", "version": 1, "tags": {}}
+    out = scoring.add_campaign_columns(table, tx, "2021-03-20", mlflow.pyfunc.load_model(logged.model_uri), info)
+    assert out["recommended_arm"].isin(["email", "control"]).all() and out["expected_incremental_value"].notna().all()
