@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from hostile.corpus import AS_OF, CAMPAIGNS, CASES, Case, campaign_transactions
-from urm_models import cli, datasets
+from urm_models import cli, datasets, pipeline
 from urm_models.experiments.campaign import check_campaign
 from urm_models.parsing import THOUSANDS, THOUSANDS_NAMES
 from urm_models.validation import DataValidationError
@@ -144,3 +144,20 @@ def test_the_dotted_groups_hint_names_both_readings_and_each_reads_the_column(tm
         datasets.load_transactions(path, as_of=AS_OF)
     assert datasets.load_transactions(path, as_of=AS_OF, thousands=".")["amount"].tolist() == [2933.0, 933.0, 1250.0]
     assert datasets.load_transactions(path, as_of=AS_OF, decimal=".")["amount"].tolist() == [2.933, 933.0, 1.25]
+
+
+def test_the_refresh_runs_the_campaign_checks_before_any_notebook(home, tmp_path, campaign_tx):
+    """The refresh's up-front check calls check_campaign on its transactions: a campaign it
+    refuses stops the refresh before a notebook runs or a model is fitted."""
+    orders = tmp_path / "orders.csv"
+    campaign_tx.assign(ts=campaign_tx["ts"].dt.strftime("%Y-%m-%d")).to_csv(orders, index=False)
+    by_name = {c.name: c for c in CAMPAIGNS}
+    for name in ("control_beside_Control", "ids_written_otherwise", "one_user_arm"):
+        sends = by_name[name].write(tmp_path)
+        params = {"path": str(orders), "cutoff": "2024-02-28", "campaign": str(sends), "control": "control"}
+        with pytest.raises(pipeline.RefreshError, match="the assignment file is refused") as info:
+            pipeline.refresh({**params, "campaign_window": 4}, progress=False)
+        assert by_name[name].refused[0] in str(info.value)
+    with pytest.raises(pipeline.RefreshError, match="campaign_window 0 is not a positive"):
+        pipeline.refresh({**params, "campaign": str(by_name["campaign_ok"].write(tmp_path)), "campaign_window": 0})
+    assert not (home / "reports" / "runs").exists() or not any((home / "reports" / "runs").iterdir())

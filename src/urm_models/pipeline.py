@@ -1045,7 +1045,13 @@ def _check_campaign(p: dict, kind: str, tx=None) -> None:
     from .validation import DataValidationError
 
     try:
-        campaigns.load_assignments(path, control=p["control"], dataset=p["dataset"], **read)
+        if tx is None:
+            campaigns.load_assignments(path, control=p["control"], dataset=p["dataset"], **read)
+        else:  # the whole campaign on its transactions (window, sends, ids), nothing fitted
+            from .experiments.campaign import check_campaign
+
+            window, freq, control = p["campaign_window"], p["freq"], p["control"]
+            check_campaign(tx, path, window=window, freq=freq, control=control, read=read, dataset=p["dataset"])
     except DataValidationError as exc:
         raise RefreshError(f"the assignment file is refused: {exc}") from None
     p["campaign"] = str(path)

@@ -77,7 +77,9 @@ def check_campaign(
 
     source = str(assignments) if isinstance(assignments, (str, Path)) else "assignments"
     if isinstance(assignments, (str, Path)):
-        assignments = load_assignments(assignments, control=control, arms=arms, dataset=dataset, **(read or {}))
+        options = {"control": control, "arms": arms, "dataset": dataset, **(read or {})}
+        options["arms"] = arms if arms is not None else options["arms"]  # read= may declare them
+        assignments = load_assignments(assignments, **options)
     elif read:
         raise ValueError("reading options go with an assignment file's path, not with a table")
     days = _window_days(window, freq, source)
