@@ -89,9 +89,7 @@ def blank(s: pd.Series) -> pd.Series:
 
         empty = pc.equal(pc.utf8_trim_whitespace(arr), "").fill_null(True)
         return pd.Series(empty.to_numpy(zero_copy_only=False), index=s.index, dtype=bool)
-    return s.isna() | s.map(lambda v: isinstance(v, str) and not v.strip(), na_action="ignore").fillna(False).astype(
-        bool
-    )
+    return s.isna() | s.map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
 
 
 def _as_arrow_text(s: pd.Series):
@@ -523,7 +521,7 @@ def parse_number(
                 return None
 
         text = text.map(conv, na_action="ignore")
-        numeric = text.map(lambda v: isinstance(v, float), na_action="ignore").fillna(False).astype(bool)
+        numeric = text.map(lambda v: isinstance(v, float)).astype(bool) & text.notna()
         if numeric.all():
             return text.astype(float)
     chosen = _number_pattern(decimal, thousands)
