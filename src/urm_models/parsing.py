@@ -184,8 +184,14 @@ ID_EMPTY = "not_missing (nothing but invisible characters)"
 
 def null_words(ids: pd.Series) -> pd.Series:
     """Rows whose id is one of :data:`NULL_WORDS`."""
-    text = ids.astype("string").str.strip().str.lower()
-    return text.isin(NULL_WORDS).fillna(False).astype(bool)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = _as_arrow_text(ids)
+    if arr is None:
+        arr = pa.array(ids.map(lambda v: None if v is None else str(v)).tolist(), type=pa.string())
+    hit = pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(arr)), value_set=pa.array(sorted(NULL_WORDS)))
+    return pd.Series(np.asarray(hit.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool), index=ids.index)
 
 
 def normalise_id_text(v: str) -> tuple[str, str | None]:
@@ -282,13 +288,17 @@ def parse_id(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     canon, why = _normalise_unique(pd.Series(uniques, dtype=object))
     counts = np.bincount(codes, minlength=len(uniques))
     canon = check_id_forms(canon, counts, why.isna().to_numpy(), n_rows=len(s))
-    out = pd.Series([None] * len(s), index=s.index, dtype=object)
-    out[present] = canon.to_numpy(dtype=object)[codes]
-    why_rows = why.to_numpy(dtype=object)[codes]
-    problems[present] = np.where(pd.isna(why_rows), problems[present].to_numpy(dtype=object), why_rows)
-    blank_now = present & (out == "").fillna(False).astype(bool)
-    out[blank_now | problems.notna()] = None
-    return out.astype(object), problems
+    # back to the rows through the codes (an empty id always has a problem: ID_EMPTY)
+    canon_u, why_u = canon.to_numpy(dtype=object), why.to_numpy(dtype=object)
+    canon_u[pd.notna(why_u)] = None
+    rows = present.to_numpy()
+    out = np.full(len(s), None, dtype=object)
+    out[rows] = canon_u[codes]
+    why_rows = why_u[codes]
+    earlier = problems.to_numpy(dtype=object)
+    earlier[rows] = np.where(pd.isna(why_rows), earlier[rows], why_rows)
+    out[pd.notna(earlier)] = None
+    return pd.Series(out, index=s.index, dtype=object), pd.Series(earlier, index=s.index, dtype=object)
 
 
 def _normalise_unique(u: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -346,9 +356,9 @@ def check_id_forms(canon: pd.Series, counts: np.ndarray, usable: np.ndarray, *, 
     if frac.any() and not (hits(ID_DECIMAL) & ~frac).any():  # a float export: 123.0 is 123
         canon = canon.copy()
         canon[frac] = canon[frac].str.replace(r"\.0+$", "", regex=True)
-    groups = compatibility_groups(
-        [v for v, ok in zip(canon.tolist(), usable, strict=True) if ok and not v.isascii()], set(canon[usable])
-    )
+    plain = np.asarray(pc.string_is_ascii(arr).to_numpy(zero_copy_only=False), dtype=bool)
+    wide = canon[~plain & usable].tolist()
+    groups = compatibility_groups(wide, set(canon[usable])) if wide else []
     if groups:
         n = int(counts[canon.isin({v for g in groups for v in g}).to_numpy() & usable].sum())
         raise refuse_compatibility_forms(n, groups)
@@ -457,10 +467,17 @@ def _normal_signs(u: pd.Series) -> pd.Series:
     """Negative amounts in every spelling as a leading '-': the typographic minus signs
     (``−12.50``), a trailing minus (``12.50-``, SAP and mainframe exports) and accounting
     parentheses (``(12.50)``). A value with two signs stays unreadable."""
-    u = u.str.replace(f"^([{_MINUS_SIGNS}])", "-", regex=True)
-    u = u.str.replace(f"([{_MINUS_SIGNS}])$", "-", regex=True)
-    u = u.str.replace(r"^\((.+)\)$", r"-\1", regex=True)
-    return u.str.replace(r"^(?=.*\d)([^+\-].*?)\s*-$", r"-\1", regex=True)
+    signed = u.str.contains(f"[-(){_MINUS_SIGNS}]", regex=True).fillna(False).astype(bool)
+    if not signed.any():  # most columns: nothing to rewrite, one scan
+        return u
+    v = u[signed]
+    v = v.str.replace(f"^([{_MINUS_SIGNS}])", "-", regex=True)
+    v = v.str.replace(f"([{_MINUS_SIGNS}])$", "-", regex=True)
+    v = v.str.replace(r"^\((.+)\)$", r"-\1", regex=True)
+    v = v.str.replace(r"^(?=.*\d)([^+\-].*?)\s*-$", r"-\1", regex=True)
+    u = u.copy()
+    u[signed] = v
+    return u
 
 
 def _strip_currency(u: pd.Series, currency: str | None) -> pd.Series:
@@ -556,10 +573,11 @@ _GROUPED = re.compile(r"[+-]?\d{1,3}(\.\d{3})+")
 def _check_dotted_groups(text: pd.Series, currency: str | None) -> None:
     """Refuse a column whose every dotted value is digit groups of three (``2.933``): a decimal
     point and a thousands dot read it as different numbers, and nothing in the column tells."""
-    vals = text.dropna()
-    vals = vals[vals.map(lambda v: isinstance(v, str))].astype("string").str.strip()
-    vals = _strip_currency(_normal_signs(vals), currency)
-    dotted = vals[vals.str.contains(".", regex=False).fillna(False).astype(bool)]
+    raw = pd.Series(pd.unique(text.dropna().to_numpy(dtype=object)), dtype=object)  # distinct values decide
+    raw = raw[raw.map(lambda v: isinstance(v, str))]
+    vals = _strip_currency(_normal_signs(raw.astype("string").str.strip()), currency)
+    has_dot = vals.str.contains(".", regex=False).fillna(False).astype(bool)
+    dotted = vals[has_dot]
     if dotted.empty:
         return
     grouped = dotted.str.fullmatch(_GROUPED).fillna(False).astype(bool)
@@ -567,12 +585,13 @@ def _check_dotted_groups(text: pd.Series, currency: str | None) -> None:
         return
     examples = list(dict.fromkeys(dotted.tolist()))[:2]
     first = examples[0]
+    n_rows = int(text.isin(set(raw[has_dot])).sum())
     raise ConventionError(
-        f"every one of the {len(dotted):,} value(s) with a dot is digits in groups of three, e.g. "
+        f"every one of the {n_rows:,} value(s) with a dot is digits in groups of three, e.g. "
         f"{', '.join(map(repr, examples))}: {first!r} is {_to_float(first, '.', None):g} with a decimal point and "
         f"{_to_float(first, ',', '.'):g} with a thousands dot (German integers), and values without a dot fit both. "
         f"Say which: decimal='.' or thousands='.'",
-        n_rows=int(len(dotted)),
+        n_rows=n_rows,
         option="decimal='.' or thousands='.'",
         check="decimal_or_thousands_dot",
     )
