@@ -193,7 +193,7 @@ def test_the_relationship_table_from_spark_equals_the_local_one(session, data, c
     )
 
 
-def test_the_parquet_contract_gives_the_same_answers_in_spark(session, tmp_path):
+def test_the_parquet_contract_gives_the_same_answers_in_spark(session, tmp_path, home):
     """The contract's SQL on Spark: the same failures, counted the same, as on DuckDB
     (tests/test_parquet_contract.py); the same type refusals."""
     import pyarrow as pa
