@@ -177,3 +177,36 @@ def test_value_intervals_carry_the_purchase_process_and_cover_the_holdout(fitted
     assert c.loc[top, "value_upper"] - c.loc[top, "value_lower"] > 3 * (
         c.loc[top, "clv_upper"] - c.loc[top, "clv_lower"]
     )
+
+
+def test_value_at_risk_is_the_value_lost_to_dropout_over_the_clv_horizon(models):
+    """Issue 28, part e: one model, one horizon. clv + value_at_risk is the value of the customer
+    kept alive throughout the CLV horizon: the same model's CLV with dropout removed (Pareto/NBD
+    with beta -> infinity: no one leaves, everyone alive now)."""
+    pn, gg, rfm = models["pareto"], models["gg"], models["rfm"]
+    scorer = CLVScorer(pn, gg, rfm_freq="W", horizon=12, freq="M", discount_rate=0.01, churn_window=13)
+    out = scorer.predict(rfm)
+    kept = pn._with_params({**pn.params_, "beta": 1e9})
+    ref = customer_lifetime_value(kept, gg, rfm, horizon=12, freq="M", discount_rate=0.01)
+    sure = kept.p_alive(rfm) > 1 - 1e-7  # where that limit has everyone alive now
+    assert sure.mean() > 0.95
+    assert np.allclose((out["clv"] + out["value_at_risk"])[sure], ref["clv"][sure], rtol=1e-5)
+    # everywhere: the rate given alive, (r + x) / (alpha + T), for 12 discounted months of 365.25 / 12 days
+    r, alpha = pn.params_["r"], pn.params_["alpha"]
+    month = 365.25 / 12 / 7
+    retained = (r + rfm["frequency"]) / (alpha + rfm["T"]) * month * np.sum(1.01 ** -np.arange(1.0, 13.0))
+    assert np.allclose(out["clv"] + out["value_at_risk"], gg.conditional_expected_spend(rfm) * retained, rtol=1e-9)
+    assert (out["value_at_risk"] >= 0).all()
+    # its horizon is the CLV's, not the churn window's (the old p_churn x clv mixed 13 weeks with 12 months)
+    other = CLVScorer(pn, gg, rfm_freq="W", horizon=12, freq="M", discount_rate=0.01, churn_window=4).predict(rfm)
+    assert np.allclose(other["value_at_risk"], out["value_at_risk"])
+    assert not np.allclose(other["p_churn"], out["p_churn"])
+    longer = CLVScorer(pn, gg, rfm_freq="W", horizon=24, freq="M", discount_rate=0.01).predict(rfm)
+    assert (longer["value_at_risk"] >= out["value_at_risk"] - 1e-9).all()
+    # a customer long gone has nothing left of his CLV and all of it at risk; a steady recent buyer little
+    hist = pd.DataFrame(
+        {"frequency": [10.0, 10.0], "recency": [38.9, 2.0], "T": [39.0, 39.0], "monetary": [30.0, 30.0]}
+    )
+    h = scorer.predict(hist)
+    assert h["value_at_risk"].iloc[1] > 20 * h["clv"].iloc[1]
+    assert h["value_at_risk"].iloc[0] < h["clv"].iloc[0]

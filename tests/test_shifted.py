@@ -272,6 +272,15 @@ def test_as_the_clv_models_purchase_model_it_scores_activity_features(cdnow_samp
     called_gone = base_alive < 0.01
     assert called_gone.any() and (alive[called_gone] > base_alive[called_gone]).all()
     assert np.corrcoef(out["clv"], btyd["clv"])[0, 1] > 0.7  # mostly the same customers worth most (0.76)
+    # the value at risk over the same 12 months: where P(alive) < 1 the base model's value retained
+    # (the Pareto/NBD's, given alive and staying) less the booster's CLV
+    from urm_models.models.clv import _retained_sum
+
+    kept = spend * _retained_sum(base, x, T, P, 12, month, 0.01)[codes]
+    var = out["value_at_risk"].to_numpy()
+    assert (var >= 0).all()
+    np.testing.assert_allclose(var[below], np.maximum(kept - out["clv"].to_numpy(), 0)[below], rtol=1e-9)
+    assert (var[~below] <= kept[~below] * out["expected_purchases"].to_numpy()[~below] / given[~below] + 1e-9).all()
     with pytest.raises(ValueError, match=r"activity features lack \['purchases_13'"):
         scorer.predict(act.drop(columns="purchases_13"))
     with pytest.raises(ValueError, match=r"period of 2 would change its trend feature: use period >= 4"):

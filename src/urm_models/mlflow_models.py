@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 
 
 class SurvivalPyfunc(mlflow.pyfunc.PythonModel):
     """Scores a SurvivalModel: ``p_churn`` within ``horizon``, ``expected_remaining_lifetime``
-    and, with ``charge_col``, the contractual ``clv`` over ``clv_horizon`` periods."""
+    and, with ``charge_col``, the contractual ``clv`` over ``clv_horizon`` periods and its
+    ``value_at_risk``: the discounted charges of the same horizon lost if the customer leaves
+    (every period's charge for a customer who stays, less ``clv``)."""
 
     def __init__(
         self,
@@ -40,6 +43,13 @@ class SurvivalPyfunc(mlflow.pyfunc.PythonModel):
             out["clv"] = contractual_clv(
                 self.model, model_input, self.charge_col, self.clv_horizon, self.margin, self.discount_rate
             ).to_numpy()
+            k = np.arange(1, self.clv_horizon + 1, dtype=float)
+            retained = (
+                model_input[self.charge_col].to_numpy(float)
+                * self.margin
+                * float(np.sum((1.0 + self.discount_rate) ** -k))
+            )
+            out["value_at_risk"] = np.maximum(retained - out["clv"].to_numpy(), 0.0)
         return out
 
 

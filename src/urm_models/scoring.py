@@ -226,6 +226,7 @@ class TransactionScoring:
             c: t[c].to_numpy(float)
             for c in ("p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv")
         }
+        cols["value_at_risk"] = _value_at_risk(t)
         # tiers by CLV; by expected purchases where the data have no money (an activity log: CLV empty)
         cols["tier_value"] = np.where(np.isnan(cols["clv"]), cols["expected_purchases"], cols["clv"])
         cols.update(
@@ -268,7 +269,8 @@ ranked AS (
         ROW_NUMBER() OVER (ORDER BY tier_value DESC, user_id) AS pos
     FROM counted
 )
-SELECT user_id, p_alive, p_churn, expected_purchases, expected_remaining_lifetime, clv, lifecycle_stage, cohort,
+SELECT user_id, p_alive, p_churn, expected_purchases, expected_remaining_lifetime, clv, value_at_risk,
+       lifecycle_stage, cohort,
        time_since_last, frequency, monetary,
        {quintile("r_rank", "n_all")} AS R,
        CASE WHEN frequency > 0 THEN {quintile("f_rank", "n_repeat")} ELSE 0 END AS F,
@@ -327,7 +329,6 @@ def _finish_rows(cols: Mapping, index: pd.Index, as_of, playbook, model_versions
     """Value at risk, the playbook's action and the table's types, row by row; ``cols`` are the
     columns so far (Series or arrays in the order of the user ids ``index``)."""
     cols = dict(cols)
-    cols["value_at_risk"] = np.asarray(cols["p_churn"], float) * np.asarray(cols["clv"], float)
     rows = pd.RangeIndex(len(index))  # positions: no million-id index to check or align
     actions = segments.recommend_actions(
         pd.Series(np.asarray(cols["tier"], object), index=rows),
@@ -492,6 +493,15 @@ def score_to_parquet(
     return {**s.facts, "rows": int(n)}
 
 
+def _value_at_risk(scores: pd.DataFrame) -> np.ndarray:
+    """The model's ``value_at_risk`` (expected value lost to leaving over the CLV horizon,
+    ``scoring.column_units``); empty for a model logged before it gave one (its table says
+    nothing rather than something of another horizon)."""
+    if "value_at_risk" in scores.columns:
+        return scores["value_at_risk"].to_numpy(float)
+    return np.full(len(scores), np.nan)
+
+
 def _scorer(clv_model):
     """The CLVScorer inside a loaded pyfunc, a CLVPyfunc, or the scorer itself."""
     inner = clv_model.unwrap_python_model() if hasattr(clv_model, "unwrap_python_model") else clv_model
@@ -508,7 +518,8 @@ def column_units(churn_horizon: str, clv_horizon: str, no_money: bool = False) -
         "expected_purchases": f"expected purchase days in the next {clv_horizon} after as_of",
         "expected_remaining_lifetime": f"months alive within the next {clv_horizon} (restricted to that horizon)",
         "clv": f"{money}; discounted expected spend in the next {clv_horizon}",
-        "value_at_risk": f"{money}; p_churn x clv: the risk over {churn_horizon} times the value over {clv_horizon}",
+        "value_at_risk": f"{money}; expected value lost to dropout in the next {clv_horizon}, discounted as clv: "
+        "the value of the customer alive now and staying alive throughout, less clv (from the CLV model)",
     }
 
 
@@ -558,6 +569,7 @@ def score_customers(
     table["expected_purchases"] = np.nan
     table["expected_remaining_lifetime"] = np.where(churned, 0.0, surv["expected_remaining_lifetime"])
     table["clv"] = np.where(churned, 0.0, surv["clv"])
+    table["value_at_risk"] = np.where(churned, 0.0, _value_at_risk(surv))  # gone: nothing left to keep
     table["rfm_segment"] = pd.NA
     table["lifecycle_stage"] = segments.lifecycle_stages(
         df[duration_col].astype(float),
@@ -575,6 +587,16 @@ def score_customers(
     inner = survival_model.unwrap_python_model() if hasattr(survival_model, "unwrap_python_model") else survival_model
     if getattr(inner, "clv_horizon", None) is not None:
         out.attrs["clv_horizon"] = f"{inner.clv_horizon} M"  # Telco's tenure is in months
+    h = out.attrs.get("clv_horizon", "the survival model's horizon")
+    out.attrs["columns"] = {
+        "p_alive": "1 for a running contract, 0 for an ended one (observed, not modelled)",
+        "p_churn": "probability of leaving within the churn label's window (the classifier's)",
+        "expected_purchases": "empty: a contract has no purchases to count",
+        "expected_remaining_lifetime": "months with the contract, from the survival model",
+        "clv": f"the data's currency; discounted expected charges in the next {h}",
+        "value_at_risk": f"the data's currency; discounted charges of the next {h} lost if the customer leaves: "
+        "every month's charge for a customer who stays, less clv (0 for an ended contract)",
+    }
     return out
 
 

@@ -30,8 +30,8 @@ from . import paths, scoring
 
 _SCORED = (
     "user_id string, p_alive double, p_churn double, expected_purchases double, "
-    "expected_remaining_lifetime double, clv double, lifecycle_stage string, cohort string, "
-    "time_since_last double, frequency bigint, monetary double, tier_value double"
+    "expected_remaining_lifetime double, clv double, value_at_risk double, lifecycle_stage string, "
+    "cohort string, time_since_last double, frequency bigint, monetary double, tier_value double"
 )
 _TABLE = (
     "user_id string, as_of date, tier string, rfm_segment string, lifecycle_stage string, "

@@ -61,10 +61,31 @@ def _period_sums(model, x, tx, T, P, horizon: int, step: float, discount_rate: f
     return W @ np.vstack([model._conditional_expected(t, x, tx, T, P) for t in ts])
 
 
-def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.DataFrame,
-                            horizon: int = 12, freq: str | None = None, discount_rate: float = 0.01,
-                            margin: float = 1.0, *, rfm_freq: str | None = None,
-                            n_draws: int = 0, interval: float = 0.9, seed: int = 0) -> pd.DataFrame:
+def _retained_sum(model, x, T, P, horizon: int, step: float, discount_rate: float) -> np.ndarray:
+    """Discounted expected purchases over the horizon of a customer alive now who stays alive
+    throughout, per distinct history: the purchase rate given alive at T, ``E[lambda | alive,
+    history] = (r + x) / (alpha + T)`` (every continuous-time model here buys at a gamma-distributed
+    rate while alive), times each period's length, discounted as :func:`customer_lifetime_value`
+    discounts."""
+    r, alpha = model._p(P)[:2]
+    k = np.arange(1, int(horizon) + 1, dtype=float)
+    return (r + x) / (alpha + T) * step * float(np.sum((1.0 + discount_rate) ** -k))
+
+
+def customer_lifetime_value(
+    purchase_model,
+    spend_model: GammaGamma,
+    rfm: pd.DataFrame,
+    horizon: int = 12,
+    freq: str | None = None,
+    discount_rate: float = 0.01,
+    margin: float = 1.0,
+    *,
+    rfm_freq: str | None = None,
+    n_draws: int = 0,
+    interval: float = 0.9,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Discounted expected value of each user's purchases over the next ``horizon`` periods.
 
     ``CLV = margin * E[spend] * sum_k (E[X(t_k)] - E[X(t_{k-1})]) / (1 + discount_rate)^k``
@@ -98,8 +119,10 @@ def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.Dat
     """
     if getattr(purchase_model, "discrete", False):
         if freq is not None or rfm_freq is not None:
-            raise ValueError(f"{type(purchase_model).__name__} counts time in its opportunities (the periods "
-                             f"of its data): give the horizon in them and leave freq and rfm_freq out")
+            raise ValueError(
+                f"{type(purchase_model).__name__} counts time in its opportunities (the periods "
+                f"of its data): give the horizon in them and leave freq and rfm_freq out"
+            )
         validate_rfm(rfm, columns=("frequency", "monetary"))
         step = 1.0
     else:
@@ -107,8 +130,10 @@ def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.Dat
         freq = "M" if freq is None else freq
         unit = rfm_freq or rfm.attrs.get("freq") or getattr(purchase_model, "freq_", None)
         if unit not in UNIT_DAYS:
-            raise ValueError("the time unit of rfm is unknown: pass rfm_freq='D'|'W'|'M' (rfm_summary "
-                             "records it in rfm.attrs['freq'])")
+            raise ValueError(
+                "the time unit of rfm is unknown: pass rfm_freq='D'|'W'|'M' (rfm_summary "
+                "records it in rfm.attrs['freq'])"
+            )
         if freq not in UNIT_DAYS:
             raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
         step = UNIT_DAYS[freq] / UNIT_DAYS[unit]
@@ -119,8 +144,9 @@ def customer_lifetime_value(purchase_model, spend_model: GammaGamma, rfm: pd.Dat
     x, tx, T, P, codes = purchase_model._histories(rfm)
     disc, purchases = _period_sums(purchase_model, x, tx, T, P, int(horizon), step, discount_rate)[:, codes]
     spend = spend_model.conditional_expected_spend(rfm).to_numpy()
-    out = pd.DataFrame({"expected_purchases": purchases, "expected_spend": spend,
-                        "clv": margin * spend * disc}, index=rfm.index)
+    out = pd.DataFrame(
+        {"expected_purchases": purchases, "expected_spend": spend, "clv": margin * spend * disc}, index=rfm.index
+    )
     if n_draws:
         lo_q, hi_q = (1 - interval) / 2, 1 - (1 - interval) / 2
         pdraws = _draws(purchase_model, n_draws, seed)
@@ -216,7 +242,6 @@ def conditional_median_purchases(model, t, rfm: pd.DataFrame, max_n: int = 500) 
     return pd.Series(med[codes], index=rfm.index, name="median_purchases")
 
 
-
 class CLVScorer:
     """Per-user purchase, retention and value scores from a fitted purchase model and spend model.
 
@@ -225,7 +250,12 @@ class CLVScorer:
     returns it) and returns, over the next ``horizon`` periods of ``freq``:
     ``expected_purchases``, ``p_alive`` (now), ``p_churn`` (= P(no purchase in the next
     ``churn_window`` periods of ``rfm_freq``, or in the horizon when it is None),
-    ``expected_remaining_lifetime`` (restricted to the horizon, in ``freq`` units) and ``clv``.
+    ``expected_remaining_lifetime`` (restricted to the horizon, in ``freq`` units), ``clv`` and
+    ``value_at_risk``: the expected value lost to dropout over the same horizon, discounted as
+    ``clv`` is, from the same model (the value the customer would bring if alive now and staying
+    alive throughout, less ``clv``; what a contact that kept the customer would at most save).
+    ``clv + value_at_risk`` is the value of the customer retained; a customer surely gone has
+    ``clv`` 0 and the whole retained value at risk, one surely staying none.
 
     Parameters
     ----------
@@ -245,7 +275,7 @@ class CLVScorer:
         ``features.churn_window``); None: the horizon
     """
 
-    columns = ["expected_purchases", "p_alive", "p_churn", "expected_remaining_lifetime", "clv"]
+    columns = ["expected_purchases", "p_alive", "p_churn", "expected_remaining_lifetime", "clv", "value_at_risk"]
     rfm_columns = ["frequency", "recency", "T", "monetary"]
 
     @property
@@ -261,9 +291,17 @@ class CLVScorer:
 
         return isinstance(self.purchase_model, ShiftedWindowPurchases)
 
-    def __init__(self, purchase_model, spend_model: GammaGamma, rfm_freq: str, horizon: int = 12,
-                 freq: str = "M", discount_rate: float = 0.01, margin: float = 1.0,
-                 churn_window: float | None = None):
+    def __init__(
+        self,
+        purchase_model,
+        spend_model: GammaGamma,
+        rfm_freq: str,
+        horizon: int = 12,
+        freq: str = "M",
+        discount_rate: float = 0.01,
+        margin: float = 1.0,
+        churn_window: float | None = None,
+    ):
         if rfm_freq not in UNIT_DAYS or freq not in UNIT_DAYS:
             raise ValueError(f"rfm_freq and freq must be among {sorted(UNIT_DAYS)}")
         self.purchase_model = purchase_model
@@ -291,13 +329,20 @@ class CLVScorer:
         alive = pm._p_alive(x, tx, T, P)
         disc, purchases = _period_sums(pm, x, tx, T, P, self.horizon, step, self.discount_rate, alive)
         t_churn = np.full_like(x, h if window is None else window)
-        return pd.DataFrame({
-            "expected_purchases": purchases[codes],
-            "p_alive": alive[codes],
-            "p_churn": pm._prob_n(0, t_churn, x, tx, T, P)[codes],
-            "expected_remaining_lifetime": pm._remaining_lifetime(h, x, tx, T, P, alive)[codes] / step,
-            "clv": self.margin * spend * disc[codes],
-        }, index=rfm.index, copy=False)
+        clv = self.margin * spend * disc[codes]
+        retained = self.margin * spend * _retained_sum(pm, x, T, P, self.horizon, step, self.discount_rate)[codes]
+        return pd.DataFrame(
+            {
+                "expected_purchases": purchases[codes],
+                "p_alive": alive[codes],
+                "p_churn": pm._prob_n(0, t_churn, x, tx, T, P)[codes],
+                "expected_remaining_lifetime": pm._remaining_lifetime(h, x, tx, T, P, alive)[codes] / step,
+                "clv": clv,
+                "value_at_risk": np.maximum(retained - clv, 0.0),
+            },
+            index=rfm.index,
+            copy=False,
+        )
 
     def _predict_shifted(self, act: pd.DataFrame, step: float, t_churn: float, spend: np.ndarray) -> pd.DataFrame:
         """:meth:`predict` with a ShiftedWindowPurchases: its means at every period's end (the
@@ -317,11 +362,21 @@ class CLVScorer:
         alive = np.clip(purchases / np.maximum(given_alive, 1e-12), 0.0, 1.0)
         alive = np.where(given_alive > 0, alive, base._p_alive(x, tx, T, P)[codes])
         remaining = base._remaining_lifetime(step * self.horizon, x, tx, T, P, np.ones_like(x))[codes] * alive
-        return pd.DataFrame({
-            "expected_purchases": purchases,
-            "p_alive": alive,
-            # the negative binomial's P(0), and never below P(gone): a customer gone buys nothing
-            "p_churn": np.maximum((k / (k + m[:, -1])) ** k, 1.0 - alive),
-            "expected_remaining_lifetime": remaining / step,
-            "clv": self.margin * spend * disc,
-        }, index=act.index, copy=False)
+        # the value retained: the base model's, at the booster's level given alive where the booster
+        # expects more than the base model does given alive (p_alive clipped at 1 there)
+        level = np.where(given_alive > 0, np.maximum(purchases / np.maximum(given_alive, 1e-12), 1.0), 1.0)
+        retained = _retained_sum(base, x, T, P, self.horizon, step, self.discount_rate)[codes] * level
+        clv = self.margin * spend * disc
+        return pd.DataFrame(
+            {
+                "expected_purchases": purchases,
+                "p_alive": alive,
+                # the negative binomial's P(0), and never below P(gone): a customer gone buys nothing
+                "p_churn": np.maximum((k / (k + m[:, -1])) ** k, 1.0 - alive),
+                "expected_remaining_lifetime": remaining / step,
+                "clv": clv,
+                "value_at_risk": np.maximum(self.margin * spend * retained - clv, 0.0),
+            },
+            index=act.index,
+            copy=False,
+        )

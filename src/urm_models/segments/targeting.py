@@ -22,8 +22,9 @@ def target_list(
       model: ``urm-uplift``), where the table has it; users whose recommended arm is the control
       (no contact) add nothing;
     * **assumed**: ``success_rate x value_at_risk`` (a contact saves a churner with the same
-      probability for everyone; ``value_at_risk`` = P(churn) x CLV, computed from ``p_churn``
-      and ``clv`` when absent), only when ``success_rate`` is given and nothing was measured.
+      probability for everyone; ``value_at_risk`` is the table's: the value lost to dropout over
+      the CLV horizon, from the CLV model; P(churn) x CLV, from ``p_churn`` and ``clv``, only for
+      scores without it), only when ``success_rate`` is given and nothing was measured.
 
     The users with the highest expected addition, as many as the budget pays for, keeping only
     contacts that add more than they cost. Returns the chosen users (highest first) with
