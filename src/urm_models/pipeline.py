@@ -86,6 +86,9 @@ DEFAULT_PARAMS = {
     "success_rate": None,  # ASSUMED share of contacted churners kept, where no campaign measured it
     "horizon_months": None,  # the window a retained user's value (CLV) counts over
     "persistent_control": None,  # share of users kept out of every campaign (a standing control group)
+    # a season calendar for 05 (features.calendar): recurring ranges ["11-01..12-31"], dated ranges
+    # ["2024-11-25..2024-12-02"], {name: [ranges]} or a file (period_start + columns); empty: none
+    "season_calendar": [],
 }
 #: parameters of the refresh itself, not passed to notebooks
 RUN_ONLY = ("keep_snapshot",)
@@ -584,6 +587,18 @@ def check_parameters(p: dict, given: Mapping) -> dict:
             f"reading option(s) {forbidden} are the refresh's own: the data set is --dataset (it scopes "
             "erasures), and rejected rows always go to data/quarantine/ (raw rows stay under data/)"
         )
+    if out.get("season_calendar") not in (None, "", [], {}):
+        from .features.calendar import SeasonCalendar
+
+        spec = out["season_calendar"]
+        if isinstance(spec, str) and Path(spec).expanduser().is_file():  # the notebooks run elsewhere
+            out["season_calendar"] = spec = str(Path(spec).expanduser().resolve())
+        try:
+            SeasonCalendar(spec)
+        except ValueError as exc:
+            raise RefreshError(f"season_calendar: {exc}") from None
+    else:
+        out["season_calendar"] = []
     if out["path"] and "dataset" not in given:
         from . import datasets
 

@@ -207,6 +207,8 @@ class TransactionScoring:
         from .features import cohort_of
 
         o = self.options
+        if "as_of" in self.clv_inputs:  # a model with a season calendar scores at a date
+            act = act.assign(as_of=pd.Timestamp(as_of).normalize())
         t = _predict_frame(self.clv_model, act[self.clv_inputs])
         p_churn = (
             _positive_probability(self.churn_model, act)

@@ -65,6 +65,12 @@ def score_transactions_in_spark(
     s = scoring.setup(
         clv_model, churn_model=churn_model, churn_window=churn_window, model_versions=model_versions, options=options
     )  # refused before Spark starts working
+    if "as_of" in s.clv_inputs:
+        raise ValueError(
+            "the CLV model's purchase model follows a season calendar (a TimeVaryingParetoNBD, or a "
+            "ShiftedWindowPurchases given season=), which the Spark engine does not score: use urm score --batches N "
+            "(streamed on one machine) or the in-process path"
+        )
     act = engine.sql_frame(transactions, activity_features_sql(as_of, s.options.freq, s.windows))
     keep = not_erased(dataset)  # a file read as it is may still hold users erased since it was written
     stamp = pd.Timestamp(as_of)

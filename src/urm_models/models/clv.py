@@ -259,8 +259,9 @@ class CLVScorer:
 
     Parameters
     ----------
-    purchase_model : fitted BetaGeo / ModifiedBetaGeo / ParetoNBD, or a fitted
-        ShiftedWindowPurchases: then ``predict`` takes activity features
+    purchase_model : fitted BetaGeo / ModifiedBetaGeo / ParetoNBD, a fitted TimeVaryingParetoNBD
+        with a ``season`` calendar (then ``predict`` also reads ``as_of``, the scoring date, and
+        every score follows the calendar after it), or a fitted ShiftedWindowPurchases: then ``predict`` takes activity features
         (``features.activity_features`` at the date scored: :attr:`inputs` names the columns),
         ``expected_purchases``, ``p_churn`` (its negative binomial's P(0), at least 1 - p_alive)
         and ``clv`` come from it; a boosted mean has no dropout process of its own, so ``p_alive``
@@ -281,9 +282,19 @@ class CLVScorer:
     @property
     def inputs(self) -> list[str]:
         """The columns :meth:`predict` reads: the RFM table's, and for a shifted-window purchase
-        model the activity features it learned from."""
-        extra = getattr(self.purchase_model, "activity_columns_", None) if self._shifted else None
-        return self.rfm_columns + [c for c in (extra or []) if c not in self.rfm_columns]
+        model the activity features it learned from; ``as_of`` for a model with a season calendar."""
+        if self._dynamic:  # the scoring date places each customer on the season calendar
+            return [*self.rfm_columns, "as_of"]
+        extra = list(getattr(self.purchase_model, "activity_columns_", None) or []) if self._shifted else []
+        if self._shifted and self.purchase_model._season() is not None:
+            extra.append("as_of")  # its windows follow the season calendar from the scoring date
+        return self.rfm_columns + [c for c in extra if c not in self.rfm_columns]
+
+    @property
+    def _dynamic(self) -> bool:
+        from .dynamic import TimeVaryingParetoNBD
+
+        return isinstance(self.purchase_model, TimeVaryingParetoNBD)
 
     @property
     def _shifted(self) -> bool:
@@ -325,6 +336,8 @@ class CLVScorer:
         spend = self.spend_model.conditional_expected_spend(rfm).to_numpy()
         if self._shifted:
             return self._predict_shifted(rfm, step, h if window is None else window, spend)
+        if self._dynamic:
+            return self._predict_dynamic(rfm, step, h if window is None else window, spend)
         x, tx, T, P, codes = pm._histories(rfm)
         alive = pm._p_alive(x, tx, T, P)
         disc, purchases = _period_sums(pm, x, tx, T, P, self.horizon, step, self.discount_rate, alive)
@@ -344,12 +357,43 @@ class CLVScorer:
             copy=False,
         )
 
+    def _predict_dynamic(self, act: pd.DataFrame, step: float, t_churn: float, spend: np.ndarray) -> pd.DataFrame:
+        """:meth:`predict` with a TimeVaryingParetoNBD and its season calendar: every score over the
+        calendar after the scoring date (the ``as_of`` column), the CLV the discounted sum of each
+        month's expected purchases as for the other models."""
+        if "as_of" not in act.columns:
+            raise ValueError(
+                "a purchase model with a season calendar scores at a date: the input needs an as_of "
+                "column (the scoring date) beside frequency, recency, T and monetary"
+            )
+        days = pd.to_datetime(act["as_of"]).dt.normalize().unique()
+        if len(days) != 1:
+            raise ValueError(f"score one as_of date at a time; the input holds {len(days)}")
+        ts, W = _period_weights(self.horizon, step, self.discount_rate)
+        sc = self.purchase_model.scores(act, days[0], ts, t_churn)
+        disc, purchases = W @ sc["expected"].T
+        retained = W[0] @ sc["retained"].T
+        clv = self.margin * spend * disc
+        return pd.DataFrame(
+            {
+                "expected_purchases": purchases,
+                "p_alive": sc["alive"],
+                "p_churn": sc["p0"],
+                "expected_remaining_lifetime": sc["lifetime"] / step,
+                "clv": clv,
+                "value_at_risk": np.maximum(self.margin * spend * retained - clv, 0.0),
+            },
+            index=act.index,
+            copy=False,
+        )
+
     def _predict_shifted(self, act: pd.DataFrame, step: float, t_churn: float, spend: np.ndarray) -> pd.DataFrame:
         """:meth:`predict` with a ShiftedWindowPurchases: its means at every period's end (the
         discounted sum as for the BTYD models) and at the churn window, in one pass."""
         pm = self.purchase_model
         ts, W = _period_weights(self.horizon, step, self.discount_rate)
-        means, shape = pm._means_of(act, np.append(ts, t_churn))
+        as_of = pd.to_datetime(act["as_of"]).iloc[0] if "as_of" in act.columns and len(act) else None
+        means, shape = pm._means_of(act, np.append(ts, t_churn), as_of=as_of)
         m = means.to_numpy()
         disc, purchases = W @ m[:, : len(ts)].T
         k = shape[:, 0]

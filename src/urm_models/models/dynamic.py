@@ -68,7 +68,9 @@ def _static_frame(customers, columns: list[str]):
     if customers is None:
         return None
     if not isinstance(customers, pd.DataFrame):
-        raise TypeError(f"customers must be a DataFrame (user_id and the static covariates), not {type(customers).__name__}")
+        raise TypeError(
+            f"customers must be a DataFrame (user_id and the static covariates), not {type(customers).__name__}"
+        )
     c = customers if "user_id" not in customers.columns else customers.set_index("user_id")
     c = c.set_axis(c.index.astype(str), axis=0)
     if c.index.duplicated().any():
@@ -82,13 +84,18 @@ def _covariate_frame(covariates, calendar, columns: list[str], name_user: str = 
     if covariates is not None:
         need = {"user_id", "period_start"}
         if not need <= set(covariates.columns):
-            raise ValueError(f"{name_user} needs columns user_id, period_start and the covariates; it has "
-                             f"{list(covariates.columns)}")
-        c = covariates.assign(period_start=pd.to_datetime(covariates["period_start"]).dt.normalize(),
-                              user_id=covariates["user_id"].astype(str))
+            raise ValueError(
+                f"{name_user} needs columns user_id, period_start and the covariates; it has {list(covariates.columns)}"
+            )
+        c = covariates.assign(
+            period_start=pd.to_datetime(covariates["period_start"]).dt.normalize(),
+            user_id=covariates["user_id"].astype(str),
+        )
         if c.duplicated(["user_id", "period_start"]).any():
-            raise ValueError(f"{name_user}: {int(c.duplicated(['user_id', 'period_start']).sum())} rows repeat a "
-                             f"(user_id, period_start) pair; one row per user and period")
+            raise ValueError(
+                f"{name_user}: {int(c.duplicated(['user_id', 'period_start']).sum())} rows repeat a "
+                f"(user_id, period_start) pair; one row per user and period"
+            )
         user = c.set_index(["user_id", "period_start"])
     if calendar is not None:
         if "period_start" not in calendar.columns:
@@ -99,12 +106,17 @@ def _covariate_frame(covariates, calendar, columns: list[str], name_user: str = 
         cal = c.set_index("period_start")
     static = customers
     for col in columns:
-        where = [n for n, t in (("covariates", user), ("calendar", cal), ("customers", static))
-                 if t is not None and col in t.columns]
+        where = [
+            n
+            for n, t in (("covariates", user), ("calendar", cal), ("customers", static))
+            if t is not None and col in t.columns
+        ]
         if len(where) != 1:
-            raise ValueError(f"covariate {col!r} must be a column of exactly one of covariates (per customer and "
-                             f"period), calendar (per period) and customers (per customer, static) "
-                             f"(found in {where or 'none of them'})")
+            raise ValueError(
+                f"covariate {col!r} must be a column of exactly one of covariates (per customer and "
+                f"period), calendar (per period) and customers (per customer, static) "
+                f"(found in {where or 'none of them'})"
+            )
     return user, cal
 
 
@@ -124,13 +136,41 @@ class TimeVaryingParetoNBD(MLEModel):
 
     param_names = ("r", "alpha", "s", "beta")
 
-    def __init__(self, purchase_covariates=(), dropout_covariates=(), freq: str = "W", nodes: int = 8,
-                 penalizer: float = 0.0, tol: float = 1e-10, maxiter: int = 2000):
+    def __init__(
+        self,
+        purchase_covariates=(),
+        dropout_covariates=(),
+        freq: str = "W",
+        nodes: int = 8,
+        penalizer: float = 0.0,
+        tol: float = 1e-10,
+        maxiter: int = 2000,
+        season=None,
+    ):
         super().__init__(penalizer=penalizer, tol=tol, maxiter=maxiter)
         self.purchase_covariates = purchase_covariates
         self.dropout_covariates = dropout_covariates
         self.freq = freq
         self.nodes = nodes
+        self.season = season
+
+    def _season(self):
+        """The season calendar of ``season`` (``features.calendar.SeasonCalendar``), or None."""
+        if getattr(self, "season", None) is None:
+            return None
+        from ..features.calendar import SeasonCalendar
+
+        return SeasonCalendar(self.season)
+
+    def _calendar_for(self, transactions, cutoff, horizon: float, calendar):
+        """The calendar table to use: the one given, else the ``season`` calendar's periods from
+        the first purchase to the end of the span (``cutoff + horizon`` periods)."""
+        cal = self._season()
+        if calendar is not None or cal is None:
+            return calendar
+        first = pd.to_datetime(transactions["ts"]).min().normalize()
+        end = pd.Timestamp(cutoff).normalize() + pd.Timedelta(days=float(horizon + 1) * UNIT_DAYS[self.freq])
+        return cal.table(first, end, self.freq, anchor=first)
 
     # -- data ------------------------------------------------------------------------------
     def _columns(self):
@@ -141,7 +181,9 @@ class TimeVaryingParetoNBD(MLEModel):
         except TypeError as exc:
             raise ValueError(str(exc)) from None
 
-    def _prepare_data(self, transactions, cutoff, covariates, calendar, horizon: float = 0.0, customers=None) -> _Periods:
+    def _prepare_data(
+        self, transactions, cutoff, covariates, calendar, horizon: float = 0.0, customers=None, cuts=()
+    ) -> _Periods:
         """Histories at ``cutoff`` and their pieces: the calibration span (birth to cutoff) and,
         with ``horizon > 0``, the forecast span (cutoff to cutoff + horizon periods)."""
         if self.freq not in UNIT_DAYS:
@@ -155,13 +197,24 @@ class TimeVaryingParetoNBD(MLEModel):
         _check_transactions(transactions)
         unit = UNIT_DAYS[self.freq]
         cut = pd.Timestamp(cutoff).normalize()
-        tx = transactions[["user_id", "ts"]].assign(user_id=transactions["user_id"].astype(str),
-                                                    d=pd.to_datetime(transactions["ts"]).dt.normalize())
+        tx = transactions[["user_id", "ts"]].assign(
+            user_id=transactions["user_id"].astype(str), d=pd.to_datetime(transactions["ts"]).dt.normalize()
+        )
         days = tx.loc[tx["d"] <= cut, ["user_id", "d"]].drop_duplicates().sort_values(["user_id", "d"])
         if days.empty:
             raise ValueError(f"no purchase on or before the cut-off {cut:%Y-%m-%d}")
         g = days.groupby("user_id", sort=True)["d"]
-        first, last, count = g.min(), g.max(), g.size()
+        return self._prepare_histories(g.min(), g.max(), g.size(), cut, user_cov, cal, static, horizon, days, cuts=cuts)
+
+    def _prepare_histories(self, first, last, count, cut, user_cov, cal, static, horizon, days=None, cuts=()):
+        """:meth:`_prepare_data` from each user's first and last purchase day and count of purchase
+        days (Series indexed by user). Without ``days`` (each purchase day) the purchase covariates
+        at the purchases are not summed: enough for predictions (they cancel in P(alive) and every
+        forecast), not for the likelihood's value. ``cuts``: offsets after T (periods) at which the
+        forecast pieces are also cut."""
+        pc, dc = self._columns()
+        cols = list(dict.fromkeys(pc + dc))
+        unit = UNIT_DAYS[self.freq]
         users = first.index.to_numpy()
         n = len(users)
         out = _Periods()
@@ -183,8 +236,10 @@ class TimeVaryingParetoNBD(MLEModel):
             for s in starts:
                 off = (s - anchor) / step
                 if not np.allclose(off, np.round(off)):
-                    raise ValueError(f"covariate periods must start every {unit:g} days ({self.freq}); found dates "
-                                     f"off that grid (anchored at {anchor:%Y-%m-%d})")
+                    raise ValueError(
+                        f"covariate periods must start every {unit:g} days ({self.freq}); found dates "
+                        f"off that grid (anchored at {anchor:%Y-%m-%d})"
+                    )
         else:
             anchor = first.min()
         end = cut + pd.Timedelta(days=float(horizon) * unit)
@@ -192,18 +247,21 @@ class TimeVaryingParetoNBD(MLEModel):
         k0 = np.floor((born - anchor) / step).to_numpy().astype(int)  # the period of each birth
         k_end = int(np.ceil((end - anchor) / step))  # periods until the end of the span
         if (k0 < 0).any():
-            raise ValueError(f"{int((k0 < 0).sum())} users bought before the first covariate period "
-                             f"({anchor:%Y-%m-%d}); the covariate tables must cover every user's life")
+            raise ValueError(
+                f"{int((k0 < 0).sum())} users bought before the first covariate period "
+                f"({anchor:%Y-%m-%d}); the covariate tables must cover every user's life"
+            )
         # pieces: per user, the periods k0..k_end-1, cut at birth, at t_x, at the cut-off and at the end
         reps = k_end - k0
         owner = np.repeat(np.arange(n), reps)
         k = k0[owner] + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))
         p_start = anchor + k * step
         u0 = np.maximum(np.asarray((p_start - born[owner]) / step, float), 0.0)
-        u1 = np.minimum(np.asarray((p_start + step - born[owner]) / step, float),
-                        np.asarray((end - born) / step, float)[owner])
-        # split at t_x and at T (pieces never straddle either)
-        for c in (out.tx, out.T):
+        u1 = np.minimum(
+            np.asarray((p_start + step - born[owner]) / step, float), np.asarray((end - born) / step, float)[owner]
+        )
+        # split at t_x and at T (pieces never straddle either), and at the forecast's cut points
+        for c in (out.tx, out.T, *(out.T + float(c) for c in cuts)):
             owner, k, u0, u1 = _split(owner, k, u0, u1, c)
         keep = u1 > u0
         owner, k, u0, u1 = owner[keep], k[keep], u0[keep], u1[keep]
@@ -213,7 +271,7 @@ class TimeVaryingParetoNBD(MLEModel):
         out.died = (~out.future) & (u0 >= out.tx[owner] - 1e-12)
         out.Z = self._values(user_cov, cal, cols, users[owner], anchor + k * step, static)
         # the purchase covariates at each repeat purchase day, summed per user
-        rep = days[days["d"] > first.reindex(days["user_id"]).to_numpy()]
+        rep = days[days["d"] > first.reindex(days["user_id"]).to_numpy()] if days is not None else []
         if pc and len(rep):
             kk = np.floor(np.asarray((pd.DatetimeIndex(rep["d"]) - anchor) / step, float)).astype(int)
             zr = self._values(user_cov, cal, cols, rep["user_id"].to_numpy(), anchor + kk * step, static)
@@ -236,8 +294,10 @@ class TimeVaryingParetoNBD(MLEModel):
                 values = static[c].reindex(np.asarray(user_ids, object)).to_numpy(float)
                 if not np.isfinite(values).all():
                     miss = ~np.isfinite(values)
-                    raise ValueError(f"customers lack {c!r} (or it is not a finite number) for {int(miss.sum())} "
-                                     f"rows, e.g. user {np.asarray(user_ids)[miss][0]!r}: give every customer's value")
+                    raise ValueError(
+                        f"customers lack {c!r} (or it is not a finite number) for {int(miss.sum())} "
+                        f"rows, e.g. user {np.asarray(user_ids)[miss][0]!r}: give every customer's value"
+                    )
                 Z[:, j] = values
                 continue
             if user_cov is not None and c in user_cov.columns:
@@ -248,10 +308,12 @@ class TimeVaryingParetoNBD(MLEModel):
                 table, what = cal[c].to_numpy(float), "calendar"
             if (pos < 0).any():
                 miss = pos < 0
-                raise ValueError(f"{what} lack {c!r} for {int(miss.sum())} (user, period) pairs the customers' "
-                                 f"lives span, e.g. user {np.asarray(user_ids)[miss][0]!r} at "
-                                 f"{starts[miss][0]:%Y-%m-%d}; give every period from each user's first purchase "
-                                 f"to the end of the span (for forecasts: the horizon)")
+                raise ValueError(
+                    f"{what} lack {c!r} for {int(miss.sum())} (user, period) pairs the customers' "
+                    f"lives span, e.g. user {np.asarray(user_ids)[miss][0]!r} at "
+                    f"{starts[miss][0]:%Y-%m-%d}; give every period from each user's first purchase "
+                    f"to the end of the span (for forecasts: the horizon)"
+                )
             Z[:, j] = table[pos]
             if not np.isfinite(Z[:, j]).all():
                 raise ValueError(f"{what} column {c!r} has missing or infinite values")
@@ -280,7 +342,7 @@ class TimeVaryingParetoNBD(MLEModel):
         and the exposures A(T), B(T)."""
         k1, k2 = len(d.pc), len(d.dc)
         r, alpha, s, beta = np.exp(lp[:4])
-        g1, g2 = lp[4:4 + k1], lp[4 + k1:4 + k1 + k2]
+        g1, g2 = lp[4 : 4 + k1], lp[4 + k1 : 4 + k1 + k2]
         with np.errstate(all="ignore"):  # a line search may try extreme values: the objective refuses them
             return self._likelihood_at(r, alpha, s, beta, g1, g2, d)
 
@@ -294,16 +356,22 @@ class TimeVaryingParetoNBD(MLEModel):
         Zpast = d.Z[past]
         A_T = np.bincount(owner, weights=e1 * dt, minlength=n)
         B_T = np.bincount(owner, weights=e2 * dt, minlength=n)
-        dA_T = np.column_stack([np.bincount(owner, weights=Zpast[:, c] * e1 * dt, minlength=n) for c in d.pc] or
-                               [np.zeros((n, 0))])
-        dB_T = np.column_stack([np.bincount(owner, weights=Zpast[:, c] * e2 * dt, minlength=n) for c in d.dc] or
-                               [np.zeros((n, 0))])
+        dA_T = np.column_stack(
+            [np.bincount(owner, weights=Zpast[:, c] * e1 * dt, minlength=n) for c in d.pc] or [np.zeros((n, 0))]
+        )
+        dB_T = np.column_stack(
+            [np.bincount(owner, weights=Zpast[:, c] * e2 * dt, minlength=n) for c in d.dc] or [np.zeros((n, 0))]
+        )
         x = d.x
         rx = r + x
         const = gammaln(rx) - gammaln(r) + r * np.log(alpha) + d.zsum[:, d.pc] @ g1
         l1 = -rx * np.log(alpha + A_T) + s * (np.log(beta) - np.log(beta + B_T))
-        d1 = {"r": -np.log(alpha + A_T), "alpha": -rx / (alpha + A_T), "s": np.log(beta) - np.log(beta + B_T),
-              "beta": s / beta - s / (beta + B_T)}
+        d1 = {
+            "r": -np.log(alpha + A_T),
+            "alpha": -rx / (alpha + A_T),
+            "s": np.log(beta) - np.log(beta + B_T),
+            "beta": s / beta - s / (beta + B_T),
+        }
         d1_g1 = -rx[:, None] * dA_T / (alpha + A_T)[:, None]
         d1_g2 = -s * dB_T / (beta + B_T)[:, None]
         # the death integral over the pieces after t_x: Gauss-Legendre per piece
@@ -316,8 +384,15 @@ class TimeVaryingParetoNBD(MLEModel):
         B = B0[dz][:, None] + e2[dz][:, None] * v
         rxo = rx[o][:, None]
         Zp = Zpast[dz]
-        lg = (-rxo * np.log(alpha + A) + np.log(s) + s * np.log(beta) + np.log(e2[dz])[:, None]
-              - (s + 1.0) * np.log(beta + B) + np.log(gw)[None, :] + np.log(h)[:, None])
+        lg = (
+            -rxo * np.log(alpha + A)
+            + np.log(s)
+            + s * np.log(beta)
+            + np.log(e2[dz])[:, None]
+            - (s + 1.0) * np.log(beta + B)
+            + np.log(gw)[None, :]
+            + np.log(h)[:, None]
+        )
         top = l1.copy()
         if len(o):
             heads = np.flatnonzero(np.r_[True, o[1:] != o[:-1]])  # died pieces are sorted by owner
@@ -361,23 +436,34 @@ class TimeVaryingParetoNBD(MLEModel):
             base = np.log([1.0, 1.0 / rate, 1.0, max(float(d.T.mean()), 1e-3)])
         return np.r_[base, np.zeros(len(d.pc) + len(d.dc))]
 
-    def fit(self, transactions: pd.DataFrame, cutoff=None, covariates: pd.DataFrame | None = None,
-            calendar: pd.DataFrame | None = None, customers: pd.DataFrame | None = None) -> TimeVaryingParetoNBD:
+    def fit(
+        self,
+        transactions: pd.DataFrame,
+        cutoff=None,
+        covariates: pd.DataFrame | None = None,
+        calendar: pd.DataFrame | None = None,
+        customers: pd.DataFrame | None = None,
+    ) -> TimeVaryingParetoNBD:
         """Fit to the purchases on or before ``cutoff`` with the covariate tables (see the module
         docstring): ``covariates`` per customer and period, ``calendar`` per period, ``customers``
         per customer (static, e.g. the first purchase's amount); returns self."""
         if cutoff is None:
-            raise TypeError("TimeVaryingParetoNBD.fit(transactions, cutoff, ...) needs the cut-off date: the "
-                            "covariates change over calendar time, so the model reads each purchase's date "
-                            "(user_id, ts), not an RFM summary")
+            raise TypeError(
+                "TimeVaryingParetoNBD.fit(transactions, cutoff, ...) needs the cut-off date: the "
+                "covariates change over calendar time, so the model reads each purchase's date "
+                "(user_id, ts), not an RFM summary"
+            )
+        calendar = self._calendar_for(transactions, cutoff, 0.0, calendar)
         d = self._prepare_data(transactions, cutoff, covariates, calendar, customers=customers)
         pc, dc = self._columns()
         seen = d.Z[~d.future]
         flat = [c for j, c in enumerate(d.cols) if len(seen) and np.ptp(seen[:, j]) == 0]
         if flat:
-            raise ValueError(f"covariate(s) {flat} take one value over the whole calibration period (e.g. a season "
-                             f"flag before the first season): their effects cannot be estimated from these data; "
-                             f"calibrate over a span where they vary, or leave them out")
+            raise ValueError(
+                f"covariate(s) {flat} take one value over the whole calibration period (e.g. a season "
+                f"flag before the first season): their effects cannot be estimated from these data; "
+                f"calibrate over a span where they vary, or leave them out"
+            )
         names = ("r", "alpha", "s", "beta", *(f"purchase_{c}" for c in pc), *(f"dropout_{c}" for c in dc))
         real = names[4:]
         self.cutoff_ = d.cut
@@ -392,11 +478,18 @@ class TimeVaryingParetoNBD(MLEModel):
         k1 = len(d.pc)
         r, alpha, s, beta = np.exp(lp[:4])
         _, _, alive, A_T, B_T = self._likelihood(lp, d)
-        return alive, r + d.x, alpha + A_T, s, beta + B_T, lp[4:4 + k1], lp[4 + k1:]
+        return alive, r + d.x, alpha + A_T, s, beta + B_T, lp[4 : 4 + k1], lp[4 + k1 :]
 
     def _check_data(self, transactions, covariates, calendar, horizon=0.0, customers=None):
         self._check_fitted()
+        calendar = self._calendar_for(transactions, self.cutoff_, horizon, calendar)
         return self._prepare_data(transactions, self.cutoff_, covariates, calendar, horizon, customers=customers)
+
+    def predict(self, transactions, t) -> pd.Series:
+        """Expected repeat purchases in the next ``t`` periods after the fitted cut-off, per user:
+        :meth:`conditional_expected_purchases` with the ``season`` calendar (the interface of the
+        models fitted on transactions and a cut-off, ``ShiftedWindowPurchases``'s)."""
+        return self.conditional_expected_purchases(t, transactions)
 
     def p_alive(self, transactions, covariates=None, calendar=None, customers=None) -> pd.Series:
         """P(alive at the fitted cut-off | history), per user known there."""
@@ -424,20 +517,91 @@ class TimeVaryingParetoNBD(MLEModel):
         table = out.pivot_table(index="user_id", columns="period_start", values="e", aggfunc="sum", fill_value=0.0)
         return table.reindex(pd.Index(d.users, name="user_id"), fill_value=0.0)
 
-    def conditional_expected_purchases(self, t, transactions, covariates=None, calendar=None,
-                                       customers=None) -> pd.Series:
+    def scores(self, summary: pd.DataFrame, as_of, ts, churn_t: float, calendar=None) -> dict:
+        """What a relationship table needs, per customer of ``summary`` (``frequency, recency, T``
+        in ``freq`` units at ``as_of``, e.g. ``features.activity_features``; the shared calendar, the
+        ``season`` one unless ``calendar`` is given, is the only covariate table this path reads):
+        ``alive`` (P(alive at as_of)), ``expected`` and ``retained`` (cumulative expected purchases
+        at each horizon of ``ts``, and those of the customer alive now who stays alive: the rate
+        given alive times the purchase exposure), ``p0`` (P(no purchase in the next ``churn_t``
+        periods)) and ``lifetime`` (the time alive within the last horizon of ``ts``). The
+        posterior is the one at ``as_of`` (the calendar is read from each customer's first
+        purchase to ``as_of`` plus the horizon)."""
+        self._check_fitted()
+        unit = UNIT_DAYS[self.freq]
+        cut = pd.Timestamp(as_of).normalize()
+        ts = np.asarray(ts, float)
+        span = float(max(ts.max(), churn_t))
+        T = summary["T"].to_numpy(float)
+        first = cut - pd.to_timedelta(np.round(T * unit), unit="D")
+        last = first + pd.to_timedelta(np.round(summary["recency"].to_numpy(float) * unit), unit="D")
+        idx = pd.Index(summary.index.astype(str), name="user_id")
+        first, last = pd.Series(first, index=idx), pd.Series(last, index=idx)
+        count = pd.Series(summary["frequency"].to_numpy(float) + 1.0, index=idx)
+        if calendar is None and self._season() is not None:
+            calendar = self._season().table(
+                first.min(), cut + pd.Timedelta(days=(span + 1) * unit), self.freq, anchor=first.min()
+            )
+        pc, dc = self._columns()
+        cols = list(dict.fromkeys(pc + dc))
+        _, cal = _covariate_frame(None, calendar, cols)
+        d = self._prepare_histories(first, last, count, cut, None, cal, None, span, cuts=(*ts, churn_t))
+        alive, rx, aT, s, bT, g1, g2 = self._posterior(d)
+        fut = d.future
+        e1, e2, A0, B0, _, _ = self._exposures(g1, g2, d, fut)
+        owner = d.owner[fut]
+        u0 = d.u0[fut] - d.T[owner]  # time after as_of at each future piece's start
+        u1 = d.u1[fut] - d.T[owner]
+        gx, gw = np.polynomial.legendre.leggauss(int(self.nodes))
+        h = 0.5 * (u1 - u0)
+        v = h[:, None] * (gx[None, :] + 1.0)
+        B = bT[owner][:, None] + B0[:, None] + e2[:, None] * v
+        S = (bT[owner][:, None] / B) ** s  # P(still alive at each node | alive at as_of)
+        L = (aT[owner][:, None] / (aT[owner][:, None] + A0[:, None] + e1[:, None] * v)) ** rx[owner][:, None]
+        rate = rx[owner] / aT[owner] * e1  # E[lambda | alive] x the season's multiplier on the piece
+        n = len(d.x)
+
+        def per_user(w, upto):
+            keep = u1 <= upto + 1e-9
+            return np.bincount(owner[keep], weights=w[keep], minlength=n)
+
+        expected_piece = alive[owner] * rate * h * (S @ gw)
+        retained_piece = rate * (u1 - u0)
+        out = {
+            "alive": alive,
+            "expected": np.column_stack([per_user(expected_piece, t) for t in ts]),
+            "retained": np.column_stack([per_user(retained_piece, t) for t in ts]),
+            "lifetime": alive * per_user(h * (S @ gw), float(ts.max())),
+        }
+        # P(no purchase in (0, churn_t] | alive): alive throughout with none, or dying at u with none before
+        S_end = (bT / (bT + per_user(e2 * (u1 - u0), churn_t))) ** s
+        A_end = per_user(e1 * (u1 - u0), churn_t)
+        none_alive = S_end * (aT / (aT + A_end)) ** rx
+        dying = per_user(h * ((s * e2[:, None] / B * S * L) @ gw), churn_t)
+        out["p0"] = (1.0 - alive) + alive * (none_alive + dying)
+        out["users"] = d.users
+        return out
+
+    def conditional_expected_purchases(
+        self, t, transactions, covariates=None, calendar=None, customers=None
+    ) -> pd.Series:
         """Expected repeat purchases in the next ``t`` periods after the fitted cut-off, per user
         (the argument order of every model: ``(t, data)``)."""
-        return self.expected_by_period(t, transactions, covariates, calendar, customers).sum(axis=1).rename(
-            "expected_purchases")
+        return (
+            self.expected_by_period(t, transactions, covariates, calendar, customers)
+            .sum(axis=1)
+            .rename("expected_purchases")
+        )
 
 
 def _horizon(t, transactions) -> float:
     """``t`` as a positive number of periods; the arguments the other way round (``(transactions,
     t)``, this model's order before 2026-12) refused with the order to use."""
     if isinstance(t, pd.DataFrame) or not isinstance(transactions, pd.DataFrame):
-        raise TypeError("the arguments are (t, transactions, ...), as every model's (t, rfm): the horizon first, "
-                        f"then the transactions; got {type(t).__name__} and {type(transactions).__name__}")
+        raise TypeError(
+            "the arguments are (t, transactions, ...), as every model's (t, rfm): the horizon first, "
+            f"then the transactions; got {type(t).__name__} and {type(transactions).__name__}"
+        )
     if not np.isscalar(t) or not float(t) > 0:
         raise ValueError(f"t must be a positive number of periods, got {t!r}")
     return float(t)
@@ -453,5 +617,9 @@ def _check_transactions(transactions) -> None:
         raise ValueError(
             f"TimeVaryingParetoNBD reads transactions (user_id, ts: each purchase's date, to put it in its covariate "
             f"period); the table lacks {missing}"
-            + (" and looks like an RFM summary, which has lost the dates" if rfm else f"; it has {list(transactions.columns)}")
+            + (
+                " and looks like an RFM summary, which has lost the dates"
+                if rfm
+                else f"; it has {list(transactions.columns)}"
+            )
         )

@@ -117,6 +117,7 @@ class ShiftedWindowPurchases(BaseEstimator):
         min_child_weight: float = 100.0,
         min_users: int = 100,
         random_state: int = 0,
+        season=None,
     ):
         self.window = window
         self.shifts = shifts
@@ -129,6 +130,86 @@ class ShiftedWindowPurchases(BaseEstimator):
         self.min_child_weight = min_child_weight
         self.min_users = min_users
         self.random_state = random_state
+        self.season = season
+
+    def _season(self):
+        """The season calendar (``features.calendar.SeasonCalendar``) of ``season``, or None."""
+        if getattr(self, "season", None) is None:
+            return None
+        from ..features.calendar import SeasonCalendar
+
+        return SeasonCalendar(self.season)
+
+    def _season_shares(self, start, window: int) -> dict:
+        """Each season's share of the days of the trailing activity windows before ``start``
+        (the inputs ``season_<column>_past_<w>``: activity in a season says less about the quiet
+        months after it); empty without a calendar. The season of the window predicted enters as
+        the booster's offset (:meth:`_log_multiplier`)."""
+        cal = self._season()
+        if cal is None:
+            return {}
+        unit = pd.Timedelta(days=UNIT_DAYS[self.freq])
+        start = pd.Timestamp(start)
+        out = {}
+        for w in WINDOWS:
+            out.update({f"season_{c}_past_{w}": float(v) for c, v in cal.share(start - w * unit, start).items()})
+        return out
+
+    def _season_effect(self, transactions, cut) -> pd.Series:
+        """Each season's effect on the purchase rate (log of the multiplier at a share of 1), from
+        the daily repeat purchase days of the calibration period (the last three years at most):
+        a Poisson regression on a trend in time and the season shares, with the log of the users
+        known each day as its offset. A season that never varies there (CDNOW's November-December
+        before the first November) has no effect it could learn: 0, and ``season_notes_`` says so."""
+        from scipy import optimize
+
+        cal = self._season()
+        d = pd.DataFrame(
+            {"u": transactions["user_id"].astype(str), "d": pd.to_datetime(transactions["ts"]).dt.normalize()}
+        )
+        d = d[d["d"] <= cut].drop_duplicates()
+        first = d.groupby("u")["d"].transform("min")
+        start = max(d["d"].min(), cut - pd.Timedelta(days=3 * 365))
+        days = pd.date_range(start, cut, freq="D")
+        repeat = d[(d["d"] > first) & (d["d"] >= start)].groupby("d").size().reindex(days, fill_value=0).to_numpy(float)
+        known = np.searchsorted(np.sort(d.groupby("u")["d"].min().to_numpy()), days.to_numpy(), side="right")
+        S = cal.days(days[0], days[-1] + pd.Timedelta(days=1))
+        ok = known > 0
+        varying = [c for c in S.columns if np.ptp(S.loc[ok, c].to_numpy()) > 0]
+        self.season_notes_ = [
+            f"season {c!r} takes one value over the calibration period: no effect learnt (0)"
+            for c in S.columns
+            if c not in varying
+        ]
+        effect = pd.Series(0.0, index=S.columns)
+        if not varying or repeat[ok].sum() == 0:
+            return effect
+        years = (days - days[0]).days.to_numpy(float)[ok] / 365.25
+        Z = np.column_stack([np.ones(ok.sum()), years, S.loc[ok, varying].to_numpy(float)])
+        y, off = repeat[ok], np.log(known[ok])
+
+        def nll(b):
+            eta = np.clip(Z @ b + off, -50, 50)
+            return float(np.sum(np.exp(eta) - y * eta)), Z.T @ (np.exp(eta) - y)
+
+        b0 = np.zeros(Z.shape[1])
+        b0[0] = np.log(max(y.sum(), 1.0) / np.exp(off).sum())
+        fit = optimize.minimize(nll, b0, jac=True, method="L-BFGS-B")
+        effect[varying] = fit.x[2:]
+        return effect
+
+    def _log_multiplier(self, start, window: int) -> float:
+        """The log of the seasons' mean multiplier of the purchase rate over the ``window`` periods
+        after ``start`` (0 without a calendar): the booster's offset for that window."""
+        if self._season() is None:
+            return 0.0
+        unit = pd.Timedelta(days=UNIT_DAYS[self.freq])
+        days = self._season().days(
+            pd.Timestamp(start) + pd.Timedelta(days=1), pd.Timestamp(start) + window * unit + pd.Timedelta(days=1)
+        )
+        return float(
+            np.log(np.mean(np.exp(days[self.season_effect_.index].to_numpy() @ self.season_effect_.to_numpy())))
+        )
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "booster_")
@@ -151,7 +232,7 @@ class ShiftedWindowPurchases(BaseEstimator):
         except ConvergenceError:
             return self._base_model().set_params(penalizer=1e-3).fit(rfm), True
 
-    def _design(self, act: pd.DataFrame, btyd, window: int) -> pd.DataFrame:
+    def _design(self, act: pd.DataFrame, btyd, window: int, shares: dict | None = None) -> pd.DataFrame:
         """The booster's inputs from activity features (``features.activity_features`` at the
         date the prediction starts): the activity columns, the BTYD model's expectation over
         ``window`` and P(alive), and ``log_first_amount`` (``ln(1 + first day's amount)``, which
@@ -163,6 +244,8 @@ class ShiftedWindowPurchases(BaseEstimator):
         X["p_alive"] = btyd._p_alive(x, tx, T, P)[codes]
         first = act["total_spend"].to_numpy(float) - act["frequency"].to_numpy(float) * act["monetary"].to_numpy(float)
         X["log_first_amount"] = np.log1p(np.maximum(first, 0.0))
+        for c, v in (shares or {}).items():  # the season's share of the window predicted, the same for everyone
+            X[c] = v
         return X
 
     def _features(self, transactions, origin, window: int):
@@ -172,7 +255,7 @@ class ShiftedWindowPurchases(BaseEstimator):
         rfm = features.rfm_summary(transactions, origin, freq=self.freq, holdout_end=end)
         btyd, penalized = self._fit_base(rfm)
         act = features.activity_features(transactions, origin, freq=self.freq, windows=WINDOWS)
-        X = self._design(act, btyd, window)
+        X = self._design(act, btyd, window, self._season_shares(origin, window))
         return X, rfm["frequency_holdout"].reindex(X.index).to_numpy(float), penalized
 
     def _check(self):
@@ -230,7 +313,12 @@ class ShiftedWindowPurchases(BaseEstimator):
             window = fits[0]
         else:
             window = int(self.window)
-        if self.shifts is None:
+        if self.shifts is None and self._season() is not None:
+            # with a season calendar the windows cover the year: origins a quarter apart, so that no
+            # season is over-represented in what it learns from (the admissible ones)
+            step = max(1, int(round(365.25 / 4 / UNIT_DAYS[self.freq])))
+            candidates = [k * step for k in range(MAX_ORIGINS)]
+        elif self.shifts is None:
             step = max(1, window // 4)
             candidates = [k * step for k in range(MAX_ORIGINS)]
         else:
@@ -256,17 +344,26 @@ class ShiftedWindowPurchases(BaseEstimator):
         unit = pd.Timedelta(days=UNIT_DAYS[self.freq])
         first = pd.to_datetime(transactions.groupby("user_id")["ts"].min()).dt.normalize()
         window, shifts = self._windows(first, cut)
-        Xs, ys, used, penalized = [], [], [], []
+        self.season_notes_ = []
+        if self._season() is not None:
+            self.season_effect_ = self._season_effect(transactions, cut)
+        Xs, ys, offsets, used, penalized = [], [], [], [], []
         for shift in shifts:
             origin = (cut - (window + shift) * unit).normalize()
             X, y, pen = self._features(transactions, origin, window)
             Xs.append(X)
             ys.append(y)
+            offsets.append(np.full(len(y), self._log_multiplier(origin, window)))
             used.append(origin)
             if pen:
                 penalized.append(origin)
         X = pd.concat(Xs)
         y = np.concatenate(ys)
+        margin = np.concatenate(offsets)  # the season of each window, a known multiplier of its rate
+        # with a base margin XGBoost adds no base score: the offset carries the mean level too, else
+        # the trees start from a rate of about 1 and a small booster never comes down from it
+        self.season_level_ = float(np.log(max(y.sum(), 1e-9) / np.exp(margin).sum())) if len(y) else 0.0
+        margin = margin + self.season_level_
         self.feature_names_ = list(X.columns)
 
         def booster():
@@ -286,7 +383,8 @@ class ShiftedWindowPurchases(BaseEstimator):
             )
 
         Xa = X.to_numpy(float)
-        self.booster_ = booster().fit(Xa, y)
+        seasonal = self._season() is not None
+        self.booster_ = booster().fit(Xa, y, base_margin=margin) if seasonal else booster().fit(Xa, y)
         # the spread of the predictive distribution, from the error on users not trained on: a
         # user's rows (one per origin) stay in one half
         users = np.unique(X.index.to_numpy())
@@ -294,7 +392,11 @@ class ShiftedWindowPurchases(BaseEstimator):
         fold = half.reindex(X.index).to_numpy()
         out_of_fold = np.empty(len(y))
         for j in (0, 1):
-            out_of_fold[fold == j] = booster().fit(Xa[fold != j], y[fold != j]).predict(Xa[fold == j])
+            if seasonal:
+                b = booster().fit(Xa[fold != j], y[fold != j], base_margin=margin[fold != j])
+                out_of_fold[fold == j] = b.predict(Xa[fold == j], base_margin=margin[fold == j])
+            else:
+                out_of_fold[fold == j] = booster().fit(Xa[fold != j], y[fold != j]).predict(Xa[fold == j])
         repeat = X["frequency"].to_numpy() > 0
         pooled = None
         shapes = {}
@@ -320,7 +422,7 @@ class ShiftedWindowPurchases(BaseEstimator):
         periods) a prediction needs: what a scorer reads from the table of activity."""
         check_is_fitted(self, msg=NOT_FITTED)
         derived = ("btyd_window", "p_alive", "log_first_amount")
-        return [c for c in self.feature_names_ if c not in derived]
+        return [c for c in self.feature_names_ if c not in derived and not c.startswith("season_")]
 
     def _means(self, transactions, t) -> tuple[pd.DataFrame, np.ndarray]:
         """Expected purchases after the fitted cut-off, one column per horizon in ``t``, and the
@@ -329,24 +431,52 @@ class ShiftedWindowPurchases(BaseEstimator):
         act = features.activity_features(transactions, self.cutoff_, freq=self.freq, windows=WINDOWS)
         return self._means_of(act, t)
 
-    def _means_of(self, act: pd.DataFrame, t) -> tuple[pd.DataFrame, np.ndarray]:
-        """As :meth:`_means` from activity features at any date (the date the horizons start):
-        the booster and the base model fitted at the cut-off, applied to that activity."""
+    def _means_of(self, act: pd.DataFrame, t, as_of=None) -> tuple[pd.DataFrame, np.ndarray]:
+        """As :meth:`_means` from activity features at any date ``as_of`` (the date the horizons
+        start; the fitted cut-off by default): the booster and the base model fitted at the
+        cut-off, applied to that activity. With a season calendar the horizon is cut into windows
+        of ``window_`` periods, each predicted with its own season shares, and spread over time
+        with the base model's decay (without one every window's prediction is the same and this is
+        the decay from the first)."""
         check_is_fitted(self, msg=NOT_FITTED)
         ts = np.atleast_1d(np.asarray(t, float))
         if ts.ndim != 1 or not (ts > 0).all():
             raise ValueError(f"t must be positive, got {t}")
         missing = [c for c in self.activity_columns_ if c not in act.columns]
         if missing:
-            raise ValueError(f"the activity features lack {missing} (features.activity_features with windows "
-                             f"{WINDOWS} gives them)")
+            raise ValueError(
+                f"the activity features lack {missing} (features.activity_features with windows {WINDOWS} gives them)"
+            )
         btyd = self.base_model_
-        X = self._design(act[self.activity_columns_], btyd, self.window_)
-        direct = self.booster_.predict(X[self.feature_names_].to_numpy(float))
         x, tx, T, P, codes = btyd._histories(act[["frequency", "recency", "T"]])
         at_window = btyd._conditional_expected(float(self.window_), x, tx, T, P)
-        decay = np.column_stack([btyd._conditional_expected(h, x, tx, T, P) / at_window for h in ts])
-        means = pd.DataFrame(direct[:, None] * decay[codes], index=act.index, columns=ts)
+        if self._season() is None:
+            X = self._design(act[self.activity_columns_], btyd, self.window_)
+            direct = self.booster_.predict(X[self.feature_names_].to_numpy(float))
+            decay = np.column_stack([btyd._conditional_expected(h, x, tx, T, P) / at_window for h in ts])
+            means = pd.DataFrame(direct[:, None] * decay[codes], index=act.index, columns=ts)
+        else:
+            start = pd.Timestamp(self.cutoff_ if as_of is None else as_of).normalize()
+            w = float(self.window_)
+            blocks = int(np.ceil(ts.max() / w))
+            cum = {}
+
+            def E(h):  # the base model's cumulative expectation, per distinct history
+                h = round(float(h), 9)
+                if h not in cum:
+                    cum[h] = btyd._conditional_expected(h, x, tx, T, P) if h > 0 else np.zeros(len(x))
+                return cum[h]
+
+            out = np.zeros((len(act), len(ts)))
+            X = self._design(act[self.activity_columns_], btyd, self.window_, self._season_shares(start, self.window_))
+            Xa = X[self.feature_names_].to_numpy(float)
+            for k in range(blocks):
+                offset = self._log_multiplier(start + pd.Timedelta(days=k * w * UNIT_DAYS[self.freq]), self.window_)
+                direct = self.booster_.predict(Xa, base_margin=np.full(len(Xa), offset + self.season_level_))
+                for j, h in enumerate(ts):
+                    if h > k * w:
+                        out[:, j] += direct * ((E(min(h, (k + 1) * w)) - E(k * w)) / at_window)[codes]
+            means = pd.DataFrame(out, index=act.index, columns=ts)
         shape = np.where(act["frequency"].to_numpy() > 0, self.dispersion_["repeat"], self.dispersion_["one_time"])
         return means, shape[:, None]
 
