@@ -75,11 +75,15 @@ class InnerChoice:
     origins: list
     horizon: float
     notes: list = field(default_factory=list)
+    pool: dict = field(default_factory=dict)
 
     def describe(self, freq: str = "W") -> str:
+        what = self.choice
+        if self.choice == POOL:
+            what += " (" + ", ".join(f"{w:.2f} x {n}" for n, w in self.pool.items()) + ")"
         return (
             f"chosen on {len(self.origins)} inner window(s) of {self.horizon:g} {freq} inside the calibration "
-            f"period (origins {', '.join(f'{o:%Y-%m-%d}' for o in self.origins)}): {self.choice}"
+            f"period (origins {', '.join(f'{o:%Y-%m-%d}' for o in self.origins)}): {what}"
         )
 
 
@@ -117,22 +121,33 @@ def inner_origins(transactions, cutoff, horizon: float, freq: str = "W", n_origi
     return float(h), origins
 
 
-def choose_on_inner_windows(
-    transactions, cutoff, candidates: dict, freq: str = "W", horizon: float = 13, n_origins: int = 3, z: float = 1.0
-) -> InnerChoice:
-    """The one rule that chooses a purchase model, without reading anything after ``cutoff``.
+@dataclass
+class InnerWindows:
+    """Every candidate's forecasts at the inner origins of :func:`inner_predictions`:
+    ``origins``, the ``horizon`` (periods), per origin the users known there (``users``) and
+    their repeat purchases in the next ``horizon`` periods (``actual``), and per candidate one
+    array of mean forecasts per origin (``None`` where it could not be fitted or its forecasts
+    are not finite: ``notes`` says why)."""
 
-    Each candidate (``{name: estimator}``, simplest first: BTYD models fitted on an RFM summary,
-    or a ``ShiftedWindowPurchases`` fitted on transactions and a cut-off) is fitted again at each
-    inner origin inside the calibration period (:func:`inner_origins`: the holdout's horizon where
-    the history allows) on the purchases up to it, predicts the next ``h`` periods, and is scored
-    by RMSE against the purchases that followed (all before ``cutoff``). The candidate with the
-    lowest mean squared error over the origins wins; one whose paired difference from it (per user
-    and origin) is within ``z`` standard errors is a tie, and a tie goes to the simpler model
-    (the earlier name). A candidate that cannot be fitted at an origin (``fit_candidates``'s
-    penalizer fallback included) is not validated there; one validated nowhere cannot be chosen.
-    The caller refits the choice on the whole calibration period (05 has every candidate fitted
-    there already) and reports its untouched holdout."""
+    origins: list
+    horizon: float
+    users: list
+    actual: list
+    predictions: dict
+    notes: list = field(default_factory=list)
+    btyd: list = field(default_factory=list)  # the candidates fitted on an RFM summary (the BTYD models)
+    pool: dict = field(default_factory=dict)  # the pool's weights, when one was added (add_pool)
+
+
+def inner_predictions(
+    transactions, cutoff, candidates: dict, freq: str = "W", horizon: float = 13, n_origins: int = 3
+) -> InnerWindows:
+    """Each candidate (``{name: estimator}``: BTYD models fitted on an RFM summary, or models
+    fitted on transactions and a cut-off such as ``ShiftedWindowPurchases``) fitted again at
+    each inner origin inside the calibration period (:func:`inner_origins`) on the purchases up
+    to it, exactly as it is fitted at the cut-off, and its mean forecast of the next ``h``
+    periods, beside the purchases that followed (all before ``cutoff``: nothing after it is
+    read)."""
     from .. import features
     from ..models import fit_candidates
 
@@ -140,61 +155,193 @@ def choose_on_inner_windows(
     ts = pd.to_datetime(transactions["ts"])
     tx = transactions[ts.dt.normalize() <= cut]  # nothing after the cut-off is read below
     h, origins = inner_origins(tx, cut, horizon, freq, n_origins)
-    errors = {n: [] for n in candidates}  # per origin: squared errors per user
-    actual_all, notes = [], []
+    out = InnerWindows(
+        origins=origins,
+        horizon=h,
+        users=[],
+        actual=[],
+        predictions={n: [] for n in candidates},
+        btyd=[n for n, e in candidates.items() if _is_btyd(e)],
+    )
     for origin in origins:
         end = origin + pd.Timedelta(days=h * UNIT_DAYS[freq])
         rfm = features.rfm_summary(tx, origin, freq=freq, holdout_end=end)
-        actual = rfm["frequency_holdout"].to_numpy(float)
-        actual_all.append(actual)
-        btyd = {n: e for n, e in candidates.items() if not hasattr(e, "activity_columns_") and _is_btyd(e)}
+        out.users.append(rfm.index)
+        out.actual.append(rfm["frequency_holdout"].to_numpy(float))
+        btyd = {n: e for n, e in candidates.items() if _is_btyd(e)}
         fits = fit_candidates(btyd, rfm)
         for n, row in fits.notes.iterrows():
             if row.status != "fitted":
-                notes.append(f"{origin:%Y-%m-%d} {n}: {row.status}: {row.reason}")
+                out.notes.append(f"{origin:%Y-%m-%d} {n}: {row.status}: {row.reason}")
         for n, est in candidates.items():
+            pred = None
             try:
                 if n in btyd:
-                    if n not in fits.models:
-                        errors[n].append(None)
-                        continue
-                    pred = fits.models[n].conditional_expected_purchases(h, rfm).to_numpy(float)
-                else:
-                    from sklearn.base import clone
-
-                    m = clone(est).fit(tx, origin)
-                    pred = m.predict(tx, h).reindex(rfm.index).to_numpy(float)
+                    if n in fits.models:
+                        pred = fits.models[n].conditional_expected_purchases(h, rfm).to_numpy(float)
+                else:  # fitted on transactions and a date, with the same fallback as at the cut-off
+                    fit = fit_candidates({n: est}, tx, origin)
+                    if fit.notes.loc[n, "status"] != "fitted":
+                        out.notes.append(
+                            f"{origin:%Y-%m-%d} {n}: {fit.notes.loc[n, 'status']}: {fit.notes.loc[n, 'reason']}"
+                        )
+                    if n in fit.models:
+                        pred = fit.models[n].predict(tx, h).reindex(rfm.index).to_numpy(float)
             except (ValueError, ArithmeticError) as exc:
-                notes.append(f"{origin:%Y-%m-%d} {n}: not validated: {str(exc).splitlines()[0][:300]}")
-                errors[n].append(None)
-                continue
-            if not np.isfinite(pred).all():  # a fit at an extreme of its parameters: no number to judge
-                notes.append(
+                out.notes.append(f"{origin:%Y-%m-%d} {n}: not validated: {str(exc).splitlines()[0][:300]}")
+            if pred is not None and not np.isfinite(pred).all():  # a fit at an extreme of its parameters
+                out.notes.append(
                     f"{origin:%Y-%m-%d} {n}: not validated: {int((~np.isfinite(pred)).sum())} of "
                     f"{len(pred)} predictions are not finite"
                 )
-                errors[n].append(None)
-                continue
-            errors[n].append((pred - actual) ** 2)
-    rows = {}
-    mse = {}
+                pred = None
+            out.predictions[n].append(pred)
+    return out
+
+
+#: the name of the linear pool among the candidates (``models.LinearPool``)
+POOL = "LinearPool"
+
+
+def choose_on_inner_windows(
+    transactions,
+    cutoff,
+    candidates: dict,
+    freq: str = "W",
+    horizon: float = 13,
+    n_origins: int = 3,
+    z: float = 1.0,
+    pool: bool = True,
+) -> InnerChoice:
+    """The one rule that chooses a purchase model, without reading anything after ``cutoff``.
+
+    Each candidate (``{name: estimator}``, simplest first) is validated by
+    :func:`inner_predictions` (refitted at inner origins inside the calibration period, the
+    holdout's horizon where the history allows); with ``pool`` the linear pool of the BTYD choice
+    and the best other model joins them, last (:func:`add_pool`: its weight cross-fitted on the
+    same windows), and the forecasts are judged by :func:`decide_on_inner_windows`. The caller
+    refits the choice on the whole calibration period (05 has every candidate fitted there
+    already; a pool is ``models.LinearPool`` of two of them with ``InnerChoice.pool``'s weights)
+    and reports its untouched holdout."""
+    windows = inner_predictions(transactions, cutoff, candidates, freq, horizon, n_origins)
+    return decide_on_inner_windows(add_pool(windows, z) if pool else windows, z)
+
+
+def seasons_first(candidates: dict, seasonal: str, plain: str, level: float = 0.01) -> tuple[dict, str]:
+    """The candidates in the order of the tie rule, the seasonal model first when the data reject
+    the same model without seasons: ``seasonal`` (a ``TimeVaryingParetoNBD`` with a season
+    calendar) and ``plain`` (the ``ParetoNBD`` fitted on the same purchases: its special case with
+    every season coefficient 0) are nested, so a likelihood-ratio test on the calibration period
+    (chi-squared with as many degrees of freedom as coefficients) says whether the seasons are
+    more than noise. Rejected at ``level``: the seasons are part of the simplest model the data
+    allow, and the seasonal model goes first; else the order is kept (it comes after the others).
+    Per-user errors over a year barely see when in the year purchases fall, which is what the
+    calendar is for. Returns the order and the reason."""
+    from scipy import stats
+
+    if seasonal not in candidates or plain not in candidates:
+        return candidates, "no seasonal model to test"
+    tv, pn = candidates[seasonal], candidates[plain]
+    df = len(tv.params_) - len(pn.params_)
+    stat = 2.0 * (tv.log_likelihood_ - pn.log_likelihood_)
+    p = float(stats.chi2.sf(max(stat, 0.0), df)) if df > 0 else 1.0
+    why = f"likelihood ratio {stat:.1f} on {df} degrees of freedom against {plain}: p = {p:.2g}"
+    if p < level:
+        return {seasonal: candidates[seasonal], **{n: m for n, m in candidates.items() if n != seasonal}}, (
+            f"{why}: the seasons are not noise; {seasonal} first in the order of the tie rule"
+        )
+    return candidates, f"{why}: no evidence of the seasons at {level:g}; {seasonal} keeps its place"
+
+
+def _user_halves(users: pd.Index) -> np.ndarray:
+    """0 or 1 per user by a hash of the id: the same user in the same half at every origin."""
+    return (pd.util.hash_array(np.asarray(users.astype(str), object)) % 2).astype(int)
+
+
+def pool_weight(flexible: np.ndarray, simple: np.ndarray, actual: np.ndarray) -> float:
+    """The weight ``w`` in [0, 1] of ``w flexible + (1 - w) simple`` with the least squared error."""
+    d, e = flexible - simple, actual - simple
+    den = float(d @ d)
+    return float(np.clip((d @ e) / den, 0.0, 1.0)) if den > 0 else 0.0
+
+
+def add_pool(windows: InnerWindows, z: float = 1.0) -> InnerWindows:
+    """The inner windows with one more candidate, :data:`POOL`: the linear pool ``w flexible + (1 -
+    w) simple`` of the BTYD model the rule would choose among the BTYD models alone (``simple``) and
+    the other candidate (the shifted-window model, a model with a season calendar) with the lowest
+    inner error (``flexible``), each validated at every origin. ``w`` minimises the squared error
+    over every user and origin (``windows.pool`` records it); the pool's inner forecasts, by which
+    it is judged beside the others, are cross-fitted: the users are split in two halves by a hash
+    of their ids and each half is forecast with the weight fitted on the other, so the pool gains
+    nothing from fitting its weight on the rows it is judged on. Unchanged when there is no model
+    of each kind to pool."""
+    full = [n for n, per in windows.predictions.items() if all(p is not None for p in per)]
+    btyd = [n for n in full if n in windows.btyd]
+    other = [n for n in full if n not in windows.btyd and n != POOL]
+    if not btyd or not other:
+        return windows
+    sub = InnerWindows(
+        windows.origins, windows.horizon, windows.users, windows.actual, {n: windows.predictions[n] for n in btyd}
+    )
+    simple = decide_on_inner_windows(sub, z).choice
+    a = np.concatenate(windows.actual)
+
+    def stacked(n):
+        return np.concatenate(windows.predictions[n])
+
+    flexible = min(other, key=lambda n: float(np.mean((stacked(n) - a) ** 2)))
+    f, s = stacked(flexible), stacked(simple)
+    half = np.concatenate([_user_halves(u) for u in windows.users])
+    pooled = np.empty(len(a))
+    for j in (0, 1):
+        w_j = pool_weight(f[half != j], s[half != j], a[half != j])
+        pooled[half == j] = w_j * f[half == j] + (1.0 - w_j) * s[half == j]
+    w = pool_weight(f, s, a)
+    bounds = np.cumsum([0, *[len(x) for x in windows.actual]])
+    predictions = {**windows.predictions, POOL: [pooled[i:j] for i, j in zip(bounds[:-1], bounds[1:], strict=True)]}
+    return InnerWindows(
+        windows.origins,
+        windows.horizon,
+        windows.users,
+        windows.actual,
+        predictions,
+        list(windows.notes),
+        list(windows.btyd),
+        {flexible: w, simple: 1.0 - w},
+    )
+
+
+def decide_on_inner_windows(windows: InnerWindows, z: float = 1.0) -> InnerChoice:
+    """The decision of :func:`choose_on_inner_windows` from the candidates' inner forecasts
+    (:func:`inner_predictions`; the candidates in ``windows.predictions``' order, simplest first):
+    the lowest mean squared error over the origins wins; a candidate whose paired difference from
+    it (per user and origin) is within ``z`` standard errors is a tie, and a tie goes to the
+    simpler model (the earlier name). A candidate not validated at an origin is judged on the
+    origins every candidate could be validated at when no candidate was validated at all."""
+    origins, notes = list(windows.origins), list(windows.notes)
+    names = list(windows.predictions)
+    errors = {
+        n: [None if p is None else (p - a) ** 2 for p, a in zip(windows.predictions[n], windows.actual, strict=True)]
+        for n in names
+    }
+    rows, mse = {}, {}
     for n, per in errors.items():
         ok = [e for e in per if e is not None]
         rows[n] = {"origins_validated": len(ok)}
         mse[n] = np.mean([e.mean() for e in ok]) if len(ok) == len(origins) else np.inf
         rows[n]["rmse"] = float(np.sqrt(np.mean([e.mean() for e in ok]))) if ok else np.nan
     if not any(np.isfinite(v) for v in mse.values()):  # judge on the origins every candidate could be validated at
-        common = [i for i in range(len(origins)) if all(errors[n][i] is not None for n in candidates)]
+        common = [i for i in range(len(origins)) if all(errors[n][i] is not None for n in names)]
         if not common:
             raise ValueError(f"no candidate could be validated at every inner origin: {notes}")
         origins = [origins[i] for i in common]
-        errors = {n: [errors[n][i] for i in common] for n in candidates}
-        for n in candidates:
+        errors = {n: [errors[n][i] for i in common] for n in names}
+        for n in names:
             rows[n]["origins_validated"] = len(common)
             mse[n] = np.mean([e.mean() for e in errors[n]])
             rows[n]["rmse"] = float(np.sqrt(mse[n]))
     best = min(mse, key=mse.get)
-    for n in candidates:
+    for n in names:
         if not np.isfinite(mse[n]):
             rows[n].update(mse_difference=np.nan, std_error=np.nan, tied=False)
             continue
@@ -206,14 +353,20 @@ def choose_on_inner_windows(
     table = pd.DataFrame.from_dict(rows, orient="index")[
         ["rmse", "mse_difference", "std_error", "tied", "origins_validated"]
     ]
-    choice = next(n for n in candidates if rows[n]["tied"])
-    return InnerChoice(choice=choice, table=table, origins=origins, horizon=h, notes=notes)
+    choice = next(n for n in names if rows[n]["tied"])
+    if windows.pool:
+        table["pool_weight"] = pd.Series(windows.pool).reindex(table.index)
+    return InnerChoice(
+        choice=choice, table=table, origins=origins, horizon=windows.horizon, notes=notes, pool=dict(windows.pool)
+    )
 
 
 def _is_btyd(estimator) -> bool:
-    from ..models import ShiftedWindowPurchases
+    """Whether a candidate is fitted on an RFM summary (the BTYD models) rather than on
+    transactions and a cut-off."""
+    from ..models import ShiftedWindowPurchases, TimeVaryingParetoNBD
 
-    return not isinstance(estimator, ShiftedWindowPurchases)
+    return not isinstance(estimator, (ShiftedWindowPurchases, TimeVaryingParetoNBD))
 
 
 def covariate_table(models: dict, rfm: pd.DataFrame, covariates: list[str], t: float):

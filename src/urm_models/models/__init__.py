@@ -14,6 +14,7 @@ from .clv import CLVScorer, ConstantSpend, conditional_median_purchases, custome
 from .dynamic import TimeVaryingParetoNBD
 from .gompertz import GammaGompertzNBD
 from .pareto import ParetoNBD
+from .pool import LinearPool
 
 _LAZY = {"ChurnClassifier": ".churn", "SurvivalModel": ".survival", "contractual_clv": ".survival",
          "ShiftedWindowPurchases": ".shifted", "UpliftModel": ".uplift"}
@@ -21,7 +22,8 @@ _LAZY = {"ChurnClassifier": ".churn", "SurvivalModel": ".survival", "contractual
 __all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD",
            "GammaGompertzNBD", "TimeVaryingParetoNBD",           "BetaGeoBetaBinom", "ShiftedWindowPurchases", "UpliftModel",
            "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError", "ModelWarning", "NotFittedError",
-           "customer_lifetime_value", "conditional_median_purchases", "CLVScorer", "ConstantSpend", "spend_model_for", "CandidateFits", "fit_candidates"]
+           "customer_lifetime_value", "conditional_median_purchases", "CLVScorer", "ConstantSpend", "spend_model_for", "CandidateFits", "fit_candidates",
+           "LinearPool"]
 
 
 def __getattr__(name: str):

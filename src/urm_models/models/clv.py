@@ -259,7 +259,9 @@ class CLVScorer:
 
     Parameters
     ----------
-    purchase_model : fitted BetaGeo / ModifiedBetaGeo / ParetoNBD, a fitted TimeVaryingParetoNBD
+    purchase_model : fitted BetaGeo / ModifiedBetaGeo / ParetoNBD, a ``LinearPool`` of fitted
+        models (every score the pool's weighted average of each model's: the scores of the
+        mixture of their predictive distributions), a fitted TimeVaryingParetoNBD
         with a ``season`` calendar (then ``predict`` also reads ``as_of``, the scoring date, and
         every score follows the calendar after it), or a fitted ShiftedWindowPurchases: then ``predict`` takes activity features
         (``features.activity_features`` at the date scored: :attr:`inputs` names the columns),
@@ -282,7 +284,11 @@ class CLVScorer:
     @property
     def inputs(self) -> list[str]:
         """The columns :meth:`predict` reads: the RFM table's, and for a shifted-window purchase
-        model the activity features it learned from; ``as_of`` for a model with a season calendar."""
+        model the activity features it learned from; ``as_of`` for a model with a season calendar
+        (for a pool, every component's)."""
+        if self._pooled:
+            cols = [c for part in self._parts() for c in part.inputs]
+            return list(dict.fromkeys(cols))
         if self._dynamic:  # the scoring date places each customer on the season calendar
             return [*self.rfm_columns, "as_of"]
         extra = list(getattr(self.purchase_model, "activity_columns_", None) or []) if self._shifted else []
@@ -295,6 +301,29 @@ class CLVScorer:
         from .dynamic import TimeVaryingParetoNBD
 
         return isinstance(self.purchase_model, TimeVaryingParetoNBD)
+
+    @property
+    def _pooled(self) -> bool:
+        from .pool import LinearPool
+
+        return isinstance(self.purchase_model, LinearPool)
+
+    def _parts(self) -> list:
+        """For a pooled purchase model: one scorer per component, with this scorer's settings."""
+        pool = self.purchase_model
+        return [
+            CLVScorer(
+                m,
+                self.spend_model,
+                self.rfm_freq,
+                self.horizon,
+                self.freq,
+                self.discount_rate,
+                self.margin,
+                getattr(self, "churn_window", None),
+            )
+            for m in pool.models.values()
+        ]
 
     @property
     def _shifted(self) -> bool:
@@ -329,6 +358,10 @@ class CLVScorer:
         (x, t_x, T) once, as :func:`customer_lifetime_value`, ``p_alive``,
         ``probability_no_purchase`` and ``expected_remaining_lifetime`` compute them."""
         validate_rfm(rfm, columns=("frequency", "recency", "T", "monetary"))
+        if self._pooled:  # the mixture: every score the weighted average of the components'
+            pool = self.purchase_model
+            outs = {n: part.predict(rfm[part.inputs]) for n, part in zip(pool.models, self._parts(), strict=True)}
+            return pool.combine(outs)[self.columns]
         pm = self.purchase_model
         step = UNIT_DAYS[self.freq] / UNIT_DAYS[self.rfm_freq]
         h = self.horizon * step  # in rfm units
