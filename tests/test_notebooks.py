@@ -69,8 +69,8 @@ def test_refresh_on_telco_logs_loadable_models(home):
     (smodel,) = mlflow.search_logged_models(experiment_ids=[surv.experiment_id], output_format="list")
     S = telco[telco.tenure > 0].drop(columns=["user_id", "totalcharges", "churn"]).head(10)
     out = mlflow.pyfunc.load_model(smodel.model_uri).predict(S)
-    assert list(out.columns) == ["p_churn", "expected_remaining_lifetime", "clv"]
-    assert ((out["p_churn"] >= 0) & (out["p_churn"] <= 1)).all()
+    assert list(out.columns) == ["p_churn", "expected_remaining_lifetime", "clv", "value_at_risk"]
+    assert ((out["p_churn"] >= 0) & (out["p_churn"] <= 1)).all() and (out["value_at_risk"] >= 0).all()
     # Telco's ids (7590-VHVEG ...) are in the published table, nowhere that others read
     ids = set(telco["user_id"])
     assert set(mentions.find([home / "data" / "predictions"], ids)) == ids

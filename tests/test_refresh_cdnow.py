@@ -152,7 +152,15 @@ def _check_cdnow_refresh(home, manifest):
         len(names) > 4
     )
     offline = loaded.predict(act[names].head(5).reset_index(drop=True))
-    assert list(offline.columns) == ["expected_purchases", "p_alive", "p_churn", "expected_remaining_lifetime", "clv"]
+    assert list(offline.columns) == [
+        "expected_purchases",
+        "p_alive",
+        "p_churn",
+        "expected_remaining_lifetime",
+        "clv",
+        "value_at_risk",
+    ]
+    assert (offline["value_at_risk"] >= 0).all()
 
     # 06_score_users: the table is published with a latest link, and re-scoring the same as-of
     # date reproduces it (the refresh is idempotent)
