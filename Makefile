@@ -72,7 +72,7 @@ scheduled: | $(UV) ## one refresh for cron or systemd: DATASET=... (default cdno
 test: $(TEST_STAMP) ## lint and format check (ruff), then the test suite (unit, property, fuzz, data, notebook, reliability, end-to-end)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/python -m pytest -n auto --dist loadfile --durations=10 -v
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=10 -v
 
 # rooted at the project (notebooks/ opens first) so that the executed notebooks under reports/runs/ open too
 lab: $(STAMP) ## JupyterLab on the project (notebooks/ first, reports/runs/ too) with the urm-models kernel
