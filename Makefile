@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 export MPLBACKEND := Agg
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help env run test lab ui ui-check bench clean scheduled
+.PHONY: help env run test test-fast lab ui ui-check bench clean scheduled
 DATASET ?= cdnow
 
 help: ## list the targets
@@ -73,6 +73,13 @@ test: $(TEST_STAMP) ## lint and format check (ruff), then the test suite (unit, 
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=10 -v
+
+# The unit tests: no papermill refresh or kernel, no Spark session, no PostgreSQL, no fresh clone, no
+# full data set fitted many times over (markers `slow` and `integration`, pyproject.toml). Files start
+# longest first (tests/conftest.py); --no-loadscope-reorder keeps that order (xdist would otherwise
+# start the files with the most tests first, and the longest file last).
+test-fast: $(TEST_STAMP) ## the unit tests only, under a minute (no refresh, Spark, PostgreSQL or fresh clone); `make test` runs them too
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile --no-loadscope-reorder -m "not slow and not integration" -q --durations=5
 
 # rooted at the project (notebooks/ opens first) so that the executed notebooks under reports/runs/ open too
 lab: $(STAMP) ## JupyterLab on the project (notebooks/ first, reports/runs/ too) with the urm-models kernel

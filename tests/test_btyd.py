@@ -298,6 +298,7 @@ def test_gamma_gamma_recovery():
 # ------------------------------------------------------------------ Pareto/NBD
 
 
+@pytest.mark.slow
 def test_pareto_nbd_reproduces_published_cdnow(rfm_sample):
     # Fader, Hardie & Lee (2005), "Counting your customers the easy way", Marketing Science,
     # Pareto/NBD on the same CDNOW sample: r = 0.55, alpha = 10.58, s = 0.61, beta = 11.67,
@@ -358,6 +359,7 @@ def test_pareto_loglik_finite_and_gradient_matches_finite_differences(lp, hist):
     _assert_finite_and_fd_gradient(ParetoNBD(), lp, _Purchases(x, tx, T))
 
 
+@pytest.mark.slow
 def test_pareto_parameter_recovery_200k_users():
     from urm_models.models import ParetoNBD
 
@@ -368,6 +370,7 @@ def test_pareto_parameter_recovery_200k_users():
         assert s.loc[k, "lower_95"] <= v <= s.loc[k, "upper_95"], (k, v, s.loc[k].to_dict())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [BetaGeo, ModifiedBetaGeo])
 def test_conditional_expectation_agrees_with_the_distribution_for_heavy_buyers(cls):
     # 2F1 with large parameters is where special-function libraries fail quietly (scipy's
@@ -455,6 +458,7 @@ def test_hyp2f1_falls_back_to_the_series_where_scipy_fails():
     np.testing.assert_allclose(hyp2f1(*args), scipy_hyp2f1(*args), rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "model_name, cls",
     [("bgnbd", BetaGeo), ("mbgnbd", ModifiedBetaGeo), ("paretonbd", ParetoNBD)],

@@ -32,6 +32,7 @@ def fitted(request, covariates):
     return kind, rfm, MODELS[kind](purchase_covariates=cols, dropout_covariates=cols).fit(rfm)
 
 
+@pytest.mark.slow
 def test_recovers_known_coefficients_within_three_standard_errors(fitted):
     """Every parameter, including the coefficients with no effect (true 0), within 3 SE of the
     truth expressed on the model's scale: coefficients per standard deviation of the covariate,
@@ -57,6 +58,7 @@ def test_recovers_known_coefficients_within_three_standard_errors(fitted):
     assert s.loc["purchase_channel", "lower_95"] > 0 and s.loc["purchase_size", "upper_95"] < 0
 
 
+@pytest.mark.slow
 def test_predictions_use_each_customers_own_parameters(fitted):
     """A customer's predictions equal those of the plain model with that customer's parameters."""
     kind, rfm, m = fitted
@@ -79,6 +81,7 @@ def test_predictions_use_each_customers_own_parameters(fitted):
     assert not np.allclose(L[1], m.log_params_[1])
 
 
+@pytest.mark.slow
 def test_clv_and_draws_with_a_covariate_purchase_model(fitted):
     kind, rfm, m = fitted
     head = rfm.head(2000).assign(monetary=lambda d: np.where(d["frequency"] > 0, d["monetary"], 0.0))
@@ -182,6 +185,7 @@ def test_first_purchase_covariates_and_the_comparison_table(cdnow_sample):
     assert table["actual_total"].nunique() == 1 and table.loc["BetaGeo", "rmse"] > 0
 
 
+@pytest.mark.slow
 def test_population_diagnostics_sum_each_customers_own_expectation(cdnow_sample):
     """period_transactions and the tracking plots of a covariate model sum each customer's own
     expectation; at zero coefficients that is, to 1e-9, the plain model's grouped sum (the

@@ -42,6 +42,7 @@ def test_every_model_refuses_the_limit_without_dropout_alike(young_shop, name):
     assert "Refit with penalizer=0.001" in msg
 
 
+@pytest.mark.slow
 def test_fit_candidates_refits_with_the_penalizer_the_error_names(young_shop):
     fits = fit_candidates(CANDIDATES, young_shop)
     assert list(fits.models) == list(CANDIDATES)

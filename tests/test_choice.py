@@ -26,6 +26,7 @@ def choice(cdnow_sample):
     return holdout.choose_on_inner_windows(cdnow_sample, CUT, candidates(), freq="W", horizon=39)
 
 
+@pytest.mark.slow
 def test_the_choice_never_reads_the_holdout(cdnow_sample, choice):
     """Holdout purchases halved, moved and their amounts multiplied: the same choice, the same table."""
     later = cdnow_sample[cdnow_sample["ts"] > CUT].sample(frac=0.5, random_state=1)

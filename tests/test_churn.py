@@ -57,6 +57,7 @@ def test_activity_features_hand_built():
     assert (b["frequency"], b["gap_mean"], b["gap_std"]) == (0, b["T"], 0.0)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000), st.sampled_from(["drop", "scale", "add"]))
 def test_no_row_after_the_cutoff_changes_any_feature(seed, how):
@@ -103,6 +104,7 @@ def test_calibration_repairs_class_weighted_scores(telco):
     assert res["brier"].mean() < res["brier_uncalibrated"].mean() - 0.01
 
 
+@pytest.mark.slow
 def test_estimator_contract_and_explanations(telco):
     X, y = telco
     Xs, ys = X.iloc[:1500], y[:1500]
@@ -144,6 +146,7 @@ def _encoded(X):
     return ct.fit_transform(X)
 
 
+@pytest.mark.slow
 def test_each_bag_keeps_its_trees_up_to_the_best_validation_loss(telco):
     from sklearn.model_selection import train_test_split
 
@@ -189,6 +192,7 @@ def test_a_model_pickled_before_bags_kept_boosters_still_predicts(telco):
     assert est.refit is True and est.contributions(Z).shape == (800, Z.shape[1] + 1)
 
 
+@pytest.mark.slow
 def test_bad_input_names_the_column(telco):
     X, y = telco
     Xs, ys = X.iloc[:600], y[:600]
@@ -267,6 +271,7 @@ def test_shifted_window_labels_the_window_before_the_cutoff_and_reads_nothing_af
     pd.testing.assert_series_equal(y, y2)
 
 
+@pytest.mark.slow
 def test_default_calibrates_on_the_rows_its_bags_held_out_without_extra_training(telco, monkeypatch):
     from urm_models.models.churn import _XGBEarlyStopping
 

@@ -6,6 +6,9 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.integration  # the CLI in a subprocess in most tests of this file
 
 
 def urm(*args, env=None):

@@ -59,6 +59,7 @@ def test_clv_needs_the_time_unit(fitted):
     assert customer_lifetime_value(bg2, gg, bare, rfm_freq="W")["clv"].notna().all()
 
 
+@pytest.mark.slow
 def test_median_is_the_predictive_median(fitted):
     _, rfm, bg, _ = fitted
     rows = rfm.sample(40, random_state=1)
@@ -102,6 +103,7 @@ def models(fitted):
     return {"rfm": rfm, "bg": bg, "gg": gg, "pareto": ParetoNBD().fit(rfm)}
 
 
+@pytest.mark.slow
 def test_bg_remaining_lifetime_matches_direct_integration(models):
     """The closed form (Pfaff-transformed 2F1) against integrating exp(-lambda p t) over the
     posterior of p by quadrature and then over t."""
@@ -162,6 +164,7 @@ def test_clv_scorer_agrees_with_its_parts(models):
         scorer.predict(rfm.drop(columns=["monetary"]))
 
 
+@pytest.mark.slow
 def test_value_intervals_carry_the_purchase_process_and_cover_the_holdout(fitted):
     """Issue 28: intervals from parameter draws alone hold the expectation (the top customer's was
     a few percent wide) and cover 3% of what customers actually spent in the holdout; with each

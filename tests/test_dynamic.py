@@ -136,6 +136,7 @@ def test_the_gradient_is_the_likelihoods_slope():
         assert g[:, j].sum() == pytest.approx(num, rel=1e-5, abs=1e-6), model.param_names_[j]
 
 
+@pytest.mark.slow
 def test_recovers_seasonal_and_contact_effects(seasonal):
     """Every parameter within 3 standard errors of the truth (measured |z| <= 2.3 on seeds 0-2
     of 3,000 customers)."""
@@ -158,6 +159,7 @@ def test_recovers_seasonal_and_contact_effects(seasonal):
     assert s.loc["purchase_season", "lower_95"] > 0.4 and s.loc["purchase_contact", "lower_95"] > 0.3
 
 
+@pytest.mark.slow
 def test_weekly_and_quarterly_holdout_tracking_with_the_known_calendar(seasonal):
     """The forecast takes the future calendar and contacts: week by week over the 52-week
     holdout it follows the season that a plain Pareto/NBD misses (it predicts a decline there),
@@ -200,6 +202,7 @@ def test_weekly_and_quarterly_holdout_tracking_with_the_known_calendar(seasonal)
     assert lift_actual > 1.15 and abs(lift_ours / lift_actual - 1) < 0.2 and lift_plain < 1.0
 
 
+@pytest.mark.slow
 def test_refuses_tables_that_do_not_cover_or_fit_the_grid(seasonal):
     tx, cov, model = seasonal
     short = CALENDAR[CALENDAR["period_start"] < "2021-06-01"]

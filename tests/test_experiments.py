@@ -16,6 +16,7 @@ def hillstrom():
     return campaigns.load_hillstrom()
 
 
+@pytest.mark.slow
 def test_hillstrom_reproduces_the_published_arm_means(hillstrom):
     # ../shared/data/README.md, the challenge's summary: customers, visit, conversion, spend
     published = {
@@ -39,6 +40,7 @@ def test_hillstrom_reproduces_the_published_arm_means(hillstrom):
     assert "history_segment" not in hillstrom.data  # history, binned: the table keeps history itself
 
 
+@pytest.mark.slow
 def test_hillstrom_analysis(hillstrom):
     report = experiments.analyze(hillstrom, "visit")
     lifts = report.lifts
@@ -62,6 +64,7 @@ def _frame_campaign(truth, outcome_cols, arms, control="control"):
     return Campaign(data=data, control=control, arms=tuple(arms), outcomes=tuple(outcome_cols), features=())
 
 
+@pytest.mark.slow
 def test_intervals_cover_the_true_lift_in_repeated_simulated_experiments():
     """300 simulated campaigns (1,500 users per arm, fixed seeds): the 95% intervals of the binary
     outcome (Newcombe) and of the amounts (Welch) hold the true lift, the mean of every user's
@@ -80,6 +83,7 @@ def test_intervals_cover_the_true_lift_in_repeated_simulated_experiments():
         assert 0.925 <= c <= 0.975, coverage
 
 
+@pytest.mark.slow
 def test_simultaneous_intervals_hold_together_across_arms():
     reps, together, separately = 200, 0, 0
     for seed in range(reps):
@@ -93,6 +97,7 @@ def test_simultaneous_intervals_hold_together_across_arms():
     assert separately < together  # three separate 95% intervals hold together less often
 
 
+@pytest.mark.slow
 def test_planned_sample_size_detects_the_lift_with_the_planned_power():
     plan = experiments.sample_size(0.10, 0.02, power=0.8)
     n = plan["control"]
@@ -130,6 +135,7 @@ def test_regression_adjustment_removes_the_variance_a_covariate_explains():
     assert adj["std_error"] < 0.7 * adj["unadjusted_std_error"]
 
 
+@pytest.mark.slow
 def test_sample_ratio_mismatch_and_imbalance_are_flagged(hillstrom):
     data = hillstrom.data
     lost = data.index[(data["arm"] == "Mens E-Mail") & (data["history"] > 400)][:2_000]
@@ -220,6 +226,7 @@ def test_bad_assignment_files_are_refused(home, tmp_path):
 # ------------------------------------------------------------------------------ own data
 
 
+@pytest.mark.slow
 def test_campaign_from_transactions_reads_nothing_after_the_send_into_a_feature(home):
     """Features as of the day before each send: changing or adding purchases on or after a user's
     send day changes none of that user's own features, only the outcomes; the BTYD scores of a
@@ -346,6 +353,7 @@ def test_next_campaign_holds_out_a_stratified_random_share_sized_for_the_effect(
         assert (shares - plan.loc[a, "holdout_share"]).abs().max() < 0.01
 
 
+@pytest.mark.slow
 def test_a_campaign_with_new_sign_ups_trains_a_model_that_scores_everyone(home):
     """Issue 27: users sent the campaign before their first purchase (new sign-ups; supported)
     made the trained model's features floats (missing history) where scoring, on users with

@@ -526,6 +526,7 @@ def _as_loaded(export: Export, i: int, names: list[str]):
     )
 )
 # an undecodable line next to a blank date: nothing is kept, nothing is inferred
+@pytest.mark.slow
 @example(
     export=Export(
         ["amount", "user_id", "ts"],

@@ -120,6 +120,7 @@ def test_quadrature_equals_adaptive_integration_and_the_pareto_limit(fitted, rfm
         np.testing.assert_allclose(a, b_, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_predictions_api(fitted, rfm_sample):
     """Summary, P(alive), expected purchases, the count distribution and CLV, as the other BTYD
     models give them; the count distribution sums to 1 and its mean is the expectation."""
@@ -145,6 +146,7 @@ def test_predictions_api(fitted, rfm_sample):
         GammaGompertzNBD(nodes=2).fit(rfm_sample)
 
 
+@pytest.mark.slow
 def test_recovers_a_rising_hazard_from_simulated_customers():
     """4,000 simulated customers observed 100-200 weeks with a hazard rising with age (b = 0.05):
     every estimate within 3 standard errors of the truth (seeds 0-3 measured: |z| <= 1.8), far

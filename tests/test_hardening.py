@@ -51,6 +51,7 @@ def test_a_refused_lock_keeps_the_holders_information(home):
         assert lock.read_text() == before
 
 
+@pytest.mark.integration
 def test_bad_arguments_exit_2_with_their_message(home, tmp_path):
     """D12, D13, unknown data sets, --notebooks paths: bad arguments, exit 2, no traceback (before:
     `--dataset ''` scored cdnow, an unknown data set exited 1, an unsafe YAML printed a traceback,
@@ -80,6 +81,7 @@ def test_bad_arguments_exit_2_with_their_message(home, tmp_path):
     assert not (home / "reports" / "runs").exists()
 
 
+@pytest.mark.integration
 def test_forget_refuses_a_data_set_that_nothing_knows(home):
     """A typo used to exit 0 and be written into the append-only log."""
     out = urm("forget", "XYZ", "--dataset", "cdnow_smaple", home=home)
@@ -167,6 +169,7 @@ def test_a_date_that_yaml_reads_unquoted_is_a_date(home, tmp_path):
     assert cli.main(["refresh", "--config", str(config), "--quiet"]) == 1  # freq, not the dates, is refused
 
 
+@pytest.mark.integration
 def test_a_killed_runs_staged_table_does_not_outlive_it(home):
     """D4: the scoring notebook staged the table (raw ids) under reports/runs/<id>/; after a kill
     it survived later refreshes and urm forget. Now it is staged under data/tmp/staged/ and both
@@ -186,6 +189,7 @@ def test_a_killed_runs_staged_table_does_not_outlive_it(home):
     assert not (home / "reports" / "runs" / "old" / "user_scores.parquet").exists()
 
 
+@pytest.mark.slow
 def test_null_words_are_not_user_ids(home, tmp_path):
     """D8: 236 guest purchases under NULL became the top user of a refresh; now the column is
     refused with the count and the option, drop leaves those rows out (counted), keep keeps them."""

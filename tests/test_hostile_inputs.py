@@ -202,6 +202,7 @@ def _parquet_types():
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("column", ["user_id", "ts", "amount", "extra"])
 def test_every_parquet_type_in_every_column_loads_or_is_refused_cleanly(column, tmp_path, home):
     """Every Parquet type as each column of the contract (and as a column it does not read):

@@ -147,6 +147,7 @@ def test_a_second_concurrent_refresh_refuses(home):
     assert not (home / "reports" / "runs").exists() or not any((home / "reports" / "runs").iterdir())
 
 
+@pytest.mark.integration
 def test_the_kernel_listens_on_unix_sockets_not_tcp(home, tmp_path):
     """A refresh's kernel is not reachable over loopback TCP by other local accounts."""
     nbdir, out = tmp_path / "nbs", tmp_path / "out"
@@ -182,6 +183,7 @@ def test_the_kernel_listens_on_unix_sockets_not_tcp(home, tmp_path):
     assert not [p.name for p in elsewhere.iterdir() if "ipc" in p.name]
 
 
+@pytest.mark.integration
 def test_notebooks_of_a_refresh_share_one_kernel_from_a_clean_slate(home, tmp_path):
     """One kernel runs the notebooks in turn (imports are paid once); each starts with nothing
     of the one before, counts its cells from 1 and knows its own name (the MLflow tag)."""

@@ -330,6 +330,7 @@ def test_a_data_set_is_scored_with_its_own_champions_or_another_named_one(cdnow_
     assert champ["store"] == meta["model_store"] and champ["dataset"] == "cdnow_sample"
 
 
+@pytest.mark.slow
 def test_reports_mlflow_and_models_hold_no_raw_id_and_nothing_is_readable_by_others(cdnow_run, cdnow_sample):
     home, _ = cdnow_run
     with in_home(home):

@@ -32,6 +32,7 @@ def urm(*args, home, timeout=600):
 # ------------------------------------------------------------------------------ unsafe names
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "flag,value",
     [
@@ -53,6 +54,7 @@ def test_unsafe_run_ids_and_dataset_names_are_refused_before_anything_is_written
     assert list(home.iterdir()) == [] and not (tmp_path / "x").exists()
 
 
+@pytest.mark.integration
 def test_unsafe_dataset_names_in_score_kpis_and_forget(tmp_path):
     for args in (
         ["score", "--dataset", "../x", "--as-of", "1997-09-30"],
@@ -183,6 +185,7 @@ def test_the_erasure_log_is_append_only_and_tampering_is_caught(home, tmp_path):
 # ------------------------------------------------------------------------------ leftovers
 
 
+@pytest.mark.integration
 def test_recover_marks_killed_runs_fails_their_mlflow_runs_and_removes_temp_files(home):
     runs = home / "reports" / "runs"
     (runs / "dead").mkdir(parents=True)
@@ -224,6 +227,7 @@ def test_recover_marks_killed_runs_fails_their_mlflow_runs_and_removes_temp_file
     assert pipeline.recover("again") == {"killed_runs": [], "failed_mlflow_runs": [], "removed_tmp": []}
 
 
+@pytest.mark.integration
 def test_a_refresh_that_does_not_finish_leaves_the_registry_as_it_was(home, cdnow_sample):
     """Versions a refresh registers are promoted only when it succeeds: a failed or killed one
     leaves no new version and moves no alias; inside the refresh, its own decision is what
@@ -279,6 +283,7 @@ class mock_refresh:
         os.environ.pop("URM_REFRESH_ID", None)
 
 
+@pytest.mark.integration
 def test_prune_keeps_the_newest_runs_and_the_ones_latest_comes_from(home):
     runs = home / "reports" / "runs"
     for i in range(5):
@@ -296,6 +301,7 @@ def test_prune_keeps_the_newest_runs_and_the_ones_latest_comes_from(home):
     assert "kept 2 newest and 1 that a latest table comes from" in out.stdout
 
 
+@pytest.mark.integration
 def test_score_forget_and_prune_wait_for_no_refresh_they_refuse_while_one_runs(home):
     with lock_holder.held_lock(home):
         for args in (

@@ -130,6 +130,7 @@ def summary(df, holdout=True):
     return features.rfm_summary(df, cutoff=CUT, freq="W", holdout_end=END if holdout else None)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows, st.randoms(use_true_random=False))
 def test_invariant_to_row_order(rs, rnd):
@@ -138,6 +139,7 @@ def test_invariant_to_row_order(rs, rnd):
     pd.testing.assert_frame_equal(summary(frame(rs)), summary(frame(shuffled)))
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows, st.data())
 def test_invariant_to_splitting_a_purchase_into_same_day_rows(rs, data):
@@ -153,6 +155,7 @@ def test_invariant_to_splitting_a_purchase_into_same_day_rows(rs, data):
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=1e-9)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows, rows)
 def test_rows_after_the_cutoff_change_no_calibration_column(rs, later):

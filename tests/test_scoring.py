@@ -58,6 +58,7 @@ def test_cdnow_tiers_order_value_and_stages_follow_activity(cdnow_table):
     assert "new" not in set(t["lifecycle_stage"]) and set(t["cohort"]) == {"1997-01", "1997-02", "1997-03"}
 
 
+@pytest.mark.slow
 def test_cdnow_p_churn_from_the_shifted_window_classifier_when_given(cdnow_master, cdnow_table):
     from urm_models.models import ChurnClassifier
 

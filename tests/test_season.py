@@ -76,6 +76,7 @@ def apparel():
     return tx, rfm, model
 
 
+@pytest.mark.slow
 def test_the_season_argument_is_the_calendar_table_read_for_the_fit(apparel):
     tx, rfm, model = apparel
     given = TimeVaryingParetoNBD(**SEASONAL).fit(tx, CUT, calendar=datasets.apparel_season())
@@ -88,6 +89,7 @@ def test_the_season_argument_is_the_calendar_table_read_for_the_fit(apparel):
     )
 
 
+@pytest.mark.slow
 def test_scores_from_a_summary_are_its_forecasts_from_the_transactions(apparel):
     """What the relationship table reads (frequency, recency, T at a date, no transactions) gives
     the same P(alive) and expected purchases as the transaction path over the future calendar."""
@@ -118,6 +120,7 @@ def test_without_covariates_its_scores_are_pareto_nbds(cdnow_sample):
     np.testing.assert_allclose(sc["lifetime"], pn._remaining_lifetime(39.0, x, tx, T, P, alive)[codes], rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_its_relationship_table_in_process_and_streamed_spark_refuses(apparel, home, tmp_path):
     tx, rfm, model = apparel
     spend = GammaGamma().fit(rfm)
@@ -168,6 +171,7 @@ def test_the_refresh_takes_a_calendar_from_its_config_and_refuses_a_bad_one(home
         pipeline.check_parameters({**pipeline.DEFAULT_PARAMS, "season_calendar": ["11-31..12-31"]}, {})
 
 
+@pytest.mark.slow
 def test_the_shifted_window_model_with_the_calendar_learns_from_every_season(apparel):
     """Without a calendar its training windows (a quarter of a window apart) all fall in the
     latest year and it overshoots the apparel holdout's total by 40%; with one they are a quarter

@@ -97,6 +97,7 @@ def _everything(home: Path) -> str:
     return "\n".join(out)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "uri",
     [
@@ -124,6 +125,7 @@ def test_a_dead_server_is_one_clear_line_without_the_password(tmp_path, uri):
     assert ui.returncode == 0 and "s3cret" not in ui.stdout + ui.stderr and "Pl%40" not in ui.stdout + ui.stderr
 
 
+@pytest.mark.integration
 def test_an_unreachable_team_database_is_a_clear_error(tmp_path):
     """A PostgreSQL that does not answer when a refresh takes its lock, publishes or reads the
     erasure register: one line naming it without its password, exit 1, nothing run."""

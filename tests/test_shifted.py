@@ -48,6 +48,7 @@ def _btyd_scores(rfm, horizon):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cutoff, weeks", [("1997-06-30", 52), ("1997-09-30", 39)])
 def test_the_default_model_beats_every_btyd_model_at_both_cutoffs(cdnow_master, cutoff, weeks, request):
     """With its defaults (the window and origins chosen from the data) it beats BG/NBD, MBG/NBD
@@ -77,6 +78,7 @@ def test_the_default_model_beats_every_btyd_model_at_both_cutoffs(cdnow_master, 
     assert model.window_ == {"1997-06-30": 9, "1997-09-30": 13}[cutoff]
 
 
+@pytest.mark.slow
 def test_the_predictive_distribution_scores_better_than_pareto_nbd(fitted, cdnow_master, holdout):
     y = holdout["frequency_holdout"]
     mean = fitted.predict(cdnow_master, 39)
@@ -104,6 +106,7 @@ def test_the_predictive_distribution_scores_better_than_pareto_nbd(fitted, cdnow
     assert 0.2 < fitted.dispersion_["one_time"] < 0.4 and 1.0 < fitted.dispersion_["repeat"] < 1.3
 
 
+@pytest.mark.slow
 def test_the_predictive_distribution(fitted, cdnow_sample):
     sample = ShiftedWindowPurchases(n_estimators=50, random_state=0).fit(cdnow_sample, CUTOFF)
     mean = sample.predict(cdnow_sample, 39)
@@ -150,6 +153,7 @@ def test_nb_shape_recovers_a_known_dispersion():
     assert nb_shape(mu, rng.poisson(mu)) > 50  # no extra spread: a large shape
 
 
+@pytest.mark.slow
 def test_reads_nothing_after_the_cutoff_and_the_window_needs_no_decay(fitted, cdnow_master):
     before = cdnow_master[cdnow_master["ts"] < pd.Timestamp(CUTOFF) + pd.Timedelta(days=1)]
     again = ShiftedWindowPurchases(random_state=0).fit(before, CUTOFF)
@@ -162,6 +166,7 @@ def test_reads_nothing_after_the_cutoff_and_the_window_needs_no_decay(fitted, cd
     assert (longer > direct).all() and (longer < 2 * direct + 1e-12).all()  # decaying rates
 
 
+@pytest.mark.slow
 def test_refuses_a_cutoff_without_enough_history_and_says_how_much_is_needed(cdnow_sample):
     # three weeks in, nobody is old enough for even a two-week window; the message names the
     # earliest cut-off that allows one, and that cut-off fits (with a short window)
@@ -187,6 +192,7 @@ def test_refuses_a_cutoff_without_enough_history_and_says_how_much_is_needed(cdn
     assert np.isfinite(ShiftedWindowPurchases().fit(cdnow_sample, CUTOFF).predict(cdnow_sample, 39)).all()
 
 
+@pytest.mark.slow
 def test_several_horizons_at_once_and_the_holdout_tracking_plot(fitted, cdnow_master):
     from urm_models.evaluation import btyd_plots
 

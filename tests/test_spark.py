@@ -11,6 +11,8 @@ import pytest
 
 from urm_models import features, simulate, spark
 
+pytestmark = pytest.mark.integration  # a Spark session (and its JVM) in every test of this file
+
 CUTOFF = "1997-09-30"
 
 

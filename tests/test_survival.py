@@ -28,6 +28,7 @@ def test_cox_concordance_on_the_holdout(cox, split):
     assert {"coef", "se(coef)", "p"} <= set(cox.summary.columns)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["weibull", "lognormal"])
 def test_aft_models_are_reported(kind, split):
     m = SurvivalModel(model=kind).fit(split[0], "tenure", "churn")
@@ -131,6 +132,7 @@ def test_kaplan_meier_by_group_with_at_risk_counts():
         kaplan_meier_by(telco, "tenure", "churn", by="tier")
 
 
+@pytest.mark.slow
 def test_convergence_troubles_are_ours_with_the_cause_and_the_fix(split):
     """lifelines' convergence warnings and errors were silenced in four places; now a failed fit
     is a ConvergenceError and a completed fit with a caveat a ModelWarning, each naming the

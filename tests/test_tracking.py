@@ -31,6 +31,7 @@ def logged_clv(home):
     return log, rfm, scorer
 
 
+@pytest.mark.integration
 def test_promotion_rule_champion_and_challenger(logged_clv):
     log, rfm, scorer = logged_clv
     with pytest.raises(LookupError, match="no 'champion' version of urm-clv"):
@@ -102,6 +103,7 @@ def _get(url: str):
         return json.loads(r.read())
 
 
+@pytest.mark.integration
 def test_an_identical_model_is_not_registered_again(logged_clv):
     """Same data, parameters and code: a repeated (or killed and rerun) refresh adds no version."""
     log, _, _ = logged_clv
@@ -159,6 +161,7 @@ def test_ui_serves_experiments_and_registered_models_over_rest(logged_clv):
         proc.wait(30)
 
 
+@pytest.mark.integration
 def test_a_run_can_start_when_its_fitting_did(home):
     import time as _time
 

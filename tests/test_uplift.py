@@ -62,6 +62,7 @@ def test_qini_by_hand():
         ev.qini_coefficient(y, u, t * 2)
 
 
+@pytest.mark.slow
 def test_random_ranking_scores_near_zero_and_bootstrap_brackets(hillstrom):
     c = hillstrom.restrict(["Womens E-Mail"])
     y, t = c.data["visit"].to_numpy(), (c.data["arm"] == "Womens E-Mail").to_numpy(int)
@@ -75,6 +76,7 @@ def test_random_ranking_scores_near_zero_and_bootstrap_brackets(hillstrom):
 # ------------------------------------------------------------------------------ models
 
 
+@pytest.mark.slow
 def test_estimator_conventions(simulated):
     camp, _ = simulated
     m = UpliftModel(learner="t", control="control", max_depth=3, random_state=2)
@@ -92,6 +94,7 @@ def test_estimator_conventions(simulated):
         m.predict(small[list(camp.features)].drop(columns=["frequency"]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("learner", ["s", "t", "x", "dr"])
 def test_learners_rank_simulated_users_by_their_true_effect(simulated_pair, learner):
     """Held-out users (30%) ranked by each learner's predicted effect: a Qini at least 0.3 of the
@@ -114,6 +117,7 @@ def test_learners_rank_simulated_users_by_their_true_effect(simulated_pair, lear
         assert spearmanr(u, true)[0] > 0.12
 
 
+@pytest.mark.slow
 def test_summary_interval_covers_the_true_average_effect(simulated):
     camp, truth = simulated
     m = UpliftModel(control="control", random_state=0).fit(camp.X, camp.data["purchases"], camp.data["arm"])
@@ -124,6 +128,7 @@ def test_summary_interval_covers_the_true_average_effect(simulated):
         assert row["lower_95"] <= true <= row["upper_95"], (arm, row.to_dict(), true)
 
 
+@pytest.mark.slow
 def test_default_model_on_hillstrom_beats_response_ranking(hillstrom):
     """Women's e-mail vs none, visit, 70/30 split stratified by arm x outcome (the benchmark's
     setup, docs/benchmarks.md): the default uplift model ranks the effect better than the
@@ -167,6 +172,7 @@ def test_policies_respect_the_budget_and_pay_only_where_positive():
         P.score_policy(effects, control="none")
 
 
+@pytest.mark.slow
 def test_policy_value_is_unbiased_on_a_simulated_campaign(simulated):
     """The inverse-propensity and doubly robust values of a policy hold its true value (the
     mean true effect of what it gives each user) within their 95% intervals."""
@@ -191,6 +197,7 @@ def test_policy_value_is_unbiased_on_a_simulated_campaign(simulated):
     assert ipw["contacted"] == pytest.approx(0.6, abs=0.01)
 
 
+@pytest.mark.slow
 def test_policy_on_unchosen_splits_is_never_worse_than_the_best_single_arm(hillstrom):
     """The policy acceptance line on splits nobody chose: women's e-mail vs none, visit learned,
     spend earned, at most 30% contacted, 3-fold cross-fitting with the fold seeds 0-8 (every
@@ -220,6 +227,7 @@ def test_policy_on_unchosen_splits_is_never_worse_than_the_best_single_arm(hills
 # ------------------------------------------------------------------------------ the defects of issue 29
 
 
+@pytest.mark.slow
 def test_same_users_in_another_row_order_give_the_same_model(hillstrom):
     """Validation fifths, cross-fitting halves and trees depend on the users and the seed, not on
     the order of the rows (on main the sorted rows gave 351 vs 211 trees)."""
@@ -233,6 +241,7 @@ def test_same_users_in_another_row_order_give_the_same_model(hillstrom):
         np.testing.assert_array_equal(a.predict(X).to_numpy(), b.predict(X).to_numpy())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arm", ["Womens E-Mail", "Mens E-Mail"])
 def test_amount_outcomes_do_not_collapse(hillstrom, arm):
     """Spend on Hillstrom (99% zeros, a heavy tail): every learner's predicted effects average
@@ -252,6 +261,7 @@ def test_amount_outcomes_do_not_collapse(hillstrom, arm):
     assert m.loss_ == "tweedie"
 
 
+@pytest.mark.slow
 def test_amount_effects_average_the_true_effect_on_a_simulated_campaign(simulated_pair):
     """Spend and purchases of a simulated campaign: the mean predicted effect lies in the
     summary's interval, which holds the true average effect, and the effects rank the truth (depth 4:
@@ -294,6 +304,7 @@ def _noise_campaign(n, effects, seed):
     return campaigns.campaign_from_frame(df, control="none", outcomes=["y", "spend"], features=["x0", "x1", "x2"])
 
 
+@pytest.mark.slow
 def test_personalise_only_where_it_pays():
     """Without heterogeneity (the same effect for everyone) the chooser keeps the simpler policy
     and says so; with strong heterogeneity it personalises, the heterogeneity test finds it and
