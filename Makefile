@@ -83,7 +83,7 @@ test-fast: $(TEST_STAMP) ## the unit tests only, under a minute (no refresh, Spa
 
 # rooted at the project (notebooks/ opens first) so that the executed notebooks under reports/runs/ open too
 lab: $(STAMP) ## JupyterLab on the project (notebooks/ first, reports/runs/ too) with the urm-models kernel
-	$(VENV)/bin/python -c "from urm_models.pipeline import ensure_kernel; ensure_kernel()"
+	$(VENV)/bin/python -c "from urm_models.jobs.pipeline import ensure_kernel; ensure_kernel()"
 	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
 	  $(if $(filter 0,$(shell id -u)),--allow-root,)
 

@@ -203,7 +203,8 @@ def _our_ll(model: str, params: dict, rfm: pd.DataFrame) -> float:
 
 
 def bench_btyd(repeats: int = 3) -> list[dict]:
-    from urm_models import datasets, features
+    from urm_models import features
+    from urm_models.data import datasets
 
     OUT.mkdir(exist_ok=True)
     if not BTYD_DATA.exists():
@@ -272,7 +273,8 @@ def _pareto_case(which: str) -> dict:
 
 
 def bench_pareto(repeats: int = 3) -> list[dict]:
-    from urm_models import datasets, features
+    from urm_models import features
+    from urm_models.data import datasets
 
     OUT.mkdir(exist_ok=True)
     if not PARETO_DATA.exists():
@@ -318,7 +320,8 @@ FIT_MODELS = (
 
 def _fit_case(which: str) -> dict:
     """One fit on CDNOW_master calibrated to 1997-09-30 (weekly), its data loaded first."""
-    from urm_models import datasets, features, models
+    from urm_models import features, models
+    from urm_models.data import datasets
 
     tx = datasets.load_cdnow(sample=False)
     rfm = features.rfm_summary(tx, cutoff="1997-09-30", freq="W")
@@ -358,7 +361,8 @@ def _nodropout_case(which: str) -> dict:
     lifetimes 0.11.3 runs to s -> 0; the time to the answer of each."""
     import warnings
 
-    from urm_models import datasets, features, models
+    from urm_models import features, models
+    from urm_models.data import datasets
 
     rfm = features.rfm_summary(datasets.load_online_retail(), "2011-06-30", freq="W")
     t0 = time.perf_counter()
@@ -430,7 +434,7 @@ BTYD = ("BetaGeo", "ModifiedBetaGeo", "ParetoNBD", "GammaGompertzNBD")
 
 
 def _accuracy_data(which: str) -> pd.DataFrame:
-    from urm_models import datasets
+    from urm_models.data import datasets
 
     if which == "gift_2009_2011":  # the two sheets of Online Retail II: the same shop and ids, 2009-12 to 2011-12
         a, b = datasets.load_online_retail("2009"), datasets.load_online_retail("2010")
@@ -618,7 +622,8 @@ def _scoring_case(which: str) -> dict:
     ``features`` step alone (activity_features: the baseline), the whole table with the CLV
     model in process (``table``), and the same through the logged MLflow pyfunc, as the refresh
     loads it (``table_pyfunc``, load time included)."""
-    from urm_models import features, scoring
+    from urm_models import features
+    from urm_models.serve import scoring
 
     tx = pd.read_parquet(RFM_DATA)
     base = _maxrss_mb()
@@ -660,8 +665,8 @@ def bench_scoring(repeats: int = 3) -> list[dict]:
     import mlflow.pyfunc
 
     from urm_models import features
-    from urm_models.mlflow_models import CLVPyfunc
     from urm_models.models import BetaGeo, CLVScorer, GammaGamma
+    from urm_models.serve.mlflow_models import CLVPyfunc
 
     _ensure_rfm_data()  # the 10M transactions it shares with the rfm benchmark, simulated if missing
     tx = pd.read_parquet(RFM_DATA)
@@ -701,7 +706,7 @@ CHURN_FORMER = {"n_bags": 5, "learning_rate": 0.02, "early_stopping_rounds": 100
 
 
 def _telco():
-    from urm_models import datasets
+    from urm_models.data import datasets
 
     te = datasets.load_telco()
     return te.drop(columns=["user_id", "churn"]), te["churn"].to_numpy()
@@ -814,13 +819,13 @@ def _uplift_case(arm: str, outcome: str) -> dict:
     warnings.filterwarnings("ignore", category=UserWarning)  # causalml's notices about its optional packages
     from sklift.models import ClassTransformation, SoloModel, TwoModels
 
-    from urm_models import campaigns
+    from urm_models.data import campaign_files
     from urm_models.evaluation import uplift as ev
     from urm_models.experiments import policy as P
     from urm_models.experiments import selection
     from urm_models.models import UpliftModel
 
-    c = campaigns.load_hillstrom().restrict([arm])
+    c = campaign_files.load_hillstrom().restrict([arm])
     d = c.data
     X = c.X
     y = d[outcome].to_numpy(float)
@@ -1128,7 +1133,7 @@ def _ensure_rfm_data() -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from urm_models import datasets
+    from urm_models.data import datasets
 
     OUT.mkdir(exist_ok=True)
     if RFM_DATA.exists() and pq.read_schema(RFM_DATA).field("ts").type == pa.timestamp("ns"):
@@ -1149,7 +1154,7 @@ def _spark_case(which: str) -> dict:
     t0 = time.perf_counter()
     startup = 0.0
     if which == "spark":
-        from urm_models import spark
+        from urm_models.core import spark
 
         session = spark.session()
         startup = time.perf_counter() - t0
@@ -1165,14 +1170,14 @@ def _spark_case(which: str) -> dict:
     scorer = pickle.loads(SCORER_1M.read_bytes())
     t4 = time.perf_counter()
     if which == "spark":  # the whole relationship table, written as the CLI writes it
-        from urm_models import scoring, spark_scoring
+        from urm_models.serve import scoring, spark_scoring
 
         table, _ = spark_scoring.score_transactions_in_spark(
             str(RFM_DATA), RFM_CUTOFF, scorer, options=scoring.ScoringOptions(freq=RFM_FREQ)
         )
         table.write.mode("overwrite").partitionBy("as_of").parquet(str(OUT / "spark_table"))
     else:
-        from urm_models import scoring
+        from urm_models.serve import scoring
 
         scoring.score_transactions(
             RFM_DATA, RFM_CUTOFF, scorer, options=scoring.ScoringOptions(freq=RFM_FREQ)
@@ -1267,7 +1272,7 @@ def _onebox_table(limit: str) -> dict:
     import pickle
 
     os.environ["URM_DUCKDB_MEMORY_LIMIT"] = limit
-    from urm_models import scoring
+    from urm_models.serve import scoring
 
     scorer = pickle.loads(SCORER_1M.read_bytes())
     base = _maxrss_mb()
@@ -1312,7 +1317,7 @@ def _onebox_case(limit: str) -> dict:
 
 
 def bench_onebox(repeats: int = 1) -> list[dict]:
-    from urm_models import datasets
+    from urm_models.data import datasets
 
     ONEBOX_DIR.mkdir(parents=True, exist_ok=True)
     rows_total = 0
@@ -1354,12 +1359,13 @@ def _contract_case(which: str) -> dict:
     engine, size, *limit = which.split()
     if limit:
         os.environ["URM_DUCKDB_MEMORY_LIMIT"] = limit[0]
-    from urm_models import features, parquet_contract
+    from urm_models import features
+    from urm_models.data import parquet_contract
 
     source = str(RFM_DATA) if size == "10M" else str(ONEBOX_DIR / "*.parquet")
     base = _maxrss_mb()
     if engine == "spark":
-        from urm_models import spark
+        from urm_models.core import spark
 
         spark.session()
         source = str(RFM_DATA)

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import mlflow
 
-    from urm_models import paths, tracking
+    from urm_models.core import paths
+    from urm_models.serve import tracking
 
     parser = argparse.ArgumentParser(prog="ui_check", description=__doc__.splitlines()[0])
     parser.add_argument("--images", help="where the screenshots go (default: reports/ui-check/)")

@@ -29,14 +29,14 @@ def home(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def cdnow_sample():
-    from urm_models import datasets
+    from urm_models.data import datasets
 
     return datasets.load_cdnow(sample=True)
 
 
 @pytest.fixture(scope="session")
 def cdnow_master():
-    from urm_models import datasets
+    from urm_models.data import datasets
 
     return datasets.load_cdnow(sample=False)
 
@@ -84,13 +84,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def online_retail():
-    from urm_models import datasets
+    from urm_models.data import datasets
 
     return datasets.load_online_retail()
 
 
 @pytest.fixture(scope="session")
 def grocery():
-    from urm_models import datasets
+    from urm_models.data import datasets
 
     return datasets.load_grocery()

@@ -8,7 +8,7 @@ import os
 
 def hold_lock(home, ready, release, seconds: float = 60) -> None:
     os.environ["URM_HOME"] = str(home)
-    from urm_models import locks
+    from urm_models.core import locks
 
     with locks.refresh_lock():
         ready.set()

@@ -7,7 +7,8 @@ import re
 import pandas as pd
 import pytest
 
-from urm_models import datasets, pipeline
+from urm_models.data import datasets
+from urm_models.jobs import pipeline
 
 
 def _write(tmp_path, frame, name="export.csv"):

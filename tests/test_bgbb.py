@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from urm_models import datasets
+from urm_models.data import datasets
+from urm_models.data.simulate import BGBB_PARAMS, simulate_bgbb
 from urm_models.models import BetaGeoBetaBinom
-from urm_models.simulate import BGBB_PARAMS, simulate_bgbb
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from urm_models import datasets, features
+from urm_models import features
+from urm_models.data import datasets
 from urm_models.models import (
     BetaGeo,
     ConvergenceError,
@@ -469,7 +470,7 @@ def test_count_distributions_match_simulated_holdouts(model_name, cls):
     50,000 simulated customers, against how many of them made n purchases in the simulated
     holdout: each count within 4 standard errors (a sum of Bernoulli variances); the
     probabilities sum to 1 and their mean is the conditional expectation."""
-    from urm_models.simulate import DEFAULT_PARAMS, simulate_rfm
+    from urm_models.data.simulate import DEFAULT_PARAMS, simulate_rfm
 
     sim = simulate_rfm(30_000, model_name, spend=None, seed=11, T=(10.0, 60.0), holdout=26.0)
     truth = cls()._with_params(DEFAULT_PARAMS[model_name])

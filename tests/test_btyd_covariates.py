@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from urm_models import simulate
+from urm_models.data import simulate
 from urm_models.models import BetaGeo, GammaGamma, ModifiedBetaGeo, ParetoNBD, customer_lifetime_value
 from urm_models.models.btyd import _CovariatePurchases
 

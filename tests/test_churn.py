@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-from urm_models import datasets, features
+from urm_models import features
+from urm_models.data import datasets
 from urm_models.evaluation.classification import (
     choose_threshold,
     classification_metrics,

@@ -170,7 +170,8 @@ def test_urm_ui_against_a_server_says_where_it_is(home):
 def test_the_team_file_sets_the_store_for_every_entry_point(home):
     """team.yaml in the project home: read by the package (so by the CLI, the notebooks' kernel,
     cron and systemd alike); an environment variable wins; a bad file is one clear error."""
-    from urm_models import settings, tracking
+    from urm_models.core import settings
+    from urm_models.serve import tracking
 
     assert tracking.tracking_uri() == tracking.default_tracking_uri() and settings.get("database") == (None, "default")
     other = home / "elsewhere.db"
@@ -210,7 +211,7 @@ def test_the_team_file_sets_the_store_for_every_entry_point(home):
 def test_the_projects_own_store_has_no_empty_default_experiment(home):
     import mlflow
 
-    from urm_models import tracking
+    from urm_models.serve import tracking
 
     tracking.ensure_experiment("urm-kpis")
     names = {e.name for e in mlflow.MlflowClient().search_experiments()}

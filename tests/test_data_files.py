@@ -5,7 +5,8 @@ import hashlib
 import pandas as pd
 import pytest
 
-from urm_models import datasets, paths
+from urm_models.core import paths
+from urm_models.data import datasets
 
 SHA256 = {
     "CDNOW_master.txt": "eff6889ed364c5199d6eacbbeb7a6d559971df4406ac876f322c373f00a072ef",

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from urm_models import datasets, features, simulate
+from urm_models import features
+from urm_models.data import datasets, simulate
 from urm_models.models import ParetoNBD, TimeVaryingParetoNBD
 
 CUT = "1997-09-30"

@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from urm_models import datasets, erasure, forget, scoring, sqltable
+from urm_models.data import datasets, erasure
+from urm_models.jobs import forget
+from urm_models.serve import scoring, sqltable
 
 
 @contextlib.contextmanager
@@ -91,7 +93,7 @@ def test_forget_reaches_staging_tables_a_killed_publish_left(team):
         sqltable.publish_table(_table(["u1", "u2"]), "shop")
         from sqlalchemy import text
 
-        from urm_models.locks import engine
+        from urm_models.core.locks import engine
 
         eng = engine(f"sqlite:///{db}")
         with eng.begin() as conn:  # what a publish killed between its staging and its swap leaves

@@ -5,15 +5,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from urm_models import campaigns, experiments
-from urm_models.campaigns import Campaign
-from urm_models.simulate import simulate_campaign
-from urm_models.validation import DataValidationError
+from urm_models import experiments
+from urm_models.data import campaign_files
+from urm_models.data.campaign_files import Campaign
+from urm_models.data.simulate import simulate_campaign
+from urm_models.data.validation import DataValidationError
 
 
 @pytest.fixture(scope="module")
 def hillstrom():
-    return campaigns.load_hillstrom()
+    return campaign_files.load_hillstrom()
 
 
 @pytest.mark.slow
@@ -160,7 +161,7 @@ GOOD = [{"user_id": f"u{i}", "arm": ["none", "mail"][i % 2], "visit": i % 3 == 0
 
 
 def test_bad_campaign_input_is_refused_with_one_clear_error(home, tmp_path):
-    ok = campaigns.load_campaign(
+    ok = campaign_files.load_campaign(
         _write(tmp_path, [{**r, "visit": int(r["visit"])} for r in GOOD]), control="none", outcomes=["visit"]
     )
     assert ok.arms == ("none", "mail") and ok.features == ("age",)
@@ -170,57 +171,59 @@ def test_bad_campaign_input_is_refused_with_one_clear_error(home, tmp_path):
         DataValidationError,
         match=r"(?s)campaign.csv: 21 rows, 20 users.*column arm: 1 of 20 users are in two or more arms",
     ) as e:
-        campaigns.load_campaign(_write(tmp_path, two), control="none", outcomes=["visit"])
+        campaign_files.load_campaign(_write(tmp_path, two), control="none", outcomes=["visit"])
     assert e.value.failures["check"].tolist() == ["one_arm_per_user"]
 
     rows = [dict(r, visit=int(r["visit"])) for r in GOOD]
     with pytest.raises(
         DataValidationError, match=r"(?s)control arm 'None' does not exist \(did you mean 'none'\?\).*control="
     ):
-        campaigns.load_campaign(_write(tmp_path, rows), control="None", outcomes=["visit"])
+        campaign_files.load_campaign(_write(tmp_path, rows), control="None", outcomes=["visit"])
     with pytest.raises(DataValidationError, match=r"declared arm\(s\) \['sms'\] have no users"):
-        campaigns.load_campaign(
+        campaign_files.load_campaign(
             _write(tmp_path, rows), control="none", outcomes=["visit"], arms=["none", "mail", "sms"]
         )
     with pytest.raises(DataValidationError, match=r"10 users are in arm\(s\) \['mail'\] that arms= does not declare"):
-        campaigns.load_campaign(_write(tmp_path, rows), control="none", outcomes=["visit"], arms=["none"])
+        campaign_files.load_campaign(_write(tmp_path, rows), control="none", outcomes=["visit"], arms=["none"])
     one_arm = [dict(r, arm="none") for r in rows]
     with pytest.raises(DataValidationError, match="only one arm"):
-        campaigns.load_campaign(_write(tmp_path, one_arm), control="none", outcomes=["visit"])
+        campaign_files.load_campaign(_write(tmp_path, one_arm), control="none", outcomes=["visit"])
     with pytest.raises(DataValidationError, match=r"missing required column\(s\) 'spend'"):
-        campaigns.load_campaign(_write(tmp_path, rows), control="none", outcomes=["spend"])
+        campaign_files.load_campaign(_write(tmp_path, rows), control="none", outcomes=["spend"])
 
     dated = [dict(r, sent_at="2024-03-01", outcome_at="2024-03-05") for r in rows]
     dated[3]["outcome_at"] = "2024-02-27"
     with pytest.raises(
         DataValidationError, match=r"(?s)outcome_at.*1 of 20 users have their outcome dated before their send"
     ):
-        campaigns.load_campaign(_write(tmp_path, dated), control="none", outcomes=["visit"])
+        campaign_files.load_campaign(_write(tmp_path, dated), control="none", outcomes=["visit"])
 
     bad_value = [dict(r) for r in rows]
     bad_value[5]["visit"] = "yes"
     with pytest.raises(DataValidationError, match=r"column visit, check 'numeric': 1 rows"):
-        campaigns.load_campaign(_write(tmp_path, bad_value), control="none", outcomes=["visit"])
-    kept = campaigns.load_campaign(_write(tmp_path, bad_value), control="none", outcomes=["visit"], errors="quarantine")
+        campaign_files.load_campaign(_write(tmp_path, bad_value), control="none", outcomes=["visit"])
+    kept = campaign_files.load_campaign(
+        _write(tmp_path, bad_value), control="none", outcomes=["visit"], errors="quarantine"
+    )
     assert len(kept.data) == 19 and kept.data.attrs["validation"]["n_rejected"] == 1
     assert list((home / "data" / "quarantine").glob("campaign-campaign-*.csv"))
 
 
 def test_bad_assignment_files_are_refused(home, tmp_path):
     rows = [{"user_id": f"u{i}", "arm": ["control", "email"][i % 2], "sent_at": "2024-03-01"} for i in range(10)]
-    asg = campaigns.load_assignments(_write(tmp_path, rows, "assign.csv"), control="control")
+    asg = campaign_files.load_assignments(_write(tmp_path, rows, "assign.csv"), control="control")
     assert asg.attrs["campaign"]["arms"] == ["control", "email"] and asg["sent_at"].dt.year.eq(2024).all()
     twice = rows + [{"user_id": "u1", "arm": "control", "sent_at": "2024-03-01"}]
     with pytest.raises(DataValidationError, match="(?s)assign.csv.*in two or more arms"):
-        campaigns.load_assignments(_write(tmp_path, twice, "assign.csv"), control="control")
+        campaign_files.load_assignments(_write(tmp_path, twice, "assign.csv"), control="control")
     with pytest.raises(DataValidationError, match="control arm 'holdout' does not exist"):
-        campaigns.load_assignments(_write(tmp_path, rows, "assign.csv"), control="holdout")
+        campaign_files.load_assignments(_write(tmp_path, rows, "assign.csv"), control="holdout")
     future = [dict(r, sent_at="2099-01-01") for r in rows]
     with pytest.raises(DataValidationError, match="not_after_as_of"):
-        campaigns.load_assignments(_write(tmp_path, future, "assign.csv"), control="control")
+        campaign_files.load_assignments(_write(tmp_path, future, "assign.csv"), control="control")
     ambiguous = [dict(r, sent_at="03/01/2024") for r in rows]
     with pytest.raises(DataValidationError, match="date_format"):
-        campaigns.load_assignments(_write(tmp_path, ambiguous, "assign.csv"), control="control")
+        campaign_files.load_assignments(_write(tmp_path, ambiguous, "assign.csv"), control="control")
 
 
 # ------------------------------------------------------------------------------ own data
@@ -288,7 +291,7 @@ def test_campaign_outcome_window_must_be_observed():
 
 
 def test_one_set_of_economics_with_units_and_sources():
-    from urm_models import economics
+    from urm_models.data import economics
 
     e = economics.economics("hillstrom")
     assert e.cost("Mens E-Mail") == 0.1 and e.budget_share == 0.3 and e.currency == "USD"
@@ -311,7 +314,7 @@ def test_one_set_of_economics_with_units_and_sources():
 
 
 def test_refresh_refuses_bad_economics_before_any_notebook(home):
-    from urm_models import pipeline
+    from urm_models.jobs import pipeline
 
     with pytest.raises(pipeline.RefreshError, match="economics: budget_share must lie in"):
         pipeline.refresh({"dataset": "hillstrom", "budget_share": 0}, progress=False)
@@ -361,10 +364,10 @@ def test_a_campaign_with_new_sign_ups_trains_a_model_that_scores_everyone(home):
     failed and every later urm score with it. The features are floats whoever the users are."""
     import mlflow
 
-    from urm_models import scoring, tracking
     from urm_models.experiments import policy
     from urm_models.experiments.campaign import check_campaign, features_at
     from urm_models.models import UpliftModel
+    from urm_models.serve import scoring, tracking
 
     tx, asg, _ = simulate_campaign(400, {"email": 1.0}, window=4, sent_at="2021-03-01", seed=3)
     asg = asg.assign(sent_at=pd.Timestamp("2021-03-01"))

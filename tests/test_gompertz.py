@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from scipy import integrate
 
-from urm_models import datasets, features, simulate
+from urm_models import features
+from urm_models.data import datasets, simulate
 from urm_models.models import GammaGamma, GammaGompertzNBD, ParetoNBD, customer_lifetime_value
 from urm_models.models.btyd import _prepare
 

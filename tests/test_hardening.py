@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 import lock_holder
-from urm_models import datasets, erasure, forget, locks, paths, pipeline
+from urm_models.core import locks, paths
+from urm_models.data import datasets, erasure
+from urm_models.jobs import forget, pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -218,7 +220,7 @@ def test_null_words_are_not_user_ids(home, tmp_path):
     out = urm("kpis", "--path", str(csv), "--null-ids", "drop", home=home)
     assert out.returncode == 0, out.stderr
     # a Parquet file read as it is gets the same refusal
-    from urm_models import parquet_contract
+    from urm_models.data import parquet_contract
 
     pq = tmp_path / "orders.parquet"
     pd.DataFrame(
@@ -309,7 +311,7 @@ def test_row_level_messages_name_the_option_that_fixes_them(tmp_path):
 def test_environ_sets_variables_for_a_block_and_restores_them(monkeypatch):
     """The refresh's environment for its kernel (settings.environ, which replaced mock.patch.dict
     in production code): each variable comes back as it was, unset or set, even after an error."""
-    from urm_models.settings import environ
+    from urm_models.core.settings import environ
 
     monkeypatch.setenv("URM_A", "before")
     monkeypatch.delenv("URM_B", raising=False)
@@ -323,7 +325,7 @@ def test_the_telco_contract_runs_through_the_steps_of_every_table(tmp_path, home
     """datasets' second contract (built on validation's private helpers) is gone: Telco is a table
     of validation.TABLES with its rules, read by validate_table's steps, so it refuses what every
     table refuses (here a null-word customer id, which it used to keep as a customer)."""
-    from urm_models import validation
+    from urm_models.data import validation
 
     assert "telco" in validation.TABLES and {r.name for r in validation.RULES["telco"]} >= {"blank_only_when_tenure_0"}
     lines = (paths.raw_data_dir() / "telco_churn.csv").read_text().splitlines()

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 
 from hostile.corpus import AS_OF, CAMPAIGNS, CASES, Case, campaign_transactions
-from urm_models import cli, datasets, pipeline
+from urm_models import cli
+from urm_models.data import datasets
+from urm_models.data.parsing import THOUSANDS, THOUSANDS_NAMES
+from urm_models.data.validation import DataValidationError
 from urm_models.experiments.campaign import check_campaign
-from urm_models.parsing import THOUSANDS, THOUSANDS_NAMES
-from urm_models.validation import DataValidationError
+from urm_models.jobs import pipeline
 
 
 def _expected_error(case: Case):
@@ -214,7 +216,7 @@ def test_every_parquet_type_in_every_column_loads_or_is_refused_cleanly(column, 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from urm_models import parquet_contract
+    from urm_models.data import parquet_contract
 
     base = {
         "user_id": pa.array(["u1", "u2", "u3"]),

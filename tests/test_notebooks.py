@@ -13,7 +13,9 @@ import pytest
 
 import lock_holder
 import mentions
-from urm_models import locks, paths, pipeline, scoring, tracking
+from urm_models.core import locks, paths
+from urm_models.jobs import pipeline
+from urm_models.serve import scoring, tracking
 
 NOTEBOOKS = sorted(paths.notebooks_dir().glob("*.ipynb"))
 OUTPUTS = ("reports", "mlruns", "models")  # what others read: no raw user id may be there
@@ -51,7 +53,7 @@ def test_refresh_on_telco_logs_loadable_models(home):
         "06_score_users": "ok",
     }
     tracking.configure()
-    from urm_models import datasets
+    from urm_models.data import datasets
 
     telco = datasets.load_telco()
     X = telco.drop(columns=["user_id", "churn"]).head(20)
@@ -79,7 +81,8 @@ def test_refresh_on_telco_logs_loadable_models(home):
 
 @pytest.mark.slow
 def test_a_failing_cell_names_notebook_and_cell_and_keeps_previous_predictions(home, tmp_path):
-    from urm_models import datasets, features
+    from urm_models import features
+    from urm_models.data import datasets
     from urm_models.models import BetaGeo, CLVScorer, GammaGamma
 
     # a champion and a published table from an earlier refresh
@@ -346,7 +349,7 @@ def test_refresh_on_the_hillstrom_campaign(home):
     """`urm refresh --dataset hillstrom`: 07 measures the experiment, registers the uplift model
     (held-out Qini) and 06 publishes every customer's recommended arm and expected incremental
     value; nothing that others read holds a customer's id, and no executed notebook warns."""
-    from urm_models import campaigns
+    from urm_models.data import campaign_files
 
     manifest = pipeline.refresh({"dataset": "hillstrom", "fast": True}, run_id="hill", progress=False)
     status = {n["notebook"]: n["status"] for n in manifest["notebooks"]}
@@ -361,7 +364,7 @@ def test_refresh_on_the_hillstrom_campaign(home):
     }
     assert set(manifest["models"]) == {"urm-uplift"}
     table = scoring.read_predictions("hillstrom")
-    camp = campaigns.load_hillstrom()
+    camp = campaign_files.load_hillstrom()
     assert len(table) == 64_000 and set(table["user_id"]) == set(camp.data["user_id"])
     assert set(table["recommended_arm"]) <= set(camp.arms) and table["recommended_arm"].notna().all()
     assert (table["expected_incremental_value"] >= 0).all()
@@ -395,7 +398,7 @@ def test_refresh_on_the_hillstrom_campaign(home):
     # the next campaign: the recommended users, a randomised holdout within each arm, as an assignment file
     if contact.any():
         plan = meta["next_campaign"]
-        sends = campaigns.load_assignments(
+        sends = campaign_files.load_assignments(
             scoring.predictions_path("hillstrom", manifest["parameters"]["as_of"]).parent / plan["file"],
             control="No E-Mail",
             as_of=plan["sent_at"],  # the day it is sent: read back when the outcomes are in
@@ -416,11 +419,11 @@ def test_refresh_on_the_hillstrom_campaign(home):
     sample = set(camp.data["user_id"].sample(300, random_state=0))
     assert mentions.find([home / d for d in OUTPUTS], sample) == {}
     # what a customer asks to erase leaves the published table and every later load
-    from urm_models import forget
+    from urm_models.jobs import forget
 
     forget.forget(["r00007", *sorted(sample)[:1]], dataset="hillstrom")
     assert "r00007" not in set(scoring.read_predictions("hillstrom")["user_id"])
-    assert "r00007" not in set(campaigns.load_hillstrom().data["user_id"])
+    assert "r00007" not in set(campaign_files.load_hillstrom().data["user_id"])
 
 
 @pytest.mark.slow
@@ -430,7 +433,7 @@ def test_refresh_with_your_own_campaign(home, tmp_path, capsys):
     model, and the published table gives every user a recommended arm beside the CLV models'
     scores; the streamed path says it cannot score the campaign rather than drop it."""
     from urm_models import cli
-    from urm_models.simulate import simulate_campaign
+    from urm_models.data.simulate import simulate_campaign
 
     tx, asg, truth = simulate_campaign(4_000, {"email": 2.0}, window=4, sent_at="2021-03-01", seed=21)
     orders, assignments = tmp_path / "orders.csv", tmp_path / "sends.csv"
@@ -476,7 +479,7 @@ def test_refresh_with_your_own_campaign(home, tmp_path, capsys):
 
 
 def test_campaign_mistakes_are_named_before_any_notebook_runs(home, tmp_path):
-    from urm_models.simulate import simulate_campaign
+    from urm_models.data.simulate import simulate_campaign
 
     tx, asg, _ = simulate_campaign(300, {"email": 1.0}, window=4, seed=2)
     orders, sends = tmp_path / "orders.csv", tmp_path / "sends.csv"

@@ -9,7 +9,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from urm_models import paths, pipeline
+from urm_models.core import paths
+from urm_models.jobs import pipeline
 
 RAW = paths.source_root() / "data" / "raw"
 

@@ -18,7 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import mentions
-from urm_models import pipeline, privacy, scoring, tracking
+from urm_models.core import privacy
+from urm_models.jobs import pipeline
+from urm_models.serve import scoring, tracking
 
 
 @contextlib.contextmanager
@@ -143,7 +145,8 @@ def _check_cdnow_refresh(home, manifest):
     exported = home / "models" / "urm-clv"
     assert manifest["models"]["urm-clv"]["exported_to"] == str(exported)
     assert json.loads((exported / "champion.json").read_text())["version"] == "1"
-    from urm_models import datasets, features
+    from urm_models import features
+    from urm_models.data import datasets
 
     act = features.activity_features(datasets.load_cdnow(sample=True), "1997-09-30", freq="W")
     loaded = mlflow.pyfunc.load_model(str(exported))
@@ -225,7 +228,7 @@ def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run, t
     """`urm score --engine spark` with the refresh's champions: the Parquet partition equals the
     table the refresh published (same users, values within 1e-9, same tiers); the privacy test
     below then checks its files too."""
-    from urm_models import spark_scoring
+    from urm_models.serve import spark_scoring
 
     home, _ = cdnow_run
     env = {**os.environ, "URM_HOME": str(home)}
@@ -270,7 +273,7 @@ def test_urm_score_on_spark_publishes_the_same_table_as_the_refresh(cdnow_run, t
     # the published table stays as it was
     bad = tmp_path / "export.parquet"  # outside the home: its file modes are the test's, not the project's
     with in_home(home):
-        from urm_models import datasets
+        from urm_models.data import datasets
 
         tx = datasets.load_cdnow(sample=True)[["user_id", "ts", "amount"]]
     export = (
@@ -385,6 +388,6 @@ def test_forget_erases_users_everywhere_and_a_refresh_does_not_bring_them_back(c
         log = (home / "data" / "erasure" / "erasures.jsonl").read_text().splitlines()
         assert len(log) == 3 and all(json.loads(line)["dataset"] == "cdnow_sample" for line in log)
         assert json.loads(log[0])["removed"]["predictions"] >= 1
-        from urm_models import datasets
+        from urm_models.data import datasets
 
         assert datasets.load_cdnow(sample=True).attrs["validation"]["n_erased"] > 0

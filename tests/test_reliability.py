@@ -18,7 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import lock_holder
-from urm_models import datasets, erasure, forget, io, paths, pipeline, privacy, scoring, tracking
+from urm_models.core import io, paths, privacy
+from urm_models.data import datasets, erasure
+from urm_models.jobs import forget, pipeline
+from urm_models.serve import scoring, tracking
 
 
 def urm(*args, home, timeout=600):

@@ -171,7 +171,7 @@ def test_rows_after_the_cutoff_change_no_calibration_column(rs, later):
 def test_feature_queries_run_under_a_memory_limit_and_spill_under_data(home, monkeypatch):
     import stat
 
-    from urm_models import sql as R
+    from urm_models.core import sql as R
 
     con = R.connect()
     limit, spill = con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()

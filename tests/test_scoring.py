@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from urm_models import datasets, features, scoring, segments
+from urm_models import features, segments
+from urm_models.data import datasets
 from urm_models.models import BetaGeo, CLVScorer, GammaGamma
+from urm_models.serve import scoring
 
 CUTOFF = "1997-09-30"
 
@@ -104,8 +106,8 @@ def test_gap_before_last_purchase_is_measured_at_the_cutoff():
 
 @pytest.mark.slow
 def test_telco_table_from_classifier_and_survival_model():
-    from urm_models.mlflow_models import SurvivalPyfunc
     from urm_models.models import ChurnClassifier, SurvivalModel
+    from urm_models.serve.mlflow_models import SurvivalPyfunc
 
     telco = datasets.load_telco()
     X = telco.drop(columns=["user_id", "churn"])

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from urm_models import datasets, features, scoring
+from urm_models import features
+from urm_models.data import datasets
 from urm_models.features.calendar import SeasonCalendar
 from urm_models.models import CLVScorer, GammaGamma, ParetoNBD, TimeVaryingParetoNBD
+from urm_models.serve import scoring
 
 APPAREL_SEASON = Path(__file__).resolve().parent.parent / "data" / "examples" / "apparel_season.csv"
 CUT = "2009-12-31"
@@ -150,14 +152,14 @@ def test_its_relationship_table_in_process_and_streamed_spark_refuses(apparel, h
     streamed = pd.read_parquet(out).set_index("user_id").loc[local["user_id"]]
     for c in ("p_alive", "p_churn", "expected_purchases", "clv", "value_at_risk"):
         np.testing.assert_allclose(streamed[c].to_numpy(), local[c].to_numpy(), rtol=1e-9, err_msg=c)
-    from urm_models import spark_scoring
+    from urm_models.serve import spark_scoring
 
     with pytest.raises(ValueError, match=r"Spark engine does not score: use urm score --batches N"):
         spark_scoring.score_transactions_in_spark(tx, CUT, scorer)
 
 
 def test_the_refresh_takes_a_calendar_from_its_config_and_refuses_a_bad_one(home, tmp_path):
-    from urm_models import pipeline
+    from urm_models.jobs import pipeline
 
     ok = pipeline.check_parameters({**pipeline.DEFAULT_PARAMS, "season_calendar": ["11-01..12-31"]}, {})
     assert ok["season_calendar"] == ["11-01..12-31"]

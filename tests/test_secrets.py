@@ -1,4 +1,4 @@
-"""Secrets are never written: one redaction (urm_models.redaction) for every writer, checked on
+"""Secrets are never written: one redaction (urm_models.core.redaction) for every writer, checked on
 every URI form a team uses and on what the command line prints when a store is down. The
 end-to-end scan of a team's homes and database after a refresh, a schedule, a kill and a forget
 is in test_team.py (it needs the PostgreSQL and the MLflow server there)."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from urm_models import redaction, settings
+from urm_models.core import redaction, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "Pl@nted-s3cret"  # what each form below hides, in its own spelling
@@ -167,5 +167,5 @@ def test_unexpected_errors_are_printed_without_secrets(tmp_path, monkeypatch, ca
 
 def test_redaction_stays_a_base_module():
     """The redaction is imported by every writer, so it imports nothing above the base layer."""
-    text = (ROOT / "src" / "urm_models" / "redaction.py").read_text()
+    text = (ROOT / "src" / "urm_models" / "core" / "redaction.py").read_text()
     assert "from . import settings" not in text and "from .settings" not in text

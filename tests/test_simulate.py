@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from urm_models import datasets, features
+from urm_models import features
+from urm_models.data import datasets
 
 
 def test_deterministic_given_seed_and_sorted():

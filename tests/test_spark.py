@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from urm_models import features, simulate, spark
+from urm_models import features
+from urm_models.core import spark
+from urm_models.data import simulate
 
 pytestmark = pytest.mark.integration  # a Spark session (and its JVM) in every test of this file
 
@@ -147,7 +149,7 @@ def test_the_relationship_table_from_spark_equals_the_local_one(session, data, c
     """Features, both models (pickled to Spark's Python workers), R/F/M quintiles and tiers
     ranked in Spark, segments and actions: the same table, value for value, as the in-process
     scoring; written as Parquet partitioned by as_of, replaced whole by a second write."""
-    from urm_models import scoring, spark_scoring
+    from urm_models.serve import scoring, spark_scoring
 
     tx, as_of = (cdnow_sample, CUTOFF) if data == "cdnow_sample" else (simulated, "2021-06-30")
     scorer, kw = _models(data, tx, as_of)
@@ -166,7 +168,7 @@ def test_the_relationship_table_from_spark_equals_the_local_one(session, data, c
     if data != "cdnow_sample":
         return  # the amounts rule and the erasure are the same code on any data: checked once
     # urm forget reaches the Spark partitions too
-    from urm_models import forget
+    from urm_models.jobs import forget
 
     gone = list(local["user_id"].iloc[[0, 5]])
     out = forget.forget(gone, dataset=data)
@@ -202,8 +204,8 @@ def test_the_parquet_contract_gives_the_same_answers_in_spark(session, tmp_path,
     import pyarrow.parquet as pq
 
     from test_parquet_contract import EXPECTED, NOW, broken, clean
-    from urm_models import parquet_contract
-    from urm_models.validation import DataValidationError
+    from urm_models.data import parquet_contract
+    from urm_models.data.validation import DataValidationError
 
     path = tmp_path / "bad.parquet"
     pq.write_table(pa.table(broken()), path)
@@ -230,7 +232,7 @@ def test_the_parquet_contract_gives_the_same_answers_in_spark(session, tmp_path,
         parquet_contract.check_transactions(str(tmp_path / "copies.parquet"), engine="spark", now=NOW)
     # urm score --engine spark --path: held to the contract before any model is looked up; of the
     # reading options only --duplicates and --returns apply to a file Spark reads
-    from urm_models import spark_scoring
+    from urm_models.serve import spark_scoring
 
     with pytest.raises(DataValidationError, match="no_exact_duplicates"):
         spark_scoring.score_users_in_spark("mine", "1997-09-30", path=path, read={"returns": "keep"})
@@ -243,7 +245,7 @@ def test_the_parquet_contract_gives_the_same_answers_in_spark(session, tmp_path,
 def test_the_streamed_one_box_table_equals_the_in_memory_one(cdnow_sample, home, tmp_path):
     """score_to_parquet: users scored in hash slices, ranked in DuckDB, finished in record batches
     of 500 rows: the same table as score_transactions."""
-    from urm_models import scoring
+    from urm_models.serve import scoring
 
     scorer, kw = _models("cdnow_sample", cdnow_sample, CUTOFF)
     local = scoring.score_transactions(cdnow_sample, CUTOFF, scorer, **kw)
@@ -255,7 +257,7 @@ def test_the_streamed_one_box_table_equals_the_in_memory_one(cdnow_sample, home,
     _same_table(local, streamed.assign(as_of=streamed["as_of"].astype(local["as_of"].dtype)))
     assert sorted(p.name for p in out.parent.iterdir()) == ["table.parquet"]  # the scratch file is gone
     # users erased since the file was written stay out of it (here: erased from every data set)
-    from urm_models import forget
+    from urm_models.jobs import forget
 
     gone = list(local["user_id"].iloc[[3, 700]])
     forget.forget(gone)
@@ -274,9 +276,9 @@ def test_the_shifted_window_champion_is_the_same_table_in_memory_streamed_and_in
     model, and the champion loaded from the registry scores the same table in process, streamed
     in slices and in Spark (at 1998-06-30, a date after the cut-off: its activity features
     there)."""
-    from urm_models import scoring, spark_scoring, tracking
     from urm_models.evaluation import holdout
     from urm_models.models import BetaGeo, CLVScorer, GammaGamma, ModifiedBetaGeo, ParetoNBD, ShiftedWindowPurchases
+    from urm_models.serve import scoring, spark_scoring, tracking
 
     rfm = features.rfm_summary(cdnow_master, CUTOFF, freq="W", holdout_end="1998-06-30")
     shifted = ShiftedWindowPurchases(random_state=0).fit(cdnow_master, CUTOFF)
@@ -336,9 +338,9 @@ def test_the_id_rules_are_the_same_in_pandas_duckdb_and_spark(session, tmp_path,
     import pyarrow.parquet as pq
 
     from hostile.corpus import ID_COLUMNS
-    from urm_models import datasets, parquet_contract
-    from urm_models.sql import run_sql
-    from urm_models.validation import DataValidationError
+    from urm_models.core.sql import run_sql
+    from urm_models.data import datasets, parquet_contract
+    from urm_models.data.validation import DataValidationError
 
     ts = pa.array(pd.date_range("2024-01-01", periods=3, freq="D").astype("datetime64[us]"))
 

@@ -4,8 +4,9 @@ setting; PostgreSQL is tested in test_team.py): publish, keep the previous table
 import pandas as pd
 import pytest
 
-from urm_models import scoring, settings, sqltable
-from urm_models.paths import dataset_key
+from urm_models.core import settings
+from urm_models.core.paths import dataset_key
+from urm_models.serve import scoring, sqltable
 
 
 def _table(n, tag, as_of="2024-01-01"):

@@ -14,24 +14,11 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "urm_models"
 
 #: lowest first; a room may import its own layer and the layers below it
 LAYERS = [
-    ("base", {"paths", "io", "redaction", "settings", "privacy", "locks", "sql", "spark"}),
-    (
-        "data",
-        {
-            "parsing",
-            "reading",
-            "validation",
-            "erasure",
-            "parquet_contract",
-            "datasets",
-            "campaigns",
-            "simulate",
-            "economics",
-        },
-    ),
+    ("core", {"core"}),
+    ("data", {"data"}),
     ("analysis", {"features", "models", "segments", "experiments", "evaluation"}),
-    ("products", {"tracking", "mlflow_models", "scoring", "spark_scoring", "sqltable"}),
-    ("jobs", {"pipeline", "forget"}),
+    ("serve", {"serve"}),
+    ("jobs", {"jobs"}),
     ("cli", {"cli"}),
 ]
 

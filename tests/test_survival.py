@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from urm_models import datasets
+from urm_models.data import datasets
 from urm_models.models import SurvivalModel, contractual_clv
 
 

@@ -124,7 +124,7 @@ def _found_in_database(url: str, needles) -> dict:
     """``{needle: [table.column]}`` for the needles found in any text cell of any table."""
     from sqlalchemy import inspect, text
 
-    from urm_models.locks import engine
+    from urm_models.core.locks import engine
 
     eng, found = engine(url), {}
     try:
@@ -192,7 +192,8 @@ def test_a_planted_password_and_a_forgotten_user_are_found_nowhere(team, tmp_pat
     again. Afterwards neither the password nor the user's id or pseudonym is anywhere under the
     first home (but team.yaml), in the team's databases or in the server's artifacts, and the
     second home's publish did not bring the user back."""
-    from urm_models import privacy, scoring, sqltable
+    from urm_models.core import privacy
+    from urm_models.serve import scoring, sqltable
 
     a, b = _home(tmp_path, team, "a", password=True), _home(tmp_path, team, "b", password=True)
     out = _urm(a, "refresh", "--dataset", "cdnow_sample", "--fast", "--quiet", "--run-id", "r1")
@@ -291,7 +292,7 @@ def test_a_planted_password_and_a_forgotten_user_are_found_nowhere(team, tmp_pat
 
 
 def _fake(n: int, tag: str) -> pd.DataFrame:
-    from urm_models.scoring import COLUMNS
+    from urm_models.serve.scoring import COLUMNS
 
     rng = np.random.default_rng(n)
     t = pd.DataFrame(
@@ -321,7 +322,7 @@ def _fake(n: int, tag: str) -> pd.DataFrame:
 
 def _publish_forever(url: str, ready) -> None:
     """A publisher that is killed in the middle of its work (a large table, published again and again)."""
-    from urm_models import sqltable
+    from urm_models.serve import sqltable
 
     big = _fake(1_500_000, "k")
     ready.set()
@@ -335,8 +336,8 @@ def test_sql_publishes_are_atomic_for_readers_and_survive_a_kill(team):
     a mix; a publisher killed with -9 mid-publish leaves the current and the previous table as they were."""
     from sqlalchemy import text
 
-    from urm_models import sqltable
-    from urm_models.locks import engine
+    from urm_models.core.locks import engine
+    from urm_models.serve import sqltable
 
     url = team["database"]
     tables = {"a": _fake(30_000, "a"), "b": _fake(20_000, "b")}
@@ -398,7 +399,7 @@ def _hold(home: str, dataset: str, ready, release) -> None:
     os.environ["URM_HOME"] = home
     for var in ("MLFLOW_TRACKING_URI", "URM_DATABASE"):
         os.environ.pop(var, None)
-    from urm_models import locks
+    from urm_models.core import locks
 
     with locks.refresh_lock(dataset=dataset):
         ready.set()
@@ -426,7 +427,7 @@ def test_one_refresh_of_a_data_set_at_a_time_across_homes(team, tmp_path):
         release.set()
         holder.join(60)
     # the lock goes with its holder; another data set was never blocked
-    from urm_models import locks
+    from urm_models.core import locks
 
     with _in_home(b), locks.refresh_lock(dataset="cdnow_sample"):
         pass

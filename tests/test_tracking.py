@@ -11,9 +11,11 @@ import urllib.request
 import mlflow
 import pytest
 
-from urm_models import datasets, features, tracking
+from urm_models import features
+from urm_models.core.paths import dataset_key
+from urm_models.data import datasets
 from urm_models.models import BetaGeo, CLVScorer, GammaGamma
-from urm_models.paths import dataset_key
+from urm_models.serve import tracking
 
 
 @pytest.fixture
@@ -84,7 +86,7 @@ def test_promotion_rule_champion_and_challenger(logged_clv):
     assert list(out.columns) == CLVScorer.columns
     assert (abs(out["clv"].to_numpy() - expected["clv"].to_numpy()) < 1e-9).all()
     # the registered model knows the time unit it was fitted in
-    from urm_models import scoring
+    from urm_models.serve import scoring
 
     with pytest.raises(ValueError, match="scores RFM tables in 'W' units, not 'D'"):
         scoring.score_transactions(

@@ -8,12 +8,12 @@ from scipy.stats import spearmanr
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
-from urm_models import campaigns
+from urm_models.data import campaign_files
+from urm_models.data.simulate import simulate_campaign
 from urm_models.evaluation import uplift as ev
 from urm_models.experiments import policy as P
 from urm_models.experiments.campaign import from_transactions, oracle_effects
 from urm_models.models import NotFittedError, UpliftModel
-from urm_models.simulate import simulate_campaign
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def simulated_pair():
 
 @pytest.fixture(scope="module")
 def hillstrom():
-    return campaigns.load_hillstrom()
+    return campaign_files.load_hillstrom()
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -301,7 +301,7 @@ def _noise_campaign(n, effects, seed):
     y = (rng.random(n) < p).astype(int)
     df = pd.DataFrame({"user_id": [f"u{i:05d}" for i in range(n)], "arm": arm, "y": y, "spend": y * 10.0})
     df[["x0", "x1", "x2"]] = x
-    return campaigns.campaign_from_frame(df, control="none", outcomes=["y", "spend"], features=["x0", "x1", "x2"])
+    return campaign_files.campaign_from_frame(df, control="none", outcomes=["y", "spend"], features=["x0", "x1", "x2"])
 
 
 @pytest.mark.slow

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from urm_models import datasets, paths
-from urm_models.validation import DataValidationError
+from urm_models.core import paths
+from urm_models.data import datasets
+from urm_models.data.validation import DataValidationError
 
 GOOD = "user_id,ts,amount\nu1,2024-01-02,10.5\nu2,2024-01-03,3\nu1,2024-02-01,0\n"
 

@@ -45,12 +45,12 @@ def _load_config(path: str | None) -> dict:
 
 
 def _cmd_refresh(args) -> int:
-    from .locks import RefreshLocked
-    from .pipeline import DEFAULT_PARAMS, RefreshError, refresh
+    from .core.locks import RefreshLocked
+    from .jobs.pipeline import DEFAULT_PARAMS, RefreshError, refresh
 
     params = _load_config(args.config)
     if args.run_id is not None:
-        from .paths import safe_name
+        from .core.paths import safe_name
 
         try:
             safe_name(args.run_id, "run id (--run-id)")
@@ -71,7 +71,7 @@ def _cmd_refresh(args) -> int:
         print(f"urm refresh: unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}", file=sys.stderr)
         return 2
     notebooks = args.notebooks.split(",") if args.notebooks else None
-    from .pipeline import NOTEBOOKS
+    from .jobs.pipeline import NOTEBOOKS
 
     if notebooks and [n for n in notebooks if n not in NOTEBOOKS]:
         raise UsageError(
@@ -127,7 +127,7 @@ def _read_options(args) -> dict:
 def _dataset(args) -> str:
     """--dataset, else your own file's data set name (as the refresh names it), else cdnow. An
     empty or unsafe name, or an unknown shipped one without --path, is a UsageError (exit 2)."""
-    from .datasets import dataset_name
+    from .data.datasets import dataset_name
 
     if args.dataset is not None:
         return _known_dataset(args.dataset, bool(getattr(args, "path", None)))
@@ -137,8 +137,8 @@ def _dataset(args) -> str:
 def _known_dataset(name: str, own_file: bool) -> str:
     import difflib
 
-    from .datasets import DATASETS
-    from .paths import safe_name
+    from .core.paths import safe_name
+    from .data.datasets import DATASETS
 
     try:
         safe_name(name, "data set name (--dataset)")
@@ -154,7 +154,8 @@ def _known_dataset(name: str, own_file: bool) -> str:
 
 
 def _cmd_kpis(args) -> int:
-    from . import datasets, features
+    from . import features
+    from .data import datasets
 
     dataset = _dataset(args)
     tx = datasets.load_dataset(dataset, args.path or "", **_read_options(args))
@@ -188,7 +189,7 @@ def _is_rate(column: str) -> bool:
 def _cmd_ui(args) -> int:
     import os
 
-    from .tracking import UI_LINK_QUERY, RemoteStore, store_label, ui_command
+    from .serve.tracking import UI_LINK_QUERY, RemoteStore, store_label, ui_command
 
     try:
         argv, env = ui_command(args.host, args.port)
@@ -205,9 +206,9 @@ def _cmd_ui(args) -> int:
 
 
 def _cmd_score(args) -> int:
-    from .io import output_umask
-    from .locks import RefreshLocked, refresh_lock
-    from .scoring import ScoringOptions, score_users, write_predictions
+    from .core.io import output_umask
+    from .core.locks import RefreshLocked, refresh_lock
+    from .serve.scoring import ScoringOptions, score_users, write_predictions
 
     dataset = _dataset(args)
     options = ScoringOptions(freq=args.freq)
@@ -215,7 +216,7 @@ def _cmd_score(args) -> int:
         # the refresh's lock: a score and a refresh never interleave their writes
         with output_umask(), refresh_lock(dataset=dataset):
             if args.engine == "spark":
-                from . import spark_scoring
+                from .serve import spark_scoring
 
                 table, facts = spark_scoring.score_users_in_spark(
                     dataset,
@@ -252,8 +253,8 @@ def _cmd_score(args) -> int:
 
 def _score_streamed(args, dataset: str, options) -> int:
     """`urm score --batches N`: the one-box table for many users, memory per slice of users."""
-    from . import datasets, parquet_contract
-    from .scoring import point_latest, predictions_path, score_to_parquet, transaction_champions
+    from .data import datasets, parquet_contract
+    from .serve.scoring import point_latest, predictions_path, score_to_parquet, transaction_champions
 
     if args.as_of is None:
         raise ValueError("as_of is required for transactions (--as-of, the date to score at)")
@@ -262,7 +263,7 @@ def _score_streamed(args, dataset: str, options) -> int:
             f"--batches streams transactions data sets; {dataset!r} is a "
             f"{datasets.dataset_kind(dataset, args.path or '')} table"
         )
-    from .scoring import refuse_measured_campaign
+    from .serve.scoring import refuse_measured_campaign
 
     source = args.models_from or dataset
     refuse_measured_campaign(source, "--batches")
@@ -273,7 +274,7 @@ def _score_streamed(args, dataset: str, options) -> int:
         parquet_contract.check_transactions(data, engine="duckdb", **read)
     else:
         data = datasets.load_dataset(dataset, args.path or "", **read)
-    from .scoring import model_facts
+    from .serve.scoring import model_facts
 
     m = transaction_champions(source)
     path = predictions_path(dataset, args.as_of)
@@ -298,8 +299,8 @@ def _score_streamed(args, dataset: str, options) -> int:
 
 def _publish_sql(table, dataset: str, facts) -> None:
     """With a team database set, the table just published goes to its SQL table too."""
-    from .settings import database_url
-    from .sqltable import publish_table
+    from .core.settings import database_url
+    from .serve.sqltable import publish_table
 
     if not database_url():
         return
@@ -309,11 +310,11 @@ def _publish_sql(table, dataset: str, facts) -> None:
 
 
 def _cmd_forget(args) -> int:
-    from .forget import forget, known_datasets
-    from .locks import RefreshLocked
+    from .core.locks import RefreshLocked
+    from .jobs.forget import forget, known_datasets
 
     if args.dataset is not None:
-        from .paths import safe_name
+        from .core.paths import safe_name
 
         try:
             safe_name(args.dataset, "data set name (--dataset)")
@@ -343,8 +344,8 @@ def _cmd_forget(args) -> int:
 
 
 def _cmd_prune(args) -> int:
-    from .locks import RefreshLocked
-    from .pipeline import prune
+    from .core.locks import RefreshLocked
+    from .jobs.pipeline import prune
 
     try:
         done = prune(args.keep)
@@ -359,7 +360,7 @@ def _cmd_prune(args) -> int:
 
 
 def _own_file_arguments(parser) -> None:
-    from .parsing import THOUSANDS_OPTIONS
+    from .data.parsing import THOUSANDS_OPTIONS
 
     parser.add_argument("--path", help="your own transactions file (CSV or Parquet) instead of a shipped data set")
     parser.add_argument(
@@ -419,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"urm-models {version('urm-models')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from .pipeline import DEFAULT_PARAMS as D
+    from .jobs.pipeline import DEFAULT_PARAMS as D
 
     r = sub.add_parser(
         "refresh",
@@ -586,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
     u.set_defaults(func=_cmd_ui)
 
-    from .redaction import ScrubbingStream
+    from .core.redaction import ScrubbingStream
 
     # everything this command prints, its logs and any traceback included, without passwords
     streams = sys.stdout, sys.stderr
@@ -612,19 +613,19 @@ def _main(parser, argv) -> int:
     import os
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    from .erasure import ErasureLogError
-    from .io import output_umask
-    from .locks import DatabaseUnavailable
-    from .settings import SettingsError
-    from .sqltable import PublishError
-    from .tracking import StoreUnavailable
-    from .validation import DataValidationError
+    from .core.io import output_umask
+    from .core.locks import DatabaseUnavailable
+    from .core.settings import SettingsError
+    from .data.erasure import ErasureLogError
+    from .data.validation import DataValidationError
+    from .serve.sqltable import PublishError
+    from .serve.tracking import StoreUnavailable
 
     try:
         with output_umask():
             code = args.func(args)
             if args.command in ("score", "forget"):
-                from .pipeline import restrict_outputs
+                from .jobs.pipeline import restrict_outputs
 
                 restrict_outputs()
             return code

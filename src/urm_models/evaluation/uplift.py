@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
-from ..experiments.intervals import difference_of_means, difference_of_proportions
+from .intervals import difference_of_means, difference_of_proportions
 
 
 def _arrays(y, uplift, treated):

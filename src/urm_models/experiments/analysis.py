@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..campaigns import Campaign
-from .intervals import difference_of_means, difference_of_proportions
+from ..data.campaign_files import Campaign
+from ..evaluation.intervals import difference_of_means, difference_of_proportions
 
 #: an arm with fewer users with a non-zero outcome gets a ``note``: its interval may undercover
 MIN_NONZERO = 25

@@ -16,7 +16,7 @@ whoever the users are, so that a model trained with new sign-ups and one scored 
 see the same types.
 
 :func:`check_campaign` runs every check of a campaign on transactions without computing or
-fitting anything: the assignment file's contract (:mod:`urm_models.campaigns`), the window, sends
+fitting anything: the assignment file's contract (:mod:`urm_models.data.campaign_files`), the window, sends
 whose window is not yet in the data or that come before any purchase, and ids that match no
 customer of the transactions; :func:`from_transactions` runs it first.
 """
@@ -29,11 +29,11 @@ from pathlib import Path
 import pandas as pd
 
 from .. import features
-from ..campaigns import Campaign, assignments_from_raw
+from ..data.campaign_files import Campaign, assignments_from_raw
+from ..data.reading import raw_from_frame
+from ..data.simulate import UNIT_DAYS
+from ..data.validation import DataValidationError
 from ..features.campaign import window_days, window_outcomes
-from ..reading import raw_from_frame
-from ..simulate import UNIT_DAYS
-from ..validation import DataValidationError
 
 OUTCOMES = ("purchases", "converted", "spend")
 UNIT_WORDS = {"D": "days", "W": "weeks", "M": "months"}
@@ -44,7 +44,7 @@ def _validated(assignments: pd.DataFrame, control, arms) -> tuple[pd.DataFrame, 
     if meta is not None and (control is None or control == meta["control"]):
         return assignments, meta["control"], tuple(meta["arms"])
     if control is None:
-        raise ValueError("name the control arm (control=) or load the file with campaigns.load_assignments")
+        raise ValueError("name the control arm (control=) or load the file with campaign_files.load_assignments")
     checked = assignments_from_raw(raw_from_frame(assignments, "assignments"), control=control, arms=arms)
     return checked, checked.attrs["campaign"]["control"], tuple(checked.attrs["campaign"]["arms"])
 
@@ -61,11 +61,11 @@ def check_campaign(
     dataset: str | None = None,
 ) -> dict:
     """Every check of a campaign on ``transactions``, before anything is computed or fitted:
-    raises one :class:`~urm_models.validation.DataValidationError` naming the file, the column,
+    raises one :class:`~urm_models.data.validation.DataValidationError` naming the file, the column,
     the count and what settles it, or returns what :func:`from_transactions` will work with.
 
     ``assignments``: the path of an assignment file (read with
-    :func:`urm_models.campaigns.load_assignments` and ``read``'s options) or a table (validated
+    :func:`urm_models.data.campaign_files.load_assignments` and ``read``'s options) or a table (validated
     or not). Checked: the assignment contract (one arm per user, the control, arm labels, arm
     sizes), ``window`` (a positive number of ``freq`` periods, at least a day), every send's
     outcome window inside the data, a purchase somewhere before every send (features need a
@@ -73,7 +73,7 @@ def check_campaign(
     some matching one only when written another way (``00123`` / ``123``), is refused.
     Users without a purchase before their send (new sign-ups) are supported and counted.
     Returns ``{"assignments", "control", "arms", "days", "users", "new_users", "never_bought"}``."""
-    from ..campaigns import load_assignments
+    from ..data.campaign_files import load_assignments
 
     source = str(assignments) if isinstance(assignments, (str, Path)) else "assignments"
     if isinstance(assignments, (str, Path)):
@@ -207,8 +207,8 @@ def from_transactions(
     currency: str = "",
     name: str = "campaign",
 ) -> Campaign:
-    """The :class:`~urm_models.campaigns.Campaign` of an assignment file (``user_id, arm,
-    sent_at``: :func:`urm_models.campaigns.load_assignments`) on a data set's ``transactions``.
+    """The :class:`~urm_models.data.campaign_files.Campaign` of an assignment file (``user_id, arm,
+    sent_at``: :func:`urm_models.data.campaign_files.load_assignments`) on a data set's ``transactions``.
 
     ``window``: the outcome window in ``freq`` periods from the send day. Every check of
     :func:`check_campaign` runs first (a send whose window is not inside the data is an error
@@ -298,7 +298,7 @@ def _btyd_scores(transactions, cutoff, freq: str, window: float, clv_horizon: in
 
 def oracle_effects(truth: pd.DataFrame, outcome: str, arm: str) -> pd.Series:
     """The true effect of ``arm`` on ``outcome`` per user of a simulated campaign
-    (:func:`urm_models.simulate.simulate_campaign`): the ranking an uplift model aims at."""
+    (:func:`urm_models.data.simulate.simulate_campaign`): the ranking an uplift model aims at."""
     col = f"effect_{outcome}[{arm}]"
     if col not in truth:
         raise ValueError(f"the truth table has no {col!r}")

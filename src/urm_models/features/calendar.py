@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..simulate import UNIT_DAYS
+from ..data.simulate import UNIT_DAYS
 
 __all__ = ["SeasonCalendar"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..simulate import UNIT_DAYS
-from ..sql import as_day, run_sql
+from ..core.sql import as_day, run_sql
+from ..data.simulate import UNIT_DAYS
 
 
 def window_days(window: float, freq: str) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..sql import as_day, run_sql
+from ..core.sql import as_day, run_sql
 
 #: period code -> DuckDB date part, and how to tell that a day ends one
 PERIODS = {"Y": "year", "Q": "quarter", "M": "month", "W": "week"}

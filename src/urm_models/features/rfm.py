@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..simulate import UNIT_DAYS
-from ..sql import as_day, run_sql
+from ..core.sql import as_day, run_sql
+from ..data.simulate import UNIT_DAYS
 
 CAL_COLUMNS = ["frequency", "recency", "T", "monetary"]
 HOLDOUT_COLUMNS = ["frequency_holdout", "monetary_holdout", "duration_holdout"]

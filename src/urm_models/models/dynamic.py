@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln
 
-from ..simulate import UNIT_DAYS
+from ..data.simulate import UNIT_DAYS
 from ._base import MLEModel
 
 __all__ = ["TimeVaryingParetoNBD"]

@@ -40,7 +40,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .. import features
-from ..simulate import UNIT_DAYS
+from ..data.simulate import UNIT_DAYS
 from ._base import NOT_FITTED, ConvergenceError
 
 __all__ = ["ShiftedWindowPurchases"]

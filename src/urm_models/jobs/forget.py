@@ -1,7 +1,7 @@
 """``urm forget``: erase users from everything the project keeps, then log it.
 
 What is removed, and where, is :func:`forget`'s docstring; the log itself, and the check that
-drops erased users at every load, are :mod:`urm_models.erasure`.
+drops erased users at every load, are :mod:`urm_models.data.erasure`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
-from . import paths, settings
-from .erasure import ERASURE, append_entries, append_team_entries, log_path
+from ..core import paths, settings
+from ..data.erasure import ERASURE, append_entries, append_team_entries, log_path
 
 #: text artifacts scanned for an erased id or pseudonym (MLflow artifacts, exported models)
 TEXT_SUFFIXES = {".csv", ".json", ".txt", ".html", ".md", ".yaml", ".yml"}
@@ -22,7 +22,7 @@ def known_datasets() -> set[str]:
     """The data sets this project keeps something of: the shipped ones, those with published
     tables, refresh runs, snapshots or quarantine files (``urm forget --dataset`` takes only these:
     a mistyped name would erase nothing and write the typo into the append-only log)."""
-    from .datasets import DATASETS
+    from ..data.datasets import DATASETS
 
     names = set(DATASETS)
     root = paths.predictions_dir()
@@ -45,7 +45,7 @@ def _quarantine_dataset(filename: str) -> str | None:
     name may hold ``-`` itself: the table's name is what ends it)."""
     import re
 
-    from .validation import TABLES
+    from ..data.validation import TABLES
 
     m = re.match(rf"^(.+?)-(?:{'|'.join(map(re.escape, TABLES))})-", filename)
     return m.group(1) if m else None
@@ -65,9 +65,9 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
     """
     import datetime as dt
 
-    from .io import output_umask
-    from .locks import refresh_lock
-    from .privacy import key_id, pseudonymize
+    from ..core.io import output_umask
+    from ..core.locks import refresh_lock
+    from ..core.privacy import key_id, pseudonymize
 
     ids = [str(u).strip() for u in user_ids]
     if not ids or any(not u for u in ids):
@@ -83,7 +83,7 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
         if n:
             counts[user][where] = counts[user].get(where, 0) + int(n)
 
-    from .locks import check_database
+    from ..core.locks import check_database
 
     check_database()  # the team's tables and register must be reachable before anything is removed
     with output_umask(), refresh_lock():
@@ -107,7 +107,7 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
         for table in sorted(runs.glob("*/user_scores.parquet")) if runs.is_dir() else []:
             for u, n in _filter_parquet(table, ids).items():
                 add(u, "staged_tables", n)
-        from . import sqltable
+        from ..serve import sqltable
 
         if settings.database_url():  # the team's SQL tables: current, previous and staging ones
             for u in ids:
@@ -172,7 +172,7 @@ def _filter_parquet(path: Path, ids: list[str]) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from .io import atomic_path
+    from ..core.io import atomic_path
 
     table = pq.read_table(path)
     hits = {u: 0 for u in ids}
@@ -233,7 +233,7 @@ def _forget_quarantine(ids: list[str], dataset: str | None) -> dict:
 
     import pandas as pd
 
-    from .io import write_csv
+    from ..core.io import write_csv
 
     root = paths.quarantine_dir()
     out: dict[str, int] = {}
@@ -257,7 +257,7 @@ def _forget_quarantine(ids: list[str], dataset: str | None) -> dict:
 
 def _forget_notebooks(root: Path, patterns, dataset, when) -> dict:
     """Replace the outputs of executed-notebook cells that show a user's pseudonym (or id)."""
-    from .io import write_text
+    from ..core.io import write_text
 
     out: dict[int, int] = {}
     for path in sorted(root.glob("*/*.ipynb")) if root.is_dir() else []:
@@ -286,7 +286,7 @@ def _forget_notebooks(root: Path, patterns, dataset, when) -> dict:
 def _forget_log_lines(root: Path, patterns) -> dict:
     """In the logs under ``root`` (``*.log``: the schedule's ``reports/cron.log``), replace every
     line that mentions an id or pseudonym with a note that it was erased."""
-    from .io import write_text
+    from ..core.io import write_text
 
     out: dict[int, int] = {}
     for path in sorted(root.rglob("*.log")) if root.is_dir() else []:
@@ -315,7 +315,7 @@ def _forget_text_files(root: Path, patterns) -> dict:
     import csv
     import io as _io
 
-    from .io import write_text
+    from ..core.io import write_text
 
     out: dict[int, int] = {}
     for path in sorted(root.rglob("*")) if root.is_dir() else []:

@@ -93,7 +93,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     The temporary file sits in the same directory so that the final ``os.replace`` is a
     rename on one file system, which POSIX makes atomic. On error it is removed; a process
     killed in the block leaves a ``.<name>.*.tmp`` file that the next refresh removes
-    (:func:`urm_models.pipeline.recover`). The file gets the policy's mode.
+    (:func:`urm_models.jobs.pipeline.recover`). The file gets the policy's mode.
     """
     path = Path(path)
     make_dirs(path.parent)

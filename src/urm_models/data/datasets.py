@@ -1,7 +1,7 @@
 """Loaders for the shipped real data sets and for a user's own files, plus simulators.
 
 Every loader returns a canonical table (docs/architecture.md, "The data contract") that has
-passed validation (:mod:`urm_models.validation`); ``df.attrs["validation"]`` holds the report.
+passed validation (:mod:`urm_models.data.validation`); ``df.attrs["validation"]`` holds the report.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Literal
 
 import pandas as pd
 
-from . import paths
-from .paths import dataset_name  # noqa: F401  (part of this surface: the name of your own file's data set)
+from ..core import paths
+from ..core.paths import dataset_name  # noqa: F401  (part of this surface: the name of your own file's data set)
 from .reading import RawTable, raw_from_frame, read_raw
 from .simulate import simulate_rfm, simulate_transactions  # noqa: F401  (part of this surface)
 from .validation import (
@@ -128,9 +128,9 @@ def load_table(
     or Parquet file as one of the canonical tables.
 
     ``sep``, ``encoding`` and ``names`` (column names instead of the header's) are how to read
-    the file (:func:`urm_models.reading.read_raw`);
+    the file (:func:`urm_models.data.reading.read_raw`);
     the other parameters, how to parse and check it
-    (:func:`urm_models.validation.validate_table`). ``dataset`` (default: the file's data set
+    (:func:`urm_models.data.validation.validate_table`). ``dataset`` (default: the file's data set
     name) scopes erasures made with ``urm forget --dataset``.
 
     Transactions without an amount (an activity log: user and time only, no ``amount`` column
@@ -437,7 +437,7 @@ def apparel_season() -> pd.DataFrame:
 
 def load_dataset(name: str, path: str | Path = "", **read):
     """Load a data set by name: a shipped one (``cdnow``, ``cdnow_sample``, ``telco``; the
-    campaign ``hillstrom`` comes as a :class:`~urm_models.campaigns.Campaign`), or, with
+    campaign ``hillstrom`` comes as a :class:`~urm_models.data.campaign_files.Campaign`), or, with
     ``path``, your own transactions file under the name you give it; ``read`` goes to
     :func:`load_transactions` (``columns``, ``date_format``, ``tz``, ``errors``, ...)."""
     if path:
@@ -453,7 +453,7 @@ def load_dataset(name: str, path: str | Path = "", **read):
     if name == "telco":
         return load_telco()
     if name == "hillstrom":
-        from .campaigns import load_hillstrom
+        from .campaign_files import load_hillstrom
 
         return load_hillstrom()
     raise ValueError(

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import paths, segments
+from .. import segments
+from ..core import paths
 
 COLUMNS = [
     "user_id",
@@ -133,7 +134,7 @@ class ScoringOptions:
     def checked(self, kind: str = "transactions") -> ScoringOptions:
         """These options with the defaults of ``kind`` filled in, refused when they cannot make a
         table (before any data is read or any Spark job starts)."""
-        from .simulate import UNIT_DAYS
+        from ..data.simulate import UNIT_DAYS
 
         if kind == "transactions" and self.freq not in UNIT_DAYS:
             raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {self.freq!r}")
@@ -204,7 +205,7 @@ class TransactionScoring:
         return self._finish(cols, act.index, as_of)
 
     def _rows(self, act: pd.DataFrame, as_of) -> dict:
-        from .features import cohort_of
+        from ..features import cohort_of
 
         o = self.options
         if "as_of" in self.clv_inputs:  # a model with a season calendar scores at a date
@@ -385,7 +386,7 @@ def score_transactions(
     CLV model was fitted in); the models and options are those of :func:`setup`. ``p_churn``
     comes from ``churn_model`` when given, else from the CLV model.
     """
-    from .features import activity_features
+    from ..features import activity_features
 
     s = setup(
         clv_model, churn_model=churn_model, churn_window=churn_window, model_versions=model_versions, options=options
@@ -428,10 +429,10 @@ def score_to_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .erasure import not_erased
-    from .features.churn import activity_features_sql
-    from .io import atomic_path, make_dirs
-    from .sql import connect, expose
+    from ..core.io import atomic_path, make_dirs
+    from ..core.sql import connect, expose
+    from ..data.erasure import not_erased
+    from ..features.churn import activity_features_sql
 
     s = setup(
         clv_model, churn_model=churn_model, churn_window=churn_window, model_versions=model_versions, options=options
@@ -665,7 +666,7 @@ def score_users(
 ) -> pd.DataFrame:
     """Score a data set with the champion models of the registry: a shipped one by name, or
     your own transactions file (``path``, read with ``read`` as in
-    :func:`urm_models.datasets.load_dataset`) under the name ``dataset``.
+    :func:`urm_models.data.datasets.load_dataset`) under the name ``dataset``.
 
     ``as_of`` defaults to today for customer tables; transactions need it (the cut-off).
     The models are the champions of ``dataset`` itself: a data set without them is an error
@@ -688,7 +689,8 @@ def model_facts(source: str) -> dict:
 
 
 def _score_users(dataset, as_of, *, path, read, source, options) -> pd.DataFrame:
-    from . import datasets, tracking
+    from ..data import datasets
+    from . import tracking
 
     kind = datasets.dataset_kind(dataset, path)
     data = datasets.load_dataset(dataset, path, **(read or {}))
@@ -742,7 +744,7 @@ def add_campaign_columns(table: pd.DataFrame, transactions, as_of, uplift_model,
     """The measured campaign's columns of a transactions table: each user's ``recommended_arm``
     and ``expected_incremental_value`` from the uplift model, on the campaign features computed
     at ``as_of`` by the code that built its training set (``experiments.campaign.features_at``)."""
-    from .experiments.campaign import features_at
+    from ..experiments.campaign import features_at
 
     inner = uplift_model.unwrap_python_model() if hasattr(uplift_model, "unwrap_python_model") else uplift_model
     policy = getattr(inner, "policy", inner)
@@ -845,7 +847,7 @@ def write_predictions(table: pd.DataFrame, dataset: str, as_of, *, metadata: Map
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .io import atomic_path
+    from ..core.io import atomic_path
 
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:

@@ -12,9 +12,9 @@ and **pre-campaign features** (what was known about the user before the send). T
   counts the outcomes in a window after each send and computes the features as of the send
   with the package's feature code.
 
-Both go through the data contract of :mod:`urm_models.validation` (rows that break it raise or
+Both go through the data contract of :mod:`urm_models.data.validation` (rows that break it raise or
 go to quarantine; erased users are dropped), then through the campaign's own checks, which
-always raise one :class:`~urm_models.validation.DataValidationError` naming the file, the column,
+always raise one :class:`~urm_models.data.validation.DataValidationError` naming the file, the column,
 how many users and the option that settles it: a user in two arms, a control arm that does not
 exist, a declared arm without users, a campaign with fewer than two arms, outcomes dated
 before the send.
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import paths
+from ..core import paths
 from .parsing import ConventionError, blank, parse_number
 from .reading import RawTable, raw_from_frame, read_raw
 from .validation import DataValidationError, Errors, Field, validate_table
@@ -422,7 +422,7 @@ def load_campaign(
     quarantine_dir=None,
     dataset: str | None = None,
 ) -> Campaign:
-    """A per-user campaign file (CSV or Parquet, as :func:`urm_models.datasets.load_transactions`
+    """A per-user campaign file (CSV or Parquet, as :func:`urm_models.data.datasets.load_transactions`
     reads them): ``user_id``, ``arm``, the ``outcomes`` and pre-campaign ``features`` (default:
     every other column), optionally ``sent_at`` and ``outcome_at`` (when the outcome happened;
     one before the send is refused).

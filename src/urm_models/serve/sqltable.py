@@ -2,7 +2,7 @@
 reads tables rather than Parquet files.
 
 When the team setting names a ``database`` (an SQLAlchemy URL: PostgreSQL for a team, SQLite as
-the embedded default; :mod:`urm_models.settings`), every published table (``urm refresh``,
+the embedded default; :mod:`urm_models.core.settings`), every published table (``urm refresh``,
 ``urm score``) is also written to ``urm_user_scores_<key>`` (:func:`table_name`: the data set's
 name when it is plain, else a key made from it; never another data set's), atomically: the rows
 go to a staging table ``<table>__staging_<hex>`` first, then **one transaction** renames the
@@ -12,7 +12,7 @@ model versions, run, the models' store, who published from where, the time in UT
 sees the old table or the new one, never a part or a mix; a publish killed before that
 transaction leaves the current table as it was (its staging table is removed by the next
 publish, and ``urm forget`` reaches it meanwhile). Users in the erasure register
-(:mod:`urm_models.erasure`: the team's, whoever erased them) are never published; ``urm forget``
+(:mod:`urm_models.data.erasure`: the team's, whoever erased them) are never published; ``urm forget``
 deletes their rows from every table of the data set.
 """
 
@@ -27,14 +27,14 @@ import uuid
 
 import pandas as pd
 
-from . import paths, settings
-from .redaction import scrub_obj
+from ..core import paths, settings
+from ..core.redaction import scrub_obj
 
 PUBLICATIONS = "urm_publications"
 
 
 def table_name(dataset: str) -> str:
-    """``urm_user_scores_<key>``: the data set's :func:`urm_models.paths.dataset_key` (its name
+    """``urm_user_scores_<key>``: the data set's :func:`urm_models.core.paths.dataset_key` (its name
     when plain: ``urm_user_scores_cdnow``), a name every SQL dialect takes unquoted and no other
     data set maps to."""
     return "urm_user_scores_" + paths.dataset_key(dataset)
@@ -124,7 +124,7 @@ def _publications_table(conn) -> None:
 def _without_erased(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """The rows of users nobody erased (the erasure register of the team and of this clone):
     a table built before an erasure made elsewhere never brings the user back."""
-    from .erasure import not_erased
+    from ..data.erasure import not_erased
 
     keep = not_erased(dataset)
     return frame if keep is None else frame[keep(frame["user_id"].astype(str).to_numpy())]
@@ -139,7 +139,7 @@ def publish_table(
     from sqlalchemy import inspect, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .locks import engine as make_engine
+    from ..core.locks import engine as make_engine
     from .scoring import COLUMNS
 
     url = url or settings.database_url()
@@ -216,7 +216,7 @@ def publish_table(
 
 
 def _first_line(exc: BaseException) -> str:
-    from .redaction import scrub
+    from ..core.redaction import scrub
 
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return scrub(f"{type(getattr(exc, 'orig', None) or exc).__name__}: {text[0] if text else ''}")
@@ -224,7 +224,7 @@ def _first_line(exc: BaseException) -> str:
 
 def read(dataset: str, *, url: str | None = None, previous: bool = False) -> pd.DataFrame:
     """The data set's current (or previous) SQL table."""
-    from .locks import engine as make_engine
+    from ..core.locks import engine as make_engine
 
     eng = make_engine(url or settings.database_url())
     try:
@@ -240,7 +240,7 @@ def delete_users(user_ids: list[str], dataset: str | None = None, *, url: str | 
     ``{table: rows deleted}``."""
     from sqlalchemy import bindparam, inspect, text
 
-    from .locks import engine as make_engine
+    from ..core.locks import engine as make_engine
 
     url = url or settings.database_url()
     if not url or not user_ids:

@@ -1,8 +1,8 @@
 """The data contract, enforced at the boundary.
 
 Every table that enters the project passes through :func:`validate_table`: a file read by
-:mod:`urm_models.reading` (cells as written), its columns mapped onto the canonical names of
-``docs/architecture.md`` ("The data contract"), parsed by :mod:`urm_models.parsing` (one
+:mod:`urm_models.data.reading` (cells as written), its columns mapped onto the canonical names of
+``docs/architecture.md`` ("The data contract"), parsed by :mod:`urm_models.data.parsing` (one
 convention per column, never guessed), and checked with a pandera schema. Two modes:
 
 * ``errors="raise"`` (default): any bad row raises one :class:`DataValidationError` that names
@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from . import paths
-from .io import write_csv
+from ..core import paths
+from ..core.io import write_csv
 
 if TYPE_CHECKING:
     from .reading import RawTable
@@ -163,7 +163,7 @@ TABLES: dict[str, tuple[Field, ...]] = {
         Field("score", "number", minimum=0.0, maximum=10.0),
         Field("text", "text", required=False, nullable=True),
     ),
-    # campaigns (urm_models.campaigns): the outcome columns are added per file, the
+    # campaigns (urm_models.data.campaign_files): the outcome columns are added per file, the
     # campaign-level checks (one arm per user, the control exists, ...) follow the row checks
     "campaign": (
         Field("user_id", "id"),
@@ -250,7 +250,7 @@ def validate_table(
     Parameters
     ----------
     raw : RawTable
-        From :func:`urm_models.reading.read_raw`, or ``raw_from_frame`` for a DataFrame.
+        From :func:`urm_models.data.reading.read_raw`, or ``raw_from_frame`` for a DataFrame.
     table : {"transactions", "users", "subscriptions", "feedback"}
     columns : dict, optional
         ``{canonical_name: name_in_file}`` for columns whose names differ. Mapped columns that
@@ -260,7 +260,7 @@ def validate_table(
     date_format : str, optional
         strptime format of the date columns (e.g. ``"%d/%m/%Y"``), or ``"excel"`` for Excel
         serial day numbers. Without it one layout is inferred for the whole column, or the
-        column is refused (:mod:`urm_models.parsing`).
+        column is refused (:mod:`urm_models.data.parsing`).
     tz : str, optional
         IANA zone: naive times are local times there, times with an offset are converted to it.
         Required when a column mixes offsets, or offsets and naive times.
@@ -272,7 +272,7 @@ def validate_table(
         given) or ``","``, an optional ``thousands`` separator, a currency symbol or code to
         remove. Values that fit another convention fail the column, and so does a column whose
         dotted values are all digit groups of three (``2.933``) when neither ``decimal`` nor
-        ``thousands`` is given (:mod:`urm_models.parsing`).
+        ``thousands`` is given (:mod:`urm_models.data.parsing`).
     max_amount : float
         Amounts and prices above this magnitude are rejected rows (default 1e9).
     min_date : date-like
@@ -289,7 +289,7 @@ def validate_table(
         The data set's name, for erasures scoped to it (``urm forget --dataset``).
     null_ids : {"refuse", "drop", "keep"}
         User ids that are null words (``NULL``, ``N/A``, ``NA``, ``-`` ...:
-        :data:`urm_models.parsing.NULL_WORDS`), an export's "no user": refuse the column with
+        :data:`urm_models.data.parsing.NULL_WORDS`), an export's "no user": refuse the column with
         their count (default), drop their rows (counted: ``n_null_ids``), or keep them as ids.
     """
     _check_arguments(table, errors, null_ids, max_amount, quarantine_dir)
@@ -403,7 +403,7 @@ def refuse_nested(raw: RawTable, used: dict[str, str]) -> None:
 
 
 def parse_ids(raw: RawTable, id_column: str) -> tuple[pd.Series, pd.Series]:
-    """Step 2a: the user ids by the id rules (:func:`urm_models.parsing.parse_id`): the ids and
+    """Step 2a: the user ids by the id rules (:func:`urm_models.data.parsing.parse_id`): the ids and
     each row's problem; a column that needs a guess is refused with the file, column, row count
     and what settles it."""
     from .parsing import ConventionError, parse_id
@@ -459,7 +459,7 @@ def parse_columns(
     bad_ids: pd.Series,
     options: CellOptions,
 ) -> tuple[pd.DataFrame, dict[str, list[pa.Check]]]:
-    """Step 3: every mapped column parsed by its field's kind (:mod:`urm_models.parsing`), and
+    """Step 3: every mapped column parsed by its field's kind (:mod:`urm_models.data.parsing`), and
     the row checks of its values. A column that cannot be read without guessing a convention
     is refused, every such column in one error naming the option that settles it."""
     from .parsing import ConventionError, blank
@@ -655,7 +655,7 @@ def _erased_rows(ids: pd.Series, dataset: str | None) -> pd.Series:
     gone = erasure.erased_pseudonyms(dataset)
     if not gone:
         return pd.Series(False, index=ids.index)
-    from .privacy import pseudonym_map
+    from ..core.privacy import pseudonym_map
 
     present = ids.notna()
     hit = pd.Series(False, index=ids.index)
@@ -854,7 +854,7 @@ def _drop_erased_lines(raw: RawTable, dataset: str | None) -> tuple[list, int]:
         return lines, 0
     import re
 
-    from .privacy import pseudonymize
+    from ..core.privacy import pseudonymize
 
     kept = []
     for n, text, why in lines:

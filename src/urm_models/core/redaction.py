@@ -167,7 +167,7 @@ _REMEMBERED_URIS: set[str] = set()
 
 def remember(uri: str | None = None, *, secret: str | None = None) -> None:
     """Make a URI's password (or a bare ``secret``) known to :func:`scrub` in this process: the
-    team settings call it for every value they read (:mod:`urm_models.settings`)."""
+    team settings call it for every value they read (:mod:`urm_models.core.settings`)."""
     if uri:
         _REMEMBERED_URIS.add(str(uri))
     if secret:

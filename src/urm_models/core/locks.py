@@ -2,7 +2,7 @@
 lock in the team's database.
 
 On one machine the project home's lock file does it (:func:`refresh_lock`). When the team
-setting names a PostgreSQL ``database`` (:mod:`urm_models.settings`), refreshes and ``urm
+setting names a PostgreSQL ``database`` (:mod:`urm_models.core.settings`), refreshes and ``urm
 score`` of the same data set from several machines (project homes) also take a PostgreSQL
 advisory lock on it, held by a connection of their own for as long as they run: the second
 one exits 75 with a message naming the holder (host, process, home, start), and the lock goes

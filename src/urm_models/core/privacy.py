@@ -8,7 +8,7 @@ characters) or from a key file outside the repository: ``URM_PSEUDONYM_KEY_FILE`
 ``~/.config/urm-models/pseudonym.key`` (``$XDG_CONFIG_HOME`` respected), created on first use
 with 32 random bytes and mode 0600. Keep the key: the erasure log (``urm forget``) stores
 pseudonyms only, and a new key cannot match them (loads then refuse to run, see
-:mod:`urm_models.erasure`).
+:mod:`urm_models.data.erasure`).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def safe_name(value: str, what: str = "name") -> str:
 def dataset_name(path: str | Path) -> str:
     """The data set name of your own file: the name before its first suffix, other characters
     than letters, digits, ``_``, ``.`` and ``-`` replaced by ``_`` (``shop orders.csv.gz`` ->
-    ``shop_orders``); a safe folder name (:func:`urm_models.paths.safe_name`)."""
+    ``shop_orders``); a safe folder name (:func:`urm_models.core.paths.safe_name`)."""
     stem = Path(path).name.split(".")[0] or Path(path).stem
     name = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).lstrip("-_") or "data"
     return safe_name(name[:128], "data set name")
@@ -72,6 +72,11 @@ def project_root() -> Path:
         if (parent / "pyproject.toml").is_file() and (parent / "src" / "urm_models").is_dir():
             return parent
     return Path.cwd()
+
+
+def package_dir() -> Path:
+    """The installed ``urm_models`` package itself (its source files travel with logged models)."""
+    return Path(__file__).resolve().parents[1]
 
 
 def source_root() -> Path:

@@ -1,6 +1,6 @@
 """Reading a user's file into a :class:`RawTable`: every cell as written, nothing interpreted.
 
-The readers refuse, with one :class:`~urm_models.validation.DataValidationError` that names the
+The readers refuse, with one :class:`~urm_models.data.validation.DataValidationError` that names the
 file (and the line or column), whatever they could only read by guessing:
 
 * a path that is a symbolic link, or not a regular file (a directory, a FIFO, a device);

@@ -1,6 +1,6 @@
 """The SQL engine every feature query runs on: DuckDB in this process (memory limit, spill
 folder under ``data/``, no progress bar), or Spark for a Spark DataFrame
-(:mod:`urm_models.spark`, the same SQL transpiled by sqlglot). The queries themselves live with
+(:mod:`urm_models.core.spark`, the same SQL transpiled by sqlglot). The queries themselves live with
 their features (:mod:`urm_models.features`); this module only runs them.
 """
 
@@ -98,7 +98,7 @@ def run_sql(transactions, sql: str, engine: str | None = None) -> pd.DataFrame:
     """Run ``sql`` (DuckDB's dialect) against ``transactions`` (a DataFrame, Parquet path or
     Arrow table exposed as the view ``transactions``) on a fresh quiet connection; return the
     result. A Spark DataFrame, or ``engine="spark"``, runs the same query on Spark
-    (:mod:`urm_models.spark`)."""
+    (:mod:`urm_models.core.spark`)."""
     from . import spark
 
     if spark.resolve_engine(transactions, engine) == "spark":

@@ -30,7 +30,7 @@ class SurvivalPyfunc(mlflow.pyfunc.PythonModel):
         self.margin = float(margin)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from .models.survival import contractual_clv
+        from ..models.survival import contractual_clv
 
         out = pd.DataFrame(
             {

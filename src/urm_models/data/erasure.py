@@ -9,8 +9,8 @@ reordered breaks the chain (:func:`verify_log`). The chain cannot see its own en
 record beside it, ``erasures.head``, keeps the number of lines and the hash of the last one,
 sealed with the pseudonym key (HMAC): a last line edited or removed no longer matches it. Lines
 are only ever appended, through ``O_APPEND``; the file is never rewritten. Every load
-(:func:`urm_models.validation.validate_table`) drops the rows of erased users, so a refresh
-cannot bring them back. Erasing (``urm forget``) is :mod:`urm_models.forget`.
+(:func:`urm_models.data.validation.validate_table`) drops the rows of erased users, so a refresh
+cannot bring them back. Erasing (``urm forget``) is :mod:`urm_models.jobs.forget`.
 
 A team shares one register: when the team setting names a ``database``, every erasure is also
 written to its table ``urm_erasures`` (the same erasure pseudonym, data set, time, key id and who
@@ -27,7 +27,7 @@ import json
 import os
 from pathlib import Path
 
-from . import paths, settings
+from ..core import paths, settings
 
 GENESIS = "0" * 64
 TEAM_TABLE = "urm_erasures"  # the team's register, in the team database
@@ -57,7 +57,7 @@ def head_path() -> Path:
 def _seal(n: int, last: str) -> str:
     import hmac
 
-    from .privacy import pseudonym_key
+    from ..core.privacy import pseudonym_key
 
     return hmac.new(pseudonym_key(), f"{n}:{last}".encode(), hashlib.sha256).hexdigest()
 
@@ -134,7 +134,7 @@ def _team_engine():
     url = settings.database_url()
     if not url:
         return None
-    from .locks import engine
+    from ..core.locks import engine
 
     return engine(url)
 
@@ -155,7 +155,7 @@ def team_entries() -> list[dict]:
             rows = conn.execute(text(f"SELECT pseudonym, dataset, time, key_id FROM {TEAM_TABLE}")).mappings().all()
         return [dict(r) for r in rows]
     except SQLAlchemyError as exc:
-        from .redaction import scrub
+        from ..core.redaction import scrub
 
         raise ErasureLogError(
             f"the team's erasure register ({TEAM_TABLE} in {settings.redact(str(eng.url))}) cannot be read "
@@ -172,7 +172,7 @@ def erased_pseudonyms(dataset: str | None = None) -> set[str]:
     either holds erasures made under another pseudonym key (they could not be matched)."""
     local, team = _local_entries(), team_entries()
     if local or team:
-        from .privacy import key_id
+        from ..core.privacy import key_id
 
         kid = key_id()
         for where, entries in ((log_path(), local), (f"the team register {TEAM_TABLE}", team)):
@@ -194,7 +194,7 @@ def not_erased(dataset: str | None = None):
     gone = frozenset(erased_pseudonyms(dataset))
     if not gone:
         return None
-    from .privacy import pseudonym_key, pseudonym_map
+    from ..core.privacy import pseudonym_key, pseudonym_map
 
     key = pseudonym_key()
 
@@ -237,7 +237,7 @@ def append_team_entries(entries: list[dict], who: str) -> None:
 
 def append_entries(entries: list[dict]) -> None:
     """Append entries to the log (hash-chained, ``O_APPEND``, fsync'd)."""
-    from .io import make_dirs, write_text
+    from ..core.io import make_dirs, write_text
 
     old, prev = _chain()
     path = log_path()

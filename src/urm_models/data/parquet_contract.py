@@ -10,7 +10,7 @@ too large amounts, dates before ``min_date`` or in the future, exact copies). A 
 fails is refused whole, with the file, each column and check, the row count and the option
 that settles it; there is no quarantine on this path (load the file with
 ``datasets.load_transactions(..., errors="quarantine")`` to set rows aside). Rows of erased
-users are dropped where the users are scored (:func:`urm_models.erasure.not_erased`).
+users are dropped where the users are scored (:func:`urm_models.data.erasure.not_erased`).
 """
 
 from __future__ import annotations
@@ -74,11 +74,11 @@ def _kind(type_name: str) -> str:
 def _types(source, engine: str) -> dict[str, str]:
     """Column name -> kind, of the file as the engine reads it."""
     if engine == "spark":
-        from . import spark
+        from ..core import spark
 
         df = spark.as_spark_dataframe(spark.session(), source)
         return {f.name: _kind(f.dataType.simpleString()) for f in df.schema.fields}
-    from .sql import connect, expose
+    from ..core.sql import connect, expose
 
     con = connect()
     try:
@@ -128,8 +128,8 @@ def check_transactions(
     contract; return ``{"n_rows": ...}`` when it holds. ``duplicates`` and ``returns`` are the
     options of :func:`validation.validate_table` (``"keep"`` accepts exact copies, negative
     amounts); ``now``: the latest allowed time (default: the current time)."""
-    from . import spark as spark_engine
-    from .sql import run_sql
+    from ..core import spark as spark_engine
+    from ..core.sql import run_sql
 
     if duplicates not in ("reject", "keep") or returns not in ("reject", "keep"):
         raise ValueError(f"duplicates and returns are 'reject' or 'keep', got {duplicates!r}, {returns!r}")
@@ -275,7 +275,7 @@ def _id_conditions(kind: str) -> dict[str, str]:
 
 
 def _id_failures(source, engine: str, counts) -> list[tuple[str, str, int, str]]:
-    """The id rules of the pandas path (:func:`urm_models.parsing.parse_id`, docs/reliability.md
+    """The id rules of the pandas path (:func:`urm_models.data.parsing.parse_id`, docs/reliability.md
     "User ids") on a file read as it is, from the counts of :func:`_id_conditions` (``counts``:
     the contract's pass): the same refusals, and a refusal of every id the rules would rewrite
     (this path cannot). The distinct ids that are not printable ASCII (few, as a rule) go
@@ -283,7 +283,7 @@ def _id_failures(source, engine: str, counts) -> list[tuple[str, str, int, str]]
     import unicodedata
 
     from . import parsing as P
-    from .sql import run_sql
+    from ..core.sql import run_sql
 
     idt = _IDT
     n = {k[3:]: int(v or 0) for k, v in counts.items() if k.startswith("id_")}

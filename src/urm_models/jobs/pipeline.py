@@ -17,7 +17,7 @@ A refresh that was killed leaves a run folder whose manifest says ``running``; t
 ``RUNNING`` to ``FAILED``, removes its snapshot and the temporary files of interrupted atomic
 writes (:func:`recover`). Own-data runs validate the file once into a snapshot under
 ``data/snapshots/<run-id>/`` (raw rows stay under ``data/``), deleted when the run ends unless
-``keep_snapshot``. Outputs follow one file-mode policy (:mod:`urm_models.io`).
+``keep_snapshot``. Outputs follow one file-mode policy (:mod:`urm_models.core.io`).
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from . import paths
-from .io import make_dirs, output_umask, restrict, write_parquet, write_text
-from .locks import refresh_lock
-from .redaction import scrub, scrub_file, scrub_obj
-from .settings import environ
+from ..core import paths
+from ..core.io import make_dirs, output_umask, restrict, write_parquet, write_text
+from ..core.locks import refresh_lock
+from ..core.redaction import scrub, scrub_file, scrub_obj
+from ..core.settings import environ
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ DEFAULT_PARAMS = {
     "campaign": "",  # your campaign's assignment file (user_id, arm, sent_at) on a transactions data set ...
     "control": "",  # ... its control arm ...
     "campaign_window": 4,  # ... the outcome window after each send (freq periods) ...
-    "campaign_read": {},  # ... and how to read it (campaigns.load_assignments' options)
-    # the economics (urm_models.economics), None: the data set's defaults; one set for 03, 06, 07
+    "campaign_read": {},  # ... and how to read it (campaign_files.load_assignments' options)
+    # the economics (urm_models.data.economics), None: the data set's defaults; one set for 03, 06, 07
     "contact_cost": None,  # per contact: a number or {arm: cost}, in the data set's currency
     "budget": None,  # money per campaign
     "budget_share": None,  # at most this share of the users per campaign
@@ -380,8 +380,8 @@ def refresh(
     notebooks_dir: Path | None = None,
 ) -> dict:
     """Run the notebooks in order; return the run manifest (also written to the run folder)."""
-    from . import tracking
-    from .locks import check_database
+    from ..core.locks import check_database
+    from ..serve import tracking
 
     given = dict(params or {})
     if "dataset" in given:
@@ -406,7 +406,7 @@ def refresh(
         p, own = _own_data(p, given=given)
         names = list(notebooks or NOTEBOOKS)
         kind = _dataset_kind(p["dataset"], p["path"])
-        from . import datasets
+        from ..data import datasets
 
         data = own if own is not None else datasets.load_dataset(p["dataset"])
         if kind == "transactions" and own is None:
@@ -417,7 +417,7 @@ def refresh(
         run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"  # a safe data set name
         out_dir = paths.reports_dir() / "runs" / run_id
         staged = paths.staging_dir() / run_id / "user_scores.parquet"  # raw ids: under data/, not reports/
-        from .settings import summary as team_settings
+        from ..core.settings import summary as team_settings
 
         manifest = {
             "run_id": run_id,
@@ -534,7 +534,7 @@ def refresh(
 
 
 def write_manifest(manifest: dict, path: Path) -> None:
-    """A run's manifest, atomically, with every password masked (:mod:`urm_models.redaction`)."""
+    """A run's manifest, atomically, with every password masked (:mod:`urm_models.core.redaction`)."""
     write_text(json.dumps(scrub_obj(json.loads(json.dumps(manifest, default=str))), indent=2), path)
 
 
@@ -588,7 +588,7 @@ def check_parameters(p: dict, given: Mapping) -> dict:
             "erasures), and rejected rows always go to data/quarantine/ (raw rows stay under data/)"
         )
     if out.get("season_calendar") not in (None, "", [], {}):
-        from .features.calendar import SeasonCalendar
+        from ..features.calendar import SeasonCalendar
 
         spec = out["season_calendar"]
         if isinstance(spec, str) and Path(spec).expanduser().is_file():  # the notebooks run elsewhere
@@ -600,7 +600,7 @@ def check_parameters(p: dict, given: Mapping) -> dict:
     else:
         out["season_calendar"] = []
     if out["path"] and "dataset" not in given:
-        from . import datasets
+        from ..data import datasets
 
         out["dataset"] = _safe(datasets.dataset_name(out["path"]), "data set name (from --path)")
     return out
@@ -620,7 +620,7 @@ def _date_text(value, name: str) -> str:
 
 def _check_economics(p: dict) -> None:
     """The economics are read before any notebook runs: a bad cost or budget is named up front."""
-    from .economics import economics
+    from ..data.economics import economics
 
     keys = ("contact_cost", "budget", "budget_share", "success_rate", "horizon_months", "persistent_control")
     try:
@@ -634,7 +634,7 @@ def _source_fingerprint(data) -> str:
     the refresh is tagged with it, and the registry recognises a model already registered by
     it. Features computed from it can differ in the last bits between runs (DuckDB sums in
     parallel), so their own fingerprints cannot serve."""
-    from . import datasets
+    from ..data import datasets
 
     return datasets.fingerprint(getattr(data, "data", data))  # a campaign: its table
 
@@ -739,7 +739,7 @@ def recover(current: str | None = None) -> dict:
         done["killed_runs"].append(folder.name)
     own_runs = {f.name for f in runs.iterdir() if f.is_dir()} - {current} if runs.is_dir() else set()
     done["failed_mlflow_runs"] = _fail_orphan_mlflow_runs(own_runs, current)
-    from . import tracking
+    from ..serve import tracking
 
     for killed in done["killed_runs"]:  # its model versions go; no alias moved
         done.setdefault("registry", []).extend(tracking.settle_refresh(killed, ok=False))
@@ -753,7 +753,7 @@ def _fail_orphan_mlflow_runs(own_runs: set[str], current: str | None = None) -> 
     """Set to FAILED the MLflow runs that this project home's earlier refreshes (``own_runs``,
     the run folders under its reports/runs/ but the current one) left RUNNING. Runs of other
     homes on a team's server are never touched: another member's refresh may be running."""
-    from . import tracking
+    from ..serve import tracking
 
     if not own_runs:
         return []
@@ -881,12 +881,12 @@ def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:
     what the manifest records about it."""
     import pandas as pd
 
-    from .scoring import write_predictions
+    from ..serve.scoring import write_predictions
 
     if not staged.is_file():
         raise RefreshError(f"{SCORING_NOTEBOOK}.ipynb finished but wrote no table at {staged}")
-    from .settings import database_url
-    from .sqltable import PublishError, publish_table
+    from ..core.settings import database_url
+    from ..serve.sqltable import PublishError, publish_table
 
     try:
         table = pd.read_parquet(staged)
@@ -932,7 +932,7 @@ def _champions(dataset: str) -> dict:
     """The data set's champion version of every registered family (those that exist); the
     latest champion of each family is exported to ``models/<name>/`` so that consumers can load
     it without the tracking store."""
-    from .tracking import REGISTERED_MODELS, champion, export_champion
+    from ..serve.tracking import REGISTERED_MODELS, champion, export_champion
 
     out = {}
     for family in REGISTERED_MODELS:
@@ -955,7 +955,7 @@ def _champions(dataset: str) -> dict:
 
 
 def _dataset_kind(name: str, path: str = "") -> str:
-    from .datasets import dataset_kind
+    from ..data.datasets import dataset_kind
 
     try:
         return dataset_kind(name, path)
@@ -985,7 +985,7 @@ def _own_data(p: dict, given: Mapping):
     none). Returns the parameters and the validated rows (None for a shipped data set)."""
     import inspect
 
-    from . import datasets
+    from ..data import datasets
 
     if not p["path"]:
         if p["read"]:
@@ -1030,7 +1030,7 @@ def _check_campaign(p: dict, kind: str, tx=None) -> None:
     """A campaign's assignment file (``campaign``) goes with a transactions data set: read and
     validated here, before any notebook runs, so that a bad file stops the refresh with its
     message; its options without a file are a mistake, not ignored."""
-    from . import campaigns
+    from ..data import campaign_files
 
     options = {k: p[k] for k in ("control", "campaign_read") if p.get(k)}
     if not p.get("campaign"):
@@ -1057,13 +1057,13 @@ def _check_campaign(p: dict, kind: str, tx=None) -> None:
         float(p["campaign_window"])
     except (TypeError, ValueError):
         raise RefreshError(f"campaign_window {p['campaign_window']!r} is not a number of {p['freq']} periods") from None
-    from .validation import DataValidationError
+    from ..data.validation import DataValidationError
 
     try:
         if tx is None:
-            campaigns.load_assignments(path, control=p["control"], dataset=p["dataset"], **read)
+            campaign_files.load_assignments(path, control=p["control"], dataset=p["dataset"], **read)
         else:  # the whole campaign on its transactions (window, sends, ids), nothing fitted
-            from .experiments.campaign import check_campaign
+            from ..experiments.campaign import check_campaign
 
             window, freq, control = p["campaign_window"], p["freq"], p["control"]
             check_campaign(tx, path, window=window, freq=freq, control=control, read=read, dataset=p["dataset"])

@@ -3,7 +3,7 @@
 The store is SQLite inside ``mlruns/`` (``mlruns/mlflow.db``) with artifacts under
 ``mlruns/artifacts/``: MLflow 3 refuses the plain ``./mlruns`` file store unless told
 otherwise, and SQLite also carries the model registry. A team's server replaces it through the
-team setting (:mod:`urm_models.settings`: ``team.yaml``'s ``tracking_uri``, or
+team setting (:mod:`urm_models.core.settings`: ``team.yaml``'s ``tracking_uri``, or
 ``MLFLOW_TRACKING_URI``; docs/team.md). Every run made through :func:`start_run` is tagged with the git commit, the
 notebook it came from and, through :func:`log_dataset`, the fingerprint of the data it saw.
 """
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import paths
-from .redaction import scrub_obj
+from ..core import paths
+from ..core.redaction import scrub_obj
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def default_tracking_uri() -> str:
 def tracking_uri() -> str:
     """The tracking store in use: the team setting (``MLFLOW_TRACKING_URI``, else ``team.yaml``'s
     ``tracking_uri``), else ``mlruns/mlflow.db``."""
-    from .settings import get
+    from ..core.settings import get
 
     return get("tracking_uri")[0] or default_tracking_uri()
 
@@ -66,7 +66,7 @@ def artifact_root() -> str | None:
     store, the team's ``artifact_root`` for a database named directly, nothing for a server
     (its ``--artifacts-destination`` decides). A database named directly without an
     ``artifact_root`` is refused: its artifacts would land on each machine's own disk."""
-    from .settings import get
+    from ..core.settings import get
 
     uri = tracking_uri()
     if uri == default_tracking_uri():
@@ -94,7 +94,7 @@ def check_store(timeout: float = 15.0) -> str:
     credentials and a server that refuses this machine's Host header are each a
     :class:`StoreUnavailable` that says so); a database named directly must accept a
     connection. Returns the store as it may be shown."""
-    from .settings import get
+    from ..core.settings import get
 
     uri = tracking_uri()
     label, source = store_label(uri), get("tracking_uri")[1]
@@ -143,14 +143,14 @@ def check_store(timeout: float = 15.0) -> str:
     artifact_root()  # a database named directly needs a shared artifact root: refused before
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .locks import engine
+    from ..core.locks import engine
 
     eng = engine(uri)
     try:
         with eng.connect():
             pass
     except SQLAlchemyError as exc:
-        from .redaction import scrub
+        from ..core.redaction import scrub
 
         first = str(getattr(exc, "orig", exc)).strip().splitlines()
         raise StoreUnavailable(
@@ -188,7 +188,7 @@ def configure() -> str:
 
     uri = tracking_uri()
     if uri == default_tracking_uri():
-        from .io import make_dirs
+        from ..core.io import make_dirs
 
         make_dirs(paths.mlruns_dir())
     # against a server MLflow prints "View run ... at: <url>" after every run: the run's id is in
@@ -296,7 +296,7 @@ def code_version(notebook: str | None = None) -> str:
     h = hashlib.sha256()
     if _PACKAGE_HASH is None:
         pkg = hashlib.sha256()
-        root = Path(__file__).resolve().parent
+        root = paths.package_dir()
         for f in sorted(root.rglob("*.py")):
             pkg.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
         _PACKAGE_HASH = pkg.hexdigest()
@@ -380,7 +380,7 @@ def log_dataset(
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
-    from .datasets import fingerprint
+    from ..data.datasets import fingerprint
 
     digest = fingerprint(df)
     # the table is what the notebook's code made from ``source``: one explicit source type (a
@@ -415,7 +415,7 @@ def log_table(df: pd.DataFrame, name: str) -> None:
 
     import mlflow
 
-    from .privacy import masked
+    from ..core.privacy import masked
 
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / f"{name}.csv"
@@ -426,7 +426,7 @@ def log_table(df: pd.DataFrame, name: str) -> None:
 def _example(X: pd.DataFrame) -> pd.DataFrame:
     """Five rows as the model's input example: no index (user ids are not model inputs), and a
     ``user_id`` column, if a model takes one, pseudonymised."""
-    from .privacy import masked
+    from ..core.privacy import masked
 
     return masked(X.head(5).reset_index(drop=True))
 
@@ -481,7 +481,7 @@ def _pip_requirements() -> list[str]:
 
 
 def _code_paths() -> list[str]:
-    return [str(Path(__file__).resolve().parent)]
+    return [str(paths.package_dir())]
 
 
 def _log_pyfunc(wrapper, example: pd.DataFrame, name: str, registered_model_name: str | None = None):
@@ -575,7 +575,7 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 def champion_alias(dataset: str) -> str:
-    """The alias of a data set's champion, ``champion-<key>`` (:func:`urm_models.paths.dataset_key`:
+    """The alias of a data set's champion, ``champion-<key>`` (:func:`urm_models.core.paths.dataset_key`:
     the name itself when plain, ``champion-cdnow``; no two data sets share one). Metrics are
     comparable only within one data set, so each has its own champion; ``champion`` itself names
     the most recently promoted one (what ``models:/<name>@champion`` and ``models/`` serve)."""
@@ -819,7 +819,7 @@ def settle_refresh(refresh: str, ok: bool) -> list[dict]:
 
 def store_label(uri: str | None = None) -> str:
     """The tracking store as it may be shown and recorded: the URI without a password."""
-    from .settings import redact
+    from ..core.settings import redact
 
     return redact(uri or tracking_uri())
 
@@ -957,7 +957,7 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
 
     import mlflow
 
-    from .settings import environ
+    from ..core.settings import environ
 
     info = champion(family_or_name)
     dest = Path(dest) if dest else paths.models_dir() / info["name"]
@@ -966,7 +966,7 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
             return dest  # every refresh asks; the artifacts only change with the champion
     except (OSError, ValueError):
         pass
-    from .io import dir_mode, make_dirs
+    from ..core.io import dir_mode, make_dirs
 
     make_dirs(dest.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))

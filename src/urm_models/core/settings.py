@@ -94,7 +94,7 @@ def database_url() -> str | None:
 
 def redact(uri: str | None) -> str | None:
     """A URI as it may be shown and recorded: without its password or secret query values
-    (:func:`urm_models.redaction.redact_uri`)."""
+    (:func:`urm_models.core.redaction.redact_uri`)."""
     return redact_uri(uri)
 
 

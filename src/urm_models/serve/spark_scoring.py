@@ -3,7 +3,7 @@ from the same steps (:func:`scoring.setup`).
 
 Four steps, none of which collects the users to the driver:
 
-1. the activity features at ``as_of``: the feature SQL on Spark (:mod:`urm_models.spark`);
+1. the activity features at ``as_of``: the feature SQL on Spark (:mod:`urm_models.core.spark`);
 2. per partition (``mapInPandas``), the champion models (pickled to the workers with the
    function) and the row-wise rules: CLV scores, ``p_churn``, lifecycle stage, cohort;
 3. what needs every user, in Spark SQL: the R, F and M quintiles (``RANK`` = pandas' "min"
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import paths, scoring
+from ..core import paths
+from . import scoring
 
 _SCORED = (
     "user_id string, p_alive double, p_churn double, expected_purchases double, "
@@ -58,9 +59,9 @@ def score_transactions_in_spark(
     :func:`scoring.setup` (the models and options of :func:`scoring.score_transactions`); the
     facts (horizons) are returned beside it as a dict. Users erased (``urm forget``) everywhere
     or in ``dataset`` are left out."""
-    from . import spark as engine
-    from .erasure import not_erased
-    from .features.churn import activity_features_sql
+    from ..core import spark as engine
+    from ..data.erasure import not_erased
+    from ..features.churn import activity_features_sql
 
     s = scoring.setup(
         clv_model, churn_model=churn_model, churn_window=churn_window, model_versions=model_versions, options=options
@@ -112,10 +113,10 @@ def score_users_in_spark(
     """Score a transactions data set in Spark with its champion models (as
     :func:`scoring.score_users`): a Parquet file or folder (``path``) is read by Spark itself,
     columns ``user_id, ts, amount`` as the data contract names them, and held to the contract
-    in Spark (:mod:`urm_models.parquet_contract`; of ``read``, only ``duplicates`` and
+    in Spark (:mod:`urm_models.data.parquet_contract`; of ``read``, only ``duplicates`` and
     ``returns`` apply); a shipped data set or another file is loaded and validated in pandas
     first. Returns the lazy table and its facts."""
-    from . import datasets, parquet_contract
+    from ..data import datasets, parquet_contract
 
     if as_of is None:
         raise ValueError("as_of is required for transactions (the date to score at)")
@@ -165,7 +166,7 @@ def write_table(table, dataset: str, as_of, *, metadata: Mapping | None = None) 
     """Write the Spark table as Parquet partitioned by ``as_of`` under
     ``data/predictions/<dataset>/spark/``; returns the partition folder. A temporary folder
     first, then renames: readers see the old partition or the new one, never half of one."""
-    from .io import make_dirs
+    from ..core.io import make_dirs
 
     root = table_root(dataset)
     make_dirs(root)
