@@ -7,16 +7,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from urm_models import features
+from urm_models.core.errors import ConvergenceError
 from urm_models.data import datasets
-from urm_models.models import (
-    BetaGeo,
-    ConvergenceError,
-    GammaGamma,
-    ModifiedBetaGeo,
-    NotFittedError,
-    ParetoNBD,
-    ShiftedBetaGeometric,
-)
+from urm_models.models import BetaGeo, GammaGamma, ModifiedBetaGeo, NotFittedError, ParetoNBD, ShiftedBetaGeometric
 from urm_models.models.btyd import _Purchases
 
 
@@ -569,7 +562,7 @@ def test_pareto_nbd_refuses_data_too_young_to_identify_dropout(cdnow_master):
     seconds. The fit stops at s = 300 and says why and what to do, instead of searching for
     minutes; with a small penalizer it fits."""
     from urm_models import features
-    from urm_models.models import ConvergenceError
+    from urm_models.core.errors import ConvergenceError
 
     rfm = features.rfm_summary(cdnow_master, "1997-04-01", freq="W")
     with pytest.raises(

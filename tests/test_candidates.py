@@ -6,14 +6,8 @@ import pandas as pd
 import pytest
 
 from urm_models import features
-from urm_models.models import (
-    BetaGeo,
-    ConvergenceError,
-    GammaGompertzNBD,
-    ModifiedBetaGeo,
-    ParetoNBD,
-    fit_candidates,
-)
+from urm_models.core.errors import ConvergenceError
+from urm_models.models import BetaGeo, GammaGompertzNBD, ModifiedBetaGeo, ParetoNBD, fit_candidates
 
 CANDIDATES = {
     "BetaGeo": BetaGeo(),

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from urm_models import experiments
+from urm_models.core.errors import DataValidationError
 from urm_models.data import campaign_files
 from urm_models.data.campaign_files import Campaign
 from urm_models.data.simulate import simulate_campaign
-from urm_models.data.validation import DataValidationError
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from urm_models.core.errors import DataValidationError
 from urm_models.data import datasets
-from urm_models.data.validation import DataValidationError
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -13,9 +13,9 @@ import pytest
 
 from hostile.corpus import AS_OF, CAMPAIGNS, CASES, Case, campaign_transactions
 from urm_models import cli
+from urm_models.core.errors import DataValidationError
 from urm_models.data import datasets
 from urm_models.data.parsing import THOUSANDS, THOUSANDS_NAMES
-from urm_models.data.validation import DataValidationError
 from urm_models.experiments.campaign import check_campaign
 from urm_models.jobs import pipeline
 

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from urm_models.core.errors import DataValidationError
 from urm_models.data import datasets, parquet_contract
-from urm_models.data.validation import DataValidationError
 
 NOW = "2026-12-01 12:00"
 

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from urm_models.core.errors import DataValidationError
 from urm_models.data import datasets
-from urm_models.data.validation import DataValidationError
 
 COLS = {"user_id": "customer", "ts": "order_date", "amount": "total"}
 

@@ -238,7 +238,7 @@ def test_as_the_clv_models_purchase_model_it_scores_activity_features(cdnow_samp
     own (its mean over the horizon, its negative binomial's P(0) over the churn window), the CLV
     the discounted sum of its means per month, P(alive) reconciled with them through its base
     Pareto/NBD; the columns it reads are the activity features it learned from."""
-    from urm_models.data.simulate import UNIT_DAYS
+    from urm_models.core.units import UNIT_DAYS
     from urm_models.evaluation import holdout
     from urm_models.models import CLVScorer, GammaGamma, customer_lifetime_value
     from urm_models.serve import scoring, tracking

@@ -97,12 +97,14 @@ def test_missing_pyspark_or_java_names_what_to_install(case, tmp_path):
     if case == "no pyspark":
         code = (
             "import sys; sys.modules['pyspark'] = None; sys.modules['pyspark.sql'] = None\n"
-            "from urm_models import spark\ntry:\n    spark.session()\nexcept spark.SparkUnavailable as e:\n    print(e)"
+            "from urm_models.core import spark\ntry:\n    spark.session()\n"
+            "except spark.SparkUnavailable as e:\n    print(e)"
         )
         env = None
     else:
         code = (
-            "from urm_models import spark\ntry:\n    spark.session()\nexcept spark.SparkUnavailable as e:\n    print(e)"
+            "from urm_models.core import spark\ntry:\n    spark.session()\n"
+            "except spark.SparkUnavailable as e:\n    print(e)"
         )
         env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "URM_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
@@ -204,8 +206,8 @@ def test_the_parquet_contract_gives_the_same_answers_in_spark(session, tmp_path,
     import pyarrow.parquet as pq
 
     from test_parquet_contract import EXPECTED, NOW, broken, clean
+    from urm_models.core.errors import DataValidationError
     from urm_models.data import parquet_contract
-    from urm_models.data.validation import DataValidationError
 
     path = tmp_path / "bad.parquet"
     pq.write_table(pa.table(broken()), path)
@@ -338,9 +340,9 @@ def test_the_id_rules_are_the_same_in_pandas_duckdb_and_spark(session, tmp_path,
     import pyarrow.parquet as pq
 
     from hostile.corpus import ID_COLUMNS
+    from urm_models.core.errors import DataValidationError
     from urm_models.core.sql import run_sql
     from urm_models.data import datasets, parquet_contract
-    from urm_models.data.validation import DataValidationError
 
     ts = pa.array(pd.date_range("2024-01-01", periods=3, freq="D").astype("datetime64[us]"))
 

@@ -140,7 +140,8 @@ def test_convergence_troubles_are_ours_with_the_cause_and_the_fix(split):
     without trouble emits nothing (warnings as errors)."""
     import warnings
 
-    from urm_models.models import ConvergenceError, ModelWarning
+    from urm_models.core.errors import ConvergenceError
+    from urm_models.models import ModelWarning
 
     train, _ = split
     with warnings.catch_warnings():

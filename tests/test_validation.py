@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from urm_models.core import paths
+from urm_models.core.errors import DataValidationError
 from urm_models.data import datasets
-from urm_models.data.validation import DataValidationError
 
 GOOD = "user_id,ts,amount\nu1,2024-01-02,10.5\nu2,2024-01-03,3\nu1,2024-02-01,0\n"
 

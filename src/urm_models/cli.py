@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .core.errors import UsageError
+
 EX_TEMPFAIL = 75  # sysexits: "try again later" (another refresh holds the lock)
 EX_USAGE = 2  # bad arguments: an unknown data set, an unsafe name, a config that is not plain YAML
 
@@ -17,10 +19,6 @@ EXIT_CODES = (
     "   2  bad arguments (unknown data set, unsafe name, unreadable config)\n"
     "  75  another refresh, score, forget or prune holds the lock: try again later"
 )
-
-
-class UsageError(ValueError):
-    """A bad argument: the command exits 2 with this message."""
 
 
 def _load_config(path: str | None) -> dict:
@@ -45,8 +43,8 @@ def _load_config(path: str | None) -> dict:
 
 
 def _cmd_refresh(args) -> int:
-    from .core.locks import RefreshLocked
-    from .jobs.pipeline import DEFAULT_PARAMS, RefreshError, refresh
+    from .core.errors import RefreshError, RefreshLocked
+    from .jobs.pipeline import DEFAULT_PARAMS, refresh
 
     params = _load_config(args.config)
     if args.run_id is not None:
@@ -189,7 +187,8 @@ def _is_rate(column: str) -> bool:
 def _cmd_ui(args) -> int:
     import os
 
-    from .serve.tracking import UI_LINK_QUERY, RemoteStore, store_label, ui_command
+    from .core.errors import RemoteStore
+    from .serve.tracking import UI_LINK_QUERY, store_label, ui_command
 
     try:
         argv, env = ui_command(args.host, args.port)
@@ -206,8 +205,9 @@ def _cmd_ui(args) -> int:
 
 
 def _cmd_score(args) -> int:
+    from .core.errors import RefreshLocked
     from .core.io import output_umask
-    from .core.locks import RefreshLocked, refresh_lock
+    from .core.locks import refresh_lock
     from .serve.scoring import ScoringOptions, score_users, write_predictions
 
     dataset = _dataset(args)
@@ -310,7 +310,7 @@ def _publish_sql(table, dataset: str, facts) -> None:
 
 
 def _cmd_forget(args) -> int:
-    from .core.locks import RefreshLocked
+    from .core.errors import RefreshLocked
     from .jobs.forget import forget, known_datasets
 
     if args.dataset is not None:
@@ -344,7 +344,7 @@ def _cmd_forget(args) -> int:
 
 
 def _cmd_prune(args) -> int:
-    from .core.locks import RefreshLocked
+    from .core.errors import RefreshLocked
     from .jobs.pipeline import prune
 
     try:
@@ -613,13 +613,15 @@ def _main(parser, argv) -> int:
     import os
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    from .core.errors import (
+        DatabaseUnavailable,
+        DataValidationError,
+        ErasureLogError,
+        PublishError,
+        SettingsError,
+        StoreUnavailable,
+    )
     from .core.io import output_umask
-    from .core.locks import DatabaseUnavailable
-    from .core.settings import SettingsError
-    from .data.erasure import ErasureLogError
-    from .data.validation import DataValidationError
-    from .serve.sqltable import PublishError
-    from .serve.tracking import StoreUnavailable
 
     try:
         with output_umask():

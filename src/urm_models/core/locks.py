@@ -22,16 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import paths, settings
+from .errors import DatabaseUnavailable, RefreshLocked
 from .io import make_dirs
-
-
-class RefreshLocked(RuntimeError):
-    """Another refresh (or ``urm score``, ``urm forget``, ``urm prune``) holds the lock: the
-    project home's lock file, or the data set's lock in the team database."""
-
-
-class DatabaseUnavailable(RuntimeError):
-    """The team's database cannot be reached: the message names it (without its password)."""
 
 
 def _unavailable(url: str, exc: BaseException, doing: str) -> DatabaseUnavailable:

@@ -24,15 +24,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from . import paths
+from .errors import SettingsError
 from .redaction import redact_uri, remember
 
 #: the settings, each with the environment variable that overrides the file
 KEYS = {"tracking_uri": "MLFLOW_TRACKING_URI", "database": "URM_DATABASE", "artifact_root": "URM_ARTIFACT_ROOT"}
 FILE_ENV = "URM_TEAM_FILE"
-
-
-class SettingsError(ValueError):
-    """The team file cannot be read as a mapping of the known settings."""
 
 
 def team_file() -> Path:

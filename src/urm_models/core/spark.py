@@ -21,12 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import SparkUnavailable
+
 ENGINES = ("duckdb", "spark")
 EXTRA = "urm-models[spark]"
-
-
-class SparkUnavailable(RuntimeError):
-    """pyspark or Java is missing: the message names what to install."""
 
 
 def is_spark_dataframe(obj) -> bool:

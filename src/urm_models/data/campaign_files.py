@@ -29,9 +29,11 @@ import numpy as np
 import pandas as pd
 
 from ..core import paths
-from .parsing import ConventionError, blank, parse_number
+from .parsing import blank, parse_number
+from ..core.errors import ConventionError
 from .reading import RawTable, raw_from_frame, read_raw
-from .validation import DataValidationError, Errors, Field, validate_table
+from .validation import Errors, Field, validate_table
+from ..core.errors import DataValidationError
 
 __all__ = [
     "Campaign",

@@ -16,14 +16,8 @@ from ..core import paths
 from ..core.paths import dataset_name  # noqa: F401  (part of this surface: the name of your own file's data set)
 from .reading import RawTable, raw_from_frame, read_raw
 from .simulate import simulate_rfm, simulate_transactions  # noqa: F401  (part of this surface)
-from .validation import (
-    MAX_AMOUNT,
-    MIN_DATE,
-    TELCO_CATEGORICAL,
-    DataValidationError,
-    Errors,
-    validate_table,
-)
+from .validation import MAX_AMOUNT, MIN_DATE, TELCO_CATEGORICAL, Errors, validate_table
+from ..core.errors import DataValidationError
 
 __all__ = [
     "DataValidationError",

@@ -28,14 +28,11 @@ import os
 from pathlib import Path
 
 from ..core import paths, settings
+from ..core.errors import ErasureLogError
 
 GENESIS = "0" * 64
 TEAM_TABLE = "urm_erasures"  # the team's register, in the team database
 ERASURE = "erasure"  # the pseudonym domain of the log (privacy.pseudonymize)
-
-
-class ErasureLogError(RuntimeError):
-    """The erasure log is damaged, or was written under another pseudonym key."""
 
 
 def log_path() -> Path:

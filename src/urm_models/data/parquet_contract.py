@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .validation import MAX_AMOUNT, MIN_DATE, DataValidationError
+from .validation import MAX_AMOUNT, MIN_DATE
+from ..core.errors import DataValidationError
 
 __all__ = ["check_transactions"]
 

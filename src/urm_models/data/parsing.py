@@ -52,6 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from ..core.errors import ConventionError
 
 MAX_EXAMPLES = 5
 #: Options that settle a number convention, most common first.
@@ -67,16 +68,6 @@ THOUSANDS_OPTIONS = (",", ".", " ", "'", *THOUSANDS_NAMES)
 _MINUS_SIGNS = "\u2212\u2013\ufe63\uff0d"
 _SIGN_LIKE = set("+-()" + _MINUS_SIGNS)
 EXACT_INT_FLOAT = 2**53
-
-
-class ConventionError(ValueError):
-    """A column that cannot be read without guessing a convention; ``option`` settles it."""
-
-    def __init__(self, message: str, *, n_rows: int, option: str, check: str):
-        super().__init__(message)
-        self.n_rows = n_rows
-        self.option = option
-        self.check = check
 
 
 def blank(s: pd.Series) -> pd.Series:

@@ -12,6 +12,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ..core.units import UNIT_DAYS
+
 #: Published CDNOW estimates (weekly), used as defaults: BG/NBD and Pareto/NBD from Fader,
 #: Hardie & Lee (2005), Gamma-Gamma from Fader, Hardie & Lee (2005), "RFM and CLV".
 DEFAULT_PARAMS = {
@@ -22,7 +24,6 @@ DEFAULT_PARAMS = {
     "ggompertznbd": {"r": 0.553, "alpha": 10.578, "b": 0.05, "s": 1.0, "beta": 2.0},
 }
 DEFAULT_SPEND = ("gamma_gamma", {"p": 6.25, "q": 3.74, "v": 15.44})
-UNIT_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0}
 
 
 def simulate_transactions(

@@ -34,6 +34,7 @@ import pandera.pandas as pa
 
 from ..core import paths
 from ..core.io import write_csv
+from ..core.errors import DataValidationError
 
 if TYPE_CHECKING:
     from .reading import RawTable
@@ -48,15 +49,6 @@ MAX_AMOUNT = 1e9
 #: Default floor of event dates: earlier ones are rejected rows (an unset date field exported as
 #: 1900-01-01 or 0001-01-01 is not a purchase).
 MIN_DATE = "1970-01-01"
-
-
-class DataValidationError(ValueError):
-    """Input data breaks the data contract. ``failures`` holds one row per (column, check)."""
-
-    def __init__(self, message: str, *, source: str | None = None, failures: pd.DataFrame | None = None):
-        super().__init__(message)
-        self.source = source
-        self.failures = failures if failures is not None else pd.DataFrame()
 
 
 @dataclass
@@ -406,7 +398,8 @@ def parse_ids(raw: RawTable, id_column: str) -> tuple[pd.Series, pd.Series]:
     """Step 2a: the user ids by the id rules (:func:`urm_models.data.parsing.parse_id`): the ids and
     each row's problem; a column that needs a guess is refused with the file, column, row count
     and what settles it."""
-    from .parsing import ConventionError, parse_id
+    from .parsing import parse_id
+    from ..core.errors import ConventionError
 
     try:
         return parse_id(raw.frame[id_column])
@@ -462,7 +455,8 @@ def parse_columns(
     """Step 3: every mapped column parsed by its field's kind (:mod:`urm_models.data.parsing`), and
     the row checks of its values. A column that cannot be read without guessing a convention
     is refused, every such column in one error naming the option that settles it."""
-    from .parsing import ConventionError, blank
+    from .parsing import blank
+    from ..core.errors import ConventionError
 
     frame = raw.frame
     typed = pd.DataFrame(index=frame.index)

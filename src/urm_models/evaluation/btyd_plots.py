@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..core.units import UNIT_WORDS
 from ..models.btyd import validate_rfm
-from .plots import UNIT_WORDS, periods
+from .plots import periods
 
 
 def _with_covariates(model) -> bool:
@@ -147,7 +148,7 @@ def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str, covaria
     cumulative repeat purchases (same-day purchases merged) of the customers who started by
     ``cutoff``: the expectation is sum_i E[X(tau - s_i)] from each first purchase s_i (with
     covariates, each customer's own E, from their row of ``covariates``, indexed by user id)."""
-    from ..data.simulate import UNIT_DAYS
+    from ..core.units import UNIT_DAYS
 
     unit = UNIT_DAYS[freq]
     days = transactions.assign(d=pd.to_datetime(transactions["ts"]).dt.normalize()).drop_duplicates(["user_id", "d"])
@@ -217,7 +218,7 @@ def holdout_tracking(
     the predictor's total over the first ``k`` periods of ``freq`` after ``cutoff`` (k = 1, 2, ...
     up to ``end``), so any model that predicts per user over a horizon can be drawn, BTYD or not.
     ``season``: calendar months (1-12) shaded as the high season (e.g. ``(11, 12)``)."""
-    from ..data.simulate import UNIT_DAYS
+    from ..core.units import UNIT_DAYS
 
     cutoff, end = pd.Timestamp(cutoff).normalize(), pd.Timestamp(end).normalize()
     days = transactions.assign(d=pd.to_datetime(transactions["ts"]).dt.normalize()).drop_duplicates(["user_id", "d"])
@@ -300,7 +301,7 @@ def p_alive_history(
     (indexed by user id, with the model's columns) holding this customer's row."""
     from scipy.special import expit
 
-    from ..data.simulate import UNIT_DAYS
+    from ..core.units import UNIT_DAYS
 
     mine = transactions.loc[transactions["user_id"].astype(str) == str(user_id), "ts"]
     if mine.empty:
@@ -339,7 +340,7 @@ def typical_history(rfm: pd.DataFrame, first, freq: str = "W") -> pd.DataFrame:
     purchases (``frequency`` + 1), evenly spread from ``first`` over the median repeat customer's
     ``recency``. What :func:`p_alive_history` draws in a report, so that a figure under reports/
     and MLflow carries nobody's purchase dates (an erased user could not be taken out of an image)."""
-    from ..data.simulate import UNIT_DAYS
+    from ..core.units import UNIT_DAYS
 
     validate_rfm(rfm)
     repeat = rfm[rfm["frequency"] > 0]
@@ -445,7 +446,7 @@ def block_tracking(tables: dict, cutoff, freq: str = "W", season=()) -> Figure:
     per table of :func:`urm_models.evaluation.holdout.tracking_errors`, keyed ``"month"``,
     ``"quarter"``), each block drawn at its end date, the blocks ending in a ``season`` month
     shaded; the legend gives each model's MAPE over the blocks."""
-    from ..data.simulate import UNIT_DAYS
+    from ..core.units import UNIT_DAYS
 
     cutoff = pd.Timestamp(cutoff).normalize()
     unit = pd.Timedelta(days=UNIT_DAYS[freq])

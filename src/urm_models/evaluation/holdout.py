@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..data.simulate import UNIT_DAYS
+from ..core.units import UNIT_DAYS
 
 
 def purchase_metrics(predicted, actual) -> dict:
@@ -427,7 +427,7 @@ def select_on_validation(
     ``metric`` and the validation table.
     """
     from .. import features, models
-    from ..data.simulate import UNIT_DAYS
+    from ..core.units import UNIT_DAYS
 
     cut = pd.Timestamp(cutoff)
     inner = cut - pd.Timedelta(days=float(validation_periods) * UNIT_DAYS[freq])

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-UNIT_WORDS = {"D": "days", "W": "weeks", "M": "months"}
+from ..core.units import UNIT_WORDS
 
 
 def periods(n: float, freq: str) -> str:

@@ -29,10 +29,10 @@ from pathlib import Path
 import pandas as pd
 
 from .. import features
+from ..core.errors import DataValidationError
+from ..core.units import UNIT_DAYS
 from ..data.campaign_files import Campaign, assignments_from_raw
 from ..data.reading import raw_from_frame
-from ..data.simulate import UNIT_DAYS
-from ..data.validation import DataValidationError
 from ..features.campaign import window_days, window_outcomes
 
 OUTCOMES = ("purchases", "converted", "spend")
@@ -274,7 +274,8 @@ def features_at(
 def _btyd_scores(transactions, cutoff, freq: str, window: float, clv_horizon: int) -> pd.DataFrame:
     """P(alive), P(no purchase in the window), expected purchases and CLV over ``clv_horizon``
     months of a Pareto/NBD and Gamma-Gamma fitted on the history up to ``cutoff``."""
-    from ..models import CLVScorer, ConvergenceError, GammaGamma, ParetoNBD
+    from ..core.errors import ConvergenceError
+    from ..models import CLVScorer, GammaGamma, ParetoNBD
 
     rfm = features.rfm_summary(transactions, cutoff, freq=freq)
     try:

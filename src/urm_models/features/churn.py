@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..core.sql import as_day, run_sql
-from ..data.simulate import UNIT_DAYS
+from ..core.units import UNIT_DAYS
 from .rfm import days_cte
 
 

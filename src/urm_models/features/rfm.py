@@ -20,7 +20,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..core.sql import as_day, run_sql
-from ..data.simulate import UNIT_DAYS
+from ..core.units import UNIT_DAYS
 
 CAL_COLUMNS = ["frequency", "recency", "T", "monetary"]
 HOLDOUT_COLUMNS = ["frequency_holdout", "monetary_holdout", "duration_holdout"]

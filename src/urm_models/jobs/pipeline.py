@@ -35,6 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..core import paths
+from ..core.errors import RefreshError
 from ..core.io import make_dirs, output_umask, restrict, write_parquet, write_text
 from ..core.locks import refresh_lock
 from ..core.redaction import scrub, scrub_file, scrub_obj
@@ -92,10 +93,6 @@ DEFAULT_PARAMS = {
 }
 #: parameters of the refresh itself, not passed to notebooks
 RUN_ONLY = ("keep_snapshot",)
-
-
-class RefreshError(RuntimeError):
-    """A refresh step failed; the message names the notebook and cell."""
 
 
 def ensure_kernel() -> str:
@@ -885,8 +882,9 @@ def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:
 
     if not staged.is_file():
         raise RefreshError(f"{SCORING_NOTEBOOK}.ipynb finished but wrote no table at {staged}")
+    from ..core.errors import PublishError
     from ..core.settings import database_url
-    from ..serve.sqltable import PublishError, publish_table
+    from ..serve.sqltable import publish_table
 
     try:
         table = pd.read_parquet(staged)
@@ -1057,7 +1055,7 @@ def _check_campaign(p: dict, kind: str, tx=None) -> None:
         float(p["campaign_window"])
     except (TypeError, ValueError):
         raise RefreshError(f"campaign_window {p['campaign_window']!r} is not a number of {p['freq']} periods") from None
-    from ..data.validation import DataValidationError
+    from ..core.errors import DataValidationError
 
     try:
         if tx is None:

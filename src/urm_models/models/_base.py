@@ -19,10 +19,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
-
-
-class ConvergenceError(RuntimeError):
-    """The optimiser did not reach a maximum; the message says what to try."""
+from ..core.errors import ConvergenceError
 
 
 class _StopEarly(Exception):

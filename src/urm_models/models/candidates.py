@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 from sklearn.base import clone
 
-from ._base import ConvergenceError, ModelWarning
+from ._base import ModelWarning
+from ..core.errors import ConvergenceError
 
 __all__ = ["CandidateFits", "fit_candidates", "PENALIZERS"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data.simulate import UNIT_DAYS
+from ..core.units import UNIT_DAYS
 from .btyd import GammaGamma, validate_rfm
 
 __all__ = ["customer_lifetime_value", "conditional_median_purchases", "ConstantSpend", "spend_model_for"]

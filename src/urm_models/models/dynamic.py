@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln
 
-from ..data.simulate import UNIT_DAYS
+from ..core.units import UNIT_DAYS
 from ._base import MLEModel
 
 __all__ = ["TimeVaryingParetoNBD"]
@@ -423,7 +423,7 @@ class TimeVaryingParetoNBD(MLEModel):
     def _initial(self, d):
         """The plain Pareto/NBD fit of the same histories, coefficients 0 (a few closed-form
         passes; the time-varying likelihood then needs few iterations)."""
-        from ._base import ConvergenceError
+        from ..core.errors import ConvergenceError
         from .btyd import _Purchases
         from .pareto import ParetoNBD
 

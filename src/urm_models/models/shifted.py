@@ -40,8 +40,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .. import features
-from ..data.simulate import UNIT_DAYS
-from ._base import NOT_FITTED, ConvergenceError
+from ..core.units import UNIT_DAYS
+from ._base import NOT_FITTED
+from ..core.errors import ConvergenceError
 
 __all__ = ["ShiftedWindowPurchases"]
 

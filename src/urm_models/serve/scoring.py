@@ -134,7 +134,7 @@ class ScoringOptions:
     def checked(self, kind: str = "transactions") -> ScoringOptions:
         """These options with the defaults of ``kind`` filled in, refused when they cannot make a
         table (before any data is read or any Spark job starts)."""
-        from ..data.simulate import UNIT_DAYS
+        from ..core.units import UNIT_DAYS
 
         if kind == "transactions" and self.freq not in UNIT_DAYS:
             raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {self.freq!r}")

@@ -28,6 +28,7 @@ import uuid
 import pandas as pd
 
 from ..core import paths, settings
+from ..core.errors import PublishError
 from ..core.redaction import scrub_obj
 
 PUBLICATIONS = "urm_publications"
@@ -99,11 +100,6 @@ def _copy(pd_table, conn, keys, data_iter) -> None:
         with cur.copy(f'COPY "{pd_table.name}" ({cols}) FROM STDIN') as copy:
             for row in data_iter:
                 copy.write_row([None if isinstance(v, float) and v != v else v for v in row])
-
-
-class PublishError(RuntimeError):
-    """The team database did not take the table (unreachable, refused, full): the message names
-    the database (without its password) and what it said."""
 
 
 def _publications_table(conn) -> None:

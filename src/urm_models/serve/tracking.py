@@ -23,13 +23,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..core import paths
+from ..core.errors import RemoteStore, StoreUnavailable
 from ..core.redaction import scrub_obj
 
 log = logging.getLogger(__name__)
-
-
-class RemoteStore(ValueError):
-    """The store is a server elsewhere: nothing to start locally."""
 
 
 #: One experiment per model family.
@@ -81,11 +78,6 @@ def artifact_root() -> str | None:
             f"server's http:// address (docs/team.md), or set artifact_root (a shared folder or bucket)"
         )
     return root.rstrip("/")
-
-
-class StoreUnavailable(RuntimeError):
-    """The tracking store does not answer, or refuses this machine: the message says which
-    store (without its password) and what to do."""
 
 
 def check_store(timeout: float = 15.0) -> str:
