@@ -323,11 +323,11 @@ def test_environ_sets_variables_for_a_block_and_restores_them(monkeypatch):
 
 def test_the_telco_contract_runs_through_the_steps_of_every_table(tmp_path, home):
     """datasets' second contract (built on validation's private helpers) is gone: Telco is a table
-    of validation.TABLES with its rules, read by validate_table's steps, so it refuses what every
+    of contract.TABLES with its rules, read by validate_table's steps, so it refuses what every
     table refuses (here a null-word customer id, which it used to keep as a customer)."""
-    from urm_models.data import validation
+    from urm_models.data import contract, validation
 
-    assert "telco" in validation.TABLES and {r.name for r in validation.RULES["telco"]} >= {"blank_only_when_tenure_0"}
+    assert "telco" in contract.TABLES and {r.name for r in contract.RULES["telco"]} >= {"blank_only_when_tenure_0"}
     lines = (paths.raw_data_dir() / "telco_churn.csv").read_text().splitlines()
     header, rows = lines[0], lines[1:]
     i = header.lower().split(",").index("customerid")

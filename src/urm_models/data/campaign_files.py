@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 
 from ..core import paths
+from ..core.errors import ConventionError, DataValidationError
+from .contract import Errors, Field
 from .parsing import blank, parse_number
-from ..core.errors import ConventionError
 from .reading import RawTable, raw_from_frame, read_raw
-from .validation import Errors, Field, validate_table
-from ..core.errors import DataValidationError
+from .validation import validate_table
 
 __all__ = [
     "Campaign",

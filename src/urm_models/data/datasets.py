@@ -13,11 +13,12 @@ from typing import Literal
 import pandas as pd
 
 from ..core import paths
+from ..core.errors import DataValidationError
 from ..core.paths import dataset_name  # noqa: F401  (part of this surface: the name of your own file's data set)
+from .contract import MAX_AMOUNT, MIN_DATE, TELCO_CATEGORICAL, Errors
 from .reading import RawTable, raw_from_frame, read_raw
 from .simulate import simulate_rfm, simulate_transactions  # noqa: F401  (part of this surface)
-from .validation import MAX_AMOUNT, MIN_DATE, TELCO_CATEGORICAL, Errors, validate_table
-from ..core.errors import DataValidationError
+from .validation import validate_table
 
 __all__ = [
     "DataValidationError",
@@ -281,8 +282,8 @@ def load_telco(
 
 
 def _validate_telco(raw: RawTable, *, errors: Errors, quarantine_dir) -> pd.DataFrame:
-    """The Telco contract (:data:`validation.TABLES` ``["telco"]``, its rules in
-    :data:`validation.RULES`) through the same steps as every table, then its types."""
+    """The Telco contract (:data:`contract.TABLES` ``["telco"]``, its rules in
+    :data:`contract.RULES`) through the same steps as every table, then its types."""
     out = validate_table(
         raw, "telco", columns={"user_id": "customerid"}, errors=errors, quarantine_dir=quarantine_dir, dataset="telco"
     )

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .validation import MAX_AMOUNT, MIN_DATE
 from ..core.errors import DataValidationError
+from .contract import MAX_AMOUNT, MIN_DATE
 
 __all__ = ["check_transactions"]
 
@@ -283,8 +283,8 @@ def _id_failures(source, engine: str, counts) -> list[tuple[str, str, int, str]]
     through the pandas path's own function."""
     import unicodedata
 
-    from . import parsing as P
     from ..core.sql import run_sql
+    from . import parsing as P
 
     idt = _IDT
     n = {k[3:]: int(v or 0) for k, v in counts.items() if k.startswith("id_")}

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from ..core.errors import ConventionError
 
 MAX_EXAMPLES = 5

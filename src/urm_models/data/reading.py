@@ -42,8 +42,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .validation import Errors
 from ..core.errors import DataValidationError
+from .contract import Errors
 
 MAX_EXAMPLES = 5
 CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".dat"}

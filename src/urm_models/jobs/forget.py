@@ -45,7 +45,7 @@ def _quarantine_dataset(filename: str) -> str | None:
     name may hold ``-`` itself: the table's name is what ends it)."""
     import re
 
-    from ..data.validation import TABLES
+    from ..data.contract import TABLES
 
     m = re.match(rf"^(.+?)-(?:{'|'.join(map(re.escape, TABLES))})-", filename)
     return m.group(1) if m else None
