@@ -6,8 +6,8 @@ when first used, so that a notebook or job that fits only BTYD models does not p
 
 from importlib import import_module
 
-from ._base import ModelWarning, NotFittedError
 from ..core.errors import ConvergenceError
+from ._base import ModelWarning, NotFittedError
 from .bgbb import BetaGeoBetaBinom
 from .btyd import BetaGeo, GammaGamma, ModifiedBetaGeo, ShiftedBetaGeometric
 from .candidates import CandidateFits, fit_candidates

@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
+
 from ..core.errors import ConvergenceError
 
 
@@ -150,11 +151,11 @@ class MLEModel(BaseEstimator):
                                                      "gtol": 1e-9, "maxcor": 30})
                 except _StopEarly as stop:
                     raise ConvergenceError(stop.message) from None
-                at_bound = [n for n, v, (_, hi) in zip(self.param_names_, res.x, bounds)
+                at_bound = [n for n, v, (_, hi) in zip(self.param_names_, res.x, bounds, strict=True)
                             if hi is not None and v >= hi - 1e-6]
                 if at_bound:
                     raise ConvergenceError(self._at_bound_message(at_bound, res.x, d, w))
-                lower = [n for n, v, (lo, _) in zip(self.param_names_, res.x, bounds)
+                lower = [n for n, v, (lo, _) in zip(self.param_names_, res.x, bounds, strict=True)
                          if lo is not None and v <= lo + 1e-6]
             if np.max(np.abs(res.jac)) > 1e-7 and not lower:  # (mean log-likelihood per user)
                 # polish with BFGS from the L-BFGS-B point when its gradient is not yet tiny
@@ -173,12 +174,12 @@ class MLEModel(BaseEstimator):
             share = self._dropout_share(lp, d)
             if share is not None and share < NO_DROPOUT:
                 raise self._no_dropout(f"{share:.1e} of the customers would drop out over the data's span")
-            runaway = [n for n, v in zip(self.param_names_, lp)
+            runaway = [n for n, v in zip(self.param_names_, lp, strict=True)
                        if abs(v) > 16 and n not in self.real_params_ and n not in lower]
             if runaway:
                 raise ConvergenceError(
                     f"{type(self).__name__}: parameter(s) {runaway} ran off towards 0 or infinity "
-                    f"({ {n: float(v) for n, v in zip(self.param_names_, self._natural(lp))} }): the data "
+                    f"({ {n: float(v) for n, v in zip(self.param_names_, self._natural(lp), strict=True)} }): the data "
                     f"do not identify the model (too few users, or no repeat purchases?). "
                     f"{self._advice}.")
             at_opt = getattr(res, "at_optimum", None)
@@ -254,7 +255,7 @@ class MLEModel(BaseEstimator):
 
     def _set_fitted(self, lp, d, w, n_users, hess, res):
         self.log_params_ = lp
-        self.params_ = dict(zip(self.param_names_, self._natural(lp).tolist()))
+        self.params_ = dict(zip(self.param_names_, self._natural(lp).tolist(), strict=True))
         known = getattr(self, "_ll_at_optimum", None)
         self.log_likelihood_ = float(known if known is not None else self._total(lp, d, w)[0])
         self.__dict__.pop("_ll_at_optimum", None)
@@ -371,7 +372,7 @@ def unique_rows_with_columns(*cols: np.ndarray):
     first = np.empty(len(uniq_keys), dtype=np.int64)
     first[row_codes] = np.arange(n)  # one representative row per key (the last one)
     arr = [c[first] for c in arrays]
-    if not all(np.array_equal(c, a[row_codes]) for c, a in zip(arrays, arr)):
+    if not all(np.array_equal(c, a[row_codes]) for c, a in zip(arrays, arr, strict=True)):
         return _unique_rows_exact(arrays)
     per_col = []
     for a in arr:

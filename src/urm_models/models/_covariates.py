@@ -59,7 +59,7 @@ def design(model, rfm: pd.DataFrame, columns: list[str], rows=None, fitting: boo
         model.covariate_columns_ = list(columns)
         model.covariate_means_ = Z.mean(axis=0)
         model.covariate_scales_ = Z.std(axis=0)
-        flat = [c for c, sd in zip(columns, model.covariate_scales_) if sd == 0]
+        flat = [c for c, sd in zip(columns, model.covariate_scales_, strict=True) if sd == 0]
         if flat:
             raise ValueError(f"covariate(s) {flat} are constant on the fitting rows: they carry no information")
     elif list(columns) != list(getattr(model, "covariate_columns_", columns)):

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln, polygamma
 
+from ..core.errors import ConvergenceError
 from . import _covariates
 from ._base import MLEModel, unique_rows, unique_rows_with_columns
-from ..core.errors import ConvergenceError
 from ._special import hyp2f1
 
 __all__ = ["BetaGeo", "ModifiedBetaGeo", "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError",

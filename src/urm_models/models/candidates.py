@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 from sklearn.base import clone
 
-from ._base import ModelWarning
 from ..core.errors import ConvergenceError
+from ._base import ModelWarning
 
 __all__ = ["CandidateFits", "fit_candidates", "PENALIZERS"]
 

@@ -195,7 +195,6 @@ class TimeVaryingParetoNBD(MLEModel):
         static = _static_frame(customers, cols)
         user_cov, cal = _covariate_frame(covariates, calendar, cols, customers=static)
         _check_transactions(transactions)
-        unit = UNIT_DAYS[self.freq]
         cut = pd.Timestamp(cutoff).normalize()
         tx = transactions[["user_id", "ts"]].assign(
             user_id=transactions["user_id"].astype(str), d=pd.to_datetime(transactions["ts"]).dt.normalize()

@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from ._base import MLEModel
 from ..core.errors import ConvergenceError
+from ._base import MLEModel
 from .btyd import _Lifetime, _prepare
 
 __all__ = ["GammaGompertzNBD"]

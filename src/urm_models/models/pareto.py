@@ -175,7 +175,7 @@ class ParetoNBD(_Lifetime, MLEModel):
         for mask, branch in ((ge, True), (~ge, False)):
             if mask.any():
                 vals = cls._log_G(r, ua[mask], s, ub[mask], ux[mask], uu[mask], branch)
-                for o, v in zip(out, vals):
+                for o, v in zip(out, vals, strict=True):
                     o[mask] = v
         return [o[codes] for o in out]
 

@@ -40,9 +40,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .. import features
+from ..core.errors import ConvergenceError
 from ..core.units import UNIT_DAYS
 from ._base import NOT_FITTED
-from ..core.errors import ConvergenceError
 
 __all__ = ["ShiftedWindowPurchases"]
 

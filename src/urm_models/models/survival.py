@@ -15,8 +15,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import ModelWarning
 from ..core.errors import ConvergenceError
+from ._base import ModelWarning
 
 __all__ = ["SurvivalModel", "contractual_clv"]
 

@@ -50,13 +50,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.validation import check_is_fitted
-from scipy import stats
-
 
 __all__ = ["UpliftModel", "LEARNERS", "canonical_order"]
 
@@ -244,7 +243,7 @@ class UpliftModel(BaseEstimator):
         Z = self._encode(X, fitting=True)
         order = canonical_order(Z, y, arm)
         Z, y, arm = Z[order], y[order], arm[order]
-        strata = np.array([f"{a}|{v > 0}" for a, v in zip(arm, y)], dtype=object)
+        strata = np.array([f"{a}|{v > 0}" for a, v in zip(arm, y, strict=True)], dtype=object)
         fit = getattr(self, f"_fit_{self.learner}")
         fit(Z, y, arm, strata, classify)
         self.effect_offset_ = pd.Series(0.0, index=self.treatments_, dtype=float)
