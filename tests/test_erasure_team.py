@@ -11,7 +11,7 @@ import pytest
 
 from urm_models.data import datasets, erasure
 from urm_models.jobs import forget
-from urm_models.serve import scoring, sqltable
+from urm_models.serve import schema, sqltable
 
 
 @contextlib.contextmanager
@@ -28,7 +28,7 @@ def _in(home: Path):
 
 
 def _table(ids):
-    t = pd.DataFrame({c: [None] * len(ids) for c in scoring.COLUMNS})
+    t = pd.DataFrame({c: [None] * len(ids) for c in schema.COLUMNS})
     t["user_id"] = ids
     t["as_of"] = pd.Timestamp("2024-01-01")
     t["action_priority"] = 1

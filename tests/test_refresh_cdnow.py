@@ -20,7 +20,7 @@ import pytest
 import mentions
 from urm_models.core import privacy
 from urm_models.jobs import pipeline
-from urm_models.serve import scoring, tracking
+from urm_models.serve import schema, scoring, tracking
 
 
 @contextlib.contextmanager
@@ -172,7 +172,7 @@ def _check_cdnow_refresh(home, manifest):
     assert pred["path"] == str(published) and pred["rows"] == 2_357
     assert (home / "data" / "predictions" / "cdnow_sample" / "latest" / "user_scores.parquet").is_file()
     table = pd.read_parquet(published)
-    assert list(table.columns) == scoring.COLUMNS and table["user_id"].is_unique
+    assert list(table.columns) == schema.COLUMNS and table["user_id"].is_unique
     assert not (run_dir / "user_scores.parquet").exists()  # the staged copy was moved, not left behind
     again = pipeline.refresh(
         {"dataset": "cdnow_sample", "fast": True}, notebooks=["06_score_users"], run_id="t2", progress=False

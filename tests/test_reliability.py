@@ -21,7 +21,7 @@ import lock_holder
 from urm_models.core import io, paths, privacy
 from urm_models.data import datasets, erasure
 from urm_models.jobs import forget, pipeline
-from urm_models.serve import scoring, tracking
+from urm_models.serve import schema, scoring, tracking
 
 
 def urm(*args, home, timeout=600):
@@ -133,7 +133,7 @@ def test_forget_removes_rows_and_later_loads_drop_them(home, tmp_path):
     path = _own_file(tmp_path, rows)
     tx = datasets.load_transactions(path, errors="quarantine", as_of="2024-06-30")
     users = sorted(set(tx["user_id"]))
-    table = pd.DataFrame({c: ["x"] * len(users) for c in scoring.COLUMNS})
+    table = pd.DataFrame({c: ["x"] * len(users) for c in schema.COLUMNS})
     table["user_id"], table["as_of"] = users, pd.Timestamp("2024-06-30")
     scoring.write_predictions(table, "shop", "2024-06-30")
     q = Path(tx.attrs["validation"]["quarantine_path"])
@@ -295,7 +295,7 @@ def test_prune_keeps_the_newest_runs_and_the_ones_latest_comes_from(home):
             json.dumps({"run_id": f"r{i}", "status": "ok", "started": f"2026-01-0{i + 1}T00:00:00"})
         )
         (home / "data" / "snapshots" / f"r{i}").mkdir(parents=True)
-    table = pd.DataFrame({c: ["x"] for c in scoring.COLUMNS}).assign(as_of=pd.Timestamp("2024-01-01"))
+    table = pd.DataFrame({c: ["x"] for c in schema.COLUMNS}).assign(as_of=pd.Timestamp("2024-01-01"))
     scoring.write_predictions(table, "shop", "2024-01-01", metadata={"run_id": "r0"})
     out = urm("prune", "--keep", "2", home=home)
     assert out.returncode == 0, out.stderr

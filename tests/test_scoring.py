@@ -10,7 +10,7 @@ import pytest
 from urm_models import features, segments
 from urm_models.data import datasets
 from urm_models.models import BetaGeo, CLVScorer, GammaGamma
-from urm_models.serve import scoring
+from urm_models.serve import schema, scoring
 
 CUTOFF = "1997-09-30"
 
@@ -24,7 +24,7 @@ def cdnow_table(cdnow_master):
 
 def test_cdnow_every_user_gets_one_segment_tier_stage_and_action(cdnow_table):
     t = cdnow_table
-    assert list(t.columns) == scoring.COLUMNS
+    assert list(t.columns) == schema.COLUMNS
     assert len(t) == 23_570 and t["user_id"].is_unique
     for col in ("tier", "rfm_segment", "lifecycle_stage", "recommended_action", "action_channel"):
         assert t[col].notna().all(), col
@@ -128,7 +128,7 @@ def test_telco_table_from_classifier_and_survival_model():
 
 
 def _table(n=5, clv=1.0):
-    return pd.DataFrame({c: [0.5] * n for c in scoring.COLUMNS}).assign(user_id=[f"u{i}" for i in range(n)], clv=clv)
+    return pd.DataFrame({c: [0.5] * n for c in schema.COLUMNS}).assign(user_id=[f"u{i}" for i in range(n)], clv=clv)
 
 
 def test_predictions_are_published_atomically_with_a_latest_link(home):

@@ -6,25 +6,19 @@ import pytest
 
 from urm_models.core import settings
 from urm_models.core.paths import dataset_key
-from urm_models.serve import scoring, sqltable
+from urm_models.serve import schema, sqltable
 
 
 def _table(n, tag, as_of="2024-01-01"):
-    t = pd.DataFrame({c: [None] * n for c in scoring.COLUMNS})
+    t = pd.DataFrame({c: [None] * n for c in schema.COLUMNS})
     t["user_id"] = [f"{tag}{i}" for i in range(n)]
     t["as_of"] = pd.Timestamp(as_of)
     t["clv"] = [float(i) for i in range(n)]
     t["action_priority"] = 1
     t["model_versions"] = f"urm-clv/{tag}"
-    for c in (
-        "p_alive",
-        "p_churn",
-        "expected_purchases",
-        "expected_remaining_lifetime",
-        "value_at_risk",
-        "expected_incremental_value",
-    ):
-        t[c] = float("nan")
+    for c in schema.SCHEMA:
+        if c.kind == "number" and c.name != "clv":
+            t[c.name] = float("nan")
     return t
 
 
@@ -37,7 +31,7 @@ def test_publish_keeps_the_previous_table_and_forget_reaches_both(home, monkeypa
     assert first["table"] == f"urm_user_scores_{key}" and first["rows"] == 5
     sqltable.publish_table(_table(3, "b", "2024-02-01"), "My Shop.v2", run_id="r2")
     now, before = sqltable.read("My Shop.v2"), sqltable.read("My Shop.v2", previous=True)
-    assert list(now.columns) == scoring.COLUMNS
+    assert list(now.columns) == schema.COLUMNS
     assert now["user_id"].tolist() == ["b0", "b1", "b2"] and before["user_id"].tolist() == [f"a{i}" for i in range(5)]
     assert str(now["as_of"].iloc[0])[:10] == "2024-02-01" and now["expected_incremental_value"].isna().all()
     assert sqltable.delete_users(["b1", "a3"], "My Shop.v2") == {

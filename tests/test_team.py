@@ -292,7 +292,7 @@ def test_a_planted_password_and_a_forgotten_user_are_found_nowhere(team, tmp_pat
 
 
 def _fake(n: int, tag: str) -> pd.DataFrame:
-    from urm_models.serve.scoring import COLUMNS
+    from urm_models.serve.schema import COLUMNS
 
     rng = np.random.default_rng(n)
     t = pd.DataFrame(

@@ -8,10 +8,8 @@ from a notebook, a benchmark or a Spark job. :func:`write_predictions` stores th
 ``data/predictions/<dataset>/<as_of>/user_scores.parquet`` (written to a temporary name and
 renamed into place) and points ``data/predictions/<dataset>/latest`` at it.
 
-Columns (docs/architecture.md, "The predictions table"): ``user_id, as_of, tier, rfm_segment, lifecycle_stage, p_alive,
-p_churn, expected_purchases, expected_remaining_lifetime, clv, value_at_risk,
-recommended_action``, then ``action_channel, action_priority, cohort, model_versions``.
-Times (``expected_remaining_lifetime``) are in months, restricted to the model's horizon;
+The columns, their order, types and units are :mod:`~urm_models.serve.schema`'s (docs/architecture.md,
+"The predictions table"). Times (``expected_remaining_lifetime``) are in months, restricted to the model's horizon;
 ``p_churn`` is the probability of leaving within the horizon (``churn_horizon`` in the table's
 attrs and the Parquet metadata): on transactions, of no purchase in the churn window, from the
 data set's ``urm-churn`` classifier when it ranked an inner window before the cut-off better than the CLV model's
@@ -31,39 +29,7 @@ import pandas as pd
 
 from .. import segments
 from ..core import paths
-
-COLUMNS = [
-    "user_id",
-    "as_of",
-    "tier",
-    "rfm_segment",
-    "lifecycle_stage",
-    "p_alive",
-    "p_churn",
-    "expected_purchases",
-    "expected_remaining_lifetime",
-    "clv",
-    "value_at_risk",
-    "recommended_action",
-    "action_channel",
-    "action_priority",
-    "cohort",
-    "model_versions",
-    "recommended_arm",
-    "expected_incremental_value",
-]
-#: the columns a measured campaign fills (the data set's ``urm-uplift`` champion); empty otherwise
-CAMPAIGN_COLUMNS = ["recommended_arm", "expected_incremental_value"]
-TEXT_COLUMNS = (
-    "tier",
-    "rfm_segment",
-    "lifecycle_stage",
-    "recommended_action",
-    "action_channel",
-    "cohort",
-    "model_versions",
-    "recommended_arm",
-)
+from . import schema
 
 
 def _model_inputs(model, df: pd.DataFrame) -> pd.DataFrame:
@@ -176,7 +142,7 @@ class TransactionScoring:
         self.facts = {"churn_horizon": churn_window if churn_model is not None else _horizon_label(scorer)}
         if getattr(scorer, "horizon", None) is not None:
             self.facts["clv_horizon"] = f"{scorer.horizon} {scorer.freq}"
-        self.facts["columns"] = column_units(
+        self.facts["columns"] = schema.units(
             self.facts["churn_horizon"],
             self.facts.get("clv_horizon", ""),
             getattr(getattr(scorer, "spend_model", None), "value", 0.0) is None,
@@ -341,33 +307,7 @@ def _finish_rows(cols: Mapping, index: pd.Index, as_of, playbook, model_versions
     cols["recommended_action"] = actions["recommended_action"].to_numpy(object)
     cols["action_channel"] = actions["channel"].to_numpy(object)
     cols["action_priority"] = actions["priority"].to_numpy("int64")
-    return _format(cols, index, as_of, model_versions)
-
-
-def _format(cols: Mapping, index: pd.Index, as_of, model_versions: str) -> pd.DataFrame:
-    """The table's columns, order and types from ``cols`` (Series or arrays in the order of the
-    user ids ``index``). Built column by column as typed arrays: no type inference over a
-    million objects, no copy of the whole table."""
-    n = len(index)
-    rows = pd.RangeIndex(n)
-
-    def values(c, dtype):
-        v = cols.get(c)
-        if v is None:  # a campaign's columns, empty without a measured campaign
-            return np.full(n, None if dtype is object else np.nan, dtype=dtype)
-        return np.asarray(v.to_numpy() if isinstance(v, pd.Series) else v, dtype=dtype)
-
-    out = {"user_id": index.astype(str).to_numpy(object), "as_of": pd.Series(pd.Timestamp(as_of), index=rows).array}
-    for c in COLUMNS[2:]:
-        if c == "model_versions":
-            out[c] = pd.array(np.full(n, model_versions, dtype=object), dtype="string")
-        elif c in TEXT_COLUMNS:
-            out[c] = pd.array(values(c, object), dtype="string")
-        elif c == "action_priority":
-            out[c] = values(c, "int64")
-        else:
-            out[c] = values(c, float)
-    return pd.DataFrame(out, index=rows, copy=False)  # a block per column: nothing copied
+    return schema.frame({**cols, "model_versions": model_versions}, index, as_of)
 
 
 def score_transactions(
@@ -498,7 +438,7 @@ def score_to_parquet(
 
 def _value_at_risk(scores: pd.DataFrame) -> np.ndarray:
     """The model's ``value_at_risk`` (expected value lost to leaving over the CLV horizon,
-    ``scoring.column_units``); empty for a model logged before it gave one (its table says
+    ``schema.units``); empty for a model logged before it gave one (its table says
     nothing rather than something of another horizon)."""
     if "value_at_risk" in scores.columns:
         return scores["value_at_risk"].to_numpy(float)
@@ -509,21 +449,6 @@ def _scorer(clv_model):
     """The CLVScorer inside a loaded pyfunc, a CLVPyfunc, or the scorer itself."""
     inner = clv_model.unwrap_python_model() if hasattr(clv_model, "unwrap_python_model") else clv_model
     return getattr(inner, "scorer", inner)
-
-
-def column_units(churn_horizon: str, clv_horizon: str, no_money: bool = False) -> dict:
-    """Each score column's unit and horizon, as the table's metadata (``columns``) records them:
-    one statement per column, the horizons spelled out (``"13 W"``, ``"12 M"``)."""
-    money = "empty: the data have no amounts" if no_money else "the data's currency"
-    return {
-        "p_alive": "probability that the customer has not dropped out, at as_of",
-        "p_churn": f"probability of no purchase in the next {churn_horizon} after as_of",
-        "expected_purchases": f"expected purchase days in the next {clv_horizon} after as_of",
-        "expected_remaining_lifetime": f"months alive within the next {clv_horizon} (restricted to that horizon)",
-        "clv": f"{money}; discounted expected spend in the next {clv_horizon}",
-        "value_at_risk": f"{money}; expected value lost to dropout in the next {clv_horizon}, discounted as clv: "
-        "the value of the customer alive now and staying alive throughout, less clv (from the CLV model)",
-    }
 
 
 def _horizon_label(scorer) -> str:
@@ -624,11 +549,7 @@ def score_campaign(
     o = (options or ScoringOptions()).checked("campaign")
     X = campaign.X
     scores, decision = recommend_arms(uplift_model, X)
-    table = pd.DataFrame(index=X.index)
-    for c in ("p_alive", "p_churn", "expected_purchases", "expected_remaining_lifetime", "clv", "value_at_risk"):
-        table[c] = np.nan
-    for c in ("rfm_segment", "lifecycle_stage", "cohort"):
-        table[c] = pd.NA
+    table = pd.DataFrame(index=X.index)  # the columns a campaign does not score stay empty (schema.frame)
     value = getattr(campaign, "value_feature", "")
     table["tier"] = (
         segments.value_tiers(X[value].astype(float), shares=o.tier_shares, amounts=o.tier_amounts) if value else pd.NA
@@ -645,7 +566,7 @@ def score_campaign(
         ranks = gain[contact].rank(ascending=False, method="first") / contact.sum()
         priority[contact.to_numpy()] = np.minimum(4, np.ceil(ranks * 4)).astype("int64")
     table["action_priority"] = priority
-    out = _format({c: table[c] for c in table}, table.index, as_of, model_versions)
+    out = schema.frame({**{c: table[c] for c in table}, "model_versions": model_versions}, table.index, as_of)
     out.attrs["uplift_decision"] = decision
     out.attrs["tier_basis"] = (
         f"{value}, the value each user brought before the campaign"
@@ -849,7 +770,7 @@ def write_predictions(table: pd.DataFrame, dataset: str, as_of, *, metadata: Map
 
     from ..core.io import atomic_path
 
-    missing = [c for c in COLUMNS if c not in table.columns]
+    missing = [c for c in schema.COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"the predictions table lacks columns {missing}")
     n = len(table)

@@ -27,19 +27,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..core import paths
-from . import scoring
+from . import schema, scoring
 
 _SCORED = (
     "user_id string, p_alive double, p_churn double, expected_purchases double, "
     "expected_remaining_lifetime double, clv double, value_at_risk double, lifecycle_stage string, "
     "cohort string, time_since_last double, frequency bigint, monetary double, tier_value double"
-)
-_TABLE = (
-    "user_id string, as_of date, tier string, rfm_segment string, lifecycle_stage string, "
-    "p_alive double, p_churn double, expected_purchases double, expected_remaining_lifetime double, "
-    "clv double, value_at_risk double, recommended_action string, action_channel string, "
-    "action_priority bigint, cohort string, model_versions string, recommended_arm string, "
-    "expected_incremental_value double"
 )
 
 
@@ -98,7 +91,7 @@ def score_transactions_in_spark(
             out["as_of"] = stamp.date()
             yield out.astype({c: object for c in out.columns if str(out[c].dtype) == "string"})
 
-    return ranked.mapInPandas(finish, _TABLE), dict(s.facts)
+    return ranked.mapInPandas(finish, schema.spark_ddl()), dict(s.facts)
 
 
 def score_users_in_spark(
@@ -196,7 +189,4 @@ def read_table(dataset: str, as_of) -> pd.DataFrame:
     if not folder.is_dir():
         raise FileNotFoundError(f"no Spark predictions at {folder}: run `urm score --engine spark`")
     df = pd.concat([pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))], ignore_index=True)
-    df.insert(1, "as_of", pd.Timestamp(as_of))
-    for c in scoring.TEXT_COLUMNS:
-        df[c] = df[c].astype("string")
-    return df.sort_values("user_id", kind="stable").reset_index(drop=True)[scoring.COLUMNS]
+    return schema.from_parquet(df, as_of)

@@ -30,6 +30,7 @@ import pandas as pd
 from ..core import paths, settings
 from ..core.errors import PublishError
 from ..core.redaction import scrub_obj
+from . import schema
 
 PUBLICATIONS = "urm_publications"
 
@@ -72,24 +73,6 @@ def publisher() -> str:
     except (KeyError, OSError):  # no name for the uid (a container)
         user = f"uid {__import__('os').getuid()}"
     return f"{user}@{socket.gethostname()}:{paths.project_root()}"
-
-
-def _types(engine):
-    from sqlalchemy import BigInteger, Date, Float, Text
-
-    from .scoring import COLUMNS, TEXT_COLUMNS
-
-    out = {}
-    for c in COLUMNS:
-        if c == "as_of":
-            out[c] = Date()
-        elif c == "action_priority":
-            out[c] = BigInteger()
-        elif c in TEXT_COLUMNS or c == "user_id":
-            out[c] = Text()
-        else:
-            out[c] = Float()
-    return out
 
 
 def _copy(pd_table, conn, keys, data_iter) -> None:
@@ -136,15 +119,14 @@ def publish_table(
     from sqlalchemy.exc import SQLAlchemyError
 
     from ..core.locks import engine as make_engine
-    from .scoring import COLUMNS
 
     url = url or settings.database_url()
     if not url:
         raise ValueError("no database is set (team.yaml's database, or URM_DATABASE)")
-    missing = [c for c in COLUMNS if c not in table.columns]
+    missing = [c for c in schema.COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"the predictions table lacks columns {missing}")
-    frame = _without_erased(table[COLUMNS], dataset).copy()
+    frame = _without_erased(table[schema.COLUMNS], dataset).copy()
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     for c in frame.columns:  # nullable pandas types -> plain objects the drivers take
         if isinstance(frame[c].dtype, pd.StringDtype):
@@ -163,7 +145,7 @@ def publish_table(
                 staging,
                 eng,
                 index=False,
-                dtype=_types(eng),
+                dtype=schema.sql_types(),
                 chunksize=50_000,
                 method=_copy if eng.dialect.name == "postgresql" else None,
             )
