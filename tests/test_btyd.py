@@ -10,7 +10,7 @@ from urm_models import features
 from urm_models.core.errors import ConvergenceError
 from urm_models.data import datasets
 from urm_models.models import BetaGeo, GammaGamma, ModifiedBetaGeo, NotFittedError, ParetoNBD, ShiftedBetaGeometric
-from urm_models.models.btyd import _Purchases
+from urm_models.models.btyd import Purchases
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_loglik_finite_and_gradient_matches_finite_differences(lp, hist, cls):
     x = np.r_[x, 0, 5, 3]
     tx = np.r_[tx, 0, 1e4, 0.5]
     T = np.r_[T, 1e5, 1e4, 1e6]
-    _assert_finite_and_fd_gradient(cls(), lp, _Purchases(x, tx, T))
+    _assert_finite_and_fd_gradient(cls(), lp, Purchases(x, tx, T))
 
 
 def _assert_finite_and_fd_gradient(m, lp, d):
@@ -350,7 +350,7 @@ def test_pareto_loglik_finite_and_gradient_matches_finite_differences(lp, hist):
     x = np.r_[x, 0, 5, 3, 2]
     tx = np.r_[tx, 0, 1e3, 0.5, 7.0]
     T = np.r_[T, 1e4, 1e3, 1e4, 7.0]  # includes recency == T
-    _assert_finite_and_fd_gradient(ParetoNBD(), lp, _Purchases(x, tx, T))
+    _assert_finite_and_fd_gradient(ParetoNBD(), lp, Purchases(x, tx, T))
 
 
 @pytest.mark.slow
@@ -387,7 +387,7 @@ def test_analytic_hessian_matches_finite_differences_of_the_gradient(lp, hist, c
     lp = np.array(lp)
     x, tx, T = _prepared(hist)
     x, tx, T = np.r_[x, 0, 4], np.r_[tx, 0, 9.0], np.r_[T, 50.0, 9.0]
-    d = _Purchases(x, tx, T)
+    d = Purchases(x, tx, T)
     m = cls()
     tot, g, H = m._total_hess(lp, d, d.w)
     t2, g2 = m._total(lp, d, d.w)

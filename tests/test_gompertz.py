@@ -9,7 +9,7 @@ from scipy import integrate
 from urm_models import features
 from urm_models.data import datasets, simulate
 from urm_models.models import GammaGamma, GammaGompertzNBD, ParetoNBD, customer_lifetime_value
-from urm_models.models.btyd import _prepare
+from urm_models.models.btyd import purchase_histories
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def fitted(rfm_sample):
 
 def _loglik(model, params: dict, rfm) -> float:
     """The total log-likelihood of ``rfm`` at ``params`` (natural scale)."""
-    d, _ = _prepare(rfm, None)
+    d, _ = purchase_histories(rfm, None)
     model.param_names_, model.real_params_ = model.param_names, ()
     ll, _ = model._loglik_grad(np.log([params[k] for k in model.param_names]), d)
     return float(d.w @ ll)
@@ -48,7 +48,7 @@ def test_reproduces_bemmaor_and_glady_table_2_on_cdnow(fitted, rfm_sample):
     assert 0.00255 / 0.00025 < p["beta"] / p["b"] < 0.00265 / 0.00015
     # the profile likelihood at the published b: the other estimates are Table 2's
     model = GammaGompertzNBD()
-    d, _ = _prepare(rfm_sample, None)
+    d, _ = purchase_histories(rfm_sample, None)
     model.param_names_, model.real_params_ = model.param_names, ()
 
     def neg(q):

@@ -40,10 +40,15 @@ def dir_mode() -> int:
     return _POLICY[access()][1]
 
 
+def policy_umask() -> int:
+    """The umask of the policy: what new files and folders may not allow."""
+    return _POLICY[access()][2]
+
+
 @contextlib.contextmanager
 def output_umask() -> Iterator[int]:
     """Set the process umask of the policy for the block (kernels and MLflow inherit it)."""
-    old = os.umask(_POLICY[access()][2])
+    old = os.umask(policy_umask())
     try:
         yield old
     finally:

@@ -84,9 +84,9 @@ def session(master: str | None = None):
         # which makes Spark warn that a cluster manager may override it)
         os.environ.setdefault("SPARK_LOCAL_DIRS", str(local))
         log4j = Path(__file__).with_name("log4j2-spark.properties").as_uri()
-        from .io import _POLICY, access
+        from .io import policy_umask
 
-        umask = _POLICY[access()][2]  # files Spark writes (Hadoop's FileSystem) follow the policy too
+        umask = policy_umask()  # files Spark writes (Hadoop's FileSystem) follow the policy too
         java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={log4j}"
         builder = (
             SparkSession.builder.master(master or os.environ.get("URM_SPARK_MASTER", "local[2]"))

@@ -455,7 +455,7 @@ def thousands_separator(thousands: str | None) -> str | None:
     return THOUSANDS_NAMES.get(thousands, thousands) if isinstance(thousands, str) else thousands
 
 
-def _normal_signs(u: pd.Series) -> pd.Series:
+def normal_signs(u: pd.Series) -> pd.Series:
     """Negative amounts in every spelling as a leading '-': the typographic minus signs
     (``−12.50``), a trailing minus (``12.50-``, SAP and mainframe exports) and accounting
     parentheses (``(12.50)``). A value with two signs stays unreadable."""
@@ -538,7 +538,7 @@ def parse_number(
     def parse(u: pd.Series) -> pd.Series:
         num = u.map(lambda v: v if isinstance(v, float) else np.nan)
         txt = u.map(lambda v: v if isinstance(v, str) else None).astype("string").str.strip()
-        txt = _strip_currency(_normal_signs(txt), currency)
+        txt = _strip_currency(normal_signs(txt), currency)
         ok = txt.str.match(chosen).fillna(False).astype(bool)
         normal = txt.where(ok)
         if thousands:
@@ -567,7 +567,7 @@ def _check_dotted_groups(text: pd.Series, currency: str | None) -> None:
     point and a thousands dot read it as different numbers, and nothing in the column tells."""
     raw = pd.Series(pd.unique(text.dropna().to_numpy(dtype=object)), dtype=object)  # distinct values decide
     raw = raw[raw.map(lambda v: isinstance(v, str))]
-    vals = _strip_currency(_normal_signs(raw.astype("string").str.strip()), currency)
+    vals = _strip_currency(normal_signs(raw.astype("string").str.strip()), currency)
     has_dot = vals.str.contains(".", regex=False).fillna(False).astype(bool)
     dotted = vals[has_dot]
     if dotted.empty:
@@ -594,7 +594,7 @@ def _check_convention(text: pd.Series, values: pd.Series, decimal, thousands, cu
     if not failed.any():
         return
     cand = text[failed].map(lambda v: v if isinstance(v, str) else None).dropna().astype("string").str.strip()
-    cand = _strip_currency(_normal_signs(cand), currency)
+    cand = _strip_currency(normal_signs(cand), currency)
     cand = cand[cand.str.contains(r"\d[,.'\s\u00a0\u202f\u2019]\d|^[+-]?[,.]\d").fillna(False).astype(bool)]
     others = [(d, t) for d in DECIMALS for t in THOUSANDS if t != d and (d, t) != (decimal, thousands)]
     fits: dict[tuple, pd.Series] = {}

@@ -489,10 +489,10 @@ _SIGNED = (
 def _currency_sign(text: pd.Series) -> str | None:
     """The sign most of these unreadable amounts carry before or after their digits (``€12,50``,
     ``12.50 USD``), if they carry one: what ``currency=`` would remove."""
-    from .parsing import _normal_signs
+    from .parsing import normal_signs
 
     signs = []
-    for v in _normal_signs(text.dropna().astype("string").str.strip().head(1000)).dropna():
+    for v in normal_signs(text.dropna().astype("string").str.strip().head(1000)).dropna():
         for pattern in _SIGNED:
             m = pattern.match(v)
             if m:

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 
-def _per_arm(value, arms, what: str) -> dict:
+def arm_values(value, arms, what: str) -> dict:
     if isinstance(value, dict):
         missing = [a for a in arms if a not in value]
         if missing:
@@ -38,8 +38,8 @@ def incremental_value(effects: pd.DataFrame, *, value=1.0, cost=0.0) -> pd.DataF
     predictions (users x treatment arms, in the outcome's unit); ``value`` what one unit of the
     outcome is worth (a number, a per-user Series such as each user's CLV, or ``{arm: ...}``);
     ``cost`` what one contact with the arm costs (a number or ``{arm: cost}``)."""
-    values = _per_arm(value, effects.columns, "value")
-    costs = _per_arm(cost, effects.columns, "cost")
+    values = arm_values(value, effects.columns, "value")
+    costs = arm_values(cost, effects.columns, "cost")
     out = {}
     for a in effects.columns:
         v = values[a]
@@ -81,7 +81,7 @@ def uplift_policy(
     best_arm = net.idxmax(axis=1)
     best = net.max(axis=1)
     order = _ranked(best[best > 0])
-    costs = pd.Series(_per_arm(cost, net.columns, "cost"))
+    costs = pd.Series(arm_values(cost, net.columns, "cost"))
     k = _cap(len(net), share, budget, costs[best_arm[order]].set_axis(order) if budget is not None else None)
     out = pd.Series(control, index=net.index, dtype=object, name="arm")
     chosen = order[:k]
@@ -101,7 +101,7 @@ def score_policy(
         raise ValueError("score targeting needs a share or a budget: a score never says when to stop")
     best_arm = scores.idxmax(axis=1)
     order = _ranked(scores.max(axis=1))
-    costs = pd.Series(_per_arm(cost, scores.columns, "cost"))
+    costs = pd.Series(arm_values(cost, scores.columns, "cost"))
     k = _cap(len(scores), share, budget, costs[best_arm[order]].set_axis(order) if budget is not None else None)
     out = pd.Series(control, index=scores.index, dtype=object, name="arm")
     out[order[:k]] = best_arm[order[:k]]
@@ -171,7 +171,7 @@ def policy_value(
     unknown = sorted(set(policy.unique()) - set(arms), key=str)
     if unknown:
         raise ValueError(f"the policy gives arm(s) {unknown} that the campaign did not randomise: {arms}")
-    costs = pd.Series(_per_arm(cost, [x for x in arms if x != control], "cost"), dtype=float)
+    costs = pd.Series(arm_values(cost, [x for x in arms if x != control], "cost"), dtype=float)
     costs[control] = 0.0
     pi = policy.to_numpy(object)
     av = a.to_numpy(object)
@@ -312,7 +312,7 @@ def evaluate_policies(
     for train, test in splits:
         sub = type(campaign)(**{**campaign.__dict__, "data": campaign.data.iloc[train].reset_index(drop=True)})
         values, _ = value_per_unit(sub, outcome, value_outcome, alpha)
-        costs = _per_arm(cost, campaign.treatments, "cost")
+        costs = arm_values(cost, campaign.treatments, "cost")
         up = _clone(model, control).fit(X.iloc[train], y[train], arm.iloc[train])
         net = incremental_value(up.predict(X.iloc[test]), value=values, cost=costs)
         parts["uplift"].append(uplift_policy(net, control=control, share=share))
@@ -343,7 +343,7 @@ def evaluate_policies(
     yv = data[value_outcome].astype(float).reindex(scored)
     kw = dict(control=control, propensity=propensity, cost=cost, alpha=alpha)
     table = compare_policies(policies, yv, arm.reindex(scored), **kw)
-    terms = {name: _terms(p, yv, arm, **kw) for name, p in policies.items()}
+    terms = {name: value_terms(p, yv, arm, **kw) for name, p in policies.items()}
     z = stats.norm.ppf(1 - alpha / 2)
     diff = []
     for name in policies:
@@ -373,10 +373,10 @@ def _clone(model, control, learner=None):
     return clone(model).set_params(**params)
 
 
-def _terms(policy, y, arm, *, control, propensity, cost=0.0, alpha=0.05) -> np.ndarray:
+def value_terms(policy, y, arm, *, control, propensity, cost=0.0, alpha=0.05) -> np.ndarray:
     """The per-user inverse-propensity terms of :func:`policy_value` (to pair two policies)."""
     e = pd.Series(propensity, dtype=float)
-    costs = pd.Series(_per_arm(cost, [a for a in e.index if a != control], "cost"), dtype=float)
+    costs = pd.Series(arm_values(cost, [a for a in e.index if a != control], "cost"), dtype=float)
     costs[control] = 0.0
     pi = policy.to_numpy(object)
     av = arm.reindex(policy.index).to_numpy(object)
@@ -509,7 +509,7 @@ class UpliftPolicy:
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         effects = self.model.predict(X)
         effects.columns = [str(c) for c in effects.columns]
-        costs = _per_arm(self.cost, effects.columns, "cost")
+        costs = arm_values(self.cost, effects.columns, "cost")
         net = incremental_value(effects, value=self.value_per_unit, cost=costs)
         out = pd.DataFrame(index=X.index)
         for a in effects.columns:
@@ -569,7 +569,7 @@ class UpliftPolicy:
         else:
             key = pred["priority"]
         order = _ranked(key[contact])
-        costs = _per_arm(self.cost, [str(a) for a in self.model.treatments_], "cost")
+        costs = arm_values(self.cost, [str(a) for a in self.model.treatments_], "cost")
         spend = pd.Series([float(costs[a]) for a in pred.loc[order, "recommended_arm"]], index=order)
         k = _cap(len(pred), self.share, self.budget, spend if self.budget is not None else None)
         dropped = order[k:]

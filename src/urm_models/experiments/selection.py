@@ -41,14 +41,14 @@ import pandas as pd
 from scipy import stats
 
 from .policy import (
-    _per_arm,
-    _terms,
+    arm_values,
     compare_policies,
     incremental_value,
     score_policy,
     single_arm_policy,
     uplift_policy,
     value_per_unit,
+    value_terms,
 )
 
 #: candidate rankings: the product's learners, then the response model (a ranking by P(outcome |
@@ -319,7 +319,7 @@ def compare_policies_out_of_fold(
     weighting (:func:`~urm_models.experiments.policy.policy_value`)."""
     control = cf.control
     treatments = list(cf.treatments)
-    costs = _per_arm(cost, treatments, "cost")
+    costs = arm_values(cost, treatments, "cost")
     parts: dict[str, list] = {f"personalised: {n}": [] for n in cf.scores}
     parts["best single arm"] = []
     parts["no one"] = []
@@ -351,7 +351,7 @@ def compare_policies_out_of_fold(
     yv = campaign.data.set_index("user_id")[value_outcome].astype(float).reindex(cf.users)
     kw = dict(control=control, propensity=propensity, cost=costs, alpha=alpha)
     table = compare_policies(policies, yv, cf.arm, **kw)
-    terms = {n: _terms(p, yv, cf.arm, **kw) for n, p in policies.items()}
+    terms = {n: value_terms(p, yv, cf.arm, **kw) for n, p in policies.items()}
     return {
         "values": table,
         "terms": terms,
@@ -442,7 +442,7 @@ def choose(
     arms_seen = pd.Series(pol["best_arms"]).value_counts()
     all_values, basis = value_per_unit(campaign, outcome, value_outcome, alpha)
     all_values = {str(a): v for a, v in all_values.items()}
-    costs = _per_arm(cost, list(cf.treatments), "cost")
+    costs = arm_values(cost, list(cf.treatments), "cost")
     data = campaign.data
     lift = {
         a: (data.loc[data["arm"] == a, outcome].mean() - data.loc[data["arm"] == cf.control, outcome].mean())

@@ -62,7 +62,7 @@ def validate_rfm(rfm: pd.DataFrame, columns=("frequency", "recency", "T"), name:
                 raise ValueError(f"{name}: {int(odd.sum())} rows have frequency 0 but recency > 0")
 
 
-class _Purchases:
+class Purchases:
     """Prepared BTYD data: distinct (x, t_x, T) rows, and distinct values of each column."""
 
     def __init__(self, x, tx, T):
@@ -70,19 +70,19 @@ class _Purchases:
         (self.ux, self.ix), (self.utx, self.itx), (self.uT, self.iT) = cols
         self.pos = self.x > 0
 
-    def subset(self, idx) -> "_Purchases":
+    def subset(self, idx) -> "Purchases":
         """Some of the distinct rows (the per-value caches stay valid)."""
-        sub = object.__new__(_Purchases)
+        sub = object.__new__(Purchases)
         for name in ("x", "tx", "T", "w", "ix", "itx", "iT", "pos"):
             setattr(sub, name, getattr(self, name)[idx])
         sub.ux, sub.utx, sub.uT, sub.codes = self.ux, self.utx, self.uT, None
         return sub
 
 
-def _prepare(rfm, weights):
+def purchase_histories(rfm, weights):
     """Distinct histories of ``rfm`` with counts (or summed ``weights``) and the user count."""
     x, tx, T = _columns(rfm)
-    d = _Purchases(x, tx, T)
+    d = Purchases(x, tx, T)
     n = len(x)
     if weights is not None:
         w_rows = np.asarray(weights, float)
@@ -121,7 +121,7 @@ class _CovariatePurchases:
         self.w, self.codes, self.pos = w, codes, self.x > 0
 
 
-class _Lifetime:
+class Lifetime:
     """What the continuous-time purchase models share: covariates on their scale parameters,
     expected remaining lifetime and the count distribution (for models that define
     ``_row_loglik``, ``_alive_curve`` and ``_prob_n``).
@@ -169,7 +169,7 @@ class _Lifetime:
         base = type(self).param_names
         self.freq_ = rfm.attrs.get("freq")
         if not self._has_covariates():
-            return (*_prepare(rfm, weights), base, ())
+            return (*purchase_histories(rfm, weights), base, ())
         x, tx, T = _columns(rfm)
         Z = _covariates.design(self, rfm, _covariates.union(*self._covariate_lists()), fitting=True)
         d = _CovariatePurchases(x, tx, T, Z, weights)
@@ -360,7 +360,7 @@ class _Lifetime:
                          name="expected_purchases")
 
 
-class _BetaGeoFamily(_Lifetime, MLEModel):
+class _BetaGeoFamily(Lifetime, MLEModel):
     """BG/NBD and MBG/NBD share everything but a shift: ``k = 0`` (BG) or ``1`` (MBG).
 
     Covariates: ``alpha_i = alpha exp(-purchase_coef @ z_i)``, ``a_i = a exp(dropout_a_coef @ z_i)``,

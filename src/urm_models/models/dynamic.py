@@ -423,12 +423,12 @@ class TimeVaryingParetoNBD(MLEModel):
         """The plain Pareto/NBD fit of the same histories, coefficients 0 (a few closed-form
         passes; the time-varying likelihood then needs few iterations)."""
         from ..core.errors import ConvergenceError
-        from .btyd import _Purchases
+        from .btyd import Purchases
         from .pareto import ParetoNBD
 
         try:
             plain = ParetoNBD(penalizer=self.penalizer)
-            plain._fit_prepared(_Purchases(d.x, d.tx, d.T), _Purchases(d.x, d.tx, d.T).w, len(d.x))
+            plain._fit_prepared(Purchases(d.x, d.tx, d.T), Purchases(d.x, d.tx, d.T).w, len(d.x))
             base = np.log([plain.params_[k] for k in ("r", "alpha", "s", "beta")])
         except ConvergenceError:
             rate = max(float(d.x.sum() / max(d.T.sum(), 1e-12)), 1e-6)

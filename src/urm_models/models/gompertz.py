@@ -29,7 +29,7 @@ from scipy.special import digamma, gammaln
 
 from ..core.errors import ConvergenceError
 from ._base import MLEModel
-from .btyd import _Lifetime, _prepare
+from .btyd import Lifetime, purchase_histories
 
 __all__ = ["GammaGompertzNBD"]
 
@@ -43,7 +43,7 @@ def _q(beta, b, u):
     return np.where(big, y - np.log(beta) + np.log1p((beta - 1.0) * np.exp(-np.where(big, y, 0.0))), small)
 
 
-class GammaGompertzNBD(_Lifetime, MLEModel):
+class GammaGompertzNBD(Lifetime, MLEModel):
     """Gamma-Gompertz/NBD: ``params_`` ``r, alpha, b, s, beta`` (rates per time unit of the RFM
     summary; ``b`` the Gompertz shape, ``s, beta`` the gamma heterogeneity of the lifetime scale).
 
@@ -67,7 +67,7 @@ class GammaGompertzNBD(_Lifetime, MLEModel):
         if int(self.nodes) != self.nodes or self.nodes < 4:
             raise ValueError(f"nodes must be a whole number >= 4, got {self.nodes}")
         self.freq_ = rfm.attrs.get("freq")
-        d, n = _prepare(rfm, weights)
+        d, n = purchase_histories(rfm, weights)
         self.max_age_ = float(np.max(d.T))
         return self._fit_prepared(d, d.w, n)
 

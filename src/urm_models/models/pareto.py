@@ -27,7 +27,7 @@ from scipy.special import digamma, gammaln, hyp2f1
 
 from ._base import MLEModel, unique_rows
 from ._special import hyp2f1_series
-from .btyd import _Lifetime, _Purchases
+from .btyd import Lifetime, Purchases
 
 __all__ = ["ParetoNBD"]
 
@@ -72,12 +72,12 @@ def _dlog_hyp2f1_a1(a, b, z):
 class _Pairs:
     """Distinct (x, u) pairs for u = t_x and u = T, with their row indices."""
 
-    def __init__(self, d: _Purchases):
+    def __init__(self, d: Purchases):
         (self.x_tx, self.tx), _, self.i_tx = unique_rows(d.x, d.tx)
         (self.x_T, self.T), _, self.i_T = unique_rows(d.x, d.T)
 
 
-class ParetoNBD(_Lifetime, MLEModel):
+class ParetoNBD(Lifetime, MLEModel):
     """Pareto/NBD: ``params_`` ``r, alpha, s, beta`` (rates per time unit of the RFM summary).
 
     Parameters
@@ -127,7 +127,7 @@ class ParetoNBD(_Lifetime, MLEModel):
         """Fit to an RFM summary (``frequency``, ``recency``, ``T``, and the covariate columns);
         returns self. ``weights`` (optional, one per row) count each row as that many users."""
         d, n, names, real = self._prepare_fit(rfm, weights)
-        if isinstance(d, _Purchases):
+        if isinstance(d, Purchases):
             d.pairs = _Pairs(d)
         return self._fit_prepared(d, d.w, n, names=names, real=real)
 

@@ -43,6 +43,8 @@ from .. import features
 from ..core.errors import ConvergenceError
 from ..core.units import UNIT_DAYS
 from ._base import NOT_FITTED
+from .btyd import BetaGeo, ModifiedBetaGeo
+from .pareto import ParetoNBD
 
 __all__ = ["ShiftedWindowPurchases"]
 
@@ -217,8 +219,6 @@ class ShiftedWindowPurchases(BaseEstimator):
 
     # -- features ---------------------------------------------------------------------------
     def _base_model(self):
-        from . import BetaGeo, ModifiedBetaGeo, ParetoNBD
-
         models = {"ParetoNBD": ParetoNBD, "BetaGeo": BetaGeo, "ModifiedBetaGeo": ModifiedBetaGeo}
         if self.base not in models:
             raise ValueError(f"base must be one of {sorted(models)}, not {self.base!r}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 
-def _user_table(table, default: pd.DataFrame, what: str) -> pd.DataFrame:
+def rule_table(table, default: pd.DataFrame, what: str) -> pd.DataFrame:
     """A rule table given as None (the default), a DataFrame or a CSV path, with the default's
     columns (in its order) required."""
     if table is None:
@@ -21,7 +21,7 @@ def _user_table(table, default: pd.DataFrame, what: str) -> pd.DataFrame:
     return table[need]
 
 
-def _series(values, index, name) -> pd.Series | None:
+def aligned_series(values, index, name) -> pd.Series | None:
     if values is None:
         return None
     out = pd.Series(values, index=index) if not isinstance(values, pd.Series) else values.reindex(index)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ._tables import _series
+from ._tables import aligned_series
 from .lifecycle import STAGES
 from .tiers import TIERS
 
@@ -28,9 +28,9 @@ def kpis_by(
         if col in scores.columns:
             df[col] = scores[col].astype(float)
     if churned is not None:
-        df["churned"] = _series(churned, scores.index, "churned").astype(float)
+        df["churned"] = aligned_series(churned, scores.index, "churned").astype(float)
     if revenue is not None:
-        df["revenue"] = _series(revenue, scores.index, "revenue").astype(float)
+        df["revenue"] = aligned_series(revenue, scores.index, "revenue").astype(float)
     g = df.groupby(by, sort=False, observed=True)
     out = pd.DataFrame({"users": g.size()})
     out["share_of_users"] = out["users"] / out["users"].sum()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._tables import _series
+from ._tables import aligned_series
 
 #: Lifecycle stages, in the order their rules are tested (the first that applies wins).
 STAGES = ["lapsed", "new", "reactivated", "at risk", "active"]
@@ -46,11 +46,11 @@ def lifecycle_stages(
     if not 0 <= at_risk <= 1:
         raise ValueError(f"at_risk must be a probability, got {at_risk}")
     idx = age.index
-    age = _series(age, idx, "age").astype(float)
-    since = _series(since_last, idx, "since_last")
-    gap = _series(gap_before_last, idx, "gap_before_last")
-    gone = _series(lapsed, idx, "lapsed")
-    risk = _series(risk, idx, "risk")
+    age = aligned_series(age, idx, "age").astype(float)
+    since = aligned_series(since_last, idx, "since_last")
+    gap = aligned_series(gap_before_last, idx, "gap_before_last")
+    gone = aligned_series(lapsed, idx, "lapsed")
+    risk = aligned_series(risk, idx, "risk")
     out = np.full(len(idx), "active", dtype=object)
     decided = np.zeros(len(idx), bool)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._tables import _user_table
+from ._tables import rule_table
 
 #: Default playbook: tier x lifecycle stage -> action, channel, priority (1 = first). The
 #: treatment follows the tier's value and the stage's need: personal service for platinum,
@@ -43,7 +43,7 @@ def playbook_table(playbook) -> pd.DataFrame:
     refused when it lists a (tier, stage) pair twice."""
     if playbook is None:
         return PLAYBOOK
-    playbook = _user_table(playbook, PLAYBOOK, "the playbook")
+    playbook = rule_table(playbook, PLAYBOOK, "the playbook")
     dup = playbook.duplicated(["tier", "lifecycle_stage"])
     if dup.any():
         pairs = playbook.loc[dup, ["tier", "lifecycle_stage"]].drop_duplicates().values.tolist()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._tables import _user_table
+from ._tables import rule_table
 
 #: Named segments from R (recency score, 5 = most recent) and FM (mean of the frequency and
 #: monetary scores among repeat buyers, rounded up; 0 for one-time buyers). The first matching
@@ -86,7 +86,7 @@ def segment_rules(rules) -> pd.DataFrame:
     same columns), refused when a (R, FM) cell has no segment."""
     if rules is None:
         return SEGMENT_RULES
-    rules = _user_table(rules, SEGMENT_RULES, "the segment rule table")
+    rules = rule_table(rules, SEGMENT_RULES, "the segment rule table")
     grid = [(r, fm) for r in range(1, 6) for fm in range(0, 6)]
     uncovered = [
         (r, fm)
