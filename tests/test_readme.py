@@ -23,8 +23,9 @@ def test_the_readme_has_python_snippets():
 def _registered_churn_model(home: Path) -> None:
     """What `make run` leaves for the registry snippet: a urm-churn champion trained on Telco."""
     code = """
-from urm_models import datasets, tracking
+from urm_models.data import datasets
 from urm_models.models import ChurnClassifier
+from urm_models.serve import tracking
 te = datasets.load_telco()
 X, y = te.drop(columns=["user_id", "churn"]), te["churn"].to_numpy()
 model = ChurnClassifier(n_bags=1, random_state=0).fit(X, y)

@@ -7,8 +7,24 @@ import logging
 import sys
 from pathlib import Path
 
-from .core.errors import UsageError
+from .core.errors import (
+    DatabaseUnavailable,
+    DataValidationError,
+    ErasureLogError,
+    PublishError,
+    RefreshError,
+    RefreshLocked,
+    RemoteStore,
+    SettingsError,
+    StoreUnavailable,
+    UsageError,
+)
+from .core.paths import safe_name
 
+# Each command imports the package's modules it runs inside its own function ("lazy:" marks
+# them): they bring pandas (~0.2 s to import), the data contract's pandera (~0.45 s in all) and,
+# for some, MLflow or Spark; `urm --help` and a command refused for its arguments import none of
+# them (python -X importtime).
 EX_TEMPFAIL = 75  # sysexits: "try again later" (another refresh holds the lock)
 EX_USAGE = 2  # bad arguments: an unknown data set, an unsafe name, a config that is not plain YAML
 
@@ -43,13 +59,11 @@ def _load_config(path: str | None) -> dict:
 
 
 def _cmd_refresh(args) -> int:
-    from .core.errors import RefreshError, RefreshLocked
+    # lazy: see the note at the top
     from .jobs.pipeline import DEFAULT_PARAMS, refresh
 
     params = _load_config(args.config)
     if args.run_id is not None:
-        from .core.paths import safe_name
-
         try:
             safe_name(args.run_id, "run id (--run-id)")
         except ValueError as exc:
@@ -69,6 +83,7 @@ def _cmd_refresh(args) -> int:
         print(f"urm refresh: unknown parameter(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}", file=sys.stderr)
         return 2
     notebooks = args.notebooks.split(",") if args.notebooks else None
+    # lazy: see the note at the top
     from .jobs.pipeline import NOTEBOOKS
 
     if notebooks and [n for n in notebooks if n not in NOTEBOOKS]:
@@ -125,6 +140,7 @@ def _read_options(args) -> dict:
 def _dataset(args) -> str:
     """--dataset, else your own file's data set name (as the refresh names it), else cdnow. An
     empty or unsafe name, or an unknown shipped one without --path, is a UsageError (exit 2)."""
+    # lazy: see the note at the top
     from .data.datasets import dataset_name
 
     if args.dataset is not None:
@@ -135,7 +151,7 @@ def _dataset(args) -> str:
 def _known_dataset(name: str, own_file: bool) -> str:
     import difflib
 
-    from .core.paths import safe_name
+    # lazy: see the note at the top
     from .data.datasets import DATASETS
 
     try:
@@ -152,6 +168,7 @@ def _known_dataset(name: str, own_file: bool) -> str:
 
 
 def _cmd_kpis(args) -> int:
+    # lazy: see the note at the top
     from . import features
     from .data import datasets
 
@@ -187,7 +204,7 @@ def _is_rate(column: str) -> bool:
 def _cmd_ui(args) -> int:
     import os
 
-    from .core.errors import RemoteStore
+    # lazy: see the note at the top
     from .serve.tracking import UI_LINK_QUERY, store_label, ui_command
 
     try:
@@ -205,7 +222,7 @@ def _cmd_ui(args) -> int:
 
 
 def _cmd_score(args) -> int:
-    from .core.errors import RefreshLocked
+    # lazy: see the note at the top
     from .core.io import output_umask
     from .core.locks import refresh_lock
     from .serve.scoring import ScoringOptions, score_users, write_predictions
@@ -216,6 +233,7 @@ def _cmd_score(args) -> int:
         # the refresh's lock: a score and a refresh never interleave their writes
         with output_umask(), refresh_lock(dataset=dataset):
             if args.engine == "spark":
+                # lazy: see the note at the top
                 from .serve import spark_scoring
 
                 table, facts = spark_scoring.score_users_in_spark(
@@ -253,6 +271,7 @@ def _cmd_score(args) -> int:
 
 def _score_streamed(args, dataset: str, options) -> int:
     """`urm score --batches N`: the one-box table for many users, memory per slice of users."""
+    # lazy: see the note at the top
     from .data import datasets, parquet_contract
     from .serve.scoring import point_latest, predictions_path, score_to_parquet, transaction_champions
 
@@ -263,6 +282,7 @@ def _score_streamed(args, dataset: str, options) -> int:
             f"--batches streams transactions data sets; {dataset!r} is a "
             f"{datasets.dataset_kind(dataset, args.path or '')} table"
         )
+    # lazy: see the note at the top
     from .serve.scoring import refuse_measured_campaign
 
     source = args.models_from or dataset
@@ -274,6 +294,7 @@ def _score_streamed(args, dataset: str, options) -> int:
         parquet_contract.check_transactions(data, engine="duckdb", **read)
     else:
         data = datasets.load_dataset(dataset, args.path or "", **read)
+    # lazy: see the note at the top
     from .serve.scoring import model_facts
 
     m = transaction_champions(source)
@@ -299,6 +320,7 @@ def _score_streamed(args, dataset: str, options) -> int:
 
 def _publish_sql(table, dataset: str, facts) -> None:
     """With a team database set, the table just published goes to its SQL table too."""
+    # lazy: see the note at the top
     from .core.settings import database_url
     from .serve.sqltable import publish_table
 
@@ -310,12 +332,10 @@ def _publish_sql(table, dataset: str, facts) -> None:
 
 
 def _cmd_forget(args) -> int:
-    from .core.errors import RefreshLocked
+    # lazy: see the note at the top
     from .jobs.forget import forget, known_datasets
 
     if args.dataset is not None:
-        from .core.paths import safe_name
-
         try:
             safe_name(args.dataset, "data set name (--dataset)")
         except ValueError as exc:
@@ -344,7 +364,7 @@ def _cmd_forget(args) -> int:
 
 
 def _cmd_prune(args) -> int:
-    from .core.errors import RefreshLocked
+    # lazy: see the note at the top
     from .jobs.pipeline import prune
 
     try:
@@ -360,6 +380,7 @@ def _cmd_prune(args) -> int:
 
 
 def _own_file_arguments(parser) -> None:
+    # lazy: see the note at the top
     from .data.parsing import THOUSANDS_OPTIONS
 
     parser.add_argument("--path", help="your own transactions file (CSV or Parquet) instead of a shipped data set")
@@ -420,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"urm-models {version('urm-models')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    # lazy: see the note at the top
     from .jobs.pipeline import DEFAULT_PARAMS as D
 
     r = sub.add_parser(
@@ -587,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
     u.set_defaults(func=_cmd_ui)
 
+    # lazy: see the note at the top
     from .core.redaction import ScrubbingStream
 
     # everything this command prints, its logs and any traceback included, without passwords
@@ -613,20 +636,14 @@ def _main(parser, argv) -> int:
     import os
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    from .core.errors import (
-        DatabaseUnavailable,
-        DataValidationError,
-        ErasureLogError,
-        PublishError,
-        SettingsError,
-        StoreUnavailable,
-    )
+    # lazy: see the note at the top
     from .core.io import output_umask
 
     try:
         with output_umask():
             code = args.func(args)
             if args.command in ("score", "forget"):
+                # lazy: see the note at the top
                 from .jobs.pipeline import restrict_outputs
 
                 restrict_outputs()

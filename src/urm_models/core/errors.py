@@ -9,8 +9,6 @@ where it used to be defined (``data.validation.DataValidationError``, ``models.C
 
 from __future__ import annotations
 
-import pandas as pd
-
 __all__ = [
     "UrmError",
     "ConventionError",
@@ -47,10 +45,14 @@ class ConventionError(UrmError, ValueError):
 class DataValidationError(UrmError, ValueError):
     """Input data breaks the data contract. ``failures`` holds one row per (column, check)."""
 
-    def __init__(self, message: str, *, source: str | None = None, failures: pd.DataFrame | None = None):
+    def __init__(self, message: str, *, source: str | None = None, failures=None):
         super().__init__(message)
         self.source = source
-        self.failures = failures if failures is not None else pd.DataFrame()
+        if failures is None:
+            import pandas as pd  # here: the errors module is imported by the command line, which needs no pandas
+
+            failures = pd.DataFrame()
+        self.failures = failures
 
 
 class ErasureLogError(UrmError, RuntimeError):

@@ -24,11 +24,10 @@ from pathlib import Path
 from . import paths, settings
 from .errors import DatabaseUnavailable, RefreshLocked
 from .io import make_dirs
+from .redaction import scrub
 
 
 def _unavailable(url: str, exc: BaseException, doing: str) -> DatabaseUnavailable:
-    from .redaction import scrub
-
     first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return DatabaseUnavailable(
         f"the team database {settings.redact(url)} cannot be reached to {doing} "

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import paths
 from .errors import SparkUnavailable
+from .io import make_dirs, policy_umask
 
 ENGINES = ("duckdb", "spark")
 EXTRA = "urm-models[spark]"
@@ -47,8 +49,6 @@ def resolve_engine(transactions, engine: str | None) -> str:
 
 
 def scratch_dir() -> Path:
-    from . import paths
-
     return paths.project_root() / "data" / "tmp" / "spark"
 
 
@@ -73,7 +73,6 @@ def session(master: str | None = None):
                 "the Spark engine needs Java 17 or later (java on PATH or JAVA_HOME set); "
                 f"pyspark itself comes with the extra {EXTRA!r}"
             )
-        from .io import make_dirs
 
         # Spark's Python workers must run this interpreter (the one with urm_models installed)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -84,7 +83,6 @@ def session(master: str | None = None):
         # which makes Spark warn that a cluster manager may override it)
         os.environ.setdefault("SPARK_LOCAL_DIRS", str(local))
         log4j = Path(__file__).with_name("log4j2-spark.properties").as_uri()
-        from .io import policy_umask
 
         umask = policy_umask()  # files Spark writes (Hadoop's FileSystem) follow the policy too
         java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={log4j}"

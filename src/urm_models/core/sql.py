@@ -13,6 +13,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from . import paths, spark
+from .io import make_dirs
+
 
 def as_day(value, name: str) -> pd.Timestamp:
     """``value`` as a calendar day (time and time zone dropped) for a query; ``name`` is the
@@ -46,16 +49,12 @@ def memory_limit() -> str:
 def spill_dir() -> Path:
     """Where DuckDB spills what does not fit in memory: raw rows, so under ``data/`` (owner-only
     like the rest), never DuckDB's default ``.tmp`` in whatever folder a job runs in."""
-    from . import paths
-
     return paths.project_root() / "data" / "tmp" / "duckdb"
 
 
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection, quiet (no progress bar in logs and notebooks), under
     :func:`memory_limit` and spilling to :func:`spill_dir`."""
-    from .io import make_dirs
-
     limit = memory_limit()
     try:
         make_dirs(spill_dir())  # DuckDB creates one folder level only
@@ -99,8 +98,6 @@ def run_sql(transactions, sql: str, engine: str | None = None) -> pd.DataFrame:
     Arrow table exposed as the view ``transactions``) on a fresh quiet connection; return the
     result. A Spark DataFrame, or ``engine="spark"``, runs the same query on Spark
     (:mod:`urm_models.core.spark`)."""
-    from . import spark
-
     if spark.resolve_engine(transactions, engine) == "spark":
         return spark.query(transactions, sql)
     con = connect()

@@ -31,7 +31,7 @@ import pandas as pd
 from ..core import paths
 from ..core.errors import ConventionError, DataValidationError
 from .contract import Errors, Field
-from .parsing import blank, parse_number
+from .parsing import NULL_WORDS, blank, parse_number
 from .reading import RawTable, raw_from_frame, read_raw
 from .validation import validate_table
 
@@ -216,8 +216,6 @@ def _arm_labels(found, sizes, declared, control, shown, problems, failures) -> N
     written two ways, or two arms, is not guessed. Labels declared with ``arms=`` are taken as
     they are."""
     import unicodedata
-
-    from .parsing import NULL_WORDS
 
     said = set(declared or ())
     # "none" is a natural name for the arm that gets no contact: not a missing arm

@@ -15,6 +15,7 @@ import pandas as pd
 from ..core import paths
 from ..core.errors import DataValidationError
 from ..core.paths import dataset_name  # noqa: F401  (part of this surface: the name of your own file's data set)
+from .campaign_files import load_hillstrom
 from .contract import MAX_AMOUNT, MIN_DATE, TELCO_CATEGORICAL, Errors
 from .reading import RawTable, raw_from_frame, read_raw
 from .simulate import simulate_rfm, simulate_transactions  # noqa: F401  (part of this surface)
@@ -448,8 +449,6 @@ def load_dataset(name: str, path: str | Path = "", **read):
     if name == "telco":
         return load_telco()
     if name == "hillstrom":
-        from .campaign_files import load_hillstrom
-
         return load_hillstrom()
     raise ValueError(
         f"unknown data set {name!r}; shipped ones are {sorted(DATASETS)} (your own transactions file: pass its path)"

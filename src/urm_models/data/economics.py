@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .datasets import currency as currency_of
+
 __all__ = ["Economics", "economics", "DEFAULTS"]
 
 #: The shipped data sets' economics. None of these is measured: a contact's cost and the share of
@@ -161,8 +163,6 @@ def economics(
     """The economics of ``dataset``: each argument given (not None) wins over the data set's
     default (:data:`DEFAULTS`; your own file: :data:`GENERIC`), and ``sources`` says which is
     which. A budget or share of ``0`` or less is refused; ``budget=0`` would contact no one."""
-    from .datasets import currency as currency_of
-
     base = GENERIC if path or dataset not in DEFAULTS else DEFAULTS[dataset]
     where = "your file's generic default: an assumption" if base is GENERIC else "data set default: an assumption"
     given = {

@@ -27,8 +27,11 @@ import json
 import os
 from pathlib import Path
 
-from ..core import paths, settings
+from ..core import locks, paths, settings
 from ..core.errors import ErasureLogError
+from ..core.io import make_dirs, write_text
+from ..core.privacy import key_id, pseudonym_key, pseudonym_map
+from ..core.redaction import scrub
 
 GENESIS = "0" * 64
 TEAM_TABLE = "urm_erasures"  # the team's register, in the team database
@@ -53,8 +56,6 @@ def head_path() -> Path:
 
 def _seal(n: int, last: str) -> str:
     import hmac
-
-    from ..core.privacy import pseudonym_key
 
     return hmac.new(pseudonym_key(), f"{n}:{last}".encode(), hashlib.sha256).hexdigest()
 
@@ -131,9 +132,8 @@ def _team_engine():
     url = settings.database_url()
     if not url:
         return None
-    from ..core.locks import engine
 
-    return engine(url)
+    return locks.engine(url)
 
 
 def team_entries() -> list[dict]:
@@ -152,8 +152,6 @@ def team_entries() -> list[dict]:
             rows = conn.execute(text(f"SELECT pseudonym, dataset, time, key_id FROM {TEAM_TABLE}")).mappings().all()
         return [dict(r) for r in rows]
     except SQLAlchemyError as exc:
-        from ..core.redaction import scrub
-
         raise ErasureLogError(
             f"the team's erasure register ({TEAM_TABLE} in {settings.redact(str(eng.url))}) cannot be read "
             f"({scrub(str(getattr(exc, 'orig', exc)).strip().splitlines()[0])}): nothing is loaded or "
@@ -169,8 +167,6 @@ def erased_pseudonyms(dataset: str | None = None) -> set[str]:
     either holds erasures made under another pseudonym key (they could not be matched)."""
     local, team = _local_entries(), team_entries()
     if local or team:
-        from ..core.privacy import key_id
-
         kid = key_id()
         for where, entries in ((log_path(), local), (f"the team register {TEAM_TABLE}", team)):
             other = {e.get("key_id") for e in entries} - {kid}
@@ -191,7 +187,6 @@ def not_erased(dataset: str | None = None):
     gone = frozenset(erased_pseudonyms(dataset))
     if not gone:
         return None
-    from ..core.privacy import pseudonym_key, pseudonym_map
 
     key = pseudonym_key()
 
@@ -234,8 +229,6 @@ def append_team_entries(entries: list[dict], who: str) -> None:
 
 def append_entries(entries: list[dict]) -> None:
     """Append entries to the log (hash-chained, ``O_APPEND``, fsync'd)."""
-    from ..core.io import make_dirs, write_text
-
     old, prev = _chain()
     path = log_path()
     make_dirs(path.parent)

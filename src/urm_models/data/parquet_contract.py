@@ -21,8 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core import spark, sql
+from ..core import spark as spark_engine
 from ..core.errors import DataValidationError
+from . import parsing as P
 from .contract import MAX_AMOUNT, MIN_DATE
+from .parsing import NULL_WORDS
 
 __all__ = ["check_transactions"]
 
@@ -75,15 +79,12 @@ def _kind(type_name: str) -> str:
 def _types(source, engine: str) -> dict[str, str]:
     """Column name -> kind, of the file as the engine reads it."""
     if engine == "spark":
-        from ..core import spark
-
         df = spark.as_spark_dataframe(spark.session(), source)
         return {f.name: _kind(f.dataType.simpleString()) for f in df.schema.fields}
-    from ..core.sql import connect, expose
 
-    con = connect()
+    con = sql.connect()
     try:
-        expose(con, source)
+        sql.expose(con, source)
         rows = con.execute("DESCRIBE SELECT * FROM transactions").fetchall()
     finally:
         con.close()
@@ -129,9 +130,6 @@ def check_transactions(
     contract; return ``{"n_rows": ...}`` when it holds. ``duplicates`` and ``returns`` are the
     options of :func:`validation.validate_table` (``"keep"`` accepts exact copies, negative
     amounts); ``now``: the latest allowed time (default: the current time)."""
-    from ..core import spark as spark_engine
-    from ..core.sql import run_sql
-
     if duplicates not in ("reject", "keep") or returns not in ("reject", "keep"):
         raise ValueError(f"duplicates and returns are 'reject' or 'keep', got {duplicates!r}, {returns!r}")
     engine = spark_engine.resolve_engine(source, engine)
@@ -160,7 +158,6 @@ def check_transactions(
     floor = pd.Timestamp(min_date)
     latest = pd.Timestamp(now) if now is not None else pd.Timestamp(datetime.now())
     amount = "CAST(amount AS DOUBLE)"
-    from .parsing import NULL_WORDS
 
     words = ", ".join("'" + w.replace("'", "''") + "'" for w in sorted(NULL_WORDS))
     checks = {  # (column, check, option) -> condition on a row
@@ -197,7 +194,7 @@ def check_transactions(
             f"MAX(CASE WHEN {c} THEN {_IDT} END) AS hi_{k}"
             for k, c in _id_conditions(id_kind).items()
         )
-    counts = run_sql(source, f"SELECT COUNT(*) AS n_rows,\n  {sums}\nFROM transactions", engine).iloc[0]
+    counts = sql.run_sql(source, f"SELECT COUNT(*) AS n_rows,\n  {sums}\nFROM transactions", engine).iloc[0]
     n_rows = int(counts["n_rows"])
     failures = [
         (col, check, int(counts[f"c{i}"] or 0), option)
@@ -209,9 +206,9 @@ def check_transactions(
         # which is not data (read back, it is the index again)
         data = ", ".join('"' + c.replace('"', '""') + '"' for c in types if not _PANDAS_INDEX.fullmatch(c))
         distinct = int(
-            run_sql(source, f"SELECT COUNT(*) AS n FROM (SELECT DISTINCT {data} FROM transactions) AS d", engine).iloc[
-                0
-            ]["n"]
+            sql.run_sql(
+                source, f"SELECT COUNT(*) AS n FROM (SELECT DISTINCT {data} FROM transactions) AS d", engine
+            ).iloc[0]["n"]
         )
         if distinct < n_rows:
             failures.append(
@@ -256,8 +253,6 @@ def _id_conditions(kind: str) -> dict[str, str]:
     """Conditions on a row's id: the spellings the column rules count (over ids of printable
     ASCII, where SQL sees what pandas sees) and the ids that need the pandas path's own function
     (``odd``: any other character)."""
-    from . import parsing as P
-
     idt = _IDT
     plain = f"{idt} <> '' AND NOT regexp_matches({idt}, '{P.ID_NOT_PLAIN}')"
     conds = {
@@ -283,9 +278,6 @@ def _id_failures(source, engine: str, counts) -> list[tuple[str, str, int, str]]
     through the pandas path's own function."""
     import unicodedata
 
-    from ..core.sql import run_sql
-    from . import parsing as P
-
     idt = _IDT
     n = {k[3:]: int(v or 0) for k, v in counts.items() if k.startswith("id_")}
 
@@ -298,8 +290,8 @@ def _id_failures(source, engine: str, counts) -> list[tuple[str, str, int, str]]
         return out  # the other checks would read escapes
     rewritten, reasons, canon = [], {}, {}
     if n["odd"]:
-        sql = f"SELECT {idt} AS id, COUNT(*) AS n FROM transactions WHERE {_id_conditions('text')['odd']} GROUP BY 1"
-        odd = run_sql(source, sql, engine)
+        query = f"SELECT {idt} AS id, COUNT(*) AS n FROM transactions WHERE {_id_conditions('text')['odd']} GROUP BY 1"
+        odd = sql.run_sql(source, query, engine)
         for raw, k in zip(odd["id"].astype(str), odd["n"].astype(int), strict=True):
             if not raw.strip(" "):
                 continue  # counted by the not_missing check (TRIM: spaces)
@@ -326,8 +318,8 @@ def _id_failures(source, engine: str, counts) -> list[tuple[str, str, int, str]]
     found = pd.DataFrame({"id": [], "n": []})
     if ascii_forms:  # the plain ids some of them would be under NFKC: are they in the file?
         quoted = ", ".join("'" + k.replace("'", "''") + "'" for k in ascii_forms)
-        sql = f"SELECT {idt} AS id, COUNT(*) AS n FROM transactions WHERE {idt} IN ({quoted}) GROUP BY 1"
-        found = run_sql(source, sql, engine)
+        query = f"SELECT {idt} AS id, COUNT(*) AS n FROM transactions WHERE {idt} IN ({quoted}) GROUP BY 1"
+        found = sql.run_sql(source, query, engine)
     groups = P.compatibility_groups(wide, set(wide) | set(found["id"]))
     if groups:
         members = {v for g in groups for v in g}

@@ -32,9 +32,12 @@ import pandas as pd
 import pandera.pandas as pa
 
 from ..core import paths
-from ..core.errors import DataValidationError
+from ..core.errors import ConventionError, DataValidationError
 from ..core.io import write_csv
+from ..core.privacy import pseudonym_map, pseudonymize
+from . import erasure, parsing
 from .contract import MAX_AMOUNT, MIN_DATE, RULES, TABLES, Errors, Field
+from .parsing import normal_signs, null_words, parse_datetime, parse_id, parse_number
 from .reading import RawTable
 
 log = logging.getLogger(__name__)
@@ -278,9 +281,6 @@ def parse_ids(raw: RawTable, id_column: str) -> tuple[pd.Series, pd.Series]:
     """Step 2a: the user ids by the id rules (:func:`urm_models.data.parsing.parse_id`): the ids and
     each row's problem; a column that needs a guess is refused with the file, column, row count
     and what settles it."""
-    from ..core.errors import ConventionError
-    from .parsing import parse_id
-
     try:
         return parse_id(raw.frame[id_column])
     except ConventionError as exc:
@@ -299,8 +299,6 @@ def null_id_rows(raw: RawTable, ids: pd.Series, id_column: str, null_ids: str) -
     """Step 2: the rows whose user id is a null word (``NULL``, ``N/A``, ...: an export's "no
     user"), to leave out with ``null_ids="drop"``; refused with their count by default, none
     with ``null_ids="keep"``."""
-    from .parsing import null_words
-
     if null_ids == "keep":
         return np.zeros(len(ids), bool)
     nulls = (null_words(ids) & ids.notna()).to_numpy()
@@ -335,9 +333,6 @@ def parse_columns(
     """Step 3: every mapped column parsed by its field's kind (:mod:`urm_models.data.parsing`), and
     the row checks of its values. A column that cannot be read without guessing a convention
     is refused, every such column in one error naming the option that settles it."""
-    from ..core.errors import ConventionError
-    from .parsing import blank
-
     frame = raw.frame
     typed = pd.DataFrame(index=frame.index)
     checks: dict[str, list[pa.Check]] = {}
@@ -347,7 +342,7 @@ def parse_columns(
             continue
         file_col = mapping[f.name]
         rawcol = frame[file_col]
-        is_blank = blank(rawcol)
+        is_blank = parsing.blank(rawcol)
         try:
             typed[f.name], column_checks = _parse_field(f, rawcol, is_blank, ids, bad_ids, table, options)
         except ConventionError as exc:
@@ -372,8 +367,6 @@ def parse_columns(
 
 def _parse_field(f: Field, rawcol, is_blank, ids, bad_ids, table: str, o: CellOptions):
     """One column's values and the checks on them."""
-    from .parsing import parse_datetime, parse_number
-
     checks = []
     if f.kind == "id":  # ``bad_ids``: each row's problem (parsing.parse_id), one check per kind
         return ids, [_mask_check(bad_ids == why, why) for why in bad_ids.dropna().unique()]
@@ -489,8 +482,6 @@ _SIGNED = (
 def _currency_sign(text: pd.Series) -> str | None:
     """The sign most of these unreadable amounts carry before or after their digits (``€12,50``,
     ``12.50 USD``), if they carry one: what ``currency=`` would remove."""
-    from .parsing import normal_signs
-
     signs = []
     for v in normal_signs(text.dropna().astype("string").str.strip().head(1000)).dropna():
         for pattern in _SIGNED:
@@ -524,12 +515,9 @@ _NAN_LITERALS = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+inf
 
 def _erased_rows(ids: pd.Series, dataset: str | None) -> pd.Series:
     """Rows whose user was erased (``urm forget``) globally or in ``dataset``."""
-    from . import erasure
-
     gone = erasure.erased_pseudonyms(dataset)
     if not gone:
         return pd.Series(False, index=ids.index)
-    from ..core.privacy import pseudonym_map
 
     present = ids.notna()
     hit = pd.Series(False, index=ids.index)
@@ -721,14 +709,11 @@ def _drop_erased_lines(raw: RawTable, dataset: str | None) -> tuple[list, int]:
     lines = list(raw.rejected_lines)
     if not lines:
         return lines, 0
-    from . import erasure
 
     gone = erasure.erased_pseudonyms(dataset)
     if not gone:
         return lines, 0
     import re
-
-    from ..core.privacy import pseudonymize
 
     kept = []
     for n, text, why in lines:

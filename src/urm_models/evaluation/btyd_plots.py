@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..core.units import UNIT_WORDS
+from ..core.units import UNIT_DAYS, UNIT_WORDS
 from ..models.btyd import validate_rfm
 from .plots import periods
 
@@ -148,8 +148,6 @@ def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str, covaria
     cumulative repeat purchases (same-day purchases merged) of the customers who started by
     ``cutoff``: the expectation is sum_i E[X(tau - s_i)] from each first purchase s_i (with
     covariates, each customer's own E, from their row of ``covariates``, indexed by user id)."""
-    from ..core.units import UNIT_DAYS
-
     unit = UNIT_DAYS[freq]
     days = transactions.assign(d=pd.to_datetime(transactions["ts"]).dt.normalize()).drop_duplicates(["user_id", "d"])
     first = days.groupby("user_id")["d"].transform("min")
@@ -218,8 +216,6 @@ def holdout_tracking(
     the predictor's total over the first ``k`` periods of ``freq`` after ``cutoff`` (k = 1, 2, ...
     up to ``end``), so any model that predicts per user over a horizon can be drawn, BTYD or not.
     ``season``: calendar months (1-12) shaded as the high season (e.g. ``(11, 12)``)."""
-    from ..core.units import UNIT_DAYS
-
     cutoff, end = pd.Timestamp(cutoff).normalize(), pd.Timestamp(end).normalize()
     days = transactions.assign(d=pd.to_datetime(transactions["ts"]).dt.normalize()).drop_duplicates(["user_id", "d"])
     first = days.groupby("user_id")["d"].min()
@@ -301,8 +297,6 @@ def p_alive_history(
     (indexed by user id, with the model's columns) holding this customer's row."""
     from scipy.special import expit
 
-    from ..core.units import UNIT_DAYS
-
     mine = transactions.loc[transactions["user_id"].astype(str) == str(user_id), "ts"]
     if mine.empty:
         raise ValueError("that user has no purchase in the transactions")
@@ -340,8 +334,6 @@ def typical_history(rfm: pd.DataFrame, first, freq: str = "W") -> pd.DataFrame:
     purchases (``frequency`` + 1), evenly spread from ``first`` over the median repeat customer's
     ``recency``. What :func:`p_alive_history` draws in a report, so that a figure under reports/
     and MLflow carries nobody's purchase dates (an erased user could not be taken out of an image)."""
-    from ..core.units import UNIT_DAYS
-
     validate_rfm(rfm)
     repeat = rfm[rfm["frequency"] > 0]
     if repeat.empty:
@@ -446,8 +438,6 @@ def block_tracking(tables: dict, cutoff, freq: str = "W", season=()) -> Figure:
     per table of :func:`urm_models.evaluation.holdout.tracking_errors`, keyed ``"month"``,
     ``"quarter"``), each block drawn at its end date, the blocks ending in a ``season`` month
     shaded; the legend gives each model's MAPE over the blocks."""
-    from ..core.units import UNIT_DAYS
-
     cutoff = pd.Timestamp(cutoff).normalize()
     unit = pd.Timedelta(days=UNIT_DAYS[freq])
     months = sorted({int(m) for m in season})

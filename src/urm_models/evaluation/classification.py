@@ -9,6 +9,9 @@ from sklearn.base import clone
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from .. import features
+from ..models import fit_candidates
+
 
 def lift_at(y, p, share: float = 0.1) -> tuple[float, float]:
     """(lift, capture rate) in the top ``share`` of users ranked by ``p``.
@@ -197,9 +200,6 @@ def churn_source_on_inner_window(transactions, cutoff, window: int, classifier, 
     Returns ``(winner, table, description)``: ``winner`` is ``"urm-churn"`` or ``"urm-clv"``;
     when the data hold too little history for the earlier window (``features.churn_window``'s
     rule) the winner is ``"urm-clv"`` and the description says why."""
-    from .. import features
-    from ..models import fit_candidates
-
     cut = pd.Timestamp(cutoff).normalize()
     tx = transactions[pd.to_datetime(transactions["ts"]).dt.normalize() <= cut]
     inner = features.churn.window_start(cut, window, freq)

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .. import features, models
 from ..core.units import UNIT_DAYS
+from ..features.churn import window_start
+from ..models import ShiftedWindowPurchases, TimeVaryingParetoNBD, conditional_median_purchases, fit_candidates
 
 
 def purchase_metrics(predicted, actual) -> dict:
@@ -96,8 +99,6 @@ def inner_origins(transactions, cutoff, horizon: float, freq: str = "W", n_origi
     says little about it). Further origins step back a quarter of the horizon while they stay
     admissible, at most ``n_origins``. Raises ValueError (how much history is needed) when not
     even a 2-period window fits."""
-    from ..features.churn import window_start
-
     cut = pd.Timestamp(cutoff).normalize()
     first = pd.to_datetime(transactions.groupby("user_id")["ts"].min()).dt.normalize()
     first = first[first <= cut]
@@ -148,9 +149,6 @@ def inner_predictions(
     to it, exactly as it is fitted at the cut-off, and its mean forecast of the next ``h``
     periods, beside the purchases that followed (all before ``cutoff``: nothing after it is
     read)."""
-    from .. import features
-    from ..models import fit_candidates
-
     cut = pd.Timestamp(cutoff).normalize()
     ts = pd.to_datetime(transactions["ts"])
     tx = transactions[ts.dt.normalize() <= cut]  # nothing after the cut-off is read below
@@ -364,8 +362,6 @@ def decide_on_inner_windows(windows: InnerWindows, z: float = 1.0) -> InnerChoic
 def _is_btyd(estimator) -> bool:
     """Whether a candidate is fitted on an RFM summary (the BTYD models) rather than on
     transactions and a cut-off."""
-    from ..models import ShiftedWindowPurchases, TimeVaryingParetoNBD
-
     return not isinstance(estimator, (ShiftedWindowPurchases, TimeVaryingParetoNBD))
 
 
@@ -403,8 +399,6 @@ CANDIDATES = (
 
 def predict_purchases(model, statistic: str, t: float, rfm: pd.DataFrame) -> pd.Series:
     """The model's predictive mean or median of purchases in the next ``t`` periods."""
-    from ..models import conditional_median_purchases
-
     if statistic == "mean":
         return model.conditional_expected_purchases(t, rfm)
     if statistic == "median":
@@ -426,9 +420,6 @@ def select_on_validation(
     and scored on the remaining calibration weeks. Returns the best (model, statistic) by
     ``metric`` and the validation table.
     """
-    from .. import features, models
-    from ..core.units import UNIT_DAYS
-
     cut = pd.Timestamp(cutoff)
     inner = cut - pd.Timedelta(days=float(validation_periods) * UNIT_DAYS[freq])
     rfm = features.rfm_summary(transactions, cutoff=inner, freq=freq, holdout_end=cut)

@@ -29,11 +29,12 @@ from pathlib import Path
 import pandas as pd
 
 from .. import features
-from ..core.errors import DataValidationError
+from ..core.errors import ConvergenceError, DataValidationError
 from ..core.units import UNIT_DAYS
-from ..data.campaign_files import Campaign, assignments_from_raw
+from ..data.campaign_files import Campaign, assignments_from_raw, load_assignments
 from ..data.reading import raw_from_frame
 from ..features.campaign import window_days, window_outcomes
+from ..models import CLVScorer, GammaGamma, ParetoNBD
 
 OUTCOMES = ("purchases", "converted", "spend")
 UNIT_WORDS = {"D": "days", "W": "weeks", "M": "months"}
@@ -73,8 +74,6 @@ def check_campaign(
     some matching one only when written another way (``00123`` / ``123``), is refused.
     Users without a purchase before their send (new sign-ups) are supported and counted.
     Returns ``{"assignments", "control", "arms", "days", "users", "new_users", "never_bought"}``."""
-    from ..data.campaign_files import load_assignments
-
     source = str(assignments) if isinstance(assignments, (str, Path)) else "assignments"
     if isinstance(assignments, (str, Path)):
         options = {"control": control, "arms": arms, "dataset": dataset, **(read or {})}
@@ -274,9 +273,6 @@ def features_at(
 def _btyd_scores(transactions, cutoff, freq: str, window: float, clv_horizon: int) -> pd.DataFrame:
     """P(alive), P(no purchase in the window), expected purchases and CLV over ``clv_horizon``
     months of a Pareto/NBD and Gamma-Gamma fitted on the history up to ``cutoff``."""
-    from ..core.errors import ConvergenceError
-    from ..models import CLVScorer, GammaGamma, ParetoNBD
-
     rfm = features.rfm_summary(transactions, cutoff, freq=freq)
     try:
         purchase = ParetoNBD().fit(rfm)

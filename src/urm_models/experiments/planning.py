@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from .policy import hashed_rank
+
 
 def _z(alpha: float, power: float, treatments: int) -> float:
     if not 0 < alpha < 1 or not 0 < power < 1:
@@ -229,7 +231,6 @@ def plan_campaign(
             labels=False,
             duplicates="drop",
         )
-    from .policy import hashed_rank
 
     rows, out = [], []
     for a, users in target.groupby(target, sort=True):

@@ -23,6 +23,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..models import UpliftModel
+from .analysis import lift_table
+
 
 def arm_values(value, arms, what: str) -> dict:
     if isinstance(value, dict):
@@ -228,8 +231,6 @@ def value_per_unit(campaign, outcome: str, value_outcome: str, alpha: float = 0.
     incremental dollars per incremental visit). Returns ``({arm: value}, basis)``. Where the
     lift of ``outcome`` is not significant the ratio is noise: the arm's mean ``value_outcome``
     per unit of ``outcome`` among its users is used instead, and the basis says so."""
-    from .analysis import lift_table
-
     if outcome == value_outcome:
         return {a: 1.0 for a in campaign.treatments}, f"{value_outcome} itself"
     lo, lv = lift_table(campaign, outcome, alpha=alpha), lift_table(campaign, value_outcome, alpha=alpha)
@@ -290,8 +291,6 @@ def evaluate_policies(
     ``value_per_unit`` and its ``basis``.
     """
     from sklearn.model_selection import StratifiedKFold
-
-    from ..models import UpliftModel
 
     value_outcome = value_outcome or outcome
     data = campaign.data.set_index("user_id")

@@ -40,9 +40,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..evaluation.uplift import qini_coefficients
+from ..models import UpliftModel
 from .policy import (
+    UpliftPolicy,
     arm_values,
     compare_policies,
+    hashed_rank,
     incremental_value,
     score_policy,
     single_arm_policy,
@@ -62,8 +66,6 @@ def hashed_folds(keys, strata, k: int, seed: int = 0) -> np.ndarray:
     """Fold numbers ``0 .. k-1`` for users ``keys`` (ids), stratified by ``strata``: within each
     stratum the users sorted by a keyed hash of id and ``seed`` are dealt round the folds. The
     same users in any row order get the same folds."""
-    from .policy import hashed_rank
-
     if int(k) != k or k < 2:
         raise ValueError(f"folds must be a whole number >= 2, got {k}")
     keys = pd.Index(keys).astype(str)
@@ -110,8 +112,6 @@ def cross_fit(
     :class:`~urm_models.models.UpliftModel` whose settings the learners share. Without the
     response model there are no per-arm outcome predictions for :func:`effect_heterogeneity`."""
     from sklearn.base import clone
-
-    from ..models import UpliftModel
 
     unknown = [lr for lr in learners if lr not in NAMES]
     if unknown or not learners:
@@ -172,8 +172,6 @@ def compare_rankings(cf: CrossFit, *, n_boot: int = 200, seed: int = 0, alpha: f
     """Out-of-fold Qini of every ranking per treatment arm and averaged over them (``qini``),
     with percentile bootstrap intervals, and its paired difference from the default S-learner
     (``vs_default``, with its interval; the same resampled users for every ranking)."""
-    from ..evaluation.uplift import qini_coefficients
-
     arm = cf.arm.to_numpy()
     y = cf.y.to_numpy()
     names = list(cf.scores)
@@ -517,9 +515,6 @@ def fit_policy(
     the response model), the measured value of a unit of ``outcome``, the ``cost``, the budget
     (``decision.share`` and the money ``budget``) and the mode and its reason."""
     from sklearn.base import clone
-
-    from ..models import UpliftModel
-    from .policy import UpliftPolicy
 
     value_outcome = value_outcome or outcome
     base = model if model is not None else UpliftModel(control=campaign.control, random_state=seed)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.simulate import UNIT_DAYS
+from ..core.units import UNIT_DAYS
 
 __all__ = ["SeasonCalendar"]
 

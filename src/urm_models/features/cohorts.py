@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.sql import as_day, run_sql
+from ..core.units import UNIT_DAYS
 from .rfm import days_cte
 
 _TRUNC = {"D": "day", "W": "week", "M": "month"}
@@ -244,8 +245,6 @@ def overview(transactions: pd.DataFrame, rfm: pd.DataFrame | None = None) -> dic
 def cohort_of(age: pd.Series, as_of, freq: str = "W", cohort_freq: str = "M") -> pd.Series:
     """Acquisition cohort label (``"1997-01"`` for months) of each user from their age at
     ``as_of`` (BTYD ``T``, in ``freq`` units, as rfm_summary / activity_features return it)."""
-    from ..core.units import UNIT_DAYS
-
     if freq not in UNIT_DAYS:
         raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
     ages, at = pd.factorize(age.to_numpy(float))  # a million users have some hundreds of ages

@@ -11,7 +11,13 @@ import shutil
 from pathlib import Path
 
 from ..core import paths, settings
+from ..core.io import atomic_path, output_umask, write_csv, write_text
+from ..core.locks import check_database, refresh_lock
+from ..core.privacy import key_id, pseudonymize
+from ..data.contract import TABLES
+from ..data.datasets import DATASETS
 from ..data.erasure import ERASURE, append_entries, append_team_entries, log_path
+from ..serve import sqltable
 
 #: text artifacts scanned for an erased id or pseudonym (MLflow artifacts, exported models)
 TEXT_SUFFIXES = {".csv", ".json", ".txt", ".html", ".md", ".yaml", ".yml"}
@@ -22,8 +28,6 @@ def known_datasets() -> set[str]:
     """The data sets this project keeps something of: the shipped ones, those with published
     tables, refresh runs, snapshots or quarantine files (``urm forget --dataset`` takes only these:
     a mistyped name would erase nothing and write the typo into the append-only log)."""
-    from ..data.datasets import DATASETS
-
     names = set(DATASETS)
     root = paths.predictions_dir()
     if root.is_dir():
@@ -45,8 +49,6 @@ def _quarantine_dataset(filename: str) -> str | None:
     name may hold ``-`` itself: the table's name is what ends it)."""
     import re
 
-    from ..data.contract import TABLES
-
     m = re.match(rf"^(.+?)-(?:{'|'.join(map(re.escape, TABLES))})-", filename)
     return m.group(1) if m else None
 
@@ -65,10 +67,6 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
     """
     import datetime as dt
 
-    from ..core.io import output_umask
-    from ..core.locks import refresh_lock
-    from ..core.privacy import key_id, pseudonymize
-
     ids = [str(u).strip() for u in user_ids]
     if not ids or any(not u for u in ids):
         raise ValueError("give at least one user id, none of them empty")
@@ -82,8 +80,6 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
     def add(user, where, n):
         if n:
             counts[user][where] = counts[user].get(where, 0) + int(n)
-
-    from ..core.locks import check_database
 
     check_database()  # the team's tables and register must be reachable before anything is removed
     with output_umask(), refresh_lock():
@@ -107,7 +103,6 @@ def forget(user_ids: list[str], dataset: str | None = None) -> dict:
         for table in sorted(runs.glob("*/user_scores.parquet")) if runs.is_dir() else []:
             for u, n in _filter_parquet(table, ids).items():
                 add(u, "staged_tables", n)
-        from ..serve import sqltable
 
         if settings.database_url():  # the team's SQL tables: current, previous and staging ones
             for u in ids:
@@ -172,8 +167,6 @@ def _filter_parquet(path: Path, ids: list[str]) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from ..core.io import atomic_path
-
     table = pq.read_table(path)
     hits = {u: 0 for u in ids}
     if "user_id" in table.column_names:
@@ -233,8 +226,6 @@ def _forget_quarantine(ids: list[str], dataset: str | None) -> dict:
 
     import pandas as pd
 
-    from ..core.io import write_csv
-
     root = paths.quarantine_dir()
     out: dict[str, int] = {}
     tokens = {u: _token(u) for u in ids}
@@ -257,8 +248,6 @@ def _forget_quarantine(ids: list[str], dataset: str | None) -> dict:
 
 def _forget_notebooks(root: Path, patterns, dataset, when) -> dict:
     """Replace the outputs of executed-notebook cells that show a user's pseudonym (or id)."""
-    from ..core.io import write_text
-
     out: dict[int, int] = {}
     for path in sorted(root.glob("*/*.ipynb")) if root.is_dir() else []:
         if dataset and _run_dataset(path.parent.name) not in (dataset, None):
@@ -286,8 +275,6 @@ def _forget_notebooks(root: Path, patterns, dataset, when) -> dict:
 def _forget_log_lines(root: Path, patterns) -> dict:
     """In the logs under ``root`` (``*.log``: the schedule's ``reports/cron.log``), replace every
     line that mentions an id or pseudonym with a note that it was erased."""
-    from ..core.io import write_text
-
     out: dict[int, int] = {}
     for path in sorted(root.rglob("*.log")) if root.is_dir() else []:
         if not path.is_file() or path.is_symlink():
@@ -314,8 +301,6 @@ def _forget_text_files(root: Path, patterns) -> dict:
     id or pseudonym as a field; replace any other mention with ``[erased]``."""
     import csv
     import io as _io
-
-    from ..core.io import write_text
 
     out: dict[int, int] = {}
     for path in sorted(root.rglob("*")) if root.is_dir() else []:

@@ -35,11 +35,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..core import paths
-from ..core.errors import RefreshError
+from ..core.errors import DataValidationError, PublishError, RefreshError
 from ..core.io import make_dirs, output_umask, restrict, write_parquet, write_text
-from ..core.locks import refresh_lock
+from ..core.locks import check_database, refresh_lock
 from ..core.redaction import scrub, scrub_file, scrub_obj
-from ..core.settings import environ
+from ..core.settings import database_url, environ
+from ..core.settings import summary as team_settings
+from ..features.calendar import SeasonCalendar
+
+# The command line imports this module to build its options (`urm --help`, `urm refresh` with
+# bad arguments): the data sets, the MLflow store, scoring and the SQL table are imported in the
+# functions that use them ("lazy:" marks them), which keeps ~0.7 s of imports (pandera, the
+# data contract; python -X importtime) out of that.
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +384,7 @@ def refresh(
     notebooks_dir: Path | None = None,
 ) -> dict:
     """Run the notebooks in order; return the run manifest (also written to the run folder)."""
-    from ..core.locks import check_database
+    # lazy: see the note at the top
     from ..serve import tracking
 
     given = dict(params or {})
@@ -403,6 +410,7 @@ def refresh(
         p, own = _own_data(p, given=given)
         names = list(notebooks or NOTEBOOKS)
         kind = _dataset_kind(p["dataset"], p["path"])
+        # lazy: see the note at the top
         from ..data import datasets
 
         data = own if own is not None else datasets.load_dataset(p["dataset"])
@@ -414,7 +422,6 @@ def refresh(
         run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"  # a safe data set name
         out_dir = paths.reports_dir() / "runs" / run_id
         staged = paths.staging_dir() / run_id / "user_scores.parquet"  # raw ids: under data/, not reports/
-        from ..core.settings import summary as team_settings
 
         manifest = {
             "run_id": run_id,
@@ -585,8 +592,6 @@ def check_parameters(p: dict, given: Mapping) -> dict:
             "erasures), and rejected rows always go to data/quarantine/ (raw rows stay under data/)"
         )
     if out.get("season_calendar") not in (None, "", [], {}):
-        from ..features.calendar import SeasonCalendar
-
         spec = out["season_calendar"]
         if isinstance(spec, str) and Path(spec).expanduser().is_file():  # the notebooks run elsewhere
             out["season_calendar"] = spec = str(Path(spec).expanduser().resolve())
@@ -597,6 +602,7 @@ def check_parameters(p: dict, given: Mapping) -> dict:
     else:
         out["season_calendar"] = []
     if out["path"] and "dataset" not in given:
+        # lazy: see the note at the top
         from ..data import datasets
 
         out["dataset"] = _safe(datasets.dataset_name(out["path"]), "data set name (from --path)")
@@ -617,6 +623,7 @@ def _date_text(value, name: str) -> str:
 
 def _check_economics(p: dict) -> None:
     """The economics are read before any notebook runs: a bad cost or budget is named up front."""
+    # lazy: see the note at the top
     from ..data.economics import economics
 
     keys = ("contact_cost", "budget", "budget_share", "success_rate", "horizon_months", "persistent_control")
@@ -631,6 +638,7 @@ def _source_fingerprint(data) -> str:
     the refresh is tagged with it, and the registry recognises a model already registered by
     it. Features computed from it can differ in the last bits between runs (DuckDB sums in
     parallel), so their own fingerprints cannot serve."""
+    # lazy: see the note at the top
     from ..data import datasets
 
     return datasets.fingerprint(getattr(data, "data", data))  # a campaign: its table
@@ -736,6 +744,7 @@ def recover(current: str | None = None) -> dict:
         done["killed_runs"].append(folder.name)
     own_runs = {f.name for f in runs.iterdir() if f.is_dir()} - {current} if runs.is_dir() else set()
     done["failed_mlflow_runs"] = _fail_orphan_mlflow_runs(own_runs, current)
+    # lazy: see the note at the top
     from ..serve import tracking
 
     for killed in done["killed_runs"]:  # its model versions go; no alias moved
@@ -750,6 +759,7 @@ def _fail_orphan_mlflow_runs(own_runs: set[str], current: str | None = None) -> 
     """Set to FAILED the MLflow runs that this project home's earlier refreshes (``own_runs``,
     the run folders under its reports/runs/ but the current one) left RUNNING. Runs of other
     homes on a team's server are never touched: another member's refresh may be running."""
+    # lazy: see the note at the top
     from ..serve import tracking
 
     if not own_runs:
@@ -878,12 +888,12 @@ def publish(staged: Path, dataset: str, as_of: str, run_id: str) -> dict:
     what the manifest records about it."""
     import pandas as pd
 
+    # lazy: see the note at the top
     from ..serve.scoring import write_predictions
 
     if not staged.is_file():
         raise RefreshError(f"{SCORING_NOTEBOOK}.ipynb finished but wrote no table at {staged}")
-    from ..core.errors import PublishError
-    from ..core.settings import database_url
+    # lazy: see the note at the top
     from ..serve.sqltable import publish_table
 
     try:
@@ -930,6 +940,7 @@ def _champions(dataset: str) -> dict:
     """The data set's champion version of every registered family (those that exist); the
     latest champion of each family is exported to ``models/<name>/`` so that consumers can load
     it without the tracking store."""
+    # lazy: see the note at the top
     from ..serve.tracking import REGISTERED_MODELS, champion, export_champion
 
     out = {}
@@ -953,6 +964,7 @@ def _champions(dataset: str) -> dict:
 
 
 def _dataset_kind(name: str, path: str = "") -> str:
+    # lazy: see the note at the top
     from ..data.datasets import dataset_kind
 
     try:
@@ -983,6 +995,7 @@ def _own_data(p: dict, given: Mapping):
     none). Returns the parameters and the validated rows (None for a shipped data set)."""
     import inspect
 
+    # lazy: see the note at the top
     from ..data import datasets
 
     if not p["path"]:
@@ -1028,6 +1041,7 @@ def _check_campaign(p: dict, kind: str, tx=None) -> None:
     """A campaign's assignment file (``campaign``) goes with a transactions data set: read and
     validated here, before any notebook runs, so that a bad file stops the refresh with its
     message; its options without a file are a mistake, not ignored."""
+    # lazy: see the note at the top
     from ..data import campaign_files
 
     options = {k: p[k] for k in ("control", "campaign_read") if p.get(k)}
@@ -1055,12 +1069,12 @@ def _check_campaign(p: dict, kind: str, tx=None) -> None:
         float(p["campaign_window"])
     except (TypeError, ValueError):
         raise RefreshError(f"campaign_window {p['campaign_window']!r} is not a number of {p['freq']} periods") from None
-    from ..core.errors import DataValidationError
 
     try:
         if tx is None:
             campaign_files.load_assignments(path, control=p["control"], dataset=p["dataset"], **read)
         else:  # the whole campaign on its transactions (window, sends, ids), nothing fitted
+            # lazy: the experiments and models packages cost ~0.7 s; only a refresh given a campaign needs them
             from ..experiments.campaign import check_campaign
 
             window, freq, control = p["campaign_window"], p["freq"], p["control"]

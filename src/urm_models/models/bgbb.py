@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, gammaln
 
-from ._base import MLEModel
+from ._base import MLEModel, unique_rows
 from ._special import hyp2f1
 
 __all__ = ["BetaGeoBetaBinom"]
@@ -155,8 +155,6 @@ class BetaGeoBetaBinom(MLEModel):
     def _histories(self, data: pd.DataFrame):
         """Distinct histories (x, t_x, n), no per-customer parameters, each row's index into
         them: the interface :func:`customer_lifetime_value` uses."""
-        from ._base import unique_rows
-
         (x, tx, n), _, codes = unique_rows(*_histories(data))
         self._check_fitted()
         return x, tx, n, None, codes

@@ -7,6 +7,10 @@ import pandas as pd
 
 from ..core.units import UNIT_DAYS
 from .btyd import GammaGamma, validate_rfm
+from .candidates import fit_candidates
+from .dynamic import TimeVaryingParetoNBD
+from .pool import LinearPool
+from .shifted import ShiftedWindowPurchases
 
 __all__ = ["customer_lifetime_value", "conditional_median_purchases", "ConstantSpend", "spend_model_for"]
 
@@ -196,8 +200,6 @@ def spend_model_for(rfm: pd.DataFrame, amounts: str = "file"):
     ``"none"`` (an activity log: no money, CLVs left empty), ``"value_per_event"`` (each purchase
     day worth the mean of its events' values), ``"file"`` (Gamma-Gamma; if it cannot be fitted,
     even with the penalizer its error names, the mean spend of the repeat purchase days)."""
-    from .candidates import fit_candidates
-
     if amounts == "none":
         return ConstantSpend(None, "the transactions have no amounts: money columns are left empty")
     repeat = rfm["frequency"].to_numpy(float)
@@ -298,14 +300,10 @@ class CLVScorer:
 
     @property
     def _dynamic(self) -> bool:
-        from .dynamic import TimeVaryingParetoNBD
-
         return isinstance(self.purchase_model, TimeVaryingParetoNBD)
 
     @property
     def _pooled(self) -> bool:
-        from .pool import LinearPool
-
         return isinstance(self.purchase_model, LinearPool)
 
     def _parts(self) -> list:
@@ -327,8 +325,6 @@ class CLVScorer:
 
     @property
     def _shifted(self) -> bool:
-        from .shifted import ShiftedWindowPurchases
-
         return isinstance(self.purchase_model, ShiftedWindowPurchases)
 
     def __init__(

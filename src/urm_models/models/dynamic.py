@@ -29,8 +29,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln
 
+from ..core.errors import ConvergenceError
 from ..core.units import UNIT_DAYS
+from ..features.calendar import SeasonCalendar
+from . import _covariates
 from ._base import MLEModel
+from .btyd import Purchases
+from .pareto import ParetoNBD
 
 __all__ = ["TimeVaryingParetoNBD"]
 
@@ -158,8 +163,6 @@ class TimeVaryingParetoNBD(MLEModel):
         """The season calendar of ``season`` (``features.calendar.SeasonCalendar``), or None."""
         if getattr(self, "season", None) is None:
             return None
-        from ..features.calendar import SeasonCalendar
-
         return SeasonCalendar(self.season)
 
     def _calendar_for(self, transactions, cutoff, horizon: float, calendar):
@@ -174,10 +177,8 @@ class TimeVaryingParetoNBD(MLEModel):
 
     # -- data ------------------------------------------------------------------------------
     def _columns(self):
-        from ._covariates import names
-
         try:  # one string is one column (not its letters), as for every model
-            return names(self.purchase_covariates), names(self.dropout_covariates)
+            return _covariates.names(self.purchase_covariates), _covariates.names(self.dropout_covariates)
         except TypeError as exc:
             raise ValueError(str(exc)) from None
 
@@ -422,10 +423,6 @@ class TimeVaryingParetoNBD(MLEModel):
     def _initial(self, d):
         """The plain Pareto/NBD fit of the same histories, coefficients 0 (a few closed-form
         passes; the time-varying likelihood then needs few iterations)."""
-        from ..core.errors import ConvergenceError
-        from .btyd import Purchases
-        from .pareto import ParetoNBD
-
         try:
             plain = ParetoNBD(penalizer=self.penalizer)
             plain._fit_prepared(Purchases(d.x, d.tx, d.T), Purchases(d.x, d.tx, d.T).w, len(d.x))

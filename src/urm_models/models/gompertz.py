@@ -30,6 +30,7 @@ from scipy.special import digamma, gammaln
 from ..core.errors import ConvergenceError
 from ._base import MLEModel
 from .btyd import Lifetime, purchase_histories
+from .pareto import ParetoNBD
 
 __all__ = ["GammaGompertzNBD"]
 
@@ -77,8 +78,6 @@ class GammaGompertzNBD(Lifetime, MLEModel):
         over the observed ages (b max(T) = 0.3, 1, 3; s = 0.5, 2; beta = 1, where the lifetime
         starts exponential with rate s b). A single start can end on the ridge where s and beta
         run off together (no heterogeneity) far from the maximum."""
-        from .pareto import ParetoNBD
-
         rate = max((d.w @ d.x) / max(d.w @ d.T, 1e-12), 1e-6)
         span = max(float(np.max(d.T)), 1e-9)
         r, alpha = 1.0, 1.0 / rate

@@ -42,6 +42,7 @@ from sklearn.utils.validation import check_is_fitted
 from .. import features
 from ..core.errors import ConvergenceError
 from ..core.units import UNIT_DAYS
+from ..features.calendar import SeasonCalendar
 from ._base import NOT_FITTED
 from .btyd import BetaGeo, ModifiedBetaGeo
 from .pareto import ParetoNBD
@@ -139,8 +140,6 @@ class ShiftedWindowPurchases(BaseEstimator):
         """The season calendar (``features.calendar.SeasonCalendar``) of ``season``, or None."""
         if getattr(self, "season", None) is None:
             return None
-        from ..features.calendar import SeasonCalendar
-
         return SeasonCalendar(self.season)
 
     def _season_shares(self, start, window: int) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..features.cohorts import nps
 from ._tables import aligned_series
 from .lifecycle import STAGES
 from .tiers import TIERS
@@ -46,8 +47,6 @@ def kpis_by(
     if "revenue" in df:
         out["revenue_share"] = g["revenue"].sum() / df["revenue"].sum()
     if feedback is not None:
-        from ..features.cohorts import nps
-
         latest = feedback.sort_values("ts").groupby("user_id").tail(1).set_index("user_id")["score"]
         joined = df[[by]].join(latest.rename("score"), how="inner")
         out["nps"] = pd.Series({k: nps(t) for k, t in joined.groupby(by, observed=True)}, dtype=float)

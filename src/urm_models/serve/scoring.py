@@ -28,17 +28,24 @@ import numpy as np
 import pandas as pd
 
 from .. import segments
-from ..core import paths
-from . import schema
+from ..core import paths, sql
+from ..core.io import atomic_path, make_dirs
+from ..core.units import UNIT_DAYS
+from ..data import datasets
+from ..data.erasure import not_erased
+from ..features import activity_features, cohort_of
+from ..features.churn import activity_features_sql
+from . import schema, tracking
+from .tracking import store_label
 
 
 def _model_inputs(model, df: pd.DataFrame) -> pd.DataFrame:
     """The columns a logged model declares in its signature (all of ``df`` otherwise)."""
     meta = getattr(model, "metadata", None)
-    schema = meta.get_input_schema() if meta is not None else None
-    if schema is None:
+    signature = meta.get_input_schema() if meta is not None else None
+    if signature is None:
         return df
-    names = schema.input_names()
+    names = signature.input_names()
     missing = [c for c in names if c not in df.columns]
     if missing:
         raise ValueError(f"the model needs columns {missing} that the data lack")
@@ -100,8 +107,6 @@ class ScoringOptions:
     def checked(self, kind: str = "transactions") -> ScoringOptions:
         """These options with the defaults of ``kind`` filled in, refused when they cannot make a
         table (before any data is read or any Spark job starts)."""
-        from ..core.units import UNIT_DAYS
-
         if kind == "transactions" and self.freq not in UNIT_DAYS:
             raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {self.freq!r}")
         if self.tier_shares is not None and self.tier_amounts is not None:
@@ -171,8 +176,6 @@ class TransactionScoring:
         return self._finish(cols, act.index, as_of)
 
     def _rows(self, act: pd.DataFrame, as_of) -> dict:
-        from ..features import cohort_of
-
         o = self.options
         if "as_of" in self.clv_inputs:  # a model with a season calendar scores at a date
             act = act.assign(as_of=pd.Timestamp(as_of).normalize())
@@ -326,8 +329,6 @@ def score_transactions(
     CLV model was fitted in); the models and options are those of :func:`setup`. ``p_churn``
     comes from ``churn_model`` when given, else from the CLV model.
     """
-    from ..features import activity_features
-
     s = setup(
         clv_model, churn_model=churn_model, churn_window=churn_window, model_versions=model_versions, options=options
     )
@@ -369,11 +370,6 @@ def score_to_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ..core.io import atomic_path, make_dirs
-    from ..core.sql import connect, expose
-    from ..data.erasure import not_erased
-    from ..features.churn import activity_features_sql
-
     s = setup(
         clv_model, churn_model=churn_model, churn_window=churn_window, model_versions=model_versions, options=options
     )
@@ -385,9 +381,9 @@ def score_to_parquet(
     fd, scored_file = tempfile.mkstemp(prefix=f".{path.name}.scored.", suffix=".tmp", dir=path.parent)
     os.close(fd)  # a scratch file of pass 1, removed at the end (a killed run's: by pipeline.recover)
     keep = not_erased(dataset)  # a file read as it is may still hold users erased since it was written
-    con = connect()
+    con = sql.connect()
     try:
-        expose(con, transactions)
+        sql.expose(con, transactions)
         writer = None
         for b in range(int(batches)):
             part = f"(SELECT * FROM transactions WHERE hash(CAST(user_id AS VARCHAR)) % {int(batches)} = {b})"
@@ -604,15 +600,10 @@ def score_users(
 def model_facts(source: str) -> dict:
     """What a table records about its models beside their versions: the data set they were
     trained on and the tracking store they came from (without a password)."""
-    from .tracking import store_label
-
     return {"models_trained_on": source, "model_store": store_label()}
 
 
 def _score_users(dataset, as_of, *, path, read, source, options) -> pd.DataFrame:
-    from ..data import datasets
-    from . import tracking
-
     kind = datasets.dataset_kind(dataset, path)
     data = datasets.load_dataset(dataset, path, **(read or {}))
     if kind == "campaign":
@@ -652,8 +643,6 @@ def _score_users(dataset, as_of, *, path, read, source, options) -> pd.DataFrame
 
 def uplift_champion(dataset: str):
     """``(model, info)`` of the data set's ``urm-uplift`` champion (a measured campaign), or None."""
-    from . import tracking
-
     try:
         info = tracking.champion("uplift", dataset)
     except LookupError:
@@ -665,6 +654,7 @@ def add_campaign_columns(table: pd.DataFrame, transactions, as_of, uplift_model,
     """The measured campaign's columns of a transactions table: each user's ``recommended_arm``
     and ``expected_incremental_value`` from the uplift model, on the campaign features computed
     at ``as_of`` by the code that built its training set (``experiments.campaign.features_at``)."""
+    # lazy: the experiments and models packages cost ~0.7 s; only a campaign's table needs them
     from ..experiments.campaign import features_at
 
     inner = uplift_model.unwrap_python_model() if hasattr(uplift_model, "unwrap_python_model") else uplift_model
@@ -704,8 +694,6 @@ def recommend_arms(uplift_model, X: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
 def refuse_measured_campaign(dataset: str, path_name: str) -> None:
     """The streamed and Spark paths do not score a measured campaign yet: say so instead of
     publishing a table without its recommended arms."""
-    from . import tracking
-
     try:
         info = tracking.champion("uplift", dataset)
     except LookupError:
@@ -720,8 +708,6 @@ def transaction_champions(dataset: str) -> dict:
     """The champion models that score a transactions data set: ``clv_model``, ``churn_model``
     (None when the CLV model's risk ranked the inner window better), ``churn_window``, ``versions``
     and ``p_churn_source`` (what the table's attrs say)."""
-    from . import tracking
-
     model, info = _load(tracking, "clv", dataset)
     versions = f"{info['name']}/{info['version']}"
     churn, source = None, f"{versions} (P(no purchase) of its purchase model)"
@@ -767,8 +753,6 @@ def write_predictions(table: pd.DataFrame, dataset: str, as_of, *, metadata: Map
     and point ``data/predictions/<dataset>/latest`` at its folder (an atomic symlink swap)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from ..core.io import atomic_path
 
     missing = [c for c in schema.COLUMNS if c not in table.columns]
     if missing:

@@ -27,6 +27,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..core import paths
+from ..core import spark as engine
+from ..core.io import make_dirs
+from ..data import datasets, parquet_contract
+from ..data.erasure import not_erased
+from ..features.churn import activity_features_sql
 from . import schema, scoring
 
 _SCORED = (
@@ -52,10 +57,6 @@ def score_transactions_in_spark(
     :func:`scoring.setup` (the models and options of :func:`scoring.score_transactions`); the
     facts (horizons) are returned beside it as a dict. Users erased (``urm forget``) everywhere
     or in ``dataset`` are left out."""
-    from ..core import spark as engine
-    from ..data.erasure import not_erased
-    from ..features.churn import activity_features_sql
-
     s = scoring.setup(
         clv_model, churn_model=churn_model, churn_window=churn_window, model_versions=model_versions, options=options
     )  # refused before Spark starts working
@@ -109,8 +110,6 @@ def score_users_in_spark(
     in Spark (:mod:`urm_models.data.parquet_contract`; of ``read``, only ``duplicates`` and
     ``returns`` apply); a shipped data set or another file is loaded and validated in pandas
     first. Returns the lazy table and its facts."""
-    from ..data import datasets, parquet_contract
-
     if as_of is None:
         raise ValueError("as_of is required for transactions (the date to score at)")
     kind = datasets.dataset_kind(dataset, path)
@@ -159,8 +158,6 @@ def write_table(table, dataset: str, as_of, *, metadata: Mapping | None = None) 
     """Write the Spark table as Parquet partitioned by ``as_of`` under
     ``data/predictions/<dataset>/spark/``; returns the partition folder. A temporary folder
     first, then renames: readers see the old partition or the new one, never half of one."""
-    from ..core.io import make_dirs
-
     root = table_root(dataset)
     make_dirs(root)
     day = f"{pd.Timestamp(as_of):%Y-%m-%d}"

@@ -29,7 +29,9 @@ import pandas as pd
 
 from ..core import paths, settings
 from ..core.errors import PublishError
-from ..core.redaction import scrub_obj
+from ..core.locks import engine as make_engine
+from ..core.redaction import scrub, scrub_obj
+from ..data.erasure import not_erased
 from . import schema
 
 PUBLICATIONS = "urm_publications"
@@ -103,8 +105,6 @@ def _publications_table(conn) -> None:
 def _without_erased(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """The rows of users nobody erased (the erasure register of the team and of this clone):
     a table built before an erasure made elsewhere never brings the user back."""
-    from ..data.erasure import not_erased
-
     keep = not_erased(dataset)
     return frame if keep is None else frame[keep(frame["user_id"].astype(str).to_numpy())]
 
@@ -117,8 +117,6 @@ def publish_table(
     :class:`PublishError` (nothing changed then)."""
     from sqlalchemy import inspect, text
     from sqlalchemy.exc import SQLAlchemyError
-
-    from ..core.locks import engine as make_engine
 
     url = url or settings.database_url()
     if not url:
@@ -194,16 +192,12 @@ def publish_table(
 
 
 def _first_line(exc: BaseException) -> str:
-    from ..core.redaction import scrub
-
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return scrub(f"{type(getattr(exc, 'orig', None) or exc).__name__}: {text[0] if text else ''}")
 
 
 def read(dataset: str, *, url: str | None = None, previous: bool = False) -> pd.DataFrame:
     """The data set's current (or previous) SQL table."""
-    from ..core.locks import engine as make_engine
-
     eng = make_engine(url or settings.database_url())
     try:
         name = table_name(dataset) + (PREVIOUS if previous else "")
@@ -217,8 +211,6 @@ def delete_users(user_ids: list[str], dataset: str | None = None, *, url: str | 
     the current, the previous and any staging table a killed or running publish left;
     ``{table: rows deleted}``."""
     from sqlalchemy import bindparam, inspect, text
-
-    from ..core.locks import engine as make_engine
 
     url = url or settings.database_url()
     if not url or not user_ids:

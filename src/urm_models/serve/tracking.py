@@ -22,9 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core import paths
+from ..core import locks, paths, settings
 from ..core.errors import RemoteStore, StoreUnavailable
-from ..core.redaction import scrub_obj
+from ..core.io import dir_mode, make_dirs
+from ..core.privacy import masked
+from ..core.redaction import scrub, scrub_obj
+from ..data.datasets import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +51,7 @@ def default_tracking_uri() -> str:
 def tracking_uri() -> str:
     """The tracking store in use: the team setting (``MLFLOW_TRACKING_URI``, else ``team.yaml``'s
     ``tracking_uri``), else ``mlruns/mlflow.db``."""
-    from ..core.settings import get
-
-    return get("tracking_uri")[0] or default_tracking_uri()
+    return settings.get("tracking_uri")[0] or default_tracking_uri()
 
 
 def is_server(uri: str | None = None) -> bool:
@@ -63,14 +64,12 @@ def artifact_root() -> str | None:
     store, the team's ``artifact_root`` for a database named directly, nothing for a server
     (its ``--artifacts-destination`` decides). A database named directly without an
     ``artifact_root`` is refused: its artifacts would land on each machine's own disk."""
-    from ..core.settings import get
-
     uri = tracking_uri()
     if uri == default_tracking_uri():
         return (paths.mlruns_dir() / "artifacts").as_uri()
     if is_server(uri):
         return None
-    root, _ = get("artifact_root")
+    root, _ = settings.get("artifact_root")
     if not root:
         raise ValueError(
             f"the tracking store {store_label(uri)} is a database named directly: its artifacts would "
@@ -86,10 +85,8 @@ def check_store(timeout: float = 15.0) -> str:
     credentials and a server that refuses this machine's Host header are each a
     :class:`StoreUnavailable` that says so); a database named directly must accept a
     connection. Returns the store as it may be shown."""
-    from ..core.settings import get
-
     uri = tracking_uri()
-    label, source = store_label(uri), get("tracking_uri")[1]
+    label, source = store_label(uri), settings.get("tracking_uri")[1]
     if uri == default_tracking_uri():
         return label
     if is_server(uri):
@@ -135,15 +132,11 @@ def check_store(timeout: float = 15.0) -> str:
     artifact_root()  # a database named directly needs a shared artifact root: refused before
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ..core.locks import engine
-
-    eng = engine(uri)
+    eng = locks.engine(uri)
     try:
         with eng.connect():
             pass
     except SQLAlchemyError as exc:
-        from ..core.redaction import scrub
-
         first = str(getattr(exc, "orig", exc)).strip().splitlines()
         raise StoreUnavailable(
             f"the tracking database {label} cannot be reached ({scrub(first[0] if first else type(exc).__name__)}); "
@@ -180,8 +173,6 @@ def configure() -> str:
 
     uri = tracking_uri()
     if uri == default_tracking_uri():
-        from ..core.io import make_dirs
-
         make_dirs(paths.mlruns_dir())
     # against a server MLflow prints "View run ... at: <url>" after every run: the run's id is in
     # the notebook's output already, the URL in the manifest's settings
@@ -372,8 +363,6 @@ def log_dataset(
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
-    from ..data.datasets import fingerprint
-
     digest = fingerprint(df)
     # the table is what the notebook's code made from ``source``: one explicit source type (a
     # plain string would be matched against several registered source types, and MLflow warns)
@@ -407,8 +396,6 @@ def log_table(df: pd.DataFrame, name: str) -> None:
 
     import mlflow
 
-    from ..core.privacy import masked
-
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / f"{name}.csv"
         masked(df).to_csv(p)  # a user_id column or index is shown as pseudonyms
@@ -418,8 +405,6 @@ def log_table(df: pd.DataFrame, name: str) -> None:
 def _example(X: pd.DataFrame) -> pd.DataFrame:
     """Five rows as the model's input example: no index (user ids are not model inputs), and a
     ``user_id`` column, if a model takes one, pseudonymised."""
-    from ..core.privacy import masked
-
     return masked(X.head(5).reset_index(drop=True))
 
 
@@ -525,6 +510,7 @@ def log_survival_model(
     ``horizon`` periods and ``expected_remaining_lifetime`` (both given the current duration),
     and the contractual ``clv`` when ``charge_col`` (and optionally ``clv_horizon``,
     ``discount_rate``, ``margin``) are given."""
+    # lazy: mlflow.pyfunc costs ~1.0 s to import; only logging a model needs it
     from .mlflow_models import SurvivalPyfunc
 
     return _log_pyfunc(SurvivalPyfunc(model, horizon, **clv), _example(X_example), name, registered_model_name)
@@ -535,6 +521,7 @@ def log_clv_model(scorer, rfm_example: pd.DataFrame, name: str = "model"):
     (``frequency, recency, T, monetary``; with a shifted-window purchase model also the
     activity features it reads, ``scorer.inputs``, so ``rfm_example`` must hold them) and returns
     expected purchases, P(alive), P(churn), expected remaining lifetime and CLV."""
+    # lazy: mlflow.pyfunc costs ~1.0 s to import; only logging a model needs it
     from .mlflow_models import CLVPyfunc
 
     missing = [c for c in scorer.inputs if c not in rfm_example.columns]
@@ -549,6 +536,7 @@ def log_uplift_model(policy, X_example: pd.DataFrame, name: str = "model"):
     """Log an :class:`~urm_models.experiments.policy.UpliftPolicy` as a pyfunc that takes users'
     pre-campaign features and returns the effects, incremental values per arm, the
     recommended arm and its expected incremental value."""
+    # lazy: mlflow.pyfunc costs ~1.0 s to import; only logging a model needs it
     from .mlflow_models import UpliftPyfunc
 
     return _log_pyfunc(UpliftPyfunc(policy), _example(X_example[policy.features]), name)
@@ -811,9 +799,7 @@ def settle_refresh(refresh: str, ok: bool) -> list[dict]:
 
 def store_label(uri: str | None = None) -> str:
     """The tracking store as it may be shown and recorded: the URI without a password."""
-    from ..core.settings import redact
-
-    return redact(uri or tracking_uri())
+    return settings.redact(uri or tracking_uri())
 
 
 def champions_by_dataset(family_or_name: str) -> dict:
@@ -949,8 +935,6 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
 
     import mlflow
 
-    from ..core.settings import environ
-
     info = champion(family_or_name)
     dest = Path(dest) if dest else paths.models_dir() / info["name"]
     try:
@@ -958,13 +942,12 @@ def export_champion(family_or_name: str, dest: Path | None = None) -> Path:
             return dest  # every refresh asks; the artifacts only change with the champion
     except (OSError, ValueError):
         pass
-    from ..core.io import dir_mode, make_dirs
 
     make_dirs(dest.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     tmp.chmod(dir_mode())  # the output policy (io.py): owner-only unless URM_OUTPUT_ACCESS=group
     try:
-        with environ({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):  # even if the user turned it on
+        with settings.environ({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):  # even if the user turned it on
             mlflow.artifacts.download_artifacts(
                 artifact_uri=f"models:/{info['name']}/{info['version']}", dst_path=str(tmp)
             )
