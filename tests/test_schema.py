@@ -82,3 +82,15 @@ def test_a_new_column_reaches_every_path(home, monkeypatch, one_more_column):
     # the Spark table read back: in the schema's columns
     back = schema.from_parquet(t.drop(columns=["as_of"]).iloc[::-1], "2024-01-31")
     assert list(back.columns) == schema.COLUMNS and back["user_id"].tolist() == list(ids)
+
+
+def test_the_row_step_passes_table_columns_through_the_ranks():
+    """What the streamed and Spark paths carry from the row-wise step through the ranks is one list
+    of the table's columns: the ranks' SQL selects it and the Spark step's schema types it."""
+    from urm_models.serve import spark_scoring
+
+    assert set(scoring.ROW_COLUMNS) <= set(schema.COLUMNS)
+    typed = dict(part.split() for part in spark_scoring._SCORED.split(", "))
+    kinds = {c.name: c.kind for c in schema.SCHEMA}
+    for c in scoring.ROW_COLUMNS:
+        assert typed[c] == {"number": "double", "text": "string", "count": "bigint"}[kinds[c]], c

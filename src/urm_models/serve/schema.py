@@ -104,9 +104,12 @@ def from_parquet(df: pd.DataFrame, as_of) -> pd.DataFrame:
     return df.sort_values("user_id", kind="stable").reset_index(drop=True)[COLUMNS]
 
 
-def spark_ddl() -> str:
-    """The schema as a Spark DDL string (``user_id string, as_of date, ...``)."""
-    return ", ".join(f"{c.name} {_SPARK[c.kind]}" for c in SCHEMA)
+def spark_ddl(columns=None) -> str:
+    """The schema as a Spark DDL string (``user_id string, as_of date, ...``); ``columns``: some of
+    them, as ``(name, kind)`` pairs or names of the schema's columns (a step's intermediate table)."""
+    kinds = {c.name: c.kind for c in SCHEMA}
+    pairs = [(c, kinds[c]) if isinstance(c, str) else c for c in columns] if columns is not None else kinds.items()
+    return ", ".join(f"{name} {_SPARK[kind]}" for name, kind in pairs)
 
 
 def sql_types() -> dict:

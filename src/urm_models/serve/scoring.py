@@ -130,6 +130,22 @@ class ScoringOptions:
         )
 
 
+#: what the row-wise step hands to the ranks, which pass it on to the last step: columns of the
+#: table (serve/schema.py) and what the quintiles and tiers read, with their kinds. The DuckDB and
+#: Spark paths read this list (the SQL of the ranks, the Spark step's schema)
+ROW_COLUMNS = (
+    "p_alive",
+    "p_churn",
+    "expected_purchases",
+    "expected_remaining_lifetime",
+    "clv",
+    "value_at_risk",
+    "lifecycle_stage",
+    "cohort",
+)
+RANK_INPUTS = (("time_since_last", "number"), ("frequency", "count"), ("monetary", "number"))
+
+
 class TransactionScoring:
     """The relationship table of transactions, as steps every engine runs: what :func:`setup`
     returns. :meth:`rows` is row-wise (any batch of users' activity features), the ranks need
@@ -241,9 +257,7 @@ ranked AS (
         ROW_NUMBER() OVER (ORDER BY tier_value DESC, user_id) AS pos
     FROM counted
 )
-SELECT user_id, p_alive, p_churn, expected_purchases, expected_remaining_lifetime, clv, value_at_risk,
-       lifecycle_stage, cohort,
-       time_since_last, frequency, monetary,
+SELECT user_id, {", ".join([*ROW_COLUMNS, *(name for name, _ in RANK_INPUTS)])},
        {quintile("r_rank", "n_all")} AS R,
        CASE WHEN frequency > 0 THEN {quintile("f_rank", "n_repeat")} ELSE 0 END AS F,
        CASE WHEN frequency > 0 THEN {quintile("m_rank", "n_repeat")} ELSE 0 END AS M,

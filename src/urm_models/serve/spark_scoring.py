@@ -34,11 +34,8 @@ from ..data.erasure import not_erased
 from ..features.churn import activity_features_sql
 from . import schema, scoring
 
-_SCORED = (
-    "user_id string, p_alive double, p_churn double, expected_purchases double, "
-    "expected_remaining_lifetime double, clv double, value_at_risk double, lifecycle_stage string, "
-    "cohort string, time_since_last double, frequency bigint, monetary double, tier_value double"
-)
+#: the row-wise step's table in Spark (step 2): scoring's row columns, the quintiles' inputs, the tier's value
+_SCORED = schema.spark_ddl(["user_id", *scoring.ROW_COLUMNS, *scoring.RANK_INPUTS, ("tier_value", "number")])
 
 
 def score_transactions_in_spark(
