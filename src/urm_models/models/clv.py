@@ -265,8 +265,9 @@ class CLVScorer:
         models (every score the pool's weighted average of each model's: the scores of the
         mixture of their predictive distributions), a fitted TimeVaryingParetoNBD
         with a ``season`` calendar (then ``predict`` also reads ``as_of``, the scoring date, and
-        every score follows the calendar after it), or a fitted ShiftedWindowPurchases: then ``predict`` takes activity features
-        (``features.activity_features`` at the date scored: :attr:`inputs` names the columns),
+        every score follows the calendar after it), or a fitted ShiftedWindowPurchases: then
+        ``predict`` takes activity features (``features.activity_features`` at the date scored:
+        :attr:`inputs` names the columns),
         ``expected_purchases``, ``p_churn`` (its negative binomial's P(0), at least 1 - p_alive)
         and ``clv`` come from it; a boosted mean has no dropout process of its own, so ``p_alive``
         is reconciled with it: the share of its base BTYD model's expectation given alive that the
