@@ -17,14 +17,40 @@ from .gompertz import GammaGompertzNBD
 from .pareto import ParetoNBD
 from .pool import LinearPool
 
-_LAZY = {"ChurnClassifier": ".churn", "SurvivalModel": ".survival", "contractual_clv": ".survival",
-         "ShiftedWindowPurchases": ".shifted", "UpliftModel": ".uplift"}
+_LAZY = {
+    "ChurnClassifier": ".churn",
+    "SurvivalModel": ".survival",
+    "contractual_clv": ".survival",
+    "ShiftedWindowPurchases": ".shifted",
+    "UpliftModel": ".uplift",
+}
 
-__all__ = ["ChurnClassifier", "SurvivalModel", "contractual_clv", "BetaGeo", "ModifiedBetaGeo", "ParetoNBD",
-           "GammaGompertzNBD", "TimeVaryingParetoNBD",           "BetaGeoBetaBinom", "ShiftedWindowPurchases", "UpliftModel",
-           "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError", "ModelWarning", "NotFittedError",
-           "customer_lifetime_value", "conditional_median_purchases", "CLVScorer", "ConstantSpend", "spend_model_for", "CandidateFits", "fit_candidates",
-           "LinearPool"]
+__all__ = [
+    "ChurnClassifier",
+    "SurvivalModel",
+    "contractual_clv",
+    "BetaGeo",
+    "ModifiedBetaGeo",
+    "ParetoNBD",
+    "GammaGompertzNBD",
+    "TimeVaryingParetoNBD",
+    "BetaGeoBetaBinom",
+    "ShiftedWindowPurchases",
+    "UpliftModel",
+    "GammaGamma",
+    "ShiftedBetaGeometric",
+    "ConvergenceError",
+    "ModelWarning",
+    "NotFittedError",
+    "customer_lifetime_value",
+    "conditional_median_purchases",
+    "CLVScorer",
+    "ConstantSpend",
+    "spend_model_for",
+    "CandidateFits",
+    "fit_candidates",
+    "LinearPool",
+]
 
 
 def __getattr__(name: str):

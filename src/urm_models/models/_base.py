@@ -54,8 +54,10 @@ class MLEModel(BaseEstimator):
     optimised as they are, not in log space)."""
 
     param_names: ClassVar[tuple[str, ...]] = ()
-    _advice = ("try penalizer=0.001 (or larger), check that the data are in sensible time units "
-               "(weeks rather than days for multi-year data), or look for extreme rows")
+    _advice = (
+        "try penalizer=0.001 (or larger), check that the data are in sensible time units "
+        "(weeks rather than days for multi-year data), or look for extreme rows"
+    )
 
     #: upper bounds on log-parameters where the model stops being identified (see the model)
     _upper_bounds: ClassVar[dict[str, float]] = {}
@@ -66,7 +68,7 @@ class MLEModel(BaseEstimator):
         self.maxiter = maxiter
 
     def _at_bound_message(self, names, lp, d, w) -> str:
-        return (f"{type(self).__name__}: {names} reached the bound of its identified range. {self._advice}.")
+        return f"{type(self).__name__}: {names} reached the bound of its identified range. {self._advice}."
 
     def _dropout_share(self, lp, d) -> float | None:
         """The share of customers a model with the log-parameters ``lp`` lets drop out over the
@@ -86,7 +88,8 @@ class MLEModel(BaseEstimator):
         return ConvergenceError(
             f"{type(self).__name__}: no dropout in these data ({detail}): the fit runs to the model's limit "
             f"without dropout, where its dropout parameters are not identified. Refit with penalizer=0.001 "
-            f"(models.fit_candidates does), calibrate over a longer span, or choose a later cut-off.")
+            f"(models.fit_candidates does), calibrate over a longer span, or choose a later cut-off."
+        )
 
     # -- to implement ---------------------------------------------------------------
     def _prepare(self, data):  # -> (prepared data, weights, n_users)
@@ -138,29 +141,52 @@ class MLEModel(BaseEstimator):
                     # (2F1s with extreme parameters): refuse as soon as an iterate is far along one
                     share = self._dropout_share(xk, d)
                     if share is not None and share < NO_DROPOUT * 0.1:
-                        raise _StopEarly(str(self._no_dropout(
-                            f"{share:.1e} of the customers would drop out over the data's span, and falling")))
+                        raise _StopEarly(
+                            str(
+                                self._no_dropout(
+                                    f"{share:.1e} of the customers would drop out over the data's span, and falling"
+                                )
+                            )
+                        )
                     message = self._unidentified(xk, d, w)
                     if message:
                         raise _StopEarly(message)
 
                 try:
-                    res = optimize.minimize(self._objective, x0, args=(d, w, wsum), jac=True,
-                                            method="L-BFGS-B", bounds=bounds, callback=heading_out,
-                                            options={"maxiter": self.maxiter, "ftol": self.tol * 1e-3,
-                                                     "gtol": 1e-9, "maxcor": 30})
+                    res = optimize.minimize(
+                        self._objective,
+                        x0,
+                        args=(d, w, wsum),
+                        jac=True,
+                        method="L-BFGS-B",
+                        bounds=bounds,
+                        callback=heading_out,
+                        options={"maxiter": self.maxiter, "ftol": self.tol * 1e-3, "gtol": 1e-9, "maxcor": 30},
+                    )
                 except _StopEarly as stop:
                     raise ConvergenceError(stop.message) from None
-                at_bound = [n for n, v, (_, hi) in zip(self.param_names_, res.x, bounds, strict=True)
-                            if hi is not None and v >= hi - 1e-6]
+                at_bound = [
+                    n
+                    for n, v, (_, hi) in zip(self.param_names_, res.x, bounds, strict=True)
+                    if hi is not None and v >= hi - 1e-6
+                ]
                 if at_bound:
                     raise ConvergenceError(self._at_bound_message(at_bound, res.x, d, w))
-                lower = [n for n, v, (lo, _) in zip(self.param_names_, res.x, bounds, strict=True)
-                         if lo is not None and v <= lo + 1e-6]
+                lower = [
+                    n
+                    for n, v, (lo, _) in zip(self.param_names_, res.x, bounds, strict=True)
+                    if lo is not None and v <= lo + 1e-6
+                ]
             if np.max(np.abs(res.jac)) > 1e-7 and not lower:  # (mean log-likelihood per user)
                 # polish with BFGS from the L-BFGS-B point when its gradient is not yet tiny
-                res2 = optimize.minimize(self._objective, res.x, args=(d, w, wsum), jac=True,
-                                         method="BFGS", options={"gtol": 1e-8, "maxiter": 200})
+                res2 = optimize.minimize(
+                    self._objective,
+                    res.x,
+                    args=(d, w, wsum),
+                    jac=True,
+                    method="BFGS",
+                    options={"gtol": 1e-8, "maxiter": 200},
+                )
                 if np.isfinite(res2.fun) and res2.fun <= res.fun:
                     res = res2
             lp = res.x
@@ -170,18 +196,23 @@ class MLEModel(BaseEstimator):
                 raise ConvergenceError(
                     f"{type(self).__name__}: the fit did not converge ({res.message}; "
                     f"max |gradient| = {grad_norm:.2e}, log-parameters {np.round(lp, 3).tolist()}). "
-                    f"{self._advice}.")
+                    f"{self._advice}."
+                )
             share = self._dropout_share(lp, d)
             if share is not None and share < NO_DROPOUT:
                 raise self._no_dropout(f"{share:.1e} of the customers would drop out over the data's span")
-            runaway = [n for n, v in zip(self.param_names_, lp, strict=True)
-                       if abs(v) > 16 and n not in self.real_params_ and n not in lower]
+            runaway = [
+                n
+                for n, v in zip(self.param_names_, lp, strict=True)
+                if abs(v) > 16 and n not in self.real_params_ and n not in lower
+            ]
             if runaway:
                 raise ConvergenceError(
                     f"{type(self).__name__}: parameter(s) {runaway} ran off towards 0 or infinity "
                     f"({ {n: float(v) for n, v in zip(self.param_names_, self._natural(lp), strict=True)} }): the data "
                     f"do not identify the model (too few users, or no repeat purchases?). "
-                    f"{self._advice}.")
+                    f"{self._advice}."
+                )
             at_opt = getattr(res, "at_optimum", None)
             if at_opt is not None and np.array_equal(lp, res.x):
                 hess = -at_opt[2] + 2 * self.penalizer * w.sum() * np.eye(lp.size)
@@ -213,8 +244,12 @@ class MLEModel(BaseEstimator):
                 cache.clear()
                 tot, g, H = self._total_hess(lp, d, w)
                 pen = self.penalizer
-                cache[key] = (-tot / wsum + pen * (lp @ lp), -g / wsum + 2 * pen * lp,
-                              -H / wsum + 2 * pen * np.eye(lp.size), (tot, g, H))
+                cache[key] = (
+                    -tot / wsum + pen * (lp @ lp),
+                    -g / wsum + 2 * pen * lp,
+                    -H / wsum + 2 * pen * np.eye(lp.size),
+                    (tot, g, H),
+                )
             return cache[key]
 
         if len(w) > 50_000 and hasattr(d, "subset"):
@@ -225,8 +260,14 @@ class MLEModel(BaseEstimator):
             if warm is not None and np.max(np.abs(warm.x)) < 16:
                 x0 = warm.x
         try:
-            res = optimize.minimize(lambda p: parts(p)[:2], x0, jac=True, hess=lambda p: parts(p)[2],
-                                    method="trust-exact", options={"gtol": 1e-8, "maxiter": 200})
+            res = optimize.minimize(
+                lambda p: parts(p)[:2],
+                x0,
+                jac=True,
+                hess=lambda p: parts(p)[2],
+                method="trust-exact",
+                options={"gtol": 1e-8, "maxiter": 200},
+            )
         except (ValueError, np.linalg.LinAlgError, FloatingPointError):
             return None
         if not (np.all(np.isfinite(res.x)) and np.isfinite(res.fun)):
@@ -305,12 +346,15 @@ class MLEModel(BaseEstimator):
         se = np.sqrt(np.diag(self.covariance_.to_numpy()))
         z = 1.959963984540054
         est = self._natural(lp)
-        return pd.DataFrame({
-            "estimate": est,
-            "std_error": np.where(real, se, est * se),
-            "lower_95": self._natural(lp - z * se),
-            "upper_95": self._natural(lp + z * se),
-        }, index=pd.Index(self.param_names_, name="param"))
+        return pd.DataFrame(
+            {
+                "estimate": est,
+                "std_error": np.where(real, se, est * se),
+                "lower_95": self._natural(lp - z * se),
+                "upper_95": self._natural(lp + z * se),
+            },
+            index=pd.Index(self.param_names_, name="param"),
+        )
 
     def sample_params(self, n: int, seed: int | None = 0) -> pd.DataFrame:
         """Draws from the asymptotic distribution of the estimates (normal in the optimiser's
@@ -318,8 +362,10 @@ class MLEModel(BaseEstimator):
         self._check_fitted()
         cov = self.covariance_.to_numpy()
         if not np.all(np.isfinite(cov)):
-            raise ValueError(f"{type(self).__name__}: the Hessian is singular; no parameter "
-                             f"uncertainty to sample (refit with a penalizer)")
+            raise ValueError(
+                f"{type(self).__name__}: the Hessian is singular; no parameter "
+                f"uncertainty to sample (refit with a penalizer)"
+            )
         rng = np.random.default_rng(seed)
         draws = rng.multivariate_normal(self.log_params_, cov, size=int(n), method="eigh")
         return pd.DataFrame(self._natural(draws), columns=list(self.param_names_))

@@ -45,16 +45,20 @@ def design(model, rfm: pd.DataFrame, columns: list[str], rows=None, fitting: boo
         return np.zeros((n, 0))
     missing = [c for c in columns if c not in rfm.columns]
     if missing:
-        raise ValueError(f"rfm lacks covariate column(s) {missing}: add them to the RFM table "
-                         f"(one value per user) or fit without them")
+        raise ValueError(
+            f"rfm lacks covariate column(s) {missing}: add them to the RFM table "
+            f"(one value per user) or fit without them"
+        )
     Z = rfm[columns].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if rows is not None:
         Z = Z[rows]
     bad = ~np.isfinite(Z)
     if bad.any():
         worst = int(bad.sum(axis=0).argmax())
-        raise ValueError(f"covariate {columns[worst]!r} has {int(bad.sum(axis=0)[worst])} missing or "
-                         f"non-numeric rows of {len(Z):,}: fill or drop them before fitting or scoring")
+        raise ValueError(
+            f"covariate {columns[worst]!r} has {int(bad.sum(axis=0)[worst])} missing or "
+            f"non-numeric rows of {len(Z):,}: fill or drop them before fitting or scoring"
+        )
     if fitting:
         model.covariate_columns_ = list(columns)
         model.covariate_means_ = Z.mean(axis=0)

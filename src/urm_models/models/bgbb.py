@@ -34,8 +34,10 @@ def _histories(data: pd.DataFrame, name: str = "data"):
         raise TypeError(f"{name} must be a DataFrame with columns {list(COLUMNS)}, not {type(data).__name__}")
     missing = [c for c in COLUMNS if c not in data.columns]
     if missing:
-        raise ValueError(f"{name} lacks column(s) {missing}; a BG/BB history is {list(COLUMNS)} "
-                         "(datasets.load_donations, or features.rfm_summary with a discrete freq)")
+        raise ValueError(
+            f"{name} lacks column(s) {missing}; a BG/BB history is {list(COLUMNS)} "
+            "(datasets.load_donations, or features.rfm_summary with a discrete freq)"
+        )
     if len(data) == 0:
         raise ValueError(f"{name} has no rows")
     out = []
@@ -46,9 +48,12 @@ def _histories(data: pd.DataFrame, name: str = "data"):
             raise ValueError(f"{name}: column {c!r} has {int(bad.sum())} rows that are not whole numbers >= 0")
         out.append(v)
     x, tx, n = out
-    for mask, what in (((x > tx), "frequency > recency"), ((tx > n), "recency > n_periods"),
-                       (((x == 0) & (tx > 0)), "frequency 0 but recency > 0"),
-                       (((x > 0) & (tx == 0)), "frequency > 0 but recency 0")):
+    for mask, what in (
+        ((x > tx), "frequency > recency"),
+        ((tx > n), "recency > n_periods"),
+        (((x == 0) & (tx > 0)), "frequency 0 but recency > 0"),
+        (((x > 0) & (tx == 0)), "frequency > 0 but recency 0"),
+    ):
         if mask.any():
             raise ValueError(f"{name}: {int(mask.sum())} rows have {what}")
     return x, tx, n
@@ -97,7 +102,9 @@ class BetaGeoBetaBinom(MLEModel):
         valid = i < (n - tx)[:, None]
         base = -betaln(al, be) - betaln(ga, de)
         alive = betaln(al + x, be + n - x) + betaln(ga, de + n) + base
-        died = betaln(al + x[:, None], be + tx[:, None] - x[:, None] + i) + betaln(ga + 1.0, de + tx[:, None] + i) + base
+        died = (
+            betaln(al + x[:, None], be + tx[:, None] - x[:, None] + i) + betaln(ga + 1.0, de + tx[:, None] + i) + base
+        )
         died = np.where(valid, died, -np.inf)
         return np.column_stack([alive, died]), valid
 
@@ -114,17 +121,27 @@ class BetaGeoBetaBinom(MLEModel):
         i = np.arange(m)[None, :]
         ab, gd = digamma(al + be), digamma(ga + de)
         # d log(term) / d parameter, alive term then died terms
-        d_al = np.column_stack([digamma(al + x) - digamma(al + be + n),
-                                digamma(al + x)[:, None] - digamma(al + be + tx[:, None] + i)]) - (digamma(al) - ab)
-        d_be = np.column_stack([digamma(be + n - x) - digamma(al + be + n),
-                                digamma(be + tx[:, None] - x[:, None] + i) - digamma(al + be + tx[:, None] + i)]) \
-            - (digamma(be) - ab)
-        d_ga = np.column_stack([digamma(ga) - digamma(ga + de + n),
-                                np.broadcast_to(digamma(ga + 1.0), (len(x), m)) - digamma(ga + de + 1.0 + tx[:, None] + i)]) \
-            - (digamma(ga) - gd)
-        d_de = np.column_stack([digamma(de + n) - digamma(ga + de + n),
-                                digamma(de + tx[:, None] + i) - digamma(ga + de + 1.0 + tx[:, None] + i)]) \
-            - (digamma(de) - gd)
+        d_al = np.column_stack(
+            [digamma(al + x) - digamma(al + be + n), digamma(al + x)[:, None] - digamma(al + be + tx[:, None] + i)]
+        ) - (digamma(al) - ab)
+        d_be = np.column_stack(
+            [
+                digamma(be + n - x) - digamma(al + be + n),
+                digamma(be + tx[:, None] - x[:, None] + i) - digamma(al + be + tx[:, None] + i),
+            ]
+        ) - (digamma(be) - ab)
+        d_ga = np.column_stack(
+            [
+                digamma(ga) - digamma(ga + de + n),
+                np.broadcast_to(digamma(ga + 1.0), (len(x), m)) - digamma(ga + de + 1.0 + tx[:, None] + i),
+            ]
+        ) - (digamma(ga) - gd)
+        d_de = np.column_stack(
+            [
+                digamma(de + n) - digamma(ga + de + n),
+                digamma(de + tx[:, None] + i) - digamma(ga + de + 1.0 + tx[:, None] + i),
+            ]
+        ) - (digamma(de) - gd)
         mask = np.column_stack([np.ones(len(x), bool), valid])
         grads = [np.where(mask, g, 0.0) for g in (d_al, d_be, d_ga, d_de)]
         grad = np.column_stack([(share * g).sum(axis=1) for g in grads]) * np.array([al, be, ga, de])
@@ -183,12 +200,26 @@ class BetaGeoBetaBinom(MLEModel):
     @staticmethod
     def _pmf(k: int, t: int, a, b, g, d):
         """P(X(t) = k) for a new BG/BB customer with parameters (a, b, g, d), elementwise."""
-        first = np.exp(gammaln(t + 1.0) - gammaln(k + 1.0) - gammaln(t - k + 1.0)
-                       + betaln(a + k, b + t - k) - betaln(a, b) + betaln(g, d + t) - betaln(g, d))
+        first = np.exp(
+            gammaln(t + 1.0)
+            - gammaln(k + 1.0)
+            - gammaln(t - k + 1.0)
+            + betaln(a + k, b + t - k)
+            - betaln(a, b)
+            + betaln(g, d + t)
+            - betaln(g, d)
+        )
         rest = 0.0
         for i in range(k, t):
-            rest = rest + np.exp(gammaln(i + 1.0) - gammaln(k + 1.0) - gammaln(i - k + 1.0)
-                                 + betaln(a + k, b + i - k) - betaln(a, b) + betaln(g + 1.0, d + i) - betaln(g, d))
+            rest = rest + np.exp(
+                gammaln(i + 1.0)
+                - gammaln(k + 1.0)
+                - gammaln(i - k + 1.0)
+                + betaln(a + k, b + i - k)
+                - betaln(a, b)
+                + betaln(g + 1.0, d + i)
+                - betaln(g, d)
+            )
         return first + rest
 
     def probability_of_n_purchases(self, t: int, n: int, data: pd.DataFrame | None = None):

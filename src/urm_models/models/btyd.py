@@ -23,8 +23,7 @@ from . import _covariates
 from ._base import MLEModel, unique_rows, unique_rows_with_columns
 from ._special import hyp2f1
 
-__all__ = ["BetaGeo", "ModifiedBetaGeo", "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError",
-           "validate_rfm"]
+__all__ = ["BetaGeo", "ModifiedBetaGeo", "GammaGamma", "ShiftedBetaGeometric", "ConvergenceError", "validate_rfm"]
 
 
 def validate_rfm(rfm: pd.DataFrame, columns=("frequency", "recency", "T"), name: str = "rfm") -> None:
@@ -39,8 +38,11 @@ def validate_rfm(rfm: pd.DataFrame, columns=("frequency", "recency", "T"), name:
     vals = {}
     for c in columns:
         col = rfm[c]
-        v = col.to_numpy(dtype=float) if pd.api.types.is_numeric_dtype(col) else \
-            pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+        v = (
+            col.to_numpy(dtype=float)
+            if pd.api.types.is_numeric_dtype(col)
+            else pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+        )
         vals[c] = v
         # one cheap pass for the common case; count the offenders only when there are some
         if not (np.isfinite(v).all() and v.min() >= 0):
@@ -95,8 +97,7 @@ def purchase_histories(rfm, weights):
 
 def _columns(rfm):
     validate_rfm(rfm)
-    return (rfm["frequency"].to_numpy(float), rfm["recency"].to_numpy(float),
-            rfm["T"].to_numpy(float))
+    return (rfm["frequency"].to_numpy(float), rfm["recency"].to_numpy(float), rfm["T"].to_numpy(float))
 
 
 def _spread(f, x, tx, T):
@@ -137,17 +138,24 @@ class Lifetime:
     #: (index of the base parameter, coefficient name prefix, "purchase" | "dropout", sign)
     _coef_blocks: tuple = ()
 
-    def __init__(self, purchase_covariates=(), dropout_covariates=(), penalizer: float = 0.0,
-                 tol: float = 1e-10, maxiter: int = 2000):
+    def __init__(
+        self,
+        purchase_covariates=(),
+        dropout_covariates=(),
+        penalizer: float = 0.0,
+        tol: float = 1e-10,
+        maxiter: int = 2000,
+    ):
         super().__init__(penalizer=penalizer, tol=tol, maxiter=maxiter)
         self.purchase_covariates = purchase_covariates
         self.dropout_covariates = dropout_covariates
 
-
     def _covariate_lists(self) -> tuple[list[str], list[str]]:
         # models pickled before covariates existed lack the attributes
-        return (_covariates.names(getattr(self, "purchase_covariates", ())),
-                _covariates.names(getattr(self, "dropout_covariates", ())))
+        return (
+            _covariates.names(getattr(self, "purchase_covariates", ())),
+            _covariates.names(getattr(self, "dropout_covariates", ())),
+        )
 
     def _has_covariates(self) -> bool:
         return any(self._covariate_lists())
@@ -182,7 +190,7 @@ class Lifetime:
         L = np.repeat(np.asarray(lp[:k], float)[:, None], len(Z), axis=1)
         pos = k
         for j, names, idx, sign in self._blocks():
-            L[j] += sign * (Z[:, idx] @ lp[pos:pos + len(names)])
+            L[j] += sign * (Z[:, idx] @ lp[pos : pos + len(names)])
             pos += len(names)
         return L
 
@@ -243,16 +251,20 @@ class Lifetime:
         if not self._has_covariates():
             return None
         if covariates is None:
-            raise ValueError(f"this {type(self).__name__} has covariates "
-                             f"{_covariates.union(*self._covariate_lists())}: pass covariates= (one row per "
-                             f"customer with those columns) to sum each customer's own expectation")
+            raise ValueError(
+                f"this {type(self).__name__} has covariates "
+                f"{_covariates.union(*self._covariate_lists())}: pass covariates= (one row per "
+                f"customer with those columns) to sum each customer's own expectation"
+            )
         return self._row_params(_covariates.design(self, covariates, self.covariate_columns_))
 
     def _plain_only(self, what: str) -> None:
         if self._has_covariates():
-            raise ValueError(f"{what} describes the whole population and is drawn for models without "
-                             f"covariates; this {type(self).__name__} has covariates "
-                             f"{_covariates.union(*self._covariate_lists())}: use the same model fitted without them")
+            raise ValueError(
+                f"{what} describes the whole population and is drawn for models without "
+                f"covariates; this {type(self).__name__} has covariates "
+                f"{_covariates.union(*self._covariate_lists())}: use the same model fitted without them"
+            )
 
     # Both continuous-time families predict "given alive at T" times P(alive at T): the first
     # factor depends on the history only through (x, T), the second on (x, t_x, T). A model
@@ -302,8 +314,7 @@ class Lifetime:
         if not horizon > 0:
             raise ValueError(f"horizon must be positive, got {horizon}")
         gx, gw = np.polynomial.legendre.leggauss(nodes)
-        return self._weighted_sums("survival", 0.5 * horizon * (gx + 1.0), 0.5 * horizon * gw,
-                                   x, tx, T, P, alive)[0]
+        return self._weighted_sums("survival", 0.5 * horizon * (gx + 1.0), 0.5 * horizon * gw, x, tx, T, P, alive)[0]
 
     def _prob_n_given_lifetime(self, n, t, x, tx, T, P, rate, survival, density, nodes: int):
         """P(exactly ``n`` purchases in (T, T+t] | history) for the models whose purchase rate
@@ -316,8 +327,13 @@ class Lifetime:
         rx, aT = r + x, alpha + T
 
         def log_nb(tau):
-            return (gammaln(rx + n) - gammaln(rx) - gammaln(n + 1.0) + rx * (np.log(aT) - np.log(aT + tau))
-                    + (n * (np.log(tau) - np.log(aT + tau)) if n else 0.0))
+            return (
+                gammaln(rx + n)
+                - gammaln(rx)
+                - gammaln(n + 1.0)
+                + rx * (np.log(aT) - np.log(aT + tau))
+                + (n * (np.log(tau) - np.log(aT + tau)) if n else 0.0)
+            )
 
         with np.errstate(divide="ignore"):  # t = 0 (a horizon of nothing): log 0 = -inf, no purchase
             alive_through = survival(t) * np.exp(log_nb(t))
@@ -356,8 +372,7 @@ class Lifetime:
     def conditional_expected_purchases(self, t, rfm: pd.DataFrame) -> pd.Series:
         """Expected purchases in the next ``t`` periods, per user, given their history."""
         x, tx, T, P, codes = self._histories(rfm)
-        return pd.Series(self._conditional_expected(t, x, tx, T, P)[codes], index=rfm.index,
-                         name="expected_purchases")
+        return pd.Series(self._conditional_expected(t, x, tx, T, P)[codes], index=rfm.index, name="expected_purchases")
 
 
 class _BetaGeoFamily(Lifetime, MLEModel):
@@ -370,8 +385,11 @@ class _BetaGeoFamily(Lifetime, MLEModel):
 
     param_names = ("r", "alpha", "a", "b")
     _k = 0
-    _coef_blocks = ((1, "purchase_", "purchase", -1.0), (2, "dropout_a_", "dropout", 1.0),
-                    (3, "dropout_b_", "dropout", 1.0))
+    _coef_blocks = (
+        (1, "purchase_", "purchase", -1.0),
+        (2, "dropout_a_", "dropout", 1.0),
+        (3, "dropout_b_", "dropout", 1.0),
+    )
 
     def fit(self, rfm: pd.DataFrame, weights=None):
         """Fit to an RFM summary (``frequency``, ``recency``, ``T``, and the covariate columns);
@@ -476,15 +494,19 @@ class _BetaGeoFamily(Lifetime, MLEModel):
         lbx = gammaln(b + ux + k) - gammaln(a + b + ux + k)
         tot = wx @ (gammaln(r + ux) - gammaln(r) + lbx) + W * (r * np.log(alpha) + gammaln(a + b) - gammaln(b))
         psi_abx = digamma(a + b + ux + k)
-        g = np.array([wx @ digamma(r + ux) - W * digamma(r) + W * np.log(alpha),
-                      W * r / alpha,
-                      W * digamma(a + b) - wx @ psi_abx,
-                      W * (digamma(a + b) - digamma(b)) + wx @ (digamma(b + ux + k) - psi_abx)])
+        g = np.array(
+            [
+                wx @ digamma(r + ux) - W * digamma(r) + W * np.log(alpha),
+                W * r / alpha,
+                W * digamma(a + b) - wx @ psi_abx,
+                W * (digamma(a + b) - digamma(b)) + wx @ (digamma(b + ux + k) - psi_abx),
+            ]
+        )
         t_abx = wx @ tri(a + b + ux + k)
         H = np.zeros((4, 4))
         H[0, 0] = wx @ tri(r + ux) - W * tri(r)
         H[0, 1] = W / alpha
-        H[1, 1] = -W * r / alpha ** 2
+        H[1, 1] = -W * r / alpha**2
         H[2, 2] = W * tri(a + b) - t_abx
         H[2, 3] = W * tri(a + b) - t_abx
         H[3, 3] = W * (tri(a + b) - tri(b)) + wx @ (tri(b + ux + k) - tri(a + b + ux + k))
@@ -519,8 +541,8 @@ class _BetaGeoFamily(Lifetime, MLEModel):
         # w3 hess A3 + w4 hess A4
         H[0, 1] -= ww3 @ inv_aT + ww4 @ inv_atx
         H[1, 1] += ww3 @ (rinv_aT * inv_aT) + ww4 @ (rinv_atx * inv_atx)
-        H[2, 2] -= sw4 / a ** 2
-        H[3, 3] += ww4_x @ inv_drop_u ** 2
+        H[2, 2] -= sw4 / a**2
+        H[3, 3] += ww4_x @ inv_drop_u**2
         # w3 w4 (gA3 - gA4)(gA3 - gA4)^T with gA3 - gA4 = (d0, d1, -1/a, 1/drop(x))
         c = ww3 * w4
         d0 = log_atx - log_aT
@@ -533,11 +555,11 @@ class _BetaGeoFamily(Lifetime, MLEModel):
         H[1, 1] += cd1 @ d1
         H[0, 2] -= scd0 / a
         H[1, 2] -= scd1 / a
-        H[2, 2] += sc / a ** 2
+        H[2, 2] += sc / a**2
         H[0, 3] += np.bincount(d.ix, weights=cd0, minlength=ux.size) @ inv_drop_u
         H[1, 3] += np.bincount(d.ix, weights=cd1, minlength=ux.size) @ inv_drop_u
         H[2, 3] -= (c_x @ inv_drop_u) / a
-        H[3, 3] += c_x @ inv_drop_u ** 2
+        H[3, 3] += c_x @ inv_drop_u**2
         H = np.triu(H) + np.triu(H, 1).T
         # to log-parameters: d/dphi = theta d/dtheta
         H_phi = theta[:, None] * H * theta[None, :] + np.diag(theta * g)
@@ -548,8 +570,9 @@ class _BetaGeoFamily(Lifetime, MLEModel):
         """log of P(dead)/P(alive) given the history."""
         r, alpha, a, b = self._p(P)
         k = self._k
-        lo = np.log(a) - np.log(np.maximum(b + x + k - 1.0, 1e-300)) + \
-            (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
+        lo = (
+            np.log(a) - np.log(np.maximum(b + x + k - 1.0, 1e-300)) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
+        )
         if k == 0:
             lo = np.where(x > 0, lo, -np.inf)
         return lo
@@ -592,7 +615,11 @@ class _BetaGeoFamily(Lifetime, MLEModel):
         r, alpha, a, b = self._p(P)
         bb = b + x + self._k  # posterior of p given alive: Beta(a, b + x + k)
         lq = np.log(alpha + T) - np.log(alpha + T + t)  # log (1 - z)
-        lz = np.log(t) - np.log(alpha + T + t) if np.all(t > 0) else np.log(np.maximum(t, 1e-300)) - np.log(alpha + T + t)
+        lz = (
+            np.log(t) - np.log(alpha + T + t)
+            if np.all(t > 0)
+            else np.log(np.maximum(t, 1e-300)) - np.log(alpha + T + t)
+        )
 
         def log_nb(j):
             return gammaln(r + x + j) - gammaln(r + x) - gammaln(j + 1.0) + (r + x) * lq + j * lz
@@ -669,8 +696,10 @@ class GammaGamma(MLEModel):
         use = (x > 0) & (m > 0)
         self.n_excluded_ = int(((x > 0) & (m <= 0)).sum())
         if use.sum() < 3:
-            raise ValueError(f"GammaGamma needs customers with repeat purchases and positive "
-                             f"spend; only {int(use.sum())} rows qualify")
+            raise ValueError(
+                f"GammaGamma needs customers with repeat purchases and positive "
+                f"spend; only {int(use.sum())} rows qualify"
+            )
         cols = list(getattr(self, "covariates", ()) or ())  # models pickled before covariates lack it
         real = tuple(f"coef_{c}" for c in cols)
         Z = self._design(rfm, use, fitting=True)
@@ -695,8 +724,15 @@ class GammaGamma(MLEModel):
         vi = np.exp(log_vi)
         px = p * x
         xm_v = x * m + vi
-        ll = (gammaln(px + q) - gammaln(px) - gammaln(q) + q * log_vi + (px - 1) * d["logm"]
-              + px * d["logx"] - (px + q) * np.log(xm_v))
+        ll = (
+            gammaln(px + q)
+            - gammaln(px)
+            - gammaln(q)
+            + q * log_vi
+            + (px - 1) * d["logm"]
+            + px * d["logx"]
+            - (px + q) * np.log(xm_v)
+        )
         psi_pxq = digamma(px + q)
         dp = x * (psi_pxq - digamma(px) + d["logm"] + d["logx"] - np.log(xm_v))
         dq = psi_pxq - digamma(q) + log_vi - np.log(xm_v)
@@ -747,14 +783,16 @@ class ShiftedBetaGeometric(MLEModel):
         for c in cohorts:
             n = np.asarray(c, float)
             if n.ndim != 1 or n.size < 2:
-                raise ValueError("alive must hold at least two counts: the cohort size, then "
-                                 "the number still alive at the start of each later period")
+                raise ValueError(
+                    "alive must hold at least two counts: the cohort size, then "
+                    "the number still alive at the start of each later period"
+                )
             if np.any(~np.isfinite(n)) or np.any(n < 0) or np.any(np.diff(n) > 0):
                 raise ValueError(f"alive counts must be finite, non-negative and non-increasing: {c}")
             lost = -np.diff(n)
             for t, lo in enumerate(lost, start=1):
                 if lo > 0:
-                    rows.append((t, 0.0, lo))      # churned in period t
+                    rows.append((t, 0.0, lo))  # churned in period t
             rows.append((len(lost), 1.0, n[-1]))  # still alive after the last period
         arr = np.array(rows, float)
         d = {"t": arr[:, 0], "survived": arr[:, 1] == 1.0}
@@ -770,10 +808,12 @@ class ShiftedBetaGeometric(MLEModel):
         # P(T = t) = B(al+1, be+t-1)/B(al, be);  S(t) = B(al, be+t)/B(al, be)
         ll = np.where(surv, betaln(al, be + t), betaln(al + 1.0, be + t - 1.0)) - betaln(al, be)
         psi_ab = digamma(al + be)
-        d_al = np.where(surv, digamma(al) - digamma(al + be + t),
-                        digamma(al + 1.0) - digamma(al + be + t)) - (digamma(al) - psi_ab)
-        d_be = np.where(surv, digamma(be + t) - digamma(al + be + t),
-                        digamma(be + t - 1.0) - digamma(al + be + t)) - (digamma(be) - psi_ab)
+        d_al = np.where(surv, digamma(al) - digamma(al + be + t), digamma(al + 1.0) - digamma(al + be + t)) - (
+            digamma(al) - psi_ab
+        )
+        d_be = np.where(surv, digamma(be + t) - digamma(al + be + t), digamma(be + t - 1.0) - digamma(al + be + t)) - (
+            digamma(be) - psi_ab
+        )
         return ll, np.column_stack([d_al * al, d_be * be])
 
     def survival(self, t) -> np.ndarray:
@@ -799,7 +839,9 @@ class ShiftedBetaGeometric(MLEModel):
         counting the next payment onwards. Multiply by the per-period margin for a value."""
         self._check_fitted()
         if discount_rate <= 0:
-            raise ValueError("discount_rate must be > 0 (the undiscounted residual lifetime of sBG is infinite for alpha <= 1)")
+            raise ValueError(
+                "discount_rate must be > 0 (the undiscounted residual lifetime of sBG is infinite for alpha <= 1)"
+            )
         al, be = self.params_["alpha"], self.params_["beta"]
         n = renewals + 1
         return float((be + n - 1) / (al + be + n - 1) * hyp2f1(1.0, be + n, al + be + n, 1.0 / (1.0 + discount_rate)))

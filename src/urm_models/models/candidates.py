@@ -42,7 +42,9 @@ class CandidateFits:
         """One line per candidate that needed help or left the list ('' when all fitted as given)."""
         rows = self.notes[self.notes["status"] != "fitted"] if len(self.notes) else self.notes
         return "\n".join(
-            f"{name}: {r.status}" + (f" (penalizer={r.penalizer:g})" if r.status == "penalized" else "") + f": {r.reason}"
+            f"{name}: {r.status}"
+            + (f" (penalizer={r.penalizer:g})" if r.status == "penalized" else "")
+            + f": {r.reason}"
             for name, r in rows.iterrows()
         )
 

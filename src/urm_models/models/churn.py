@@ -33,8 +33,16 @@ from sklearn.utils.validation import check_is_fitted
 __all__ = ["ChurnClassifier", "FeatureEngineer"]
 
 #: Telco-style service columns: a customer's number of services is a strong, simple signal.
-SERVICE_COLUMNS = ("phoneservice", "multiplelines", "onlinesecurity", "onlinebackup",
-                   "deviceprotection", "techsupport", "streamingtv", "streamingmovies")
+SERVICE_COLUMNS = (
+    "phoneservice",
+    "multiplelines",
+    "onlinesecurity",
+    "onlinebackup",
+    "deviceprotection",
+    "techsupport",
+    "streamingtv",
+    "streamingmovies",
+)
 
 
 class FeatureEngineer(TransformerMixin, BaseEstimator):
@@ -84,10 +92,23 @@ class _XGBEarlyStopping(ClassifierMixin, BaseEstimator):
     second training per bag and, on Telco and CDNOW, scored no better (see docs/benchmarks.md).
     """
 
-    def __init__(self, n_estimators=2000, learning_rate=0.02, max_depth=3, min_child_weight=5.0,
-                 subsample=0.8, colsample_bytree=0.3, reg_lambda=5.0, scale_pos_weight=1.0,
-                 early_stopping_rounds=100, validation_fraction=0.2, n_bags=5,
-                 monotone_constraints=None, refit=False, random_state=None):
+    def __init__(
+        self,
+        n_estimators=2000,
+        learning_rate=0.02,
+        max_depth=3,
+        min_child_weight=5.0,
+        subsample=0.8,
+        colsample_bytree=0.3,
+        reg_lambda=5.0,
+        scale_pos_weight=1.0,
+        early_stopping_rounds=100,
+        validation_fraction=0.2,
+        n_bags=5,
+        monotone_constraints=None,
+        refit=False,
+        random_state=None,
+    ):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
@@ -106,12 +127,22 @@ class _XGBEarlyStopping(ClassifierMixin, BaseEstimator):
     def _xgb(self, n_estimators, seed, **extra):
         from xgboost import XGBClassifier
 
-        return XGBClassifier(n_estimators=n_estimators, learning_rate=self.learning_rate,
-                             max_depth=self.max_depth, min_child_weight=self.min_child_weight,
-                             subsample=self.subsample, colsample_bytree=self.colsample_bytree,
-                             reg_lambda=self.reg_lambda, scale_pos_weight=self.scale_pos_weight,
-                             tree_method="hist", eval_metric="logloss", n_jobs=1, random_state=seed,
-                             monotone_constraints=self.monotone_constraints, **extra)
+        return XGBClassifier(
+            n_estimators=n_estimators,
+            learning_rate=self.learning_rate,
+            max_depth=self.max_depth,
+            min_child_weight=self.min_child_weight,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            reg_lambda=self.reg_lambda,
+            scale_pos_weight=self.scale_pos_weight,
+            tree_method="hist",
+            eval_metric="logloss",
+            n_jobs=1,
+            random_state=seed,
+            monotone_constraints=self.monotone_constraints,
+            **extra,
+        )
 
     def fit(self, X, y):
         from xgboost import DMatrix
@@ -124,8 +155,9 @@ class _XGBEarlyStopping(ClassifierMixin, BaseEstimator):
         # ChurnClassifier calibrates on; not kept in the fitted model (:meth:`held_out_margin`)
         margin_sum, margin_n = np.zeros(len(y)), np.zeros(len(y))
         for b in range(max(1, int(self.n_bags))):
-            tr, va = train_test_split(np.arange(len(y)), test_size=self.validation_fraction,
-                                      stratify=y, random_state=base + b)
+            tr, va = train_test_split(
+                np.arange(len(y)), test_size=self.validation_fraction, stratify=y, random_state=base + b
+            )
             probe = self._xgb(self.n_estimators, base + b, early_stopping_rounds=self.early_stopping_rounds)
             probe.fit(X[tr], y[tr], eval_set=[(X[va], y[va])], verbose=False)
             n = int(probe.best_iteration) + 1
@@ -216,14 +248,28 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     summary (the same table).
     """
 
-    def __init__(self, model: str = "xgboost", calibration: str | None = "auto",
-                 class_weight: str | None = None, feature_engineering: bool = True,
-                 n_estimators: int = 2000, learning_rate: float = 0.05, max_depth: int = 3,
-                 min_child_weight: float = 5.0, subsample: float = 0.8, colsample_bytree: float = 0.3,
-                 reg_lambda: float = 5.0, early_stopping_rounds: int = 50,
-                 validation_fraction: float = 0.2, n_bags: int = 3, monotone="auto",
-                 C: float = 1.0, n_knots: int = 5, cv: int | None = None,
-                 random_state: int | None = None):
+    def __init__(
+        self,
+        model: str = "xgboost",
+        calibration: str | None = "auto",
+        class_weight: str | None = None,
+        feature_engineering: bool = True,
+        n_estimators: int = 2000,
+        learning_rate: float = 0.05,
+        max_depth: int = 3,
+        min_child_weight: float = 5.0,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.3,
+        reg_lambda: float = 5.0,
+        early_stopping_rounds: int = 50,
+        validation_fraction: float = 0.2,
+        n_bags: int = 3,
+        monotone="auto",
+        C: float = 1.0,
+        n_knots: int = 5,
+        cv: int | None = None,
+        random_state: int | None = None,
+    ):
         self.model = model
         self.calibration = calibration
         self.class_weight = class_weight
@@ -251,8 +297,10 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         if fitting:
             for bad in ("user_id", "churn"):
                 if bad in X.columns:
-                    raise ValueError(f"X has column {bad!r}: drop the id and the label before fitting "
-                                     f"(e.g. X = telco.drop(columns=['user_id', 'churn']))")
+                    raise ValueError(
+                        f"X has column {bad!r}: drop the id and the label before fitting "
+                        f"(e.g. X = telco.drop(columns=['user_id', 'churn']))"
+                    )
             if X.shape[1] == 0:
                 raise ValueError("X has no columns")
         else:
@@ -285,8 +333,9 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, drop="if_binary")
             pos = float(np.mean(y))
             spw = (1 - pos) / pos if self.class_weight == "balanced" else 1.0
-            ct = ColumnTransformer([("num", "passthrough", nums), ("cat", onehot, cats)],
-                                   verbose_feature_names_out=False)
+            ct = ColumnTransformer(
+                [("num", "passthrough", nums), ("cat", onehot, cats)], verbose_feature_names_out=False
+            )
             mono = self.monotone
             if mono == "auto":
                 mono = {"tenure": -1, "log_tenure": -1, "monthlycharges": 1}
@@ -297,21 +346,36 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
                 if unknown:
                     raise ValueError(f"monotone constraint on column(s) {unknown} not among the numeric features")
                 cons = tuple(int(mono.get(n, 0)) for n in names)
-            est = _XGBEarlyStopping(n_bags=self.n_bags, monotone_constraints=cons,n_estimators=self.n_estimators, learning_rate=self.learning_rate,
-                                    max_depth=self.max_depth, min_child_weight=self.min_child_weight,
-                                    subsample=self.subsample, colsample_bytree=self.colsample_bytree,
-                                    reg_lambda=self.reg_lambda, scale_pos_weight=spw,
-                                    early_stopping_rounds=self.early_stopping_rounds,
-                                    validation_fraction=self.validation_fraction,
-                                    random_state=self.random_state)
+            est = _XGBEarlyStopping(
+                n_bags=self.n_bags,
+                monotone_constraints=cons,
+                n_estimators=self.n_estimators,
+                learning_rate=self.learning_rate,
+                max_depth=self.max_depth,
+                min_child_weight=self.min_child_weight,
+                subsample=self.subsample,
+                colsample_bytree=self.colsample_bytree,
+                reg_lambda=self.reg_lambda,
+                scale_pos_weight=spw,
+                early_stopping_rounds=self.early_stopping_rounds,
+                validation_fraction=self.validation_fraction,
+                random_state=self.random_state,
+            )
         elif self.model == "logistic":
             wide = [c for c in nums if Xe[c].nunique() > 10]
             narrow = [c for c in nums if c not in wide]
             ct = ColumnTransformer(
-                [("spline", Pipeline([("s", SplineTransformer(n_knots=self.n_knots, degree=3)),
-                                      ("z", StandardScaler())]), wide),
-                 ("num", StandardScaler(), narrow), ("cat", onehot, cats)],
-                verbose_feature_names_out=False)
+                [
+                    (
+                        "spline",
+                        Pipeline([("s", SplineTransformer(n_knots=self.n_knots, degree=3)), ("z", StandardScaler())]),
+                        wide,
+                    ),
+                    ("num", StandardScaler(), narrow),
+                    ("cat", onehot, cats),
+                ],
+                verbose_feature_names_out=False,
+            )
             est = LogisticRegression(C=self.C, max_iter=5000, class_weight=self.class_weight)
         else:
             raise ValueError(f"model must be 'xgboost' or 'logistic', not {self.model!r}")
@@ -412,8 +476,9 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
     def _source_column(self, name: str) -> str:
         """The input (or engineered) column that a transformed feature comes from."""
-        cols = sorted(list(self.feature_names_in_) + ["n_services", "charges_ratio", "log_tenure"],
-                      key=len, reverse=True)
+        cols = sorted(
+            list(self.feature_names_in_) + ["n_services", "charges_ratio", "log_tenure"], key=len, reverse=True
+        )
         for c in cols:
             if name == c or name.startswith(c + "_") or name.startswith(c + " "):
                 return c
@@ -431,8 +496,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             X = X.iloc[np.sort(rows)]
         c = self._contributions(X)
         imp = c.abs().mean().sort_values(ascending=False)
-        self.feature_importance_ = pd.DataFrame({"mean_abs_contribution": imp,
-                                                 "share": imp / imp.sum()})
+        self.feature_importance_ = pd.DataFrame({"mean_abs_contribution": imp, "share": imp / imp.sum()})
         self.feature_importance_.index.name = "column"
 
     @property
@@ -489,4 +553,3 @@ class _Sigmoid:
 def _logit(p):
     p = np.clip(np.asarray(p, float), 1e-9, 1 - 1e-9)
     return np.log(p) - np.log1p(-p)
-

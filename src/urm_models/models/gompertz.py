@@ -137,8 +137,14 @@ class GammaGompertzNBD(Lifetime, MLEModel):
         tau = tx[:, None] + half[:, None] * (gx[None, :] + 1.0)
         q = _q(beta, b, tau)
         with np.errstate(divide="ignore"):  # log(half) = -inf where t_x == T: no such death
-            terms = (-rx[:, None] * np.log(alpha + tau) + np.log(b * s / beta) + b * tau - (s + 1.0) * q
-                     + np.log(gw)[None, :] + np.log(half)[:, None])
+            terms = (
+                -rx[:, None] * np.log(alpha + tau)
+                + np.log(b * s / beta)
+                + b * tau
+                - (s + 1.0) * q
+                + np.log(gw)[None, :]
+                + np.log(half)[:, None]
+            )
         top = np.maximum(l1, terms.max(axis=1))
         e1 = np.exp(l1 - top)
         ek = np.exp(terms - top[:, None])
@@ -210,7 +216,16 @@ class GammaGompertzNBD(Lifetime, MLEModel):
         T = np.asarray(T, float)
         qT = _q(beta, b, T)
         return self._prob_n_given_lifetime(
-            n, t, x, tx, T, P, (r, alpha),
+            n,
+            t,
+            x,
+            tx,
+            T,
+            P,
+            (r, alpha),
             survival=lambda t: np.exp(s * (qT - _q(beta, b, T + t))),
-            density=lambda tau: np.exp(np.log(b * s / beta) + b * (T + tau) + s * qT - (s + 1.0) * _q(beta, b, T + tau)),
-            nodes=self.nodes)
+            density=lambda tau: np.exp(
+                np.log(b * s / beta) + b * (T + tau) + s * qT - (s + 1.0) * _q(beta, b, T + tau)
+            ),
+            nodes=self.nodes,
+        )

@@ -62,8 +62,7 @@ def _dlog_hyp2f1_a1(a, b, z):
     da = (log_hyp2f1_a1(a + ha, b, z) - log_hyp2f1_a1(a - ha, b, z)) / (2 * ha)
     db = (log_hyp2f1_a1(a, b + hb, z) - log_hyp2f1_a1(a, b - hb, z)) / (2 * hb)
     # d/dz 2F1(a,b;c;z) = (a b / c) 2F1(a+1, b+1; c+1; z), with c = a + 1
-    log_num = np.log(a) + np.log(b) - np.log(a + 1.0) + \
-        (-b) * np.log1p(-z) + np.log(hyp2f1_1(a + 1.0 - b, a + 2.0, z))
+    log_num = np.log(a) + np.log(b) - np.log(a + 1.0) + (-b) * np.log1p(-z) + np.log(hyp2f1_1(a + 1.0 - b, a + 2.0, z))
     # (Euler again: 2F1(a+1, b+1; a+2; z) = (1-z)^(-b) 2F1(1, a+1-b; a+2; z))
     dz = np.exp(log_num - f)
     return f, da, db, dz
@@ -118,10 +117,12 @@ class ParetoNBD(Lifetime, MLEModel):
     def _at_bound_message(self, names, lp, d, w) -> str:
         p = dict(zip(self.param_names_, np.exp(lp), strict=True))
         age = float(np.average(d.T, weights=w))
-        return (f"ParetoNBD: the customers' dropout rates cannot be told apart (s ran towards its bound of 300; "
-                f"every customer would drop out at the same rate s/beta = {p['s'] / p['beta']:.3g} per "
-                f"period): the data hold too little history (customers are {age:.3g} periods old on "
-                f"average). Fit BetaGeo, choose a later cut-off, or add penalizer=0.001.")
+        return (
+            f"ParetoNBD: the customers' dropout rates cannot be told apart (s ran towards its bound of 300; "
+            f"every customer would drop out at the same rate s/beta = {p['s'] / p['beta']:.3g} per "
+            f"period): the data hold too little history (customers are {age:.3g} periods old on "
+            f"average). Fit BetaGeo, choose a later cut-off, or add penalizer=0.001."
+        )
 
     def fit(self, rfm: pd.DataFrame, weights=None):
         """Fit to an RFM summary (``frequency``, ``recency``, ``T``, and the covariate columns);
@@ -223,8 +224,7 @@ class ParetoNBD(Lifetime, MLEModel):
         ll = A1 + top + np.log(tot)
         w1, w2 = e1 / tot, e2 / tot
 
-        d_r = (digamma(r + x) - digamma(r) + np.log(alpha)
-               + w1 * (-log_aT) + w2 * (-1.0 / rsx + dA0[0]))
+        d_r = digamma(r + x) - digamma(r) + np.log(alpha) + w1 * (-log_aT) + w2 * (-1.0 / rsx + dA0[0])
         d_alpha = r / alpha + w1 * (-(r + x) / (alpha + T)) + w2 * dA0[1]
         d_s = np.log(beta) + w1 * (-log_bT) + w2 * (1.0 / s - 1.0 / rsx + dA0[2])
         d_beta = s / beta + w1 * (-s / (beta + T)) + w2 * dA0[3]
@@ -247,8 +247,11 @@ class ParetoNBD(Lifetime, MLEModel):
         t = np.asarray(t, float)
         if abs(s - 1.0) < 1e-9:
             return (r + x) * (beta + T) / (alpha + T) * np.log((beta + T + t) / (beta + T))
-        return ((r + x) * (beta + T)) / ((alpha + T) * (s - 1.0)) * \
-            (1.0 - np.exp((s - 1.0) * (np.log(beta + T) - np.log(beta + T + t))))
+        return (
+            ((r + x) * (beta + T))
+            / ((alpha + T) * (s - 1.0))
+            * (1.0 - np.exp((s - 1.0) * (np.log(beta + T) - np.log(beta + T + t))))
+        )
 
     def _survival_if_alive(self, t, x, T, P=None):
         """P(alive at T + t | alive at T): given alive at T, mu ~ Gamma(s, beta + T) and the
@@ -274,7 +277,14 @@ class ParetoNBD(Lifetime, MLEModel):
         r, alpha, s, beta = self._p(P)
         bT = beta + T
         return self._prob_n_given_lifetime(
-            n, t, x, tx, T, P, (r, alpha),
+            n,
+            t,
+            x,
+            tx,
+            T,
+            P,
+            (r, alpha),
             survival=lambda t: np.exp(s * (np.log(bT) - np.log(bT + t))),
             density=lambda tau: s * np.exp(s * np.log(bT) - (s + 1.0) * np.log(bT + tau)),
-            nodes=nodes)
+            nodes=nodes,
+        )

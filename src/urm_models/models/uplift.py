@@ -110,12 +110,25 @@ class UpliftModel(BaseEstimator):
     errors and 95% intervals; ``mean_prediction`` and ``share_positive`` of the predicted effects).
     """
 
-    def __init__(self, learner: str = "s", control=0, outcome: str = "auto", loss: str = "auto",
-                 tweedie_power: float = 1.5, n_estimators: int = 2000,
-                 learning_rate: float = 0.05, max_depth: int = 2, min_child_weight: float = 1.0,
-                 subsample: float = 1.0, colsample_bytree: float = 1.0, reg_lambda: float = 1.0,
-                 early_stopping_rounds: int = 100, validation_fraction: float = 0.2, calibrate: bool = True,
-                 random_state: int = 0):
+    def __init__(
+        self,
+        learner: str = "s",
+        control=0,
+        outcome: str = "auto",
+        loss: str = "auto",
+        tweedie_power: float = 1.5,
+        n_estimators: int = 2000,
+        learning_rate: float = 0.05,
+        max_depth: int = 2,
+        min_child_weight: float = 1.0,
+        subsample: float = 1.0,
+        colsample_bytree: float = 1.0,
+        reg_lambda: float = 1.0,
+        early_stopping_rounds: int = 100,
+        validation_fraction: float = 0.2,
+        calibrate: bool = True,
+        random_state: int = 0,
+    ):
         self.learner = learner
         self.control = control
         self.outcome = outcome
@@ -144,9 +157,12 @@ class UpliftModel(BaseEstimator):
             cats = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c])]
             nums = [c for c in X.columns if c not in cats]
             self.columns_ = ColumnTransformer(
-                [("num", "passthrough", nums),
-                 ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cats)],
-                verbose_feature_names_out=False)
+                [
+                    ("num", "passthrough", nums),
+                    ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cats),
+                ],
+                verbose_feature_names_out=False,
+            )
             Xc = X.copy()
             for c in cats:
                 Xc[c] = Xc[c].astype(object).where(Xc[c].notna(), "(missing)").astype(str)
@@ -166,24 +182,39 @@ class UpliftModel(BaseEstimator):
         cls = XGBClassifier if classify else XGBRegressor
         extra = {}
         if not classify and not effect and self.loss_ in ("tweedie", "poisson"):
-            extra = ({"objective": "reg:tweedie", "tweedie_variance_power": self.tweedie_power}
-                     if self.loss_ == "tweedie" else {"objective": "count:poisson"})
-            extra["eval_metric"] = (f"tweedie-nloglik@{self.tweedie_power:g}" if self.loss_ == "tweedie"
-                                    else "poisson-nloglik")
-        return cls(**{"eval_metric": "logloss" if classify else "rmse", **extra},
-                   n_estimators=self.n_estimators, learning_rate=self.learning_rate, max_depth=self.max_depth,
-                   min_child_weight=self.min_child_weight, subsample=self.subsample,
-                   colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, tree_method="hist",
-                   n_jobs=1, random_state=seed, early_stopping_rounds=self.early_stopping_rounds)
+            extra = (
+                {"objective": "reg:tweedie", "tweedie_variance_power": self.tweedie_power}
+                if self.loss_ == "tweedie"
+                else {"objective": "count:poisson"}
+            )
+            extra["eval_metric"] = (
+                f"tweedie-nloglik@{self.tweedie_power:g}" if self.loss_ == "tweedie" else "poisson-nloglik"
+            )
+        return cls(
+            **{"eval_metric": "logloss" if classify else "rmse", **extra},
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            max_depth=self.max_depth,
+            min_child_weight=self.min_child_weight,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            reg_lambda=self.reg_lambda,
+            tree_method="hist",
+            n_jobs=1,
+            random_state=seed,
+            early_stopping_rounds=self.early_stopping_rounds,
+        )
 
-    def _fit_one(self, name: str, Z: np.ndarray, y: np.ndarray, strata: np.ndarray, classify: bool,
-                 effect: bool = False):
+    def _fit_one(
+        self, name: str, Z: np.ndarray, y: np.ndarray, strata: np.ndarray, classify: bool, effect: bool = False
+    ):
         """One booster, stopped early on a held-out share of its rows (stratified by ``strata``)."""
         seed = int(self.random_state or 0) + len(self.models_)
         counts = pd.Series(strata).value_counts()
         stratify = strata if counts.min() >= 2 else None
-        tr, va = train_test_split(np.arange(len(y)), test_size=self.validation_fraction, random_state=seed,
-                                  stratify=stratify)
+        tr, va = train_test_split(
+            np.arange(len(y)), test_size=self.validation_fraction, random_state=seed, stratify=stratify
+        )
         model = self._booster(classify, seed, effect)
         model.fit(Z[tr], y[tr], eval_set=[(Z[va], y[va])], verbose=False)
         self.models_[name] = model
@@ -228,7 +259,9 @@ class UpliftModel(BaseEstimator):
         binary = bool(np.isin(y, (0.0, 1.0)).all())
         if self.outcome == "binary" and not binary:
             raise ValueError("outcome='binary' but y holds other values than 0 and 1")
-        self.outcome_type_ = "binary" if (self.outcome == "binary" or (self.outcome == "auto" and binary)) else "continuous"
+        self.outcome_type_ = (
+            "binary" if (self.outcome == "binary" or (self.outcome == "auto" and binary)) else "continuous"
+        )
         classify = self.outcome_type_ == "binary"
         self.control_ = self.control
         self.arms_ = [self.control, *sorted((a for a in labels if a != self.control), key=str)]
@@ -354,8 +387,10 @@ class UpliftModel(BaseEstimator):
         X-learner's first stage, which is the same)."""
         if self.learner == "s":
             model = self.models_["outcome"]
-            return {a: self._predict_one(model, np.column_stack([Z, self._arm_columns(np.full(len(Z), a, dtype=object))]))
-                    for a in self.arms_}
+            return {
+                a: self._predict_one(model, np.column_stack([Z, self._arm_columns(np.full(len(Z), a, dtype=object))]))
+                for a in self.arms_
+            }
         return {a: self._predict_one(self.models_[f"outcome[{a}]"], Z) for a in self.arms_}
 
     def response(self, X) -> pd.DataFrame:
@@ -390,9 +425,18 @@ class UpliftModel(BaseEstimator):
             yy, m1, m0 = y[pair], mu[a][pair], mu[self.control][pair]
             psi = m1 - m0 + t * (yy - m1) / e - (1 - t) * (yy - m0) / (1 - e)
             est, se = psi.mean(), psi.std(ddof=1) / np.sqrt(len(psi))
-            rows.append({"arm": a, "estimate": est, "std_error": se, "lower_95": est - z * se, "upper_95": est + z * se,
-                         "mean_prediction": float(np.mean(effects[a])),
-                         "share_positive": float(np.mean(effects[a] > 0)), "users": int(pair.sum())})
+            rows.append(
+                {
+                    "arm": a,
+                    "estimate": est,
+                    "std_error": se,
+                    "lower_95": est - z * se,
+                    "upper_95": est + z * se,
+                    "mean_prediction": float(np.mean(effects[a])),
+                    "share_positive": float(np.mean(effects[a] > 0)),
+                    "users": int(pair.sum()),
+                }
+            )
         return pd.DataFrame(rows).set_index("arm")
 
     @property
