@@ -5,6 +5,11 @@ import pytest
 from hypothesis import settings
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The tests' Spark sessions live for seconds to a minute: the JVM's quick compiler alone and one
+# garbage-collector thread spend a quarter less CPU on them than the optimising compiler, which
+# pays only in long jobs (tests/test_spark.py alone: 177 -> 134 CPU-seconds, docs/benchmarks.md).
+# Subprocesses (`urm score --engine spark`) inherit it; core/spark.py reads it.
+os.environ.setdefault("URM_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 # the pseudonym key of the test session: a key file outside the repository, as in production,
 # but never the user's own ~/.config one
 os.environ.setdefault("URM_PSEUDONYM_KEY_FILE", os.path.join(tempfile.mkdtemp(prefix="urm-key-"), "pseudonym.key"))

@@ -2,6 +2,7 @@
 SQL, transpiled by sqlglot): integers exactly, floats within 1e-9 relative, on 10,000 simulated
 users and on CDNOW_sample. Needs the spark extra, which `make test` installs."""
 
+import os
 import subprocess
 import sys
 
@@ -79,6 +80,11 @@ def test_a_spark_dataframe_or_a_parquet_path_selects_spark(session, cdnow_sample
     frame = cdnow_sample[["user_id", "ts", "amount"]].assign(ts=lambda d: d["ts"].astype("datetime64[us]"))
     sdf = session.createDataFrame(frame)
     assert spark.is_spark_dataframe(sdf) and not spark.is_spark_dataframe(frame)
+    # URM_SPARK_JAVA_OPTIONS (tests/conftest.py) reaches the local session's JVM, after the project's own
+    jvm = session.sparkContext.getConf().get("spark.driver.extraJavaOptions")
+    assert "-Duser.timezone=UTC " in jvm and jvm.endswith(os.environ["URM_SPARK_JAVA_OPTIONS"])
+    args = session.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+    assert "-XX:TieredStopAtLevel=1" in list(args)
     assert_same(local, features.rfm_summary(sdf, CUTOFF, freq="W", holdout_end="1998-06-30"), "spark dataframe")
     path = tmp_path / "tx.parquet"
     frame.to_parquet(path)

@@ -14,6 +14,7 @@ from urm_models.evaluation import uplift as ev
 from urm_models.experiments import policy as P
 from urm_models.experiments.campaign import from_transactions, oracle_effects
 from urm_models.models import NotFittedError, UpliftModel
+from urm_models.models.uplift import shared_boosters
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +240,28 @@ def test_same_users_in_another_row_order_give_the_same_model(hillstrom):
         b = UpliftModel(learner=learner, control="No E-Mail", random_state=3).fit(X.iloc[perm], y[perm], arm.iloc[perm])
         assert a.n_trees_ == b.n_trees_
         np.testing.assert_array_equal(a.predict(X).to_numpy(), b.predict(X).to_numpy())
+
+
+def test_shared_boosters_reuse_the_t_learners_models_in_the_x_learner_and_change_nothing(simulated):
+    """Inside ``shared_boosters`` the X-learner takes the T-learner's outcome models (the same
+    objects: not fitted twice) and predicts exactly what it predicts fitted alone; a model on
+    other rows or with other settings fits its own."""
+    camp, _ = simulated
+    rows = np.arange(len(camp.X)) < 6_000
+    X, y, arm = camp.X[rows], camp.data["converted"].to_numpy(float)[rows], camp.data["arm"][rows]
+    base = UpliftModel(control="control", n_estimators=200, random_state=2)
+    alone = clone(base).set_params(learner="x").fit(X, y, arm)
+    with shared_boosters():
+        t = clone(base).set_params(learner="t").fit(X, y, arm)
+        x = clone(base).set_params(learner="x").fit(X, y, arm)
+        deeper = clone(base).set_params(learner="t", max_depth=3).fit(X, y, arm)
+        fewer = clone(base).set_params(learner="t").fit(X[:-50], y[:-50], arm[:-50])
+    for a in x.arms_:
+        assert x.models_[f"outcome[{a}]"] is t.models_[f"outcome[{a}]"]
+        assert deeper.models_[f"outcome[{a}]"] is not t.models_[f"outcome[{a}]"]
+        assert fewer.models_[f"outcome[{a}]"] is not t.models_[f"outcome[{a}]"]
+    assert x.n_trees_ == alone.n_trees_
+    np.testing.assert_array_equal(x.predict(X).to_numpy(), alone.predict(X).to_numpy())
 
 
 @pytest.mark.slow

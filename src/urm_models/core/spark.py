@@ -85,7 +85,8 @@ def session(master: str | None = None):
         log4j = Path(__file__).with_name("log4j2-spark.properties").as_uri()
 
         umask = policy_umask()  # files Spark writes (Hadoop's FileSystem) follow the policy too
-        java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={log4j}"
+        extra = os.environ.get("URM_SPARK_JAVA_OPTIONS", "").strip()  # docs/scaling.md
+        java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={log4j}" + (f" {extra}" if extra else "")
         builder = (
             SparkSession.builder.master(master or os.environ.get("URM_SPARK_MASTER", "local[2]"))
             .appName("urm-models")

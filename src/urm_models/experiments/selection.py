@@ -42,6 +42,7 @@ from scipy import stats
 
 from ..evaluation.uplift import qini_coefficients
 from ..models import UpliftModel
+from ..models.uplift import shared_boosters
 from .policy import (
     UpliftPolicy,
     arm_values,
@@ -129,11 +130,13 @@ def cross_fit(
     for k in range(folds):
         tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
         fitted = {}
-        for lr in dict.fromkeys([*learners, *(["t"] if response else [])]):  # the T-learner holds the response
-            m = clone(base).set_params(learner=lr, control=control)
-            fitted[lr] = m.fit(X.iloc[tr], y.iloc[tr].to_numpy(), arm.iloc[tr])
-            if lr in learners:
-                parts[NAMES[lr]].append(fitted[lr].predict(X.iloc[te]))
+        # the T-learner holds the response; the X-learner's first stage is its outcome models, fitted once
+        with shared_boosters():
+            for lr in dict.fromkeys([*learners, *(["t"] if response else [])]):
+                m = clone(base).set_params(learner=lr, control=control)
+                fitted[lr] = m.fit(X.iloc[tr], y.iloc[tr].to_numpy(), arm.iloc[tr])
+                if lr in learners:
+                    parts[NAMES[lr]].append(fitted[lr].predict(X.iloc[te]))
         if response:
             resp = fitted["t"].response(X.iloc[te])
             resp.columns = [str(c) for c in resp.columns]

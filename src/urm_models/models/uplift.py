@@ -48,6 +48,10 @@ measured one, and a policy weighing an arm's effect against its cost contacted t
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -57,9 +61,26 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["UpliftModel", "LEARNERS", "canonical_order"]
+__all__ = ["UpliftModel", "LEARNERS", "canonical_order", "shared_boosters"]
 
 LEARNERS = ("s", "t", "x", "dr")
+
+#: boosters fitted inside :func:`shared_boosters`, by everything that determines them
+_SHARED: contextvars.ContextVar[dict | None] = contextvars.ContextVar("urm_shared_boosters", default=None)
+
+
+@contextlib.contextmanager
+def shared_boosters():
+    """Within this block, a booster that another :class:`UpliftModel` already fitted on the same
+    rows, outcome, seed and settings is reused instead of fitted again. XGBoost's ``hist`` on one
+    thread is deterministic, so the models are the ones a fit outside the block gives; what is
+    saved is the time: the X-learner's first stage is the T-learner's outcome models, which
+    cross-fitting (``experiments.selection.cross_fit``) fits for both on every fold."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
 
 
 def canonical_order(Z: np.ndarray, y: np.ndarray, arm: np.ndarray) -> np.ndarray:
@@ -216,7 +237,18 @@ class UpliftModel(BaseEstimator):
             np.arange(len(y)), test_size=self.validation_fraction, random_state=seed, stratify=stratify
         )
         model = self._booster(classify, seed, effect)
-        model.fit(Z[tr], y[tr], eval_set=[(Z[va], y[va])], verbose=False)
+        shared, key = _SHARED.get(), None
+        if shared is not None:
+            digest = hashlib.blake2b(digest_size=16)
+            for part in (Z, y, tr, va):
+                digest.update(np.ascontiguousarray(part).tobytes())
+            key = (name, repr(sorted(model.get_params().items())), Z.shape, digest.hexdigest())
+        if key is not None and key in shared:
+            model = shared[key]
+        else:
+            model.fit(Z[tr], y[tr], eval_set=[(Z[va], y[va])], verbose=False)
+            if key is not None:
+                shared[key] = model
         self.models_[name] = model
         self.n_trees_[name] = int(model.best_iteration) + 1
         return model
