@@ -176,3 +176,51 @@ def test_a_run_can_start_when_its_fitting_did(home):
     assert got.data.params == {"a": "1"} and got.data.metrics == {"m": 1.0}
     assert got.data.tags["mlflow.runName"] == "backdated" and "code_version" in got.data.tags
     assert got.info.end_time / 1000 <= _time.time() + 1
+
+
+def test_the_logged_schema_is_mlflows_own_inference_on_every_shipped_table(home, cdnow_sample):
+    """``dataset_schema`` answers from the dtypes where they decide; on every table a notebook
+    logs (and on columns where they do not decide) it equals MLflow's inference, which is what
+    ``log_dataset`` then records."""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+    from mlflow.types.utils import _infer_schema
+
+    from urm_models.data import campaign_files
+
+    odd = pd.DataFrame(
+        {
+            "a": [1.0, np.nan],
+            "b": ["x", None],
+            "c": pd.array([1, None], dtype="Int64"),
+            "d": pd.Categorical(["u", "v"]),
+            "e": np.array([1.0, np.nan], dtype="float32"),
+            "f": [True, False],
+            "g": pd.to_datetime(["2020-01-01", None]),
+        }
+    )
+    tables = {
+        "hillstrom": campaign_files.load_hillstrom().data.drop(columns=["user_id"]),
+        "telco": datasets.load_dataset("telco"),
+        "cdnow_sample": cdnow_sample,
+        "rfm": features.rfm_summary(cdnow_sample, cutoff="1997-09-30", freq="W").reset_index(),
+        "odd": odd,
+        "mixed": odd.assign(h=["x", 1]),  # MLflow cannot infer it: no schema, as MLflow logs it
+    }
+    for name, df in tables.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MLflow's hint about integer columns
+            try:
+                expected = _infer_schema(df)
+            except Exception:
+                expected = None
+        assert tracking.dataset_schema(df) == expected, name
+    assert tracking.dataset_schema(tables["mixed"]) is None
+    tracking.configure()
+    with tracking.start_run("kpis", run_name="schema"):
+        tracking.log_dataset(tables["hillstrom"], name="hillstrom_campaign", source="hillstrom")
+        run = mlflow.active_run().info.run_id
+    (logged,) = mlflow.get_run(run).inputs.dataset_inputs
+    assert json.loads(logged.dataset.schema)["mlflow_colspec"] == _infer_schema(tables["hillstrom"]).to_dict()

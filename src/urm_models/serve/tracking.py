@@ -351,6 +351,45 @@ def start_run(
         yield run
 
 
+#: schemas of the tables logged by this process, by fingerprint: 05 logs the same RFM table in each of its runs
+_SCHEMAS: dict[str, object] = {}
+
+
+def dataset_schema(df: pd.DataFrame):
+    """The ``mlflow.types.Schema`` MLflow's ``from_pandas`` infers for ``df``, column by column,
+    without its loop over every value where the column's dtype already says the answer: a
+    numeric, boolean or datetime column's type is its dtype's, and it is required when it holds
+    no missing value; a column of Python strings without a missing one is a required string. Any
+    other column (mixed objects, categories, extension types) is left to MLflow's own inference.
+    MLflow's loop took 2.2 of 07's CPU-seconds on Hillstrom's 64,000 users; the result is the
+    same (``tests/test_tracking.py`` compares the two on every shipped table)."""
+    try:
+        return _column_schema(df)
+    except Exception:  # as MLflow's own: a table whose schema cannot be inferred is logged without one
+        return None
+
+
+def _column_schema(df: pd.DataFrame):
+    import numpy as np
+    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.utils import _infer_numpy_dtype, _infer_pandas_column, _infer_required
+
+    specs = []
+    for name in df.columns:
+        col = df[name]
+        dtype = col.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+            kind, required = _infer_numpy_dtype(dtype), True
+        elif isinstance(dtype, np.dtype) and (dtype == np.float64 or dtype.kind == "M"):
+            kind, required = _infer_numpy_dtype(dtype), not bool(col.isna().any())
+        elif dtype == object and len(col) and pd.api.types.infer_dtype(col, skipna=False) == "string":
+            kind, required = _infer_pandas_column(col.iloc[:1]), True
+        else:
+            kind, required = _infer_pandas_column(col), _infer_required(col)
+        specs.append(ColSpec(type=kind, name=name, required=required))
+    return Schema(specs)
+
+
 def log_dataset(
     df: pd.DataFrame,
     *,
@@ -368,6 +407,10 @@ def log_dataset(
     # plain string would be matched against several registered source types, and MLflow warns)
     origin = CodeDatasetSource(tags={"source": str(source or ""), "notebook": os.environ.get("URM_NOTEBOOK", "")})
     ds = mlflow.data.from_pandas(df, source=origin, name=name, digest=digest, targets=targets)
+    key = f"{digest} {list(df.dtypes.astype(str))}"
+    if key not in _SCHEMAS:
+        _SCHEMAS[key] = dataset_schema(df)
+    ds.__dict__["schema"] = _SCHEMAS[key]  # PandasDataset.schema is a cached property: its value, ready
     with _integer_columns_hint_silenced():
         mlflow.log_input(ds, context=context)
     mlflow.set_tag(f"data_fingerprint.{name}", digest)
