@@ -382,7 +382,12 @@ def _column_schema(df: pd.DataFrame):
             kind, required = _infer_numpy_dtype(dtype), True
         elif isinstance(dtype, np.dtype) and (dtype == np.float64 or dtype.kind == "M"):
             kind, required = _infer_numpy_dtype(dtype), not bool(col.isna().any())
-        elif dtype == object and len(col) and pd.api.types.infer_dtype(col, skipna=False) == "string":
+        elif (
+            isinstance(dtype, np.dtype)
+            and dtype.kind == "O"
+            and len(col)
+            and pd.api.types.infer_dtype(col, skipna=False) == "string"
+        ):
             kind, required = _infer_pandas_column(col.iloc[:1]), True
         else:
             kind, required = _infer_pandas_column(col), _infer_required(col)
