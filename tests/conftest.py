@@ -2,6 +2,7 @@ import os
 import tempfile
 
 import pytest
+import threadpoolctl
 from hypothesis import settings
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -10,6 +11,13 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # pays only in long jobs (tests/test_spark.py alone: 177 -> 134 CPU-seconds, docs/benchmarks.md).
 # Subprocesses (`urm score --engine spark`) inherit it; core/spark.py reads it.
 os.environ.setdefault("URM_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+# One compute thread per test process, as in the refresh's kernel (jobs/pipeline.py KERNEL_THREADS):
+# two xdist workers on two cores, each with OpenBLAS threads spinning beside the other's, spent
+# several times the CPU on the same fits. The variables reach the subprocesses (the CLI, fresh
+# clones); threadpoolctl limits this process, whose NumPy may be loaded already.
+for _threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
+threadpoolctl.threadpool_limits(1)
 # the pseudonym key of the test session: a key file outside the repository, as in production,
 # but never the user's own ~/.config one
 os.environ.setdefault("URM_PSEUDONYM_KEY_FILE", os.path.join(tempfile.mkdtemp(prefix="urm-key-"), "pseudonym.key"))

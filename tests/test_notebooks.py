@@ -80,7 +80,7 @@ def test_refresh_on_telco_logs_loadable_models(home):
 
 
 @pytest.mark.slow
-def test_a_failing_cell_names_notebook_and_cell_and_keeps_previous_predictions(home, tmp_path):
+def test_a_failing_cell_names_notebook_and_cell_and_keeps_previous_predictions(home, tmp_path, monkeypatch):
     from urm_models import features
     from urm_models.data import datasets
     from urm_models.models import BetaGeo, CLVScorer, GammaGamma
@@ -99,6 +99,17 @@ def test_a_failing_cell_names_notebook_and_cell_and_keeps_previous_predictions(h
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()
     nb = nbformat.read(paths.notebooks_dir() / "06_score_users.ipynb", as_version=4)
+    # the kernel computes on one thread (jobs/pipeline.py KERNEL_THREADS), though this process's
+    # environment does not say so; then the cell that fails
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import os\nfrom threadpoolctl import threadpool_info\n"
+            "assert all(os.environ[v] == '1' for v in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS'))\n"
+            "assert {i['num_threads'] for i in threadpool_info()} == {1}, threadpool_info()"
+        )
+    )
     nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('boom in cell')"))
     nbformat.write(nb, nbdir / "06_score_users.ipynb")
     (nbdir / "03_model_churn.ipynb").write_bytes((paths.notebooks_dir() / "03_model_churn.ipynb").read_bytes())

@@ -150,6 +150,14 @@ def _kernel_config():
     return Config({"KernelManager": {"transport": "ipc", "ip": str(prefix)}})
 
 
+#: The refresh's kernel computes on one thread unless these variables are set: its matrices are
+#: tall and narrow (users x a few dozen features), where OpenBLAS's threads spin more than they
+#: help. 03's logistic baseline on CDNOW took 15.5 CPU-seconds with OpenBLAS's two threads on this
+#: 2-core machine and 2.9 on one, and less wall time too; the XGBoost models already ask for one
+#: thread each (``n_jobs=1``). Set a variable in the environment to give the kernel more
+#: threads (docs/benchmarks.md, "Threads").
+KERNEL_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
 #: papermill engine of the refresh: every notebook of a refresh runs in one kernel (see
 #: :func:`shared_kernel`)
 ENGINE = "urm-shared-kernel"
@@ -462,12 +470,14 @@ def refresh(
         t0 = time.perf_counter()
         name = names[0] if names else ""
         # the kernel inherits this environment: MLflow, which sets its own logger to INFO when
-        # imported, keeps its notices about its tables and input examples out of the notebooks
+        # imported, keeps its notices about its tables and input examples out of the notebooks;
+        # the kernel computes on one thread (KERNEL_THREADS)
         with environ(
             {
                 "URM_REFRESH_ID": run_id,
                 "URM_SOURCE_FINGERPRINT": manifest["data_fingerprint"],
                 "MLFLOW_LOGGING_LEVEL": os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING"),
+                **{k: os.environ.get(k, v) for k, v in KERNEL_THREADS.items()},
             }
         ):
             runnable = [
