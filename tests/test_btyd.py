@@ -237,6 +237,20 @@ def test_probabilities_of_n_purchases_sum_to_one(bg, rfm_sample):
     np.testing.assert_allclose(mean, bg.conditional_expected_purchases(39, rows), rtol=1e-6)
 
 
+def test_the_count_sequence_is_prob_n_to_the_last_bit(bg, rfm_sample):
+    """``_prob_n_sequence`` (the CLV intervals' and medians' count distribution, each term from
+    the one before) gives exactly ``_prob_n`` for every n, for both models of the family, with
+    one set of parameters or one per history."""
+    mbg = ModifiedBetaGeo().fit(rfm_sample)
+    for model in (bg, mbg):
+        x, tx, T, P, _ = model._histories(rfm_sample)
+        t = np.full_like(x, 39.0)
+        for params in (P, tuple(np.full_like(x, v) for v in model.params_.values())):
+            sequence = model._prob_n_sequence(t, x, tx, T, params)
+            for n in range(60):
+                np.testing.assert_array_equal(next(sequence), model._prob_n(n, t, x, tx, T, params))
+
+
 def test_gamma_gamma_and_sbg_gradients():
     rng = np.random.default_rng(0)
     d = {"x": rng.integers(1, 50, 30).astype(float), "m": rng.gamma(2, 20, 30)}

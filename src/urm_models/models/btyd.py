@@ -633,6 +633,35 @@ class _BetaGeoFamily(Lifetime, MLEModel):
         alive = expit(-self._log_odds_dead(x, tx, T, P))
         return alive * (first + second) + (1.0 - alive) * (n == 0)
 
+    def _prob_n_sequence(self, t, x, tx, T, P=None):
+        """``_prob_n(n, ...)`` for n = 0, 1, 2, ... in turn, each from the same operations in
+        the same order (the sum over j < n carried from one n to the next), so equal to the
+        last bit, without summing the j < n terms again for every n: a count distribution up
+        to n costs n terms, not n^2 / 2."""
+        r, alpha, a, b = self._p(P)
+        bb = b + x + self._k
+        lq = np.log(alpha + T) - np.log(alpha + T + t)
+        lz = (
+            np.log(t) - np.log(alpha + T + t)
+            if np.all(t > 0)
+            else np.log(np.maximum(t, 1e-300)) - np.log(alpha + T + t)
+        )
+
+        def log_nb(j):
+            return gammaln(r + x + j) - gammaln(r + x) - gammaln(j + 1.0) + (r + x) * lq + j * lz
+
+        alive = expit(-self._log_odds_dead(x, tx, T, P))
+        cum, n = 0, 0
+        while True:
+            first = np.exp(betaln(a, bb + n) - betaln(a, bb) + log_nb(n))
+            if n > 0:
+                second = np.exp(betaln(a + 1.0, bb + n - 1.0) - betaln(a, bb)) * np.clip(1.0 - cum, 0.0, 1.0)
+            else:
+                second = 0.0
+            yield alive * (first + second) + (1.0 - alive) * (n == 0)
+            cum = cum + np.exp(log_nb(n))
+            n += 1
+
 
 class BetaGeo(_BetaGeoFamily):
     """BG/NBD: Poisson purchases at rate lambda ~ Gamma(r, alpha) while alive; after each

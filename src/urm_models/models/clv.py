@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -176,6 +178,15 @@ def customer_lifetime_value(
     return out
 
 
+def _count_probabilities(model, t, x, tx, T, P):
+    """P(0 purchases), P(1), ... in the next ``t`` periods per history, in turn: the model's
+    ``_prob_n_sequence`` where it has one (each term from the last), else ``_prob_n`` per count."""
+    sequence = getattr(model, "_prob_n_sequence", None)
+    if sequence is not None:
+        return sequence(t, x, tx, T, P)
+    return (model._prob_n(k, t, x, tx, T, P) for k in itertools.count())
+
+
 def _count_draws(model, x, tx, T, P, t: float, n: int, seed: int, max_n: int = 1000) -> np.ndarray:
     """``n`` draws per history of the number of purchases in the next ``t`` periods from the
     model's own count distribution (``_prob_n``; inverse transform of uniforms, the tail beyond
@@ -184,8 +195,8 @@ def _count_draws(model, x, tx, T, P, t: float, n: int, seed: int, max_n: int = 1
     cum = np.zeros(len(x))
     draws = np.full((n, len(x)), -1.0)
     tt = np.full_like(x, t)
-    for k in range(max_n + 1):
-        cum = cum + model._prob_n(k, tt, x, tx, T, P)
+    for k, p_k in zip(range(max_n + 1), _count_probabilities(model, tt, x, tx, T, P), strict=False):
+        cum = cum + p_k
         hit = (draws < 0) & (u <= cum[None, :])
         draws[hit] = k
         if not (draws < 0).any() or (1.0 - cum).max() < 1e-6:
@@ -234,8 +245,9 @@ def conditional_median_purchases(model, t, rfm: pd.DataFrame, max_n: int = 500) 
     cum = np.zeros_like(x)
     med = np.full(x.shape, float(max_n))
     undecided = np.ones(x.shape, bool)
-    for n in range(max_n + 1):
-        cum = cum + model._prob_n(n, np.full_like(x, t), x, tx, T, P)
+    counts = _count_probabilities(model, np.full_like(x, t), x, tx, T, P)  # without end: zip stops at max_n
+    for n, p_n in zip(range(max_n + 1), counts, strict=False):
+        cum = cum + p_n
         hit = undecided & (cum >= 0.5)
         med[hit] = n
         undecided &= ~hit
