@@ -264,6 +264,26 @@ def test_shared_boosters_reuse_the_t_learners_models_in_the_x_learner_and_change
     np.testing.assert_array_equal(x.predict(X).to_numpy(), alone.predict(X).to_numpy())
 
 
+def test_fit_predicts_the_training_rows_once_per_model(simulated, monkeypatch):
+    """The summary and the calibration read the same predictions on the training rows: each
+    outcome model predicts them once per arm (the S-learner's model once with each arm set);
+    the fitted model then predicts as before (no remembered predictions are kept)."""
+    camp, _ = simulated
+    rows = np.arange(len(camp.X)) < 6_000
+    X, y, arm = camp.X[rows], camp.data["converted"].to_numpy(float)[rows], camp.data["arm"][rows]
+    calls = []
+    original = UpliftModel._predict_one
+    monkeypatch.setattr(UpliftModel, "_predict_one", lambda self, m, Z: calls.append(len(Z)) or original(self, m, Z))
+    for learner, expected in (("s", 3), ("t", 3)):
+        calls.clear()
+        m = UpliftModel(learner=learner, control="control", n_estimators=100, random_state=1).fit(X, y, arm)
+        assert calls == [len(X)] * expected, learner
+        assert "_memo" not in m.__dict__
+        calls.clear()
+        m.predict(X.iloc[:10])
+        assert calls == [10] * expected
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("arm", ["Womens E-Mail", "Mens E-Mail"])
 def test_amount_outcomes_do_not_collapse(hillstrom, arm):

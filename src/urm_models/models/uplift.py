@@ -312,14 +312,18 @@ class UpliftModel(BaseEstimator):
         fit = getattr(self, f"_fit_{self.learner}")
         fit(Z, y, arm, strata, classify)
         self.effect_offset_ = pd.Series(0.0, index=self.treatments_, dtype=float)
-        summary = self._training_summary(Z, y, arm)
-        if self.calibrate:
-            self.effect_offset_ = (summary["estimate"] - summary["mean_prediction"]).astype(float)
-            effects = self._effects(Z)
-            for a in self.treatments_:
-                pair = (arm == a) | (arm == self.control)
-                summary.loc[a, "mean_prediction"] = float(np.mean(effects[a][pair]))
-                summary.loc[a, "share_positive"] = float(np.mean(effects[a][pair] > 0))
+        self._memo = {}  # the training rows' predictions, made once for the summary and the calibration
+        try:
+            summary = self._training_summary(Z, y, arm)
+            if self.calibrate:
+                self.effect_offset_ = (summary["estimate"] - summary["mean_prediction"]).astype(float)
+                effects = self._effects(Z)
+                for a in self.treatments_:
+                    pair = (arm == a) | (arm == self.control)
+                    summary.loc[a, "mean_prediction"] = float(np.mean(effects[a][pair]))
+                    summary.loc[a, "share_positive"] = float(np.mean(effects[a][pair] > 0))
+        finally:
+            del self._memo
         self._summary = summary
         return self
 
@@ -392,13 +396,31 @@ class UpliftModel(BaseEstimator):
         eff = self._effects(Z)
         return {self.control: base, **{a: base + eff[a] for a in self.treatments_}}
 
+    def _remembered(self, what: str, Z, compute):
+        """``compute()``, once per ``what`` and array ``Z`` while :meth:`fit` runs: its summary and
+        calibration ask for the same predictions on the training rows up to three times."""
+        memo = self.__dict__.get("_memo")
+        if memo is None:
+            return compute()
+        key = (what, id(Z))
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
     def _control_outcome(self, Z):
+        return self._remembered("control", Z, lambda: self._control_outcome_of(Z))
+
+    def _control_outcome_of(self, Z):
         if self.learner == "dr":
             return np.mean([self._predict_one(self.models_[f"outcome[{self.control}]#{k}"], Z) for k in (0, 1)], axis=0)
         return self._predict_one(self.models_[f"outcome[{self.control}]"], Z)
 
     def _effects(self, Z) -> dict:
         """Each treatment arm's effect per user: the learner's, plus the calibration shift."""
+        out = self._remembered("effects", Z, lambda: self._learner_effects(Z))
+        return {a: out[a] + self.effect_offset_[a] for a in self.treatments_}
+
+    def _learner_effects(self, Z) -> dict:
         if self.learner == "x":
             out = {}
             for a in self.treatments_:
@@ -411,12 +433,15 @@ class UpliftModel(BaseEstimator):
         else:
             outcomes = self._model_outcomes(Z)
             out = {a: outcomes[a] - outcomes[self.control] for a in self.treatments_}
-        return {a: out[a] + self.effect_offset_[a] for a in self.treatments_}
+        return out
 
     def _model_outcomes(self, Z) -> dict:
         """The outcome models' predictions per arm from encoded features (the S-learner's one
         model with the arm set; otherwise each arm's own outcome model: the T-learner's, and the
         X-learner's first stage, which is the same)."""
+        return self._remembered("outcomes", Z, lambda: self._model_outcomes_of(Z))
+
+    def _model_outcomes_of(self, Z) -> dict:
         if self.learner == "s":
             model = self.models_["outcome"]
             return {
