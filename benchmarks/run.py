@@ -777,6 +777,51 @@ def bench_churn() -> list[dict]:
     return list(rows.values())
 
 
+# ----------------------------------------------------------------------------- threads
+def _threads_case(threads: str) -> dict:
+    """03's logistic baseline on CDNOW (the shifted-window features, 23,570 users) fitted with
+    OpenBLAS on ``threads`` threads: CPU and wall seconds of the second of two fits."""
+    from threadpoolctl import threadpool_limits
+
+    from urm_models import features
+    from urm_models.data import datasets
+    from urm_models.models import ChurnClassifier
+
+    X, y = features.shifted_window(datasets.load_cdnow(), "1997-09-30", 26, freq="W")
+    X, y = X.loc[:, X.nunique() > 1], y.to_numpy()
+    with threadpool_limits(int(threads)):
+        ChurnClassifier(model="logistic", random_state=0).fit(X, y)
+        c0, w0 = time.process_time(), time.perf_counter()
+        ChurnClassifier(model="logistic", random_state=0).fit(X, y)
+        return {
+            "threads": int(threads),
+            "cpu_seconds": time.process_time() - c0,
+            "wall_seconds": time.perf_counter() - w0,
+        }
+
+
+def bench_threads(repeats: int = 3) -> list[dict]:
+    """The refresh's kernel computes on one thread (jobs/pipeline.py KERNEL_THREADS): the same fit
+    on two threads is the baseline, run alternately in the same command."""
+    rows = []
+    for rep in range(repeats):  # alternating, so that the machine's drift hits both
+        for threads in ("2", "1"):
+            rows.append({**_in_subprocess("threads_case", threads), "repeat": rep})
+            print(f"  {threads} thread(s): {rows[-1]['cpu_seconds']:.2f} CPU s, {rows[-1]['wall_seconds']:.2f} s")
+    med = {
+        t: {k: float(np.median([r[k] for r in rows if r["threads"] == t])) for k in ("cpu_seconds", "wall_seconds")}
+        for t in (1, 2)
+    }
+    print("| OpenBLAS threads | CPU s (median) | wall s (median) | CPU x two threads |")
+    print("|---|---|---|---|")
+    for t in (2, 1):
+        print(
+            f"| {t} | {med[t]['cpu_seconds']:.2f} | {med[t]['wall_seconds']:.2f} | "
+            f"{med[t]['cpu_seconds'] / med[2]['cpu_seconds']:.2f} |"
+        )
+    return rows
+
+
 # ----------------------------------------------------------------------------- uplift
 #: Hillstrom, each e-mail against no e-mail, each outcome; 70/30 splits stratified by arm x (outcome > 0),
 #: seeds 0-8; peers with XGBoost (200 trees of depth 3, one thread) and with logistic / linear regression
@@ -1413,6 +1458,7 @@ CASES = {
     "fit_case": _fit_case,
     "accuracy_case": _accuracy_case,
     "nodropout_case": _nodropout_case,
+    "threads_case": _threads_case,
 }
 BENCHES = {
     "rfm": bench_rfm,
@@ -1428,6 +1474,7 @@ BENCHES = {
     "fits": bench_fits,
     "accuracy": bench_accuracy,
     "nodropout": bench_nodropout,
+    "threads": bench_threads,
 }
 
 
