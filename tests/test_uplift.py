@@ -98,24 +98,31 @@ def test_estimator_conventions(simulated):
 @pytest.mark.slow
 @pytest.mark.parametrize("learner", ["s", "t", "x", "dr"])
 def test_learners_rank_simulated_users_by_their_true_effect(simulated_pair, learner):
-    """Held-out users (30%) ranked by each learner's predicted effect: a Qini at least 0.3 of the
-    oracle's (the ranking by every user's true effect, which no model can reach: who is a
-    sleeping dog is partly chance; measured 0.33-0.68 at depth 4) and a positive rank
-    correlation with the truth, for a binary and a count outcome."""
+    """Held-out users (30%) ranked by each learner's predicted effect, over the learner's seeds
+    0, 1 and 2: a mean Qini at least 0.3 of the oracle's (the ranking by every user's true
+    effect, which no model can reach: who is a sleeping dog is partly chance; means measured
+    0.34-0.66 at depth 4) and a mean rank correlation with the truth above 0.12, for a binary
+    and a count outcome. One seed alone is not a claim: the T-learner on purchases ranged from
+    0.29 to 0.65 of the oracle over the seeds, and the features' last bits (the BTYD scores'
+    fits, which change with the machine's BLAS threads) move a user's row to another
+    validation fifth as a seed does."""
     c, truth = simulated_pair
     d = c.data
     t = (d["arm"] == "coupon").to_numpy(int)
     for outcome in ("converted", "purchases"):
         y = d[outcome].to_numpy(float)
         tr, te = train_test_split(np.arange(len(y)), test_size=0.3, random_state=0, stratify=t * 2 + (y > 0))
-        m = UpliftModel(learner=learner, control="control", max_depth=4, random_state=0)
-        m.fit(c.X.iloc[tr], y[tr], d["arm"].iloc[tr])
-        u = m.predict(c.X.iloc[te])["coupon"].to_numpy()
         true = oracle_effects(truth.loc[d["user_id"].iloc[te]], outcome, "coupon").to_numpy()
         oracle = ev.qini_coefficient(y[te], true, t[te])
-        q = ev.qini_coefficient(y[te], u, t[te])
-        assert q > 0.3 * oracle, (learner, outcome, q, oracle)
-        assert spearmanr(u, true)[0] > 0.12
+        qini, rho = [], []
+        for seed in (0, 1, 2):
+            m = UpliftModel(learner=learner, control="control", max_depth=4, random_state=seed)
+            m.fit(c.X.iloc[tr], y[tr], d["arm"].iloc[tr])
+            u = m.predict(c.X.iloc[te])["coupon"].to_numpy()
+            qini.append(ev.qini_coefficient(y[te], u, t[te]))
+            rho.append(spearmanr(u, true)[0])
+        assert np.mean(qini) > 0.3 * oracle, (learner, outcome, qini, oracle)
+        assert np.mean(rho) > 0.12, (learner, outcome, rho)
 
 
 @pytest.mark.slow
