@@ -284,3 +284,17 @@ def test_telco_blank_totalcharges_only_allowed_when_never_billed(tmp_path):
 def test_unknown_errors_mode(tmp_path):
     with pytest.raises(ValueError, match="errors must be"):
         datasets.load_transactions(write(tmp_path, GOOD), errors="ignore")
+
+
+def test_parse_number_called_directly_refuses_what_the_loaders_refuse():
+    """``parse_number``'s default is the loaders' (decimal=None): dotted groups of three are
+    refused with the two readings named, not read as decimals; plain decimals and an explicit
+    convention still read."""
+    from urm_models.core.errors import ConventionError
+    from urm_models.data.parsing import parse_number
+
+    with pytest.raises(ConventionError, match="decimal='.' or thousands='.'"):
+        parse_number(pd.Series(["2.933", "1.250"]))
+    assert parse_number(pd.Series(["2.933", "1.250"]), decimal=".").tolist() == [2.933, 1.25]
+    assert parse_number(pd.Series(["2.933", "1.250"]), thousands=".").tolist() == [2933.0, 1250.0]
+    assert parse_number(pd.Series(["2.5", "1.25", ""])).tolist()[:2] == [2.5, 1.25]

@@ -482,12 +482,13 @@ def _strip_currency(u: pd.Series, currency: str | None) -> pd.Series:
 
 
 def parse_number(
-    s: pd.Series, *, decimal: str | None = ".", thousands: str | None = None, currency: str | None = None
+    s: pd.Series, *, decimal: str | None = None, thousands: str | None = None, currency: str | None = None
 ) -> pd.Series:
     """Floats (NaN where blank or unparseable; ``inf``/``nan`` literals as such, for the
     validator to reject). Raises :class:`ConventionError` when some values fit another
-    decimal/thousands convention than the one chosen. ``decimal=None``: ``"."``, unless the
-    column's dotted values are all digit groups of three (ambiguous: refused, module docstring)."""
+    decimal/thousands convention than the one chosen. ``decimal=None`` (the default, as in
+    ``load_table``): ``"."``, unless the column's dotted values are all digit groups of three
+    (ambiguous: refused, module docstring); called directly it refuses ``2.933`` as the loaders do."""
     unsaid = decimal is None and thousands is None
     thousands = thousands_separator(thousands)
     if decimal is None:  # thousands='.' alone (the dotted-groups hint) means a decimal comma
