@@ -5,6 +5,8 @@ import pytest
 import threadpoolctl
 from hypothesis import settings
 
+from urm_models.jobs.pipeline import KERNEL_THREADS
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 # The tests' Spark sessions live for seconds to a minute: the JVM's quick compiler alone and one
 # garbage-collector thread spend a quarter less CPU on them than the optimising compiler, which
@@ -15,8 +17,8 @@ os.environ.setdefault("URM_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+Us
 # two xdist workers on two cores, each with OpenBLAS threads spinning beside the other's, spent
 # several times the CPU on the same fits. The variables reach the subprocesses (the CLI, fresh
 # clones); threadpoolctl limits this process, whose NumPy may be loaded already.
-for _threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_threads, "1")
+for _threads, _count in KERNEL_THREADS.items():
+    os.environ.setdefault(_threads, _count)
 threadpoolctl.threadpool_limits(1)
 # the pseudonym key of the test session: a key file outside the repository, as in production,
 # but never the user's own ~/.config one

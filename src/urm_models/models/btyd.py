@@ -14,6 +14,8 @@ number of distinct histories, not users; terms that depend on one column only (`
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln, polygamma
@@ -612,32 +614,15 @@ class _BetaGeoFamily(Lifetime, MLEModel):
         return float(out) if out.ndim == 0 else out
 
     def _prob_n(self, n, t, x, tx, T, P=None):
-        r, alpha, a, b = self._p(P)
-        bb = b + x + self._k  # posterior of p given alive: Beta(a, b + x + k)
-        lq = np.log(alpha + T) - np.log(alpha + T + t)  # log (1 - z)
-        lz = (
-            np.log(t) - np.log(alpha + T + t)
-            if np.all(t > 0)
-            else np.log(np.maximum(t, 1e-300)) - np.log(alpha + T + t)
-        )
-
-        def log_nb(j):
-            return gammaln(r + x + j) - gammaln(r + x) - gammaln(j + 1.0) + (r + x) * lq + j * lz
-
-        first = np.exp(betaln(a, bb + n) - betaln(a, bb) + log_nb(n))
-        if n > 0:
-            cum = sum(np.exp(log_nb(j)) for j in range(n))
-            second = np.exp(betaln(a + 1.0, bb + n - 1.0) - betaln(a, bb)) * np.clip(1.0 - cum, 0.0, 1.0)
-        else:
-            second = 0.0
-        alive = expit(-self._log_odds_dead(x, tx, T, P))
-        return alive * (first + second) + (1.0 - alive) * (n == 0)
+        """P(exactly ``n`` purchases in the next ``t`` periods | history): the n-th term of
+        :meth:`_prob_n_sequence`."""
+        return next(itertools.islice(self._prob_n_sequence(t, x, tx, T, P), n, None))
 
     def _prob_n_sequence(self, t, x, tx, T, P=None):
-        """``_prob_n(n, ...)`` for n = 0, 1, 2, ... in turn, each from the same operations in
-        the same order (the sum over j < n carried from one n to the next), so equal to the
-        last bit, without summing the j < n terms again for every n: a count distribution up
-        to n costs n terms, not n^2 / 2."""
+        """P(0 purchases), P(1), ... in the next ``t`` periods, in turn: given alive, the count is
+        negative binomial and the customer may drop out after each purchase; the sum over j < n
+        of the alive count's terms is carried from one n to the next, so a count distribution
+        up to n costs n terms, not n^2 / 2."""
         r, alpha, a, b = self._p(P)
         bb = b + x + self._k
         lq = np.log(alpha + T) - np.log(alpha + T + t)
