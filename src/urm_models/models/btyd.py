@@ -14,8 +14,6 @@ number of distinct histories, not users; terms that depend on one column only (`
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln, polygamma
@@ -614,15 +612,16 @@ class _BetaGeoFamily(Lifetime, MLEModel):
         return float(out) if out.ndim == 0 else out
 
     def _prob_n(self, n, t, x, tx, T, P=None):
-        """P(exactly ``n`` purchases in the next ``t`` periods | history): the n-th term of
-        :meth:`_prob_n_sequence`."""
-        return next(itertools.islice(self._prob_n_sequence(t, x, tx, T, P), n, None))
+        """P(exactly ``n`` purchases in the next ``t`` periods | history): the first term of
+        :meth:`_prob_n_sequence` from ``n``."""
+        return next(self._prob_n_sequence(t, x, tx, T, P, start=n))
 
-    def _prob_n_sequence(self, t, x, tx, T, P=None):
-        """P(0 purchases), P(1), ... in the next ``t`` periods, in turn: given alive, the count is
-        negative binomial and the customer may drop out after each purchase; the sum over j < n
-        of the alive count's terms is carried from one n to the next, so a count distribution
-        up to n costs n terms, not n^2 / 2."""
+    def _prob_n_sequence(self, t, x, tx, T, P=None, start: int = 0):
+        """P(start purchases), P(start + 1), ... in the next ``t`` periods, in turn: given alive,
+        the count is negative binomial and the customer may drop out after each purchase; the
+        sum over j < n of the alive count's terms is carried from one n to the next, so a count
+        distribution up to n costs n terms, not n^2 / 2 (the terms before ``start`` add only
+        to that sum)."""
         r, alpha, a, b = self._p(P)
         bb = b + x + self._k
         lq = np.log(alpha + T) - np.log(alpha + T + t)
@@ -637,6 +636,9 @@ class _BetaGeoFamily(Lifetime, MLEModel):
 
         alive = expit(-self._log_odds_dead(x, tx, T, P))
         cum, n = 0, 0
+        while n < start:
+            cum = cum + np.exp(log_nb(n))
+            n += 1
         while True:
             first = np.exp(betaln(a, bb + n) - betaln(a, bb) + log_nb(n))
             if n > 0:
