@@ -298,3 +298,60 @@ def test_parse_number_called_directly_refuses_what_the_loaders_refuse():
     assert parse_number(pd.Series(["2.933", "1.250"]), decimal=".").tolist() == [2.933, 1.25]
     assert parse_number(pd.Series(["2.933", "1.250"]), thousands=".").tolist() == [2933.0, 1250.0]
     assert parse_number(pd.Series(["2.5", "1.25", ""])).tolist()[:2] == [2.5, 1.25]
+
+
+def test_read_options_are_one_object_built_by_name_with_the_loaders_defaults(tmp_path, home):
+    """Every loader takes one ``ReadOptions`` whole, or its fields by name (the same object);
+    an unknown name is refused with the known ones; a bad choice is refused when the options
+    are made, before any file is read; the loaders' signatures list no option of their own."""
+    import inspect
+
+    from urm_models.data import campaign_files, validation
+    from urm_models.data.options import CampaignOptions, ReadOptions, option_names
+
+    text = "customer;day;total\nu1;02/01/2024;10,5\nu2;03/01/2024;3\nu1;01/02/2024;0\n"
+    path = write(tmp_path, text)
+    by_name = dict(columns={"user_id": "customer", "ts": "day", "amount": "total"}, date_format="%d/%m/%Y", decimal=",")
+    whole = datasets.load_transactions(path, ReadOptions(**by_name))
+    assert whole.equals(datasets.load_transactions(path, **by_name))
+    assert whole["amount"].tolist() == [10.5, 3.0, 0.0] and whole["ts"].dt.month.tolist() == [1, 1, 2]
+    # a field changed by name on top of a whole object
+    later = datasets.load_transactions(path, ReadOptions(**by_name), as_of="2024-01-15", errors="quarantine")
+    assert len(later) == 2 and later.attrs["validation"]["n_rejected"] == 1
+    with pytest.raises(TypeError, match=r"unknown option 'date_fmt'; known: \[.*'date_format'"):
+        datasets.load_transactions(path, date_fmt="%d/%m/%Y")
+    for bad, match in (
+        ({"errors": "ignore"}, "errors must be 'raise' or 'quarantine'"),
+        ({"null_ids": "skip"}, "null_ids must be 'refuse', 'drop' or 'keep'"),
+        ({"max_amount": 0}, "max_amount must be positive"),
+        ({"columns": ["user_id"]}, "columns must map"),
+    ):
+        with pytest.raises((ValueError, TypeError), match=match):
+            ReadOptions(**bad)
+    # the defaults live in ReadOptions alone: no loader repeats an option in its signature
+    names = set(option_names(ReadOptions)) | set(option_names(CampaignOptions))
+    for fn in (
+        datasets.load_table,
+        datasets.load_transactions,
+        validation.validate_table,
+        campaign_files.load_campaign,
+        campaign_files.validate_campaign,
+        campaign_files.load_assignments,
+    ):
+        assert not names & set(inspect.signature(fn).parameters) - {"control", "arms"}, fn.__name__
+
+
+def test_a_campaign_file_refuses_the_options_of_transactions(tmp_path, home):
+    from urm_models.data import campaign_files
+    from urm_models.data.options import CampaignOptions, ReadOptions
+
+    rows = "".join(f"u{i};{'none' if i % 2 else 'mail'};{i % 3 == 0:d}\n" for i in range(12))
+    path = write(tmp_path, "user_id;group;visit\n" + rows, "camp.csv")
+    spec = CampaignOptions(control="none", outcomes="visit")
+    camp = campaign_files.load_campaign(path, spec, ReadOptions(columns={"arm": "group"}))
+    assert camp.arms == ("none", "mail") and camp.outcomes == ("visit",) and len(camp.data) == 12
+    same = campaign_files.load_campaign(path, control="none", outcomes=["visit"], columns={"arm": "group"}, sep=";")
+    assert same.data.equals(camp.data)
+    for option in ({"duplicates": "keep"}, {"value_per_event": 2.0}, {"returns": "keep"}):
+        with pytest.raises(ValueError, match=f"{next(iter(option))}.*apply to transactions, not to a campaign"):
+            campaign_files.load_campaign(path, spec, columns={"arm": "group"}, **option)

@@ -30,7 +30,8 @@ import pandas as pd
 
 from ..core import paths
 from ..core.errors import ConventionError, DataValidationError
-from .contract import Errors, Field
+from .contract import Field
+from .options import CampaignOptions, ReadOptions, build
 from .parsing import NULL_WORDS, blank, parse_number
 from .reading import RawTable, raw_from_frame, read_raw
 from .validation import validate_table
@@ -285,32 +286,19 @@ def _features(frame: pd.DataFrame, names, source: str, *, categorical=(), decima
 
 def validate_campaign(
     raw: RawTable,
+    campaign: CampaignOptions | None = None,
+    options: ReadOptions | None = None,
     *,
-    control: str,
-    outcomes,
-    features=None,
-    arms=None,
-    columns: dict | None = None,
-    categorical=(),
-    errors: Errors = "raise",
-    decimal: str | None = None,
-    thousands: str | None = None,
-    date_format: str | None = None,
-    tz: str | None = None,
-    quarantine_dir=None,
-    dataset: str | None = None,
     name: str | None = None,
-    window: str = "",
-    units: dict | None = None,
-    value_feature: str = "",
+    **by_name,
 ) -> Campaign:
     """One raw per-user campaign table -> :class:`Campaign` (see :func:`load_campaign`)."""
-    if isinstance(outcomes, str):
-        outcomes = [outcomes]
-    outcomes = list(outcomes)
+    spec, o = build(by_name, campaign or CampaignOptions, options or ReadOptions)
+    o = _campaign_read(o, raw.source)
+    control, outcomes, features, arms = spec.control, list(spec.outcomes), spec.features, spec.arms
     if not outcomes:
         raise ValueError("a campaign needs at least one outcome column (outcomes=[...])")
-    columns = dict(columns or {})
+    columns = dict(o.columns or {})
     file_cols = [str(c) for c in raw.frame.columns]
     contract = {"user_id", "arm", *outcomes, "sent_at", "outcome_at"}
     used = {columns.get(c, c) for c in contract}
@@ -331,20 +319,7 @@ def validate_campaign(
         extra.append(Field("sent_at", "datetime", event_time=True))
     if columns.get("outcome_at", "outcome_at") in file_cols:
         extra.append(Field("outcome_at", "datetime", nullable=True))
-    table = validate_table(
-        raw,
-        "campaign",
-        columns=mapping,
-        errors=errors,
-        decimal=decimal,
-        thousands=thousands,
-        date_format=date_format,
-        tz=tz,
-        quarantine_dir=quarantine_dir,
-        dataset=dataset,
-        extra_fields=tuple(extra),
-        duplicates="reject",
-    )
+    table = validate_table(raw, "campaign", replace(o, columns=mapping), extra_fields=tuple(extra))
     report = table.attrs["validation"]
     if table.empty:
         raise DataValidationError(
@@ -367,7 +342,9 @@ def validate_campaign(
                     [{"column": "outcome_at", "check": "not_before_sent_at", "n_rows": int(early.sum())}]
                 ),
             )
-    feats = _features(table, features, raw.source, categorical=categorical, decimal=decimal, thousands=thousands)
+    feats = _features(
+        table, features, raw.source, categorical=spec.categorical, decimal=o.decimal, thousands=o.thousands
+    )
     keep = ["user_id", "arm", *outcomes, *[c for c in ("sent_at", "outcome_at") if c in table]]
     data = pd.concat([table[keep], feats], axis=1)
     data.attrs["validation"] = report
@@ -377,85 +354,65 @@ def validate_campaign(
         arms=order,
         outcomes=tuple(outcomes),
         features=tuple(features),
-        name=name or dataset or "campaign",
-        window=window,
-        units=dict(units or {}),
+        name=name or o.dataset or "campaign",
+        window=spec.window,
+        units=dict(spec.units),
         source=raw.source,
-        value_feature=value_feature,
+        value_feature=spec.value_feature,
     )
+
+
+def _campaign_read(o: ReadOptions, source: str) -> ReadOptions:
+    """The reading options of a campaign or assignment file: every exact duplicate row is
+    refused (a user is randomised once), and the options of transactions alone are refused
+    rather than ignored."""
+    wrong = {
+        "duplicates": o.duplicates != "reject",
+        "value_per_event": o.value_per_event is not None,
+        "returns": o.returns != "reject",
+    }
+    if any(wrong.values()):
+        raise ValueError(
+            f"{source}: option(s) {[k for k, v in wrong.items() if v]} apply to transactions, not to a campaign "
+            "file: a user is randomised once (duplicate rows are refused) and outcomes are not amounts"
+        )
+    return o
 
 
 def campaign_from_frame(
-    df: pd.DataFrame, *, control, outcomes, features=None, arms=None, name: str = "campaign", **kwargs
+    df: pd.DataFrame,
+    campaign: CampaignOptions | None = None,
+    options: ReadOptions | None = None,
+    *,
+    name: str = "campaign",
+    **by_name,
 ) -> Campaign:
     """A :class:`Campaign` from an in-memory table (``user_id``, ``arm``, outcomes, features),
     held to the same contract as a file."""
-    return validate_campaign(
-        raw_from_frame(df.astype({c: object for c in df.columns}), name),
-        control=control,
-        outcomes=outcomes,
-        features=features,
-        arms=arms,
-        name=name,
-        **kwargs,
-    )
+    raw = raw_from_frame(df.astype({c: object for c in df.columns}), name)
+    return validate_campaign(raw, campaign, options, name=name, **by_name)
 
 
 def load_campaign(
-    path: str | Path,
-    *,
-    control: str,
-    outcomes,
-    features=None,
-    arms=None,
-    columns: dict | None = None,
-    categorical=(),
-    window: str = "",
-    units: dict | None = None,
-    sep: str | None = None,
-    encoding: str = "utf-8",
-    errors: Errors = "raise",
-    decimal: str | None = None,
-    thousands: str | None = None,
-    date_format: str | None = None,
-    tz: str | None = None,
-    quarantine_dir=None,
-    dataset: str | None = None,
+    path: str | Path, campaign: CampaignOptions | None = None, options: ReadOptions | None = None, **by_name
 ) -> Campaign:
     """A per-user campaign file (CSV or Parquet, as :func:`urm_models.data.datasets.load_transactions`
     reads them): ``user_id``, ``arm``, the ``outcomes`` and pre-campaign ``features`` (default:
     every other column), optionally ``sent_at`` and ``outcome_at`` (when the outcome happened;
     one before the send is refused).
 
-    ``control`` names the control arm; ``arms`` (optional) declares every arm, control
-    included, so that an arm that got no users is an error rather than silently absent.
-    ``columns`` maps canonical names to the file's (``{"arm": "segment"}``); ``categorical``
-    keeps numeric-looking codes as categories. ``window`` says in words when the outcomes were
-    measured; ``units`` gives the unit of each non-binary outcome (``{"spend": "USD"}``).
-    Rows that break the contract raise (or, with ``errors="quarantine"``, go to
+    ``campaign`` (:class:`~urm_models.data.options.CampaignOptions`) says what the file holds:
+    the control arm, the arms, outcomes, features and their units; ``options``
+    (:class:`~urm_models.data.options.ReadOptions`) how to read it (``columns`` maps canonical
+    names to the file's: ``{"arm": "segment"}``). ``by_name`` sets the fields of either by
+    name: ``load_campaign(path, control="none", outcomes=["spend"], units={"spend": "EUR"},
+    sep=";")``. Rows that break the contract raise (or, with ``errors="quarantine"``, go to
     ``data/quarantine/``); campaign-level problems always raise.
     """
-    raw = read_raw(path, sep=sep, encoding=encoding, errors=errors)
-    dataset = dataset or paths.dataset_name(path)
-    return validate_campaign(
-        raw,
-        control=control,
-        outcomes=outcomes,
-        features=features,
-        arms=arms,
-        columns=columns,
-        categorical=categorical,
-        errors=errors,
-        decimal=decimal,
-        thousands=thousands,
-        date_format=date_format,
-        tz=tz,
-        quarantine_dir=quarantine_dir,
-        dataset=dataset,
-        name=dataset,
-        window=window,
-        units=units,
-    )
+    spec, o = build(by_name, campaign or CampaignOptions, options or ReadOptions)
+    o = replace(o, dataset=o.dataset or paths.dataset_name(path))
+    raw = read_raw(path, sep=o.sep, encoding=o.encoding, errors=o.errors, names=o.names)
+    return validate_campaign(raw, spec, o, name=o.dataset)
 
 
 def load_hillstrom(path: str | Path | None = None) -> Campaign:
@@ -472,85 +429,46 @@ def load_hillstrom(path: str | Path | None = None) -> Campaign:
     raw.frame.insert(0, "user_id", [f"r{int(n):05d}" for n in numbers])
     return validate_campaign(
         raw,
-        control="No E-Mail",
-        outcomes=["visit", "conversion", "spend"],
-        features=HILLSTROM_FEATURES,
-        arms=HILLSTROM_ARMS,
-        columns={"arm": "segment"},
-        categorical=("zip_code", "channel"),
-        dataset="hillstrom",
+        CampaignOptions(
+            control="No E-Mail",
+            outcomes=("visit", "conversion", "spend"),
+            features=HILLSTROM_FEATURES,
+            arms=HILLSTROM_ARMS,
+            categorical=("zip_code", "channel"),
+            window="in the two weeks after the e-mail",
+            units={"spend": "USD"},
+            value_feature="history",
+        ),
+        ReadOptions(columns={"arm": "segment"}, dataset="hillstrom"),
         name="hillstrom",
-        window="in the two weeks after the e-mail",
-        units={"spend": "USD"},
-        value_feature="history",
     )
 
 
 def load_assignments(
-    path: str | Path,
-    *,
-    control: str,
-    arms=None,
-    columns: dict | None = None,
-    sep: str | None = None,
-    encoding: str = "utf-8",
-    date_format: str | None = None,
-    tz: str | None = None,
-    as_of=None,
-    errors: Errors = "raise",
-    quarantine_dir=None,
-    dataset: str | None = None,
+    path: str | Path, *, control: str, arms=None, options: ReadOptions | None = None, **by_name
 ) -> pd.DataFrame:
     """An assignment file ``user_id, arm, sent_at`` (who got which arm, when), validated: the
     data contract row by row (as transactions: dates read without guessing, no send in the
     future), then the campaign checks (one arm per user, the control exists, every declared arm
-    has users). Returns ``user_id, arm, sent_at`` with ``attrs["campaign"]`` holding the control
-    and the arms (control first)."""
-    raw = read_raw(path, sep=sep, encoding=encoding, errors=errors)
-    return assignments_from_raw(
-        raw,
-        control=control,
-        arms=arms,
-        columns=columns,
-        date_format=date_format,
-        tz=tz,
-        as_of=as_of,
-        errors=errors,
-        quarantine_dir=quarantine_dir,
-        dataset=dataset or paths.dataset_name(path),
-    )
+    has users). ``options`` (:class:`~urm_models.data.options.ReadOptions`, or its fields by
+    name) says how to read the file. Returns ``user_id, arm, sent_at`` with
+    ``attrs["campaign"]`` holding the control and the arms (control first)."""
+    o = build(by_name, options or ReadOptions)
+    o = replace(o, dataset=o.dataset or paths.dataset_name(path))
+    raw = read_raw(path, sep=o.sep, encoding=o.encoding, errors=o.errors, names=o.names)
+    return assignments_from_raw(raw, control=control, arms=arms, options=o)
 
 
 def assignments_from_raw(
-    raw: RawTable,
-    *,
-    control: str,
-    arms=None,
-    columns=None,
-    date_format=None,
-    tz=None,
-    as_of=None,
-    errors: Errors = "raise",
-    quarantine_dir=None,
-    dataset=None,
+    raw: RawTable, *, control: str, arms=None, options: ReadOptions | None = None, **by_name
 ) -> pd.DataFrame:
-    table = validate_table(
-        raw,
-        "assignments",
-        columns=columns,
-        errors=errors,
-        date_format=date_format,
-        tz=tz,
-        as_of=as_of,
-        quarantine_dir=quarantine_dir,
-        dataset=dataset,
-        duplicates="reject",
-    )
+    o = _campaign_read(build(by_name, options or ReadOptions), raw.source)
+    table = validate_table(raw, "assignments", o)
     if table.empty:
         raise DataValidationError(f"{raw.source}: no valid assignment rows", source=raw.source)
     table["arm"] = table["arm"].astype(str).str.strip()
     order = _campaign_checks(
-        table, raw.source, control=str(control), arms=arms, arm_col=(columns or {}).get("arm", "arm")
+        table, raw.source, control=str(control), arms=arms, arm_col=(o.columns or {}).get("arm", "arm")
     )
     out = table[["user_id", "arm", "sent_at"]].copy()
     out.attrs["validation"] = table.attrs["validation"]

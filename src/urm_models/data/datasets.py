@@ -7,6 +7,7 @@ passed validation (:mod:`urm_models.data.validation`); ``df.attrs["validation"]`
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -16,7 +17,8 @@ from ..core import paths
 from ..core.errors import DataValidationError
 from ..core.paths import dataset_name  # noqa: F401  (part of this surface: the name of your own file's data set)
 from .campaign_files import load_hillstrom
-from .contract import MAX_AMOUNT, MIN_DATE, TELCO_CATEGORICAL, Errors
+from .contract import MAX_AMOUNT, TELCO_CATEGORICAL, Errors
+from .options import ReadOptions, build
 from .reading import RawTable, raw_from_frame, read_raw
 from .simulate import simulate_rfm, simulate_transactions  # noqa: F401  (part of this surface)
 from .validation import validate_table
@@ -95,39 +97,15 @@ def fingerprint(df: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- generic loaders
 
 
-def load_table(
-    path: str | Path,
-    table: str,
-    *,
-    columns: dict[str, str] | None = None,
-    errors: Errors = "raise",
-    sep: str | None = None,
-    encoding: str = "utf-8",
-    names: list[str] | None = None,
-    date_format: str | None = None,
-    tz: str | None = None,
-    dst: Literal["reject", "shift"] = "reject",
-    decimal: str | None = None,
-    thousands: str | None = None,
-    currency: str | None = None,
-    max_amount: float = MAX_AMOUNT,
-    min_date=MIN_DATE,
-    as_of=None,
-    returns: Literal["reject", "keep"] = "reject",
-    duplicates: Literal["reject", "keep"] = "reject",
-    quarantine_dir: str | Path | None = None,
-    dataset: str | None = None,
-    null_ids: Literal["refuse", "drop", "keep"] = "refuse",
-    value_per_event: float | None = None,
-) -> pd.DataFrame:
+def load_table(path: str | Path, table: str, options: ReadOptions | None = None, **by_name) -> pd.DataFrame:
     """Load a user's CSV (``.csv``, ``.tsv``, ``.txt``; plain or ``.gz``/``.bz2``/``.xz``/``.zst``)
     or Parquet file as one of the canonical tables.
 
-    ``sep``, ``encoding`` and ``names`` (column names instead of the header's) are how to read
-    the file (:func:`urm_models.data.reading.read_raw`);
-    the other parameters, how to parse and check it
-    (:func:`urm_models.data.validation.validate_table`). ``dataset`` (default: the file's data set
-    name) scopes erasures made with ``urm forget --dataset``.
+    ``options`` (:class:`~urm_models.data.options.ReadOptions`; ``by_name`` changes its fields
+    by name) says how to read the file (``sep``, ``encoding``, ``names``:
+    :func:`urm_models.data.reading.read_raw`) and how to parse and check it
+    (:func:`urm_models.data.validation.validate_table`). Its ``dataset`` (default: the file's
+    data set name) scopes erasures made with ``urm forget --dataset``.
 
     Transactions without an amount (an activity log: user and time only, no ``amount`` column
     and none mapped) are read as events: ``amount`` is ``value_per_event`` when given (every event
@@ -135,33 +113,15 @@ def load_table(
     ``"value_per_event"`` or ``"none"``: money columns downstream are then left empty and tiers go
     by activity; docs/architecture.md, "Activity without money").
     """
-    raw = read_raw(path, sep=sep, encoding=encoding, errors=errors, names=names)
-    amounts = _amount_source(raw, table, columns, value_per_event)
+    o = build(by_name, options or ReadOptions)
+    raw = read_raw(path, sep=o.sep, encoding=o.encoding, errors=o.errors, names=o.names)
+    amounts = _amount_source(raw, table, o.columns, o.value_per_event)
     if amounts != "file":  # a placeholder every number convention reads, replaced after the checks
         raw.frame["amount"] = "0" if raw.fmt == "csv" else 0.0
-    out = validate_table(
-        raw,
-        table,
-        columns=columns,
-        errors=errors,
-        date_format=date_format,
-        tz=tz,
-        dst=dst,
-        decimal=decimal,
-        thousands=thousands,
-        currency=currency,
-        max_amount=max_amount,
-        min_date=min_date,
-        as_of=as_of,
-        returns=returns,
-        duplicates=duplicates,
-        quarantine_dir=quarantine_dir,
-        dataset=dataset or dataset_name(path),
-        null_ids=null_ids,
-    )
+    out = validate_table(raw, table, replace(o, dataset=o.dataset or dataset_name(path)))
     if table == "transactions":
         if amounts != "file":
-            out["amount"] = float(value_per_event) if value_per_event is not None else 1.0
+            out["amount"] = float(o.value_per_event) if o.value_per_event is not None else 1.0
         out.attrs["amounts"] = amounts
     return out
 
@@ -190,7 +150,7 @@ def _amount_source(raw: RawTable, table: str, columns, value_per_event) -> str:
     return "none"
 
 
-def load_transactions(path: str | Path, columns: dict[str, str] | None = None, **kwargs) -> pd.DataFrame:
+def load_transactions(path: str | Path, options: ReadOptions | None = None, **by_name) -> pd.DataFrame:
     """Load transactions (``user_id``, ``ts``, ``amount``; optional ``channel``, ``category``).
 
     Examples
@@ -199,21 +159,22 @@ def load_transactions(path: str | Path, columns: dict[str, str] | None = None, *
     ...                        "amount": "total"}, date_format="%d/%m/%Y", tz="Europe/Berlin",
     ...                        decimal=",")
 
-    See :func:`load_table` for the options.
+    or, the same, ``load_transactions("orders.csv", ReadOptions(columns=..., date_format=...))``.
+    See :func:`load_table` and :class:`~urm_models.data.options.ReadOptions` for the options.
     """
-    return load_table(path, "transactions", columns=columns, **kwargs)
+    return load_table(path, "transactions", options, **by_name)
 
 
-def load_users(path: str | Path, columns: dict[str, str] | None = None, **kwargs) -> pd.DataFrame:
-    return load_table(path, "users", columns=columns, **kwargs)
+def load_users(path: str | Path, options: ReadOptions | None = None, **by_name) -> pd.DataFrame:
+    return load_table(path, "users", options, **by_name)
 
 
-def load_subscriptions(path: str | Path, columns: dict[str, str] | None = None, **kwargs) -> pd.DataFrame:
-    return load_table(path, "subscriptions", columns=columns, **kwargs)
+def load_subscriptions(path: str | Path, options: ReadOptions | None = None, **by_name) -> pd.DataFrame:
+    return load_table(path, "subscriptions", options, **by_name)
 
 
-def load_feedback(path: str | Path, columns: dict[str, str] | None = None, **kwargs) -> pd.DataFrame:
-    return load_table(path, "feedback", columns=columns, **kwargs)
+def load_feedback(path: str | Path, options: ReadOptions | None = None, **by_name) -> pd.DataFrame:
+    return load_table(path, "feedback", options, **by_name)
 
 
 def validate(df: pd.DataFrame, table: str, *, name: str = "<DataFrame>", **kwargs) -> pd.DataFrame:

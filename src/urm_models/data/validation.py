@@ -22,10 +22,9 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -36,7 +35,8 @@ from ..core.errors import ConventionError, DataValidationError
 from ..core.io import write_csv
 from ..core.privacy import pseudonym_map, pseudonymize
 from . import erasure, parsing
-from .contract import MAX_AMOUNT, MIN_DATE, RULES, TABLES, Errors, Field
+from .contract import RULES, TABLES, Errors, Field
+from .options import ReadOptions, build
 from .parsing import normal_signs, null_words, parse_datetime, parse_id, parse_number
 from .reading import RawTable
 
@@ -77,23 +77,6 @@ class ValidationReport:
 _FLAGS = {"yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0}
 
 
-@dataclass(frozen=True)
-class CellOptions:
-    """How the cells of a file are read and which values pass (:func:`validate_table`'s
-    keyword arguments of the same names)."""
-
-    date_format: str | None = None
-    tz: str | None = None
-    dst: Literal["reject", "shift"] = "reject"
-    decimal: str | None = None
-    thousands: str | None = None
-    currency: str | None = None
-    max_amount: float = MAX_AMOUNT
-    min_date: object = MIN_DATE
-    as_of: object = None  # a Timestamp: validate_table resolves "now"
-    returns: Literal["reject", "keep"] = "reject"
-
-
 def _check(fn, name: str, **kw) -> pa.Check:
     return pa.Check(fn, name=name, ignore_na=False, **kw)
 
@@ -101,24 +84,10 @@ def _check(fn, name: str, **kw) -> pa.Check:
 def validate_table(
     raw: RawTable,
     table: str,
+    options: ReadOptions | None = None,
     *,
-    columns: dict[str, str] | None = None,
-    errors: Errors = "raise",
-    date_format: str | None = None,
-    tz: str | None = None,
-    dst: Literal["reject", "shift"] = "reject",
-    decimal: str | None = None,
-    thousands: str | None = None,
-    currency: str | None = None,
-    max_amount: float = MAX_AMOUNT,
-    min_date=MIN_DATE,
-    as_of=None,
-    returns: Literal["reject", "keep"] = "reject",
-    duplicates: Literal["reject", "keep"] = "reject",
-    quarantine_dir: str | Path | None = None,
-    dataset: str | None = None,
     extra_fields: tuple[Field, ...] = (),
-    null_ids: Literal["refuse", "drop", "keep"] = "refuse",
+    **by_name,
 ) -> pd.DataFrame:
     """Map, parse and check one raw table; return the canonical table of the valid rows.
 
@@ -127,6 +96,10 @@ def validate_table(
     raw : RawTable
         From :func:`urm_models.data.reading.read_raw`, or ``raw_from_frame`` for a DataFrame.
     table : {"transactions", "users", "subscriptions", "feedback"}
+    options : ReadOptions, optional
+        How to map, parse and check the table (:class:`urm_models.data.options.ReadOptions`,
+        whose defaults apply); ``by_name`` changes its fields by name
+        (``validate_table(raw, "transactions", tz="Europe/Berlin")``). The ones used here:
     columns : dict, optional
         ``{canonical_name: name_in_file}`` for columns whose names differ. Mapped columns that
         are not part of the contract are kept as extra attributes. One file column cannot be
@@ -167,22 +140,25 @@ def validate_table(
         :data:`urm_models.data.parsing.NULL_WORDS`), an export's "no user": refuse the column with
         their count (default), drop their rows (counted: ``n_null_ids``), or keep them as ids.
     """
-    _check_arguments(table, errors, null_ids, max_amount, quarantine_dir)
+    o = build(by_name, options or ReadOptions)
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; expected one of {sorted(TABLES)}")
+    quarantine_folder(o.quarantine_dir)  # refused before any row is read
     fields = TABLES[table] + tuple(extra_fields)
-    mapping, extras = map_columns(raw, table, fields, columns)
+    mapping, extras = map_columns(raw, table, fields, o.columns)
     refuse_nested(raw, {**mapping, **extras})
     ids, bad_ids = parse_ids(raw, mapping["user_id"])
-    nulls = null_id_rows(raw, ids, mapping["user_id"], null_ids)
-    erased = _erased_rows(ids, dataset).to_numpy()
+    nulls = null_id_rows(raw, ids, mapping["user_id"], o.null_ids)
+    erased = _erased_rows(ids, o.dataset).to_numpy()
     keep = ~(nulls | erased)
     if not keep.all():
         raw, ids, bad_ids = _subset(raw, keep), ids[keep], bad_ids[keep]
-    as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(datetime.now())
-    options = CellOptions(date_format, tz, dst, decimal, thousands, currency, max_amount, min_date, as_of, returns)
-    typed, checks = parse_columns(raw, table, fields, mapping, ids, bad_ids, options)
+    # "now", when not given, is taken once here: every row is checked against the same instant
+    o = replace(o, as_of=pd.Timestamp(o.as_of) if o.as_of is not None else pd.Timestamp(datetime.now()))
+    typed, checks = parse_columns(raw, table, fields, mapping, ids, bad_ids, o)
     for name, src in extras.items():
         typed[name] = raw.frame[src]
-    on_columns, on_rows = row_checks(raw, table, typed, duplicates)
+    on_columns, on_rows = row_checks(raw, table, typed, o.duplicates)
     for name, more in on_columns.items():
         checks[name] = checks.get(name, []) + more
     schema = pa.DataFrameSchema(
@@ -191,25 +167,14 @@ def validate_table(
         strict=False,
         coerce=False,
     )
-    out = run_schema(raw, table, typed, schema, mapping, errors=errors, quarantine_dir=quarantine_dir, dataset=dataset)
+    out = run_schema(
+        raw, table, typed, schema, mapping, errors=o.errors, quarantine_dir=o.quarantine_dir, dataset=o.dataset
+    )
     report = out.attrs["validation"]
     report["n_erased"] += int(erased.sum())
     report["n_null_ids"] = int(nulls.sum())
     report["n_input"] += int(erased.sum()) + int(nulls.sum())
     return out
-
-
-def _check_arguments(table: str, errors: str, null_ids: str, max_amount: float, quarantine_dir) -> None:
-    """Refuse bad arguments before any row is read."""
-    if null_ids not in ("refuse", "drop", "keep"):
-        raise ValueError(f"null_ids must be 'refuse', 'drop' or 'keep', not {null_ids!r}")
-    if table not in TABLES:
-        raise ValueError(f"unknown table {table!r}; expected one of {sorted(TABLES)}")
-    if errors not in ("raise", "quarantine"):
-        raise ValueError(f"errors must be 'raise' or 'quarantine', not {errors!r}")
-    if not (max_amount > 0):
-        raise ValueError(f"max_amount must be positive, not {max_amount!r}")
-    quarantine_folder(quarantine_dir)
 
 
 def map_columns(
@@ -328,7 +293,7 @@ def parse_columns(
     mapping: dict[str, str],
     ids: pd.Series,
     bad_ids: pd.Series,
-    options: CellOptions,
+    options: ReadOptions,
 ) -> tuple[pd.DataFrame, dict[str, list[pa.Check]]]:
     """Step 3: every mapped column parsed by its field's kind (:mod:`urm_models.data.parsing`), and
     the row checks of its values. A column that cannot be read without guessing a convention
@@ -365,7 +330,7 @@ def parse_columns(
     return typed, checks
 
 
-def _parse_field(f: Field, rawcol, is_blank, ids, bad_ids, table: str, o: CellOptions):
+def _parse_field(f: Field, rawcol, is_blank, ids, bad_ids, table: str, o: ReadOptions):
     """One column's values and the checks on them."""
     checks = []
     if f.kind == "id":  # ``bad_ids``: each row's problem (parsing.parse_id), one check per kind

@@ -1003,10 +1003,9 @@ def _own_data(p: dict, given: Mapping):
     notebook runs; ``cutoff`` must be given and lie inside the data; ``holdout_end`` defaults
     to the last purchase date, 02's ``previous`` to 13 weeks before the cut-off (``later``:
     none). Returns the parameters and the validated rows (None for a shipped data set)."""
-    import inspect
-
     # lazy: see the note at the top
     from ..data import datasets
+    from ..data.options import ReadOptions, option_names
 
     if not p["path"]:
         if p["read"]:
@@ -1014,7 +1013,7 @@ def _own_data(p: dict, given: Mapping):
         return p, None
     # absolute, not resolved: a symbolic link must reach the reader, which refuses it
     path = Path(os.path.abspath(Path(p["path"]).expanduser()))
-    known = set(inspect.signature(datasets.load_table).parameters) - {"path", "table", "dataset", "quarantine_dir"}
+    known = set(option_names(ReadOptions)) - {"dataset", "quarantine_dir"}
     if not isinstance(p["read"], Mapping) or set(p["read"]) - known:
         bad = sorted(set(p["read"]) - known) if isinstance(p["read"], Mapping) else p["read"]
         raise RefreshError(f"unknown reading option(s) {bad} for {path}; known: {sorted(known)}")
