@@ -702,7 +702,7 @@ def bench_scoring(repeats: int = 3) -> list[dict]:
 #: the default ChurnClassifier, the one it replaced (5 bags at learning rate 0.02 with 5-fold
 #: out-of-fold calibration) and the baseline: plain XGBoost, 300 trees of depth 4 at 0.05
 CHURN_CASES = ("plain", "default", "former")
-CHURN_FORMER = {"n_bags": 5, "learning_rate": 0.02, "early_stopping_rounds": 100, "cv": 5}
+CHURN_FORMER = {"n_bags": 5, "learning_rate": 0.02, "early_stopping_rounds": 100, "cv": 5}  # with boosting= below
 
 
 def _telco():
@@ -743,7 +743,19 @@ def _churn_case(which: str) -> dict:
     def make(seed):
         if which == "plain":
             return _plain_xgboost().set_params(xgbclassifier__random_state=seed)
-        return ChurnClassifier(random_state=seed, **(CHURN_FORMER if which == "former" else {}))
+        if which != "former":
+            return ChurnClassifier(random_state=seed)
+        from dataclasses import replace
+
+        from urm_models.models import boosting
+
+        trees = {k: v for k, v in CHURN_FORMER.items() if k in ("learning_rate", "early_stopping_rounds")}
+        return ChurnClassifier(
+            random_state=seed,
+            n_bags=CHURN_FORMER["n_bags"],
+            cv=CHURN_FORMER["cv"],
+            boosting=replace(boosting.CHURN, **trees),
+        )
 
     with threadpool_limits(1):  # BLAS threads only slow these small fits down (docs/benchmarks.md)
         make(0).fit(X, y)

@@ -2,12 +2,14 @@
 judged on inner windows inside the calibration period, close calls go to the simpler model, and
 the holdout it never saw is what gets reported."""
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
 from urm_models import features
 from urm_models.evaluation import holdout
-from urm_models.models import BetaGeo, ModifiedBetaGeo, ParetoNBD, ShiftedWindowPurchases
+from urm_models.models import BetaGeo, ModifiedBetaGeo, ParetoNBD, ShiftedWindowPurchases, boosting
 
 CUT = "1997-09-30"
 
@@ -17,7 +19,7 @@ def candidates():
         "BetaGeo": BetaGeo(),
         "ModifiedBetaGeo": ModifiedBetaGeo(),
         "ParetoNBD": ParetoNBD(),
-        "ShiftedWindowPurchases": ShiftedWindowPurchases(n_estimators=100),
+        "ShiftedWindowPurchases": ShiftedWindowPurchases(boosting=replace(boosting.SHIFTED, n_estimators=100)),
     }
 
 

@@ -1,6 +1,7 @@
 """Churn labels and features without leakage; ChurnClassifier on the real Telco table."""
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from urm_models.evaluation.classification import (
     lift_at,
     threshold_plot,
 )
-from urm_models.models import ChurnClassifier
+from urm_models.models import ChurnClassifier, boosting
 
 CUT = "1997-09-30"
 
@@ -155,7 +156,9 @@ def test_each_bag_keeps_its_trees_up_to_the_best_validation_loss(telco):
 
     X, y = telco
     Z, ys = _encoded(X.iloc[:2000]), y[:2000]
-    est = _XGBEarlyStopping(n_bags=2, learning_rate=0.1, early_stopping_rounds=20, random_state=3).fit(Z, ys)
+    est = _XGBEarlyStopping(
+        n_bags=2, boosting=replace(boosting.CHURN, learning_rate=0.1, early_stopping_rounds=20), random_state=3
+    ).fit(Z, ys)
     for b, (bst, n) in enumerate(zip(est.boosters_, est.best_n_estimators_, strict=True)):
         assert bst.num_boosted_rounds() == n
         # the same split and seed, trained to the end: its validation loss is lowest at tree n
@@ -178,8 +181,12 @@ def test_a_model_pickled_before_bags_kept_boosters_still_predicts(telco):
     X, y = telco
     Z, ys = _encoded(X.iloc[:800]), y[:800]
     old = [XGBClassifier(n_estimators=20, max_depth=2, random_state=s).fit(Z, ys) for s in (0, 1)]
+    # then: the tree settings were nine attributes of their own (their defaults then)
+    legacy = {"n_estimators": 2000, "learning_rate": 0.02, "max_depth": 3, "min_child_weight": 5.0, "subsample": 0.8}
+    legacy |= {"colsample_bytree": 0.3, "reg_lambda": 5.0, "early_stopping_rounds": 100, "validation_fraction": 0.2}
     state = {
-        **_XGBEarlyStopping().get_params(),
+        **{k: v for k, v in _XGBEarlyStopping().get_params().items() if k != "boosting"},
+        **legacy,
         "models_": old,
         "best_n_estimators_": [20, 20],
         "classes_": np.array([0, 1]),
@@ -191,6 +198,8 @@ def test_a_model_pickled_before_bags_kept_boosters_still_predicts(telco):
     expected = np.mean([m.predict(Z, output_margin=True) for m in old], axis=0)
     np.testing.assert_allclose(est.decision_function(Z), expected, rtol=1e-6)
     assert est.refit is True and est.contributions(Z).shape == (800, Z.shape[1] + 1)
+    assert est.boosting == replace(boosting.CHURN, learning_rate=0.02, early_stopping_rounds=100)
+    assert "learning_rate" not in vars(est) and clone(est).get_params()["boosting"] == est.boosting
 
 
 @pytest.mark.slow
@@ -286,7 +295,9 @@ def test_default_calibrates_on_the_rows_its_bags_held_out_without_extra_training
         est.held_out_margin()
     # the held-out margins are each bag's own predictions on its validation split
     Z = _encoded(X.iloc[:600])
-    bags = _XGBEarlyStopping(n_bags=2, learning_rate=0.1, early_stopping_rounds=10, random_state=1).fit(Z, y[:600])
+    bags = _XGBEarlyStopping(
+        n_bags=2, boosting=replace(boosting.CHURN, learning_rate=0.1, early_stopping_rounds=10), random_state=1
+    ).fit(Z, y[:600])
     held = bags.held_out_margin()
     seen = ~np.isnan(held)
     assert 0.2 <= seen.mean() <= 0.4  # two splits of 20%, partly overlapping

@@ -3,6 +3,7 @@ and scored on one without a calendar table in hand, its scores equal to its own 
 Pareto/NBD's without covariates), and its relationship table in-process, streamed, and refused by
 Spark with what to use instead."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from urm_models import features
 from urm_models.data import datasets
 from urm_models.features.calendar import SeasonCalendar
-from urm_models.models import CLVScorer, GammaGamma, ParetoNBD, TimeVaryingParetoNBD
+from urm_models.models import CLVScorer, GammaGamma, ParetoNBD, TimeVaryingParetoNBD, boosting
 from urm_models.serve import scoring
 
 APPAREL_SEASON = Path(__file__).resolve().parent.parent / "data" / "examples" / "apparel_season.csv"
@@ -184,8 +185,10 @@ def test_the_shifted_window_model_with_the_calendar_learns_from_every_season(app
     end = "2010-12-20"
     actual = features.rfm_summary(tx, CUT, freq="W", holdout_end=end)["frequency_holdout"]
     t = float(features.rfm_summary(tx, CUT, freq="W", holdout_end=end)["duration_holdout"].iloc[0])
-    plain = ShiftedWindowPurchases(n_estimators=100).fit(tx, CUT)
-    seasonal = ShiftedWindowPurchases(n_estimators=100, season=str(APPAREL_SEASON)).fit(tx, CUT)
+    plain = ShiftedWindowPurchases(boosting=replace(boosting.SHIFTED, n_estimators=100)).fit(tx, CUT)
+    seasonal = ShiftedWindowPurchases(
+        boosting=replace(boosting.SHIFTED, n_estimators=100), season=str(APPAREL_SEASON)
+    ).fit(tx, CUT)
     months = {o.month for o in seasonal.origins_}
     assert len({(m - 1) // 3 for m in months}) >= 3  # origins in at least three quarters of the year
     assert seasonal.season_effect_["high_season"] > 0.3  # the high season buys more

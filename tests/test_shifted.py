@@ -1,6 +1,8 @@
 """The shifted-window purchase model on CDNOW_master at two calibration cut-offs (1997-06-30 and
 1997-09-30, holdout to 1998-06-30: 52 and 39 weeks), against every BTYD model."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from urm_models.models import (
     NotFittedError,
     ParetoNBD,
     ShiftedWindowPurchases,
+    boosting,
     conditional_median_purchases,
 )
 from urm_models.models.shifted import nb_shape
@@ -108,7 +111,9 @@ def test_the_predictive_distribution_scores_better_than_pareto_nbd(fitted, cdnow
 
 @pytest.mark.slow
 def test_the_predictive_distribution(fitted, cdnow_sample):
-    sample = ShiftedWindowPurchases(n_estimators=50, random_state=0).fit(cdnow_sample, CUTOFF)
+    sample = ShiftedWindowPurchases(boosting=replace(boosting.SHIFTED, n_estimators=50), random_state=0).fit(
+        cdnow_sample, CUTOFF
+    )
     mean = sample.predict(cdnow_sample, 39)
     table = sample.probability_of_n_purchases(cdnow_sample, 39, range(400))
     assert list(table.columns) == list(range(400)) and table.index.equals(mean.index)
@@ -136,7 +141,7 @@ def test_the_predictive_distribution(fitted, cdnow_sample):
 
 def test_a_group_with_too_few_training_rows_gets_the_pooled_shape(cdnow_sample):
     # 4,714 user-windows of which fewer than 2,000 with repeats: their shape is that of all rows
-    fixed = {"window": 13, "shifts": (0, 4), "n_estimators": 20, "random_state": 0}
+    fixed = {"window": 13, "shifts": (0, 4), "boosting": replace(boosting.SHIFTED, n_estimators=20), "random_state": 0}
     m = ShiftedWindowPurchases(min_users=2_000, **fixed).fit(cdnow_sample, CUTOFF)
     d = ShiftedWindowPurchases(**fixed).fit(cdnow_sample, CUTOFF).dispersion_
     assert m.n_training_rows_ == 4_714
@@ -178,7 +183,7 @@ def test_refuses_a_cutoff_without_enough_history_and_says_how_much_is_needed(cdn
         ShiftedWindowPurchases().fit(cdnow_sample, "1997-01-21")
     earliest = pd.Timestamp(str(err.value).rsplit(" ", 1)[-1])
     assert pd.Timestamp("1997-01-28") <= earliest <= pd.Timestamp("1997-03-31")
-    short = ShiftedWindowPurchases(n_estimators=20).fit(cdnow_sample, earliest)
+    short = ShiftedWindowPurchases(boosting=replace(boosting.SHIFTED, n_estimators=20)).fit(cdnow_sample, earliest)
     assert short.window_ >= 2 and np.isfinite(short.predict(cdnow_sample, 52)).all()
     with pytest.raises(ValueError, match="too little history"):
         ShiftedWindowPurchases().fit(cdnow_sample, earliest - pd.Timedelta(weeks=1))
@@ -243,7 +248,9 @@ def test_as_the_clv_models_purchase_model_it_scores_activity_features(cdnow_samp
     from urm_models.models import CLVScorer, GammaGamma, customer_lifetime_value
     from urm_models.serve import scoring, tracking
 
-    sample = ShiftedWindowPurchases(n_estimators=50, random_state=0).fit(cdnow_sample, CUTOFF)
+    sample = ShiftedWindowPurchases(boosting=replace(boosting.SHIFTED, n_estimators=50), random_state=0).fit(
+        cdnow_sample, CUTOFF
+    )
     rfm = features.rfm_summary(cdnow_sample, CUTOFF, freq="W")
     gg = GammaGamma().fit(rfm)
     scorer = CLVScorer(sample, gg, rfm_freq="W", horizon=12, freq="M", discount_rate=0.01, churn_window=13)

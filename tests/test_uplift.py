@@ -1,6 +1,8 @@
 """Uplift models, their evaluation and the policies built on them: against simulated campaigns
 with known effects, the shipped Hillstrom experiment and hand-computed metrics."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ from urm_models.data.simulate import simulate_campaign
 from urm_models.evaluation import uplift as ev
 from urm_models.experiments import policy as P
 from urm_models.experiments.campaign import from_transactions, oracle_effects
-from urm_models.models import NotFittedError, UpliftModel
+from urm_models.models import NotFittedError, UpliftModel, boosting
 from urm_models.models.uplift import shared_boosters
 
 
@@ -80,7 +82,7 @@ def test_random_ranking_scores_near_zero_and_bootstrap_brackets(hillstrom):
 @pytest.mark.slow
 def test_estimator_conventions(simulated):
     camp, _ = simulated
-    m = UpliftModel(learner="t", control="control", max_depth=3, random_state=2)
+    m = UpliftModel(learner="t", control="control", boosting=replace(boosting.UPLIFT, max_depth=3), random_state=2)
     assert clone(m).get_params() == m.get_params()
     with pytest.raises(NotFittedError, match="not fitted"):
         m.predict(camp.X.head())
@@ -116,7 +118,9 @@ def test_learners_rank_simulated_users_by_their_true_effect(simulated_pair, lear
         oracle = ev.qini_coefficient(y[te], true, t[te])
         qini, rho = [], []
         for seed in (0, 1, 2):
-            m = UpliftModel(learner=learner, control="control", max_depth=4, random_state=seed)
+            m = UpliftModel(
+                learner=learner, control="control", boosting=replace(boosting.UPLIFT, max_depth=4), random_state=seed
+            )
             m.fit(c.X.iloc[tr], y[tr], d["arm"].iloc[tr])
             u = m.predict(c.X.iloc[te])["coupon"].to_numpy()
             qini.append(ev.qini_coefficient(y[te], u, t[te]))
@@ -256,12 +260,12 @@ def test_shared_boosters_reuse_the_t_learners_models_in_the_x_learner_and_change
     camp, _ = simulated
     rows = np.arange(len(camp.X)) < 6_000
     X, y, arm = camp.X[rows], camp.data["converted"].to_numpy(float)[rows], camp.data["arm"][rows]
-    base = UpliftModel(control="control", n_estimators=200, random_state=2)
+    base = UpliftModel(control="control", boosting=replace(boosting.UPLIFT, n_estimators=200), random_state=2)
     alone = clone(base).set_params(learner="x").fit(X, y, arm)
     with shared_boosters():
         t = clone(base).set_params(learner="t").fit(X, y, arm)
         x = clone(base).set_params(learner="x").fit(X, y, arm)
-        deeper = clone(base).set_params(learner="t", max_depth=3).fit(X, y, arm)
+        deeper = clone(base).set_params(learner="t", boosting=replace(base.boosting, max_depth=3)).fit(X, y, arm)
         fewer = clone(base).set_params(learner="t").fit(X[:-50], y[:-50], arm[:-50])
     for a in x.arms_:
         assert x.models_[f"outcome[{a}]"] is t.models_[f"outcome[{a}]"]
@@ -283,7 +287,9 @@ def test_fit_predicts_the_training_rows_once_per_model(simulated, monkeypatch):
     monkeypatch.setattr(UpliftModel, "_predict_one", lambda self, m, Z: calls.append(len(Z)) or original(self, m, Z))
     for learner, expected in (("s", 3), ("t", 3)):
         calls.clear()
-        m = UpliftModel(learner=learner, control="control", n_estimators=100, random_state=1).fit(X, y, arm)
+        m = UpliftModel(
+            learner=learner, control="control", boosting=replace(boosting.UPLIFT, n_estimators=100), random_state=1
+        ).fit(X, y, arm)
         assert calls == [len(X)] * expected, learner
         assert "_memo" not in m.__dict__
         calls.clear()
@@ -319,7 +325,9 @@ def test_amount_effects_average_the_true_effect_on_a_simulated_campaign(simulate
     camp, truth = simulated_pair
     d = camp.data
     for outcome in ("spend", "purchases"):
-        m = UpliftModel(control="control", max_depth=4, random_state=1).fit(camp.X, d[outcome], d["arm"])
+        m = UpliftModel(control="control", boosting=replace(boosting.UPLIFT, max_depth=4), random_state=1).fit(
+            camp.X, d[outcome], d["arm"]
+        )
         eff = m.predict(camp.X)["coupon"]
         row = m.summary.loc["coupon"]
         true = truth[f"effect_{outcome}[coupon]"].to_numpy()

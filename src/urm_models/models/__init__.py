@@ -9,6 +9,7 @@ from importlib import import_module
 from ..core.errors import ConvergenceError
 from ._base import ModelWarning, NotFittedError
 from .bgbb import BetaGeoBetaBinom
+from .boosting import BoostingOptions
 from .btyd import BetaGeo, GammaGamma, ModifiedBetaGeo, ShiftedBetaGeometric
 from .candidates import CandidateFits, fit_candidates
 from .clv import CLVScorer, ConstantSpend, conditional_median_purchases, customer_lifetime_value, spend_model_for
@@ -50,6 +51,7 @@ __all__ = [
     "CandidateFits",
     "fit_candidates",
     "LinearPool",
+    "BoostingOptions",
 ]
 
 

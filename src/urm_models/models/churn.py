@@ -16,6 +16,8 @@ tenth of the fitting time (docs/benchmarks.md, "Churn classifier").
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from scipy.special import expit
@@ -29,6 +31,9 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
 from sklearn.utils.validation import check_is_fitted
+
+from . import boosting as boosting_defaults
+from .boosting import BoostingOptions
 
 __all__ = ["ChurnClassifier", "FeatureEngineer"]
 
@@ -94,31 +99,15 @@ class _XGBEarlyStopping(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_estimators=2000,
-        learning_rate=0.02,
-        max_depth=3,
-        min_child_weight=5.0,
-        subsample=0.8,
-        colsample_bytree=0.3,
-        reg_lambda=5.0,
+        boosting: BoostingOptions = boosting_defaults.CHURN,
         scale_pos_weight=1.0,
-        early_stopping_rounds=100,
-        validation_fraction=0.2,
         n_bags=5,
         monotone_constraints=None,
         refit=False,
         random_state=None,
     ):
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.min_child_weight = min_child_weight
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.reg_lambda = reg_lambda
+        self.boosting = boosting
         self.scale_pos_weight = scale_pos_weight
-        self.early_stopping_rounds = early_stopping_rounds
-        self.validation_fraction = validation_fraction
         self.n_bags = n_bags
         self.monotone_constraints = monotone_constraints
         self.refit = refit
@@ -128,13 +117,7 @@ class _XGBEarlyStopping(ClassifierMixin, BaseEstimator):
         from xgboost import XGBClassifier
 
         return XGBClassifier(
-            n_estimators=n_estimators,
-            learning_rate=self.learning_rate,
-            max_depth=self.max_depth,
-            min_child_weight=self.min_child_weight,
-            subsample=self.subsample,
-            colsample_bytree=self.colsample_bytree,
-            reg_lambda=self.reg_lambda,
+            **self.boosting.xgb_params(n_estimators),
             scale_pos_weight=self.scale_pos_weight,
             tree_method="hist",
             eval_metric="logloss",
@@ -156,9 +139,9 @@ class _XGBEarlyStopping(ClassifierMixin, BaseEstimator):
         margin_sum, margin_n = np.zeros(len(y)), np.zeros(len(y))
         for b in range(max(1, int(self.n_bags))):
             tr, va = train_test_split(
-                np.arange(len(y)), test_size=self.validation_fraction, stratify=y, random_state=base + b
+                np.arange(len(y)), test_size=self.boosting.validation_fraction, stratify=y, random_state=base + b
             )
-            probe = self._xgb(self.n_estimators, base + b, early_stopping_rounds=self.early_stopping_rounds)
+            probe = self._xgb(None, base + b, early_stopping_rounds=self.boosting.early_stopping_rounds)
             probe.fit(X[tr], y[tr], eval_set=[(X[va], y[va])], verbose=False)
             n = int(probe.best_iteration) + 1
             self.best_n_estimators_.append(n)
@@ -186,7 +169,9 @@ class _XGBEarlyStopping(ClassifierMixin, BaseEstimator):
         if "models_" in state and "boosters_" not in state:
             state["boosters_"] = [m.get_booster() for m in state.pop("models_")]
             state.setdefault("refit", True)
-        self.__dict__.update(state)
+        # before 2026-12-08 the tree settings were nine attributes (their defaults then: these)
+        legacy = replace(boosting_defaults.CHURN, learning_rate=0.02, early_stopping_rounds=100)
+        self.__dict__.update(boosting_defaults.from_state(state, legacy))
 
     def _predict(self, X, **kwargs) -> np.ndarray:
         from xgboost import DMatrix
@@ -224,8 +209,8 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         probabilities).
     feature_engineering : bool
         Add :class:`FeatureEngineer` columns.
-    n_estimators, learning_rate, max_depth, min_child_weight, subsample, colsample_bytree,
-    reg_lambda, early_stopping_rounds, validation_fraction : XGBoost settings
+    boosting : :class:`~urm_models.models.boosting.BoostingOptions`
+        The XGBoost trees' settings (default :data:`urm_models.models.boosting.CHURN`):
         ``n_estimators`` is an upper bound; early stopping on a validation split picks the count.
     n_bags : int
         XGBoost models whose log-odds are averaged; each trains on its own stratified split and
@@ -254,15 +239,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         calibration: str | None = "auto",
         class_weight: str | None = None,
         feature_engineering: bool = True,
-        n_estimators: int = 2000,
-        learning_rate: float = 0.05,
-        max_depth: int = 3,
-        min_child_weight: float = 5.0,
-        subsample: float = 0.8,
-        colsample_bytree: float = 0.3,
-        reg_lambda: float = 5.0,
-        early_stopping_rounds: int = 50,
-        validation_fraction: float = 0.2,
+        boosting: BoostingOptions = boosting_defaults.CHURN,
         n_bags: int = 3,
         monotone="auto",
         C: float = 1.0,
@@ -274,21 +251,17 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         self.calibration = calibration
         self.class_weight = class_weight
         self.feature_engineering = feature_engineering
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.min_child_weight = min_child_weight
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.reg_lambda = reg_lambda
-        self.early_stopping_rounds = early_stopping_rounds
-        self.validation_fraction = validation_fraction
+        self.boosting = boosting
         self.n_bags = n_bags
         self.monotone = monotone
         self.C = C
         self.n_knots = n_knots
         self.cv = cv
         self.random_state = random_state
+
+    def __setstate__(self, state):
+        # before 2026-12-08 the tree settings were nine attributes of the classifier
+        super().__setstate__(boosting_defaults.from_state(state, boosting_defaults.CHURN))
 
     # -- input checks ---------------------------------------------------------------------
     def _check_X(self, X, fitting: bool) -> pd.DataFrame:
@@ -347,18 +320,10 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
                     raise ValueError(f"monotone constraint on column(s) {unknown} not among the numeric features")
                 cons = tuple(int(mono.get(n, 0)) for n in names)
             est = _XGBEarlyStopping(
+                boosting=self.boosting,
                 n_bags=self.n_bags,
                 monotone_constraints=cons,
-                n_estimators=self.n_estimators,
-                learning_rate=self.learning_rate,
-                max_depth=self.max_depth,
-                min_child_weight=self.min_child_weight,
-                subsample=self.subsample,
-                colsample_bytree=self.colsample_bytree,
-                reg_lambda=self.reg_lambda,
                 scale_pos_weight=spw,
-                early_stopping_rounds=self.early_stopping_rounds,
-                validation_fraction=self.validation_fraction,
                 random_state=self.random_state,
             )
         elif self.model == "logistic":

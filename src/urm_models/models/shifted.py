@@ -43,7 +43,9 @@ from .. import features
 from ..core.errors import ConvergenceError
 from ..core.units import UNIT_DAYS
 from ..features.calendar import SeasonCalendar
+from . import boosting as boosting_defaults
 from ._base import NOT_FITTED
+from .boosting import BoostingOptions
 from .btyd import BetaGeo, ModifiedBetaGeo
 from .pareto import ParetoNBD
 
@@ -92,7 +94,9 @@ class ShiftedWindowPurchases(BaseEstimator):
     freq : time unit of ``window``, ``shifts`` and the horizons.
     base : the BTYD model whose predictions are features and whose decay carries the window to
         longer horizons: ``"ParetoNBD"``, ``"BetaGeo"`` or ``"ModifiedBetaGeo"``.
-    n_estimators, learning_rate, max_depth, min_child_weight : of the XGBoost regressor.
+    boosting : :class:`~urm_models.models.boosting.BoostingOptions` of the XGBoost regressor
+        (default :data:`urm_models.models.boosting.SHIFTED`: a fixed number of trees, no early
+        stopping).
     random_state : seed of XGBoost's row and column subsampling.
 
     Attributes
@@ -115,10 +119,7 @@ class ShiftedWindowPurchases(BaseEstimator):
         freq: str = "W",
         base: str = "ParetoNBD",
         max_window: int = 13,
-        n_estimators: int = 400,
-        learning_rate: float = 0.03,
-        max_depth: int = 4,
-        min_child_weight: float = 100.0,
+        boosting: BoostingOptions = boosting_defaults.SHIFTED,
         min_users: int = 100,
         random_state: int = 0,
         season=None,
@@ -128,13 +129,14 @@ class ShiftedWindowPurchases(BaseEstimator):
         self.freq = freq
         self.base = base
         self.max_window = max_window
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.min_child_weight = min_child_weight
+        self.boosting = boosting
         self.min_users = min_users
         self.random_state = random_state
         self.season = season
+
+    def __setstate__(self, state):
+        # before 2026-12-08 the tree settings were four attributes of the model
+        super().__setstate__(boosting_defaults.from_state(state, boosting_defaults.SHIFTED))
 
     def _season(self):
         """The season calendar (``features.calendar.SeasonCalendar``) of ``season``, or None."""
@@ -267,6 +269,11 @@ class ShiftedWindowPurchases(BaseEstimator):
             raise ValueError(f"max_window must be a whole number of periods >= {MIN_WINDOW}, got {self.max_window}")
         if self.shifts is not None and (not len(self.shifts) or min(self.shifts) < 0):
             raise ValueError(f"shifts must be non-negative periods or None, got {self.shifts}")
+        if self.boosting.early_stopping_rounds is not None:
+            raise ValueError(
+                "ShiftedWindowPurchases grows boosting.n_estimators trees (every window is training data: "
+                "no rows are held out to stop on); pass a BoostingOptions with early_stopping_rounds=None"
+            )
 
     def _admissible(self, first: pd.Series, origin: pd.Timestamp, window: int) -> bool:
         """Whether ``origin`` can train a window of ``window`` periods: at least ``min_users``
@@ -369,12 +376,7 @@ class ShiftedWindowPurchases(BaseEstimator):
         def booster():
             return xgb.XGBRegressor(
                 objective="count:poisson",
-                n_estimators=self.n_estimators,
-                learning_rate=self.learning_rate,
-                max_depth=self.max_depth,
-                min_child_weight=self.min_child_weight,
-                subsample=0.8,
-                colsample_bytree=0.8,
+                **self.boosting.xgb_params(),
                 random_state=self.random_state,
                 tree_method="hist",
                 # one thread: a few thousand rows per tree; two OpenMP threads spin-wait on each

@@ -61,6 +61,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.validation import check_is_fitted
 
+from . import boosting as boosting_defaults
+from .boosting import BoostingOptions
+
 __all__ = ["UpliftModel", "LEARNERS", "canonical_order", "shared_boosters"]
 
 LEARNERS = ("s", "t", "x", "dr")
@@ -112,8 +115,8 @@ class UpliftModel(BaseEstimator):
         suits amounts that are mostly zero with a heavy right tail (spend), ``"poisson"``
         counts (purchases). Effect models (X, DR) always use squared error.
     tweedie_power : float in (1, 2)
-    n_estimators, learning_rate, max_depth, min_child_weight, subsample, colsample_bytree,
-    reg_lambda, early_stopping_rounds, validation_fraction : the boosters' settings;
+    boosting : :class:`~urm_models.models.boosting.BoostingOptions`
+        The boosters' settings (default :data:`urm_models.models.boosting.UPLIFT`):
         ``n_estimators`` is an upper bound, early stopping on ``validation_fraction`` of the
         rows picks the count.
     calibrate : bool
@@ -138,15 +141,7 @@ class UpliftModel(BaseEstimator):
         outcome: str = "auto",
         loss: str = "auto",
         tweedie_power: float = 1.5,
-        n_estimators: int = 2000,
-        learning_rate: float = 0.05,
-        max_depth: int = 2,
-        min_child_weight: float = 1.0,
-        subsample: float = 1.0,
-        colsample_bytree: float = 1.0,
-        reg_lambda: float = 1.0,
-        early_stopping_rounds: int = 100,
-        validation_fraction: float = 0.2,
+        boosting: BoostingOptions = boosting_defaults.UPLIFT,
         calibrate: bool = True,
         random_state: int = 0,
     ):
@@ -155,17 +150,13 @@ class UpliftModel(BaseEstimator):
         self.outcome = outcome
         self.loss = loss
         self.tweedie_power = tweedie_power
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.min_child_weight = min_child_weight
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.reg_lambda = reg_lambda
-        self.early_stopping_rounds = early_stopping_rounds
-        self.validation_fraction = validation_fraction
+        self.boosting = boosting
         self.calibrate = calibrate
         self.random_state = random_state
+
+    def __setstate__(self, state):
+        # before 2026-12-08 the tree settings were nine attributes of the model
+        super().__setstate__(boosting_defaults.from_state(state, boosting_defaults.UPLIFT))
 
     # -- inputs -----------------------------------------------------------------------------
     def _frame(self, X) -> pd.DataFrame:
@@ -213,17 +204,11 @@ class UpliftModel(BaseEstimator):
             )
         return cls(
             **{"eval_metric": "logloss" if classify else "rmse", **extra},
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            max_depth=self.max_depth,
-            min_child_weight=self.min_child_weight,
-            subsample=self.subsample,
-            colsample_bytree=self.colsample_bytree,
-            reg_lambda=self.reg_lambda,
+            **self.boosting.xgb_params(),
             tree_method="hist",
             n_jobs=1,
             random_state=seed,
-            early_stopping_rounds=self.early_stopping_rounds,
+            early_stopping_rounds=self.boosting.early_stopping_rounds,
         )
 
     def _fit_one(
@@ -234,7 +219,7 @@ class UpliftModel(BaseEstimator):
         counts = pd.Series(strata).value_counts()
         stratify = strata if counts.min() >= 2 else None
         tr, va = train_test_split(
-            np.arange(len(y)), test_size=self.validation_fraction, random_state=seed, stratify=stratify
+            np.arange(len(y)), test_size=self.boosting.validation_fraction, random_state=seed, stratify=stratify
         )
         model = self._booster(classify, seed, effect)
         shared, key = _SHARED.get(), None
