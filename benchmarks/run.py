@@ -308,14 +308,14 @@ def bench_pareto(repeats: int = 3) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- fit times
-FIT_MODELS = (
-    "BetaGeo",
-    "ModifiedBetaGeo",
-    "ParetoNBD",
-    "GammaGompertzNBD",
-    "TimeVaryingParetoNBD",
-    "ShiftedWindowPurchases",
-)
+def _purchase_models(**where) -> tuple[str, ...]:
+    """Purchase candidates of the package's model table (models/registry.py), in its order."""
+    from urm_models.models import registry
+
+    return tuple(registry.model_names(role="purchases", candidate=True, **where))
+
+
+FIT_MODELS = _purchase_models()
 
 
 def _fit_case(which: str) -> dict:
@@ -429,8 +429,9 @@ ACCURACY = {
         "apparel_season",
     ),
 }
-ACCURACY_MODELS = ("BetaGeo", "ModifiedBetaGeo", "ParetoNBD", "GammaGompertzNBD", "ShiftedWindowPurchases")
-BTYD = ("BetaGeo", "ModifiedBetaGeo", "ParetoNBD", "GammaGompertzNBD")
+#: the candidates fitted without a calendar, and those of them fitted on the BTYD summary
+ACCURACY_MODELS = _purchase_models(needs_calendar=False)
+BTYD = _purchase_models(fits_on="rfm")
 
 
 def _accuracy_data(which: str) -> pd.DataFrame:

@@ -44,10 +44,9 @@ from ..core.errors import ConvergenceError
 from ..core.units import UNIT_DAYS
 from ..features.calendar import SeasonCalendar
 from . import boosting as boosting_defaults
+from . import registry
 from ._base import NOT_FITTED
 from .boosting import BoostingOptions
-from .btyd import BetaGeo, ModifiedBetaGeo
-from .pareto import ParetoNBD
 
 __all__ = ["ShiftedWindowPurchases"]
 
@@ -220,10 +219,10 @@ class ShiftedWindowPurchases(BaseEstimator):
 
     # -- features ---------------------------------------------------------------------------
     def _base_model(self):
-        models = {"ParetoNBD": ParetoNBD, "BetaGeo": BetaGeo, "ModifiedBetaGeo": ModifiedBetaGeo}
-        if self.base not in models:
-            raise ValueError(f"base must be one of {sorted(models)}, not {self.base!r}")
-        return models[self.base]()
+        bases = registry.model_names(base=True)
+        if self.base not in bases:
+            raise ValueError(f"base must be one of {sorted(bases)}, not {self.base!r}")
+        return registry.spec(self.base).cls()
 
     def _fit_base(self, rfm):
         """The base BTYD model fitted to ``rfm``; at a young origin (a few weeks of history) a
