@@ -375,3 +375,33 @@ def test_the_checks_see_what_they_are_for(tmp_path):
     reaches = _private_reaches("urm_models.cli", pkg / "cli.py", known)
     reaches += _private_reaches("urm_models.core.paths", pkg / "core" / "paths.py", known)
     assert any("_POLICY" in h for h in reaches) and any("cli._main" in h for h in reaches)
+
+
+def test_the_time_unit_defaults_are_decided_once():
+    """No signature writes a time unit of its own: a ``freq`` (or ``cohort_freq``) parameter
+    defaults to ``core.units.FREQ`` or ``REPORT_FREQ`` (or None), the one place that decides them
+    (before: 33 signatures wrote "W", one "D")."""
+    literal = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+            defaults = [None] * (len(node.args.posonlyargs + node.args.args) - len(node.args.defaults))
+            defaults += node.args.defaults + node.args.kw_defaults
+            for arg, default in zip(args, defaults, strict=True):
+                if arg.arg.endswith("freq") and isinstance(default, ast.Constant) and default.value is not None:
+                    literal.append(f"{name}.{node.name}({arg.arg}={default.value!r})")
+    assert not literal, f"time units written as literals: {literal}"
+
+
+def test_today_is_decided_in_one_place():
+    """``date.today()``, ``Timestamp.today()`` and ``Timestamp.now()`` appear only in core/clock.py:
+    before, "today" was decided in four places under two rules (a date, a time)."""
+    pattern = re.compile(r"date\.today\(\)|Timestamp\.(today|now)\(\)|Timestamp\(\"(today|now)\"\)")
+    found = [
+        name
+        for name, path in _modules().items()
+        if name != "urm_models.core.clock" and pattern.search(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, f"modules that decide today for themselves: {found}"

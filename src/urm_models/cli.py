@@ -20,6 +20,7 @@ from .core.errors import (
     UsageError,
 )
 from .core.paths import safe_name
+from .core.units import FREQ, REPORT_FREQ, UNIT_DAYS
 
 # Each command imports the package's modules it runs inside its own function ("lazy:" marks
 # them): they bring pandas (~0.2 s to import), the data contract's pandera (~0.45 s in all) and,
@@ -471,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         dest="holdout_end",
         help=f"last day of the holdout period (default: {D['holdout_end']}; with --path, the last purchase)",
     )
-    r.add_argument("--freq", choices=["D", "W", "M"], help=f"time unit of the models (default: {D['freq']})")
+    r.add_argument("--freq", choices=list(UNIT_DAYS), help=f"time unit of the models (default: {D['freq']})")
     r.add_argument("--seed", type=int, help=f"random seed (default: {D['seed']})")
     r.add_argument("--fast", action="store_const", const=True, help="small fits, for tests (default: off)")
     r.add_argument(
@@ -513,7 +514,9 @@ def main(argv: list[str] | None = None) -> int:
         "--dataset", help="shipped data set, cdnow or cdnow_sample (default: cdnow); with --path, the name of yours"
     )
     _own_file_arguments(k)
-    k.add_argument("--freq", default="M", choices=["D", "W", "M"], help="period length (default: M)")
+    k.add_argument(
+        "--freq", default=REPORT_FREQ, choices=list(UNIT_DAYS), help=f"period length (default: {REPORT_FREQ})"
+    )
     k.add_argument("--cutoff", help="last day counted (default: the last purchase)")
     k.add_argument(
         "--by", choices=["cohort"], help="one row per period and first-purchase cohort (default: per period)"
@@ -535,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         "--as-of", dest="as_of", help="scoring date (transactions: required; customer tables: default today)"
     )
     s.add_argument(
-        "--freq", default="W", choices=["D", "W", "M"], help="time unit the models were fitted in (default: W)"
+        "--freq", default=FREQ, choices=list(UNIT_DAYS), help=f"time unit the models were fitted in (default: {FREQ})"
     )
     s.add_argument(
         "--models-from",

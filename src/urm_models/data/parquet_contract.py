@@ -16,12 +16,11 @@ users are dropped where the users are scored (:func:`urm_models.data.erasure.not
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
-from ..core import spark, sql
+from ..core import clock, spark, sql
 from ..core import spark as spark_engine
 from ..core.errors import DataValidationError
 from . import parsing as P
@@ -156,7 +155,7 @@ def check_transactions(
         )
 
     floor = pd.Timestamp(min_date)
-    latest = pd.Timestamp(now) if now is not None else pd.Timestamp(datetime.now())
+    latest = pd.Timestamp(now) if now is not None else clock.current_time()
     amount = "CAST(amount AS DOUBLE)"
 
     words = ", ".join("'" + w.replace("'", "''") + "'" for w in sorted(NULL_WORDS))

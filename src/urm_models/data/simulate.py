@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ..core.units import UNIT_DAYS
+from ..core.units import FREQ, UNIT_DAYS
 
 #: Published CDNOW estimates (weekly), used as defaults: BG/NBD and Pareto/NBD from Fader,
 #: Hardie & Lee (2005), Gamma-Gamma from Fader, Hardie & Lee (2005), "RFM and CLV".
@@ -35,7 +35,7 @@ def simulate_transactions(
     T: tuple[float, float] | np.ndarray = (20.0, 78.0),
     holdout: float = 0.0,
     cutoff: str | pd.Timestamp = "2020-12-31",
-    freq: Literal["D", "W", "M"] = "W",
+    freq: Literal["D", "W", "M"] = FREQ,
     return_users: bool = False,
 ):
     """Simulate purchases for ``n_users`` customers.
@@ -304,7 +304,7 @@ def simulate_campaign(
     control: str = "control",
     allocation: dict | None = None,
     window: float = 8.0,
-    freq: Literal["D", "W", "M"] = "W",
+    freq: Literal["D", "W", "M"] = FREQ,
     sent_at: str | pd.Timestamp = "2021-03-01",
     params: dict | None = None,
     spend: tuple[str, dict] | None = DEFAULT_SPEND,
@@ -429,7 +429,7 @@ def simulate_time_varying(
     T: tuple[float, float] = (20.0, 78.0),
     holdout: float = 0.0,
     cutoff: str | pd.Timestamp = "2020-12-31",
-    freq: Literal["D", "W", "M"] = "W",
+    freq: Literal["D", "W", "M"] = FREQ,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pareto/NBD customers whose purchase and dropout rates move with covariates that change
     every period of ``freq`` (the model of :class:`~urm_models.models.TimeVaryingParetoNBD`).

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from ..core import paths
+from ..core import clock, paths
 from ..core.errors import ConventionError, DataValidationError
 from ..core.io import write_csv
 from ..core.privacy import pseudonym_map, pseudonymize
@@ -154,7 +154,7 @@ def validate_table(
     if not keep.all():
         raw, ids, bad_ids = _subset(raw, keep), ids[keep], bad_ids[keep]
     # "now", when not given, is taken once here: every row is checked against the same instant
-    o = replace(o, as_of=pd.Timestamp(o.as_of) if o.as_of is not None else pd.Timestamp(datetime.now()))
+    o = replace(o, as_of=pd.Timestamp(o.as_of) if o.as_of is not None else clock.current_time())
     typed, checks = parse_columns(raw, table, fields, mapping, ids, bad_ids, o)
     for name, src in extras.items():
         typed[name] = raw.frame[src]

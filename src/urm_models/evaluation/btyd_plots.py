@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..core.units import UNIT_DAYS, UNIT_WORDS
+from ..core.units import FREQ, UNIT_DAYS, UNIT_WORDS
 from ..models.btyd import validate_rfm
 from .plots import periods
 
@@ -111,7 +111,7 @@ def _matrix(fn, max_frequency: int, max_recency: float, T: float, title: str, la
     return fig
 
 
-def frequency_recency_matrix(model, T: float, t: float = 1.0, max_frequency: int = 30, freq: str = "W") -> Figure:
+def frequency_recency_matrix(model, T: float, t: float = 1.0, max_frequency: int = 30, freq: str = FREQ) -> Figure:
     """Expected purchases in the next ``t`` periods (of ``freq``) for a customer whose first
     purchase was ``T`` periods ago."""
     _population(model, "frequency_recency_matrix")
@@ -127,7 +127,7 @@ def frequency_recency_matrix(model, T: float, t: float = 1.0, max_frequency: int
     )
 
 
-def p_alive_matrix(model, T: float, max_frequency: int = 30, freq: str = "W") -> Figure:
+def p_alive_matrix(model, T: float, max_frequency: int = 30, freq: str = FREQ) -> Figure:
     """P(alive) by frequency and recency for a customer whose first purchase was ``T`` periods ago."""
     from scipy.special import expit
 
@@ -188,7 +188,7 @@ def _tracking(model, transactions: pd.DataFrame, cutoff, end, freq: str, covaria
 
 
 def cumulative_purchases(
-    model, transactions: pd.DataFrame, cutoff, end, freq: str = "W", covariates: pd.DataFrame | None = None
+    model, transactions: pd.DataFrame, cutoff, end, freq: str = FREQ, covariates: pd.DataFrame | None = None
 ) -> Figure:
     """Cumulative repeat purchases (same-day purchases merged) over calendar time: actual vs
     the model's expectation sum_i E[X(tau - s_i)] from each customer's first purchase s_i.
@@ -209,7 +209,7 @@ def cumulative_purchases(
 
 
 def holdout_tracking(
-    expected: dict[str, np.ndarray], transactions: pd.DataFrame, cutoff, end, freq: str = "W", season=()
+    expected: dict[str, np.ndarray], transactions: pd.DataFrame, cutoff, end, freq: str = FREQ, season=()
 ) -> Figure:
     """Repeat purchases after the cut-off of the customers known at it, actual vs each
     predictor: cumulative (top) and per period of ``freq`` (bottom). ``expected[name][k-1]`` is
@@ -261,7 +261,7 @@ def holdout_tracking(
 
 
 def incremental_purchases(
-    model, transactions: pd.DataFrame, cutoff, end, freq: str = "W", covariates: pd.DataFrame | None = None
+    model, transactions: pd.DataFrame, cutoff, end, freq: str = FREQ, covariates: pd.DataFrame | None = None
 ) -> Figure:
     """Repeat purchases per week (per day for ``freq="D"``) over calendar time, actual vs the
     model: the week-to-week differences of :func:`cumulative_purchases` (``covariates`` as
@@ -286,7 +286,7 @@ def p_alive_history(
     transactions: pd.DataFrame,
     user_id,
     end,
-    freq: str = "W",
+    freq: str = FREQ,
     label: str | None = None,
     covariates: pd.DataFrame | None = None,
 ) -> Figure:
@@ -329,7 +329,7 @@ def p_alive_history(
     return fig
 
 
-def typical_history(rfm: pd.DataFrame, first, freq: str = "W") -> pd.DataFrame:
+def typical_history(rfm: pd.DataFrame, first, freq: str = FREQ) -> pd.DataFrame:
     """A made-up customer's purchases, no real customer's: the median repeat customer's number of
     purchases (``frequency`` + 1), evenly spread from ``first`` over the median repeat customer's
     ``recency``. What :func:`p_alive_history` draws in a report, so that a figure under reports/
@@ -361,7 +361,7 @@ def _clip_spike(ax, dist) -> None:
         )
 
 
-def heterogeneity(model, freq: str = "W") -> Figure:
+def heterogeneity(model, freq: str = FREQ) -> Figure:
     """The fitted mixing distributions: purchase rates (gamma(r, alpha), per ``freq`` period)
     and dropout (BG/NBD, MBG/NBD: the beta(a, b) probability of dropping out after a purchase;
     Pareto/NBD: the gamma(s, beta) dropout rate per period), with their means."""
@@ -403,7 +403,7 @@ def heterogeneity(model, freq: str = "W") -> Figure:
     return fig
 
 
-def customer_exposure(rfm: pd.DataFrame, bins: int = 12, min_count: int = 5, freq: str = "W") -> Figure:
+def customer_exposure(rfm: pd.DataFrame, bins: int = 12, min_count: int = 5, freq: str = FREQ) -> Figure:
     """Customer exposure: how many customers have each age (``T``, time since the first
     purchase) and each recency (time from the first to the last repeat purchase; one-time
     buyers have recency 0), in a ``bins`` x ``bins`` grid of counts. What the models see of the
@@ -433,7 +433,7 @@ def customer_exposure(rfm: pd.DataFrame, bins: int = 12, min_count: int = 5, fre
     return fig
 
 
-def block_tracking(tables: dict, cutoff, freq: str = "W", season=()) -> Figure:
+def block_tracking(tables: dict, cutoff, freq: str = FREQ, season=()) -> Figure:
     """Repeat purchases per month and per quarter of the holdout, actual vs each model (one panel
     per table of :func:`urm_models.evaluation.holdout.tracking_errors`, keyed ``"month"``,
     ``"quarter"``), each block drawn at its end date, the blocks ending in a ``season`` month

@@ -10,6 +10,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.model_selection import StratifiedKFold
 
 from .. import features
+from ..core.units import FREQ
 from ..models import fit_candidates
 
 
@@ -189,7 +190,7 @@ def threshold_plot(
     return fig
 
 
-def churn_source_on_inner_window(transactions, cutoff, window: int, classifier, btyd: dict, freq: str = "W"):
+def churn_source_on_inner_window(transactions, cutoff, window: int, classifier, btyd: dict, freq: str = FREQ):
     """Which churn risk the relationship table takes on transactions, chosen without the holdout:
     the classifier (trained as 03 trains it, one window earlier: features at ``cutoff - 2 window``,
     labels in the window after) or the best of the BTYD models' P(no purchase in ``window``)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import features, models
-from ..core.units import UNIT_DAYS
+from ..core.units import FREQ, UNIT_DAYS
 from ..features.churn import window_start
 from ..models import ShiftedWindowPurchases, TimeVaryingParetoNBD, conditional_median_purchases, fit_candidates
 
@@ -80,7 +80,7 @@ class InnerChoice:
     notes: list = field(default_factory=list)
     pool: dict = field(default_factory=dict)
 
-    def describe(self, freq: str = "W") -> str:
+    def describe(self, freq: str = FREQ) -> str:
         what = self.choice
         if self.choice == POOL:
             what += " (" + ", ".join(f"{w:.2f} x {n}" for n, w in self.pool.items()) + ")"
@@ -90,7 +90,7 @@ class InnerChoice:
         )
 
 
-def inner_origins(transactions, cutoff, horizon: float, freq: str = "W", n_origins: int = 3, min_users: int = 100):
+def inner_origins(transactions, cutoff, horizon: float, freq: str = FREQ, n_origins: int = 3, min_users: int = 100):
     """The validation horizon and origins of :func:`choose_on_inner_windows`, from the data.
 
     The horizon is the holdout's (``horizon``), shortened until the latest origin ``cutoff -
@@ -141,7 +141,7 @@ class InnerWindows:
 
 
 def inner_predictions(
-    transactions, cutoff, candidates: dict, freq: str = "W", horizon: float = 13, n_origins: int = 3
+    transactions, cutoff, candidates: dict, freq: str = FREQ, horizon: float = 13, n_origins: int = 3
 ) -> InnerWindows:
     """Each candidate (``{name: estimator}``: BTYD models fitted on an RFM summary, or models
     fitted on transactions and a cut-off such as ``ShiftedWindowPurchases``) fitted again at
@@ -205,7 +205,7 @@ def choose_on_inner_windows(
     transactions,
     cutoff,
     candidates: dict,
-    freq: str = "W",
+    freq: str = FREQ,
     horizon: float = 13,
     n_origins: int = 3,
     z: float = 1.0,
@@ -409,7 +409,7 @@ def predict_purchases(model, statistic: str, t: float, rfm: pd.DataFrame) -> pd.
 def select_on_validation(
     transactions: pd.DataFrame,
     cutoff,
-    freq: str = "W",
+    freq: str = FREQ,
     validation_periods: float = 13,
     candidates=CANDIDATES,
     metric: str = "mae",
@@ -439,7 +439,7 @@ def select_on_validation(
 BLOCK_DAYS = {"month": 365.25 / 12, "quarter": 365.25 / 4}
 
 
-def actual_cumulative(transactions, cutoff, horizon: float, freq: str = "W") -> np.ndarray:
+def actual_cumulative(transactions, cutoff, horizon: float, freq: str = FREQ) -> np.ndarray:
     """Cumulative repeat purchase days after ``cutoff`` of the users known there, at the end of
     each of the periods ``1 .. floor(horizon)`` (same-day purchases one, as in the BTYD summary)."""
     cut = pd.Timestamp(cutoff).normalize()
@@ -455,7 +455,7 @@ def actual_cumulative(transactions, cutoff, horizon: float, freq: str = "W") -> 
 
 
 def tracking_errors(
-    cumulative: dict, actual: np.ndarray, freq: str = "W", block: str = "quarter", min_share: float = 0.5
+    cumulative: dict, actual: np.ndarray, freq: str = FREQ, block: str = "quarter", min_share: float = 0.5
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Predicted against actual purchases per month or quarter of the holdout: ``cumulative`` holds
     each model's cumulative expected purchases at the end of periods ``1 .. len(actual)``

@@ -30,7 +30,7 @@ import pandas as pd
 
 from .. import features
 from ..core.errors import ConvergenceError, DataValidationError
-from ..core.units import UNIT_DAYS
+from ..core.units import FREQ, UNIT_DAYS
 from ..data.campaign_files import Campaign, assignments_from_raw, load_assignments
 from ..data.reading import raw_from_frame
 from ..features.campaign import window_days, window_outcomes
@@ -55,7 +55,7 @@ def check_campaign(
     assignments,
     *,
     window,
-    freq: str = "W",
+    freq: str = FREQ,
     control=None,
     arms=None,
     read: dict | None = None,
@@ -198,7 +198,7 @@ def from_transactions(
     assignments: pd.DataFrame,
     *,
     window: float,
-    freq: str = "W",
+    freq: str = FREQ,
     control=None,
     arms=None,
     btyd: bool = True,
@@ -254,7 +254,7 @@ def from_transactions(
 
 
 def features_at(
-    transactions, cutoff, users=None, *, freq: str = "W", window: float = 4.0, btyd: bool = True, clv_horizon: int = 12
+    transactions, cutoff, users=None, *, freq: str = FREQ, window: float = 4.0, btyd: bool = True, clv_horizon: int = 12
 ) -> pd.DataFrame:
     """The campaign features of ``users`` (default: everyone with a purchase up to ``cutoff``)
     from the purchases on or before ``cutoff``, indexed by ``user_id``: what

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.units import UNIT_DAYS
+from ..core.units import FREQ, UNIT_DAYS
 
 __all__ = ["SeasonCalendar"]
 
@@ -163,7 +163,7 @@ class SeasonCalendar:
             out[name] = inside.astype(float)
         return pd.DataFrame(out, index=idx)
 
-    def table(self, start, end, freq: str = "W", anchor=None) -> pd.DataFrame:
+    def table(self, start, end, freq: str = FREQ, anchor=None) -> pd.DataFrame:
         """Periods of ``freq`` (``period_start`` every period from ``anchor``, default ``start``,
         until they cover ``end``) and each season's share of their days: the calendar table of
         ``models.TimeVaryingParetoNBD``. A file's own periods are returned as they are."""

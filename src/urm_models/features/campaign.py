@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..core.sql import as_day, run_sql
-from ..core.units import UNIT_DAYS
+from ..core.units import FREQ, UNIT_DAYS
 
 
 def window_days(window: float, freq: str) -> int:
@@ -24,7 +24,7 @@ def window_days(window: float, freq: str) -> int:
     return int(round(float(window) * UNIT_DAYS[freq]))
 
 
-def window_outcomes(transactions, start, window: float, freq: str = "W", engine: str | None = None) -> pd.DataFrame:
+def window_outcomes(transactions, start, window: float, freq: str = FREQ, engine: str | None = None) -> pd.DataFrame:
     """Per user with a purchase on the days ``start .. start + window - 1``: ``purchases``
     (days with a purchase, as the RFM summary counts them) and ``spend`` (their amounts), indexed
     by ``user_id``. Users without a purchase there are absent (0 and 0.0 for them)."""

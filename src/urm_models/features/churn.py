@@ -10,11 +10,11 @@ from __future__ import annotations
 import pandas as pd
 
 from ..core.sql import as_day, run_sql
-from ..core.units import UNIT_DAYS
+from ..core.units import FREQ, UNIT_DAYS
 from .rfm import days_cte
 
 
-def churn_labels(transactions, cutoff, horizon: float, freq: str = "W", engine: str | None = None) -> pd.Series:
+def churn_labels(transactions, cutoff, horizon: float, freq: str = FREQ, engine: str | None = None) -> pd.Series:
     """1 if the user makes no purchase in (cutoff, cutoff + horizon ``freq`` periods], else 0."""
     if freq not in UNIT_DAYS:
         raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
@@ -38,7 +38,7 @@ def churn_labels(transactions, cutoff, horizon: float, freq: str = "W", engine: 
     return run_sql(transactions, sql, engine).set_index("user_id")["churn"].astype("int64")
 
 
-def activity_features_sql(cutoff, freq: str = "W", windows=(4, 13, 26), source: str = "transactions") -> str:
+def activity_features_sql(cutoff, freq: str = FREQ, windows=(4, 13, 26), source: str = "transactions") -> str:
     if freq not in UNIT_DAYS:
         raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
     windows = sorted({int(w) for w in windows})
@@ -91,7 +91,7 @@ ORDER BY user_id"""
 
 
 def activity_features(
-    transactions, cutoff, freq: str = "W", windows=(4, 13, 26), engine: str | None = None
+    transactions, cutoff, freq: str = FREQ, windows=(4, 13, 26), engine: str | None = None
 ) -> pd.DataFrame:
     """Per-user features from the activity on or before ``cutoff`` (all times in ``freq`` units).
 
@@ -110,14 +110,14 @@ def activity_features(
     return out
 
 
-def periods_between(start, end, freq: str = "W") -> float:
+def periods_between(start, end, freq: str = FREQ) -> float:
     """The number of ``freq`` periods from ``start`` to ``end`` (days over the period's length)."""
     if freq not in UNIT_DAYS:
         raise ValueError(f"freq must be one of {sorted(UNIT_DAYS)}, not {freq!r}")
     return (as_day(end, "end") - as_day(start, "start")).days / UNIT_DAYS[freq]
 
 
-def window_start(cutoff, periods: float, freq: str = "W") -> pd.Timestamp:
+def window_start(cutoff, periods: float, freq: str = FREQ) -> pd.Timestamp:
     """The day ``periods`` periods of ``freq`` before ``cutoff``."""
     return (as_day(cutoff, "cutoff") - pd.Timedelta(days=float(periods) * UNIT_DAYS[freq])).normalize()
 
@@ -130,7 +130,7 @@ def _median_age_ok(first: pd.Series, start: pd.Timestamp, w: int, freq: str) -> 
     return bool(len(known)) and ((start - known).dt.days / UNIT_DAYS[freq]).median() >= w
 
 
-def churn_window(transactions, cutoff, horizon: float, freq: str = "W", step: int = 13) -> int:
+def churn_window(transactions, cutoff, horizon: float, freq: str = FREQ, step: int = 13) -> int:
     """The churn window ``w`` of a shifted-window churn model, chosen from the data.
 
     The model learns at ``cutoff - w`` who makes no purchase in the next ``w`` periods, so it
@@ -182,7 +182,7 @@ def churn_window(transactions, cutoff, horizon: float, freq: str = "W", step: in
     )
 
 
-def shifted_window(transactions, cutoff, window: float, freq: str = "W", windows=(4, 13, 26)):
+def shifted_window(transactions, cutoff, window: float, freq: str = FREQ, windows=(4, 13, 26)):
     """The training set of a shifted-window churn model: ``(X, y)`` with ``X`` the activity
     features at ``cutoff - window`` and ``y`` = 1 for no purchase in ``(cutoff - window, cutoff]``.
 

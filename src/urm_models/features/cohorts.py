@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.sql import as_day, run_sql
-from ..core.units import UNIT_DAYS
+from ..core.units import FREQ, REPORT_FREQ, UNIT_DAYS
 from .rfm import days_cte
 
 _TRUNC = {"D": "day", "W": "week", "M": "month"}
@@ -24,7 +24,9 @@ def _cut_literal(cutoff) -> str | None:
     return f"DATE '{as_day(cutoff, 'cutoff'):%Y-%m-%d}'" if cutoff is not None else None
 
 
-def period_activity_sql(freq: str = "M", cutoff=None, source: str = "transactions", dialect: str = "duckdb") -> str:
+def period_activity_sql(
+    freq: str = REPORT_FREQ, cutoff=None, source: str = "transactions", dialect: str = "duckdb"
+) -> str:
     """One row per (user, period) with activity: cohort, revenue, purchase days, flags."""
     if freq not in _TRUNC:
         raise ValueError(f"freq must be one of {sorted(_TRUNC)}, not {freq!r}")
@@ -92,7 +94,7 @@ def _offset(a: pd.Series, b: pd.Series, freq: str) -> pd.Series:
 
 
 def cohort_retention(
-    transactions, freq: str = "M", cutoff=None, counts: bool = False, engine: str | None = None
+    transactions, freq: str = REPORT_FREQ, cutoff=None, counts: bool = False, engine: str | None = None
 ) -> pd.DataFrame:
     """Cohort x period matrix: the share of each cohort active in each period since its start.
 
@@ -135,7 +137,7 @@ def nps(feedback: pd.DataFrame, freq: str | None = None) -> pd.Series | float:
 
 def kpis(
     transactions,
-    freq: str = "M",
+    freq: str = REPORT_FREQ,
     cutoff=None,
     by: str | None = None,
     feedback: pd.DataFrame | None = None,
@@ -242,7 +244,7 @@ def overview(transactions: pd.DataFrame, rfm: pd.DataFrame | None = None) -> dic
     return out
 
 
-def cohort_of(age: pd.Series, as_of, freq: str = "W", cohort_freq: str = "M") -> pd.Series:
+def cohort_of(age: pd.Series, as_of, freq: str = FREQ, cohort_freq: str = REPORT_FREQ) -> pd.Series:
     """Acquisition cohort label (``"1997-01"`` for months) of each user from their age at
     ``as_of`` (BTYD ``T``, in ``freq`` units, as rfm_summary / activity_features return it)."""
     if freq not in UNIT_DAYS:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..core.sql import as_day, run_sql
-from ..core.units import UNIT_DAYS
+from ..core.units import FREQ, UNIT_DAYS
 
 CAL_COLUMNS = ["frequency", "recency", "T", "monetary"]
 HOLDOUT_COLUMNS = ["frequency_holdout", "monetary_holdout", "duration_holdout"]
@@ -38,7 +38,7 @@ def days_cte(source: str, last_day_sql: str | None) -> str:
 )"""
 
 
-def rfm_sql(cutoff, freq: str = "D", holdout_end=None, source: str = "transactions", dialect: str = "duckdb") -> str:
+def rfm_sql(cutoff, freq: str = FREQ, holdout_end=None, source: str = "transactions", dialect: str = "duckdb") -> str:
     """The SQL that computes :func:`rfm_summary` from a table ``source(user_id, ts, amount)``.
 
     ``dialect`` other than ``"duckdb"`` (e.g. ``"spark"``) is produced by sqlglot from the
@@ -93,7 +93,7 @@ ORDER BY cal.user_id"""
     return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
 
 
-def rfm_summary(transactions, cutoff, freq: str = "D", holdout_end=None, engine: str | None = None) -> pd.DataFrame:
+def rfm_summary(transactions, cutoff, freq: str = FREQ, holdout_end=None, engine: str | None = None) -> pd.DataFrame:
     """Per-user BTYD summary at ``cutoff`` (see the module docstring for the conventions).
 
     Parameters

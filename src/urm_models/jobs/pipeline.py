@@ -34,13 +34,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from ..core import paths
+from ..core import clock, paths
 from ..core.errors import DataValidationError, PublishError, RefreshError
 from ..core.io import make_dirs, output_umask, restrict, write_parquet, write_text
 from ..core.locks import check_database, refresh_lock
 from ..core.redaction import scrub, scrub_file, scrub_obj
 from ..core.settings import database_url, environ
 from ..core.settings import summary as team_settings
+from ..core.units import FREQ
 from ..features.calendar import SeasonCalendar
 
 # The command line imports this module to build its options (`urm --help`, `urm refresh` with
@@ -76,7 +77,7 @@ DEFAULT_PARAMS = {
     "dataset": "cdnow",
     "cutoff": "1997-09-30",
     "holdout_end": "1998-06-30",
-    "freq": "W",
+    "freq": FREQ,
     "seed": 0,
     "fast": False,
     "as_of": "",  # "" = the cut-off for transactions, today for customer tables
@@ -426,7 +427,7 @@ def refresh(
             _check_dates(p, data, f"data set {p['dataset']}")
         _check_campaign(p, kind, data if kind == "transactions" else None)
         _check_economics(p)
-        p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{dt.date.today():%Y-%m-%d}")
+        p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{clock.current_day():%Y-%m-%d}")
         run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"  # a safe data set name
         out_dir = paths.reports_dir() / "runs" / run_id
         staged = paths.staging_dir() / run_id / "user_scores.parquet"  # raw ids: under data/, not reports/

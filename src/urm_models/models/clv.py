@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from ..core.units import UNIT_DAYS
+from ..core.units import REPORT_FREQ, UNIT_DAYS
 from .btyd import GammaGamma, validate_rfm
 from .candidates import fit_candidates
 from .dynamic import TimeVaryingParetoNBD
@@ -346,7 +346,7 @@ class CLVScorer:
         spend_model: GammaGamma,
         rfm_freq: str,
         horizon: int = 12,
-        freq: str = "M",
+        freq: str = REPORT_FREQ,
         discount_rate: float = 0.01,
         margin: float = 1.0,
         churn_window: float | None = None,

@@ -30,7 +30,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln
 
 from ..core.errors import ConvergenceError
-from ..core.units import UNIT_DAYS
+from ..core.units import FREQ, UNIT_DAYS
 from ..features.calendar import SeasonCalendar
 from . import _covariates
 from ._base import MLEModel
@@ -145,7 +145,7 @@ class TimeVaryingParetoNBD(MLEModel):
         self,
         purchase_covariates=(),
         dropout_covariates=(),
-        freq: str = "W",
+        freq: str = FREQ,
         nodes: int = 8,
         penalizer: float = 0.0,
         tol: float = 1e-10,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from importlib import import_module
 from typing import Literal
 
+from ..core.units import FREQ
 from ..data.simulate import DEFAULT_PARAMS
 from . import boosting
 
@@ -90,7 +91,7 @@ def model_names(**where) -> list[str]:
     return [n for n, s in MODELS.items() if all(getattr(s, k) == v for k, v in where.items())]
 
 
-def purchase_candidates(*, freq: str = "W", seed: int = 0, fast: bool = False, calendar=None) -> dict:
+def purchase_candidates(*, freq: str = FREQ, seed: int = 0, fast: bool = False, calendar=None) -> dict:
     """Unfitted purchase candidates of 05, by name: every ``candidate`` model, those that need
     a season calendar only when ``calendar`` (a :class:`~urm_models.features.calendar.SeasonCalendar`)
     is given. ``fast``: the shifted-window model grows 100 trees instead of 400 (a quick refresh)."""

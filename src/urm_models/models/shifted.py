@@ -41,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import features
 from ..core.errors import ConvergenceError
-from ..core.units import UNIT_DAYS
+from ..core.units import FREQ, UNIT_DAYS
 from ..features.calendar import SeasonCalendar
 from . import boosting as boosting_defaults
 from . import registry
@@ -115,7 +115,7 @@ class ShiftedWindowPurchases(BaseEstimator):
         self,
         window: int | None = None,
         shifts=None,
-        freq: str = "W",
+        freq: str = FREQ,
         base: str = "ParetoNBD",
         max_window: int = 13,
         boosting: BoostingOptions = boosting_defaults.SHIFTED,

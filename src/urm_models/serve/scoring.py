@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from .. import segments
-from ..core import paths, sql
+from ..core import clock, paths, sql
 from ..core.io import atomic_path, make_dirs
-from ..core.units import UNIT_DAYS
+from ..core.units import FREQ, UNIT_DAYS
 from ..data import datasets
 from ..data.erasure import not_erased
 from ..features import activity_features, cohort_of
@@ -95,7 +95,7 @@ class ScoringOptions:
         :data:`segments.SEGMENT_RULES`, :data:`segments.PLAYBOOK`).
     """
 
-    freq: str = "W"
+    freq: str = FREQ
     period: float | None = None
     lapse_after: float | None = None
     at_risk: float = 0.5
@@ -623,9 +623,7 @@ def _score_users(dataset, as_of, *, path, read, source, options) -> pd.DataFrame
     if kind == "campaign":
         model, info = _load(tracking, "uplift", source)
         versions = f"{info['name']}/{info['version']}"
-        out = score_campaign(
-            data, as_of or pd.Timestamp.today().normalize(), model, model_versions=versions, options=options
-        )
+        out = score_campaign(data, as_of or clock.current_day(), model, model_versions=versions, options=options)
         out.attrs["uplift_source"] = f"{versions} ({info['tags'].get('learner', '')} learner)"
         return out
     if kind == "transactions":
@@ -646,7 +644,7 @@ def _score_users(dataset, as_of, *, path, read, source, options) -> pd.DataFrame
         if uplift is not None:
             out = add_campaign_columns(out, data, as_of, *uplift)
         return out
-    as_of = as_of or pd.Timestamp.today().normalize()
+    as_of = as_of or clock.current_day()
     churn, c_info = _load(tracking, "churn", source)
     surv, s_info = _load(tracking, "survival", source)
     versions = f"{c_info['name']}/{c_info['version']};{s_info['name']}/{s_info['version']}"
