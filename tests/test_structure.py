@@ -396,12 +396,14 @@ def test_the_time_unit_defaults_are_decided_once():
 
 
 def test_today_is_decided_in_one_place():
-    """``date.today()``, ``Timestamp.today()`` and ``Timestamp.now()`` appear only in core/clock.py:
-    before, "today" was decided in four places under two rules (a date, a time)."""
+    """``date.today()``, ``Timestamp.today()`` and ``Timestamp.now()`` appear only in core/clock.py,
+    in no other module and no notebook: before, "today" was decided in five places under two
+    rules (a date, a time)."""
     pattern = re.compile(r"date\.today\(\)|Timestamp\.(today|now)\(\)|Timestamp\(\"(today|now)\"\)")
     found = [
         name
         for name, path in _modules().items()
         if name != "urm_models.core.clock" and pattern.search(path.read_text(encoding="utf-8"))
     ]
-    assert not found, f"modules that decide today for themselves: {found}"
+    found += [p.name for p in sorted((ROOT / "notebooks").glob("*.ipynb")) if pattern.search(p.read_text())]
+    assert not found, f"modules and notebooks that decide today for themselves: {found}"

@@ -22,4 +22,11 @@ def current_day() -> pd.Timestamp:
     return current_time().normalize()
 
 
-__all__ = ["current_time", "current_day"]
+def scoring_day(kind: str, cutoff) -> str:
+    """The day (``YYYY-MM-DD``) a data set's table is scored as of when none is given: the
+    cut-off for transactions (the end of the models' calibration), today for a customer or
+    campaign table (who they are now). The refresh and notebook 06 read it from here."""
+    return f"{pd.Timestamp(cutoff) if kind == 'transactions' else current_day():%Y-%m-%d}"
+
+
+__all__ = ["current_time", "current_day", "scoring_day"]

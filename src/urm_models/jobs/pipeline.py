@@ -427,7 +427,7 @@ def refresh(
             _check_dates(p, data, f"data set {p['dataset']}")
         _check_campaign(p, kind, data if kind == "transactions" else None)
         _check_economics(p)
-        p["as_of"] = p.get("as_of") or (p["cutoff"] if kind == "transactions" else f"{clock.current_day():%Y-%m-%d}")
+        p["as_of"] = p.get("as_of") or clock.scoring_day(kind, p["cutoff"])
         run_id = run_id or f"{dt.datetime.now():%Y%m%dT%H%M%S}-{p['dataset']}"  # a safe data set name
         out_dir = paths.reports_dir() / "runs" / run_id
         staged = paths.staging_dir() / run_id / "user_scores.parquet"  # raw ids: under data/, not reports/
