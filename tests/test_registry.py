@@ -111,3 +111,26 @@ def test_every_maximum_likelihood_model_fits_as_an_estimator_with_the_one_summar
         check_is_fitted(clone(fitted))
     again = pickle.loads(pickle.dumps(fitted))
     pd.testing.assert_frame_equal(again.summary, fitted.summary)
+
+
+def test_the_other_models_summaries_have_the_same_schema():
+    """The churn classifier, the survival model and the uplift model share the schema: the
+    estimate first, then (when the model measures it) its standard error and 95% interval."""
+    from urm_models.data.campaign_files import campaign_from_frame
+
+    telco = datasets.load_telco().head(1500).query("tenure > 0")
+    X, y = telco.drop(columns=["user_id", "churn"]), telco["churn"]
+    churn = registry.spec("ChurnClassifier").cls(n_bags=1, random_state=0).fit(X, y)
+    survival = registry.spec("SurvivalModel").cls().fit(telco.drop(columns=["user_id"]), "tenure", "churn")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"user_id": [f"u{i}" for i in range(2000)], "x": rng.normal(size=2000)})
+    frame["arm"] = np.where(rng.random(2000) < 0.5, "mail", "none")
+    frame["y"] = (rng.random(2000) < 0.2 + 0.1 * (frame["arm"] == "mail")).astype(int)
+    camp = campaign_from_frame(frame, control="none", outcomes=["y"], features=["x"])
+    uplift = registry.spec("UpliftModel").cls(control="none").fit(camp.X, camp.data["y"], camp.data["arm"])
+    for model in (churn, survival, uplift):
+        table = model.summary
+        assert table.columns[0] == "estimate" and np.isfinite(table["estimate"].to_numpy(float)).all()
+        if "std_error" in table:
+            assert list(table.columns[:4]) == SUMMARY, type(model).__name__
+    assert "std_error" not in churn.summary and set(survival.summary.columns) > set(SUMMARY)

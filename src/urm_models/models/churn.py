@@ -466,9 +466,13 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Global importance: mean |contribution to the log-odds| per input column."""
+        """The package's summary schema (:mod:`urm_models.models.registry`) for what the
+        classifier estimates of each input column: ``estimate``, its global importance (the mean
+        |contribution to the log-odds|, :attr:`feature_importance_`), and ``share`` of the total;
+        no standard error (the importance of one fit)."""
         check_is_fitted(self, "feature_importance_")
-        return self.feature_importance_
+        fi = self.feature_importance_
+        return pd.DataFrame({"estimate": fi["mean_abs_contribution"], "share": fi["share"]}, index=fi.index)
 
     def explain(self, X: pd.DataFrame, top: int = 3) -> pd.DataFrame:
         """Each user's top reasons: the columns that push their churn log-odds up the most.

@@ -120,8 +120,20 @@ class SurvivalModel(BaseEstimator):
 
     @property
     def summary(self) -> pd.DataFrame:
+        """The package's summary schema (:mod:`urm_models.models.registry`): per coefficient (the
+        Cox model's log hazard ratios; an AFT model's, indexed by parameter and covariate)
+        ``estimate``, ``std_error``, ``lower_95``, ``upper_95``, then the rest of lifelines'
+        table (``exp(coef)`` and its interval, ``z``, ``p``, ...)."""
         check_is_fitted(self, "fitter_")
-        return self.fitter_.summary
+        table = self.fitter_.summary
+        named = {
+            "coef": "estimate",
+            "se(coef)": "std_error",
+            "coef lower 95%": "lower_95",
+            "coef upper 95%": "upper_95",
+        }
+        first = table[list(named)].rename(columns=named)
+        return pd.concat([first, table.drop(columns=list(named))], axis=1)
 
     # -- predictions ----------------------------------------------------------------------
     def _X(self, df):
