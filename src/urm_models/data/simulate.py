@@ -7,7 +7,7 @@ own time 0, ``T`` periods before the cut-off.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -26,44 +26,71 @@ DEFAULT_PARAMS = {
 DEFAULT_SPEND = ("gamma_gamma", {"p": 6.25, "q": 3.74, "v": 15.44})
 
 
+#: the generative processes :func:`simulate_transactions` and :func:`simulate_rfm` draw from
+Model = Literal["bgnbd", "mbgnbd", "paretonbd", "ggompertznbd"]
+
+
+class Population(TypedDict, total=False):
+    """The simulated customers, the keyword arguments :func:`simulate_transactions` and
+    :func:`simulate_rfm` share (their defaults in :data:`POPULATION`).
+
+    ``params``: ``r, alpha, a, b`` (``r, alpha, s, beta`` for Pareto/NBD, ``r, alpha, b, s, beta``
+    for Gamma-Gompertz/NBD), rates per time unit, defaulting to the published CDNOW estimates
+    (:data:`DEFAULT_PARAMS`). ``spend``: ``("gamma_gamma", {"p", "q", "v"})`` (nu ~ Gamma(q, rate
+    v) per user, each value ~ Gamma(p, rate nu)) or None (every amount 1.0). ``seed``. ``T``:
+    time from the first purchase to the cut-off, ``(low, high)`` (uniform) or one value per user.
+    ``holdout``: periods after the cut-off simulated as well. ``covariates`` (one row per user,
+    numeric columns) with ``coefficients`` named as the models name them (``purchase_<col>``;
+    ``dropout_a_<col>``, ``dropout_b_<col>`` for the BG family, ``dropout_<col>`` for Pareto/NBD)
+    give each user their own parameters: ``alpha_i = alpha exp(-sum purchase_c z_ic)``,
+    ``a_i = a exp(sum dropout_a_c z_ic)``, ``b_i = b exp(sum dropout_b_c z_ic)``,
+    ``beta_i = beta exp(-sum dropout_c z_ic)`` on the raw (unstandardised) covariates.
+    """
+
+    params: dict | None
+    spend: tuple[str, dict] | None
+    seed: int
+    T: tuple[float, float] | np.ndarray
+    holdout: float
+    covariates: pd.DataFrame | None
+    coefficients: dict | None
+
+
+#: the defaults of :class:`Population`, decided here
+POPULATION: Population = {
+    "params": None,
+    "spend": DEFAULT_SPEND,
+    "seed": 0,
+    "T": (20.0, 78.0),
+    "holdout": 0.0,
+    "covariates": None,
+    "coefficients": None,
+}
+
+
+def _population(given: dict) -> dict:
+    unknown = set(given) - set(POPULATION)
+    if unknown:
+        raise TypeError(f"unknown simulation option(s) {sorted(unknown)}; known: {sorted(POPULATION)}")
+    return {**POPULATION, **given}
+
+
 def simulate_transactions(
     n_users: int,
-    model: Literal["bgnbd", "mbgnbd", "paretonbd", "ggompertznbd"] = "bgnbd",
-    params: dict | None = None,
-    spend: tuple[str, dict] | None = DEFAULT_SPEND,
-    seed: int = 0,
-    T: tuple[float, float] | np.ndarray = (20.0, 78.0),
-    holdout: float = 0.0,
+    model: Model = "bgnbd",
+    *,
     cutoff: str | pd.Timestamp = "2020-12-31",
     freq: Literal["D", "W", "M"] = FREQ,
     return_users: bool = False,
+    **population: Unpack[Population],
 ):
-    """Simulate purchases for ``n_users`` customers.
-
-    Parameters
-    ----------
-    n_users : int
-    model : {"bgnbd", "mbgnbd", "paretonbd", "ggompertznbd"}
-        BG/NBD (drop-out after a repeat purchase with probability p), MBG/NBD (also at time 0),
-        Pareto/NBD (exponential lifetime with rate mu), Gamma-Gompertz/NBD (Gompertz lifetime:
-        P(alive at u) = exp(-eta (e^{bu} - 1)), eta ~ Gamma(s, beta)).
-    params : dict, optional
-        ``r, alpha, a, b`` (``r, alpha, s, beta`` for Pareto/NBD, ``r, alpha, b, s, beta`` for
-        Gamma-Gompertz/NBD), rates per ``freq`` unit.
-        Defaults to the published CDNOW estimates.
-    spend : ("gamma_gamma", {"p", "q", "v"}) or None
-        Purchase values: nu ~ Gamma(q, rate v) per user, each value ~ Gamma(p, rate nu). None
-        makes every amount 1.0.
-    seed : int
-    T : (low, high) or array
-        Time from first purchase to the cut-off, uniform on (low, high), or given per user.
-    holdout : float
-        Periods after the cut-off that are simulated as well.
-    cutoff : date-like
-    freq : {"D", "W", "M"}
-        The time unit of ``T``, ``holdout`` and the rates.
-    return_users : bool
-        Also return a per-user table of the latent draws (``lambda_``, ``p_``/``mu_``, ``T``).
+    """Simulate purchases for ``n_users`` customers of ``model``: BG/NBD (drop-out after a
+    repeat purchase with probability p), MBG/NBD (also at time 0), Pareto/NBD (exponential
+    lifetime with rate mu), Gamma-Gompertz/NBD (Gompertz lifetime: P(alive at u) =
+    exp(-eta (e^{bu} - 1)), eta ~ Gamma(s, beta)); ``population`` describes the customers
+    (:class:`Population`). Their first purchases are ``T`` periods of ``freq`` before ``cutoff``.
+    ``return_users``: also return a per-user table of the latent draws (``lambda_``,
+    ``p_``/``mu_``, ``T``).
 
     Returns
     -------
@@ -71,7 +98,7 @@ def simulate_transactions(
     Purchases keep their time of day: two can fall on one calendar day, which the BTYD summary
     merges (simulate with a daily ``freq`` or compare on an unmerged summary where that matters).
     """
-    tx, users = _simulate(n_users, model, params, spend, seed, T, holdout, freq)
+    tx, users = _simulate(n_users, model, freq=freq, **_population(population))
     uid, tt, amount = tx
     ids = users.pop("user_id")
     unit_ns = UNIT_DAYS[freq] * 86_400e9
@@ -84,30 +111,17 @@ def simulate_transactions(
     return out
 
 
-def simulate_rfm(
-    n_users: int,
-    model: Literal["bgnbd", "mbgnbd", "paretonbd", "ggompertznbd"] = "bgnbd",
-    params: dict | None = None,
-    spend: tuple[str, dict] | None = DEFAULT_SPEND,
-    seed: int = 0,
-    T: tuple[float, float] | np.ndarray = (20.0, 78.0),
-    holdout: float = 0.0,
-    covariates: pd.DataFrame | None = None,
-    coefficients: dict | None = None,
-) -> pd.DataFrame:
-    """The BTYD summary (``frequency, recency, T, monetary``) of simulated customers, straight
-    from the continuous-time process: no calendar, no merging of same-day purchases, so the
-    summary follows the model exactly (what parameter-recovery tests need). With ``holdout``
-    periods, ``frequency_holdout`` counts the purchases in ``(T, T + holdout]``.
-
-    ``covariates`` (one row per user, numeric columns) with ``coefficients`` named as the
-    models name them (``purchase_<col>``; ``dropout_a_<col>``, ``dropout_b_<col>`` for the
-    BG family, ``dropout_<col>`` for Pareto/NBD) give each user their own parameters:
-    ``alpha_i = alpha exp(-sum purchase_c z_ic)``, ``a_i = a exp(sum dropout_a_c z_ic)``,
-    ``b_i = b exp(sum dropout_b_c z_ic)``, ``beta_i = beta exp(-sum dropout_c z_ic)`` on the raw
-    (unstandardised) covariates; the covariate columns are returned beside the summary.
+def simulate_rfm(n_users: int, model: Model = "bgnbd", **population: Unpack[Population]) -> pd.DataFrame:
+    """The BTYD summary (``frequency, recency, T, monetary``) of simulated customers of ``model``
+    (:func:`simulate_transactions`), straight from the continuous-time process: no calendar, no
+    merging of same-day purchases, so the summary follows the model exactly (what
+    parameter-recovery tests need). With ``holdout`` periods, ``frequency_holdout`` counts the
+    purchases in ``(T, T + holdout]``; with ``covariates`` their columns are returned beside the
+    summary (:class:`Population`).
     """
-    (uid, tt, amount), users = _simulate(n_users, model, params, spend, seed, T, holdout, "W", covariates, coefficients)
+    pop = _population(population)
+    (uid, tt, amount), users = _simulate(n_users, model, freq="W", **pop)
+    covariates = pop["covariates"]
     n = int(n_users)
     later = tt > users["T"][uid]
     held = np.bincount(uid[later], minlength=n)
@@ -125,7 +139,7 @@ def simulate_rfm(
         {"frequency": freq.astype("int64"), "recency": last, "T": users["T"], "monetary": monetary},
         index=pd.Index(users["user_id"], name="user_id"),
     )
-    if holdout:
+    if pop["holdout"]:
         out["frequency_holdout"] = held.astype("int64")
     if covariates is not None:
         for c in covariates.columns:
@@ -166,7 +180,7 @@ def _user_params(model, prm, n, covariates, coefficients) -> dict:
     return out
 
 
-def _simulate(n_users, model, params, spend, seed, T, holdout, freq, covariates=None, coefficients=None):
+def _simulate(n_users, model, *, params, spend, seed, T, holdout, freq, covariates=None, coefficients=None):
     if model not in DEFAULT_PARAMS:
         raise ValueError(f"model must be one of {sorted(DEFAULT_PARAMS)}, not {model!r}")
     if freq not in UNIT_DAYS:
@@ -352,7 +366,9 @@ def simulate_campaign(
         raise ValueError(f"window must be positive, got {window}")
     n = int(n_users)
     rng = np.random.default_rng([seed, 20])
-    (uid, tt, amount), users = _simulate(n, "paretonbd", params, spend, seed, T, 0.0, freq)
+    (uid, tt, amount), users = _simulate(
+        n, "paretonbd", params=params, spend=spend, seed=seed, T=T, holdout=0.0, freq=freq
+    )
     lam, mu, T_arr = users["lambda_"], users["mu_"], users["T"]
     alive = users["tau_"] > T_arr
     high = lam >= np.quantile(lam, 0.75)
