@@ -87,3 +87,25 @@ def test_bad_arguments():
         datasets.simulate_transactions(10, params={"s": 1.0})
     with pytest.raises(ValueError, match="positive"):
         datasets.simulate_transactions(10, params={"r": -1.0})
+
+
+def test_both_simulators_read_one_population_description():
+    """simulate_transactions and simulate_rfm take the same customer description (Population,
+    defaults in POPULATION): the same seed gives the same customers in both, covariates included;
+    a misspelt option is refused with the known ones rather than ignored."""
+    import inspect
+
+    from urm_models.data import simulate
+
+    z = pd.DataFrame({"z": np.linspace(-1, 1, 300)})
+    pop = {"seed": 4, "T": (30.0, 30.0), "covariates": z, "coefficients": {"purchase_z": 0.8}, "spend": None}
+    tx = simulate.simulate_transactions(300, "paretonbd", **pop)
+    rfm = simulate.simulate_rfm(300, "paretonbd", **pop)
+    repeats = tx.groupby("user_id").size() - 1  # every purchase, none merged by the calendar
+    assert repeats.reindex(rfm.index).equals(rfm["frequency"]) and rfm["frequency"].sum() > 100
+    # the covariate moved the rates: the users with z > 0 buy more (purchase_z = 0.8 raises their rate)
+    assert rfm.loc[rfm["z"] > 0, "frequency"].mean() > 1.5 * rfm.loc[rfm["z"] < 0, "frequency"].mean()
+    with pytest.raises(TypeError, match=r"unknown simulation option\(s\) \['hold_out'\]; known: \["):
+        simulate.simulate_rfm(10, hold_out=4.0)
+    for fn in (simulate.simulate_transactions, simulate.simulate_rfm):
+        assert not set(simulate.POPULATION) & set(inspect.signature(fn).parameters)
