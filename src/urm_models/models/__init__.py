@@ -1,45 +1,27 @@
 """Models: BTYD purchase and spend models, contractual retention, churn classifiers, CLV.
 
-The churn classifier and the uplift model (scikit-learn, XGBoost) and the survival models (lifelines) are imported
-when first used, so that a notebook or job that fits only BTYD models does not pay for them.
+Every model class is a row of :mod:`urm_models.models.registry` and is imported from its module
+when first used (``from urm_models.models import ParetoNBD``): a notebook or job that fits only
+BTYD models does not pay for XGBoost, scikit-learn pipelines or lifelines. A new model is its
+module, its row in the registry and its tests; nothing here names it.
 """
 
 from importlib import import_module
 
 from ..core.errors import ConvergenceError
+from . import registry
 from ._base import ModelWarning, NotFittedError
-from .bgbb import BetaGeoBetaBinom
 from .boosting import BoostingOptions
-from .btyd import BetaGeo, GammaGamma, ModifiedBetaGeo, ShiftedBetaGeometric
 from .candidates import CandidateFits, fit_candidates
 from .clv import CLVScorer, ConstantSpend, conditional_median_purchases, customer_lifetime_value, spend_model_for
-from .dynamic import TimeVaryingParetoNBD
-from .gompertz import GammaGompertzNBD
-from .pareto import ParetoNBD
 from .pool import LinearPool
 
-_LAZY = {
-    "ChurnClassifier": ".churn",
-    "SurvivalModel": ".survival",
-    "contractual_clv": ".survival",
-    "ShiftedWindowPurchases": ".shifted",
-    "UpliftModel": ".uplift",
-}
+#: what the package offers beside the models' classes (the registry's), imported when first used
+_LAZY = {"contractual_clv": ".survival"}
 
 __all__ = [
-    "ChurnClassifier",
-    "SurvivalModel",
+    *registry.MODELS,
     "contractual_clv",
-    "BetaGeo",
-    "ModifiedBetaGeo",
-    "ParetoNBD",
-    "GammaGompertzNBD",
-    "TimeVaryingParetoNBD",
-    "BetaGeoBetaBinom",
-    "ShiftedWindowPurchases",
-    "UpliftModel",
-    "GammaGamma",
-    "ShiftedBetaGeometric",
     "ConvergenceError",
     "ModelWarning",
     "NotFittedError",
@@ -56,8 +38,11 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
+    if name in registry.MODELS:
+        value = registry.MODELS[name].cls
+    elif name in _LAZY:
         value = getattr(import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
