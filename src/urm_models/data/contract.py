@@ -58,20 +58,25 @@ def _repeated_ids(d: pd.DataFrame) -> pd.Series:
     return d["user_id"].notna() & d["user_id"].duplicated()
 
 
-#: the categorical attributes of the IBM Telco customer table (text, never empty)
-TELCO_CATEGORICAL = (
-    "gender",
-    "partner",
-    "dependents",
+#: the Telco services a customer may hold besides internet (Yes / No / No ... service)
+TELCO_SERVICES = (
     "phoneservice",
     "multiplelines",
-    "internetservice",
     "onlinesecurity",
     "onlinebackup",
     "deviceprotection",
     "techsupport",
     "streamingtv",
     "streamingmovies",
+)
+#: the categorical attributes of the IBM Telco customer table (text, never empty), in its order
+TELCO_CATEGORICAL = (
+    "gender",
+    "partner",
+    "dependents",
+    *TELCO_SERVICES[:2],
+    "internetservice",
+    *TELCO_SERVICES[2:],
     "contract",
     "paperlessbilling",
     "paymentmethod",

@@ -32,22 +32,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from ..data.contract import TELCO_SERVICES
 from . import boosting as boosting_defaults
 from .boosting import BoostingOptions
 
 __all__ = ["ChurnClassifier", "FeatureEngineer"]
 
 #: Telco-style service columns: a customer's number of services is a strong, simple signal.
-SERVICE_COLUMNS = (
-    "phoneservice",
-    "multiplelines",
-    "onlinesecurity",
-    "onlinebackup",
-    "deviceprotection",
-    "techsupport",
-    "streamingtv",
-    "streamingmovies",
-)
+SERVICE_COLUMNS = TELCO_SERVICES
 
 
 class FeatureEngineer(TransformerMixin, BaseEstimator):
