@@ -320,6 +320,9 @@ def test_read_options_are_one_object_built_by_name_with_the_loaders_defaults(tmp
     assert len(later) == 2 and later.attrs["validation"]["n_rejected"] == 1
     with pytest.raises(TypeError, match=r"unknown option 'date_fmt'; known: \[.*'date_format'"):
         datasets.load_transactions(path, date_fmt="%d/%m/%Y")
+    # the mapping where the options go (the second argument was columns= before): said, not a traceback
+    with pytest.raises(TypeError, match=r"options must be a ReadOptions .*, not dict: .* goes in columns="):
+        datasets.load_transactions(path, by_name["columns"])
     for bad, match in (
         ({"errors": "ignore"}, "errors must be 'raise' or 'quarantine'"),
         ({"null_ids": "skip"}, "null_ids must be 'refuse', 'drop' or 'keep'"),

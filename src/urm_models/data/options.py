@@ -13,7 +13,7 @@ defaults, whichever way a caller writes them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -118,6 +118,12 @@ def build(by_name: Mapping, *given):
     """The option objects ``given`` (each an instance of its class, or the class itself for its
     defaults) with the options named in ``by_name`` changed: each name goes to the class that
     has it. A name no class has is refused with the known ones."""
+    for g in given:
+        if not (isinstance(g, type) or is_dataclass(g)):
+            raise TypeError(
+                f"options must be a ReadOptions (or CampaignOptions), not {type(g).__name__}: a mapping of "
+                "canonical to file column names goes in columns={...}"
+            )
     classes = [g if isinstance(g, type) else type(g) for g in given]
     changes = [{} for _ in given]
     for name, value in by_name.items():
