@@ -33,7 +33,7 @@ from ..core.errors import ConventionError, DataValidationError
 from .contract import Field
 from .options import CampaignOptions, ReadOptions, build
 from .parsing import NULL_WORDS, blank, parse_number
-from .reading import RawTable, raw_from_frame, read_raw
+from .reading import RawTable, raw_from_frame, read_file, read_raw
 from .validation import validate_table
 
 __all__ = [
@@ -410,8 +410,7 @@ def load_campaign(
     ``data/quarantine/``); campaign-level problems always raise.
     """
     spec, o = build(by_name, campaign or CampaignOptions, options or ReadOptions)
-    o = replace(o, dataset=o.dataset or paths.dataset_name(path))
-    raw = read_raw(path, sep=o.sep, encoding=o.encoding, errors=o.errors, names=o.names)
+    raw, o = read_file(path, o)
     return validate_campaign(raw, spec, o, name=o.dataset)
 
 
@@ -453,9 +452,7 @@ def load_assignments(
     has users). ``options`` (:class:`~urm_models.data.options.ReadOptions`, or its fields by
     name) says how to read the file. Returns ``user_id, arm, sent_at`` with
     ``attrs["campaign"]`` holding the control and the arms (control first)."""
-    o = build(by_name, options or ReadOptions)
-    o = replace(o, dataset=o.dataset or paths.dataset_name(path))
-    raw = read_raw(path, sep=o.sep, encoding=o.encoding, errors=o.errors, names=o.names)
+    raw, o = read_file(path, build(by_name, options or ReadOptions))
     return assignments_from_raw(raw, control=control, arms=arms, options=o)
 
 

@@ -7,7 +7,6 @@ passed validation (:mod:`urm_models.data.validation`); ``df.attrs["validation"]`
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +18,7 @@ from ..core.paths import dataset_name  # noqa: F401  (part of this surface: the 
 from .campaign_files import load_hillstrom
 from .contract import MAX_AMOUNT, TELCO_CATEGORICAL, Errors
 from .options import ReadOptions, build
-from .reading import RawTable, raw_from_frame, read_raw
+from .reading import RawTable, raw_from_frame, read_file, read_raw
 from .simulate import simulate_rfm, simulate_transactions  # noqa: F401  (part of this surface)
 from .validation import validate_table
 
@@ -113,12 +112,11 @@ def load_table(path: str | Path, table: str, options: ReadOptions | None = None,
     ``"value_per_event"`` or ``"none"``: money columns downstream are then left empty and tiers go
     by activity; docs/architecture.md, "Activity without money").
     """
-    o = build(by_name, options or ReadOptions)
-    raw = read_raw(path, sep=o.sep, encoding=o.encoding, errors=o.errors, names=o.names)
+    raw, o = read_file(path, build(by_name, options or ReadOptions))
     amounts = _amount_source(raw, table, o.columns, o.value_per_event)
     if amounts != "file":  # a placeholder every number convention reads, replaced after the checks
         raw.frame["amount"] = "0" if raw.fmt == "csv" else 0.0
-    out = validate_table(raw, table, replace(o, dataset=o.dataset or dataset_name(path)))
+    out = validate_table(raw, table, o)
     if table == "transactions":
         if amounts != "file":
             out["amount"] = float(o.value_per_event) if o.value_per_event is not None else 1.0

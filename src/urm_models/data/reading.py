@@ -35,15 +35,17 @@ import json
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from ..core import paths
 from ..core.errors import DataValidationError
 from .contract import Errors
+from .options import ReadOptions
 
 MAX_EXAMPLES = 5
 CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".dat"}
@@ -332,6 +334,14 @@ def read_raw(
     frame.columns = columns
     reasons = [(n, t, why) for n, t, why in rejected] + [(n, t, f"ragged row: {why}") for n, t, why in bad_lines]
     return RawTable(str(path), frame, "csv", sorted(reasons), np.asarray(line_numbers, dtype=np.int64), sep)
+
+
+def read_file(path: str | Path, options: ReadOptions) -> tuple[RawTable, ReadOptions]:
+    """``path`` read as ``options`` say (``sep``, ``encoding``, ``names``, ``errors``), and the
+    options with their data set defaulting to the file's (what every loader of a user's file
+    does before it validates)."""
+    raw = read_raw(path, sep=options.sep, encoding=options.encoding, errors=options.errors, names=options.names)
+    return raw, replace(options, dataset=options.dataset or paths.dataset_name(path))
 
 
 def _check_header(path: Path, columns: list[str], n_rows: int, parquet: bool = False) -> None:

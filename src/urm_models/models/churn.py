@@ -38,9 +38,6 @@ from .boosting import BoostingOptions
 
 __all__ = ["ChurnClassifier", "FeatureEngineer"]
 
-#: Telco-style service columns: a customer's number of services is a strong, simple signal.
-SERVICE_COLUMNS = TELCO_SERVICES
-
 
 class FeatureEngineer(TransformerMixin, BaseEstimator):
     """Adds derived columns when their inputs are present (and nothing otherwise).
@@ -52,7 +49,8 @@ class FeatureEngineer(TransformerMixin, BaseEstimator):
     """
 
     def fit(self, X, y=None):
-        self.services_ = [c for c in SERVICE_COLUMNS if c in X.columns]
+        # Telco-style service columns: a customer's number of services is a strong, simple signal
+        self.services_ = [c for c in TELCO_SERVICES if c in X.columns]
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
